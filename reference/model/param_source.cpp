@@ -1,0 +1,208 @@
+// The parameter list of ZImageTransformer2DModel, completeness checks, and
+// the safetensors-backed ParamSource of a diffusers model folder.
+#include "model/param_source.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "io/safetensors.h"
+
+namespace zimage {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// Ref: transformer_z_image.py ZImageTransformer2DModel.__init__ (basic mode:
+// siglip_feat_dim None). Checked against state_dict() of a tiny instance
+// and against the Turbo parameter count (tests/unit/test_model_folder.cpp).
+std::map<std::string, Shape> expected_parameter_shapes(const ZImageConfig& cfg) {
+  const int64_t dim = cfg.dim, hd = cfg.head_dim(), ffn = cfg.ffn_hidden(), ada = cfg.adaln_dim();
+  std::map<std::string, Shape> p;
+
+  // ZImageTransformerBlock: Attention(bias=False, out_bias=False, qk_norm
+  // "rms_norm"), FeedForward (SwiGLU, no bias), four RMSNorms, and
+  // adaLN_modulation = Sequential(Linear(min(dim,256), 4*dim)) when modulated.
+  auto block = [&](const std::string& prefix, bool modulated) {
+    for (const char* w : {"to_q", "to_k", "to_v"}) p[prefix + "attention." + w + ".weight"] = {dim, dim};
+    p[prefix + "attention.to_out.0.weight"] = {dim, dim};
+    if (cfg.qk_norm) {
+      p[prefix + "attention.norm_q.weight"] = {hd};
+      p[prefix + "attention.norm_k.weight"] = {hd};
+    }
+    p[prefix + "feed_forward.w1.weight"] = {ffn, dim};
+    p[prefix + "feed_forward.w2.weight"] = {dim, ffn};
+    p[prefix + "feed_forward.w3.weight"] = {ffn, dim};
+    for (const char* n : {"attention_norm1", "attention_norm2", "ffn_norm1", "ffn_norm2"})
+      p[prefix + n + ".weight"] = {dim};
+    if (modulated) {
+      p[prefix + "adaLN_modulation.0.weight"] = {4 * dim, ada};
+      p[prefix + "adaLN_modulation.0.bias"] = {4 * dim};
+    }
+  };
+
+  const std::string key = cfg.embedder_key();  // "2-1"
+  const int64_t patch_dim = cfg.patch_dim();
+  p["all_x_embedder." + key + ".weight"] = {dim, patch_dim};
+  p["all_x_embedder." + key + ".bias"] = {dim};
+  // FinalLayer: norm_final is LayerNorm without affine (no parameters).
+  p["all_final_layer." + key + ".linear.weight"] = {patch_dim, dim};
+  p["all_final_layer." + key + ".linear.bias"] = {patch_dim};
+  p["all_final_layer." + key + ".adaLN_modulation.1.weight"] = {dim, ada};
+  p["all_final_layer." + key + ".adaLN_modulation.1.bias"] = {dim};
+
+  for (int i = 0; i < cfg.n_refiner_layers; ++i) block("noise_refiner." + std::to_string(i) + ".", true);
+  for (int i = 0; i < cfg.n_refiner_layers; ++i) block("context_refiner." + std::to_string(i) + ".", false);
+  for (int i = 0; i < cfg.n_layers; ++i) block("layers." + std::to_string(i) + ".", true);
+
+  // TimestepEmbedder(min(dim, 256), mid_size=1024): Linear(256,1024), SiLU, Linear(1024, adaln_dim).
+  p["t_embedder.mlp.0.weight"] = {T_EMBED_MID, T_FREQ_DIM};
+  p["t_embedder.mlp.0.bias"] = {T_EMBED_MID};
+  p["t_embedder.mlp.2.weight"] = {ada, T_EMBED_MID};
+  p["t_embedder.mlp.2.bias"] = {ada};
+  // cap_embedder = Sequential(RMSNorm(cap_feat_dim), Linear(cap_feat_dim, dim)).
+  p["cap_embedder.0.weight"] = {cfg.cap_feat_dim};
+  p["cap_embedder.1.weight"] = {dim, cfg.cap_feat_dim};
+  p["cap_embedder.1.bias"] = {dim};
+  p["x_pad_token"] = {1, dim};
+  p["cap_pad_token"] = {1, dim};
+  return p;
+}
+
+void check_complete(const ParamSource& src, const std::map<std::string, Shape>& expected) {
+  const std::map<std::string, Shape> have = src.shapes();
+  auto first_of = [](const std::vector<std::string>& names) {
+    std::string s = "'" + names.front() + "'";
+    if (names.size() > 1) s += " (and " + std::to_string(names.size() - 1) + " more)";
+    return s;
+  };
+  std::vector<std::string> missing, unexpected;
+  for (const auto& [name, shape] : expected) {
+    auto it = have.find(name);
+    if (it == have.end()) {
+      missing.push_back(name);
+    } else {
+      ZIMAGE_CHECK(it->second == shape, src.describe() + ": tensor '" + name + "' has shape " + shape_str(it->second) +
+                                            ", the config implies " + shape_str(shape));
+    }
+  }
+  for (const auto& [name, shape] : have)
+    if (!expected.count(name)) unexpected.push_back(name);
+  ZIMAGE_CHECK(missing.empty(), src.describe() + ": missing tensor " + first_of(missing) + " (expected shape " +
+                                    shape_str(expected.at(missing.front())) + ")");
+  ZIMAGE_CHECK(unexpected.empty(), src.describe() + ": unexpected tensor " + first_of(unexpected) +
+                                       ": not a parameter of ZImageTransformer2DModel with this config");
+}
+
+// ---------------------------------------------------------------- model folder
+
+namespace {
+
+// Tensors spread over one or more mapped safetensors files; all float.
+class SafetensorsParamSource : public ParamSource {
+ public:
+  SafetensorsParamSource(std::string describe, std::vector<std::shared_ptr<SafetensorsFile>> files)
+      : describe_(std::move(describe)), files_(std::move(files)) {
+    for (const auto& f : files_) {
+      for (const std::string& name : f->names()) {
+        const TensorView& v = f->view(name);
+        ZIMAGE_CHECK(dtype_is_float(v.dtype), f->path() + ": tensor '" + name + "' has dtype " + dtype_name(v.dtype) +
+                                                  "; parameters must be F64, F32, BF16 or F16");
+        auto [it, fresh] = where_.emplace(name, f.get());
+        ZIMAGE_CHECK(fresh, describe_ + ": tensor '" + name + "' is in both " + it->second->path() + " and " + f->path());
+      }
+    }
+  }
+
+  std::map<std::string, Shape> shapes() const override {
+    std::map<std::string, Shape> out;
+    for (const auto& [name, f] : where_) out[name] = f->view(name).shape;
+    return out;
+  }
+
+  Tensor<double> load(const std::string& name) const override {
+    auto it = where_.find(name);
+    ZIMAGE_CHECK(it != where_.end(), describe_ + ": no tensor '" + name + "'");
+    return it->second->get<double>(name);
+  }
+
+  std::string describe() const override { return describe_; }
+
+ private:
+  std::string describe_;
+  std::vector<std::shared_ptr<SafetensorsFile>> files_;  // keeps the maps alive
+  std::map<std::string, const SafetensorsFile*> where_;
+};
+
+json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  ZIMAGE_CHECK(in, path + ": cannot open");
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    std::string what = e.what();
+    for (char& c : what)
+      if (c == '\n' || c == '\r') c = ' ';
+    throw Error(path + ": not valid JSON: " + what);
+  }
+}
+
+// Opens every shard the index names and checks that the index and the shards
+// agree exactly: each mapped tensor is in its shard, each shard tensor is mapped there.
+std::shared_ptr<ParamSource> open_sharded(const fs::path& dir, const std::string& index_path) {
+  const json index = read_json_file(index_path);
+  ZIMAGE_CHECK(index.is_object() && index.contains("weight_map") && index["weight_map"].is_object(),
+               index_path + ": no \"weight_map\" object");
+  std::map<std::string, std::string> weight_map;  // tensor -> shard file name
+  for (const auto& [name, shard] : index["weight_map"].items()) {
+    ZIMAGE_CHECK(shard.is_string(), index_path + ": weight_map entry for '" + name + "' is not a file name");
+    const std::string file = shard.get<std::string>();
+    ZIMAGE_CHECK(!file.empty() && file.find('/') == std::string::npos && file != "." && file != "..",
+                 index_path + ": weight_map entry for '" + name + "' names '" + file + "', not a file in " + dir.string());
+    weight_map[name] = file;
+  }
+  std::map<std::string, std::shared_ptr<SafetensorsFile>> shards;
+  for (const auto& [name, file] : weight_map) {
+    if (shards.count(file)) continue;
+    const fs::path p = dir / file;
+    ZIMAGE_CHECK(fs::exists(p), index_path + ": shard '" + file + "' (holding tensor '" + name + "') does not exist in " +
+                                    dir.string());
+    shards[file] = SafetensorsFile::open(p.string());
+  }
+  for (const auto& [name, file] : weight_map)
+    ZIMAGE_CHECK(shards.at(file)->contains(name),
+                 index_path + ": tensor '" + name + "' is mapped to '" + file + "', which does not hold it");
+  std::vector<std::shared_ptr<SafetensorsFile>> files;
+  for (const auto& [file, sf] : shards) {
+    for (const std::string& name : sf->names()) {
+      auto it = weight_map.find(name);
+      ZIMAGE_CHECK(it != weight_map.end(), sf->path() + ": tensor '" + name + "' is not listed in " + index_path);
+      ZIMAGE_CHECK(it->second == file, sf->path() + ": tensor '" + name + "' is mapped to '" + it->second + "' in " +
+                                           index_path);
+    }
+    files.push_back(sf);
+  }
+  return std::make_shared<SafetensorsParamSource>(index_path, std::move(files));
+}
+
+}  // namespace
+
+ModelFolder open_model_folder(const std::string& dir) {
+  const fs::path d(dir);
+  ModelFolder mf;
+  mf.config = ZImageConfig::from_file((d / "config.json").string());  // validates
+  const fs::path single = d / "diffusion_pytorch_model.safetensors";
+  const fs::path index = d / "diffusion_pytorch_model.safetensors.index.json";
+  if (fs::exists(single)) {
+    mf.params = std::make_shared<SafetensorsParamSource>(single.string(),
+                                                         std::vector{SafetensorsFile::open(single.string())});
+  } else if (fs::exists(index)) {
+    mf.params = open_sharded(d, index.string());
+  } else {
+    throw Error(dir + ": no diffusion_pytorch_model.safetensors or diffusion_pytorch_model.safetensors.index.json");
+  }
+  check_complete(*mf.params, expected_parameter_shapes(mf.config));
+  return mf;
+}
+
+}  // namespace zimage

@@ -1,0 +1,67 @@
+// ZImageTransformer2DModel (basic mode) on the CPU: weights and forward.
+#pragma once
+#include <array>
+#include <vector>
+
+#include "model/config.h"
+#include "model/param_source.h"
+#include "modules/final_layer.h"
+#include "modules/patchify.h"
+#include "modules/timestep_embedder.h"
+#include "modules/transformer_block.h"
+
+namespace zimage {
+
+// Every parameter of the model, structured like diffusers' modules.
+template <class T>
+struct ZImageWeights {
+  ZImageConfig config;
+  TimestepEmbedderW<T> t_embedder;
+  Tensor<T> cap_embedder_norm;   // cap_embedder.0 (RMSNorm) [cap_feat_dim]
+  LinearW<T> cap_embedder_linear;  // cap_embedder.1 Linear(cap_feat_dim, C)
+  LinearW<T> x_embedder;         // all_x_embedder.{p}-{pf}
+  FinalLayerW<T> final_layer;    // all_final_layer.{p}-{pf}
+  Tensor<T> x_pad_token, cap_pad_token;  // [1, C]
+  std::vector<TransformerBlockW<T>> noise_refiner, context_refiner, layers;
+};
+
+// Loads every parameter from `src` after check_complete against the config.
+template <class T>
+ZImageWeights<T> load_weights(const ZImageConfig& cfg, const ParamSource& src);
+
+// Loaders for stand-alone modules (real-size module goldens); `prefix` is the
+// module path, e.g. "layers.0".
+template <class T>
+LinearW<T> load_linear(const ParamSource& src, const std::string& prefix, bool bias);
+template <class T>
+TransformerBlockW<T> load_block(const ParamSource& src, const std::string& prefix, bool modulation, bool qk_norm);
+template <class T>
+TimestepEmbedderW<T> load_timestep_embedder(const ParamSource& src, const std::string& prefix);
+template <class T>
+FinalLayerW<T> load_final_layer(const ParamSource& src, const std::string& prefix);
+
+// Inputs of one forward, as diffusers receives them.
+template <class T>
+struct DitInputs {
+  std::vector<Tensor<T>> x;          // [C, F, H, W] per item
+  std::vector<Tensor<T>> cap_feats;  // [L_i, cap_feat_dim] per item
+  Tensor<T> t;                       // [B], before t_scale
+};
+
+// Checks shapes against the config before any compute; errors name the input
+// tensor (`x.1`, `cap_feats.0`, `t`).
+void check_dit_inputs(const ZImageConfig& cfg, const std::vector<Shape>& x, const std::vector<Shape>& cap, const Shape& t);
+
+// Ref: transformer_z_image.py ZImageTransformer2DModel.forward (basic mode)
+// Returns sample.{i} [C, F, H, W] per item, not negated. With `acts`, records
+// every module output under its diffusers path, plus the patchify.* and
+// rope_embedder.* intermediates named as in docs/goldens.md.
+template <class T>
+std::vector<Tensor<T>> zimage_forward(const ZImageWeights<T>& w, const DitInputs<T>& in, Activations<T>* acts = nullptr);
+
+// Ref: transformer_z_image.py ZImageTransformer2DModel.__init__ (cap_embedder)
+// cap [N, cap_feat_dim] -> [N, C]: Linear(RMSNorm(cap)).
+template <class T>
+Tensor<T> cap_embedder(const Tensor<T>& cap, const ZImageWeights<T>& w, Activations<T>* acts = nullptr);
+
+}  // namespace zimage

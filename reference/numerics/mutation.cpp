@@ -1,0 +1,34 @@
+#include "numerics/mutation.h"
+
+#include <atomic>
+
+namespace zimage {
+
+namespace {
+std::atomic<Mutation> g_mutation{Mutation::None};
+}
+
+Mutation active_mutation() { return g_mutation.load(std::memory_order_relaxed); }
+void set_mutation(Mutation m) { g_mutation.store(m, std::memory_order_relaxed); }
+
+const char* mutation_name(Mutation m) {
+  switch (m) {
+    case Mutation::None: return "none";
+    case Mutation::RopeHalfSplit: return "rope_half_split";
+    case Mutation::RopeAxesPermuted: return "rope_axes_permuted";
+    case Mutation::RopeTheta10000: return "rope_theta_10000";
+    case Mutation::PositionsFromZero: return "positions_from_zero";
+    case Mutation::NoGateTanh: return "no_gate_tanh";
+    case Mutation::ScaleWithoutOne: return "scale_without_one";
+    case Mutation::SiluBeforeBlockAdaLN: return "silu_before_block_adaln";
+    case Mutation::TScaleOne: return "t_scale_one";
+    case Mutation::PadTokensNotSubstituted: return "pad_tokens_not_substituted";
+    case Mutation::PadPositionsSwapped: return "pad_positions_swapped";
+    case Mutation::NoAttentionScale: return "no_attention_scale";
+    case Mutation::RmsNormEps1e6: return "rmsnorm_eps_1e-6";
+    case Mutation::TimestepSinFirst: return "timestep_sin_first";
+  }
+  return "?";
+}
+
+}  // namespace zimage

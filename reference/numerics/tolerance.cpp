@@ -1,0 +1,187 @@
+#include "numerics/tolerance.h"
+
+#include <cmath>
+#include <cstdio>
+#include <regex>
+
+namespace zimage::numerics {
+
+double op_eps(const Op& op, double u_s, double u_a) {
+  return op.n_r * u_s + std::sqrt(op.K) * u_a + (op.transcendental ? 4.0 * u_a : 0.0);
+}
+
+const char* tier_name(Tier t) {
+  switch (t) {
+    case Tier::T0: return "T0";
+    case Tier::T1: return "T1";
+    case Tier::T2: return "T2";
+  }
+  return "?";
+}
+
+namespace {
+
+using Ops = std::vector<Op>;
+
+Op linear_op(double K) { return {"linear(K=" + std::to_string(int64_t(K)) + ")", 1, K, false}; }
+// rsqrt(mean(x^2) + eps) then two multiplies.
+Op rms_op(double C) { return {"rms_norm(K=" + std::to_string(int64_t(C)) + ")", 3, C, true}; }
+Op layer_norm_op(double C) { return {"layer_norm(K=" + std::to_string(int64_t(C)) + ")", 3, 2 * C, true}; }
+Op silu_op() { return {"silu", 2, 1, true}; }
+Op tanh_op() { return {"tanh", 1, 1, true}; }
+Op elementwise_op(const std::string& n) { return {n, 1, 1, false}; }
+
+void append(Ops& a, const Ops& b) { a.insert(a.end(), b.begin(), b.end()); }
+
+Ops timestep_embedding_ops() { return {{"timestep_embedding(cos,sin)", 1, 1, true}}; }
+Ops t_embedder_ops() {
+  Ops o = timestep_embedding_ops();
+  append(o, {linear_op(T_FREQ_DIM), silu_op(), linear_op(T_EMBED_MID)});
+  return o;
+}
+Ops attention_ops(const ZImageConfig& c, int64_t L) {
+  return {linear_op(c.dim), rms_op(c.head_dim()), {"rope", 2, 2, false}, {"q k^T", 1, double(c.head_dim()), false},
+          {"softmax", 2, double(L), true}, {"p v", 1, double(L), false}, linear_op(c.dim)};
+}
+Ops feed_forward_ops(const ZImageConfig& c) {
+  return {linear_op(c.dim), silu_op(), elementwise_op("gate mul"), linear_op(c.ffn_hidden())};
+}
+Ops block_ops(const ZImageConfig& c, int64_t L, bool modulated) {
+  Ops o;
+  if (modulated) append(o, {linear_op(c.adaln_dim()), tanh_op(), elementwise_op("scale")});
+  o.push_back(rms_op(c.dim));
+  append(o, attention_ops(c, L));
+  append(o, {rms_op(c.dim), elementwise_op("gated residual"), rms_op(c.dim)});
+  append(o, feed_forward_ops(c));
+  append(o, {rms_op(c.dim), elementwise_op("gated residual")});
+  return o;
+}
+Ops final_layer_ops(const ZImageConfig& c) {
+  return {silu_op(), linear_op(c.adaln_dim()), layer_norm_op(c.dim), elementwise_op("scale"), linear_op(c.dim)};
+}
+Ops whole_model_ops(const ZImageConfig& c, int64_t L) {
+  Ops o = t_embedder_ops();
+  append(o, {rms_op(c.cap_feat_dim), linear_op(c.cap_feat_dim), linear_op(c.patch_dim())});
+  for (int i = 0; i < 2 * c.n_refiner_layers + c.n_layers; ++i) append(o, block_ops(c, L, true));
+  append(o, final_layer_ops(c));
+  return o;
+}
+
+}  // namespace
+
+std::vector<Op> module_ops(const std::string& path, const ZImageConfig& c, int64_t L) {
+  std::smatch m;
+  static const std::regex block_re(R"(^(noise_refiner|context_refiner|layers)\.(\d+)(\.(.*))?$)");
+  static const std::regex final_re(R"(^all_final_layer\.\d+-\d+(\.(.*))?$)");
+  if (std::regex_match(path, m, block_re)) {
+    const bool modulated = m[1] != "context_refiner";
+    const std::string sub = m[4];
+    if (sub.empty()) return block_ops(c, L, modulated);
+    if (sub == "attention") return attention_ops(c, L);
+    if (sub == "attention.to_q" || sub == "attention.to_k" || sub == "attention.to_v" || sub == "attention.to_out.0")
+      return {linear_op(c.dim)};
+    if (sub == "attention.norm_q" || sub == "attention.norm_k") return {rms_op(c.head_dim())};
+    if (sub == "attention_norm1" || sub == "attention_norm2" || sub == "ffn_norm1" || sub == "ffn_norm2")
+      return {rms_op(c.dim)};
+    if (sub == "feed_forward") return feed_forward_ops(c);
+    if (sub == "feed_forward.w1" || sub == "feed_forward.w3") return {linear_op(c.dim)};
+    if (sub == "feed_forward.w2") return {linear_op(c.ffn_hidden())};
+    if (sub == "adaLN_modulation" || sub == "adaLN_modulation.0") return {linear_op(c.adaln_dim())};
+  } else if (std::regex_match(path, m, final_re)) {
+    const std::string sub = m[2];
+    if (sub.empty()) return final_layer_ops(c);
+    if (sub == "norm_final") return {layer_norm_op(c.dim)};
+    if (sub == "linear") return {linear_op(c.dim)};
+    if (sub == "adaLN_modulation" || sub == "adaLN_modulation.1") return {silu_op(), linear_op(c.adaln_dim())};
+  } else if (path == "t_embedder" || path == "t_embedder.mlp") {
+    return t_embedder_ops();
+  } else if (path == "t_embedder.mlp.0") {
+    return {linear_op(T_FREQ_DIM)};
+  } else if (path == "t_embedder.mlp.2") {
+    return {linear_op(T_EMBED_MID)};
+  } else if (path == "t_embedder.timestep_embedding") {
+    return timestep_embedding_ops();
+  } else if (path == "cap_embedder") {
+    return {rms_op(c.cap_feat_dim), linear_op(c.cap_feat_dim)};
+  } else if (path == "cap_embedder.0") {
+    return {rms_op(c.cap_feat_dim)};
+  } else if (path == "cap_embedder.1") {
+    return {linear_op(c.cap_feat_dim)};
+  } else if (path.rfind("all_x_embedder.", 0) == 0) {
+    return {linear_op(c.patch_dim())};
+  } else if (path.rfind("rope_embedder", 0) == 0) {
+    return {{"cos/sin of an fp32 angle", 1, 1, true}};
+  } else if (path.rfind("sample.", 0) == 0) {
+    return whole_model_ops(c, L);
+  }
+  throw Error("tolerance policy: no op chain for module '" + path + "'");
+}
+
+Budget budget_for(Tier tier, const std::vector<Op>& ops) {
+  Budget b;
+  double eps = 0;
+  for (const Op& op : ops) {
+    eps += op_eps(op, kUnitRoundoffFp32, kUnitRoundoffFp32);
+    b.chain += (b.chain.empty() ? "" : " + ") + op.name;
+  }
+  if (tier == Tier::T2) eps *= 2.0;  // our fp32 error + the golden's own fp32 error
+  b.rel_rms = eps;
+  b.max_n = 4.0 * eps;
+  return b;
+}
+
+Budget module_budget(Tier tier, const std::string& path, const ZImageConfig& cfg, int64_t seq_len) {
+  return budget_for(tier, module_ops(path, cfg, seq_len));
+}
+
+Comparison compare(const double* a, const double* r, int64_t n) {
+  Comparison c;
+  c.n = n;
+  long double diff2 = 0, ref2 = 0;
+  double max_abs = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(a[i]) && std::isfinite(r[i])) {
+      if (c.nonfinite++ == 0) c.worst = i, c.worst_a = a[i], c.worst_r = r[i];
+      continue;
+    }
+    const double d = std::fabs(a[i] - r[i]);
+    if (a[i] != r[i]) ++c.mismatches;
+    diff2 += (long double)d * d;
+    ref2 += (long double)r[i] * r[i];
+    if (d > max_abs && c.nonfinite == 0) max_abs = d, c.worst = i, c.worst_a = a[i], c.worst_r = r[i];
+  }
+  c.ref_rms = n ? double(std::sqrt(ref2 / n)) : 0.0;
+  c.rel_rms = ref2 > 0 ? double(std::sqrt(diff2 / ref2)) : (diff2 > 0 ? INFINITY : 0.0);
+  c.max_n = c.ref_rms > 0 ? std::max(max_abs, 0.0) / c.ref_rms : (max_abs > 0 ? INFINITY : 0.0);
+  return c;
+}
+
+bool passes(const Comparison& c, const Budget& b) {
+  return c.nonfinite == 0 && c.rel_rms <= b.rel_rms && c.max_n <= b.max_n;
+}
+
+bool passes_exact(const Comparison& c) { return c.nonfinite == 0 && c.mismatches == 0; }
+
+double budget_used(const Comparison& c, const Budget& b) {
+  return std::max(c.rel_rms / b.rel_rms, c.max_n / b.max_n);
+}
+
+std::string describe(const Comparison& c, const Budget& b) {
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "rel_rms %.3e max_n %.3e worst [%lld] %.7g vs %.7g nonfinite %lld | budget rel_rms %.3e max_n %.3e "
+                "(%.1f%% used)",
+                c.rel_rms, c.max_n, (long long)c.worst, c.worst_a, c.worst_r, (long long)c.nonfinite, b.rel_rms,
+                b.max_n, 100.0 * budget_used(c, b));
+  return buf;
+}
+
+std::string describe_exact(const Comparison& c) {
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "exact: %lld of %lld elements differ, nonfinite %lld, worst [%lld] %.9g vs %.9g",
+                (long long)c.mismatches, (long long)c.n, (long long)c.nonfinite, (long long)c.worst, c.worst_a,
+                c.worst_r);
+  return buf;
+}
+
+}  // namespace zimage::numerics

@@ -1,0 +1,85 @@
+// The one tolerance policy (../shared/docs/numerics.md), used by every test
+// and by `zimage validate`.
+//
+// Per op with reduction length K, n_r roundings to the storage precision u_s,
+// accumulation in u_a, and a transcendental call in u_c:
+//     eps(op) = n_r * u_s + sqrt(K) * u_a  (+ 4 * u_c if it calls exp/sin/...)
+//     gate:   rel_rms <= eps  and  max_n <= 4 * eps
+// A module that chains ops gets the sum of its ops' eps (first-order error
+// propagation through well-conditioned steps); docs/tolerances.md lists the
+// chains and the measured headroom.
+//   T1: reference<float> vs reference<double>: budget = chain eps in fp32.
+//   T2: reference vs a diffusers fp32 golden: T1 budget + the golden's own
+//       fp32 error, which has the same size: 2 x chain eps.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/config.h"
+
+namespace zimage::numerics {
+
+constexpr double kUnitRoundoffFp64 = 1.1e-16;
+constexpr double kUnitRoundoffFp32 = 6.0e-8;
+constexpr double kUnitRoundoffFp16 = 4.9e-4;  // also TF32
+constexpr double kUnitRoundoffBf16 = 3.9e-3;
+
+// One op of a module's chain.
+struct Op {
+  std::string name;
+  int n_r = 1;                 // roundings to the storage dtype
+  double K = 1;                // reduction length
+  bool transcendental = false; // exp, sin, cos, tanh, rsqrt-as-call ...
+};
+
+double op_eps(const Op& op, double u_storage, double u_accum);
+
+enum class Tier { T0, T1, T2 };
+const char* tier_name(Tier t);
+
+struct Budget {
+  double rel_rms = 0;  // gate on rel_rms
+  double max_n = 0;    // gate on max_n (4 x rel_rms)
+  std::string chain;   // the ops the budget was derived from, for the log
+};
+
+// The op chain of a diffusers module, by its path ("layers.3.attention",
+// "noise_refiner.0.feed_forward.w2", "t_embedder", "sample.0", ...).
+// `seq_len` is the attention length L where it matters. Throws for a path
+// this policy does not know: every comparison must have a derived budget.
+std::vector<Op> module_ops(const std::string& path, const ZImageConfig& cfg, int64_t seq_len);
+Budget budget_for(Tier tier, const std::vector<Op>& ops);
+Budget module_budget(Tier tier, const std::string& path, const ZImageConfig& cfg, int64_t seq_len);
+
+// The measurements of one comparison (candidate a, reference r, both in fp64).
+struct Comparison {
+  int64_t n = 0;
+  int64_t nonfinite = 0;   // NaN/Inf in a where r is finite
+  double rel_rms = 0;      // ||a - r|| / ||r||
+  double max_n = 0;        // max |a - r| / rms(r)
+  int64_t worst = -1;      // index of the worst element
+  double worst_a = 0, worst_r = 0;
+  double ref_rms = 0;
+  int64_t mismatches = 0;  // T0: elements that differ at all
+};
+
+Comparison compare(const double* a, const double* r, int64_t n);
+template <class A, class R>
+Comparison compare(const Tensor<A>& a, const Tensor<R>& r) {
+  ZIMAGE_CHECK(a.shape == r.shape, "compare: shape " + shape_str(a.shape) + " vs reference " + shape_str(r.shape));
+  std::vector<double> da(a.data.begin(), a.data.end()), dr(r.data.begin(), r.data.end());
+  return compare(da.data(), dr.data(), a.numel());
+}
+
+bool passes(const Comparison& c, const Budget& b);  // nonfinite == 0 and both gates
+bool passes_exact(const Comparison& c);              // T0: nonfinite == 0 and mismatches == 0
+
+// "rel_rms 1.2e-07 max_n 3.4e-07 worst [17] 0.5123 vs 0.5124 budget 6.2e-06 (2% used)"
+std::string describe(const Comparison& c, const Budget& b);
+std::string describe_exact(const Comparison& c);
+// Share of the budget used: max(rel_rms / b.rel_rms, max_n / b.max_n).
+double budget_used(const Comparison& c, const Budget& b);
+
+}  // namespace zimage::numerics

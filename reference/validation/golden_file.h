@@ -1,0 +1,40 @@
+// A golden file (docs/goldens.md) opened for validation: its tensors, its
+// provenance, the config, and where the weights come from.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "model/config.h"
+#include "model/param_source.h"
+
+namespace zimage {
+
+struct GoldenFile {
+  std::string path;
+  std::shared_ptr<SafetensorsFile> file;
+  ZImageConfig config;
+  std::string case_name, kind;  // kind: "model" or "modules"
+  std::shared_ptr<ParamSource> params;
+
+  bool has(const std::string& name) const { return file->contains(name); }
+  template <class T>
+  Tensor<T> get(const std::string& name) const { return file->get<T>(name); }
+  // Module paths with a recorded output, in file order of names (sorted).
+  std::vector<std::string> module_outputs() const;
+  int batch_size() const;  // number of x.{i} tensors (kind=model)
+};
+
+// Opens and screens a golden: format tag, provenance keys, config; every
+// float tensor finite and not constant (a cached black image once
+// "validated" a whole port elsewhere). Weights: `model_dir` when given,
+// else the golden's `model_dir` metadata (relative to golden_root), else its
+// `synthetic_weights` metadata.
+GoldenFile open_golden(const std::string& path, const std::string& model_dir = "");
+
+// Screens one float tensor: throws naming file and tensor on NaN/Inf (with
+// the first index) or when all values are equal.
+void screen_golden_tensor(const std::string& file, const TensorView& v);
+
+}  // namespace zimage

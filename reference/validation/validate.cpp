@@ -1,0 +1,100 @@
+#include "validation/validate.h"
+
+#include <cstdio>
+
+#include "model/transformer.h"
+#include "validation/module_runner.h"
+
+namespace zimage {
+
+using numerics::Tier;
+
+namespace {
+
+template <class T>
+ValidationRow row_t2(const GoldenFile& g, const std::string& name, const Tensor<T>& got, const std::string& tier,
+                     int64_t seq_len) {
+  ValidationRow r;
+  r.module = name;
+  r.tier = tier;
+  const Tensor<double> ref = g.get<double>(name);
+  r.shape = ref.shape;
+  r.cmp = numerics::compare(got, ref);
+  r.budget = numerics::module_budget(Tier::T2, name, g.config, seq_len);
+  r.pass = numerics::passes(r.cmp, r.budget);
+  return r;
+}
+
+template <class T>
+DitInputs<T> golden_inputs(const GoldenFile& g) {
+  DitInputs<T> in;
+  for (int i = 0; i < g.batch_size(); ++i) {
+    in.x.push_back(g.get<T>("x." + std::to_string(i)));
+    in.cap_feats.push_back(g.get<T>("cap_feats." + std::to_string(i)));
+  }
+  in.t = g.get<T>("t");
+  return in;
+}
+
+}  // namespace
+
+template <class T>
+std::vector<ValidationRow> validate_golden(const GoldenFile& g) {
+  std::vector<ValidationRow> rows;
+  if (g.kind == "model") {
+    const ZImageWeights<T> w = load_weights<T>(g.config, *g.params);
+    Activations<T> acts;
+    const std::vector<Tensor<T>> samples = zimage_forward(w, golden_inputs<T>(g), &acts);
+    for (const auto& name : g.module_outputs()) {
+      if (name.rfind("patchify.", 0) != 0) continue;
+      ValidationRow r;
+      r.module = name;
+      r.tier = "T0";
+      r.exact = true;
+      const Tensor<double> ref = g.get<double>(name);
+      r.shape = ref.shape;
+      auto it = acts.find(name);
+      ZIMAGE_CHECK(it != acts.end(), g.path + ": the reference forward produced no '" + name + "'");
+      r.cmp = numerics::compare(it->second, ref.reshaped(it->second.shape));
+      r.pass = numerics::passes_exact(r.cmp);
+      rows.push_back(r);
+    }
+    const int64_t L = g.has("layers.0:in.x") ? g.file->view("layers.0:in.x").shape[1] : 1;
+    for (size_t i = 0; i < samples.size(); ++i)
+      rows.push_back(row_t2(g, "sample." + std::to_string(i), samples[i], "T2 whole-model", L));
+  }
+  for (const auto& name : g.module_outputs()) {
+    const std::optional<Tensor<T>> got = run_module<T>(g, name);
+    if (!got) continue;
+    rows.push_back(row_t2(g, name, *got, "T2 teacher-forced", module_seq_len(g, name)));
+  }
+  return rows;
+}
+
+std::string format_rows(const std::vector<ValidationRow>& rows, bool header) {
+  std::string out;
+  char buf[400];
+  if (header) {
+    std::snprintf(buf, sizeof buf, "%-44s %-18s %-18s %-10s %-10s %-10s %-7s %s\n", "module", "shape", "tier", "rel_rms",
+                  "max_n", "budget", "used", "result");
+    out += buf;
+  }
+  for (const auto& r : rows) {
+    if (r.exact) {
+      std::snprintf(buf, sizeof buf, "%-44s %-18s %-18s %-10s %-10s %-10s %-7s %s (%lld of %lld differ)\n",
+                    r.module.c_str(), shape_str(r.shape).c_str(), r.tier.c_str(), "-", "-", "exact", "-",
+                    r.pass ? "PASS" : "FAIL", (long long)r.cmp.mismatches, (long long)r.cmp.n);
+    } else {
+      std::snprintf(buf, sizeof buf, "%-44s %-18s %-18s %-10.3e %-10.3e %-10.3e %5.1f%%  %s\n", r.module.c_str(),
+                    shape_str(r.shape).c_str(), r.tier.c_str(), r.cmp.rel_rms, r.cmp.max_n, r.budget.rel_rms,
+                    100.0 * numerics::budget_used(r.cmp, r.budget), r.pass ? "PASS" : "FAIL");
+    }
+    out += buf;
+  }
+  return out;
+}
+
+template std::vector<ValidationRow> validate_golden<float>(const GoldenFile&);
+template std::vector<ValidationRow> validate_golden<double>(const GoldenFile&);
+
+}  // namespace zimage

@@ -1,0 +1,40 @@
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace zimage::cli {
+
+inline constexpr const char* kUsage =
+    "usage:\n"
+    "  zimage dit --model DIR --inputs IN.safetensors --output OUT.safetensors\n"
+    "             [--dtype float32|float64] [--dump-activations ACTS.safetensors]\n"
+    "      Runs ZImageTransformer2DModel on x.{i} [C,1,H,W], cap_feats.{i} [L_i,cap_feat_dim], t [B]\n"
+    "      (float32, t before t_scale) and writes sample.{i} [C,1,H,W] float32, not negated.\n"
+    "  zimage validate [--goldens FILE ...] [--model DIR] [--dtype float64|float32]\n"
+    "      Checks goldens (default: every golden shipped in golden/) against the reference:\n"
+    "      one row per module; exit status 1 if any row fails.\n";
+
+// --flag value pairs; a flag may repeat (values kept in order).
+struct Args {
+  std::map<std::string, std::vector<std::string>> values;
+  bool has(const std::string& k) const { return values.count(k) != 0; }
+  std::string get(const std::string& k, const std::string& def = "") const {
+    auto it = values.find(k);
+    return it == values.end() ? def : it->second.back();
+  }
+  std::string required(const std::string& k) const {
+    ZIMAGE_CHECK(has(k), "missing required argument " + k);
+    return get(k);
+  }
+};
+
+Args parse_args(int argc, char** argv);
+// Throws naming the first flag not in `known`.
+void allow_only(const Args& a, const std::vector<std::string>& known);
+int cmd_dit(const Args& args);
+int cmd_validate(const Args& args);
+
+}  // namespace zimage::cli

@@ -1,0 +1,86 @@
+// zimage dit: one forward of the reference transformer on a user's inputs.
+#include <cstdio>
+
+#include "cli.h"
+#include "io/safetensors.h"
+#include "model/transformer.h"
+
+namespace zimage::cli {
+
+namespace {
+
+// Reads x.{i}, cap_feats.{i}, t: float32 only, shapes checked against the
+// config before any compute.
+template <class T>
+DitInputs<T> read_inputs(const std::string& path, const ZImageConfig& cfg) {
+  const auto f = SafetensorsFile::open(path);
+  auto need_f32 = [&](const std::string& name) -> const TensorView& {
+    ZIMAGE_CHECK(f->contains(name), path + ": missing input tensor '" + name + "'");
+    const TensorView& v = f->view(name);
+    ZIMAGE_CHECK(v.dtype == DType::F32, path + ": input tensor '" + name + "' is " + dtype_name(v.dtype) + ", expected F32");
+    return v;
+  };
+  std::vector<Shape> xs, cs;
+  for (int i = 0; f->contains("x." + std::to_string(i)); ++i) {
+    xs.push_back(need_f32("x." + std::to_string(i)).shape);
+    cs.push_back(need_f32("cap_feats." + std::to_string(i)).shape);
+  }
+  ZIMAGE_CHECK(!xs.empty(), path + ": missing input tensor 'x.0'");
+  for (const auto& name : f->names()) {
+    const bool known = name == "t" || name.rfind("x.", 0) == 0 || name.rfind("cap_feats.", 0) == 0;
+    ZIMAGE_CHECK(!known || name == "t" || (name.rfind("x.", 0) == 0 ? f->contains("cap_feats." + name.substr(2))
+                                                                     : f->contains("x." + name.substr(10))),
+                 path + ": input tensor '" + name + "' has no partner (x.{i} and cap_feats.{i} come in pairs)");
+  }
+  try {
+    check_dit_inputs(cfg, xs, cs, need_f32("t").shape);
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
+  DitInputs<T> in;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    in.x.push_back(f->get<T>("x." + std::to_string(i)));
+    in.cap_feats.push_back(f->get<T>("cap_feats." + std::to_string(i)));
+  }
+  in.t = f->get<T>("t");
+  return in;
+}
+
+template <class T>
+int run(const Args& args, const std::string& dtype) {
+  const ModelFolder model = open_model_folder(args.required("--model"));
+  const std::string in_path = args.required("--inputs"), out_path = args.required("--output");
+  const DitInputs<T> in = read_inputs<T>(in_path, model.config);
+  const ZImageWeights<T> w = load_weights<T>(model.config, *model.params);
+  Activations<T> acts;
+  const bool dump = args.has("--dump-activations");
+  const std::vector<Tensor<T>> samples = zimage_forward(w, in, dump ? &acts : nullptr);
+
+  SafetensorsWriter out;
+  out.set_metadata("producer", "zimage dit (CPU reference)");
+  out.set_metadata("dtype", dtype);
+  out.set_metadata("model", args.get("--model"));
+  for (size_t i = 0; i < samples.size(); ++i) out.add("sample." + std::to_string(i), samples[i], DType::F32);
+  if (dump) {
+    SafetensorsWriter a;
+    a.set_metadata("producer", "zimage dit --dump-activations (CPU reference)");
+    a.set_metadata("dtype", dtype);
+    for (const auto& [name, t] : acts) a.add(name, t, sizeof(T) == 8 ? DType::F64 : DType::F32);
+    a.write(args.get("--dump-activations"));
+  }
+  out.write(out_path);
+  std::printf("wrote %zu samples to %s\n", samples.size(), out_path.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int cmd_dit(const Args& args) {
+  allow_only(args, {"--model", "--inputs", "--output", "--dtype", "--dump-activations"});
+  const std::string dtype = args.get("--dtype", "float32");
+  if (dtype == "float32") return run<float>(args, dtype);
+  if (dtype == "float64") return run<double>(args, dtype);
+  throw Error("--dtype must be float32 or float64, not '" + dtype + "'");
+}
+
+}  // namespace zimage::cli

@@ -1,0 +1,31 @@
+// zimage: the command-line front of the CPU reference.
+//   zimage dit       --model DIR --inputs IN --output OUT [--dtype float32|float64] [--dump-activations ACTS]
+//   zimage validate  [--goldens FILE ...] [--model DIR] [--dtype float64|float32]
+// Every user error is one line on stderr and exit status 2; a failed
+// validation is exit status 1.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+#include "cli.h"
+
+int main(int argc, char** argv) {
+  using namespace zimage::cli;
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  try {
+    const Args args = parse_args(argc - 2, argv + 2);
+    const std::string cmd = argv[1];
+    if (cmd == "dit") return cmd_dit(args);
+    if (cmd == "validate") return cmd_validate(args);
+    throw zimage::Error("unknown command '" + cmd + "' (try: zimage --help)");
+  } catch (const zimage::Error& e) {
+    std::fprintf(stderr, "zimage: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "zimage: internal error: %s\n", e.what());
+    return 3;
+  }
+}
