@@ -96,7 +96,8 @@ std::string error_of(F&& f) {
 
 TEST(ExpectedShapes, MatchDiffusersStateDictOfTinyModel) {
   std::map<std::string, Shape> diffusers;
-  for (const auto& [name, shape] : json::parse(kDiffusersTinyShapes).items()) diffusers[name] = shape.get<Shape>();
+  const json dumped = json::parse(kDiffusersTinyShapes);
+  for (const auto& [name, shape] : dumped.items()) diffusers[name] = shape.get<Shape>();
   EXPECT_EQ(expected_parameter_shapes(tiny_config()), diffusers);
 }
 
@@ -150,7 +151,7 @@ class ModelFolderTest : public testing::Test {
   // Every expected parameter, optionally edited, split over `shards` files.
   // Returns the file names (a single file is diffusion_pytorch_model.safetensors).
   std::vector<std::string> write_weights(std::map<std::string, Shape> shapes, int shards = 1, DType as = DType::F32) {
-    std::vector<SafetensorsWriter> writers(size_t(shards));
+    std::vector<SafetensorsWriter> writers(static_cast<size_t>(shards));
     std::vector<std::string> files;
     json weight_map = json::object();
     for (int s = 0; s < shards; ++s)

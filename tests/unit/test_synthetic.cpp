@@ -19,7 +19,7 @@ using json = nlohmann::json;
 using testing::HasSubstr;
 
 std::vector<float> fill(uint64_t seed, const std::string& name, double o, double s, int64_t n) {
-  std::vector<float> v(size_t(n));
+  std::vector<float> v(static_cast<size_t>(n));
   synthetic_fill(seed, name, o, s, v.data(), n);
   return v;
 }

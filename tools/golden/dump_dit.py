@@ -64,6 +64,10 @@ MODEL_CASES = {
                               items=[(16, 16, 40)], hooks="narrow", ship=None),
 }
 REAL_SEED = 1005
+# --real-hooks lean: leaf Linears of layers.0 left out (their inputs/outputs are [1, 32, 3840]
+# or [1, 32, 10240] each; the enclosing attention / feed_forward captures still cover them).
+LEAN_SKIP = ("attention.to_q", "attention.to_k", "attention.to_v", "feed_forward.w1", "feed_forward.w2",
+             "feed_forward.w3")
 REAL_TOKENS = 32
 ALL_CASES = list(MODEL_CASES) + ["real_modules"]
 
@@ -367,6 +371,8 @@ def run_real_modules(args) -> list[str]:
     for prefix, mod in modules.items():
         if prefix == "context_refiner.0" and args.ctx_hooks == "block":
             paths = [""]
+        elif prefix == "layers.0" and args.real_hooks == "lean":
+            paths = [q for q in all_hookable(mod) if q not in LEAN_SKIP]
         else:
             paths = all_hookable(mod)
         hooked[prefix] = [_join(prefix, q) for q in paths]
@@ -421,6 +427,8 @@ def main(argv=None):
     ap.add_argument("--diffusers-commit", default=None, help="git sha of the diffusers source (or DIFFUSERS_COMMIT)")
     ap.add_argument("--ctx-hooks", choices=["block", "all"], default="block",
                     help="real_modules: hook only context_refiner.0 itself (default) or all its submodules")
+    ap.add_argument("--real-hooks", choices=["full", "lean"], default="full",
+                    help="real_modules: hook every submodule of layers.0 (default) or leave out its leaf Linears")
     args = ap.parse_args(argv)
     args.commit = gio.diffusers_commit(args.diffusers_commit)
     cases = args.case or ["all"]

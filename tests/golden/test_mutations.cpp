@@ -1,0 +1,70 @@
+// Mutation tests (numerics.md, "Proving the gates can fail"): each injected
+// porting bug must make a named golden check fail, and the same check must
+// pass without it. A tolerance that lets one of these through is too loose.
+#include "numerics/mutation.h"
+#include "support/goldens.h"
+#include "support/test_support.h"
+#include "validation/module_runner.h"
+#include "validation/validate.h"
+
+namespace zimage {
+namespace {
+
+struct MutationCase {
+  Mutation mutation;
+  std::string golden;  // case
+  std::string check;   // module (teacher forced) or a whole-model row (patchify.* / sample.*)
+};
+
+// Runs the named check in double and returns (passed, description).
+std::pair<bool, std::string> run_check(const MutationCase& m) {
+  const GoldenFile g = open_golden(testing::golden_path(m.golden));
+  if (m.check.rfind("patchify.", 0) == 0 || m.check.rfind("sample.", 0) == 0) {
+    for (const auto& r : validate_golden<double>(g))
+      if (r.module == m.check)
+        return {r.pass, r.exact ? numerics::describe_exact(r.cmp) : numerics::describe(r.cmp, r.budget)};
+    throw Error("no row " + m.check);
+  }
+  const auto got = run_module<double>(g, m.check);
+  if (!got) throw Error("golden lacks inputs of " + m.check);
+  const auto b = numerics::module_budget(numerics::Tier::T2, m.check, g.config, module_seq_len(g, m.check));
+  const auto cmp = numerics::compare(*got, g.get<double>(m.check));
+  return {numerics::passes(cmp, b), numerics::describe(cmp, b)};
+}
+
+class MutationIsCaught : public ::testing::TestWithParam<MutationCase> {};
+
+TEST_P(MutationIsCaught, CheckFailsWithMutationAndPassesWithout) {
+  const MutationCase& m = GetParam();
+  const auto [clean_pass, clean] = run_check(m);
+  std::printf("  clean   %s %s: %s\n", m.golden.c_str(), m.check.c_str(), clean.c_str());
+  EXPECT_TRUE(clean_pass) << "the check must pass without the mutation: " << clean;
+  std::pair<bool, std::string> mutated_result;
+  {
+    ScopedMutation scoped(m.mutation);
+    mutated_result = run_check(m);
+  }
+  std::printf("  mutated %s %s [%s]: %s\n", m.golden.c_str(), m.check.c_str(), mutation_name(m.mutation),
+              mutated_result.second.c_str());
+  EXPECT_FALSE(mutated_result.first) << mutation_name(m.mutation) << " was not caught by " << m.check;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Numerics, MutationIsCaught,
+    ::testing::Values(MutationCase{Mutation::RopeHalfSplit, "tiny_single", "layers.0.attention"},
+                      MutationCase{Mutation::RopeAxesPermuted, "tiny_single", "rope_embedder.x"},
+                      MutationCase{Mutation::RopeTheta10000, "tiny_single", "rope_embedder.cap"},
+                      MutationCase{Mutation::PositionsFromZero, "tiny_single", "patchify.cap_pos_ids.0"},
+                      MutationCase{Mutation::NoGateTanh, "tiny_single", "layers.0"},
+                      MutationCase{Mutation::ScaleWithoutOne, "tiny_single", "noise_refiner.0"},
+                      MutationCase{Mutation::SiluBeforeBlockAdaLN, "tiny_single", "layers.1.adaLN_modulation"},
+                      MutationCase{Mutation::TScaleOne, "tiny_single", "sample.0"},
+                      MutationCase{Mutation::PadTokensNotSubstituted, "tiny_single", "sample.0"},
+                      MutationCase{Mutation::PadPositionsSwapped, "tiny_single", "patchify.x_pos_ids.0"},
+                      MutationCase{Mutation::NoAttentionScale, "tiny_wide", "layers.0.attention"},
+                      MutationCase{Mutation::RmsNormEps1e6, "real_modules", "layers.0.attention.norm_q"},
+                      MutationCase{Mutation::TimestepSinFirst, "tiny_batch2", "t_embedder"}),
+    [](const auto& info) { return testing::test_name(mutation_name(info.param.mutation)); });
+
+}  // namespace
+}  // namespace zimage

@@ -1,0 +1,127 @@
+// Bad input to the CLI: one line on stderr that names the file, tensor or
+// argument, exit status 2, no crash, and no output file left behind.
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "io/safetensors.h"
+#include "model/transformer.h"
+#include "support/test_support.h"
+
+namespace zimage {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RunResult {
+  int status;
+  std::string err;
+};
+
+RunResult run_cli(const std::string& args) {
+  const fs::path errf = fs::path(::testing::TempDir()) / "zimage_cli_stderr.txt";
+  const std::string cmd = std::string(ZIMAGE_CLI) + " " + args + " >/dev/null 2>" + errf.string();
+  const int raw = std::system(cmd.c_str());
+  std::ifstream in(errf);
+  std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), err};
+}
+
+// A tiny model folder written with the project's writer and synthetic weights.
+class CliBadInput : public ::testing::Test {
+ protected:
+  fs::path dir = fs::path(::testing::TempDir()) / ("zimage_cli_" + std::to_string(::getpid()));
+  fs::path model = dir / "model", inputs = dir / "in.safetensors", out = dir / "out.safetensors";
+  ZImageConfig cfg = testing::tiny_config(1);
+
+  void SetUp() override {
+    fs::remove_all(dir);
+    fs::create_directories(model);
+    std::ofstream(model / "config.json") << cfg.to_json().dump(2);
+    write_model([](const std::string&) { return true; });
+    write_inputs({16, 1, 8, 8}, {5, 32}, DType::F32);
+  }
+  void TearDown() override { fs::remove_all(dir); }
+
+  template <class Keep>
+  void write_model(Keep keep, const std::string& bad_shape_name = "") {
+    const auto src = synthetic_param_source(testing::synthetic_spec(cfg, 3));
+    SafetensorsWriter w;
+    for (const auto& [name, shape] : src->shapes()) {
+      if (!keep(name)) continue;
+      Tensor<double> t = src->load(name);
+      if (name == bad_shape_name) t = t.reshaped({t.numel()});
+      w.add(name, t);
+    }
+    w.write((model / "diffusion_pytorch_model.safetensors").string());
+  }
+  void write_inputs(Shape x, Shape cap, DType x_dtype) {
+    SafetensorsWriter w;
+    w.add("x.0", testing::randn<double>(x, 1), x_dtype);
+    w.add("cap_feats.0", testing::randn<double>(cap, 2));
+    w.add("t", Tensor<double>({1}, {0.5}));
+    w.write(inputs.string());
+  }
+  std::string dit_args() const {
+    return "dit --model " + model.string() + " --inputs " + inputs.string() + " --output " + out.string();
+  }
+  void expect_error(const RunResult& r, const std::string& must_name) {
+    std::printf("  stderr: %s", r.err.c_str());
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_EQ(r.err.rfind("zimage: error: ", 0), 0u) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "not one line: " << r.err;
+    EXPECT_NE(r.err.find(must_name), std::string::npos) << "error does not name '" << must_name << "': " << r.err;
+    EXPECT_FALSE(fs::exists(out)) << "partial output left behind";
+    EXPECT_FALSE(fs::exists(out.string() + ".tmp")) << "temporary output left behind";
+  }
+};
+
+TEST_F(CliBadInput, ValidInputsSucceed) {
+  const RunResult r = run_cli(dit_args());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto f = SafetensorsFile::open(out.string());
+  EXPECT_EQ(f->view("sample.0").shape, (Shape{16, 1, 8, 8}));
+}
+
+TEST_F(CliBadInput, MissingArgument) { expect_error(run_cli("dit --model " + model.string()), "--inputs"); }
+TEST_F(CliBadInput, UnknownArgument) { expect_error(run_cli(dit_args() + " --steps 3"), "--steps"); }
+TEST_F(CliBadInput, BadDtype) { expect_error(run_cli(dit_args() + " --dtype float16"), "--dtype"); }
+TEST_F(CliBadInput, ModelWithoutConfig) {
+  fs::remove(model / "config.json");
+  expect_error(run_cli(dit_args()), "config.json");
+}
+TEST_F(CliBadInput, TruncatedModelFile) {
+  fs::resize_file(model / "diffusion_pytorch_model.safetensors", 4000);
+  expect_error(run_cli(dit_args()), "diffusion_pytorch_model.safetensors");
+}
+TEST_F(CliBadInput, MissingWeight) {
+  write_model([](const std::string& n) { return n != "layers.0.feed_forward.w2.weight"; });
+  expect_error(run_cli(dit_args()), "layers.0.feed_forward.w2.weight");
+}
+TEST_F(CliBadInput, WrongWeightShape) {
+  write_model([](const std::string&) { return true; }, "cap_embedder.1.weight");
+  expect_error(run_cli(dit_args()), "cap_embedder.1.weight");
+}
+TEST_F(CliBadInput, MissingInputsFile) {
+  fs::remove(inputs);
+  expect_error(run_cli(dit_args()), inputs.string());
+}
+TEST_F(CliBadInput, InputWrongDtype) {
+  write_inputs({16, 1, 8, 8}, {5, 32}, DType::F64);
+  expect_error(run_cli(dit_args()), "x.0");
+}
+TEST_F(CliBadInput, ImageNotDivisibleByPatch) {
+  write_inputs({16, 1, 8, 7}, {5, 32}, DType::F32);
+  expect_error(run_cli(dit_args()), "x.0");
+}
+TEST_F(CliBadInput, CaptionWidthMismatch) {
+  write_inputs({16, 1, 8, 8}, {5, 31}, DType::F32);
+  expect_error(run_cli(dit_args()), "cap_feats.0");
+}
+TEST_F(CliBadInput, ValidateMissingGolden) {
+  expect_error(run_cli("validate --goldens " + (dir / "nope.safetensors").string()), "nope.safetensors");
+}
+
+}  // namespace
+}  // namespace zimage

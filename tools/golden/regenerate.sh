@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Regenerates every golden under golden/ from real diffusers (see tools/golden/README.md).
+#
+#   tools/golden/regenerate.sh            # from the repository root or anywhere
+#
+# Environment:
+#   DIFFUSERS_COMMIT  diffusers commit to dump from (default below)
+#   DIFFUSERS_SRC     a folder holding the `diffusers` package of that commit (its src/);
+#                     default: extracted with `git archive` from DIFFUSERS_GIT
+#   DIFFUSERS_GIT     a diffusers git directory (bare or not) that has the commit;
+#                     default: /work/.mirror/huggingface+diffusers/repo if present, else a
+#                     fresh clone of https://github.com/huggingface/diffusers
+#   GOLDEN_ENV        the golden env tools (default /work/shared/golden-env)
+# Needs root (the golden env is a chroot).
+set -euo pipefail
+
+DIFFUSERS_COMMIT=${DIFFUSERS_COMMIT:-58eb52c0803ea9af3abec60841c2a093bdf1f951}
+GOLDEN_ENV=${GOLDEN_ENV:-/work/shared/golden-env}
+ZFILE=src/diffusers/models/transformers/transformer_z_image.py
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+cd "$REPO"
+
+# 1. The Python env (Debian sid chroot: torch, transformers, safetensors, numpy). Idempotent.
+"$GOLDEN_ENV/setup"
+
+# 2. diffusers source at the commit.
+if [ -z "${DIFFUSERS_GIT:-}" ]; then
+  if [ -d /work/.mirror/huggingface+diffusers/repo ]; then
+    DIFFUSERS_GIT=/work/.mirror/huggingface+diffusers/repo
+  else
+    DIFFUSERS_GIT=${TMPDIR:-/tmp}/zimage-diffusers.git
+    [ -d "$DIFFUSERS_GIT" ] || git clone --bare https://github.com/huggingface/diffusers "$DIFFUSERS_GIT"
+  fi
+fi
+EXPECT_BLOB=$(git -C "$DIFFUSERS_GIT" rev-parse "$DIFFUSERS_COMMIT:$ZFILE")
+if [ -z "${DIFFUSERS_SRC:-}" ]; then
+  X=${TMPDIR:-/tmp}/zimage-diffusers-$DIFFUSERS_COMMIT
+  if [ ! -f "$X/$ZFILE" ]; then
+    rm -rf "$X" && mkdir -p "$X"
+    git -C "$DIFFUSERS_GIT" archive "$DIFFUSERS_COMMIT" src/diffusers | tar -x -C "$X"
+  fi
+  DIFFUSERS_SRC=$X/src
+fi
+export DIFFUSERS_SRC
+# The env's `run` binds DIFFUSERS_SRC only if nothing is bound yet: the blob check below
+# (verify.py --expect-blob) proves which transformer_z_image.py the dump imported.
+
+RUN() { OMP_NUM_THREADS=1 "$GOLDEN_ENV/run" "$@"; }
+
+# 3. Dump. Old goldens are removed first so nothing stale survives.
+CASES="tiny_single tiny_batch2 tiny_wide narrow_full_depth real_modules"
+for c in $CASES synthetic_check; do rm -f "golden/$c.safetensors"; done
+for c in $CASES; do rm -rf "golden/models/$c"; done
+mkdir -p golden
+RUN python3 -B tools/golden/dump_dit.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
+RUN python3 -B tools/golden/dump_synthetic_check.py --out golden
+
+chmod -R a+rX golden
+
+# 4. Load everything back and check it.
+RUN python3 -B tools/golden/verify.py --golden golden --expect-commit "$DIFFUSERS_COMMIT" --expect-blob "$EXPECT_BLOB"
+du -sh golden
+du -sh --apparent-size golden

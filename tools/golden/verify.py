@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Loads every golden back with safetensors and checks it (format, metadata keys,
+dtypes, NaN/Inf, constant tensors, shipped model folders), then prints a summary.
+
+    cd /work/main && DIFFUSERS_SRC=... /work/shared/golden-env/run python3 tools/golden/verify.py \
+        [--golden golden] [--expect-commit SHA] [--expect-blob SHA]
+
+--expect-blob: the git blob id of src/diffusers/models/transformers/transformer_z_image.py at the
+commit (git rev-parse COMMIT:src/diffusers/models/transformers/transformer_z_image.py); every
+diffusers golden must record it, which proves the dump imported that exact file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch  # noqa: E402
+from safetensors import safe_open  # noqa: E402
+
+import golden_io as gio  # noqa: E402
+
+MODEL_KEYS = ["format", "case", "kind", "diffusers_version", "diffusers_commit", "torch_version", "numpy_version",
+              "safetensors_version", "dtype", "seed", "config", "synthetic_weights", "command", "threads", "tf32",
+              "attention_backend", "device"]
+
+
+def check_golden(path, args):
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata() or {}
+        names = list(f.keys())
+        tensors = {k: f.get_tensor(k) for k in names}
+    if meta.get("format") != gio.FORMAT:
+        raise gio.GoldenError(f"{path}: format {meta.get('format')!r}")
+    kind = meta.get("kind")
+    if kind in ("model", "modules"):
+        missing = [k for k in MODEL_KEYS if k not in meta]
+        if missing:
+            raise gio.GoldenError(f"{path}: metadata lacks {missing}")
+        if (meta["threads"], meta["tf32"], meta["attention_backend"], meta["device"], meta["dtype"]) != \
+                ("1", "off", "math", "cpu", "float32"):
+            raise gio.GoldenError(f"{path}: not a reference-mode golden")
+        if args.expect_commit and meta["diffusers_commit"] != args.expect_commit:
+            raise gio.GoldenError(f"{path}: diffusers_commit {meta['diffusers_commit']} != {args.expect_commit}")
+        if args.expect_blob and meta.get("diffusers_z_image_blob") != args.expect_blob:
+            raise gio.GoldenError(f"{path}: transformer_z_image.py blob {meta.get('diffusers_z_image_blob')} "
+                                  f"!= {args.expect_blob}: the dump did not import the expected diffusers source")
+        cfg = json.loads(meta["config"])
+        spec = json.loads(meta["synthetic_weights"])
+        if spec["seed"] != int(meta["seed"]):
+            raise gio.GoldenError(f"{path}: synthetic seed differs from seed")
+        if kind == "model":
+            for i in range(len(json.loads(meta["items"]))):
+                for k in (f"x.{i}", f"cap_feats.{i}", f"sample.{i}", f"patchify.x_pos_ids.{i}"):
+                    if k not in tensors:
+                        raise gio.GoldenError(f"{path}: lacks {k}")
+                if tensors[f"x.{i}"].shape != tensors[f"sample.{i}"].shape:
+                    raise gio.GoldenError(f"{path}: sample.{i} shape differs from x.{i}")
+        for a in range(len(cfg["axes_dims"])):
+            tab = tensors.get(f"rope_embedder.freqs_cis.{a}")
+            if tab is None or list(tab.shape) != [cfg["axes_lens"][a], cfg["axes_dims"][a] // 2, 2]:
+                raise gio.GoldenError(f"{path}: rope table {a} missing or misshapen")
+    elif kind != "synthetic":
+        raise gio.GoldenError(f"{path}: kind {kind!r}")
+    for k, t in tensors.items():
+        if t.dtype not in (torch.float32, torch.int32, torch.int64):
+            raise gio.GoldenError(f"{path}: {k} has dtype {t.dtype}")
+        gio.check_tensor(k, t)
+    size = os.path.getsize(path)
+    nel = sum(t.numel() for t in tensors.values())
+    print(f"{os.path.basename(path)}: case={meta.get('case')} kind={kind} {len(names)} tensors, {nel} elements, "
+          f"{size} bytes ({size / 2**20:.2f} MiB)")
+    return meta
+
+
+def check_model_dir(d, meta):
+    files = sorted(os.listdir(d))
+    index = os.path.join(d, "diffusion_pytorch_model.safetensors.index.json")
+    if os.path.exists(index):
+        with open(index) as f:
+            wmap = json.load(f)["weight_map"]
+        shards = sorted(set(wmap.values()))
+        if sorted(x for x in files if x.endswith(".safetensors")) != shards:
+            raise gio.GoldenError(f"{d}: shard files differ from the index")
+    else:
+        shards = ["diffusion_pytorch_model.safetensors"]
+        wmap = None
+    names = {}
+    for s in shards:
+        with safe_open(os.path.join(d, s), framework="pt") as f:
+            for k in f.keys():
+                if k in names:
+                    raise gio.GoldenError(f"{d}: {k} in two shards")
+                t = f.get_tensor(k)
+                if t.dtype != torch.float32:
+                    raise gio.GoldenError(f"{d}: {k} is {t.dtype}")
+                names[k] = t
+                if wmap is not None and wmap[k] != s:
+                    raise gio.GoldenError(f"{d}: index puts {k} in {wmap[k]}, found in {s}")
+    spec = json.loads(meta["synthetic_weights"])
+    if set(spec["tensors"]) != set(names):
+        raise gio.GoldenError(f"{d}: parameters differ from the golden's synthetic_weights")
+    from synthetic import synthetic
+    for k, s in spec["tensors"].items():
+        ref = torch.from_numpy(synthetic(spec["seed"], k, s["shape"], s["offset"], s["scale"]))
+        if not torch.equal(ref, names[k]):
+            raise gio.GoldenError(f"{d}: {k} differs from its synthetic regeneration")
+    with open(os.path.join(d, "config.json")) as f:
+        if json.load(f) != json.loads(meta["config"]):
+            raise gio.GoldenError(f"{d}: config.json differs from the golden's config")
+    size = sum(os.path.getsize(os.path.join(d, x)) for x in files)
+    print(f"  {d}: {len(shards)} safetensors file(s){' + index' if wmap else ''}, {len(names)} tensors, "
+          f"{sum(t.numel() for t in names.values())} parameters, {size} bytes; equal to the synthetic spec")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--golden", default="golden")
+    ap.add_argument("--expect-commit", default=None)
+    ap.add_argument("--expect-blob", default=None)
+    args = ap.parse_args(argv)
+    total = 0
+    for path in sorted(glob.glob(os.path.join(args.golden, "*.safetensors"))):
+        meta = check_golden(path, args)
+        if meta.get("model_dir"):
+            check_model_dir(os.path.join(args.golden, meta["model_dir"]), meta)
+    for root, _, files in os.walk(args.golden):
+        total += sum(os.path.getsize(os.path.join(root, x)) for x in files)
+    print(f"total {total} bytes ({total / 2**20:.2f} MiB) under {args.golden}/")
+
+
+if __name__ == "__main__":
+    main()
