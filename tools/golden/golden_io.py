@@ -166,8 +166,28 @@ def save(path: str, tensors: dict, metadata: dict) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
     save_file(out, tmp, metadata=metadata)
+    _canonical_header(tmp)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def _canonical_header(path: str) -> None:
+    """Rewrites the safetensors header JSON with sorted keys (safetensors emits metadata in
+    hash-map order), so that a rerun reproduces the file byte for byte. The data section
+    and every data_offsets entry (relative to it) are unchanged."""
+    import struct
+
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n].decode("utf-8"))
+    data = blob[8 + n:]
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * ((-len(text)) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        f.write(data)
 
 
 def summarize(path: str) -> str:
