@@ -15,6 +15,8 @@ struct ModuleCase {
   std::string golden, module;
 };
 
+void PrintTo(const ModuleCase& m, std::ostream* os) { *os << m.golden << " " << m.module; }
+
 std::vector<ModuleCase> module_cases() {
   std::vector<ModuleCase> out;
   for (const auto& c : testing::golden_cases()) {

@@ -16,6 +16,8 @@ struct MutationCase {
   std::string check;   // module (teacher forced) or a whole-model row (patchify.* / sample.*)
 };
 
+void PrintTo(const MutationCase& m, std::ostream* os) { *os << mutation_name(m.mutation) << " @ " << m.golden << " " << m.check; }
+
 // Runs the named check in double and returns (passed, description).
 std::pair<bool, std::string> run_check(const MutationCase& m) {
   const GoldenFile g = open_golden(testing::golden_path(m.golden));

@@ -1,6 +1,7 @@
 // Bad input to the CLI: one line on stderr that names the file, tensor or
 // argument, exit status 2, no crash, and no output file left behind.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -20,7 +21,7 @@ struct RunResult {
 };
 
 RunResult run_cli(const std::string& args) {
-  const fs::path errf = fs::path(::testing::TempDir()) / "zimage_cli_stderr.txt";
+  const fs::path errf = fs::path(::testing::TempDir()) / ("zimage_cli_stderr_" + std::to_string(::getpid()) + ".txt");
   const std::string cmd = std::string(ZIMAGE_CLI) + " " + args + " >/dev/null 2>" + errf.string();
   const int raw = std::system(cmd.c_str());
   std::ifstream in(errf);

@@ -50,6 +50,8 @@ TURBO_N_PARAMS = 6_154_908_736
 # Module paths hooked in narrow_full_depth (N = every index).
 NARROW_HOOKS = ("t_embedder", "all_x_embedder.2-1", "cap_embedder", "noise_refiner.", "context_refiner.",
                 "layers.", "all_final_layer.2-1")
+# tiny_wide: the narrow set plus these (the C++ mutation test teacher-forces layers.0.attention).
+WIDE_EXTRA_HOOKS = ("layers.0.attention",)
 
 MODEL_CASES = {
     # items: (latent H, latent W, caption tokens)
@@ -58,17 +60,23 @@ MODEL_CASES = {
                         items=[(12, 8, 5), (6, 14, 40)], hooks="all", ship="sharded"),
     "tiny_wide": dict(seed=1003, config={**TINY, "dim": 96, "n_heads": 3, "n_kv_heads": 3, "cap_feat_dim": 48,
                                           "axes_dims": [16, 8, 8], "axes_lens": [256, 64, 64]},
-                      items=[(16, 16, 32)], hooks="all", ship="single"),
+                      items=[(16, 16, 32)], hooks="wide", ship="single"),
     "narrow_full_depth": dict(seed=1004, config={**TINY, "n_layers": 30, "cap_feat_dim": 64,
                                                   "axes_lens": [1536, 512, 512]},
                               items=[(16, 16, 40)], hooks="narrow", ship=None),
 }
 REAL_SEED = 1005
-# --real-hooks lean: leaf Linears of layers.0 left out (their inputs/outputs are [1, 32, 3840]
-# or [1, 32, 10240] each; the enclosing attention / feed_forward captures still cover them).
-LEAN_SKIP = ("attention.to_q", "attention.to_k", "attention.to_v", "feed_forward.w1", "feed_forward.w2",
-             "feed_forward.w3")
-REAL_TOKENS = 32
+# --real-hooks lean (the default): the leaf Linears of layers.0 are left out (their inputs/outputs
+# are [1, L, 3840] or [1, L, 10240] each; the enclosing attention / feed_forward captures and
+# norm_q / norm_k, whose input is the to_q / to_k output, still cover them).
+LEAN_SKIP = ("attention.to_q", "attention.to_k", "attention.to_v", "attention.to_out.0", "feed_forward.w1",
+             "feed_forward.w2", "feed_forward.w3")
+# Tokens per real-size call: layers.0 gets the image tokens of a REAL_GRID latent-patch grid
+# placed behind a REAL_CAP_PAD-token (padded) caption, i.e. at ids (REAL_CAP_PAD + 1, row, col);
+# context_refiner.0 gets caption positions (1..REAL_TOKENS, 0, 0).
+REAL_GRID = (4, 4)
+REAL_TOKENS = REAL_GRID[0] * REAL_GRID[1]
+REAL_CAP_PAD = 32
 ALL_CASES = list(MODEL_CASES) + ["real_modules"]
 
 SKIP_TYPES = (nn.ModuleList, nn.ModuleDict, nn.Dropout, nn.SiLU)
@@ -224,8 +232,12 @@ def run_model_case(name: str, case: dict, args) -> list[str]:
     if case["hooks"] == "all":
         paths = [p for p in all_hookable(model) if p]
     else:
+        extra = WIDE_EXTRA_HOOKS if case["hooks"] == "wide" else ()
         paths = [p for p in all_hookable(model)
-                 if p in NARROW_HOOKS or any(p.startswith(h) and p[len(h):].isdigit() for h in NARROW_HOOKS)]
+                 if p in NARROW_HOOKS or p in extra
+                 or any(p.startswith(h) and p[len(h):].isdigit() for h in NARROW_HOOKS)]
+        if not set(extra) <= set(paths):
+            raise gio.GoldenError(f"{name}: extra hooks {sorted(set(extra) - set(paths))} are not modules")
     handles = hook_modules(model, paths, rec)
     inner_rope = model.rope_embedder
     model.rope_embedder = RopeSpy(inner_rope, rec)
@@ -354,12 +366,13 @@ def run_real_modules(args) -> list[str]:
     rec = Recorder()
     rec.put("t", t)
 
-    # RoPE exactly as the model builds it: image tokens of a 4x8 latent-patch grid behind a
-    # 32-token caption sit at (33, row, col); caption tokens at (1..32, 0, 0).
+    # RoPE exactly as the model builds it: image tokens of a 4x4 latent-patch grid behind a
+    # 32-token (padded) caption sit at (33, row, col); caption tokens at (1..16, 0, 0).
     rope = RopeEmbedder(theta=TURBO["rope_theta"], axes_dims=TURBO["axes_dims"], axes_lens=TURBO["axes_lens"])
     spy = RopeSpy(rope, rec)
     grid = ZImageTransformer2DModel.create_coordinate_grid
-    ids_x = grid(size=(1, 4, 8), start=(L + 1, 0, 0)).flatten(0, 2)
+    gh, gw = REAL_GRID
+    ids_x = grid(size=(1, gh, gw), start=(REAL_CAP_PAD + 1, 0, 0)).flatten(0, 2)
     ids_cap = grid(size=(L, 1, 1), start=(1, 0, 0)).flatten(0, 2)
     with gio.reference_mode():
         freqs_x = spy(ids_x).unsqueeze(0)
@@ -372,7 +385,10 @@ def run_real_modules(args) -> list[str]:
         if prefix == "context_refiner.0" and args.ctx_hooks == "block":
             paths = [""]
         elif prefix == "layers.0" and args.real_hooks == "lean":
-            paths = [q for q in all_hookable(mod) if q not in LEAN_SKIP]
+            hookable = all_hookable(mod)
+            if not set(LEAN_SKIP) <= set(hookable):
+                raise gio.GoldenError(f"layers.0: lean skips non-modules {sorted(set(LEAN_SKIP) - set(hookable))}")
+            paths = [q for q in hookable if q not in LEAN_SKIP]
         else:
             paths = all_hookable(mod)
         hooked[prefix] = [_join(prefix, q) for q in paths]
@@ -399,15 +415,15 @@ def run_real_modules(args) -> list[str]:
             "real_modules": present,
             "tokens": str(L),
             "rope_positions": {
-                "layers.0": "rope_embedder.x:in.ids = (33, row, col) for a 4x8 grid (row-major), the image "
-                            "tokens behind a 32-token caption",
-                "context_refiner.0": "rope_embedder.cap:in.ids = (1..32, 0, 0), a 32-token caption",
+                "layers.0": f"rope_embedder.x:in.ids = ({REAL_CAP_PAD + 1}, row, col) for a {gh}x{gw} grid "
+                            f"(row-major), the image tokens behind a {REAL_CAP_PAD}-token (padded) caption",
+                "context_refiner.0": f"rope_embedder.cap:in.ids = (1..{L}, 0, 0), the first {L} caption tokens",
             },
             "calls": {
                 "layers.0": "block(x, attn_mask=None, freqs_cis=rope_embedder.x[None], adaln_input)",
                 "context_refiner.0": "block(x, attn_mask=None, freqs_cis=rope_embedder.cap[None])",
                 "t_embedder": "t_embedder(t * t_scale), t_scale=1000",
-                "cap_embedder": "Sequential(RMSNorm(2560, eps=1e-5), Linear(2560, 3840))(input [32, 2560])",
+                "cap_embedder": f"Sequential(RMSNorm(2560, eps=1e-5), Linear(2560, 3840))(input [{L}, 2560])",
                 f"all_final_layer.{key}": "FinalLayer(3840, 64)(x, c=c)",
             },
         },
@@ -427,8 +443,8 @@ def main(argv=None):
     ap.add_argument("--diffusers-commit", default=None, help="git sha of the diffusers source (or DIFFUSERS_COMMIT)")
     ap.add_argument("--ctx-hooks", choices=["block", "all"], default="block",
                     help="real_modules: hook only context_refiner.0 itself (default) or all its submodules")
-    ap.add_argument("--real-hooks", choices=["full", "lean"], default="full",
-                    help="real_modules: hook every submodule of layers.0 (default) or leave out its leaf Linears")
+    ap.add_argument("--real-hooks", choices=["full", "lean"], default="lean",
+                    help="real_modules: leave out the leaf Linears of layers.0 (default) or hook every submodule")
     args = ap.parse_args(argv)
     args.commit = gio.diffusers_commit(args.diffusers_commit)
     cases = args.case or ["all"]

@@ -8,8 +8,9 @@
 #   DIFFUSERS_SRC     a folder holding the `diffusers` package of that commit (its src/);
 #                     default: extracted with `git archive` from DIFFUSERS_GIT
 #   DIFFUSERS_GIT     a diffusers git directory (bare or not) that has the commit;
-#                     default: /work/.mirror/huggingface+diffusers/repo if present, else a
-#                     fresh clone of https://github.com/huggingface/diffusers
+#                     default: /work/.mirror/huggingface+diffusers/repo if present; required
+#                     otherwise (nothing is downloaded; the blob check needs it even when
+#                     DIFFUSERS_SRC is given)
 #   GOLDEN_ENV        the golden env tools (default /work/shared/golden-env)
 # Needs root (the golden env is a chroot).
 set -euo pipefail
@@ -20,19 +21,27 @@ ZFILE=src/diffusers/models/transformers/transformer_z_image.py
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 cd "$REPO"
 
-# 1. The Python env (Debian sid chroot: torch, transformers, safetensors, numpy). Idempotent.
+# 1. A diffusers git directory with the commit (never downloaded).
+MIRROR=/work/.mirror/huggingface+diffusers/repo
+if [ -z "${DIFFUSERS_GIT:-}" ]; then
+  if [ ! -d "$MIRROR" ]; then
+    echo "regenerate.sh: DIFFUSERS_GIT is not set and $MIRROR does not exist." >&2
+    echo "Set DIFFUSERS_GIT to a diffusers git directory (bare or not) that has commit $DIFFUSERS_COMMIT:" >&2
+    echo "  DIFFUSERS_GIT=/path/to/diffusers.git tools/golden/regenerate.sh" >&2
+    exit 2
+  fi
+  DIFFUSERS_GIT=$MIRROR
+fi
+if ! EXPECT_BLOB=$(git -C "$DIFFUSERS_GIT" rev-parse --verify -q "$DIFFUSERS_COMMIT:$ZFILE" 2>/dev/null); then
+  echo "regenerate.sh: DIFFUSERS_GIT=$DIFFUSERS_GIT is not a git directory holding $DIFFUSERS_COMMIT:$ZFILE." >&2
+  echo "Set DIFFUSERS_GIT to a diffusers git directory (bare or not) that has commit $DIFFUSERS_COMMIT." >&2
+  exit 2
+fi
+
+# 2. The Python env (Debian sid chroot: torch, transformers, safetensors, numpy). Idempotent.
 "$GOLDEN_ENV/setup"
 
-# 2. diffusers source at the commit.
-if [ -z "${DIFFUSERS_GIT:-}" ]; then
-  if [ -d /work/.mirror/huggingface+diffusers/repo ]; then
-    DIFFUSERS_GIT=/work/.mirror/huggingface+diffusers/repo
-  else
-    DIFFUSERS_GIT=${TMPDIR:-/tmp}/zimage-diffusers.git
-    [ -d "$DIFFUSERS_GIT" ] || git clone --bare https://github.com/huggingface/diffusers "$DIFFUSERS_GIT"
-  fi
-fi
-EXPECT_BLOB=$(git -C "$DIFFUSERS_GIT" rev-parse "$DIFFUSERS_COMMIT:$ZFILE")
+# 3. diffusers source at the commit.
 if [ -z "${DIFFUSERS_SRC:-}" ]; then
   X=${TMPDIR:-/tmp}/zimage-diffusers-$DIFFUSERS_COMMIT
   if [ ! -f "$X/$ZFILE" ]; then
@@ -47,7 +56,7 @@ export DIFFUSERS_SRC
 
 RUN() { OMP_NUM_THREADS=1 "$GOLDEN_ENV/run" "$@"; }
 
-# 3. Dump. Old goldens are removed first so nothing stale survives.
+# 4. Dump. Old goldens are removed first so nothing stale survives.
 CASES="tiny_single tiny_batch2 tiny_wide narrow_full_depth real_modules"
 for c in $CASES synthetic_check; do rm -f "golden/$c.safetensors"; done
 for c in $CASES; do rm -rf "golden/models/$c"; done
@@ -57,7 +66,7 @@ RUN python3 -B tools/golden/dump_synthetic_check.py --out golden
 
 chmod -R a+rX golden
 
-# 4. Load everything back and check it.
+# 5. Load everything back and check it.
 RUN python3 -B tools/golden/verify.py --golden golden --expect-commit "$DIFFUSERS_COMMIT" --expect-blob "$EXPECT_BLOB"
 du -sh golden
 du -sh --apparent-size golden

@@ -13,7 +13,8 @@ seed S, flat row-major index i:
               z *= 0x94D049BB133111EB; z ^= z >> 31
 
 The C++ twin is reference/model/synthetic.{h,cpp}; golden/synthetic_check.safetensors
-holds tensors made here that the C++ test compares bit for bit.
+holds tensors made here (and the FNV-1a 64 digest of one large one) that the C++ test
+compares bit for bit.
 
 numpy only (no torch needed for the generator itself); fill_module() needs torch.
 """
@@ -42,13 +43,18 @@ _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(
 _TWO_M53 = 2.0**-53
 
 
-def fnv1a64(name: str) -> int:
-    """FNV-1a 64 of the UTF-8 bytes of name (Python ints, exact)."""
+def fnv1a64_bytes(data: bytes) -> int:
+    """FNV-1a 64 of a byte string (Python ints, exact)."""
     h = FNV_OFFSET
-    for b in name.encode("utf-8"):
+    for b in data:
         h ^= b
         h = (h * FNV_PRIME) & MASK64
     return h
+
+
+def fnv1a64(name: str) -> int:
+    """FNV-1a 64 of the UTF-8 bytes of name (the generator's name hash)."""
+    return fnv1a64_bytes(name.encode("utf-8"))
 
 
 def mix64_int(z: int) -> int:

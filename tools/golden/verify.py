@@ -65,7 +65,9 @@ def check_golden(path, args):
             tab = tensors.get(f"rope_embedder.freqs_cis.{a}")
             if tab is None or list(tab.shape) != [cfg["axes_lens"][a], cfg["axes_dims"][a] // 2, 2]:
                 raise gio.GoldenError(f"{path}: rope table {a} missing or misshapen")
-    elif kind != "synthetic":
+    elif kind == "synthetic":
+        check_synthetic(path, meta, tensors)
+    else:
         raise gio.GoldenError(f"{path}: kind {kind!r}")
     for k, t in tensors.items():
         if t.dtype not in (torch.float32, torch.int32, torch.int64):
@@ -76,6 +78,26 @@ def check_golden(path, args):
     print(f"{os.path.basename(path)}: case={meta.get('case')} kind={kind} {len(names)} tensors, {nel} elements, "
           f"{size} bytes ({size / 2**20:.2f} MiB)")
     return meta
+
+
+def check_synthetic(path, meta, tensors):
+    """synthetic_check: every stored tensor, and every fnv1a64 digest, equals its regeneration."""
+    import numpy as np
+
+    from synthetic import fnv1a64_bytes, synthetic
+
+    spec = json.loads(meta["synthetic_check"])
+    stored = sorted(k for k, s in spec.items() if "fnv1a64" not in s)
+    if stored != sorted(tensors):
+        raise gio.GoldenError(f"{path}: stored tensors {sorted(tensors)} != non-digest checks {stored}")
+    for k, s in spec.items():
+        v = synthetic(s["seed"], s["name"], s["shape"], s["offset"], s["scale"])
+        if "fnv1a64" in s:
+            got = fnv1a64_bytes(np.ascontiguousarray(v, dtype="<f4").tobytes())
+            if got != int(s["fnv1a64"], 16):
+                raise gio.GoldenError(f"{path}: {k}: fnv1a64 {got:#018x} != stored {s['fnv1a64']}")
+        elif not torch.equal(torch.from_numpy(v), tensors[k]):
+            raise gio.GoldenError(f"{path}: {k} differs from its synthetic regeneration")
 
 
 def check_model_dir(d, meta):
