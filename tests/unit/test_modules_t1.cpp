@@ -124,3 +124,20 @@ INSTANTIATE_TEST_SUITE_P(Batch, WholeModelT1, ::testing::Values(1, 2),
 
 }  // namespace
 }  // namespace zimage
+
+namespace zimage {
+namespace {
+
+// RoPE tables of the real config: float cos/sin vs double cos/sin of the same
+// fp32 angles (docs/rope.md), rows 0..1535 of axis 0 and 0..511 of axes 1, 2.
+TEST(RopeTableT1, RealAxes_32_48_48_Lens_1536_512_512) {
+  const auto f = precompute_freqs_cis<float>({32, 48, 48}, {1536, 512, 512}, 256.0);
+  const auto d = precompute_freqs_cis<double>({32, 48, 48}, {1536, 512, 512}, 256.0);
+  ZImageConfig cfg;
+  for (size_t a = 0; a < 3; ++a)
+    testing::expect_within("rope_embedder.freqs_cis." + std::to_string(a) + " T1", numerics::compare(f[a], d[a]),
+                           numerics::module_budget(numerics::Tier::T1, "rope_embedder.freqs_cis." + std::to_string(a), cfg, 1));
+}
+
+}  // namespace
+}  // namespace zimage
