@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Loads every golden back with safetensors and checks it (format, metadata keys,
-dtypes, NaN/Inf, constant tensors, shipped model folders), then prints a summary.
+dtypes, NaN/Inf, constant tensors, shipped model folders, synthetic_check tensors and digest
+against synthetic.py), then prints a summary.
 
     cd /work/main && DIFFUSERS_SRC=... /work/shared/golden-env/run python3 tools/golden/verify.py \
         [--golden golden] [--expect-commit SHA] [--expect-blob SHA]
