@@ -9,17 +9,6 @@ Tensor<T> param(const ParamSource& src, const std::string& name) {
   return src.load(name).template cast<T>();
 }
 
-// Concatenates [L_i, W] tensors along rows.
-template <class T>
-Tensor<T> cat_rows(const std::vector<Tensor<T>>& items) {
-  int64_t rows = 0;
-  for (const auto& t : items) rows += t.dim(0);
-  Tensor<T> out({rows, items.at(0).dim(1)});
-  auto it = out.data.begin();
-  for (const auto& t : items) it = std::copy(t.data.begin(), t.data.end(), it);
-  return out;
-}
-
 template <class T>
 std::vector<Tensor<T>> split_rows(const Tensor<T>& x, const std::vector<Tensor<T>>& like) {
   std::vector<Tensor<T>> out;

@@ -116,6 +116,18 @@ Patchified<T> patchify_and_embed(const std::vector<Tensor<T>>& images, const std
   return out;
 }
 
+// torch.cat(items, dim=0) for tensors that agree past dim 0.
+template <class T>
+Tensor<T> cat_rows(const std::vector<Tensor<T>>& items) {
+  Shape shape = items.at(0).shape;
+  shape[0] = 0;
+  for (const auto& t : items) shape[0] += t.dim(0);
+  Tensor<T> out(shape);
+  auto dst = out.data.begin();
+  for (const auto& t : items) dst = std::copy(t.data.begin(), t.data.end(), dst);
+  return out;
+}
+
 // A batch padded to one length, as the blocks consume it.
 template <class T>
 struct Sequence {
@@ -176,15 +188,8 @@ Sequence<T> prepare_sequence(std::vector<Tensor<T>> feats, const std::vector<Ten
     s.seqlens.push_back(feats[i].dim(0));
     freqs.push_back(rope_embedder(rope_tables, pos_ids[i]));
   }
-  if (acts && !rope_name.empty()) {
-    std::vector<Tensor<T>> flat(freqs);  // diffusers calls the embedder once on the concatenated ids
-    int64_t rows = 0;
-    for (const auto& f : flat) rows += f.dim(0);
-    Tensor<T> cat({rows, freqs[0].dim(1), 2});
-    int64_t off = 0;
-    for (const auto& f : flat) off += (std::copy(f.data.begin(), f.data.end(), cat.data.begin() + off), f.numel());
-    record(acts, rope_name, cat);
-  }
+  // diffusers calls the embedder once, on the concatenated ids
+  if (acts && !rope_name.empty()) record(acts, rope_name, cat_rows(freqs));
   s.feats = pad_sequence(feats);
   s.freqs = pad_sequence(freqs, s.feats.dim(1));
   s.mask = key_mask(s.seqlens);
