@@ -1,5 +1,7 @@
 #include "model/transformer.h"
 
+#include "model/rope_limits.h"
+
 namespace zimage {
 
 namespace {
@@ -90,7 +92,8 @@ ZImageWeights<T> load_weights(const ZImageConfig& cfg, const ParamSource& src) {
   return w;
 }
 
-void check_dit_inputs(const ZImageConfig& cfg, const std::vector<Shape>& x, const std::vector<Shape>& cap, const Shape& t) {
+void check_dit_inputs(const ZImageConfig& cfg, const std::vector<Shape>& x, const std::vector<Shape>& cap, const Shape& t,
+                      bool rope_extend) {
   ZIMAGE_CHECK(!x.empty(), "inputs: no x.0 tensor");
   ZIMAGE_CHECK(x.size() == cap.size(), "inputs: " + std::to_string(x.size()) + " x.{i} tensors but " +
                                            std::to_string(cap.size()) + " cap_feats.{i} tensors");
@@ -109,6 +112,19 @@ void check_dit_inputs(const ZImageConfig& cfg, const std::vector<Shape>& x, cons
                  "inputs: " + ci + " has shape " + shape_str(cap[i]) + ", expected [L > 0, cap_feat_dim " +
                      std::to_string(cfg.cap_feat_dim) + "]");
   }
+  if (!rope_extend)
+    for (size_t i = 0; i < x.size(); ++i) check_rope_positions(cfg, cap[i][0], x[i], i);
+}
+
+std::vector<int> rope_table_lens(const ZImageConfig& cfg, const std::vector<Shape>& x, const std::vector<Shape>& cap,
+                                 bool rope_extend) {
+  std::vector<int> lens = cfg.axes_lens;
+  if (!rope_extend) return lens;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const auto need = rope_rows_needed(cfg, cap[i][0], x[i]);
+    for (size_t a = 0; a < 3; ++a) lens[a] = std::max(lens[a], int(need[a]));
+  }
+  return lens;
 }
 
 template <class T>
@@ -122,14 +138,13 @@ Tensor<T> cap_embedder(const Tensor<T>& cap, const ZImageWeights<T>& w, Activati
 }
 
 template <class T>
-std::vector<Tensor<T>> zimage_forward(const ZImageWeights<T>& w, const DitInputs<T>& in, Activations<T>* acts) {
+std::vector<Tensor<T>> zimage_forward(const ZImageWeights<T>& w, const DitInputs<T>& in, Activations<T>* acts,
+                                      const ForwardOptions& opts) {
   const ZImageConfig& cfg = w.config;
-  {
-    std::vector<Shape> xs, cs;
-    for (const auto& x : in.x) xs.push_back(x.shape);
-    for (const auto& c : in.cap_feats) cs.push_back(c.shape);
-    check_dit_inputs(cfg, xs, cs, in.t.shape);
-  }
+  std::vector<Shape> x_shapes, cap_shapes;
+  for (const auto& x : in.x) x_shapes.push_back(x.shape);
+  for (const auto& c : in.cap_feats) cap_shapes.push_back(c.shape);
+  check_dit_inputs(cfg, x_shapes, cap_shapes, in.t.shape, opts.rope_extend);
   const int p = cfg.patch_size(), pf = cfg.f_patch_size();
   const std::string key = cfg.embedder_key();
 
@@ -152,7 +167,8 @@ std::vector<Tensor<T>> zimage_forward(const ZImageWeights<T>& w, const DitInputs
       record(acts, "patchify.x_size" + s, Tensor<T>({3}, {T(pt.x_size[i][0]), T(pt.x_size[i][1]), T(pt.x_size[i][2])}));
     }
 
-  const std::vector<Tensor<T>> tables = precompute_freqs_cis<T>(cfg.axes_dims, cfg.axes_lens, cfg.rope_theta);
+  const std::vector<Tensor<T>> tables =
+      precompute_freqs_cis<T>(cfg.axes_dims, rope_table_lens(cfg, x_shapes, cap_shapes, opts.rope_extend), cfg.rope_theta);
   for (size_t a = 0; a < tables.size() && acts; ++a) record(acts, "rope_embedder.freqs_cis." + std::to_string(a), tables[a]);
 
   // Image tokens: embed, pad tokens, noise_refiner.
@@ -197,7 +213,8 @@ std::vector<Tensor<T>> zimage_forward(const ZImageWeights<T>& w, const DitInputs
   template TimestepEmbedderW<T> load_timestep_embedder<T>(const ParamSource&, const std::string&);              \
   template FinalLayerW<T> load_final_layer<T>(const ParamSource&, const std::string&);                         \
   template Tensor<T> cap_embedder<T>(const Tensor<T>&, const ZImageWeights<T>&, Activations<T>*);              \
-  template std::vector<Tensor<T>> zimage_forward<T>(const ZImageWeights<T>&, const DitInputs<T>&, Activations<T>*);
+  template std::vector<Tensor<T>> zimage_forward<T>(const ZImageWeights<T>&, const DitInputs<T>&, Activations<T>*,       \
+                                                    const ForwardOptions&);
 ZIMAGE_INSTANTIATE(float)
 ZIMAGE_INSTANTIATE(double)
 #undef ZIMAGE_INSTANTIATE

@@ -48,16 +48,31 @@ struct DitInputs {
   Tensor<T> t;                       // [B], before t_scale
 };
 
-// Checks shapes against the config before any compute; errors name the input
-// tensor (`x.1`, `cap_feats.0`, `t`).
-void check_dit_inputs(const ZImageConfig& cfg, const std::vector<Shape>& x, const std::vector<Shape>& cap, const Shape& t);
+// Options of one forward that are not part of the model.
+struct ForwardOptions {
+  // Compute RoPE rows past axes_lens when positions need them (extrapolation
+  // past the trained range; rows inside the table are bitwise the same).
+  // Off: a position past a table is an error before any compute.
+  bool rope_extend = false;
+};
+
+// Checks shapes against the config, and RoPE positions against the tables
+// unless rope_extend, before any compute; errors name the input tensor
+// (`x.1`, `cap_feats.0`, `t`).
+void check_dit_inputs(const ZImageConfig& cfg, const std::vector<Shape>& x, const std::vector<Shape>& cap, const Shape& t,
+                      bool rope_extend = false);
+
+// RoPE table lengths a batch needs: axes_lens, or longer with rope_extend.
+std::vector<int> rope_table_lens(const ZImageConfig& cfg, const std::vector<Shape>& x, const std::vector<Shape>& cap,
+                                 bool rope_extend);
 
 // Ref: transformer_z_image.py ZImageTransformer2DModel.forward (basic mode)
 // Returns sample.{i} [C, F, H, W] per item, not negated. With `acts`, records
 // every module output under its diffusers path, plus the patchify.* and
 // rope_embedder.* intermediates named as in docs/goldens.md.
 template <class T>
-std::vector<Tensor<T>> zimage_forward(const ZImageWeights<T>& w, const DitInputs<T>& in, Activations<T>* acts = nullptr);
+std::vector<Tensor<T>> zimage_forward(const ZImageWeights<T>& w, const DitInputs<T>& in, Activations<T>* acts = nullptr,
+                                      const ForwardOptions& opts = {});
 
 // Ref: transformer_z_image.py ZImageTransformer2DModel.__init__ (cap_embedder)
 // cap [N, cap_feat_dim] -> [N, C]: Linear(RMSNorm(cap)).

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "cli.h"
 
 namespace zimage::cli {
@@ -7,6 +9,10 @@ Args parse_args(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) {
     const std::string k = argv[i];
     ZIMAGE_CHECK(k.rfind("--", 0) == 0 && k.size() > 2, "unexpected argument '" + k + "'");
+    if (std::find(kSwitches.begin(), kSwitches.end(), k) != kSwitches.end()) {
+      a.values[k].push_back("on");
+      continue;
+    }
     ZIMAGE_CHECK(i + 1 < argc, "argument " + k + " needs a value");
     a.values[k].push_back(argv[++i]);
   }

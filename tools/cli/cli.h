@@ -10,14 +10,20 @@ namespace zimage::cli {
 inline constexpr const char* kUsage =
     "usage:\n"
     "  zimage dit --model DIR --inputs IN.safetensors --output OUT.safetensors\n"
-    "             [--dtype float32|float64] [--dump-activations ACTS.safetensors]\n"
+    "             [--dtype float32|float64] [--dump-activations ACTS.safetensors] [--rope-extend]\n"
     "      Runs ZImageTransformer2DModel on x.{i} [C,1,H,W], cap_feats.{i} [L_i,cap_feat_dim], t [B]\n"
     "      (float32, t before t_scale) and writes sample.{i} [C,1,H,W] float32, not negated.\n"
+    "      --rope-extend computes RoPE rows past axes_lens (extrapolation past the trained range).\n"
+    "  zimage rope-limits --model DIR\n"
+    "      The longest caption and the largest image DIR/config.json accepts, and why.\n"
     "  zimage validate [--goldens FILE ...] [--model DIR] [--dtype float64|float32]\n"
     "      Checks goldens (default: every golden shipped in golden/) against the reference:\n"
     "      one row per module; exit status 1 if any row fails.\n";
 
-// --flag value pairs; a flag may repeat (values kept in order).
+// Flags that take no value.
+inline const std::vector<std::string> kSwitches = {"--rope-extend"};
+
+// --flag value pairs and switches; a flag may repeat (values kept in order).
 struct Args {
   std::map<std::string, std::vector<std::string>> values;
   bool has(const std::string& k) const { return values.count(k) != 0; }
@@ -36,5 +42,6 @@ Args parse_args(int argc, char** argv);
 void allow_only(const Args& a, const std::vector<std::string>& known);
 int cmd_dit(const Args& args);
 int cmd_validate(const Args& args);
+int cmd_rope_limits(const Args& args);
 
 }  // namespace zimage::cli

@@ -12,7 +12,7 @@ namespace {
 // Reads x.{i}, cap_feats.{i}, t: float32 only, shapes checked against the
 // config before any compute.
 template <class T>
-DitInputs<T> read_inputs(const std::string& path, const ZImageConfig& cfg) {
+DitInputs<T> read_inputs(const std::string& path, const ZImageConfig& cfg, bool rope_extend) {
   const auto f = SafetensorsFile::open(path);
   auto need_f32 = [&](const std::string& name) -> const TensorView& {
     ZIMAGE_CHECK(f->contains(name), path + ": missing input tensor '" + name + "'");
@@ -33,7 +33,7 @@ DitInputs<T> read_inputs(const std::string& path, const ZImageConfig& cfg) {
                  path + ": input tensor '" + name + "' has no partner (x.{i} and cap_feats.{i} come in pairs)");
   }
   try {
-    check_dit_inputs(cfg, xs, cs, need_f32("t").shape);
+    check_dit_inputs(cfg, xs, cs, need_f32("t").shape, rope_extend);
   } catch (const Error& e) {
     throw Error(path + ": " + e.what());
   }
@@ -50,16 +50,19 @@ template <class T>
 int run(const Args& args, const std::string& dtype) {
   const ModelFolder model = open_model_folder(args.required("--model"));
   const std::string in_path = args.required("--inputs"), out_path = args.required("--output");
-  const DitInputs<T> in = read_inputs<T>(in_path, model.config);
+  ForwardOptions opts;
+  opts.rope_extend = args.has("--rope-extend");
+  const DitInputs<T> in = read_inputs<T>(in_path, model.config, opts.rope_extend);
   const ZImageWeights<T> w = load_weights<T>(model.config, *model.params);
   Activations<T> acts;
   const bool dump = args.has("--dump-activations");
-  const std::vector<Tensor<T>> samples = zimage_forward(w, in, dump ? &acts : nullptr);
+  const std::vector<Tensor<T>> samples = zimage_forward(w, in, dump ? &acts : nullptr, opts);
 
   SafetensorsWriter out;
   out.set_metadata("producer", "zimage dit (CPU reference)");
   out.set_metadata("dtype", dtype);
   out.set_metadata("model", args.get("--model"));
+  out.set_metadata("rope_extend", opts.rope_extend ? "on (positions past axes_lens are extrapolated)" : "off");
   for (size_t i = 0; i < samples.size(); ++i) out.add("sample." + std::to_string(i), samples[i], DType::F32);
   if (dump) {
     SafetensorsWriter a;
@@ -76,7 +79,7 @@ int run(const Args& args, const std::string& dtype) {
 }  // namespace
 
 int cmd_dit(const Args& args) {
-  allow_only(args, {"--model", "--inputs", "--output", "--dtype", "--dump-activations"});
+  allow_only(args, {"--model", "--inputs", "--output", "--dtype", "--dump-activations", "--rope-extend"});
   const std::string dtype = args.get("--dtype", "float32");
   if (dtype == "float32") return run<float>(args, dtype);
   if (dtype == "float64") return run<double>(args, dtype);

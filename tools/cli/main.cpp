@@ -1,6 +1,7 @@
 // zimage: the command-line front of the CPU reference.
 //   zimage dit       --model DIR --inputs IN --output OUT [--dtype float32|float64] [--dump-activations ACTS]
 //   zimage validate  [--goldens FILE ...] [--model DIR] [--dtype float64|float32]
+//   zimage rope-limits --model DIR
 // Every user error is one line on stderr and exit status 2; a failed
 // validation is exit status 1.
 #include <cstdio>
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
     const std::string cmd = argv[1];
     if (cmd == "dit") return cmd_dit(args);
     if (cmd == "validate") return cmd_validate(args);
+    if (cmd == "rope-limits") return cmd_rope_limits(args);
     throw zimage::Error("unknown command '" + cmd + "' (try: zimage --help)");
   } catch (const zimage::Error& e) {
     std::fprintf(stderr, "zimage: error: %s\n", e.what());
