@@ -5,27 +5,35 @@
 
 namespace zimage {
 
-// Ref: transformer_z_image.py RopeEmbedder.precompute_freqs_cis
-// One table per axis a: [axes_lens[a], axes_dims[a]/2, 2] holding
-// (cos, sin) of angle[p, k] = fp32(p * 1/theta^(2k/d)), the product taken in
-// fp64 and cast to fp32 as diffusers does; cos/sin evaluated in T.
-template <class T>
-std::vector<Tensor<T>> precompute_freqs_cis(const std::vector<int>& axes_dims, const std::vector<int>& axes_lens,
-                                            double theta) {
+// The fp32 angle table of one axis: angle[p, k] = fp32(p * 1/theta^(2k/d)),
+// the product taken in fp64 and cast to fp32, as diffusers does
+// (torch.outer(timestep, freqs).float()). [len, d/2].
+inline Tensor<float> rope_angles(int d, int len, double theta) {
   if (mutated(Mutation::RopeTheta10000)) theta = 10000.0;
+  const int half = d / 2;
+  std::vector<double> freqs(static_cast<size_t>(half));
+  for (int k = 0; k < half; ++k) freqs[size_t(k)] = 1.0 / std::pow(theta, double(2 * k) / double(d));
+  Tensor<float> angles({int64_t(len), int64_t(half)});
+  for (int p = 0; p < len; ++p)
+    for (int k = 0; k < half; ++k) angles[int64_t(p) * half + k] = float(double(p) * freqs[size_t(k)]);
+  return angles;
+}
+
+// Ref: transformer_z_image.py RopeEmbedder.precompute_freqs_cis
+// One table per axis a: [len_a, axes_dims[a]/2, 2] holding (cos, sin) of the
+// fp32 angles, cos/sin evaluated in T. Every row depends only on its position,
+// so a longer table (len_a > axes_lens[a], --rope-extend) repeats the shorter
+// one bit for bit.
+template <class T>
+std::vector<Tensor<T>> precompute_freqs_cis(const std::vector<int>& axes_dims, const std::vector<int>& lens, double theta) {
   std::vector<Tensor<T>> tables;
   for (size_t a = 0; a < axes_dims.size(); ++a) {
-    const int d = axes_dims[a], half = d / 2, len = axes_lens[a];
-    Tensor<T> table({int64_t(len), int64_t(half), 2});
-    std::vector<double> freqs(static_cast<size_t>(half));
-    for (int k = 0; k < half; ++k) freqs[size_t(k)] = 1.0 / std::pow(theta, double(2 * k) / double(d));
-    for (int p = 0; p < len; ++p)
-      for (int k = 0; k < half; ++k) {
-        const float angle = float(double(p) * freqs[size_t(k)]);
-        T* e = table.ptr() + (int64_t(p) * half + k) * 2;
-        e[0] = std::cos(T(angle));
-        e[1] = std::sin(T(angle));
-      }
+    const Tensor<float> angles = rope_angles(axes_dims[a], lens[a], theta);
+    Tensor<T> table({angles.dim(0), angles.dim(1), 2});
+    for (int64_t i = 0; i < angles.numel(); ++i) {
+      table[2 * i] = std::cos(T(angles[i]));
+      table[2 * i + 1] = std::sin(T(angles[i]));
+    }
     tables.push_back(std::move(table));
   }
   return tables;

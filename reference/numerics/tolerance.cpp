@@ -1,6 +1,7 @@
 #include "numerics/tolerance.h"
 
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <regex>
 
@@ -109,6 +110,11 @@ std::vector<Op> module_ops(const std::string& path, const ZImageConfig& c, int64
     return {linear_op(c.cap_feat_dim)};
   } else if (path.rfind("all_x_embedder.", 0) == 0) {
     return {linear_op(c.patch_dim())};
+  } else if (path == "rotary.q" || path == "rotary.k") {
+    return {{"rope", 2, 2, false}};
+  } else if (path == "rotary.attention") {
+    return {{"rope", 2, 2, false}, {"q k^T", 1, double(c.head_dim()), false}, {"softmax", 2, double(L), true},
+            {"p v", 1, double(L), false}};
   } else if (path.rfind("rope_embedder", 0) == 0) {
     return {{"cos/sin of an fp32 angle", 1, 1, true}};
   } else if (path.rfind("sample.", 0) == 0) {
@@ -154,6 +160,26 @@ Comparison compare(const double* a, const double* r, int64_t n) {
   c.rel_rms = ref2 > 0 ? double(std::sqrt(diff2 / ref2)) : (diff2 > 0 ? INFINITY : 0.0);
   c.max_n = c.ref_rms > 0 ? std::max(max_abs, 0.0) / c.ref_rms : (max_abs > 0 ? INFINITY : 0.0);
   return c;
+}
+
+namespace {
+// Maps a float's bits to a monotonic integer line (-0 and +0 both 0).
+int64_t ordered_bits(float f) {
+  int32_t i;
+  std::memcpy(&i, &f, sizeof i);
+  return i < 0 ? -int64_t(i & 0x7fffffff) : int64_t(i);
+}
+}  // namespace
+
+UlpDistance ulp_distance(const Tensor<float>& a, const Tensor<float>& r) {
+  ZIMAGE_CHECK(a.shape == r.shape, "ulp_distance: shape " + shape_str(a.shape) + " vs " + shape_str(r.shape));
+  UlpDistance u;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const int64_t d = std::isnan(a[i]) || std::isnan(r[i]) ? INT64_MAX : std::llabs(ordered_bits(a[i]) - ordered_bits(r[i]));
+    if (d) ++u.differ;
+    if (d > u.max_ulp) u.max_ulp = d, u.worst = i;
+  }
+  return u;
 }
 
 bool passes(const Comparison& c, const Budget& b) {

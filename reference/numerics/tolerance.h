@@ -73,6 +73,15 @@ Comparison compare(const Tensor<A>& a, const Tensor<R>& r) {
   return compare(da.data(), dr.data(), a.numel());
 }
 
+// ulp_max of numerics.md for elementwise fp32 ops: the largest distance in
+// fp32 units in the last place between a and r, and where (NaN counts as far).
+struct UlpDistance {
+  int64_t max_ulp = 0;
+  int64_t worst = -1;
+  int64_t differ = 0;  // elements with a nonzero distance
+};
+UlpDistance ulp_distance(const Tensor<float>& a, const Tensor<float>& r);
+
 bool passes(const Comparison& c, const Budget& b);  // nonfinite == 0 and both gates
 bool passes_exact(const Comparison& c);              // T0: nonfinite == 0 and mismatches == 0
 

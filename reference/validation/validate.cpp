@@ -12,20 +12,6 @@ using numerics::Tier;
 namespace {
 
 template <class T>
-ValidationRow row_t2(const GoldenFile& g, const std::string& name, const Tensor<T>& got, const std::string& tier,
-                     int64_t seq_len) {
-  ValidationRow r;
-  r.module = name;
-  r.tier = tier;
-  const Tensor<double> ref = g.get<double>(name);
-  r.shape = ref.shape;
-  r.cmp = numerics::compare(got, ref);
-  r.budget = numerics::module_budget(Tier::T2, name, g.config, seq_len);
-  r.pass = numerics::passes(r.cmp, r.budget);
-  return r;
-}
-
-template <class T>
 DitInputs<T> golden_inputs(const GoldenFile& g) {
   DitInputs<T> in;
   for (int i = 0; i < g.batch_size(); ++i) {
@@ -39,7 +25,23 @@ DitInputs<T> golden_inputs(const GoldenFile& g) {
 }  // namespace
 
 template <class T>
+ValidationRow t2_row(const GoldenFile& g, const std::string& name, const Tensor<T>& got, const std::string& tier,
+                     const std::string& budget_path, int64_t seq_len) {
+  ValidationRow r;
+  r.module = name;
+  r.tier = tier;
+  const Tensor<double> ref = g.get<double>(name);
+  r.shape = ref.shape;
+  r.cmp = numerics::compare(got, ref);
+  r.budget = numerics::module_budget(Tier::T2, budget_path, g.config, seq_len);
+  r.pass = numerics::passes(r.cmp, r.budget);
+  return r;
+}
+
+template <class T>
 std::vector<ValidationRow> validate_golden(const GoldenFile& g) {
+  if (g.kind.rfind("rope_", 0) == 0) return validate_rope_golden<T>(g);
+  ZIMAGE_CHECK(g.kind == "model" || g.kind == "modules", g.path + ": unknown golden kind '" + g.kind + "'");
   std::vector<ValidationRow> rows;
   if (g.kind == "model") {
     const ZImageWeights<T> w = load_weights<T>(g.config, *g.params);
@@ -61,12 +63,12 @@ std::vector<ValidationRow> validate_golden(const GoldenFile& g) {
     }
     const int64_t L = g.has("layers.0:in.x") ? g.file->view("layers.0:in.x").shape[1] : 1;
     for (size_t i = 0; i < samples.size(); ++i)
-      rows.push_back(row_t2(g, "sample." + std::to_string(i), samples[i], "T2 whole-model", L));
+      rows.push_back(t2_row(g, "sample." + std::to_string(i), samples[i], "T2 whole-model", "sample." + std::to_string(i), L));
   }
   for (const auto& name : g.module_outputs()) {
     const std::optional<Tensor<T>> got = run_module<T>(g, name);
     if (!got) continue;
-    rows.push_back(row_t2(g, name, *got, "T2 teacher-forced", module_seq_len(g, name)));
+    rows.push_back(t2_row(g, name, *got, "T2 teacher-forced", name, module_seq_len(g, name)));
   }
   return rows;
 }
@@ -81,9 +83,11 @@ std::string format_rows(const std::vector<ValidationRow>& rows, bool header) {
   }
   for (const auto& r : rows) {
     if (r.exact) {
-      std::snprintf(buf, sizeof buf, "%-44s %-18s %-18s %-10s %-10s %-10s %-7s %s (%lld of %lld differ)\n",
-                    r.module.c_str(), shape_str(r.shape).c_str(), r.tier.c_str(), "-", "-", "exact", "-",
-                    r.pass ? "PASS" : "FAIL", (long long)r.cmp.mismatches, (long long)r.cmp.n);
+      const std::string detail =
+          r.detail.empty() ? "(" + std::to_string(r.cmp.mismatches) + " of " + std::to_string(r.cmp.n) + " differ)" : r.detail;
+      std::snprintf(buf, sizeof buf, "%-44s %-18s %-18s %-10s %-10s %-10s %-7s %s %s\n", r.module.c_str(),
+                    shape_str(r.shape).c_str(), r.tier.c_str(), "-", "-", "exact", "-", r.pass ? "PASS" : "FAIL",
+                    detail.c_str());
     } else {
       std::snprintf(buf, sizeof buf, "%-44s %-18s %-18s %-10.3e %-10.3e %-10.3e %5.1f%%  %s\n", r.module.c_str(),
                     shape_str(r.shape).c_str(), r.tier.c_str(), r.cmp.rel_rms, r.cmp.max_n, r.budget.rel_rms,
@@ -94,6 +98,10 @@ std::string format_rows(const std::vector<ValidationRow>& rows, bool header) {
   return out;
 }
 
+template ValidationRow t2_row<float>(const GoldenFile&, const std::string&, const Tensor<float>&, const std::string&,
+                                     const std::string&, int64_t);
+template ValidationRow t2_row<double>(const GoldenFile&, const std::string&, const Tensor<double>&, const std::string&,
+                                      const std::string&, int64_t);
 template std::vector<ValidationRow> validate_golden<float>(const GoldenFile&);
 template std::vector<ValidationRow> validate_golden<double>(const GoldenFile&);
 

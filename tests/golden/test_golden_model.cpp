@@ -46,7 +46,8 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(GoldenModel);
 // The shipped goldens must include what docs/goldens.md promises.
 TEST(GoldenInventory, AllCasesPresent) {
   const auto cases = testing::golden_cases();
-  for (const char* c : {"tiny_single", "tiny_batch2", "tiny_wide", "narrow_full_depth", "real_modules"})
+  for (const char* c : {"tiny_single", "tiny_batch2", "tiny_wide", "narrow_full_depth", "real_modules", "rope_table",
+                        "rope_gather", "rope_sweep"})
     EXPECT_NE(std::find(cases.begin(), cases.end(), c), cases.end()) << "golden/" << c << ".safetensors missing";
 }
 

@@ -21,6 +21,8 @@ std::vector<ModuleCase> module_cases() {
   std::vector<ModuleCase> out;
   for (const auto& c : testing::golden_cases()) {
     const auto f = SafetensorsFile::open(testing::golden_path(c));
+    const std::string kind = f->metadata().count("kind") ? f->metadata().at("kind") : "";
+    if (kind != "model" && kind != "modules") continue;  // RoPE goldens: tests/golden/test_rope_goldens.cpp
     for (const auto& n : f->names())
       if (f->contains(n + ":in.x") || f->contains(n + ":in.hidden_states") || f->contains(n + ":in.input") ||
           f->contains(n + ":in.t") || f->contains(n + ":in.ids") || n.rfind("rope_embedder.freqs_cis.", 0) == 0)

@@ -39,7 +39,10 @@ def check_golden(path, args):
     if meta.get("format") != gio.FORMAT:
         raise gio.GoldenError(f"{path}: format {meta.get('format')!r}")
     kind = meta.get("kind")
-    if kind in ("model", "modules"):
+    if kind in ROPE_KINDS:
+        check_reference_meta(path, meta, args)
+        check_rope(path, kind, meta, tensors)
+    elif kind in ("model", "modules"):
         missing = [k for k in MODEL_KEYS if k not in meta]
         if missing:
             raise gio.GoldenError(f"{path}: metadata lacks {missing}")
@@ -79,6 +82,88 @@ def check_golden(path, args):
     print(f"{os.path.basename(path)}: case={meta.get('case')} kind={kind} {len(names)} tensors, {nel} elements, "
           f"{size} bytes ({size / 2**20:.2f} MiB)")
     return meta
+
+
+ROPE_KINDS = ("rope_table", "rope_gather", "rope_sweep")
+
+
+def check_reference_meta(path, meta, args):
+    """The provenance checks every diffusers golden passes (kinds rope_*; model/modules inline above)."""
+    missing = [k for k in MODEL_KEYS if k not in meta]
+    if missing:
+        raise gio.GoldenError(f"{path}: metadata lacks {missing}")
+    if (meta["threads"], meta["tf32"], meta["attention_backend"], meta["device"], meta["dtype"]) != \
+            ("1", "off", "math", "cpu", "float32"):
+        raise gio.GoldenError(f"{path}: not a reference-mode golden")
+    if args.expect_commit and meta["diffusers_commit"] != args.expect_commit:
+        raise gio.GoldenError(f"{path}: diffusers_commit {meta['diffusers_commit']} != {args.expect_commit}")
+    if args.expect_blob and meta.get("diffusers_z_image_blob") != args.expect_blob:
+        raise gio.GoldenError(f"{path}: transformer_z_image.py blob {meta.get('diffusers_z_image_blob')} "
+                              f"!= {args.expect_blob}: the dump did not import the expected diffusers source")
+    if json.loads(meta["synthetic_weights"])["seed"] != int(meta["seed"]):
+        raise gio.GoldenError(f"{path}: synthetic seed differs from seed")
+    cfg = json.loads(meta["config"])
+    for k in ("all_patch_size", "all_f_patch_size", "in_channels", "dim", "n_layers", "n_refiner_layers", "n_heads",
+              "n_kv_heads", "norm_eps", "qk_norm", "cap_feat_dim", "rope_theta", "t_scale", "axes_dims", "axes_lens"):
+        if k not in cfg:
+            raise gio.GoldenError(f"{path}: config lacks {k}")
+
+
+def _shape(path, tensors, name, shape, dtype=torch.float32):
+    t = tensors.get(name)
+    if t is None or list(t.shape) != list(shape) or t.dtype != dtype:
+        got = None if t is None else (list(t.shape), t.dtype)
+        raise gio.GoldenError(f"{path}: {name} missing or not {list(shape)} {dtype} (got {got})")
+    return t
+
+
+def check_rope(path, kind, meta, tensors):
+    """Shapes and internal consistency of the RoPE goldens (tools/golden/dump_rope.py)."""
+    cfg = json.loads(meta["config"])
+    dims, lens = cfg["axes_dims"], cfg["axes_lens"]
+    if kind == "rope_table":
+        want = set()
+        for a, (d, e) in enumerate(zip(dims, lens)):
+            tab = _shape(path, tensors, f"rope_embedder.freqs_cis.{a}", [e, d // 2, 2])
+            ang = _shape(path, tensors, f"rope_embedder.angles.{a}", [e, d // 2])
+            if not torch.equal(torch.view_as_real(torch.polar(torch.ones_like(ang), ang)), tab):
+                raise gio.GoldenError(f"{path}: freqs_cis.{a} != polar(1, angles.{a})")
+            want |= {f"rope_embedder.freqs_cis.{a}", f"rope_embedder.angles.{a}"}
+        if set(tensors) != want:
+            raise gio.GoldenError(f"{path}: unexpected tensors {sorted(set(tensors) - want)}")
+    elif kind == "rope_gather":
+        hd = sum(dims)
+        ids = _shape(path, tensors, "rope_embedder:in.ids", [64, 3], torch.int32)
+        i = torch.arange(64)
+        want_ids = torch.stack([1504 + i % 32, (i * 37) % 512, (i * 101 + 5) % 512], 1).to(torch.int32)
+        if not torch.equal(ids, want_ids):
+            raise gio.GoldenError(f"{path}: rope_embedder:in.ids is not the documented id rule")
+        f = _shape(path, tensors, "rope_embedder", [64, hd // 2, 2])
+        _shape(path, tensors, "rotary:in.x", [1, 64, 2, hd])
+        if not torch.equal(_shape(path, tensors, "rotary:in.freqs_cis", [1, 64, hd // 2, 2])[0], f):
+            raise gio.GoldenError(f"{path}: rotary:in.freqs_cis != rope_embedder")
+        q = _shape(path, tensors, "rotary.q", [1, 64, 2, hd])
+        if not torch.equal(q, _shape(path, tensors, "rotary.k", [1, 64, 2, hd])):
+            raise gio.GoldenError(f"{path}: rotary.q != rotary.k (identity projections)")
+        _shape(path, tensors, "rotary.attention", [1, 64, 2 * hd])
+    else:  # rope_sweep
+        inp = json.loads(meta["sweep_inputs"])
+        xshape = inp["x"]["shape"]
+        sweep = json.loads(meta["sweep"])
+        ok = [e["caption_len"] for e in sweep if e["ok"]]
+        for e in sweep:
+            if not e["ok"] and (not e.get("error_type") or not e.get("error")):
+                raise gio.GoldenError(f"{path}: failed sweep entry {e} lacks its error")
+        for L in ok:
+            _shape(path, tensors, f"sample.L{L}", xshape)
+        ext = json.loads(meta["extension"])
+        for L in ext["caption_lens"]:
+            _shape(path, tensors, f"sample_ext4096.L{L}", xshape)
+        samples = {k for k in tensors if k.startswith("sample.")}
+        if samples != {f"sample.L{L}" for L in ok}:
+            raise gio.GoldenError(f"{path}: sample tensors {sorted(samples)} differ from the ok sweep entries")
+        if meta.get("extension_inside_table_bitwise") not in ("true", "false"):
+            raise gio.GoldenError(f"{path}: extension_inside_table_bitwise missing")
 
 
 def check_synthetic(path, meta, tensors):
