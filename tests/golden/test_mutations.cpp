@@ -21,8 +21,12 @@ void PrintTo(const MutationCase& m, std::ostream* os) { *os << mutation_name(m.m
 // Runs the named check in double and returns (passed, description).
 std::pair<bool, std::string> run_check(const MutationCase& m) {
   const GoldenFile g = open_golden(testing::golden_path(m.golden));
-  if (m.check.rfind("patchify.", 0) == 0 || m.check.rfind("sample.", 0) == 0) {
-    for (const auto& r : validate_golden<double>(g))
+  if (m.check.rfind("patchify.", 0) == 0 || m.check.rfind("sample.", 0) == 0 || g.kind.rfind("rope_", 0) == 0) {
+    // rope_sweep rows are named <tensor>.L<caption length>: run that length only.
+    const size_t at = m.check.rfind(".L");
+    const auto rows = g.kind == "rope_sweep" ? validate_rope_sweep_case<double>(g, std::stoll(m.check.substr(at + 2)), false)
+                                             : validate_golden<double>(g);
+    for (const auto& r : rows)
       if (r.module == m.check)
         return {r.pass, r.exact ? numerics::describe_exact(r.cmp) : numerics::describe(r.cmp, r.budget)};
     throw Error("no row " + m.check);
@@ -65,8 +69,15 @@ INSTANTIATE_TEST_SUITE_P(
                       MutationCase{Mutation::PadPositionsSwapped, "tiny_single", "patchify.x_pos_ids.0"},
                       MutationCase{Mutation::NoAttentionScale, "tiny_wide", "layers.0.attention"},
                       MutationCase{Mutation::RmsNormEps1e6, "real_modules", "layers.0.attention.norm_q"},
-                      MutationCase{Mutation::TimestepSinFirst, "tiny_batch2", "t_embedder"}),
-    [](const auto& info) { return testing::test_name(mutation_name(info.param.mutation)); });
+                      MutationCase{Mutation::TimestepSinFirst, "tiny_batch2", "t_embedder"},
+                      // The RoPE-edge goldens' gates fail too.
+                      MutationCase{Mutation::RopeTheta10000, "rope_table", "rope_embedder.freqs_cis.0"},
+                      MutationCase{Mutation::PositionsFromZero, "rope_sweep", "sample.L1504"}),
+    [](const auto& info) {
+      const MutationCase& m = info.param;
+      const bool rope_edge = m.golden.rfind("rope_", 0) == 0;
+      return testing::test_name(mutation_name(m.mutation) + (rope_edge ? "__" + m.golden : std::string()));
+    });
 
 }  // namespace
 }  // namespace zimage
