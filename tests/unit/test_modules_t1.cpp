@@ -120,7 +120,7 @@ TEST_P(WholeModelT1, FloatWithinBudgetOfDouble) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Batch, WholeModelT1, ::testing::Values(1, 2),
-                         [](const auto& info) { return "B" + std::to_string(info.param); });
+                         [](const auto& info) { return std::string("B").append(std::to_string(info.param)); });
 
 }  // namespace
 }  // namespace zimage
