@@ -22,14 +22,38 @@ struct LinearW {
   bool has_bias() const { return bias.numel() > 0; }
 };
 
-// Activations keyed by diffusers module path ("layers.7.attention"); a null
-// pointer records nothing.
+// The first module output found holding NaN or Inf (--check-finite).
+struct NonFinite {
+  std::string module;     // diffusers path, e.g. "layers.3.feed_forward.w2"
+  int64_t count = 0;      // non-finite values in that output
+  int64_t first = -1;     // flat index of the first one
+  std::string describe() const {
+    return "first non-finite module output: '" + module + "' holds " + std::to_string(count) +
+           " NaN/Inf values, the first at flat index " + std::to_string(first);
+  }
+};
+
+// Activations keyed by diffusers module path ("layers.7.attention"), recorded
+// in execution order; a null pointer records nothing. With check_finite, the
+// first output holding NaN/Inf is kept in first_nonfinite (how porters bisect
+// an fp16 overflow); with store false, outputs are only checked, not kept.
 template <class T>
-using Activations = std::map<std::string, Tensor<T>>;
+struct Activations : std::map<std::string, Tensor<T>> {
+  bool store = true;
+  bool check_finite = false;
+  std::optional<NonFinite> first_nonfinite;
+};
 
 template <class T>
 inline void record(Activations<T>* acts, const std::string& path, const Tensor<T>& value) {
-  if (acts) (*acts)[path] = value;
+  if (!acts) return;
+  if (acts->check_finite && !acts->first_nonfinite) {
+    NonFinite nf{path, 0, -1};
+    for (int64_t i = 0; i < value.numel(); ++i)
+      if (!std::isfinite(value[i]) && nf.count++ == 0) nf.first = i;
+    if (nf.count) acts->first_nonfinite = nf;
+  }
+  if (acts->store) (*acts)[path] = value;
 }
 
 inline std::string join_path(const std::string& prefix, const std::string& name) {

@@ -46,7 +46,16 @@ std::vector<ValidationRow> validate_golden(const GoldenFile& g) {
   if (g.kind == "model") {
     const ZImageWeights<T> w = load_weights<T>(g.config, *g.params);
     Activations<T> acts;
+    acts.check_finite = true;
     const std::vector<Tensor<T>> samples = zimage_forward(w, golden_inputs<T>(g), &acts);
+    if (acts.first_nonfinite) {
+      ValidationRow r;
+      r.module = "check-finite";
+      r.tier = "T0 (finite)";
+      r.exact = true;
+      r.detail = "(" + acts.first_nonfinite->describe() + ")";
+      rows.push_back(r);
+    }
     for (const auto& name : g.module_outputs()) {
       if (name.rfind("patchify.", 0) != 0) continue;
       ValidationRow r;

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -46,22 +47,25 @@ class CliBadInput : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir); }
 
   template <class Keep>
-  void write_model(Keep keep, const std::string& bad_shape_name = "") {
+  void write_model(Keep keep, const std::string& bad_shape_name = "", const std::string& nan_name = "") {
     const auto src = synthetic_param_source(testing::synthetic_spec(cfg, 3));
     SafetensorsWriter w;
     for (const auto& [name, shape] : src->shapes()) {
       if (!keep(name)) continue;
       Tensor<double> t = src->load(name);
       if (name == bad_shape_name) t = t.reshaped({t.numel()});
+      if (name == nan_name) t[5] = std::nan("");
       w.add(name, t);
     }
     w.write((model / "diffusion_pytorch_model.safetensors").string());
   }
-  void write_inputs(Shape x, Shape cap, DType x_dtype) {
+  void write_inputs(Shape x, Shape cap, DType x_dtype, double cap_value_7 = 0, double t = 0.5) {
     SafetensorsWriter w;
     w.add("x.0", testing::randn<double>(x, 1), x_dtype);
-    w.add("cap_feats.0", testing::randn<double>(cap, 2));
-    w.add("t", Tensor<double>({1}, {0.5}));
+    Tensor<double> c = testing::randn<double>(cap, 2);
+    if (cap_value_7 != 0) c[7] = cap_value_7;
+    w.add("cap_feats.0", c);
+    w.add("t", Tensor<double>({1}, {t}));
     w.write(inputs.string());
   }
   std::string dit_args() const {
@@ -120,6 +124,47 @@ TEST_F(CliBadInput, CaptionWidthMismatch) {
   write_inputs({16, 1, 8, 8}, {5, 31}, DType::F32);
   expect_error(run_cli(dit_args()), "cap_feats.0");
 }
+TEST_F(CliBadInput, InputHoldingNaNNamesTensorAndIndex) {
+  write_inputs({16, 1, 8, 8}, {5, 32}, DType::F32, std::nan(""));
+  const RunResult r = run_cli(dit_args());
+  expect_error(r, "'cap_feats.0'");
+  EXPECT_NE(r.err.find("flat index 7"), std::string::npos) << r.err;
+}
+TEST_F(CliBadInput, InputHoldingInfNamesTensorAndIndex) {
+  write_inputs({16, 1, 8, 8}, {5, 32}, DType::F32, 0, INFINITY);
+  const RunResult r = run_cli(dit_args());
+  expect_error(r, "'t'");
+  EXPECT_NE(r.err.find("flat index 0"), std::string::npos) << r.err;
+}
+TEST_F(CliBadInput, CaptionPastRopeTable) {
+  ZImageConfig small = cfg;
+  small.axes_lens = {64, 32, 32};  // longest caption 32
+  std::ofstream(model / "config.json") << small.to_json().dump(2);
+  write_inputs({16, 1, 8, 8}, {33, 32}, DType::F32);
+  expect_error(run_cli(dit_args()), "a caption of 33 tokens pads to 64");
+}
+
+// NaN tracing: a NaN in one weight of layers.0's w3 shows up first in that
+// Linear's output, in every row of the unified sequence (B 1, L 32 + 32).
+TEST_F(CliBadInput, CheckFiniteNamesFirstModuleCountAndIndex) {
+  write_model([](const std::string&) { return true; }, "", "layers.0.feed_forward.w3.weight");
+  const RunResult r = run_cli(dit_args() + " --check-finite");
+  std::printf("  stderr: %s", r.err.c_str());
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("'layers.0.feed_forward.w3' holds 64 NaN/Inf values, the first at flat index 0"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(out)) << "a traced non-finite run must not write its output";
+}
+TEST_F(CliBadInput, CheckFiniteCleanRunWritesOutput) {
+  const RunResult r = run_cli(dit_args() + " --check-finite");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(fs::exists(out));
+}
+TEST_F(CliBadInput, CheckFiniteAcceptedByEverySubcommand) {
+  EXPECT_EQ(run_cli("rope-limits --model " + model.string() + " --check-finite").status, 0);
+  EXPECT_EQ(run_cli("validate --check-finite --model " + model.string() + " --goldens " + (dir / "none.safetensors").string()).status, 2);
+}
+
 TEST_F(CliBadInput, ValidateMissingGolden) {
   expect_error(run_cli("validate --goldens " + (dir / "nope.safetensors").string()), "nope.safetensors");
 }

@@ -11,17 +11,22 @@ inline constexpr const char* kUsage =
     "usage:\n"
     "  zimage dit --model DIR --inputs IN.safetensors --output OUT.safetensors\n"
     "             [--dtype float32|float64] [--dump-activations ACTS.safetensors] [--rope-extend]\n"
+    "             [--check-finite]\n"
     "      Runs ZImageTransformer2DModel on x.{i} [C,1,H,W], cap_feats.{i} [L_i,cap_feat_dim], t [B]\n"
     "      (float32, t before t_scale) and writes sample.{i} [C,1,H,W] float32, not negated.\n"
     "      --rope-extend computes RoPE rows past axes_lens (extrapolation past the trained range).\n"
-    "  zimage rope-limits --model DIR\n"
-    "      The longest caption and the largest image DIR/config.json accepts, and why.\n"
-    "  zimage validate [--goldens FILE ...] [--model DIR] [--dtype float64|float32]\n"
+    "      --check-finite reports the first module whose output holds NaN/Inf (name, count, first\n"
+    "      index) and exits 1 without writing; inputs holding NaN/Inf are always an error.\n"
+    "  zimage rope-limits --model DIR [--check-finite]\n"
+    "      The longest caption and the largest image DIR/config.json accepts, and why (no compute:\n"
+    "      --check-finite is accepted and has nothing to trace).\n"
+    "  zimage validate [--goldens FILE ...] [--model DIR] [--dtype float64|float32] [--check-finite]\n"
     "      Checks goldens (default: every golden shipped in golden/) against the reference:\n"
-    "      one row per module; exit status 1 if any row fails.\n";
+    "      one row per module; exit status 1 if any row fails. Whole-model runs are always traced\n"
+    "      for NaN/Inf (--check-finite is accepted and changes nothing).\n";
 
 // Flags that take no value.
-inline const std::vector<std::string> kSwitches = {"--rope-extend"};
+inline const std::vector<std::string> kSwitches = {"--rope-extend", "--check-finite"};
 
 // --flag value pairs and switches; a flag may repeat (values kept in order).
 struct Args {

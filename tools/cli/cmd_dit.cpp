@@ -1,4 +1,5 @@
 // zimage dit: one forward of the reference transformer on a user's inputs.
+#include <cmath>
 #include <cstdio>
 
 #include "cli.h"
@@ -38,11 +39,18 @@ DitInputs<T> read_inputs(const std::string& path, const ZImageConfig& cfg, bool 
     throw Error(path + ": " + e.what());
   }
   DitInputs<T> in;
+  auto finite = [&](const std::string& name) {
+    Tensor<T> t = f->get<T>(name);
+    for (int64_t i = 0; i < t.numel(); ++i)
+      ZIMAGE_CHECK(std::isfinite(t[i]), path + ": input tensor '" + name + "' holds " + std::to_string(t[i]) +
+                                            " at flat index " + std::to_string(i) + " (inputs must be finite)");
+    return t;
+  };
   for (size_t i = 0; i < xs.size(); ++i) {
-    in.x.push_back(f->get<T>("x." + std::to_string(i)));
-    in.cap_feats.push_back(f->get<T>("cap_feats." + std::to_string(i)));
+    in.x.push_back(finite("x." + std::to_string(i)));
+    in.cap_feats.push_back(finite("cap_feats." + std::to_string(i)));
   }
-  in.t = f->get<T>("t");
+  in.t = finite("t");
   return in;
 }
 
@@ -55,8 +63,14 @@ int run(const Args& args, const std::string& dtype) {
   const DitInputs<T> in = read_inputs<T>(in_path, model.config, opts.rope_extend);
   const ZImageWeights<T> w = load_weights<T>(model.config, *model.params);
   Activations<T> acts;
-  const bool dump = args.has("--dump-activations");
-  const std::vector<Tensor<T>> samples = zimage_forward(w, in, dump ? &acts : nullptr, opts);
+  const bool dump = args.has("--dump-activations"), check = args.has("--check-finite");
+  acts.store = dump;
+  acts.check_finite = check;
+  const std::vector<Tensor<T>> samples = zimage_forward(w, in, dump || check ? &acts : nullptr, opts);
+  if (acts.first_nonfinite) {  // nothing is written: the run is not a result
+    std::fprintf(stderr, "zimage: check-finite: %s\n", acts.first_nonfinite->describe().c_str());
+    return 1;
+  }
 
   SafetensorsWriter out;
   out.set_metadata("producer", "zimage dit (CPU reference)");
@@ -79,7 +93,7 @@ int run(const Args& args, const std::string& dtype) {
 }  // namespace
 
 int cmd_dit(const Args& args) {
-  allow_only(args, {"--model", "--inputs", "--output", "--dtype", "--dump-activations", "--rope-extend"});
+  allow_only(args, {"--model", "--inputs", "--output", "--dtype", "--dump-activations", "--rope-extend", "--check-finite"});
   const std::string dtype = args.get("--dtype", "float32");
   if (dtype == "float32") return run<float>(args, dtype);
   if (dtype == "float64") return run<double>(args, dtype);

@@ -9,7 +9,7 @@
 namespace zimage::cli {
 
 int cmd_rope_limits(const Args& args) {
-  allow_only(args, {"--model"});
+  allow_only(args, {"--model", "--check-finite"});
   const std::string path = (std::filesystem::path(args.required("--model")) / "config.json").string();
   const ZImageConfig cfg = ZImageConfig::from_file(path);
   std::printf("%s: %s", path.c_str(), describe_rope_limits(cfg).c_str());

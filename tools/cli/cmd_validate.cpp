@@ -27,7 +27,7 @@ std::vector<std::string> shipped_goldens(const std::string& dir) {
 }
 
 int cmd_validate(const Args& args) {
-  allow_only(args, {"--goldens", "--model", "--dtype", "--golden-dir"});
+  allow_only(args, {"--goldens", "--model", "--dtype", "--golden-dir", "--check-finite"});
   const std::string dtype = args.get("--dtype", "float64");
   ZIMAGE_CHECK(dtype == "float64" || dtype == "float32", "--dtype must be float64 or float32, not '" + dtype + "'");
   ZIMAGE_CHECK(!args.has("--model") || args.has("--goldens"), "--model needs --goldens FILE (goldens dumped from that model)");
