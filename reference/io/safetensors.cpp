@@ -31,13 +31,32 @@ namespace {
 // The safetensors crate refuses headers above 100 MB; so do we.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
-std::string quote(const std::string& name) { return "'" + name + "'"; }
-
-// Error messages are one line: newlines in quoted material become spaces.
+// Error messages are one line: newlines in quoted material become spaces (so
+// does NUL, which would end what()).
 std::string one_line(std::string s) {
   for (char& c : s)
-    if (c == '\n' || c == '\r') c = ' ';
+    if (c == '\n' || c == '\r' || c == '\0') c = ' ';
   return s;
+}
+
+// Names (tensors, dtypes, metadata keys) come from the header and may hold newlines.
+std::string quote(const std::string& name) {
+  std::string q("'");  // (not "'" + one_line(name): GCC 12 warns -Wrestrict on that falsely)
+  q += one_line(name);
+  q += '\'';
+  return q;
+}
+
+// A JSON list from the header for a message, one level deep: nested values
+// show as [...] / {...} (json::dump() recurses, and a deeply nested header
+// value would overflow the stack).
+std::string list_brief(const json& v) {
+  std::string r("[");
+  for (const json& e : v) {
+    if (r.size() > 1) r += ",";
+    r += e.is_array() ? "[...]" : e.is_object() ? "{...}" : e.dump();
+  }
+  return r + "]";
 }
 
 std::string errno_str() { return std::strerror(errno); }
@@ -269,8 +288,22 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   ZIMAGE_CHECK(m != MAP_FAILED, path + ": cannot mmap: " + mmap_err);
   f->map_ = m;
   f->map_size_ = size_t(file_size);
-  const uint8_t* base = static_cast<const uint8_t*>(m);
+  f->parse(static_cast<const uint8_t*>(m), file_size);
+  return f;
+}
 
+std::shared_ptr<SafetensorsFile> SafetensorsFile::from_bytes(std::string name, std::vector<uint8_t> bytes) {
+  std::shared_ptr<SafetensorsFile> f(new SafetensorsFile());
+  f->path_ = std::move(name);
+  f->bytes_ = std::move(bytes);
+  f->parse(f->bytes_.data(), f->bytes_.size());
+  return f;
+}
+
+void SafetensorsFile::parse(const uint8_t* base, uint64_t file_size) {
+  const std::string& path = path_;
+  ZIMAGE_CHECK(file_size >= 8, path + ": file is " + std::to_string(file_size) +
+                                   " bytes, shorter than the 8-byte header length");
   const uint64_t header_len = load_le<uint64_t>(base);
   ZIMAGE_CHECK(header_len <= kMaxHeaderBytes, path + ": header length " + std::to_string(header_len) +
                                                   " is absurd (limit " + std::to_string(kMaxHeaderBytes) + " bytes)");
@@ -289,7 +322,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
       ZIMAGE_CHECK(entry.is_object(), path + ": __metadata__ is not an object of strings");
       for (const auto& [k, v] : entry.items()) {
         ZIMAGE_CHECK(v.is_string(), path + ": __metadata__ value for " + quote(k) + " is not a string");
-        f->metadata_[k] = v.get<std::string>();
+        metadata_[k] = v.get<std::string>();
       }
       continue;
     }
@@ -310,21 +343,24 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     v.dtype = dtype_from_name(entry["dtype"].get<std::string>(), ctx);
     uint64_t numel = 1;
     bool overflow = false;
+    bool int64_overflow = false;  // a partial product (as shape_numel() forms it) beyond int64
     for (const json& d : entry["shape"]) {
       bool ok = false;
       const uint64_t n = offset_value(d, ok);
       ZIMAGE_CHECK(ok && n <= uint64_t(std::numeric_limits<int64_t>::max()),
-                   ctx + ": shape " + one_line(entry["shape"].dump()) + " is not a list of non-negative integers");
+                   ctx + ": shape " + list_brief(entry["shape"]) + " is not a list of non-negative integers");
       v.shape.push_back(int64_t(n));
       if (n != 0 && numel > std::numeric_limits<uint64_t>::max() / n) overflow = true;
+      if (n != 0 && numel > uint64_t(std::numeric_limits<int64_t>::max()) / n) int64_overflow = true;
       numel *= n;
     }
+    ZIMAGE_CHECK(!int64_overflow, ctx + ": shape " + shape_str(v.shape) + ": the product of its dimensions overflows int64");
     const json& off = entry["data_offsets"];
     bool ok0 = false, ok1 = false;
     const uint64_t begin = off.size() == 2 ? offset_value(off[0], ok0) : 0;
     const uint64_t end = off.size() == 2 ? offset_value(off[1], ok1) : 0;
     ZIMAGE_CHECK(off.size() == 2 && ok0 && ok1,
-                 ctx + ": data_offsets " + one_line(off.dump()) + " is not [begin, end] of non-negative integers");
+                 ctx + ": data_offsets " + list_brief(off) + " is not [begin, end] of non-negative integers");
     const std::string range = range_str(begin, end);
     ZIMAGE_CHECK(begin <= end, ctx + ": data_offsets " + range + " has begin > end");
     ZIMAGE_CHECK(end <= data_size, ctx + ": data_offsets " + range + " past end of data section (" +
@@ -337,7 +373,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
                      (overflow ? std::string("more than 2^64") : std::to_string(numel * esize)));
     v.data = data + begin;
     v.nbytes = size_t(end - begin);
-    auto it = f->views_.emplace(name, std::move(v)).first;
+    auto it = views_.emplace(name, std::move(v)).first;
     ranges.push_back({begin, end, &it->first});
   }
 
@@ -349,7 +385,6 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     ZIMAGE_CHECK(a.end <= b.begin, path + ": tensor " + quote(*b.name) + " data_offsets " + range_str(b.begin, b.end) +
                                        " overlaps tensor " + quote(*a.name) + " " + range_str(a.begin, a.end));
   }
-  return f;
 }
 
 SafetensorsFile::~SafetensorsFile() {

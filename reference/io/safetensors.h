@@ -46,6 +46,9 @@ class SafetensorsFile {
   // dtypes, shapes, offsets within the data section, sizes == numel * dtype
   // size, no overlaps, no duplicate names. Throws zimage::Error naming path.
   static std::shared_ptr<SafetensorsFile> open(const std::string& path);
+  // The same checks over a whole file's bytes held in memory (kept by the
+  // returned object); `name` stands for the path in path() and messages.
+  static std::shared_ptr<SafetensorsFile> from_bytes(std::string name, std::vector<uint8_t> bytes);
   ~SafetensorsFile();
 
   const std::string& path() const { return path_; }
@@ -59,9 +62,11 @@ class SafetensorsFile {
 
  private:
   SafetensorsFile() = default;
+  void parse(const uint8_t* base, uint64_t size);  // header + views; shared by open() and from_bytes()
   std::string path_;
   void* map_ = nullptr;
   size_t map_size_ = 0;
+  std::vector<uint8_t> bytes_;  // from_bytes() only
   std::map<std::string, std::string> metadata_;
   std::map<std::string, TensorView> views_;
 };

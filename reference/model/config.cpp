@@ -20,6 +20,20 @@ namespace {
 
 std::string type_of(const json& v) { return v.type_name(); }
 
+// A JSON value for a message: scalars as JSON text, lists and objects one
+// level deep ([1,[...],{...}]). json::dump() recurses, so a deeply nested
+// value in a config.json would overflow the stack.
+std::string brief(const json& v) {
+  if (!v.is_structured()) return v.dump();
+  std::string r(v.is_array() ? "[" : "{");
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (r.size() > 1) r += ",";
+    if (v.is_object()) r += json(it.key()).dump() + ":";
+    r += it->is_array() ? "[...]" : it->is_object() ? "{...}" : it->dump();
+  }
+  return r + (v.is_array() ? "]" : "}");
+}
+
 // Shortest round-trip text of a double, as JSON writes it (1e-05, 256.0).
 std::string num(double v) { return json(v).dump(); }
 
@@ -37,26 +51,26 @@ bool fits_int(const json& v) {
 
 int get_int(const json& j, const std::string& key, const std::string& source) {
   const json& v = require(j, key, source);
-  ZIMAGE_CHECK(v.is_number_integer(), source + ": key '" + key + "' must be an integer, got " + type_of(v) + " " + v.dump());
-  ZIMAGE_CHECK(fits_int(v), source + ": key '" + key + "' value " + v.dump() + " does not fit an int");
+  ZIMAGE_CHECK(v.is_number_integer(), source + ": key '" + key + "' must be an integer, got " + type_of(v) + " " + brief(v));
+  ZIMAGE_CHECK(fits_int(v), source + ": key '" + key + "' value " + brief(v) + " does not fit an int");
   return v.get<int>();
 }
 
 double get_double(const json& j, const std::string& key, const std::string& source) {
   const json& v = require(j, key, source);
-  ZIMAGE_CHECK(v.is_number(), source + ": key '" + key + "' must be a number, got " + type_of(v) + " " + v.dump());
+  ZIMAGE_CHECK(v.is_number(), source + ": key '" + key + "' must be a number, got " + type_of(v) + " " + brief(v));
   return v.get<double>();
 }
 
 bool get_bool(const json& j, const std::string& key, const std::string& source) {
   const json& v = require(j, key, source);
-  ZIMAGE_CHECK(v.is_boolean(), source + ": key '" + key + "' must be true or false, got " + type_of(v) + " " + v.dump());
+  ZIMAGE_CHECK(v.is_boolean(), source + ": key '" + key + "' must be true or false, got " + type_of(v) + " " + brief(v));
   return v.get<bool>();
 }
 
 std::vector<int> get_int_list(const json& j, const std::string& key, const std::string& source) {
   const json& v = require(j, key, source);
-  const std::string msg = source + ": key '" + key + "' must be a list of integers, got " + v.dump();
+  const std::string msg = source + ": key '" + key + "' must be a list of integers, got " + brief(v);
   ZIMAGE_CHECK(v.is_array(), msg);
   std::vector<int> out;
   for (const json& e : v) {
@@ -79,7 +93,7 @@ std::string list_str(const std::vector<int>& v) {
 ZImageConfig ZImageConfig::from_json(const json& j, const std::string& source) {
   ZIMAGE_CHECK(j.is_object(), source + ": config is not a JSON object");
   if (auto it = j.find("siglip_feat_dim"); it != j.end() && !it->is_null())
-    throw Error(source + ": siglip_feat_dim is " + it->dump() +
+    throw Error(source + ": siglip_feat_dim is " + brief(*it) +
                 ": the omni (SigLIP) variant is out of scope; only basic mode (siglip_feat_dim null) is supported");
   ZImageConfig c;
   c.all_patch_size = get_int_list(j, "all_patch_size", source);
@@ -166,10 +180,17 @@ void ZImageConfig::validate(const std::string& source) const {
   for (int d : axes_dims)
     ZIMAGE_CHECK(d > 0 && d % 2 == 0, s + "axes_dims " + list_str(axes_dims) + ": each entry must be even and > 0");
   for (int l : axes_lens) ZIMAGE_CHECK(l > 0, s + "axes_lens " + list_str(axes_lens) + ": each entry must be > 0");
-  const int sum = std::accumulate(axes_dims.begin(), axes_dims.end(), 0);
+  const int64_t sum = std::accumulate(axes_dims.begin(), axes_dims.end(), int64_t{0});
   ZIMAGE_CHECK(head_dim() == sum, s + "head_dim " + std::to_string(head_dim()) + " (dim " + std::to_string(dim) +
                                       " / n_heads " + std::to_string(n_heads) + ") != sum(axes_dims) " +
                                       std::to_string(sum));
+  // The derived sizes are ints too (double products: exact below 2^53).
+  constexpr double kIntMax = std::numeric_limits<int>::max();
+  ZIMAGE_CHECK(double(dim) / 3.0 * 8.0 <= kIntMax,
+               s + "dim " + std::to_string(dim) + ": the feed-forward width int(dim / 3 * 8) does not fit an int");
+  ZIMAGE_CHECK(double(all_f_patch_size[0]) * all_patch_size[0] * all_patch_size[0] * in_channels <= kIntMax,
+               s + "all_f_patch_size " + list_str(all_f_patch_size) + " * all_patch_size " + list_str(all_patch_size) +
+                   "^2 * in_channels " + std::to_string(in_channels) + " (the patch width) does not fit an int");
 }
 
 }  // namespace zimage

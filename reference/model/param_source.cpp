@@ -13,6 +13,16 @@ namespace zimage {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+namespace {
+// A name for a message, quoted and on one line (tensor and file names come
+// from the files and may hold newlines, or a NUL that would end what()).
+std::string quote(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r' || c == '\0') c = ' ';
+  return "'" + s + "'";
+}
+}  // namespace
+
 // Ref: transformer_z_image.py ZImageTransformer2DModel.__init__ (basic mode:
 // siglip_feat_dim None). Checked against state_dict() of a tiny instance
 // and against the Turbo parameter count (tests/unit/test_model_folder.cpp).
@@ -72,7 +82,7 @@ std::map<std::string, Shape> expected_parameter_shapes(const ZImageConfig& cfg) 
 void check_complete(const ParamSource& src, const std::map<std::string, Shape>& expected) {
   const std::map<std::string, Shape> have = src.shapes();
   auto first_of = [](const std::vector<std::string>& names) {
-    std::string s = "'" + names.front() + "'";
+    std::string s = quote(names.front());
     if (names.size() > 1) s += " (and " + std::to_string(names.size() - 1) + " more)";
     return s;
   };
@@ -82,7 +92,7 @@ void check_complete(const ParamSource& src, const std::map<std::string, Shape>& 
     if (it == have.end()) {
       missing.push_back(name);
     } else {
-      ZIMAGE_CHECK(it->second == shape, src.describe() + ": tensor '" + name + "' has shape " + shape_str(it->second) +
+      ZIMAGE_CHECK(it->second == shape, src.describe() + ": tensor " + quote(name) + " has shape " + shape_str(it->second) +
                                             ", the config implies " + shape_str(shape));
     }
   }
@@ -106,10 +116,10 @@ class SafetensorsParamSource : public ParamSource {
     for (const auto& f : files_) {
       for (const std::string& name : f->names()) {
         const TensorView& v = f->view(name);
-        ZIMAGE_CHECK(dtype_is_float(v.dtype), f->path() + ": tensor '" + name + "' has dtype " + dtype_name(v.dtype) +
+        ZIMAGE_CHECK(dtype_is_float(v.dtype), f->path() + ": tensor " + quote(name) + " has dtype " + dtype_name(v.dtype) +
                                                   "; parameters must be F64, F32, BF16 or F16");
         auto [it, fresh] = where_.emplace(name, f.get());
-        ZIMAGE_CHECK(fresh, describe_ + ": tensor '" + name + "' is in both " + it->second->path() + " and " + f->path());
+        ZIMAGE_CHECK(fresh, describe_ + ": tensor " + quote(name) + " is in both " + it->second->path() + " and " + f->path());
       }
     }
   }
@@ -122,7 +132,7 @@ class SafetensorsParamSource : public ParamSource {
 
   Tensor<double> load(const std::string& name) const override {
     auto it = where_.find(name);
-    ZIMAGE_CHECK(it != where_.end(), describe_ + ": no tensor '" + name + "'");
+    ZIMAGE_CHECK(it != where_.end(), describe_ + ": no tensor " + quote(name));
     return it->second->get<double>(name);
   }
 
@@ -155,29 +165,31 @@ std::shared_ptr<ParamSource> open_sharded(const fs::path& dir, const std::string
                index_path + ": no \"weight_map\" object");
   std::map<std::string, std::string> weight_map;  // tensor -> shard file name
   for (const auto& [name, shard] : index["weight_map"].items()) {
-    ZIMAGE_CHECK(shard.is_string(), index_path + ": weight_map entry for '" + name + "' is not a file name");
+    ZIMAGE_CHECK(shard.is_string(), index_path + ": weight_map entry for " + quote(name) + " is not a file name");
     const std::string file = shard.get<std::string>();
-    ZIMAGE_CHECK(!file.empty() && file.find('/') == std::string::npos && file != "." && file != "..",
-                 index_path + ": weight_map entry for '" + name + "' names '" + file + "', not a file in " + dir.string());
+    ZIMAGE_CHECK(!file.empty() && file.find_first_of(std::string("/\0", 2)) == std::string::npos && file != "." &&
+                     file != "..",
+                 index_path + ": weight_map entry for " + quote(name) + " names " + quote(file) + ", not a file in " + dir.string());
     weight_map[name] = file;
   }
   std::map<std::string, std::shared_ptr<SafetensorsFile>> shards;
   for (const auto& [name, file] : weight_map) {
     if (shards.count(file)) continue;
     const fs::path p = dir / file;
-    ZIMAGE_CHECK(fs::exists(p), index_path + ": shard '" + file + "' (holding tensor '" + name + "') does not exist in " +
-                                    dir.string());
+    std::error_code ec;  // not fs::exists(p): it throws std::filesystem_error, e.g. for a name over NAME_MAX
+    ZIMAGE_CHECK(fs::exists(p, ec), index_path + ": shard " + quote(file) + " (holding tensor " + quote(name) +
+                                        ") does not exist in " + dir.string() + (ec ? ": " + ec.message() : ""));
     shards[file] = SafetensorsFile::open(p.string());
   }
   for (const auto& [name, file] : weight_map)
     ZIMAGE_CHECK(shards.at(file)->contains(name),
-                 index_path + ": tensor '" + name + "' is mapped to '" + file + "', which does not hold it");
+                 index_path + ": tensor " + quote(name) + " is mapped to " + quote(file) + ", which does not hold it");
   std::vector<std::shared_ptr<SafetensorsFile>> files;
   for (const auto& [file, sf] : shards) {
     for (const std::string& name : sf->names()) {
       auto it = weight_map.find(name);
-      ZIMAGE_CHECK(it != weight_map.end(), sf->path() + ": tensor '" + name + "' is not listed in " + index_path);
-      ZIMAGE_CHECK(it->second == file, sf->path() + ": tensor '" + name + "' is mapped to '" + it->second + "' in " +
+      ZIMAGE_CHECK(it != weight_map.end(), sf->path() + ": tensor " + quote(name) + " is not listed in " + index_path);
+      ZIMAGE_CHECK(it->second == file, sf->path() + ": tensor " + quote(name) + " is mapped to " + quote(it->second) + " in " +
                                            index_path);
     }
     files.push_back(sf);
@@ -193,10 +205,11 @@ ModelFolder open_model_folder(const std::string& dir) {
   mf.config = ZImageConfig::from_file((d / "config.json").string());  // validates
   const fs::path single = d / "diffusion_pytorch_model.safetensors";
   const fs::path index = d / "diffusion_pytorch_model.safetensors.index.json";
-  if (fs::exists(single)) {
+  std::error_code ec;  // the non-throwing fs::exists: a path it cannot check counts as absent
+  if (fs::exists(single, ec)) {
     mf.params = std::make_shared<SafetensorsParamSource>(single.string(),
                                                          std::vector{SafetensorsFile::open(single.string())});
-  } else if (fs::exists(index)) {
+  } else if (fs::exists(index, ec)) {
     mf.params = open_sharded(d, index.string());
   } else {
     throw Error(dir + ": no diffusion_pytorch_model.safetensors or diffusion_pytorch_model.safetensors.index.json");

@@ -191,5 +191,57 @@ TEST(Config, ExtraKeysAreIgnoredAndZeroRefinersAllowed) {
   EXPECT_EQ(ZImageConfig::from_json(j, "x").n_refiner_layers, 0);
 }
 
+// ---------------------------------------------------------------- found with fuzz/fuzz_config
+
+// sum(axes_dims) was an int: three large even entries overflowed it (signed: UB).
+TEST(Config, HugeAxesDimsDoNotOverflowTheSum) {
+  json j = json::parse(kTurbo);
+  j["axes_dims"] = {2147483646, 2147483646, 2147483646};
+  EXPECT_THAT(parse_error(j), HasSubstr("!= sum(axes_dims) 6442450938"));
+}
+
+// ffn_hidden() and patch_dim() are ints derived from the config: a config they
+// overflow passed validate() and then overflowed there (float->int and signed
+// overflow: UB).
+TEST(Config, DerivedSizesMustFitAnInt) {
+  json j = json::parse(kTurbo);
+  j["dim"] = 1073741824;
+  j["n_heads"] = j["n_kv_heads"] = 8388608;  // head_dim 128 = sum(axes_dims)
+  std::string msg = parse_error(j);
+  EXPECT_THAT(msg, HasSubstr("src/config.json: dim 1073741824"));
+  EXPECT_THAT(msg, HasSubstr("does not fit an int"));
+  j["dim"] = 805306368;  // int(dim / 3 * 8) = 2147483648
+  j["n_heads"] = j["n_kv_heads"] = 6291456;
+  EXPECT_THAT(parse_error(j), HasSubstr("feed-forward width"));
+  j = json::parse(kTurbo);
+  j["in_channels"] = 2147483647;
+  msg = parse_error(j);
+  EXPECT_THAT(msg, HasSubstr("in_channels 2147483647"));
+  EXPECT_THAT(msg, HasSubstr("patch width"));
+  j["in_channels"] = 536870911;  // 4 * 536870911 = 2147483644 fits
+  EXPECT_EQ(ZImageConfig::from_json(j, "x").patch_dim(), 2147483644);
+}
+
+// A deeply nested value used to be dumped whole into the message: json::dump()
+// recursed a million frames deep and overflowed the stack.
+TEST(Config, DeeplyNestedValueIsAnErrorNotAStackOverflow) {
+  const size_t depth = 1'000'000;
+  const std::string nested = std::string(depth, '[') + std::string(depth, ']');
+  for (const char* key : {"dim", "norm_eps", "qk_norm", "axes_dims", "siglip_feat_dim"}) {
+    std::string text = kTurbo;
+    text.replace(text.size() - 2, 1, std::string(",\n  \"") + key + "\": " + nested + "\n");
+    json j = json::parse(text);  // the last duplicate key wins
+    const std::string msg = parse_error(j);
+    EXPECT_THAT(msg, HasSubstr("[[...]]")) << key;
+    EXPECT_THAT(msg, HasSubstr(key)) << key;
+  }
+  std::string tmpl = testing::TempDir() + "zimage_cfg_XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+  const std::string path = (fs::path(tmpl) / "config.json").string();
+  std::ofstream(path) << R"({"all_patch_size": )" << nested << "}";
+  EXPECT_THAT(error_of([&] { ZImageConfig::from_file(path); }), HasSubstr(path + ": key 'all_patch_size' must be a list of integers, got [[...]]"));
+  fs::remove_all(tmpl);
+}
+
 }  // namespace
 }  // namespace zimage

@@ -312,5 +312,61 @@ TEST(CheckComplete, WorksOnSyntheticSources) {
   EXPECT_THAT(msg, HasSubstr("missing tensor 'cap_pad_token'"));
 }
 
+// ---------------------------------------------------------------- found with fuzz/fuzz_shard_index
+
+// Tensor and shard names come from the index and the shards; a newline in one
+// must not break the one-line message (fuzz finding: a shard name with "\n").
+TEST_F(ModelFolderTest, NamesWithNewlinesStillGiveOneLineMessages) {
+  const auto files = write_weights(expected_parameter_shapes(cfg_), 2);
+  const json good = read_index()["weight_map"];
+  const std::pair<std::string, std::string> bad[] = {
+      {"cap_pad_token", files[0] + "\n"},                  // shard that does not exist
+      {"cap_pad_token", "a\r\nb/c"},                      // not a file in the folder
+      {"no\nsuch", files[0]},                              // shard that does not hold it
+  };
+  for (const auto& [name, file] : bad) {
+    json weight_map = good;
+    weight_map[name] = file;
+    write_index(weight_map);
+    const std::string msg = error_of([&] { open_model_folder(dir_.string()); });  // checks: one line
+    EXPECT_THAT(msg, HasSubstr(index_path())) << name << " -> " << file;
+  }
+  json weight_map = good;
+  weight_map["x_pad_token"] = 3;
+  weight_map["a\nb"] = 3;
+  write_index(weight_map);
+  EXPECT_THAT(error_of([&] { open_model_folder(dir_.string()); }), HasSubstr("is not a file name"));
+
+  // An unexpected tensor in a shard, named with a newline.
+  auto shapes = expected_parameter_shapes(cfg_);
+  shapes["extra\ntensor"] = {1};
+  write_weights(shapes, 2);
+  EXPECT_THAT(error_of([&] { open_model_folder(dir_.string()); }), HasSubstr("unexpected tensor 'extra tensor'"));
+}
+
+// A shard name with a NUL byte reached the file system as the folder itself
+// ("dir/" once the C string ends) and failed as "cannot mmap"; it is refused
+// as not a file in the folder, and the NUL does not cut the message short.
+TEST_F(ModelFolderTest, ShardNameWithNulIsRefused) {
+  write_weights(expected_parameter_shapes(cfg_), 2);
+  json weight_map = read_index()["weight_map"];
+  weight_map["x_pad_token"] = std::string("\0", 1);
+  write_index(weight_map);
+  const std::string msg = error_of([&] { open_model_folder(dir_.string()); });
+  EXPECT_EQ(msg, index_path() + ": weight_map entry for 'x_pad_token' names ' ', not a file in " + dir_.string());
+}
+
+// fs::exists() threw std::filesystem::filesystem_error ("File name too long")
+// for a shard name over NAME_MAX instead of a zimage::Error (fuzz finding).
+TEST_F(ModelFolderTest, OverlongShardNameIsAnError) {
+  write_weights(expected_parameter_shapes(cfg_), 2);
+  json weight_map = read_index()["weight_map"];
+  const std::string longname(300, 'x');
+  weight_map["x_pad_token"] = longname;
+  write_index(weight_map);
+  const std::string msg = error_of([&] { open_model_folder(dir_.string()); });
+  EXPECT_THAT(msg, HasSubstr(index_path() + ": shard '" + longname + "' (holding tensor 'x_pad_token') does not exist"));
+}
+
 }  // namespace
 }  // namespace zimage

@@ -431,5 +431,81 @@ TEST(DType, NamesAndSizes) {
   EXPECT_THAT(error_of([] { dtype_from_name("Q4", "somewhere"); }), Not(HasSubstr("\n")));
 }
 
+
+// ---------------------------------------------------------------- found with fuzz/fuzz_safetensors
+// (the input as given to the fuzz target: SafetensorsFile::from_bytes)
+
+TEST_F(SafetensorsTest, FromBytesRunsTheSameChecksAsOpen) {
+  SafetensorsWriter w;
+  w.set_metadata("k", "v");
+  w.add("a", Tensor<float>({2}, std::vector<float>{1.5f, -2.0f}), DType::BF16);
+  w.add("i", Tensor<int32_t>({1}, std::vector<int32_t>{-3}));
+  const std::string path = file("bytes.safetensors");
+  w.write(path);
+  std::ifstream in(path, std::ios::binary);
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+
+  auto mem = SafetensorsFile::from_bytes("in-memory", bytes);
+  auto mapped = SafetensorsFile::open(path);
+  EXPECT_EQ(mem->path(), "in-memory");
+  EXPECT_EQ(mem->names(), mapped->names());
+  EXPECT_EQ(mem->metadata(), mapped->metadata());
+  EXPECT_EQ(mem->get<double>("a").data, mapped->get<double>("a").data);
+  EXPECT_EQ(mem->get<int64_t>("i").data, std::vector<int64_t>{-3});
+
+  bytes.resize(bytes.size() - 1);  // truncated data section
+  std::string msg = error_of([&] { SafetensorsFile::from_bytes("in-memory", bytes); });
+  EXPECT_THAT(msg, HasSubstr("in-memory: tensor"));
+  EXPECT_THAT(msg, HasSubstr("past end of data section"));
+  EXPECT_THAT(error_of([] { SafetensorsFile::from_bytes("tiny", {1, 2, 3}); }), HasSubstr("tiny: file is 3 bytes"));
+  EXPECT_THAT(error_of([] { SafetensorsFile::from_bytes("none", {}); }), HasSubstr("none: file is 0 bytes"));
+}
+
+// Names in the header are quoted into messages; a JSON "\n" in one must not
+// break the one-line message (fuzz finding: dtype "F8\n4M3").
+TEST_F(SafetensorsTest, NamesWithNewlinesStillGiveOneLineMessages) {
+  const char* headers[] = {
+      R"({"t": {"dtype": "F8\n4M3", "shape": [1], "data_offsets": [0, 1]}})",
+      R"({"a\nb": {"dtype": "F32", "shape": [1], "data_offsets": [0, 1]}})",
+      R"({"a\r\nb": [1]})",
+      R"({"__metadata__": {"k\ney": 3}})",
+  };
+  for (const char* header : headers) {
+    const std::string path = write_raw("newline.safetensors", header, 1);
+    const std::string msg = error_of([&] { SafetensorsFile::open(path); });  // checks: one line
+    EXPECT_THAT(msg, HasSubstr(path)) << header;
+  }
+}
+
+// A deeply nested shape used to be dumped whole into the message: json::dump()
+// recursed a million frames deep and overflowed the stack.
+TEST_F(SafetensorsTest, DeeplyNestedShapeIsAnErrorNotAStackOverflow) {
+  const size_t depth = 1'000'000;
+  const std::string nested = std::string(depth, '[') + std::string(depth, ']');
+  const std::pair<std::string, std::string> cases[] = {
+      {"shape", R"({"t": {"dtype": "U8", "shape": )" + nested + R"(, "data_offsets": [0, 1]}})"},
+      {"data_offsets", R"({"t": {"dtype": "U8", "shape": [1], "data_offsets": )" + nested + "}}"}};
+  for (const auto& [key, header] : cases) {
+    const std::string path = write_raw("deep.safetensors", header, 1);
+    const std::string msg = error_of([&] { SafetensorsFile::open(path); });
+    EXPECT_THAT(msg, HasSubstr(path + ": tensor 't': " + key + " [[...]] is not")) << key;
+  }
+}
+
+// A zero-element tensor whose leading dimensions multiply past int64 was
+// accepted, and to_tensor's shape_numel() then overflowed (signed: UB).
+TEST_F(SafetensorsTest, ShapeWhoseDimensionsOverflowInt64IsRefused) {
+  std::string path = write_raw(
+      "overflow.safetensors", R"({"t": {"dtype": "U8", "shape": [2, 4611686018427387904, 0], "data_offsets": [0, 0]}})", 0);
+  const std::string msg = error_of([&] { SafetensorsFile::open(path); });
+  EXPECT_THAT(msg, HasSubstr(path + ": tensor 't': shape [2, 4611686018427387904, 0]"));
+  EXPECT_THAT(msg, HasSubstr("overflows int64"));
+  // A leading zero keeps every partial product at zero: a valid empty tensor.
+  path = write_raw("zero.safetensors",
+                   R"({"t": {"dtype": "F64", "shape": [0, 9223372036854775807, 9223372036854775807], "data_offsets": [0, 0]}})", 0);
+  auto st = SafetensorsFile::open(path);
+  EXPECT_EQ(st->get<double>("t").numel(), 0);
+}
+
 }  // namespace
 }  // namespace zimage
