@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # Second command of the README (and what .ci/run runs): install what is
-# missing, build, and run the whole ctest suite (labels unit, golden, slow;
-# cuda tests skip without a GPU). Exit status non-zero on any failure.
+# missing, then
+#   1. build (default preset) and run the whole ctest suite (labels unit,
+#      golden, slow; cuda tests skip without a GPU);
+#   2. the sanitizer job: unit and golden tests under ASan + UBSan (tools/test-asan.sh);
+#   3. a short fuzz run, about a minute per libFuzzer target (tools/fuzz.sh 60).
+# Exit status non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$SECONDS
 tools/install-deps.sh
 cmake --preset default
 cmake --build --preset default -j"$(nproc)"
 ctest --preset default -j"$(nproc)"
+echo "test.sh: main suite done at $((SECONDS - start)) s"
+tools/test-asan.sh
+echo "test.sh: sanitizer job done at $((SECONDS - start)) s"
+tools/fuzz.sh 60
+echo "test.sh: fuzz run done at $((SECONDS - start)) s"

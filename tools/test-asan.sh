@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Sanitizer job: builds the CPU path with AddressSanitizer + UndefinedBehaviorSanitizer
+# (+ LeakSanitizer, part of ASan) in build-asan/ (CMake preset "asan":
+# RelWithDebInfo, no CUDA, no benchmarks) and runs the unit and golden ctest
+# labels under it (not slow). Any sanitizer report aborts the test that hit it,
+# so the exit status is non-zero on any finding or test failure.
+# Sanitizer options are set by the "asan" test preset in CMakePresets.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$SECONDS
+tools/install-deps.sh
+cmake --preset asan
+cmake --build --preset asan -j"$(nproc)"
+ctest --preset asan -j"$(nproc)"
+echo "test-asan.sh: passed in $((SECONDS - start)) s"
