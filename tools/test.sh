@@ -16,5 +16,5 @@ ctest --preset default -j"$(nproc)"
 echo "test.sh: main suite done at $((SECONDS - start)) s"
 tools/test-asan.sh
 echo "test.sh: sanitizer job done at $((SECONDS - start)) s"
-tools/fuzz.sh 60
+tools/fuzz.sh 60 --jobs "$(nproc)"
 echo "test.sh: fuzz run done at $((SECONDS - start)) s"
