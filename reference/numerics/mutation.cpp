@@ -27,6 +27,11 @@ const char* mutation_name(Mutation m) {
     case Mutation::NoAttentionScale: return "no_attention_scale";
     case Mutation::RmsNormEps1e6: return "rmsnorm_eps_1e-6";
     case Mutation::TimestepSinFirst: return "timestep_sin_first";
+    case Mutation::SigmasTimestepsOutOfStep: return "sigmas_timesteps_out_of_step";
+    case Mutation::NoOutputNegation: return "no_output_negation";
+    case Mutation::GroupNormUnbiased: return "groupnorm_unbiased";
+    case Mutation::NoPostQuantConv: return "no_post_quant_conv";
+    case Mutation::WrongLatentScale: return "wrong_latent_scale";
   }
   return "?";
 }

@@ -21,6 +21,12 @@ enum class Mutation {
   NoAttentionScale,         // softmax(q k^T) without 1/sqrt(D)
   RmsNormEps1e6,            // RMSNorm eps 1e-6 instead of the config's 1e-5
   TimestepSinFirst,         // sinusoidal embedding as [sin, cos]
+  // Pipeline, scheduler and VAE (issue 4).
+  SigmasTimestepsOutOfStep, // timestep i paired with sigma i+1 (shifted by one step)
+  NoOutputNegation,         // transformer output used as v without the pipeline's minus sign
+  GroupNormUnbiased,        // GroupNorm variance divided by N-1 instead of N
+  NoPostQuantConv,          // post_quant_conv skipped although the config has one
+  WrongLatentScale,         // decode with latents * scaling_factor - shift (inverted)
 };
 
 const char* mutation_name(Mutation m);
