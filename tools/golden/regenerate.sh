@@ -59,13 +59,16 @@ RUN() { OMP_NUM_THREADS=1 "$GOLDEN_ENV/run" "$@"; }
 # 4. Dump. Old goldens are removed first so nothing stale survives.
 CASES="tiny_single tiny_batch2 tiny_wide narrow_full_depth real_modules"
 ROPE_CASES="rope_table rope_gather rope_sweep"
-for c in $CASES synthetic_check $ROPE_CASES; do rm -f "golden/$c.safetensors"; done
-for c in $CASES; do rm -rf "golden/models/$c"; done
+PIPELINE_CASES="pipeline_turbo pipeline_cfg"
+for c in $CASES synthetic_check $ROPE_CASES $PIPELINE_CASES; do rm -f "golden/$c.safetensors"; done
+for c in $CASES pipeline_tiny; do rm -rf "golden/models/$c"; done
 mkdir -p golden
 RUN python3 -B tools/golden/dump_dit.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
 RUN python3 -B tools/golden/dump_synthetic_check.py --out golden
 # RoPE goldens (rope_table, rope_gather, rope_sweep): tools/golden/README.md, "RoPE goldens".
 RUN python3 -B tools/golden/dump_rope.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
+# End-to-end ZImagePipeline goldens and the tiny pipeline folder (docs/pipeline.md).
+RUN python3 -B tools/golden/dump_pipeline.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
 
 chmod -R a+rX golden
 

@@ -57,6 +57,9 @@ def check_golden(path, args):
             tab = tensors.get(f"rope_embedder.freqs_cis.{a}")
             if tab is None or list(tab.shape) != [cfg["axes_lens"][a], cfg["axes_dims"][a] // 2, 2]:
                 raise gio.GoldenError(f"{path}: rope table {a} missing or misshapen")
+    elif kind == "pipeline":
+        check_reference_meta(path, meta, args, weight_seed=True)
+        check_pipeline(path, meta, tensors)
     elif kind == "synthetic":
         check_synthetic(path, meta, tensors)
     else:
@@ -75,7 +78,7 @@ def check_golden(path, args):
 ROPE_KINDS = ("rope_table", "rope_gather", "rope_sweep")
 
 
-def check_reference_meta(path, meta, args):
+def check_reference_meta(path, meta, args, weight_seed=False):
     """The provenance checks every diffusers golden passes (all kinds but synthetic_check)."""
     missing = [k for k in MODEL_KEYS if k not in meta]
     if missing:
@@ -88,13 +91,33 @@ def check_reference_meta(path, meta, args):
     if args.expect_blob and meta.get("diffusers_z_image_blob") != args.expect_blob:
         raise gio.GoldenError(f"{path}: transformer_z_image.py blob {meta.get('diffusers_z_image_blob')} "
                               f"!= {args.expect_blob}: the dump did not import the expected diffusers source")
-    if json.loads(meta["synthetic_weights"])["seed"] != int(meta["seed"]):
+    # A pipeline golden's seed is the generator's; its synthetic weights have their own seed.
+    if not weight_seed and json.loads(meta["synthetic_weights"])["seed"] != int(meta["seed"]):
         raise gio.GoldenError(f"{path}: synthetic seed differs from seed")
     cfg = json.loads(meta["config"])
     for k in ("all_patch_size", "all_f_patch_size", "in_channels", "dim", "n_layers", "n_refiner_layers", "n_heads",
               "n_kv_heads", "norm_eps", "qk_norm", "cap_feat_dim", "rope_theta", "t_scale", "axes_dims", "axes_lens"):
         if k not in cfg:
             raise gio.GoldenError(f"{path}: config lacks {k}")
+
+
+def check_pipeline(path, meta, tensors):
+    """End-to-end ZImagePipeline goldens (tools/golden/dump_pipeline.py)."""
+    opt = json.loads(meta["options"])
+    folder = os.path.join(os.path.dirname(path), meta["model_dir"])
+    for need in ("model_index.json", "transformer/config.json", "vae/config.json", "scheduler/scheduler_config.json"):
+        if not os.path.exists(os.path.join(folder, need)):
+            raise gio.GoldenError(f"{path}: pipeline folder {folder} lacks {need}")
+    n_prompts = sum(1 for k in tensors if k.startswith("prompt_embeds."))
+    b = n_prompts * opt["per_prompt"]
+    lat = _shape(path, tensors, "latents.init", [b, 16, 2 * (opt["height"] // 16), 2 * (opt["width"] // 16)])
+    for k in range(opt["steps"]):
+        _shape(path, tensors, f"latents.step.{k}", lat.shape)
+        _shape(path, tensors, f"model_output.{k}", lat.shape)
+    _shape(path, tensors, "timesteps", [opt["steps"]])
+    _shape(path, tensors, "sigmas", [opt["steps"] + 1])
+    _shape(path, tensors, "image.decoded", [b, 3, opt["height"], opt["width"]])
+    _shape(path, tensors, "image.uint8", [b, opt["height"], opt["width"], 3], torch.int32)
 
 
 def _shape(path, tensors, name, shape, dtype=torch.float32):
@@ -224,7 +247,9 @@ def main(argv=None):
     for path in sorted(glob.glob(os.path.join(args.golden, "*.safetensors"))):
         meta = check_golden(path, args)
         if meta.get("model_dir"):
-            check_model_dir(os.path.join(args.golden, meta["model_dir"]), meta)
+            # A pipeline folder's synthetic weights are its transformer's (the VAE keeps torch's seeded init).
+            sub = "transformer" if meta.get("kind") == "pipeline" else ""
+            check_model_dir(os.path.join(args.golden, meta["model_dir"], sub), meta)
     for root, _, files in os.walk(args.golden):
         total += sum(os.path.getsize(os.path.join(root, x)) for x in files)
     print(f"total {total} bytes ({total / 2**20:.2f} MiB) under {args.golden}/")
