@@ -1,0 +1,307 @@
+// AutoencoderKL layers (see layers.h for the contract of each function).
+#include "vae/layers.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "modules/linear.h"
+#include "vae/config.h"
+
+namespace zimage {
+
+namespace {
+
+template <class T>
+using StridedMap = Eigen::Map<MatrixRM<T>, 0, Eigen::OuterStride<>>;
+template <class T>
+using ConstStridedMap = Eigen::Map<const MatrixRM<T>, 0, Eigen::OuterStride<>>;
+
+// Fixed-order sum of n values: blocks of 256 summed left to right, block
+// sums added left to right (error ~ (256 + n/256) u instead of n u).
+template <class T, class F>
+T blocked_sum(int64_t n, F&& value) {
+  constexpr int64_t kBlock = 256;
+  T total = 0;
+  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
+    const int64_t b1 = std::min(n, b0 + kBlock);
+    T s = 0;
+    for (int64_t i = b0; i < b1; ++i) s += value(i);
+    total += s;
+  }
+  return total;
+}
+
+}  // namespace
+
+template <class T>
+Tensor<T> conv2d(const Tensor<T>& x, const Conv2dW<T>& w, const ConvGeom& g) {
+  ZIMAGE_CHECK(x.ndim() == 4, "conv2d: input " + shape_str(x.shape) + " is not [B, C, H, W]");
+  ZIMAGE_CHECK(w.weight.ndim() == 4, "conv2d: weight " + shape_str(w.weight.shape) + " is not [C_out, C_in, kh, kw]");
+  const int64_t B = x.dim(0), Cin = x.dim(1), H = x.dim(2), W = x.dim(3);
+  const int64_t Cout = w.weight.dim(0), kh = w.weight.dim(2), kw = w.weight.dim(3);
+  ZIMAGE_CHECK(w.weight.dim(1) == Cin, "conv2d: input has " + std::to_string(Cin) + " channels, weight " +
+                                           shape_str(w.weight.shape) + " expects " + std::to_string(w.weight.dim(1)));
+  ZIMAGE_CHECK(w.bias.numel() == 0 || w.bias.numel() == Cout, "conv2d: bias " + shape_str(w.bias.shape) + " for " +
+                                                                  std::to_string(Cout) + " output channels");
+  const int64_t up = g.upsample, s = g.stride;
+  const int64_t Hin = H * up, Win = W * up;  // the (virtually) upsampled input
+  ZIMAGE_CHECK(Hin + g.pad_top + g.pad_bottom >= kh && Win + g.pad_left + g.pad_right >= kw,
+               "conv2d: input " + shape_str(x.shape) + " is smaller than the " + std::to_string(kh) + "x" +
+                   std::to_string(kw) + " kernel");
+  const int64_t Ho = (Hin + g.pad_top + g.pad_bottom - kh) / s + 1;
+  const int64_t Wo = (Win + g.pad_left + g.pad_right - kw) / s + 1;
+  const int64_t K = Cin * kh * kw, HWo = Ho * Wo, HWi = H * W;
+  Tensor<T> out({B, Cout, Ho, Wo});
+  const ConstMatMap<T> Wm(w.weight.ptr(), Cout, K);
+
+  const int64_t band_rows = std::max<int64_t>(1, kConvBandPixels / Wo);
+  const int64_t bands = (Ho + band_rows - 1) / band_rows;
+  const bool direct = kh == 1 && kw == 1 && s == 1 && up == 1 && g.pad_top == 0 && g.pad_left == 0 &&
+                      g.pad_bottom == 0 && g.pad_right == 0;
+
+#pragma omp parallel
+  {
+    std::vector<T> col;  // [K, band pixels] for this thread's current band
+#pragma omp for schedule(static)
+    for (int64_t task = 0; task < B * bands; ++task) {
+      const int64_t b = task / bands, r0 = (task % bands) * band_rows;
+      const int64_t rows = std::min(band_rows, Ho - r0), P = rows * Wo;
+      const T* xb = x.ptr() + b * Cin * HWi;
+      StridedMap<T> Y(out.ptr() + b * Cout * HWo + r0 * Wo, Cout, P, Eigen::OuterStride<>(HWo));
+      if (direct) {  // a 1x1 conv reads the input rows as they are
+        const ConstStridedMap<T> X(xb + r0 * Wo, Cin, P, Eigen::OuterStride<>(HWi));
+        Y.noalias() = Wm * X;
+      } else {
+        col.resize(size_t(K * P));
+        for (int64_t ci = 0; ci < Cin; ++ci)
+          for (int64_t ky = 0; ky < kh; ++ky)
+            for (int64_t kx = 0; kx < kw; ++kx) {
+              T* dst = col.data() + ((ci * kh + ky) * kw + kx) * P;
+              for (int64_t r = 0; r < rows; ++r) {
+                const int64_t iy = (r0 + r) * s + ky - g.pad_top;
+                T* d = dst + r * Wo;
+                if (iy < 0 || iy >= Hin) {
+                  std::fill(d, d + Wo, T(0));
+                  continue;
+                }
+                const T* src = xb + ci * HWi + (iy / up) * W;
+                for (int64_t ox = 0; ox < Wo; ++ox) {
+                  const int64_t ix = ox * s + kx - g.pad_left;
+                  d[ox] = (ix < 0 || ix >= Win) ? T(0) : src[ix / up];
+                }
+              }
+            }
+        const ConstMatMap<T> X(col.data(), K, P);
+        Y.noalias() = Wm * X;
+      }
+      if (w.bias.numel())
+        for (int64_t co = 0; co < Cout; ++co) Y.row(co).array() += w.bias[co];
+    }
+  }
+  return out;
+}
+
+template <class T>
+void group_norm_(Tensor<T>& x, const GroupNormW<T>& w, int groups, double eps) {
+  ZIMAGE_CHECK(x.ndim() >= 2, "group_norm: input " + shape_str(x.shape) + " is not [B, C, *]");
+  const int64_t B = x.dim(0), C = x.dim(1), S = (B * C) != 0 ? x.numel() / (B * C) : 0;
+  ZIMAGE_CHECK(groups > 0 && C % groups == 0,
+               "group_norm: " + std::to_string(C) + " channels are not divisible into " + std::to_string(groups) + " groups");
+  ZIMAGE_CHECK(w.weight.numel() == C && w.bias.numel() == C, "group_norm: weight " + shape_str(w.weight.shape) +
+                                                                 " / bias " + shape_str(w.bias.shape) + " for " +
+                                                                 std::to_string(C) + " channels");
+  const int64_t Cg = C / groups, N = Cg * S;
+  // The variance divisor: N (biased, as torch) or N - 1 under the mutation.
+  const T divisor = mutated(Mutation::GroupNormUnbiased) ? T(N - 1) : T(N);
+#pragma omp parallel for schedule(static)
+  for (int64_t bg = 0; bg < B * groups; ++bg) {
+    T* base = x.ptr() + bg * N;  // channels of one group are contiguous in NCHW
+    const T mean = blocked_sum<T>(N, [&](int64_t i) { return base[i]; }) / T(N);
+    const T var = blocked_sum<T>(N, [&](int64_t i) {
+                    const T d = base[i] - mean;
+                    return d * d;
+                  }) / divisor;
+    const T rstd = T(1) / std::sqrt(var + T(eps));
+    const int64_t c0 = (bg % groups) * Cg;
+    for (int64_t c = 0; c < Cg; ++c) {
+      const T gw = w.weight[c0 + c], gb = w.bias[c0 + c];
+      T* p = base + c * S;
+      for (int64_t i = 0; i < S; ++i) p[i] = (p[i] - mean) * rstd * gw + gb;
+    }
+  }
+}
+
+template <class T>
+Tensor<T> group_norm(const Tensor<T>& x, const GroupNormW<T>& w, int groups, double eps) {
+  Tensor<T> y = x;
+  group_norm_(y, w, groups, eps);
+  return y;
+}
+
+template <class T>
+void silu_(Tensor<T>& x) {
+  T* p = x.ptr();
+  const int64_t n = x.numel();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) p[i] = silu(p[i]);
+}
+
+template <class T>
+Tensor<T> resnet_block_2d(Tensor<T> x, const ResnetBlock2DW<T>& w, int groups, Activations<T>* acts,
+                          const std::string& path) {
+  Tensor<T> h = group_norm(x, w.norm1, groups, kVaeNormEps);
+  record(acts, path + ".norm1", h);
+  silu_(h);
+  h = conv2d(h, w.conv1, ConvGeom::same3x3());
+  record(acts, path + ".conv1", h);
+  group_norm_(h, w.norm2, groups, kVaeNormEps);
+  record(acts, path + ".norm2", h);
+  silu_(h);
+  h = conv2d(h, w.conv2, ConvGeom::same3x3());
+  record(acts, path + ".conv2", h);
+  if (w.conv_shortcut) {
+    x = conv2d(x, *w.conv_shortcut, ConvGeom::pointwise());
+    record(acts, path + ".conv_shortcut", x);
+  }
+  ZIMAGE_CHECK(x.shape == h.shape, path + ": residual " + shape_str(x.shape) + " vs " + shape_str(h.shape) +
+                                       " (C_in != C_out needs conv_shortcut)");
+  // (input_tensor + hidden_states) / output_scale_factor, the factor is 1.
+  const int64_t n = h.numel();
+  T* hp = h.ptr();
+  const T* xp = x.ptr();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) hp[i] = xp[i] + hp[i];
+  record(acts, path, h);
+  return h;
+}
+
+template <class T>
+Tensor<T> vae_attention(Tensor<T> x, const VaeAttentionW<T>& w, int groups, Activations<T>* acts,
+                        const std::string& path) {
+  ZIMAGE_CHECK(x.ndim() == 4, path + ": input " + shape_str(x.shape) + " is not [B, C, H, W]");
+  const int64_t B = x.dim(0), C = x.dim(1), L = x.dim(2) * x.dim(3);
+  Tensor<T> h = group_norm(x.reshaped({B, C, L}), w.group_norm, groups, kVaeNormEps);
+  record(acts, path + ".group_norm", h);
+  // [B, C, L] -> [B, L, C]
+  Tensor<T> t({B, L, C});
+  for (int64_t b = 0; b < B; ++b) {
+    ConstMatMap<T> src(h.ptr() + b * C * L, C, L);
+    MatMap<T> dst(t.ptr() + b * L * C, L, C);
+    dst = src.transpose();
+  }
+  h = Tensor<T>();
+  const Tensor<T> q = linear(t, w.to_q), k = linear(t, w.to_k), v = linear(t, w.to_v);
+  record(acts, path + ".to_q", q);
+  record(acts, path + ".to_k", k);
+  record(acts, path + ".to_v", v);
+  // softmax(q k^T / sqrt(C)) v, one head, by blocks of query rows (never L x L at once).
+  const T scale = T(1) / std::sqrt(T(C));
+  const int64_t qblocks = (L + kAttnQueryBlock - 1) / kAttnQueryBlock;
+#pragma omp parallel
+  {
+    MatrixRM<T> S;
+#pragma omp for schedule(static)
+    for (int64_t task = 0; task < B * qblocks; ++task) {
+      const int64_t b = task / qblocks, i0 = (task % qblocks) * kAttnQueryBlock;
+      const int64_t rows = std::min(kAttnQueryBlock, L - i0);
+      const ConstMatMap<T> Q(q.ptr() + (b * L + i0) * C, rows, C), Km(k.ptr() + b * L * C, L, C),
+          V(v.ptr() + b * L * C, L, C);
+      S.resize(rows, L);
+      S.noalias() = (Q * Km.transpose()) * scale;
+      for (int64_t i = 0; i < rows; ++i) {
+        T mx = -std::numeric_limits<T>::infinity();
+        for (int64_t j = 0; j < L; ++j) mx = std::max(mx, S(i, j));
+        T sum = 0;
+        for (int64_t j = 0; j < L; ++j) {
+          S(i, j) = std::exp(S(i, j) - mx);
+          sum += S(i, j);
+        }
+        for (int64_t j = 0; j < L; ++j) S(i, j) /= sum;
+      }
+      MatMap<T> O(t.ptr() + (b * L + i0) * C, rows, C);  // t is free now: reuse it for the output
+      O.noalias() = S * V;
+    }
+  }
+  const Tensor<T> o = linear(t, w.to_out);
+  record(acts, path + ".to_out.0", o);
+  // [B, L, C] -> [B, C, H, W], + residual, / rescale_output_factor (1).
+  for (int64_t b = 0; b < B; ++b) {
+    ConstMatMap<T> src(o.ptr() + b * L * C, L, C);
+    MatMap<T> dst(x.ptr() + b * C * L, C, L);
+    dst = src.transpose() + dst;
+  }
+  record(acts, path, x);
+  return x;
+}
+
+template <class T>
+Tensor<T> downsample_2d(const Tensor<T>& x, const Conv2dW<T>& conv, Activations<T>* acts, const std::string& path) {
+  ZIMAGE_CHECK(x.ndim() == 4 && x.dim(2) >= 2 && x.dim(3) >= 2,
+               path + ": input " + shape_str(x.shape) + " must be [B, C, H, W] with H, W >= 2");
+  // F.pad(x, (0, 1, 0, 1)) then a 3x3 stride-2 conv without padding: one zero row/column at the bottom/right.
+  Tensor<T> y = conv2d(x, conv, ConvGeom{2, 0, 0, 1, 1, 1});
+  record(acts, path + ".conv", y);
+  record(acts, path, y);
+  return y;
+}
+
+template <class T>
+Tensor<T> upsample_2d(const Tensor<T>& x, const Conv2dW<T>& conv, Activations<T>* acts, const std::string& path) {
+  Tensor<T> y = conv2d(x, conv, ConvGeom{1, 1, 1, 1, 1, 2});
+  record(acts, path + ".conv", y);
+  record(acts, path, y);
+  return y;
+}
+
+template <class T>
+Tensor<T> unet_mid_block_2d(Tensor<T> x, const UNetMidBlock2DW<T>& w, int groups, Activations<T>* acts,
+                            const std::string& path) {
+  ZIMAGE_CHECK(w.resnets.size() == 2, path + ": expected 2 resnets");
+  x = resnet_block_2d(std::move(x), w.resnets[0], groups, acts, path + ".resnets.0");
+  if (w.attention) x = vae_attention(std::move(x), *w.attention, groups, acts, path + ".attentions.0");
+  x = resnet_block_2d(std::move(x), w.resnets[1], groups, acts, path + ".resnets.1");
+  record(acts, path, x);
+  return x;
+}
+
+template <class T>
+Tensor<T> down_encoder_block_2d(Tensor<T> x, const DownEncoderBlock2DW<T>& w, int groups, Activations<T>* acts,
+                                const std::string& path) {
+  for (size_t j = 0; j < w.resnets.size(); ++j)
+    x = resnet_block_2d(std::move(x), w.resnets[j], groups, acts, path + ".resnets." + std::to_string(j));
+  if (w.downsampler) x = downsample_2d(x, *w.downsampler, acts, path + ".downsamplers.0");
+  record(acts, path, x);
+  return x;
+}
+
+template <class T>
+Tensor<T> up_decoder_block_2d(Tensor<T> x, const UpDecoderBlock2DW<T>& w, int groups, Activations<T>* acts,
+                              const std::string& path) {
+  for (size_t j = 0; j < w.resnets.size(); ++j)
+    x = resnet_block_2d(std::move(x), w.resnets[j], groups, acts, path + ".resnets." + std::to_string(j));
+  if (w.upsampler) x = upsample_2d(x, *w.upsampler, acts, path + ".upsamplers.0");
+  record(acts, path, x);
+  return x;
+}
+
+#define ZIMAGE_VAE_LAYERS(T)                                                                                          \
+  template Tensor<T> conv2d(const Tensor<T>&, const Conv2dW<T>&, const ConvGeom&);                                    \
+  template void group_norm_(Tensor<T>&, const GroupNormW<T>&, int, double);                                           \
+  template Tensor<T> group_norm(const Tensor<T>&, const GroupNormW<T>&, int, double);                                 \
+  template void silu_(Tensor<T>&);                                                                                    \
+  template Tensor<T> resnet_block_2d(Tensor<T>, const ResnetBlock2DW<T>&, int, Activations<T>*, const std::string&);  \
+  template Tensor<T> vae_attention(Tensor<T>, const VaeAttentionW<T>&, int, Activations<T>*, const std::string&);     \
+  template Tensor<T> downsample_2d(const Tensor<T>&, const Conv2dW<T>&, Activations<T>*, const std::string&);         \
+  template Tensor<T> upsample_2d(const Tensor<T>&, const Conv2dW<T>&, Activations<T>*, const std::string&);           \
+  template Tensor<T> unet_mid_block_2d(Tensor<T>, const UNetMidBlock2DW<T>&, int, Activations<T>*,                    \
+                                       const std::string&);                                                           \
+  template Tensor<T> down_encoder_block_2d(Tensor<T>, const DownEncoderBlock2DW<T>&, int, Activations<T>*,            \
+                                           const std::string&);                                                       \
+  template Tensor<T> up_decoder_block_2d(Tensor<T>, const UpDecoderBlock2DW<T>&, int, Activations<T>*,                \
+                                         const std::string&);
+ZIMAGE_VAE_LAYERS(float)
+ZIMAGE_VAE_LAYERS(double)
+#undef ZIMAGE_VAE_LAYERS
+
+}  // namespace zimage

@@ -1,0 +1,208 @@
+#include "vae/vae_golden.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "modules/linear.h"
+#include "validation/golden_file.h"
+
+namespace zimage {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+bool is_vae_golden_kind(const std::string& kind) { return kind == "vae" || kind == "vae_modules"; }
+
+const std::string& VaeGolden::stored(const std::string& name) const {
+  auto it = aliases.find(name);
+  return it == aliases.end() ? name : it->second;
+}
+
+bool VaeGolden::has(const std::string& name) const { return file->contains(stored(name)); }
+
+Shape VaeGolden::shape(const std::string& name) const { return file->view(stored(name)).shape; }
+
+std::vector<std::string> VaeGolden::outputs() const {
+  std::vector<std::string> out;
+  for (const auto& n : file->names())
+    if (n.find(':') == std::string::npos) out.push_back(n);
+  for (const auto& [n, target] : aliases)
+    if (n.find(':') == std::string::npos) out.push_back(n);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+namespace {
+
+json parse_meta_json(const std::string& path, const std::string& key, const std::string& text) {
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    std::string what = e.what();
+    for (char& c : what)
+      if (c == '\n' || c == '\r') c = ' ';
+    throw Error(path + ": golden metadata '" + key + "' is not JSON: " + what);
+  }
+}
+
+}  // namespace
+
+VaeGolden open_vae_golden(const std::string& path, const std::string& model_dir) {
+  VaeGolden g;
+  g.path = path;
+  g.file = SafetensorsFile::open(path);
+  const auto& md = g.file->metadata();
+  auto meta = [&](const std::string& key) -> const std::string& {
+    auto it = md.find(key);
+    ZIMAGE_CHECK(it != md.end(), path + ": golden metadata lacks '" + key + "'");
+    return it->second;
+  };
+  ZIMAGE_CHECK(meta("format") == "zimage-golden-v1", path + ": golden format '" + meta("format") + "' is not zimage-golden-v1");
+  for (const char* k : {"diffusers_version", "diffusers_commit", "torch_version", "dtype", "seed", "command",
+                        "diffusers_vae_blobs"})
+    meta(k);
+  g.case_name = meta("case");
+  g.kind = meta("kind");
+  ZIMAGE_CHECK(is_vae_golden_kind(g.kind), path + ": golden kind '" + g.kind + "' is not a VAE golden (vae, vae_modules)");
+  g.config = VaeConfig::from_json(parse_meta_json(path, "config", meta("config")), path + " (metadata config)");
+  if (md.count("aliases")) {
+    const json a = parse_meta_json(path, "aliases", md.at("aliases"));
+    ZIMAGE_CHECK(a.is_object(), path + ": golden metadata 'aliases' is not an object");
+    for (const auto& [name, target] : a.items()) {
+      ZIMAGE_CHECK(target.is_string() && g.file->contains(target.get<std::string>()),
+                   path + ": alias '" + name + "' names " + target.dump() + ", which is not a stored tensor");
+      ZIMAGE_CHECK(!g.file->contains(name), path + ": '" + name + "' is both stored and an alias");
+      g.aliases[name] = target.get<std::string>();
+    }
+  }
+  if (md.count("tile")) {
+    const json t = parse_meta_json(path, "tile", md.at("tile"));
+    g.tiles.tile_latent = t.at("tile_latent_min_size").get<int>();
+    g.tiles.tile_sample = t.at("tile_sample_min_size").get<int>();
+    g.tiles.overlap = t.at("tile_overlap_factor").get<double>();
+  }
+  for (const auto& name : g.file->names()) screen_golden_tensor(path, g.file->view(name));
+
+  std::string dir = model_dir;
+  if (dir.empty() && md.count("model_dir") && !md.at("model_dir").empty())
+    dir = (fs::path(path).parent_path() / md.at("model_dir")).string();
+  if (!dir.empty()) {
+    VaeModel m = open_vae_folder(dir);
+    ZIMAGE_CHECK(m.config.to_json() == g.config.to_json(),
+                 dir + "/config.json differs from the config of golden " + path + " (a folder dumped for another case?)");
+    g.params = m.params;
+  } else {
+    g.params = synthetic_param_source(meta("synthetic_weights"));
+  }
+  return g;
+}
+
+std::optional<std::string> vae_input_name(const VaeGolden& g, const std::string& path) {
+  for (const char* arg : {"input", "input_tensor", "hidden_states", "sample", "z", "x", "latents"}) {
+    const std::string n = path + ":in." + arg;
+    if (g.has(n)) return n;
+  }
+  return std::nullopt;
+}
+
+numerics::Budget vae_row_budget(const VaeGolden& g, const std::string& path) {
+  const auto in = vae_input_name(g, path);
+  ZIMAGE_CHECK(in, g.path + ": no input recorded for '" + path + "'");
+  return numerics::vae_module_budget(numerics::Tier::T2, path, g.config, g.shape(*in));
+}
+
+template <class T>
+std::optional<Tensor<T>> run_vae_module(const VaeGolden& g, const std::string& path) {
+  const auto in_name = vae_input_name(g, path);
+  if (!in_name) return std::nullopt;
+  const Tensor<T> x = g.get<T>(*in_name);
+  const VaeConfig& c = g.config;
+  const ParamSource& src = *g.params;
+  const int G = c.norm_num_groups;
+
+  if (path == "unscale") return unscale_latents(c, x);
+  if (path == "decode" || path == "tiled_decode") {
+    const VaeWeights<T> w = load_vae_weights<T>(c, src, VaePart::Decoder);
+    return path == "decode" ? vae_decode(c, w, x) : vae_tiled_decode(c, w, x, g.tiles);
+  }
+  if (path == "encode.mean" || path == "encode.logvar") {
+    const VaeWeights<T> w = load_vae_weights<T>(c, src, VaePart::Encoder);
+    auto [mean, logvar] = vae_encode(c, w, x);
+    return path == "encode.mean" ? mean : logvar;
+  }
+  if (path == "quant_conv" || path == "post_quant_conv") return conv2d(x, load_conv2d<T>(src, path), ConvGeom::pointwise());
+  if (path == "encoder") return vae_encoder_forward(c, load_vae_encoder<T>(c, src), x);
+  if (path == "decoder") return vae_decoder_forward(c, load_vae_decoder<T>(c, src), x);
+
+  std::smatch m;
+  static const std::regex top_re(R"(^(encoder|decoder)\.(.+)$)");
+  ZIMAGE_CHECK(std::regex_match(path, m, top_re), g.path + ": no reference module for '" + path + "'");
+  const std::string top = std::string(m[1]) + ".", sub = m[2];
+  if (sub == "conv_in" || sub == "conv_out") return conv2d(x, load_conv2d<T>(src, path), ConvGeom::same3x3());
+  if (sub == "conv_norm_out") return group_norm(x, load_group_norm<T>(src, path), G, kVaeNormEps);
+  if (sub == "mid_block") return unet_mid_block_2d(x, load_unet_mid_block_2d<T>(c, src, path), G);
+
+  static const std::regex block_re(R"(^(down_blocks|up_blocks)\.(\d+)$)");
+  static const std::regex resnet_re(R"(^(.*\.resnets\.\d+)(\.(norm1|norm2|conv1|conv2|conv_shortcut))?$)");
+  static const std::regex attn_re(R"(^(mid_block\.attentions\.0)(\.(group_norm|to_q|to_k|to_v|to_out\.0))?$)");
+  static const std::regex sampler_re(R"(^((down_blocks|up_blocks)\.\d+\.(downsamplers|upsamplers)\.0)(\.conv)?$)");
+  if (std::regex_match(sub, m, block_re)) {
+    const int i = std::stoi(m[2]);
+    if (m[1] == "down_blocks") return down_encoder_block_2d(x, load_down_encoder_block_2d<T>(c, src, i), G);
+    return up_decoder_block_2d(x, load_up_decoder_block_2d<T>(c, src, i), G);
+  }
+  if (std::regex_match(sub, m, resnet_re)) {
+    const std::string prefix = top + std::string(m[1]), leaf = m[3];
+    if (leaf.empty()) return resnet_block_2d(x, load_resnet_block_2d<T>(src, prefix), G);
+    if (leaf == "norm1" || leaf == "norm2") return group_norm(x, load_group_norm<T>(src, path), G, kVaeNormEps);
+    if (leaf == "conv_shortcut") return conv2d(x, load_conv2d<T>(src, path), ConvGeom::pointwise());
+    return conv2d(x, load_conv2d<T>(src, path), ConvGeom::same3x3());
+  }
+  if (std::regex_match(sub, m, attn_re)) {
+    const std::string prefix = top + std::string(m[1]), leaf = m[3];
+    if (leaf.empty()) return vae_attention(x, load_vae_attention<T>(src, prefix), G);
+    if (leaf == "group_norm") return group_norm(x, load_group_norm<T>(src, path), G, kVaeNormEps);
+    const LinearW<T> lin{src.load(path + ".weight").template cast<T>(), src.load(path + ".bias").template cast<T>()};
+    return linear(x, lin);
+  }
+  if (std::regex_match(sub, m, sampler_re)) {
+    const std::string prefix = top + std::string(m[1]);
+    const bool down = m[3] == "downsamplers";
+    const Conv2dW<T> conv = load_conv2d<T>(src, prefix + ".conv");
+    if (m[4].matched)  // the bare conv: its input is already padded (down) / upsampled (up)
+      return conv2d(x, conv, down ? ConvGeom{2, 0, 0, 0, 0, 1} : ConvGeom::same3x3());
+    return down ? downsample_2d(x, conv) : upsample_2d(x, conv);
+  }
+  throw Error(g.path + ": no reference module for '" + path + "'");
+}
+
+template <class T>
+std::vector<ValidationRow> validate_vae_golden(const VaeGolden& g) {
+  std::vector<ValidationRow> rows;
+  for (const auto& name : g.outputs()) {
+    const auto got = run_vae_module<T>(g, name);
+    if (!got) continue;  // an output without recorded inputs (none today)
+    ValidationRow r;
+    r.module = name;
+    r.tier = name == "decode" || name == "tiled_decode" || name.rfind("encode.", 0) == 0 ? "T2 whole-model"
+                                                                                        : "T2 teacher-forced";
+    const Tensor<double> ref = g.get<double>(name);
+    r.shape = ref.shape;
+    r.cmp = numerics::compare(*got, ref);
+    r.budget = vae_row_budget(g, name);
+    r.pass = numerics::passes(r.cmp, r.budget);
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
+#define ZIMAGE_VAE_GOLDEN(T)                                                                  \
+  template std::optional<Tensor<T>> run_vae_module<T>(const VaeGolden&, const std::string&); \
+  template std::vector<ValidationRow> validate_vae_golden<T>(const VaeGolden&);
+ZIMAGE_VAE_GOLDEN(float)
+ZIMAGE_VAE_GOLDEN(double)
+#undef ZIMAGE_VAE_GOLDEN
+
+}  // namespace zimage

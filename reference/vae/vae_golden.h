@@ -1,0 +1,68 @@
+// VAE goldens (tools/golden/dump_vae.py, docs/vae.md): opening and
+// screening them, teacher forcing one AutoencoderKL module on the inputs a
+// golden recorded for it, and `validate`-style rows for a whole golden.
+//
+// Kinds: "vae" (a whole tiny AutoencoderKL whose weights are shipped under
+// golden/models/, hooks on its modules, plus the rows decode, encode.mean,
+// encode.logvar, tiled_decode, unscale) and "vae_modules" (real-size single
+// blocks with synthetic weights). Tensors bitwise equal to an earlier one are
+// stored once; metadata "aliases" maps the left-out names to stored ones.
+#pragma once
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "model/param_source.h"
+#include "validation/validate.h"
+#include "vae/autoencoder_kl.h"
+
+namespace zimage {
+
+struct VaeGolden {
+  std::string path;
+  std::shared_ptr<SafetensorsFile> file;
+  VaeConfig config;
+  std::string case_name, kind;
+  std::shared_ptr<ParamSource> params;
+  std::map<std::string, std::string> aliases;  // name -> stored name
+  TileOptions tiles;                           // from metadata "tile" (kind vae)
+
+  const std::string& stored(const std::string& name) const;  // resolves an alias
+  bool has(const std::string& name) const;
+  Shape shape(const std::string& name) const;
+  template <class T>
+  Tensor<T> get(const std::string& name) const { return file->get<T>(stored(name)); }
+  // Recorded outputs (names without ':'), stored or aliased, sorted.
+  std::vector<std::string> outputs() const;
+};
+
+bool is_vae_golden_kind(const std::string& kind);  // "vae" or "vae_modules"
+
+// Opens and screens a VAE golden: format, provenance keys (with
+// diffusers_vae_blobs), config (a valid VaeConfig), every float tensor finite
+// and not constant, aliases naming stored tensors of the same shape.
+// Weights: `model_dir` when given, else the golden's model_dir (relative to
+// its folder; the folder's config.json must equal the golden's config), else
+// its synthetic_weights spec.
+VaeGolden open_vae_golden(const std::string& path, const std::string& model_dir = "");
+
+// The golden input of a row / module: "<path>:in.<arg>" for arg in input,
+// input_tensor, hidden_states, sample, z, x, latents (the first present).
+std::optional<std::string> vae_input_name(const VaeGolden& g, const std::string& path);
+
+// Runs the module (or row) at `path` on its golden input. nullopt when the
+// golden has no input for it; throws for a path this runner does not know.
+template <class T>
+std::optional<Tensor<T>> run_vae_module(const VaeGolden& g, const std::string& path);
+
+// The T2 budget of a row: vae_module_budget over the shape of its input.
+numerics::Budget vae_row_budget(const VaeGolden& g, const std::string& path);
+
+// Every output with an input, teacher forced, within the T2 budget.
+template <class T>
+std::vector<ValidationRow> validate_vae_golden(const VaeGolden& g);
+
+}  // namespace zimage
