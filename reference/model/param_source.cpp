@@ -79,7 +79,7 @@ std::map<std::string, Shape> expected_parameter_shapes(const ZImageConfig& cfg) 
   return p;
 }
 
-void check_complete(const ParamSource& src, const std::map<std::string, Shape>& expected) {
+void check_complete(const ParamSource& src, const std::map<std::string, Shape>& expected, const std::string& model) {
   const std::map<std::string, Shape> have = src.shapes();
   auto first_of = [](const std::vector<std::string>& names) {
     std::string s = quote(names.front());
@@ -101,7 +101,7 @@ void check_complete(const ParamSource& src, const std::map<std::string, Shape>& 
   ZIMAGE_CHECK(missing.empty(), src.describe() + ": missing tensor " + first_of(missing) + " (expected shape " +
                                     shape_str(expected.at(missing.front())) + ")");
   ZIMAGE_CHECK(unexpected.empty(), src.describe() + ": unexpected tensor " + first_of(unexpected) +
-                                       ": not a parameter of ZImageTransformer2DModel with this config");
+                                       ": not a parameter of " + model + " with this config");
 }
 
 // ---------------------------------------------------------------- model folder
@@ -199,21 +199,22 @@ std::shared_ptr<ParamSource> open_sharded(const fs::path& dir, const std::string
 
 }  // namespace
 
+std::shared_ptr<ParamSource> open_weight_folder(const std::string& dir) {
+  const fs::path d(dir);
+  const fs::path single = d / "diffusion_pytorch_model.safetensors";
+  const fs::path index = d / "diffusion_pytorch_model.safetensors.index.json";
+  std::error_code ec;  // the non-throwing fs::exists: a path it cannot check counts as absent
+  if (fs::exists(single, ec))
+    return std::make_shared<SafetensorsParamSource>(single.string(), std::vector{SafetensorsFile::open(single.string())});
+  if (fs::exists(index, ec)) return open_sharded(d, index.string());
+  throw Error(dir + ": no diffusion_pytorch_model.safetensors or diffusion_pytorch_model.safetensors.index.json");
+}
+
 ModelFolder open_model_folder(const std::string& dir) {
   const fs::path d(dir);
   ModelFolder mf;
   mf.config = ZImageConfig::from_file((d / "config.json").string());  // validates
-  const fs::path single = d / "diffusion_pytorch_model.safetensors";
-  const fs::path index = d / "diffusion_pytorch_model.safetensors.index.json";
-  std::error_code ec;  // the non-throwing fs::exists: a path it cannot check counts as absent
-  if (fs::exists(single, ec)) {
-    mf.params = std::make_shared<SafetensorsParamSource>(single.string(),
-                                                         std::vector{SafetensorsFile::open(single.string())});
-  } else if (fs::exists(index, ec)) {
-    mf.params = open_sharded(d, index.string());
-  } else {
-    throw Error(dir + ": no diffusion_pytorch_model.safetensors or diffusion_pytorch_model.safetensors.index.json");
-  }
+  mf.params = open_weight_folder(dir);
   check_complete(*mf.params, expected_parameter_shapes(mf.config));
   return mf;
 }

@@ -27,8 +27,17 @@ class ParamSource {
 std::map<std::string, Shape> expected_parameter_shapes(const ZImageConfig& cfg);
 
 // Throws zimage::Error naming the first missing tensor, unexpected tensor,
-// or tensor whose shape does not match the config.
-void check_complete(const ParamSource& src, const std::map<std::string, Shape>& expected);
+// or tensor whose shape does not match the config. `model` names the class
+// in the unexpected-tensor message.
+void check_complete(const ParamSource& src, const std::map<std::string, Shape>& expected,
+                    const std::string& model = "ZImageTransformer2DModel");
+
+// The tensors of any diffusers weight folder, as save_pretrained writes them:
+// DIR/diffusion_pytorch_model.safetensors, or the shards listed in
+// DIR/diffusion_pytorch_model.safetensors.index.json (index and shards must
+// agree exactly). Every tensor must be a float dtype. No config is read and
+// no completeness check is made: callers check against their model.
+std::shared_ptr<ParamSource> open_weight_folder(const std::string& dir);
 
 // A diffusers folder: config.json plus diffusion_pytorch_model.safetensors,
 // or shards listed in diffusion_pytorch_model.safetensors.index.json.

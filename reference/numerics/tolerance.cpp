@@ -210,4 +210,170 @@ std::string describe_exact(const Comparison& c) {
   return buf;
 }
 
+// ---------------------------------------------------------------- VAE (AutoencoderKL)
+
+namespace {
+
+std::string k_str(double K) { return std::to_string(int64_t(K)); }
+Op vae_conv_op(double K) { return {"conv(K=" + k_str(K) + ")", 1, K + 1, false}; }
+Op vae_group_norm_op(double N) { return {"group_norm(N=" + k_str(N) + ")", 3, 2 * N, true}; }
+Op vae_linear_op(double K) { return {"linear(K=" + k_str(K) + ")", 1, K + 1, false}; }
+
+Ops vae_resnet_ops(double cin, double cout, double S, double G) {
+  Ops o{vae_group_norm_op(cin / G * S), silu_op(), vae_conv_op(cin * 9), vae_group_norm_op(cout / G * S), silu_op(),
+        vae_conv_op(cout * 9)};
+  if (cin != cout) o.push_back(vae_conv_op(cin));
+  o.push_back(elementwise_op("residual add"));
+  return o;
+}
+
+Ops vae_attention_ops(double C, double L, double G) {
+  return {vae_group_norm_op(C / G * L),        vae_linear_op(C),
+          {"q k^T", 1, C, false},              {"softmax", 2, L, true},
+          {"p v", 1, L, false},                vae_linear_op(C),
+          elementwise_op("residual add")};
+}
+
+Ops vae_mid_ops(const VaeConfig& c, double C, double S) {
+  Ops o = vae_resnet_ops(C, C, S, c.norm_num_groups);
+  if (c.mid_block_add_attention) append(o, vae_attention_ops(C, S, c.norm_num_groups));
+  append(o, vae_resnet_ops(C, C, S, c.norm_num_groups));
+  return o;
+}
+
+int64_t down_size(int64_t h) { return (h - 2) / 2 + 1; }  // Downsample2D: pad (0,1,0,1), k 3, stride 2
+
+// encoder.down_blocks.{i} on [*, cin, h, w]; returns the output spatial size through h, w.
+Ops vae_down_block_ops(const VaeConfig& c, int i, double cin, int64_t& h, int64_t& w) {
+  const double out = c.block_out_channels.at(size_t(i)), G = c.norm_num_groups;
+  Ops o;
+  for (int j = 0; j < c.layers_per_block; ++j) append(o, vae_resnet_ops(j == 0 ? cin : out, out, double(h * w), G));
+  if (i < c.num_blocks() - 1) {
+    o.push_back(vae_conv_op(out * 9));
+    h = down_size(h), w = down_size(w);
+  }
+  return o;
+}
+
+// decoder.up_blocks.{i} on [*, cin, h, w]; returns the output spatial size through h, w.
+Ops vae_up_block_ops(const VaeConfig& c, int i, double cin, int64_t& h, int64_t& w) {
+  const double out = c.block_out_channels.at(size_t(c.num_blocks() - 1 - i)), G = c.norm_num_groups;
+  Ops o;
+  for (int j = 0; j < c.layers_per_block + 1; ++j) append(o, vae_resnet_ops(j == 0 ? cin : out, out, double(h * w), G));
+  if (i < c.num_blocks() - 1) {
+    h *= 2, w *= 2;
+    o.push_back(vae_conv_op(out * 9));
+  }
+  return o;
+}
+
+Ops vae_encoder_ops(const VaeConfig& c, int64_t h, int64_t w) {
+  Ops o{vae_conv_op(double(c.in_channels) * 9)};
+  for (int i = 0; i < c.num_blocks(); ++i)
+    append(o, vae_down_block_ops(c, i, c.block_out_channels[size_t(i == 0 ? 0 : i - 1)], h, w));
+  const double top = c.block_out_channels.back();
+  append(o, vae_mid_ops(c, top, double(h * w)));
+  append(o, {vae_group_norm_op(top / c.norm_num_groups * double(h * w)), silu_op(), vae_conv_op(top * 9)});
+  return o;
+}
+
+Ops vae_decoder_ops(const VaeConfig& c, int64_t h, int64_t w) {
+  const double top = c.block_out_channels.back();
+  Ops o{vae_conv_op(double(c.latent_channels) * 9)};
+  append(o, vae_mid_ops(c, top, double(h * w)));
+  for (int i = 0; i < c.num_blocks(); ++i)
+    append(o, vae_up_block_ops(c, i, c.block_out_channels[size_t(c.num_blocks() - 1 - (i == 0 ? 0 : i - 1))], h, w));
+  const double bottom = c.block_out_channels.front();
+  append(o, {vae_group_norm_op(bottom / c.norm_num_groups * double(h * w)), silu_op(), vae_conv_op(bottom * 9)});
+  return o;
+}
+
+Ops vae_decode_ops(const VaeConfig& c, int64_t h, int64_t w) {
+  Ops o;
+  if (c.use_post_quant_conv) o.push_back(vae_conv_op(c.latent_channels));
+  append(o, vae_decoder_ops(c, h, w));
+  return o;
+}
+
+// The spatial size (product of the dims after C) of an input [B, C, ...].
+double spatial(const Shape& in) {
+  double s = 1;
+  for (size_t d = 2; d < in.size(); ++d) s *= double(in[d]);
+  return s;
+}
+
+}  // namespace
+
+std::vector<Op> vae_module_ops(const std::string& path, const VaeConfig& c, const Shape& in) {
+  ZIMAGE_CHECK(in.size() >= 2, "tolerance policy: VAE module '" + path + "' input " + shape_str(in) + " has no channel dim");
+  const double G = c.norm_num_groups, C = double(in[1]), S = spatial(in);
+  auto hw = [&]() {
+    ZIMAGE_CHECK(in.size() == 4, "tolerance policy: VAE module '" + path + "' needs a [B, C, H, W] input, got " + shape_str(in));
+    return std::pair<int64_t, int64_t>{in[2], in[3]};
+  };
+  if (path == "unscale") return {{"latents / scaling_factor + shift_factor", 2, 1, false}};
+  if (path == "decode") return vae_decode_ops(c, hw().first, hw().second);
+  if (path == "tiled_decode") {
+    // Each tile is one decode of at most tile_latent x tile_latent latents, then
+    // two blends (a * (1 - y/E) + b * y/E: 2 weight roundings, 2 products, 1 sum each).
+    const int64_t t = c.tile_latent_min_size();
+    Ops o = vae_decode_ops(c, std::min(hw().first, t), std::min(hw().second, t));
+    o.push_back({"blend_v", 5, 1, false});
+    o.push_back({"blend_h", 5, 1, false});
+    return o;
+  }
+  if (path == "encode.mean" || path == "encode.logvar" || path == "encode") {
+    Ops o = vae_encoder_ops(c, hw().first, hw().second);
+    if (c.use_quant_conv) o.push_back(vae_conv_op(2.0 * c.latent_channels));
+    return o;
+  }
+  if (path == "quant_conv" || path == "post_quant_conv") return {vae_conv_op(C)};
+
+  std::smatch m;
+  static const std::regex top_re(R"(^(encoder|decoder)(\.(.*))?$)");
+  ZIMAGE_CHECK(std::regex_match(path, m, top_re), "tolerance policy: no op chain for VAE module '" + path + "'");
+  const bool enc = m[1] == "encoder";
+  const std::string sub = m[3];
+  if (sub.empty()) return enc ? vae_encoder_ops(c, hw().first, hw().second) : vae_decoder_ops(c, hw().first, hw().second);
+  if (sub == "conv_in" || sub == "conv_out") return {vae_conv_op(C * 9)};
+  if (sub == "conv_norm_out") return {vae_group_norm_op(C / G * S)};
+  if (sub == "mid_block") return vae_mid_ops(c, C, S);
+
+  static const std::regex block_re(R"(^(down_blocks|up_blocks)\.(\d+)$)");
+  if (std::regex_match(sub, m, block_re)) {
+    auto [h, w] = hw();
+    const int i = std::stoi(m[2]);
+    ZIMAGE_CHECK(i < c.num_blocks(), "tolerance policy: no block '" + path + "' in this config");
+    return m[1] == "down_blocks" ? vae_down_block_ops(c, i, C, h, w) : vae_up_block_ops(c, i, C, h, w);
+  }
+  // Leaves and resnets / attentions / samplers anywhere below.
+  static const std::regex resnet_re(R"(^(mid_block|down_blocks\.(\d+)|up_blocks\.(\d+))\.resnets\.(\d+)(\.(.*))?$)");
+  static const std::regex attn_re(R"(^mid_block\.attentions\.0(\.(.*))?$)");
+  static const std::regex sampler_re(R"(^(down_blocks|up_blocks)\.\d+\.(downsamplers|upsamplers)\.0(\.conv)?$)");
+  if (std::regex_match(sub, m, resnet_re)) {
+    const std::string leaf = m[6];
+    if (leaf == "norm1" || leaf == "norm2") return {vae_group_norm_op(C / G * S)};
+    if (leaf == "conv1" || leaf == "conv2") return {vae_conv_op(C * 9)};
+    if (leaf == "conv_shortcut") return {vae_conv_op(C)};
+    if (leaf.empty()) {
+      double cout = C;  // the mid block keeps the width; the others: block_out_channels of their block
+      if (m[2].matched) cout = c.block_out_channels.at(size_t(std::stoi(m[2])));
+      if (m[3].matched) cout = c.block_out_channels.at(size_t(c.num_blocks() - 1 - std::stoi(m[3])));
+      return vae_resnet_ops(C, cout, S, G);
+    }
+  } else if (std::regex_match(sub, m, attn_re)) {
+    const std::string leaf = m[2];
+    if (leaf.empty()) return vae_attention_ops(C, S, G);
+    if (leaf == "group_norm") return {vae_group_norm_op(C / G * S)};
+    if (leaf == "to_q" || leaf == "to_k" || leaf == "to_v" || leaf == "to_out.0") return {vae_linear_op(double(in.back()))};
+  } else if (std::regex_match(sub, m, sampler_re)) {
+    return {vae_conv_op(C * 9)};  // F.pad and nearest upsampling are exact
+  }
+  throw Error("tolerance policy: no op chain for VAE module '" + path + "'");
+}
+
+Budget vae_module_budget(Tier tier, const std::string& path, const VaeConfig& cfg, const Shape& in) {
+  return budget_for(tier, vae_module_ops(path, cfg, in));
+}
+
 }  // namespace zimage::numerics

@@ -18,6 +18,7 @@
 
 #include "core/tensor.h"
 #include "model/config.h"
+#include "vae/config.h"
 
 namespace zimage::numerics {
 
@@ -90,5 +91,25 @@ std::string describe(const Comparison& c, const Budget& b);
 std::string describe_exact(const Comparison& c);
 // Share of the budget used: max(rel_rms / b.rel_rms, max_n / b.max_n).
 double budget_used(const Comparison& c, const Budget& b);
+
+// ---------------------------------------------------------------- VAE (AutoencoderKL)
+// Op chains of diffusers' AutoencoderKL modules (docs/vae.md), by path
+// ("decoder.up_blocks.1.resnets.0", "decoder.mid_block.attentions.0.to_q",
+// "post_quant_conv", ...) and the whole-model rows "decode", "tiled_decode",
+// "encode.mean", "encode.logvar", "unscale". `in` is the module's input shape
+// ([B, C, H, W]; the attention's group_norm [B, C, L]; its Linears [B, L, C]).
+// K per op, derived from the layer:
+//   conv:        K = C_in * kh * kw + 1 (the bias is one more term of the sum)
+//   group_norm:  K = 2 * (C / G) * spatial (mean and variance over the group, as layer_norm)
+//                + rsqrt, 3 roundings (subtract, scale, affine)
+//   attention:   group_norm(C/G * L), linear(K = C) for q/k/v, q k^T (K = C),
+//                softmax (K = L, exp), p v (K = L), linear(K = C), residual add
+//   resnet:      group_norm, silu, conv(C_in*9), group_norm, silu, conv(C_out*9),
+//                [conv_shortcut(C_in)], residual add
+// Whole encoder / decoder chains walk the blocks with the spatial size of
+// each stage (the decoder doubles it per upsampler, the encoder maps
+// H -> (H - 2) / 2 + 1 per downsampler).
+std::vector<Op> vae_module_ops(const std::string& path, const VaeConfig& cfg, const Shape& in);
+Budget vae_module_budget(Tier tier, const std::string& path, const VaeConfig& cfg, const Shape& in);
 
 }  // namespace zimage::numerics
