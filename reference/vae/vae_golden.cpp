@@ -99,7 +99,9 @@ VaeGolden open_vae_golden(const std::string& path, const std::string& model_dir)
   return g;
 }
 
-std::optional<std::string> vae_input_name(const VaeGolden& g, const std::string& path) {
+std::optional<std::string> vae_input_name(const VaeGolden& g, const std::string& row) {
+  // encode.mean and encode.logvar are the two halves of one call: encode:in.x.
+  const std::string path = row.rfind("encode.", 0) == 0 ? "encode" : row;
   for (const char* arg : {"input", "input_tensor", "hidden_states", "sample", "z", "x", "latents"}) {
     const std::string n = path + ":in." + arg;
     if (g.has(n)) return n;

@@ -1,0 +1,132 @@
+// T2 for the VAE (docs/vae.md): every AutoencoderKL module recorded in the
+// VAE goldens (tools/golden/dump_vae.py), teacher forced on its golden inputs
+// in float and double, within the T2 budget of its op chain; the whole-model
+// rows (decode, encode.mean, encode.logvar, tiled_decode, unscale) on the
+// chained budget. Every comparison prints rel_rms, max_n and the share of
+// the budget used.
+#include <map>
+#include <mutex>
+
+#include "support/goldens.h"
+#include "support/test_support.h"
+#include "vae/vae_golden.h"
+
+namespace zimage {
+namespace {
+
+const std::vector<std::string> kVaeGoldens = {"vae_tiny", "vae_flux_like", "vae_real_blocks"};
+
+const VaeGolden& golden(const std::string& c) {
+  static std::map<std::string, VaeGolden> cache;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(c);
+  if (it == cache.end()) it = cache.emplace(c, open_vae_golden(testing::golden_path(c))).first;
+  return it->second;
+}
+
+// One test per block: a row "decoder.up_blocks.1.resnets.0.conv1" is checked
+// in the test of "decoder.up_blocks.1" (one process per block keeps the
+// suite fast); whole-model rows and real-size modules are tests of their own.
+std::string group_of(const VaeGolden& g, const std::string& row) {
+  if (g.kind == "vae_modules") return row;
+  if (row.rfind("encode.", 0) == 0) return "encode";
+  const size_t a = row.find('.');
+  if (a == std::string::npos) return row;
+  const size_t b = row.find('.', a + 1);
+  const std::string second = row.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
+  if ((second == "down_blocks" || second == "up_blocks") && b != std::string::npos) {
+    const size_t c = row.find('.', b + 1);
+    return row.substr(0, c);
+  }
+  return b == std::string::npos ? row : row.substr(0, b);
+}
+
+struct Group {
+  std::string golden, group;
+};
+void PrintTo(const Group& r, std::ostream* os) { *os << r.golden << " " << r.group; }
+
+std::vector<Group> groups() {
+  std::vector<Group> out;
+  for (const auto& c : kVaeGoldens) {
+    const VaeGolden& g = golden(c);
+    for (const auto& n : g.outputs()) {
+      if (!vae_input_name(g, n)) continue;
+      const std::string grp = group_of(g, n);
+      if (out.empty() || out.back().golden != c || out.back().group != grp) out.push_back({c, grp});
+    }
+  }
+  return out;
+}
+
+class VaeGoldenT2 : public ::testing::TestWithParam<Group> {};
+
+TEST_P(VaeGoldenT2, TeacherForcedWithinBudget) {
+  const auto& [c, grp] = GetParam();
+  const VaeGolden& g = golden(c);
+  int checked = 0;
+  for (const auto& module : g.outputs()) {
+    if (group_of(g, module) != grp || !vae_input_name(g, module)) continue;
+    const Tensor<double> ref = g.get<double>(module);
+    const numerics::Budget b = vae_row_budget(g, module);
+    const auto f = run_vae_module<float>(g, module);
+    const auto d = run_vae_module<double>(g, module);
+    ASSERT_TRUE(f && d) << module;
+    testing::expect_within(c + " " + module + " float", numerics::compare(*f, ref), b);
+    testing::expect_within(c + " " + module + " double", numerics::compare(*d, ref), b);
+    ++checked;
+  }
+  EXPECT_GT(checked, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(VaeGoldens, VaeGoldenT2, ::testing::ValuesIn(groups()), [](const auto& info) {
+  return testing::test_name(info.param.golden + "__" + info.param.group);
+});
+
+// What docs/vae.md promises the goldens hold.
+TEST(VaeGoldenInventory, CasesAndRowsPresent) {
+  for (const char* c : {"vae_tiny", "vae_flux_like"}) {
+    const VaeGolden& g = golden(c);
+    EXPECT_EQ(g.kind, "vae");
+    for (const char* r : {"decode", "encode.mean", "encode.logvar", "tiled_decode", "unscale", "decoder", "encoder",
+                          "decoder.mid_block.attentions.0", "decoder.up_blocks.0.upsamplers.0",
+                          "encoder.down_blocks.0.downsamplers.0"}) {
+      EXPECT_TRUE(g.has(r)) << c << " lacks " << r;
+      EXPECT_TRUE(vae_input_name(g, r)) << c << " lacks the input of " << r;
+    }
+  }
+  EXPECT_TRUE(golden("vae_tiny").has("post_quant_conv"));
+  EXPECT_TRUE(golden("vae_tiny").has("quant_conv"));
+  EXPECT_TRUE(golden("vae_tiny").has("decoder.up_blocks.1.resnets.0.conv_shortcut"));
+  const VaeGolden& r = golden("vae_real_blocks");
+  EXPECT_EQ(r.kind, "vae_modules");
+  EXPECT_EQ(r.config.to_json(), flux_vae_config().to_json()) << "vae_real_blocks must carry the real Flux VAE config";
+  for (const char* m : {"decoder.mid_block.resnets.0", "decoder.mid_block.attentions.0", "decoder.up_blocks.0.upsamplers.0",
+                        "decoder.up_blocks.3.resnets.0", "encoder.down_blocks.0.downsamplers.0"})
+    EXPECT_TRUE(r.has(m) && vae_input_name(r, m)) << "vae_real_blocks lacks " << m;
+}
+
+// The tiled golden crosses tiles, and in vae_flux_like its last tile column
+// is narrower than the blend extent (diffusers clips the extent): docs/vae.md.
+TEST(VaeGoldenInventory, TiledInputsSpanSeveralTiles) {
+  for (const char* c : {"vae_tiny", "vae_flux_like"}) {
+    const VaeGolden& g = golden(c);
+    const Shape z = g.shape("tiled_decode:in.z");
+    EXPECT_TRUE(z[2] > g.tiles.tile_latent || z[3] > g.tiles.tile_latent) << c << " tiled input " << shape_str(z);
+    EXPECT_EQ(g.tiles.tile_latent, g.config.tile_latent_min_size());
+    EXPECT_EQ(g.tiles.tile_sample, g.config.tile_sample_min_size());
+  }
+}
+
+// A golden's aliases (tensors stored once) resolve to tensors of the shape the
+// aliased input must have: a block's input is the previous block's output.
+TEST(VaeGoldenFormat, AliasesResolve) {
+  const VaeGolden& g = golden("vae_tiny");
+  EXPECT_FALSE(g.aliases.empty());
+  for (const auto& [name, target] : g.aliases) EXPECT_TRUE(g.file->contains(target)) << name;
+  EXPECT_EQ(g.stored("decoder.up_blocks.1:in.hidden_states"), g.stored("decoder.up_blocks.0"));
+}
+
+}  // namespace
+}  // namespace zimage

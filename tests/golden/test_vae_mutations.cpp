@@ -1,0 +1,68 @@
+// VAE mutation tests (numerics.md, "Proving the gates can fail"): each
+// injected porting bug must make a named VAE golden gate fail, and the same
+// gate must pass without it. The gate is the T2 check of test_vae_golden.cpp
+// (run in double: the reference's own rounding cannot be what fails it).
+#include "numerics/mutation.h"
+#include "support/goldens.h"
+#include "support/test_support.h"
+#include "vae/vae_golden.h"
+
+namespace zimage {
+namespace {
+
+struct VaeMutationCase {
+  Mutation mutation;
+  std::string golden;
+  std::string check;  // a row of the golden (module path or decode / tiled_decode / unscale / encode.*)
+};
+
+void PrintTo(const VaeMutationCase& m, std::ostream* os) {
+  *os << mutation_name(m.mutation) << " @ " << m.golden << " " << m.check;
+}
+
+std::pair<bool, std::string> run_check(const VaeMutationCase& m) {
+  const VaeGolden g = open_vae_golden(testing::golden_path(m.golden));
+  const auto got = run_vae_module<double>(g, m.check);
+  if (!got) throw Error(m.golden + " lacks the inputs of " + m.check);
+  const numerics::Budget b = vae_row_budget(g, m.check);
+  const numerics::Comparison cmp = numerics::compare(*got, g.get<double>(m.check));
+  return {numerics::passes(cmp, b), numerics::describe(cmp, b)};
+}
+
+class VaeMutationIsCaught : public ::testing::TestWithParam<VaeMutationCase> {};
+
+TEST_P(VaeMutationIsCaught, CheckFailsWithMutationAndPassesWithout) {
+  const VaeMutationCase& m = GetParam();
+  const auto [clean_pass, clean] = run_check(m);
+  std::printf("  clean   %s %s: %s\n", m.golden.c_str(), m.check.c_str(), clean.c_str());
+  EXPECT_TRUE(clean_pass) << "the check must pass without the mutation: " << clean;
+  std::pair<bool, std::string> mutated_result;
+  {
+    ScopedMutation scoped(m.mutation);
+    mutated_result = run_check(m);
+  }
+  std::printf("  mutated %s %s [%s]: %s\n", m.golden.c_str(), m.check.c_str(), mutation_name(m.mutation),
+              mutated_result.second.c_str());
+  EXPECT_FALSE(mutated_result.first) << mutation_name(m.mutation) << " was not caught by " << m.check;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Vae, VaeMutationIsCaught,
+    ::testing::Values(
+        // GroupNorm dividing by N-1: a single norm (N = 4 channels x 30 pixels), a real-size
+        // resnet (N = 16 x 100) and the whole decode all catch it.
+        VaeMutationCase{Mutation::GroupNormUnbiased, "vae_tiny", "decoder.mid_block.resnets.0.norm1"},
+        VaeMutationCase{Mutation::GroupNormUnbiased, "vae_real_blocks", "decoder.mid_block.resnets.0"},
+        VaeMutationCase{Mutation::GroupNormUnbiased, "vae_flux_like", "decode"},
+        // post_quant_conv skipped although the config has one (vae_tiny: use_post_quant_conv true).
+        VaeMutationCase{Mutation::NoPostQuantConv, "vae_tiny", "decode"},
+        VaeMutationCase{Mutation::NoPostQuantConv, "vae_tiny", "tiled_decode"},
+        // latents * scaling_factor - shift instead of latents / scaling_factor + shift.
+        VaeMutationCase{Mutation::WrongLatentScale, "vae_flux_like", "unscale"}),
+    [](const auto& info) {
+      return testing::test_name(std::string(mutation_name(info.param.mutation)) + "__" + info.param.golden + "__" +
+                                info.param.check);
+    });
+
+}  // namespace
+}  // namespace zimage
