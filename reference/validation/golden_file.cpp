@@ -69,4 +69,22 @@ GoldenFile open_golden(const std::string& path, const std::string& model_dir) {
   return g;
 }
 
+std::shared_ptr<SafetensorsFile> open_pipeline_part_golden(const std::string& path, const std::string& kind) {
+  auto f = SafetensorsFile::open(path);
+  const auto& md = f->metadata();
+  auto meta = [&](const std::string& key) -> const std::string& {
+    auto it = md.find(key);
+    ZIMAGE_CHECK(it != md.end(), path + ": golden metadata lacks '" + key + "'");
+    return it->second;
+  };
+  ZIMAGE_CHECK(meta("format") == "zimage-golden-v1", path + ": golden format '" + meta("format") + "' is not zimage-golden-v1");
+  ZIMAGE_CHECK(meta("kind") == kind, path + ": golden kind '" + meta("kind") + "', expected '" + kind + "'");
+  for (const char* k : {"diffusers_version", "diffusers_commit", "diffusers_scheduler_blob", "diffusers_pipeline_blob",
+                        "diffusers_torch_utils_blob", "torch_version", "torch_cpu_capability", "dtype", "seed", "command"})
+    meta(k);
+  ZIMAGE_CHECK(meta("dtype") == "float32", path + ": golden dtype '" + meta("dtype") + "' is not float32");
+  for (const auto& name : f->names()) screen_golden_tensor(path, f->view(name));
+  return f;
+}
+
 }  // namespace zimage

@@ -33,6 +33,13 @@ struct GoldenFile {
 // `synthetic_weights` metadata.
 GoldenFile open_golden(const std::string& path, const std::string& model_dir = "");
 
+// Opens a golden without a transformer config (kinds scheduler, cfg,
+// torch_randn from tools/golden/dump_pipeline_parts.py): format tag, kind ==
+// `kind`, the provenance keys (diffusers version, commit and the blob ids of the
+// diffusers files used, torch version and CPU capability, dtype, seed,
+// command), and every float tensor screened as in open_golden.
+std::shared_ptr<SafetensorsFile> open_pipeline_part_golden(const std::string& path, const std::string& kind);
+
 // Screens one float tensor: throws naming file and tensor on NaN/Inf (with
 // the first index) or when all values are equal.
 void screen_golden_tensor(const std::string& file, const TensorView& v);
