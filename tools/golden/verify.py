@@ -60,6 +60,9 @@ def check_golden(path, args):
     elif kind == "pipeline":
         check_reference_meta(path, meta, args, weight_seed=True)
         check_pipeline(path, meta, tensors)
+    elif kind in ("scheduler", "cfg", "torch_randn"):
+        from dump_pipeline_parts import check_pipeline_golden  # the dumper owns these kinds' checks
+        check_pipeline_golden(path, meta, tensors, args.expect_commit)
     elif kind == "synthetic":
         check_synthetic(path, meta, tensors)
     else:
