@@ -20,6 +20,15 @@ inline constexpr const char* kUsage =
     "  zimage rope-limits --model DIR [--check-finite]\n"
     "      The longest caption and the largest image DIR/config.json accepts, and why (no compute:\n"
     "      --check-finite is accepted and has nothing to trace).\n"
+    "  zimage generate --model PIPELINE_DIR --prompt-embeds FILE [--negative-prompt-embeds FILE]\n"
+    "             [--height 1024] [--width 1024] [--steps 8] [--guidance 0] [--cfg-normalization X]\n"
+    "             [--cfg-truncation X] [--shift S] [--seed 0] [--latents FILE] [--num-images-per-prompt 1]\n"
+    "             [--dtype float32|float64] [--save-latents FILE] [--check-finite] --out IMAGE.png\n"
+    "      ZImagePipeline from prompt embeddings (prompt_embeds.{i} [tokens, cap_feat_dim]; a negatives\n"
+    "      file may name them negative_prompt_embeds.{i}) to PNG. PIPELINE_DIR is what\n"
+    "      ZImagePipeline.save_pretrained writes. Defaults are Turbo's (8 steps, guidance 0). --seed S\n"
+    "      draws the latents torch.Generator(\"cpu\").manual_seed(S) would; --latents FILE ('latents' or\n"
+    "      'latents.init' [B,16,H/8,W/8]) replaces them. Several images: IMAGE.0.png, IMAGE.1.png, ...\n"
     "  zimage validate [--goldens FILE ...] [--model DIR] [--dtype float64|float32] [--check-finite]\n"
     "      Checks goldens (default: every golden shipped in golden/) against the reference:\n"
     "      one row per module; exit status 1 if any row fails. Whole-model runs are always traced\n"
@@ -48,5 +57,6 @@ void allow_only(const Args& a, const std::vector<std::string>& known);
 int cmd_dit(const Args& args);
 int cmd_validate(const Args& args);
 int cmd_rope_limits(const Args& args);
+int cmd_generate(const Args& args);
 
 }  // namespace zimage::cli

@@ -2,6 +2,7 @@
 //   zimage dit       --model DIR --inputs IN --output OUT [--dtype float32|float64] [--dump-activations ACTS]
 //   zimage validate  [--goldens FILE ...] [--model DIR] [--dtype float64|float32]
 //   zimage rope-limits --model DIR
+//   zimage generate  --model PIPELINE_DIR --prompt-embeds FILE ... --out IMAGE.png
 // Every user error is one line on stderr and exit status 2; a failed
 // validation is exit status 1.
 #include <cstdio>
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
     if (cmd == "dit") return cmd_dit(args);
     if (cmd == "validate") return cmd_validate(args);
     if (cmd == "rope-limits") return cmd_rope_limits(args);
+    if (cmd == "generate") return cmd_generate(args);
     throw zimage::Error("unknown command '" + cmd + "' (try: zimage --help)");
   } catch (const zimage::Error& e) {
     std::fprintf(stderr, "zimage: error: %s\n", e.what());

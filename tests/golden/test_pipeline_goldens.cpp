@@ -1,0 +1,317 @@
+// ZImagePipeline end to end against diffusers (golden/pipeline_*.safetensors,
+// tools/golden/dump_pipeline.py): seeded latents, the schedule, every step's
+// model output and Euler step teacher-forced, the free-running loop (T5 of
+// numerics.md), the VAE decode and the PIL pixels. docs/pipeline.md.
+#include <cmath>
+
+#include "io/safetensors.h"
+#include "numerics/mutation.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/torch_generator.h"
+#include "support/goldens.h"
+#include "support/test_support.h"
+
+namespace zimage {
+namespace {
+
+using numerics::Budget;
+using numerics::Comparison;
+using numerics::Tier;
+
+// One pipeline golden with its folder and options, loaded once per test.
+struct PipelineGolden {
+  std::string name;
+  std::shared_ptr<SafetensorsFile> file;
+  PipelineFolder pipe;
+  GenerateOptions opt;
+  int prompts = 0;
+  nlohmann::json options;
+
+  explicit PipelineGolden(const std::string& case_name) : name(case_name) {
+    const std::string path = testing::golden_path(case_name);
+    file = SafetensorsFile::open(path);
+    for (const auto& n : file->names()) screen_golden_tensor(path, file->view(n));
+    const auto& md = file->metadata();
+    pipe = open_pipeline_folder(std::string(ZIMAGE_GOLDEN_DIR) + "/" + md.at("model_dir"));
+    options = nlohmann::json::parse(md.at("options"));
+    opt.height = options["height"];
+    opt.width = options["width"];
+    opt.steps = options["steps"];
+    opt.num_images_per_prompt = options["per_prompt"];
+    opt.cfg.guidance_scale = options["guidance"];
+    opt.cfg.cfg_normalization = options["cfg_normalization"].is_boolean() ? 0.0 : options["cfg_normalization"].get<double>();
+    opt.cfg.cfg_truncation = options["cfg_truncation"];
+    while (file->contains("prompt_embeds." + std::to_string(prompts))) ++prompts;
+  }
+  template <class T>
+  Tensor<T> get(const std::string& n) const { return file->get<T>(n); }
+  template <class T>
+  std::vector<Tensor<T>> embeds(const std::string& stem) const {
+    std::vector<Tensor<T>> out;
+    for (int i = 0; file->contains(stem + std::to_string(i)); ++i) out.push_back(get<T>(stem + std::to_string(i)));
+    return repeat_per_image(out, opt.num_images_per_prompt);
+  }
+  template <class T>
+  std::vector<Tensor<T>> negatives() const {
+    return opt.cfg.guidance_scale > 0 ? embeds<T>("negative_prompt_embeds.") : std::vector<Tensor<T>>{};
+  }
+  Shape latent_shape() const {
+    return pipeline_latent_shape(pipe.transformer.config, pipe.vae.config, int64_t(prompts) * opt.num_images_per_prompt,
+                                 opt.height, opt.width);
+  }
+  std::string latents_before(int k) const { return k == 0 ? "latents.init" : "latents.step." + std::to_string(k - 1); }
+};
+
+std::vector<std::string> pipeline_cases() { return testing::golden_cases_of_kind("pipeline"); }
+
+// ---------------------------------------------------------------- T0: seeded latents, schedule, Euler step
+
+class PipelineExact : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PipelineExact, SeededLatentsAreTorchRandn) {
+  const PipelineGolden g(GetParam());
+  const Tensor<float> ours = randn_latents(std::stoull(g.file->metadata().at("seed")), g.latent_shape());
+  const Comparison c = numerics::compare(ours, g.get<float>("latents.init"));
+  std::printf("  latents.init %s: %s\n", shape_str(ours.shape).c_str(), numerics::describe_exact(c).c_str());
+  EXPECT_TRUE(numerics::passes_exact(c));
+}
+
+TEST_P(PipelineExact, ScheduleIsDiffusers) {
+  const PipelineGolden g(GetParam());
+  const Schedule s = pipeline_schedule(g.pipe.scheduler, g.opt, g.latent_shape());
+  const Tensor<float> sig = g.get<float>("sigmas"), ts = g.get<float>("timesteps");
+  ASSERT_EQ(int64_t(s.sigmas.size()), sig.numel());
+  ASSERT_EQ(int64_t(s.timesteps.size()), ts.numel());
+  int bad = 0;
+  for (int64_t i = 0; i < sig.numel(); ++i) bad += s.sigmas[i] != sig[i];
+  for (int64_t i = 0; i < ts.numel(); ++i) bad += s.timesteps[i] != ts[i];
+  std::printf("  %lld sigmas, %lld timesteps: %d differ\n", (long long)sig.numel(), (long long)ts.numel(), bad);
+  EXPECT_EQ(bad, 0);
+}
+
+// scheduler.step on the golden's own inputs: bit for bit in fp32.
+TEST_P(PipelineExact, EulerStepTeacherForced) {
+  const PipelineGolden g(GetParam());
+  const Schedule s = pipeline_schedule(g.pipe.scheduler, g.opt, g.latent_shape());
+  for (int k = 0; k < g.opt.steps; ++k) {
+    Tensor<float> x = g.get<float>(g.latents_before(k));
+    pipeline_step(s, k, g.get<float>("model_output." + std::to_string(k)), x);
+    const Comparison c = numerics::compare(x, g.get<float>("latents.step." + std::to_string(k)));
+    std::printf("  step %d: %s\n", k, numerics::describe_exact(c).c_str());
+    EXPECT_TRUE(numerics::passes_exact(c)) << "step " << k;
+  }
+}
+
+// VaeImageProcessor.postprocess("pil") on the golden's decoded image: the same pixels.
+TEST_P(PipelineExact, PilPixelsFromDecodedImage) {
+  const PipelineGolden g(GetParam());
+  const auto images = to_pil_images(g.get<float>("image.decoded"));
+  const Tensor<int32_t> want = g.get<int32_t>("image.uint8");
+  int64_t bad = 0, i = 0;
+  for (const auto& im : images)
+    for (uint8_t p : im.pixels) bad += int32_t(p) != want[i++];
+  std::printf("  %lld pixel values, %lld differ\n", (long long)i, (long long)bad);
+  EXPECT_EQ(i, want.numel());
+  EXPECT_EQ(bad, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, PipelineExact, ::testing::ValuesIn(pipeline_cases()),
+                         [](const auto& info) { return testing::test_name(info.param); });
+
+// ---------------------------------------------------------------- T2: model output per step, decode
+
+template <class T>
+Tensor<double> widen(const Tensor<T>& t) {
+  Tensor<double> out(t.shape);
+  for (int64_t i = 0; i < t.numel(); ++i) out[i] = double(t[i]);
+  return out;
+}
+
+// The CFG combination pred = (1 + g) pos - g neg scales the transformer's
+// error by (|1 + g| ||pos|| + |g| ||neg||) / ||pred|| (first order); the cap
+// and the negation are exact scalings.
+double cfg_amplification(double g, const Tensor<double>& pos, const Tensor<double>& neg, const Tensor<double>& pred) {
+  if (g <= 0) return 1.0;
+  auto norm = [](const Tensor<double>& t) {
+    double s = 0;
+    for (double v : t.data) s += v * v;
+    return std::sqrt(s);
+  };
+  return (std::abs(1 + g) * norm(pos) + std::abs(g) * norm(neg)) / norm(pred);
+}
+
+// expect_pass false (mutation tests): at least one of the first `steps` steps must fail.
+template <class T>
+void check_model_outputs(const PipelineGolden& g, bool expect_pass = true, int steps = -1) {
+  const ZImageWeights<T> w = load_weights<T>(g.pipe.transformer.config, *g.pipe.transformer.params);
+  const Schedule s = pipeline_schedule(g.pipe.scheduler, g.opt, g.latent_shape());
+  const auto pos = g.embeds<T>("prompt_embeds."), neg = g.negatives<T>();
+  bool all_pass = true;
+  for (int k = 0; k < (steps < 0 ? g.opt.steps : steps); ++k) {
+    const Tensor<T> x = g.get<T>(g.latents_before(k));
+    const Tensor<T> mo = pipeline_model_output(w, s, k, g.opt.cfg, x, pos, neg);
+    const Tensor<double> want = g.get<double>("model_output." + std::to_string(k));
+    // Budget: the whole transformer (T2) at this batch's longest sequence, times the CFG amplification.
+    int64_t L = 0;
+    for (const auto& e : pos) L = std::max(L, e.shape[0]);
+    for (const auto& e : neg) L = std::max(L, e.shape[0]);
+    L += (x.shape[2] / 2) * (x.shape[3] / 2);
+    Budget b = numerics::module_budget(Tier::T2, "sample.0", g.pipe.transformer.config, L);
+    const double gk = cfg_scale_at_step(g.opt.cfg, s, k);
+    double amp = 1;
+    if (gk > 0) {  // the pos and neg outputs on the golden latents (a scale factor: T is precise enough)
+      const CfgOptions off;
+      amp = cfg_amplification(gk, widen(pipeline_model_output(w, s, k, off, x, pos, {})),
+                              widen(pipeline_model_output(w, s, k, off, x, neg, {})), want);
+    }
+    b.rel_rms *= amp;
+    b.max_n *= amp;
+    const Comparison c = numerics::compare(mo, want);
+    std::printf("  step %d (guidance %.2f, x%.2f): %s\n", k, gk, amp, numerics::describe(c, b).c_str());
+    all_pass = all_pass && numerics::passes(c, b);
+    if (expect_pass) {
+      EXPECT_TRUE(numerics::passes(c, b)) << "step " << k;
+    }
+  }
+  if (!expect_pass) {
+    EXPECT_FALSE(all_pass) << "the mutation went unnoticed";
+  }
+}
+
+class PipelineModelOutput : public ::testing::TestWithParam<std::string> {};
+TEST_P(PipelineModelOutput, TeacherForcedWithinBudget_double) { check_model_outputs<double>(PipelineGolden(GetParam())); }
+TEST_P(PipelineModelOutput, TeacherForcedWithinBudget_float) { check_model_outputs<float>(PipelineGolden(GetParam())); }
+INSTANTIATE_TEST_SUITE_P(Goldens, PipelineModelOutput, ::testing::ValuesIn(pipeline_cases()),
+                         [](const auto& info) { return testing::test_name(info.param); });
+
+template <class T>
+Comparison decode_vs_golden(const PipelineGolden& g, Budget* b) {
+  const VaeWeights<T> w = load_vae_weights<T>(g.pipe.vae.config, *g.pipe.vae.params, VaePart::Decoder);
+  const Tensor<T> z = g.get<T>("latents.step." + std::to_string(g.opt.steps - 1));
+  *b = numerics::vae_module_budget(Tier::T2, "decode", g.pipe.vae.config, z.shape);
+  return numerics::compare(decode_latents(g.pipe.vae.config, w, z), g.get<double>("image.decoded"));
+}
+
+class PipelineDecode : public ::testing::TestWithParam<std::string> {};
+TEST_P(PipelineDecode, FinalLatentsDecodeWithinBudget_double) {
+  Budget b;
+  const Comparison c = decode_vs_golden<double>(PipelineGolden(GetParam()), &b);
+  std::printf("  decode: %s\n", numerics::describe(c, b).c_str());
+  EXPECT_TRUE(numerics::passes(c, b));
+}
+TEST_P(PipelineDecode, FinalLatentsDecodeWithinBudget_float) {
+  Budget b;
+  const Comparison c = decode_vs_golden<float>(PipelineGolden(GetParam()), &b);
+  std::printf("  decode: %s\n", numerics::describe(c, b).c_str());
+  EXPECT_TRUE(numerics::passes(c, b));
+}
+INSTANTIATE_TEST_SUITE_P(Goldens, PipelineDecode, ::testing::ValuesIn(pipeline_cases()),
+                         [](const auto& info) { return testing::test_name(info.param); });
+
+// ---------------------------------------------------------------- T5: the free-running loop
+
+double rel_rms(const Tensor<double>& a, const Tensor<double>& r) { return numerics::compare(a, r).rel_rms; }
+
+double psnr(const Tensor<double>& a, const Tensor<double>& r) {  // images in [-1, 1]: peak-to-peak 2
+  double se = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) se += (a[i] - r[i]) * (a[i] - r[i]);
+  const double mse = se / double(a.numel());
+  return mse == 0 ? 999.0 : 10 * std::log10(4.0 / mse);
+}
+
+// numerics.md T5: per-step latent rel_rms of our fp32 run against our fp64
+// run within 2x of the peer's (diffusers fp32 against our fp64 run), and the
+// final image's PSNR within 6 dB of the peer's. The peer's own drift is
+// bounded too, so a wrong fp64 run cannot make the 2x rule easy: at step k it
+// must stay within the accumulated model-output budget,
+//   sum_{j<=k} |sigma_{j+1} - sigma_j| ||v_j|| eps_j / ||x_k||  +  (k+1) * 2 u_fp32,
+// eps_j the whole-transformer T2 budget times the CFG amplification bound (1 + 2g).
+// Floor: one fp32 rounding of the latents (u_fp32 = 6e-8): drifts below it compare as equal.
+class PipelineFreeRunning : public ::testing::TestWithParam<std::string> {};
+TEST_P(PipelineFreeRunning, FloatDriftWithinTwicePeerAndPeerWithinBudget) {
+  const PipelineGolden g(GetParam());
+  const auto& dit = g.pipe.transformer.config;
+  const Schedule s = pipeline_schedule(g.pipe.scheduler, g.opt, g.latent_shape());
+  DenoiseTrace<double> td;
+  DenoiseTrace<float> tf;
+  const ZImageWeights<double> wd = load_weights<double>(dit, *g.pipe.transformer.params);
+  const ZImageWeights<float> wf = load_weights<float>(dit, *g.pipe.transformer.params);
+  denoise(wd, s, g.opt.cfg, g.get<double>("latents.init"), g.embeds<double>("prompt_embeds."), g.negatives<double>(), &td);
+  denoise(wf, s, g.opt.cfg, g.get<float>("latents.init"), g.embeds<float>("prompt_embeds."), g.negatives<float>(), &tf);
+  int64_t L = 0;
+  for (int i = 0; i < g.prompts; ++i) L = std::max(L, g.file->view("prompt_embeds." + std::to_string(i)).shape[0]);
+  for (int i = 0; g.file->contains("negative_prompt_embeds." + std::to_string(i)); ++i)
+    L = std::max(L, g.file->view("negative_prompt_embeds." + std::to_string(i)).shape[0]);
+  const Shape shape = g.latent_shape();
+  L += (shape[2] / 2) * (shape[3] / 2);
+  const double eps_model = numerics::module_budget(Tier::T2, "sample.0", dit, L).rel_rms;
+  const double floor = numerics::kUnitRoundoffFp32;
+  double acc = 0;
+  for (int k = 0; k < g.opt.steps; ++k) {
+    const Tensor<double> peer = g.get<double>("latents.step." + std::to_string(k));
+    const Tensor<double>& truth = td.latents[k];
+    const double ours = rel_rms(widen(tf.latents[k]), truth), theirs = rel_rms(peer, truth);
+    double vnorm = 0, xnorm = 0;
+    for (double v : td.model_output[k].data) vnorm += v * v;
+    for (double v : truth.data) xnorm += v * v;
+    const double gk = cfg_scale_at_step(g.opt.cfg, s, k);
+    acc += std::abs(double(s.sigmas[k + 1]) - double(s.sigmas[k])) * std::sqrt(vnorm) * eps_model * (1 + 2 * gk);
+    const double peer_budget = acc / std::sqrt(xnorm) + (k + 1) * 2 * numerics::kUnitRoundoffFp32;
+    std::printf("  step %d: ours(fp32 vs fp64) rel_rms %.3e, peer(diffusers vs fp64) %.3e, 2x peer + floor %.3e "
+                "(%.1f%% used); peer budget %.3e (%.1f%% used)\n",
+                k, ours, theirs, 2 * theirs + floor, 100 * ours / (2 * theirs + floor), peer_budget,
+                100 * theirs / peer_budget);
+    EXPECT_LE(ours, 2 * theirs + floor) << "step " << k;
+    EXPECT_LE(theirs, peer_budget) << "step " << k;
+  }
+  // Final image: PSNR against the fp64 decode of the fp64 latents.
+  const VaeConfig& vc = g.pipe.vae.config;
+  const auto vd = load_vae_weights<double>(vc, *g.pipe.vae.params, VaePart::Decoder);
+  const auto vf = load_vae_weights<float>(vc, *g.pipe.vae.params, VaePart::Decoder);
+  const Tensor<double> truth = decode_latents(vc, vd, td.latents.back());
+  const double p_ours = psnr(widen(decode_latents(vc, vf, tf.latents.back())), truth);
+  const double p_peer = psnr(g.get<double>("image.decoded"), truth);
+  std::printf("  image PSNR vs fp64: ours %.1f dB, peer %.1f dB (gate: ours >= peer - 6 dB)\n", p_ours, p_peer);
+  EXPECT_GE(p_ours, p_peer - 6.0);
+  EXPECT_TRUE(std::isfinite(p_ours));
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, PipelineFreeRunning, ::testing::ValuesIn(pipeline_cases()),
+                         [](const auto& info) { return testing::test_name(info.param); });
+
+// ---------------------------------------------------------------- mutations (numerics.md)
+
+TEST(PipelineMutation, MissingOutputNegationFailsTheModelOutputGate) {
+  const PipelineGolden g("pipeline_turbo");
+  ScopedMutation m(Mutation::NoOutputNegation);
+  check_model_outputs<double>(g, /*expect_pass=*/false, /*steps=*/2);
+}
+
+TEST(PipelineMutation, InvertedLatentScaleFailsTheDecodeGate) {
+  const PipelineGolden g("pipeline_turbo");
+  Budget b;
+  const Comparison clean = decode_vs_golden<double>(g, &b);
+  EXPECT_TRUE(numerics::passes(clean, b)) << numerics::describe(clean, b);
+  ScopedMutation m(Mutation::WrongLatentScale);
+  const Comparison bad = decode_vs_golden<double>(g, &b);
+  std::printf("  mutated decode [%s]: %s\n", mutation_name(Mutation::WrongLatentScale), numerics::describe(bad, b).c_str());
+  EXPECT_FALSE(numerics::passes(bad, b));
+}
+
+TEST(PipelineMutation, SigmasOutOfStepFailsTheEulerStepGate) {
+  const PipelineGolden g("pipeline_cfg");
+  const Schedule s = pipeline_schedule(g.pipe.scheduler, g.opt, g.latent_shape());
+  ScopedMutation m(Mutation::SigmasTimestepsOutOfStep);
+  int64_t mismatches = 0;
+  for (int k = 0; k < g.opt.steps; ++k) {
+    Tensor<float> x = g.get<float>(g.latents_before(k));
+    pipeline_step(s, k, g.get<float>("model_output." + std::to_string(k)), x);
+    mismatches += numerics::compare(x, g.get<float>("latents.step." + std::to_string(k))).mismatches;
+  }
+  std::printf("  mutated [%s]: %lld latent values differ over %d steps\n", mutation_name(Mutation::SigmasTimestepsOutOfStep),
+              (long long)mismatches, g.opt.steps);
+  EXPECT_GT(mismatches, 0);
+}
+
+}  // namespace
+}  // namespace zimage
