@@ -57,6 +57,7 @@ void allow_only(const Args& a, const std::vector<std::string>& known);
 int cmd_dit(const Args& args);
 int cmd_validate(const Args& args);
 int cmd_rope_limits(const Args& args);
+int cmd_vae(int argc, char** argv);  // zimage vae decode|encode|validate (tools/cli/cmd_vae.cpp)
 int cmd_generate(const Args& args);
 
 }  // namespace zimage::cli

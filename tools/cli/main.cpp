@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   try {
+    if (!std::strcmp(argv[1], "vae")) return cmd_vae(argc - 2, argv + 2);  // own subcommands and switches
     const Args args = parse_args(argc - 2, argv + 2);
     const std::string cmd = argv[1];
     if (cmd == "dit") return cmd_dit(args);

@@ -1,0 +1,279 @@
+// zimage vae: the AutoencoderKL reference from the command line.
+//
+//   zimage vae decode (--vae DIR | --synthetic [--config JSON] [--seed S])
+//                     (--latents FILE [--name T] | --random-latents B,C,h,w [--seed S])
+//                     [--out FILE] [--dtype float32|float64] [--unscale]
+//                     [--tiled [--tile-latent N] [--tile-sample N] [--tile-overlap F]]
+//   zimage vae encode (--vae DIR | --synthetic ...) --image FILE [--name T] --out FILE
+//                     [--dtype float32|float64] [--allow-ragged]
+//   zimage vae validate --golden FILE [--model DIR] [--dtype float64|float32]
+//
+// Decode writes `image` [B, out_channels, f*h, f*w] (F32); encode writes
+// `mean` and `logvar` [B, latent_channels, H/f, W/f]. Both print the wall time
+// and the peak RSS. Every user error is one line (zimage: error: ...), exit 2.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <sstream>
+
+#include "cli.h"
+#include "io/safetensors.h"
+#include "model/param_source.h"
+#include "vae/autoencoder_kl.h"
+#include "vae/synthetic_vae.h"
+#include "vae/vae_golden.h"
+
+namespace zimage::cli {
+
+namespace {
+
+constexpr const char* kVaeUsage =
+    "usage:\n"
+    "  zimage vae decode (--vae DIR | --synthetic [--config CONFIG.json] [--seed S])\n"
+    "                    (--latents FILE [--name TENSOR] | --random-latents B,C,h,w [--seed S])\n"
+    "                    [--out OUT.safetensors] [--dtype float32|float64] [--unscale]\n"
+    "                    [--tiled [--tile-latent N] [--tile-sample N] [--tile-overlap F]]\n"
+    "      AutoencoderKL.decode: latents [B, latent_channels, h, w] -> `image` [B, 3, f*h, f*w] (F32).\n"
+    "      The latents are the VAE's input (already unscaled) unless --unscale, which first applies\n"
+    "      ZImagePipeline's latents / scaling_factor + shift_factor. --tiled decodes as diffusers does\n"
+    "      with enable_tiling() (tiles only when larger than one tile; sizes default to the config's).\n"
+    "      --synthetic: counter-based weights (seed S, default 0) for CONFIG.json, default the FLUX.1\n"
+    "      VAE config. TENSOR defaults to `latents` (or the file's only tensor).\n"
+    "  zimage vae encode (--vae DIR | --synthetic ...) --image FILE [--name TENSOR] --out OUT.safetensors\n"
+    "                    [--dtype float32|float64] [--allow-ragged]\n"
+    "      AutoencoderKL.encode: image [B, in_channels, H, W] (about [-1, 1]) -> `mean`, `logvar`.\n"
+    "      H and W must be multiples of f = 2^(blocks-1) unless --allow-ragged (diffusers floors).\n"
+    "  zimage vae validate --golden FILE [--model DIR] [--dtype float64|float32]\n"
+    "      Checks a VAE golden (golden/vae_*.safetensors): one row per module, exit 1 on a failure.\n"
+    "Both decode and encode print the wall time and the process's peak RSS.\n";
+
+const std::vector<std::string> kVaeSwitches = {"--synthetic", "--tiled", "--unscale", "--allow-ragged"};
+
+Args parse_vae_args(int argc, char** argv) {
+  Args a;
+  for (int i = 0; i < argc; ++i) {
+    const std::string k = argv[i];
+    ZIMAGE_CHECK(k.rfind("--", 0) == 0 && k.size() > 2, "vae: unexpected argument '" + k + "'");
+    if (std::find(kVaeSwitches.begin(), kVaeSwitches.end(), k) != kVaeSwitches.end()) {
+      a.values[k].push_back("on");
+      continue;
+    }
+    ZIMAGE_CHECK(i + 1 < argc, "vae: argument " + k + " needs a value");
+    a.values[k].push_back(argv[++i]);
+  }
+  return a;
+}
+
+int64_t parse_int(const std::string& flag, const std::string& v) {
+  try {
+    size_t pos = 0;
+    const long long x = std::stoll(v, &pos);
+    ZIMAGE_CHECK(pos == v.size(), "");
+    return x;
+  } catch (const std::exception&) {
+    throw Error("vae: " + flag + " '" + v + "' is not an integer");
+  }
+}
+
+double parse_double(const std::string& flag, const std::string& v) {
+  try {
+    size_t pos = 0;
+    const double x = std::stod(v, &pos);
+    ZIMAGE_CHECK(pos == v.size(), "");
+    return x;
+  } catch (const std::exception&) {
+    throw Error("vae: " + flag + " '" + v + "' is not a number");
+  }
+}
+
+double peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+struct Model {
+  VaeConfig config;
+  std::shared_ptr<ParamSource> params;
+  std::string source;
+};
+
+Model open_model(const Args& a) {
+  const bool synthetic = a.has("--synthetic");
+  ZIMAGE_CHECK(synthetic != a.has("--vae"), "vae: give exactly one of --vae DIR and --synthetic");
+  Model m;
+  if (synthetic) {
+    ZIMAGE_CHECK(!a.has("--model"), "vae: --model is not a vae decode/encode argument (use --vae DIR)");
+    m.config = a.has("--config") ? load_vae_config(a.get("--config")) : flux_vae_config();
+    const int64_t seed = parse_int("--seed", a.get("--seed", "0"));
+    ZIMAGE_CHECK(seed >= 0, "vae: --seed must be >= 0");
+    m.params = synthetic_param_source(vae_synthetic_spec(m.config, uint64_t(seed)));
+    m.source = "synthetic(seed=" + std::to_string(seed) + ")";
+  } else {
+    ZIMAGE_CHECK(!a.has("--config"), "vae: --config goes with --synthetic (a --vae folder has its own config.json)");
+    VaeModel v = open_vae_folder(a.get("--vae"));
+    m.config = v.config;
+    m.params = v.params;
+    m.source = a.get("--vae");
+  }
+  return m;
+}
+
+// The input tensor: --name, else `default_name`, else the file's only tensor. Float dtypes only, finite.
+template <class T>
+Tensor<T> read_input(const std::string& path, const std::string& name_flag, const std::string& default_name) {
+  const auto f = SafetensorsFile::open(path);
+  std::string name = name_flag;
+  if (name.empty()) {
+    const auto names = f->names();
+    if (f->contains(default_name)) name = default_name;
+    else if (names.size() == 1) name = names[0];
+    else
+      throw Error(path + ": missing input tensor '" + default_name + "' (the file holds " + std::to_string(names.size()) +
+                  " tensors; name one with --name)");
+  }
+  ZIMAGE_CHECK(f->contains(name), path + ": missing input tensor '" + name + "'");
+  const TensorView& v = f->view(name);
+  ZIMAGE_CHECK(dtype_is_float(v.dtype), path + ": input tensor '" + name + "' is " + dtype_name(v.dtype) +
+                                            ", expected a float dtype (F32, F64, BF16, F16)");
+  Tensor<T> t = to_tensor<T>(v);
+  for (int64_t i = 0; i < t.numel(); ++i)
+    ZIMAGE_CHECK(std::isfinite(t[i]), path + ": input tensor '" + name + "' holds " + std::to_string(t[i]) +
+                                          " at flat index " + std::to_string(i) + " (inputs must be finite)");
+  return t;
+}
+
+Shape parse_shape(const std::string& flag, const std::string& v) {
+  Shape s;
+  std::stringstream ss(v);
+  std::string part;
+  while (std::getline(ss, part, ',')) s.push_back(parse_int(flag, part));
+  ZIMAGE_CHECK(s.size() == 4, "vae: " + flag + " '" + v + "' must be B,C,h,w");
+  for (int64_t d : s) ZIMAGE_CHECK(d > 0 && d <= 65536, "vae: " + flag + " '" + v + "' must hold sizes in 1..65536");
+  return s;
+}
+
+template <class T>
+int decode(const Args& a, const std::string& dtype) {
+  allow_only(a, {"--vae", "--synthetic", "--config", "--seed", "--latents", "--name", "--random-latents", "--out",
+                 "--dtype", "--unscale", "--tiled", "--tile-latent", "--tile-sample", "--tile-overlap"});
+  ZIMAGE_CHECK(a.has("--latents") != a.has("--random-latents"),
+               "vae decode: give exactly one of --latents FILE and --random-latents B,C,h,w");
+  ZIMAGE_CHECK(a.has("--tiled") || !(a.has("--tile-latent") || a.has("--tile-sample") || a.has("--tile-overlap")),
+               "vae decode: --tile-latent / --tile-sample / --tile-overlap need --tiled");
+  const Model m = open_model(a);
+  Tensor<T> z;
+  std::string what;
+  if (a.has("--latents")) {
+    z = read_input<T>(a.get("--latents"), a.get("--name"), "latents");
+    what = a.get("--latents");
+  } else {
+    const Shape s = parse_shape("--random-latents", a.get("--random-latents"));
+    std::mt19937_64 rng(uint64_t(parse_int("--seed", a.get("--seed", "0"))));
+    std::normal_distribution<double> nd;
+    z = Tensor<T>(s);
+    for (auto& v : z.data) v = T(nd(rng));
+    what = "--random-latents";
+  }
+  check_vae_latents(m.config, z.shape, what);
+  TileOptions tiles;
+  if (a.has("--tile-latent")) tiles.tile_latent = int(parse_int("--tile-latent", a.get("--tile-latent")));
+  if (a.has("--tile-sample")) tiles.tile_sample = int(parse_int("--tile-sample", a.get("--tile-sample")));
+  if (a.has("--tile-overlap")) tiles.overlap = parse_double("--tile-overlap", a.get("--tile-overlap"));
+  if (a.has("--tiled")) tiles = resolved_tiles(m.config, tiles);  // argument errors before any compute
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const VaeWeights<T> w = load_vae_weights<T>(m.config, *m.params, VaePart::Decoder);
+  const auto t1 = std::chrono::steady_clock::now();
+  if (a.has("--unscale")) z = unscale_latents(m.config, z);
+  const Tensor<T> image = a.has("--tiled") ? vae_decode_maybe_tiled(m.config, w, z, tiles) : vae_decode(m.config, w, z);
+  const auto t2 = std::chrono::steady_clock::now();
+
+  if (a.has("--out")) {
+    SafetensorsWriter out;
+    out.set_metadata("producer", "zimage vae decode (CPU reference)");
+    out.set_metadata("dtype", dtype);
+    out.set_metadata("vae", m.source);
+    out.set_metadata("unscale", a.has("--unscale") ? "latents / scaling_factor + shift_factor applied" : "no");
+    out.set_metadata("tiled", a.has("--tiled") ? "on" : "off");
+    out.add("image", image, DType::F32);
+    out.write(a.get("--out"));
+  }
+  std::printf("vae decode: %s -> image %s (%s, %s), weights %.2f s, decode %.2f s, peak RSS %.0f MiB%s\n",
+              shape_str(z.shape).c_str(), shape_str(image.shape).c_str(), dtype.c_str(), m.source.c_str(),
+              std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count(),
+              peak_rss_mib(), a.has("--out") ? (", wrote " + a.get("--out")).c_str() : "");
+  return 0;
+}
+
+template <class T>
+int encode(const Args& a, const std::string& dtype) {
+  allow_only(a, {"--vae", "--synthetic", "--config", "--seed", "--image", "--name", "--out", "--dtype", "--allow-ragged"});
+  const Model m = open_model(a);
+  const std::string path = a.required("--image"), out_path = a.required("--out");
+  const Tensor<T> x = read_input<T>(path, a.get("--name"), "image");
+  check_vae_image(m.config, x.shape, path);
+  const int64_t f = m.config.spatial_factor();
+  ZIMAGE_CHECK(a.has("--allow-ragged") || (x.dim(2) % f == 0 && x.dim(3) % f == 0),
+               path + ": image " + shape_str(x.shape) + " has H, W not multiples of " + std::to_string(f) +
+                   " (the VAE's spatial factor): the latents would not decode back to this size; "
+                   "pass --allow-ragged to encode anyway, as diffusers does");
+  const auto t0 = std::chrono::steady_clock::now();
+  const VaeWeights<T> w = load_vae_weights<T>(m.config, *m.params, VaePart::Encoder);
+  const auto t1 = std::chrono::steady_clock::now();
+  const auto [mean, logvar] = vae_encode(m.config, w, x);
+  const auto t2 = std::chrono::steady_clock::now();
+  SafetensorsWriter out;
+  out.set_metadata("producer", "zimage vae encode (CPU reference)");
+  out.set_metadata("dtype", dtype);
+  out.set_metadata("vae", m.source);
+  out.add("mean", mean, DType::F32);
+  out.add("logvar", logvar, DType::F32);
+  out.write(out_path);
+  std::printf("vae encode: %s -> mean/logvar %s (%s, %s), weights %.2f s, encode %.2f s, peak RSS %.0f MiB, wrote %s\n",
+              shape_str(x.shape).c_str(), shape_str(mean.shape).c_str(), dtype.c_str(), m.source.c_str(),
+              std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count(),
+              peak_rss_mib(), out_path.c_str());
+  return 0;
+}
+
+int validate(const Args& a) {
+  allow_only(a, {"--golden", "--model", "--dtype"});
+  const std::string dtype = a.get("--dtype", "float64");
+  ZIMAGE_CHECK(dtype == "float64" || dtype == "float32", "--dtype must be float64 or float32, not '" + dtype + "'");
+  size_t failed = 0, total = 0;
+  for (const auto& path : a.values.count("--golden") ? a.values.at("--golden") : std::vector<std::string>{}) {
+    const VaeGolden g = open_vae_golden(path, a.get("--model"));
+    const auto rows = dtype == "float64" ? validate_vae_golden<double>(g) : validate_vae_golden<float>(g);
+    std::printf("== %s (case %s, reference %s)\n%s", path.c_str(), g.case_name.c_str(), dtype.c_str(),
+                format_rows(rows, true).c_str());
+    for (const auto& r : rows) failed += !r.pass;
+    total += rows.size();
+  }
+  ZIMAGE_CHECK(total > 0, "vae validate: give --golden FILE (a golden/vae_*.safetensors)");
+  std::printf("%zu passed, %zu failed\n", total - failed, failed);
+  return failed ? 1 : 0;
+}
+
+}  // namespace
+
+int cmd_vae(int argc, char** argv) {
+  if (argc < 1 || !std::strcmp(argv[0], "--help") || !std::strcmp(argv[0], "-h")) {
+    std::fputs(kVaeUsage, argc < 1 ? stderr : stdout);
+    return argc < 1 ? 2 : 0;
+  }
+  const std::string sub = argv[0];
+  const Args a = parse_vae_args(argc - 1, argv + 1);
+  if (sub == "validate") return validate(a);
+  ZIMAGE_CHECK(sub == "decode" || sub == "encode", "vae: unknown subcommand '" + sub + "' (decode, encode, validate)");
+  const std::string dtype = a.get("--dtype", "float32");
+  ZIMAGE_CHECK(dtype == "float32" || dtype == "float64", "--dtype must be float32 or float64, not '" + dtype + "'");
+  if (sub == "decode") return dtype == "float32" ? decode<float>(a, dtype) : decode<double>(a, dtype);
+  return dtype == "float32" ? encode<float>(a, dtype) : encode<double>(a, dtype);
+}
+
+}  // namespace zimage::cli
