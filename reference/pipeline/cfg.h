@@ -11,9 +11,10 @@
 //       pred = pred * ((||pos|| * factor) / ||pred||)   (factor rounded to float32)
 // ||.|| is torch.linalg.vector_norm over the whole item [C, 1, H, W], which
 // torch's CPU kernel computes as 8 float32 lane sums of x * x (separately
-// rounded), the lanes added in order, the numel % 8 tail fused (FMA) on the
-// AVX2 build and not on DEFAULT, then sqrtf (docs/scheduler.md; bit-exact on
-// the goldens).
+// rounded), the lanes added in order, then the numel % 8 tail added in order
+// (on the AVX2 build its first 4 squares rounded and the rest fused into FMAs;
+// on DEFAULT all rounded), then sqrtf (docs/scheduler.md; bit-exact on the
+// goldens).
 //
 // Batch order (one transformer call per step): with CFG the batch is
 // [positive items..., negative items...]; without CFG only the positive

@@ -74,6 +74,11 @@ RANDN_SEQUENCES = [[7, 16, 37], [3, 20, 2], [5, 5], [37, 3]]
 NORM_LENS = list(range(1, 41)) + [384, 1023, 1536]
 
 
+def norm_rows(L):
+    """Vectors per length: many short ones (every tail length 0..7 of the 8-lane kernel), few long."""
+    return 24 if L <= 40 else 2
+
+
 def shape_name(shape):
     return "x".join(str(d) for d in shape)
 
@@ -113,6 +118,10 @@ def pipeline_meta(case, seed, commit, extra):
     }
     if meta["threads"] != "1":
         raise gio.GoldenError(f"not in reference mode: threads={meta['threads']}")
+    if meta["torch_cpu_capability"] not in ("AVX2", "AVX512"):
+        # The main tensors stand for torch's AVX2/AVX512 kernels (TorchCpuCapability::Avx2 in C++);
+        # DEFAULT-capability values come from a child process and are named default_cap.* / norm.default.*.
+        raise gio.GoldenError(f"torch CPU capability {meta['torch_cpu_capability']}: dump on an AVX2 machine")
     for k, v in extra.items():
         if k in meta:
             raise gio.GoldenError(f"metadata key {k} set twice")
@@ -143,7 +152,7 @@ def emit_default_capability(path_in, path_out):
     for n in SCHED_NS:
         out[f"linspace.n{n}"] = f32(pz.get_default_z_image_sigmas(n))
     for L in NORM_LENS:
-        out[f"norm.L{L}"] = torch.linalg.vector_norm(inp[f"x.L{L}"]).reshape(1)
+        out[f"norm.L{L}"] = row_norms(inp[f"x.L{L}"])
     for seed in (0, 42):
         for shape in RANDN_SHAPES[:5]:
             g = torch.Generator("cpu").manual_seed(seed)
@@ -165,7 +174,13 @@ def default_capability_values(inputs: dict) -> dict:
 
 def norm_inputs():
     g = torch.Generator().manual_seed(SEEDS["cfg"] + 17)
-    return {f"x.L{L}": (torch.rand(L, generator=g, dtype=torch.float64) * 6 - 2.5).float() for L in NORM_LENS}
+    return {f"x.L{L}": (torch.rand(norm_rows(L), L, generator=g, dtype=torch.float64) * 6 - 2.5).float()
+            for L in NORM_LENS}
+
+
+def row_norms(X):
+    """torch.linalg.vector_norm of each row, each a contiguous 1-D tensor of its own."""
+    return torch.stack([torch.linalg.vector_norm(X[r].clone()) for r in range(X.shape[0])])
 
 
 # ------------------------------------------------------------------------------------------
@@ -474,9 +489,11 @@ def run_cfg(args):
     for L in NORM_LENS:
         x = xs[f"x.L{L}"]
         T[f"norm.x.L{L}"] = x
-        T[f"norm.avx2.L{L}"] = torch.linalg.vector_norm(x).reshape(1)
+        T[f"norm.avx2.L{L}"] = row_norms(x)
         T[f"norm.default.L{L}"] = dflt[f"norm.L{L}"]
     extra = {"cases": cases, "norm_lengths": NORM_LENS,
+             "norm_tensors": "norm.x.L{L} [rows, L]; norm.avx2.L{L} [rows] = vector_norm of each row in this process "
+                             "(torch_cpu_capability); norm.default.L{L} under ATEN_CPU_CAPABILITY=default",
              "stub_transformer": "out_b = 0.25 * x_b + base(s, p) + (delta_p * noise(s, p) if negative else 0); "
                                  "caption features of entry b are filled with its tag +(p+1) / -(p+1)"}
     path = os.path.join(args.out, "cfg.safetensors")
