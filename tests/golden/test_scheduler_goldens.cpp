@@ -129,6 +129,39 @@ TEST(SchedulerGolden, DefaultZImageSigmasBothCapabilities) {
   EXPECT_GT(differ_if_swapped, 0);
 }
 
+// Negative controls: plausible ports that get one dtype transition wrong must
+// fail the bit-exact gate on some of the 150 ZImagePipeline schedules.
+TEST(SchedulerGoldenNegativeControls, WrongDtypePathsAreCaught) {
+  int shift_in_double = 0, linspace_in_double = 0, t_as_one_minus_sigma = 0, cases = 0;
+  for (double shift : {1.0, 3.0, 5.0})
+    for (int n = 1; n <= 50; ++n, ++cases) {
+      char prefix[64];
+      std::snprintf(prefix, sizeof prefix, "pipeline.shift%g.n%d", shift, n);
+      const auto ref = golden()->get<float>(std::string(prefix) + ".sigmas");
+      const auto ref_t = golden()->get<float>(std::string(prefix) + ".model_t");
+      const auto base = default_zimage_sigmas(n);
+      std::vector<float> a, b, c;
+      for (int i = 0; i < n; ++i) {
+        const double s = base[size_t(i)];
+        a.push_back(float(shift * s / (1.0 + (shift - 1.0) * s)));  // shift in float64, one rounding
+        const double l = n == 1 ? 1.0 : 1.0 + double(i) * ((1.0 / n - 1.0) / (n - 1));  // linspace in float64
+        const float lf = float(l);
+        b.push_back(float(shift) * lf / (1.0f + float(shift - 1.0) * lf));
+        c.push_back(1.0f - ref[i]);  // t = 1 - sigma instead of (1000 - sigma * 1000) / 1000
+      }
+      a.push_back(0.0f);
+      b.push_back(0.0f);
+      shift_in_double += a != ref.data;
+      linspace_in_double += b != ref.data;
+      t_as_one_minus_sigma += c != ref_t.data;
+    }
+  std::printf("  of %d schedules, wrong ones differ: shift in float64 %d, linspace in float64 %d, t = 1 - sigma %d\n",
+              cases, shift_in_double, linspace_in_double, t_as_one_minus_sigma);
+  EXPECT_GT(shift_in_double, 0);
+  EXPECT_GT(linspace_in_double, 0);
+  EXPECT_GT(t_as_one_minus_sigma, 0);
+}
+
 // ---------------------------------------------------------------- step()
 
 Schedule stored_schedule(const std::string& prefix) {
