@@ -17,6 +17,12 @@ using StridedMap = Eigen::Map<MatrixRM<T>, 0, Eigen::OuterStride<>>;
 template <class T>
 using ConstStridedMap = Eigen::Map<const MatrixRM<T>, 0, Eigen::OuterStride<>>;
 
+// Elementwise work below this many values runs on one thread: an OpenMP
+// region costs more than it saves there, and far more when the machine is
+// oversubscribed (a barrier waits for a descheduled thread). Results do not
+// depend on it (no reduction is split between threads).
+constexpr int64_t kParallelMin = 1 << 16;
+
 // Fixed-order sum of n values: blocks of 256 summed left to right, block
 // sums added left to right (error ~ (256 + n/256) u instead of n u).
 template <class T, class F>
@@ -60,7 +66,9 @@ Tensor<T> conv2d(const Tensor<T>& x, const Conv2dW<T>& w, const ConvGeom& g) {
   const bool direct = kh == 1 && kw == 1 && s == 1 && up == 1 && g.pad_top == 0 && g.pad_left == 0 &&
                       g.pad_bottom == 0 && g.pad_right == 0;
 
-#pragma omp parallel
+  // Threads only for convs worth it (>= 2^24 multiply-adds); a smaller one runs serially.
+  const bool parallel = B * bands > 1 && double(B) * double(Cout) * double(K) * double(HWo) >= double(1 << 24);
+#pragma omp parallel if (parallel)
   {
     std::vector<T> col;  // [K, band pixels] for this thread's current band
 #pragma omp for schedule(static)
@@ -114,7 +122,7 @@ void group_norm_(Tensor<T>& x, const GroupNormW<T>& w, int groups, double eps) {
   const int64_t Cg = C / groups, N = Cg * S;
   // The variance divisor: N (biased, as torch) or N - 1 under the mutation.
   const T divisor = mutated(Mutation::GroupNormUnbiased) ? T(N - 1) : T(N);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x.numel() >= kParallelMin)
   for (int64_t bg = 0; bg < B * groups; ++bg) {
     T* base = x.ptr() + bg * N;  // channels of one group are contiguous in NCHW
     const T mean = blocked_sum<T>(N, [&](int64_t i) { return base[i]; }) / T(N);
@@ -143,7 +151,7 @@ template <class T>
 void silu_(Tensor<T>& x) {
   T* p = x.ptr();
   const int64_t n = x.numel();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) p[i] = silu(p[i]);
 }
 
@@ -170,7 +178,7 @@ Tensor<T> resnet_block_2d(Tensor<T> x, const ResnetBlock2DW<T>& w, int groups, A
   const int64_t n = h.numel();
   T* hp = h.ptr();
   const T* xp = x.ptr();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) hp[i] = xp[i] + hp[i];
   record(acts, path, h);
   return h;
@@ -198,7 +206,7 @@ Tensor<T> vae_attention(Tensor<T> x, const VaeAttentionW<T>& w, int groups, Acti
   // softmax(q k^T / sqrt(C)) v, one head, by blocks of query rows (never L x L at once).
   const T scale = T(1) / std::sqrt(T(C));
   const int64_t qblocks = (L + kAttnQueryBlock - 1) / kAttnQueryBlock;
-#pragma omp parallel
+#pragma omp parallel if (B * qblocks > 1)
   {
     MatrixRM<T> S;
 #pragma omp for schedule(static)
