@@ -2,6 +2,9 @@
 // the safetensors-backed ParamSource of a diffusers model folder.
 #include "model/param_source.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -106,6 +109,15 @@ void check_complete(const ParamSource& src, const std::map<std::string, Shape>& 
 
 // ---------------------------------------------------------------- model folder
 
+void release_mapped_pages(const TensorView& v) {
+  if (v.data == nullptr || v.nbytes == 0) return;
+  static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(v.data) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(v.data) + v.nbytes + page - 1) / page * page;
+  // Advice only: a failure (EINVAL on an odd mapping) leaves the pages resident, which is harmless.
+  (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 namespace {
 
 // Tensors spread over one or more mapped safetensors files; all float.
@@ -131,14 +143,30 @@ class SafetensorsParamSource : public ParamSource {
   }
 
   Tensor<double> load(const std::string& name) const override {
-    auto it = where_.find(name);
-    ZIMAGE_CHECK(it != where_.end(), describe_ + ": no tensor " + quote(name));
-    return it->second->get<double>(name);
+    const TensorView& v = find(name);
+    Tensor<double> t = to_tensor<double>(v);
+    release_mapped_pages(v);
+    return t;
   }
+
+  Tensor<float> load_float(const std::string& name) const override {
+    const TensorView& v = find(name);
+    Tensor<float> t = to_tensor<float>(v);
+    release_mapped_pages(v);
+    return t;
+  }
+
+  const TensorView* view(const std::string& name) const override { return &find(name); }
 
   std::string describe() const override { return describe_; }
 
  private:
+  const TensorView& find(const std::string& name) const {
+    auto it = where_.find(name);
+    ZIMAGE_CHECK(it != where_.end(), describe_ + ": no tensor " + quote(name));
+    return it->second->view(name);
+  }
+
   std::string describe_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;  // keeps the maps alive
   std::map<std::string, const SafetensorsFile*> where_;
@@ -199,15 +227,15 @@ std::shared_ptr<ParamSource> open_sharded(const fs::path& dir, const std::string
 
 }  // namespace
 
-std::shared_ptr<ParamSource> open_weight_folder(const std::string& dir) {
+std::shared_ptr<ParamSource> open_weight_folder(const std::string& dir, const std::string& stem) {
   const fs::path d(dir);
-  const fs::path single = d / "diffusion_pytorch_model.safetensors";
-  const fs::path index = d / "diffusion_pytorch_model.safetensors.index.json";
+  const fs::path single = d / (stem + ".safetensors");
+  const fs::path index = d / (stem + ".safetensors.index.json");
   std::error_code ec;  // the non-throwing fs::exists: a path it cannot check counts as absent
   if (fs::exists(single, ec))
     return std::make_shared<SafetensorsParamSource>(single.string(), std::vector{SafetensorsFile::open(single.string())});
   if (fs::exists(index, ec)) return open_sharded(d, index.string());
-  throw Error(dir + ": no diffusion_pytorch_model.safetensors or diffusion_pytorch_model.safetensors.index.json");
+  throw Error(dir + ": no " + stem + ".safetensors or " + stem + ".safetensors.index.json");
 }
 
 ModelFolder open_model_folder(const std::string& dir) {

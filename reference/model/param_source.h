@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/safetensors.h"
 #include "model/config.h"
 
 namespace zimage {
@@ -20,7 +21,28 @@ class ParamSource {
   // The tensor's values widened to double (exact for F32/BF16/F16/F64).
   virtual Tensor<double> load(const std::string& name) const = 0;
   virtual std::string describe() const = 0;  // for messages: a path or "synthetic(seed=...)"
+  // The same values as load(name).cast<float>() (bitwise: every stored float
+  // dtype widens exactly, and F64 rounds once either way), without the double
+  // copy: a [10240, 3840] weight costs 157 MB, not 157 + 315 MB.
+  virtual Tensor<float> load_float(const std::string& name) const { return load(name).cast<float>(); }
+  // The stored bytes of a tensor held in a mapped file (dtype, shape, data),
+  // or nullptr for sources that compute their values (synthetic, held copies).
+  // zimage inspect reads dtypes and bf16-exactness through it.
+  virtual const TensorView* view(const std::string& name) const {
+    (void)name;
+    return nullptr;
+  }
 };
+
+// Drops the pages of a mapped tensor from this process (madvise
+// MADV_DONTNEED on the page-aligned range covering it): a read-only file
+// mapping re-reads them from the page cache or the file when touched again,
+// so converting tensors one after another keeps the resident set to the
+// tensors being converted instead of every file page touched so far.
+// safetensors-backed sources call it after every load(). Only for views
+// into a file opened with SafetensorsFile::open (a mapping): on memory of
+// SafetensorsFile::from_bytes it would zero the bytes.
+void release_mapped_pages(const TensorView& v);
 
 // Every parameter ZImageTransformer2DModel(config) has in basic mode, with
 // its shape, named as in diffusers' state_dict.
@@ -37,7 +59,9 @@ void check_complete(const ParamSource& src, const std::map<std::string, Shape>& 
 // DIR/diffusion_pytorch_model.safetensors.index.json (index and shards must
 // agree exactly). Every tensor must be a float dtype. No config is read and
 // no completeness check is made: callers check against their model.
-std::shared_ptr<ParamSource> open_weight_folder(const std::string& dir);
+// `stem` names the files: transformers saves model.safetensors and
+// model.safetensors.index.json (the text encoder passes "model").
+std::shared_ptr<ParamSource> open_weight_folder(const std::string& dir, const std::string& stem = "diffusion_pytorch_model");
 
 // A diffusers folder: config.json plus diffusion_pytorch_model.safetensors,
 // or shards listed in diffusion_pytorch_model.safetensors.index.json.

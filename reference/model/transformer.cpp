@@ -2,13 +2,19 @@
 
 #include "model/rope_limits.h"
 
+#include <functional>
+#include <type_traits>
+
 namespace zimage {
 
 namespace {
 
 template <class T>
 Tensor<T> param(const ParamSource& src, const std::string& name) {
-  return src.load(name).template cast<T>();
+  if constexpr (std::is_same_v<T, float>)
+    return src.load_float(name);  // bitwise load(name).cast<float>(), without the double copy
+  else
+    return src.load(name).template cast<T>();
 }
 
 template <class T>
@@ -71,8 +77,7 @@ FinalLayerW<T> load_final_layer(const ParamSource& src, const std::string& p) {
 }
 
 template <class T>
-ZImageWeights<T> load_weights(const ZImageConfig& cfg, const ParamSource& src) {
-  check_complete(src, expected_parameter_shapes(cfg));
+ZImageWeights<T> load_shared_weights(const ZImageConfig& cfg, const ParamSource& src) {
   ZImageWeights<T> w;
   w.config = cfg;
   const std::string key = cfg.embedder_key();
@@ -83,6 +88,13 @@ ZImageWeights<T> load_weights(const ZImageConfig& cfg, const ParamSource& src) {
   w.final_layer = load_final_layer<T>(src, "all_final_layer." + key);
   w.x_pad_token = param<T>(src, "x_pad_token");
   w.cap_pad_token = param<T>(src, "cap_pad_token");
+  return w;
+}
+
+template <class T>
+ZImageWeights<T> load_weights(const ZImageConfig& cfg, const ParamSource& src) {
+  check_complete(src, expected_parameter_shapes(cfg));
+  ZImageWeights<T> w = load_shared_weights<T>(cfg, src);
   for (int i = 0; i < cfg.n_refiner_layers; ++i) {
     w.noise_refiner.push_back(load_block<T>(src, "noise_refiner." + std::to_string(i), true, cfg.qk_norm));
     w.context_refiner.push_back(load_block<T>(src, "context_refiner." + std::to_string(i), false, cfg.qk_norm));
@@ -137,9 +149,21 @@ Tensor<T> cap_embedder(const Tensor<T>& cap, const ZImageWeights<T>& w, Activati
   return out;
 }
 
+namespace {
+
+// The blocks of one forward, by stack ("noise_refiner", "context_refiner",
+// "layers") and index: from memory, or loaded when the forward reaches them.
 template <class T>
-std::vector<Tensor<T>> zimage_forward(const ZImageWeights<T>& w, const DitInputs<T>& in, Activations<T>* acts,
-                                      const ForwardOptions& opts) {
+struct BlockSource {
+  int n_noise = 0, n_context = 0, n_layers = 0;
+  std::function<const TransformerBlockW<T>&(const std::string& stack, int i)> get;
+};
+
+// The forward itself, shared by zimage_forward and zimage_forward_streaming:
+// one body, so the two are the same computation (bitwise, tested).
+template <class T>
+std::vector<Tensor<T>> forward_impl(const ZImageWeights<T>& w, const BlockSource<T>& blocks, const DitInputs<T>& in,
+                                    Activations<T>* acts, const ForwardOptions& opts) {
   const ZImageConfig& cfg = w.config;
   std::vector<Shape> x_shapes, cap_shapes;
   for (const auto& x : in.x) x_shapes.push_back(x.shape);
@@ -176,23 +200,23 @@ std::vector<Tensor<T>> zimage_forward(const ZImageWeights<T>& w, const DitInputs
   record(acts, "all_x_embedder." + key, x_emb);
   Sequence<T> x = prepare_sequence(split_rows(x_emb, pt.x), pt.x_pos_ids, pt.x_pad_mask, w.x_pad_token, tables, acts,
                                    "rope_embedder.x");
-  for (size_t i = 0; i < w.noise_refiner.size(); ++i)
-    x.feats = transformer_block(x.feats, x.mask_ptr(), x.freqs, &adaln_input, w.noise_refiner[i], cfg.n_heads,
+  for (int i = 0; i < blocks.n_noise; ++i)
+    x.feats = transformer_block(x.feats, x.mask_ptr(), x.freqs, &adaln_input, blocks.get("noise_refiner", i), cfg.n_heads,
                                 cfg.norm_eps, acts, "noise_refiner." + std::to_string(i));
 
   // Caption tokens: embed, pad tokens, context_refiner.
   const Tensor<T> cap_emb = cap_embedder(cat_rows(pt.cap), w, acts);
   Sequence<T> cap = prepare_sequence(split_rows(cap_emb, pt.cap), pt.cap_pos_ids, pt.cap_pad_mask, w.cap_pad_token,
                                      tables, acts, "rope_embedder.cap");
-  for (size_t i = 0; i < w.context_refiner.size(); ++i)
+  for (int i = 0; i < blocks.n_context; ++i)
     cap.feats = transformer_block(cap.feats, cap.mask_ptr(), cap.freqs, static_cast<const Tensor<T>*>(nullptr),
-                                  w.context_refiner[i], cfg.n_heads, cfg.norm_eps, acts,
+                                  blocks.get("context_refiner", i), cfg.n_heads, cfg.norm_eps, acts,
                                   "context_refiner." + std::to_string(i));
 
   // [image, caption] through the main layers, then the final layer.
   Sequence<T> u = build_unified_sequence(x, cap);
-  for (size_t i = 0; i < w.layers.size(); ++i)
-    u.feats = transformer_block(u.feats, u.mask_ptr(), u.freqs, &adaln_input, w.layers[i], cfg.n_heads, cfg.norm_eps,
+  for (int i = 0; i < blocks.n_layers; ++i)
+    u.feats = transformer_block(u.feats, u.mask_ptr(), u.freqs, &adaln_input, blocks.get("layers", i), cfg.n_heads, cfg.norm_eps,
                                 acts, "layers." + std::to_string(i));
   const Tensor<T> out = final_layer(u.feats, adaln_input, w.final_layer, acts, "all_final_layer." + key);
 
@@ -206,8 +230,49 @@ std::vector<Tensor<T>> zimage_forward(const ZImageWeights<T>& w, const DitInputs
   return samples;
 }
 
+}  // namespace
+
+template <class T>
+std::vector<Tensor<T>> zimage_forward(const ZImageWeights<T>& w, const DitInputs<T>& in, Activations<T>* acts,
+                                      const ForwardOptions& opts) {
+  BlockSource<T> blocks;
+  blocks.n_noise = int(w.noise_refiner.size());
+  blocks.n_context = int(w.context_refiner.size());
+  blocks.n_layers = int(w.layers.size());
+  blocks.get = [&w](const std::string& stack, int i) -> const TransformerBlockW<T>& {
+    const auto& v = stack == "noise_refiner" ? w.noise_refiner : stack == "context_refiner" ? w.context_refiner : w.layers;
+    return v[size_t(i)];
+  };
+  return forward_impl(w, blocks, in, acts, opts);
+}
+
+template <class T>
+std::vector<Tensor<T>> zimage_forward_streaming(const ZImageConfig& cfg, const ParamSource& src, const DitInputs<T>& in,
+                                                Activations<T>* acts, const ForwardOptions& opts,
+                                                const std::function<void(const std::string&)>& on_block) {
+  check_complete(src, expected_parameter_shapes(cfg));
+  const ZImageWeights<T> w = load_shared_weights<T>(cfg, src);
+  TransformerBlockW<T> held;  // the one block in memory
+  BlockSource<T> blocks;
+  blocks.n_noise = blocks.n_context = cfg.n_refiner_layers;
+  blocks.n_layers = cfg.n_layers;
+  blocks.get = [&](const std::string& stack, int i) -> const TransformerBlockW<T>& {
+    const std::string path = stack + "." + std::to_string(i);
+    held = TransformerBlockW<T>{};  // free the previous block before loading the next
+    held = load_block<T>(src, path, stack != "context_refiner", cfg.qk_norm);
+    if (on_block) on_block(path);
+    return held;
+  };
+  return forward_impl(w, blocks, in, acts, opts);
+}
+
 #define ZIMAGE_INSTANTIATE(T)                                                                                   \
   template ZImageWeights<T> load_weights<T>(const ZImageConfig&, const ParamSource&);                           \
+  template ZImageWeights<T> load_shared_weights<T>(const ZImageConfig&, const ParamSource&);                    \
+  template std::vector<Tensor<T>> zimage_forward_streaming<T>(const ZImageConfig&, const ParamSource&,          \
+                                                              const DitInputs<T>&, Activations<T>*,             \
+                                                              const ForwardOptions&,                            \
+                                                              const std::function<void(const std::string&)>&);  \
   template LinearW<T> load_linear<T>(const ParamSource&, const std::string&, bool);                            \
   template TransformerBlockW<T> load_block<T>(const ParamSource&, const std::string&, bool, bool);             \
   template TimestepEmbedderW<T> load_timestep_embedder<T>(const ParamSource&, const std::string&);              \
