@@ -375,6 +375,76 @@ def run_real_blocks(args) -> list[str]:
     return [path]
 
 
+# --------------------------------------------------------------------------- verify
+
+
+REFERENCE_KEYS = ["format", "case", "kind", "diffusers_version", "diffusers_commit", "diffusers_vae_blobs",
+                  "torch_version", "numpy_version", "safetensors_version", "dtype", "seed", "config",
+                  "synthetic_weights", "command", "threads", "tf32", "attention_backend", "device", "aliases"]
+
+
+def check_vae_golden(path, meta, tensors, expect_commit=None):
+    """What verify.py checks for the VAE kinds (vae, vae_modules): provenance in reference mode,
+    the blobs of the imported diffusers VAE files, the config, aliases that resolve, and the
+    rows each kind promises with their inputs and shapes."""
+    missing = [k for k in REFERENCE_KEYS if k not in meta]
+    if missing:
+        raise gio.GoldenError(f"{path}: metadata lacks {missing}")
+    if (meta["threads"], meta["tf32"], meta["attention_backend"], meta["device"], meta["dtype"]) != \
+            ("1", "off", "math", "cpu", "float32"):
+        raise gio.GoldenError(f"{path}: not a reference-mode golden")
+    if expect_commit and meta["diffusers_commit"] != expect_commit:
+        raise gio.GoldenError(f"{path}: diffusers_commit {meta['diffusers_commit']} != {expect_commit}")
+    blobs = json.loads(meta["diffusers_vae_blobs"])
+    if set(blobs) != {f"src/diffusers/{f}" for f in VAE_FILES}:
+        raise gio.GoldenError(f"{path}: diffusers_vae_blobs names {sorted(blobs)}")
+    try:
+        imported = vae_blobs()
+    except ImportError:
+        imported = None
+    if imported and imported != blobs:
+        raise gio.GoldenError(f"{path}: diffusers_vae_blobs differ from the imported diffusers source")
+    if json.loads(meta["synthetic_weights"])["seed"] != int(meta["seed"]):
+        raise gio.GoldenError(f"{path}: synthetic seed differs from seed")
+    cfg = json.loads(meta["config"])
+    if cfg.get("_class_name") != "AutoencoderKL" or any(k not in cfg for k in FLUX):
+        raise gio.GoldenError(f"{path}: config is not a full AutoencoderKL config")
+    aliases = json.loads(meta["aliases"])
+    for name, target in aliases.items():
+        if target not in tensors or name in tensors:
+            raise gio.GoldenError(f"{path}: alias {name} -> {target} does not resolve")
+
+    def get(name):
+        t = tensors.get(aliases.get(name, name))
+        if t is None:
+            raise gio.GoldenError(f"{path}: lacks {name}")
+        return t
+
+    if meta["kind"] == "vae":
+        f = 2 ** (len(cfg["block_out_channels"]) - 1)
+        for row, arg in (("decode", "z"), ("tiled_decode", "z")):
+            z, out = get(f"{row}:in.{arg}"), get(row)
+            if list(out.shape) != [z.shape[0], cfg["out_channels"], f * z.shape[2], f * z.shape[3]]:
+                raise gio.GoldenError(f"{path}: {row} {list(out.shape)} for input {list(z.shape)}")
+        x = get("encode:in.x")
+        for row in ("encode.mean", "encode.logvar"):
+            if get(row).shape[:2] != (x.shape[0], cfg["latent_channels"]):
+                raise gio.GoldenError(f"{path}: {row} {list(get(row).shape)}")
+        if get("unscale").shape != get("unscale:in.latents").shape:
+            raise gio.GoldenError(f"{path}: unscale shape")
+        for m in json.loads(meta["modules"]):
+            get(m)
+    elif meta["kind"] == "vae_modules":
+        if cfg != json.loads(json.dumps({**cfg, **FLUX})):
+            raise gio.GoldenError(f"{path}: vae_modules must carry the Flux config")
+        for m in json.loads(meta["real_modules"]):
+            get(m)
+            if not any(k.startswith(f"{m}:in.") for k in list(tensors) + list(aliases)):
+                raise gio.GoldenError(f"{path}: {m} has no recorded input")
+    else:
+        raise gio.GoldenError(f"{path}: kind {meta['kind']!r} is not a VAE kind")
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -383,7 +453,20 @@ def main(argv=None):
     ap.add_argument("--case", action="append", choices=ALL_CASES + ["all"], help="case to dump (repeatable)")
     ap.add_argument("--out", default="golden", help="golden folder (default golden)")
     ap.add_argument("--diffusers-commit", default=None, help="git sha of the diffusers source (or DIFFUSERS_COMMIT)")
+    ap.add_argument("--verify", action="store_true", help="only check the VAE goldens in --out (check_vae_golden)")
     args = ap.parse_args(argv)
+    if args.verify:
+        from safetensors import safe_open
+
+        for c in ALL_CASES:
+            path = os.path.join(args.out, f"{c}.safetensors")
+            with safe_open(path, framework="pt") as fh:
+                meta, tensors = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
+            for k, t in tensors.items():
+                gio.check_tensor(k, t)
+            check_vae_golden(path, meta, tensors, args.diffusers_commit)
+            print(f"{path}: ok ({meta['kind']}, {len(tensors)} tensors, {len(json.loads(meta['aliases']))} aliases)")
+        return
     args.commit = gio.diffusers_commit(args.diffusers_commit)
     cases = args.case or ["all"]
     if "all" in cases:
