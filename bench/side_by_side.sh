@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The reference against PyTorch CPU on the same shapes, same thread count, in
+# one run: rounds alternate (reference, torch, reference, torch, ...) and each
+# side keeps its best median, so a slow moment hits both.
+#
+#   bench/side_by_side.sh [--threads N] [--rounds R] [--filter REGEX] [--out DIR]
+#
+# Needs build/bin/zimage_bench (tools/setup.sh), the golden env
+# (../shared/golden-env) and DIFFUSERS_SRC (diffusers' src/, see
+# tools/golden/README.md). Writes DIR/ours.json, DIR/torch.json,
+# DIR/side_by_side.json and DIR/side_by_side.png (default DIR: build/side_by_side)
+# and prints one row per module with torch_time / reference_time (> 1: the
+# reference is faster).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads=$(nproc); rounds=2; filter='BM_(Linear|Sdpa|RmsNorm|FeedForward|Attention|TransformerBlock)<float>'; out=build/side_by_side
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --threads) threads=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --filter) filter=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "side_by_side.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[ -x build/bin/zimage_bench ] || { echo "side_by_side.sh: build/bin/zimage_bench missing (run tools/setup.sh)" >&2; exit 2; }
+[ -n "${DIFFUSERS_SRC:-}" ] || { echo "side_by_side.sh: set DIFFUSERS_SRC to diffusers' src/ folder" >&2; exit 2; }
+GOLDEN_ENV=${GOLDEN_ENV:-../shared/golden-env}
+mkdir -p "$out"
+for r in $(seq 1 "$rounds"); do
+  echo "== round $r/$rounds: reference ($threads threads)"
+  OMP_NUM_THREADS=$threads build/bin/zimage_bench --benchmark_filter="$filter" \
+    --benchmark_out="$out/ours.$r.json" --benchmark_out_format=json
+  echo "== round $r/$rounds: torch ($threads threads)"
+  OMP_NUM_THREADS=$threads "$GOLDEN_ENV/run" python3 -B bench/torch_side_by_side.py --threads "$threads" \
+    --filter "$filter" --out "$out/torch.$r.json"
+done
+python3 bench/side_by_side_report.py --out "$out" --rounds "$rounds"
+"$GOLDEN_ENV/run" python3 -B bench/side_by_side_report.py --out "$out" --rounds "$rounds" --png "$out/side_by_side.png" >/dev/null
+echo "plot: $out/side_by_side.png"
