@@ -29,6 +29,14 @@ inline constexpr const char* kUsage =
     "      ZImagePipeline.save_pretrained writes. Defaults are Turbo's (8 steps, guidance 0). --seed S\n"
     "      draws the latents torch.Generator(\"cpu\").manual_seed(S) would; --latents FILE ('latents' or\n"
     "      'latents.init' [B,16,H/8,W/8]) replaces them. Several images: IMAGE.0.png, IMAGE.1.png, ...\n"
+    "  zimage inspect DIR|FILE [--no-values]\n"
+    "      What a diffusers pipeline folder, a model folder or a ComfyUI single-file transformer holds:\n"
+    "      components, configs, parameter counts, dtypes, bf16-exactness of the stored values (skipped\n"
+    "      with --no-values), anything missing or unexpected. Exit status 1 when something is wrong.\n"
+    "  zimage write-synthetic --out DIR [--config CONFIG.json] [--dtype float32|bfloat16] [--seed 0]\n"
+    "             [--shard-gb 5] [--inputs FILE [--latent 64] [--caption 128]]\n"
+    "      A transformer folder in the diffusers sharded layout (default config: Z-Image-Turbo, 24.6 GB\n"
+    "      in float32) with synthetic bf16-exact weights; --inputs also writes x.0, cap_feats.0, t.\n"
     "  zimage validate [--goldens FILE ...] [--model DIR] [--dtype float64|float32] [--check-finite]\n"
     "      Checks goldens (default: every golden shipped in golden/) against the reference:\n"
     "      one row per module; exit status 1 if any row fails. Whole-model runs are always traced\n"
@@ -59,5 +67,7 @@ int cmd_validate(const Args& args);
 int cmd_rope_limits(const Args& args);
 int cmd_vae(int argc, char** argv);  // zimage vae decode|encode|validate (tools/cli/cmd_vae.cpp)
 int cmd_generate(const Args& args);
+int cmd_inspect(int argc, char** argv);  // zimage inspect DIR|FILE [--no-values] (tools/cli/cmd_inspect.cpp)
+int cmd_write_synthetic(const Args& args);  // tools/cli/cmd_write_synthetic.cpp
 
 }  // namespace zimage::cli

@@ -61,12 +61,14 @@ int run(const Args& args, const std::string& dtype) {
   ForwardOptions opts;
   opts.rope_extend = args.has("--rope-extend");
   const DitInputs<T> in = read_inputs<T>(in_path, model.config, opts.rope_extend);
-  const ZImageWeights<T> w = load_weights<T>(model.config, *model.params);
   Activations<T> acts;
   const bool dump = args.has("--dump-activations"), check = args.has("--check-finite");
   acts.store = dump;
   acts.check_finite = check;
-  const std::vector<Tensor<T>> samples = zimage_forward(w, in, dump || check ? &acts : nullptr, opts);
+  // Block by block from the mapped files (one block in memory: Turbo runs in a few GB); bitwise the
+  // same as zimage_forward(load_weights(...)) (tests/golden/test_streaming_forward.cpp).
+  const std::vector<Tensor<T>> samples =
+      zimage_forward_streaming(model.config, *model.params, in, dump || check ? &acts : nullptr, opts);
   if (acts.first_nonfinite) {  // nothing is written: the run is not a result
     std::fprintf(stderr, "zimage: check-finite: %s\n", acts.first_nonfinite->describe().c_str());
     return 1;

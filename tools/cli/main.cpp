@@ -19,12 +19,14 @@ int main(int argc, char** argv) {
   }
   try {
     if (!std::strcmp(argv[1], "vae")) return cmd_vae(argc - 2, argv + 2);  // own subcommands and switches
+    if (!std::strcmp(argv[1], "inspect")) return cmd_inspect(argc - 2, argv + 2);  // a positional DIR|FILE
     const Args args = parse_args(argc - 2, argv + 2);
     const std::string cmd = argv[1];
     if (cmd == "dit") return cmd_dit(args);
     if (cmd == "validate") return cmd_validate(args);
     if (cmd == "rope-limits") return cmd_rope_limits(args);
     if (cmd == "generate") return cmd_generate(args);
+    if (cmd == "write-synthetic") return cmd_write_synthetic(args);
     throw zimage::Error("unknown command '" + cmd + "' (try: zimage --help)");
   } catch (const zimage::Error& e) {
     std::fprintf(stderr, "zimage: error: %s\n", e.what());
