@@ -32,6 +32,9 @@ const char* mutation_name(Mutation m) {
     case Mutation::GroupNormUnbiased: return "groupnorm_unbiased";
     case Mutation::NoPostQuantConv: return "no_post_quant_conv";
     case Mutation::WrongLatentScale: return "wrong_latent_scale";
+    case Mutation::TextHiddenLayerLast: return "text_hidden_layer_last";
+    case Mutation::TextNoCausalMask: return "text_no_causal_mask";
+    case Mutation::TextRopeInterleaved: return "text_rope_interleaved";
   }
   return "?";
 }

@@ -27,6 +27,10 @@ enum class Mutation {
   GroupNormUnbiased,        // GroupNorm variance divided by N-1 instead of N
   NoPostQuantConv,          // post_quant_conv skipped although the config has one
   WrongLatentScale,         // decode with latents * scaling_factor - shift (inverted)
+  // Text encoder (issue 5).
+  TextHiddenLayerLast,      // hidden_states[-1] (after the final norm) taken where -2 was asked for
+  TextNoCausalMask,         // Qwen3 attention without the causal mask (padding mask only)
+  TextRopeInterleaved,      // Qwen3 RoPE on interleaved pairs (x[2k], x[2k+1]) instead of rotate_half
 };
 
 const char* mutation_name(Mutation m);

@@ -376,4 +376,65 @@ Budget vae_module_budget(Tier tier, const std::string& path, const VaeConfig& cf
   return budget_for(tier, vae_module_ops(path, cfg, in));
 }
 
+// ---------------------------------------------------------------- Qwen3 text encoder
+
+namespace {
+
+Ops te_attention_ops(const Qwen3Config& c, double L) {
+  return {linear_op(c.hidden_size), rms_op(c.head_dim), {"rope(rotate_half)", 2, 2, false},
+          {"q k^T", 1, double(c.head_dim), false}, {"softmax", 2, L, true}, {"p v", 1, L, false},
+          linear_op(c.q_dim())};
+}
+Ops te_mlp_ops(const Qwen3Config& c) {
+  return {linear_op(c.hidden_size), silu_op(), elementwise_op("gate mul"), linear_op(c.intermediate_size)};
+}
+Ops te_layer_ops(const Qwen3Config& c, double L) {
+  Ops o{rms_op(c.hidden_size)};
+  append(o, te_attention_ops(c, L));
+  o.push_back(elementwise_op("residual"));
+  o.push_back(rms_op(c.hidden_size));
+  append(o, te_mlp_ops(c));
+  o.push_back(elementwise_op("residual"));
+  return o;
+}
+
+}  // namespace
+
+std::vector<Op> text_encoder_module_ops(const std::string& path, const Qwen3Config& c, int64_t seq_len) {
+  const double L = double(seq_len);
+  std::smatch m;
+  static const std::regex layer_re(R"(^layers\.(\d+)(\.(.*))?$)");
+  static const std::regex hs_re(R"(^hidden_states\.(\d+)$)");
+  if (std::regex_match(path, m, layer_re)) {
+    const std::string sub = m[3];
+    if (sub.empty()) return te_layer_ops(c, L);
+    if (sub == "input_layernorm" || sub == "post_attention_layernorm") return {rms_op(c.hidden_size)};
+    if (sub == "self_attn") return te_attention_ops(c, L);
+    if (sub == "self_attn.q_proj" || sub == "self_attn.k_proj" || sub == "self_attn.v_proj") return {linear_op(c.hidden_size)};
+    if (sub == "self_attn.o_proj") return {linear_op(c.q_dim())};
+    if (sub == "self_attn.q_norm" || sub == "self_attn.k_norm") return {rms_op(c.head_dim)};
+    if (sub == "mlp") return te_mlp_ops(c);
+    if (sub == "mlp.gate_proj" || sub == "mlp.up_proj") return {linear_op(c.hidden_size)};
+    if (sub == "mlp.down_proj") return {linear_op(c.intermediate_size)};
+  } else if (std::regex_match(path, m, hs_re)) {
+    const int k = std::stoi(m[1]);
+    ZIMAGE_CHECK(k <= c.num_hidden_layers, "tolerance policy: no hidden state '" + path + "' in this config");
+    Ops o{elementwise_op("embedding gather (exact)")};
+    for (int i = 0; i < std::min(k, c.num_hidden_layers); ++i) append(o, te_layer_ops(c, L));
+    if (k == c.num_hidden_layers) o.push_back(rms_op(c.hidden_size));
+    return o;
+  } else if (path == "norm") {
+    return {rms_op(c.hidden_size)};
+  } else if (path == "embed_tokens") {
+    return {elementwise_op("embedding gather (exact)")};
+  } else if (path == "rotary_emb.cos" || path == "rotary_emb.sin") {
+    return {{"cos/sin of an fp32 angle", 1, 1, true}};
+  }
+  throw Error("tolerance policy: no op chain for text-encoder module '" + path + "'");
+}
+
+Budget text_encoder_module_budget(Tier tier, const std::string& path, const Qwen3Config& cfg, int64_t seq_len) {
+  return budget_for(tier, text_encoder_module_ops(path, cfg, seq_len));
+}
+
 }  // namespace zimage::numerics

@@ -19,6 +19,7 @@
 #include "core/tensor.h"
 #include "model/config.h"
 #include "vae/config.h"
+#include "text_encoder/qwen3_config.h"
 
 namespace zimage::numerics {
 
@@ -111,5 +112,22 @@ double budget_used(const Comparison& c, const Budget& b);
 // H -> (H - 2) / 2 + 1 per downsampler).
 std::vector<Op> vae_module_ops(const std::string& path, const VaeConfig& cfg, const Shape& in);
 Budget vae_module_budget(Tier tier, const std::string& path, const VaeConfig& cfg, const Shape& in);
+
+// ---------------------------------------------------------------- Qwen3 text encoder
+// Op chains of transformers' Qwen3Model modules (docs/text_encoder.md), by
+// path ("layers.3.self_attn.q_norm", "layers.0.mlp", "norm", "embed_tokens",
+// "rotary_emb.cos") and the whole-model rows "hidden_states.{k}" (k = 0..n,
+// transformers' index after resolving negatives). L is the sequence length.
+//   rms_norm:  K = C (or D for q_norm / k_norm), rsqrt, 3 roundings
+//   attention: linear(K = C), rms_norm(D), rope (2 products + 1 add), q k^T (K = D),
+//              softmax (K = L, exp), p v (K = L), o_proj linear(K = H*D)
+//   mlp:       linear(K = C), silu, gate mul, down_proj linear(K = F)
+//   layer:     rms_norm(C) + attention + residual + rms_norm(C) + mlp + residual
+//   hidden_states.{k}: the embedding gather is exact; k layers' chains, plus
+//              the final rms_norm for k = n.
+//   rotary_emb.cos / .sin: the angle is the same fp32 number on both sides;
+//              one cos/sin evaluation (transcendental) and one rounding.
+std::vector<Op> text_encoder_module_ops(const std::string& path, const Qwen3Config& cfg, int64_t seq_len);
+Budget text_encoder_module_budget(Tier tier, const std::string& path, const Qwen3Config& cfg, int64_t seq_len);
 
 }  // namespace zimage::numerics

@@ -1,0 +1,149 @@
+// Qwen3 text encoder against transformers' Qwen3Model goldens
+// (golden/text_encoder/, tools/golden/dump_text_encoder.py):
+//   T2: every recorded module, teacher forced, and every hidden_states[k] of
+//       the whole forward, in float and in double, within 2 x the fp32 chain
+//       budget (numerics.md); pad rows included (left-pad queries whose keys
+//       are all masked must be exactly the zero rows torch gives).
+//   Mutations: hidden_states[-1] for [-2], no causal mask, interleaved RoPE
+//       each make a named check fail that passes without them.
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "support/test_support.h"
+#include "text_encoder/te_golden.h"
+
+namespace zimage {
+namespace {
+
+std::string te_golden_dir() { return std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder"; }
+std::string te_golden_path(const std::string& c) { return te_golden_dir() + "/" + c + ".safetensors"; }
+
+const TextEncoderGolden& golden(const std::string& c) {
+  static std::map<std::string, TextEncoderGolden> cache;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(c);
+  if (it == cache.end()) it = cache.emplace(c, open_text_encoder_golden(te_golden_path(c))).first;
+  return it->second;
+}
+
+struct Check {
+  std::string golden, check;
+};
+void PrintTo(const Check& m, std::ostream* os) { *os << m.golden << " " << m.check; }
+
+std::vector<Check> checks() {
+  std::vector<Check> out;
+  std::vector<std::string> cases;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(te_golden_dir(), ec)) {
+    if (e.path().extension() != ".safetensors") continue;
+    const auto f = SafetensorsFile::open(e.path().string());
+    if (f->metadata().count("kind") && f->metadata().at("kind") == "text_encoder") cases.push_back(e.path().stem());
+  }
+  std::sort(cases.begin(), cases.end());
+  for (const auto& c : cases)
+    for (const auto& n : golden(c).checks()) out.push_back({c, n});
+  return out;
+}
+
+class TextEncoderT2 : public ::testing::TestWithParam<Check> {};
+
+TEST_P(TextEncoderT2, TeacherForcedWithinBudget) {
+  const auto& [c, check] = GetParam();
+  const TextEncoderGolden& g = golden(c);
+  const Tensor<double> ref = g.file->get<double>(check);
+  const auto b = numerics::text_encoder_module_budget(numerics::Tier::T2, check, g.config, g.seq_len());
+  const auto f = run_text_encoder_check<float>(g, check);
+  const auto d = run_text_encoder_check<double>(g, check);
+  ASSERT_TRUE(f && d) << c << " lacks the inputs of " << check;
+  testing::expect_within(c + " " + check + " float", numerics::compare(*f, ref), b);
+  testing::expect_within(c + " " + check + " double", numerics::compare(*d, ref), b);
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, TextEncoderT2, ::testing::ValuesIn(checks()), [](const auto& info) {
+  return testing::test_name(info.param.golden + "__" + info.param.check);
+});
+
+// transformers' hidden_states indexing, pinned on the golden: [-1] is the final
+// norm's output (hidden_states.n), [-2] the output of layer n-2 (hidden_states.n-1).
+TEST(TextEncoderGolden, NegativeHiddenIndicesMatchTransformers) {
+  const TextEncoderGolden& g = golden("te_tiny_left");
+  const int n = g.config.num_hidden_layers;
+  for (int k : {-1, -2, -(n + 1)}) {
+    const int idx = qwen3_hidden_index(g.config, k);
+    const Tensor<double> ref = g.file->get<double>("hidden_states." + std::to_string(idx));
+    const auto got = g.encoder->hidden_state<double>(g.input_ids, g.attention_mask, k);
+    const auto b = numerics::text_encoder_module_budget(numerics::Tier::T2, "hidden_states." + std::to_string(idx), g.config,
+                                                        g.seq_len());
+    testing::expect_within("hidden_states[" + std::to_string(k) + "]", numerics::compare(got, ref), b);
+  }
+  EXPECT_EQ(qwen3_hidden_index(g.config, -2), n - 1);
+  EXPECT_EQ(qwen3_hidden_index(g.config, -1), n);
+}
+
+TEST(TextEncoderGolden, UnknownHiddenLayerIsAnError) {
+  const TextEncoderGolden& g = golden("te_tiny_left");
+  const int n = g.config.num_hidden_layers;
+  for (int k : {n + 1, -(n + 2), 1000}) {
+    try {
+      (void)g.encoder->hidden_state<float>(g.input_ids, g.attention_mask, k);
+      ADD_FAILURE() << "hidden layer " << k << " was accepted";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      std::printf("  %s\n", msg.c_str());
+      EXPECT_NE(msg.find("hidden layer " + std::to_string(k)), std::string::npos) << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- mutations
+
+struct MutationCase {
+  Mutation mutation;
+  std::string golden, check;
+  int hidden = 0;  // for hidden_states checks: the index asked for (negative as the pipeline asks)
+};
+void PrintTo(const MutationCase& m, std::ostream* os) { *os << mutation_name(m.mutation) << " @ " << m.golden << " " << m.check; }
+
+std::pair<bool, std::string> run_check(const MutationCase& m) {
+  const TextEncoderGolden& g = golden(m.golden);
+  const Tensor<double> ref = g.file->get<double>(m.check);
+  const auto b = numerics::text_encoder_module_budget(numerics::Tier::T2, m.check, g.config, g.seq_len());
+  const Tensor<double> got = m.hidden != 0 ? g.encoder->hidden_state<double>(g.input_ids, g.attention_mask, m.hidden)
+                                           : *run_text_encoder_check<double>(g, m.check);
+  const auto cmp = numerics::compare(got, ref);
+  return {numerics::passes(cmp, b), numerics::describe(cmp, b)};
+}
+
+class TextEncoderMutation : public ::testing::TestWithParam<MutationCase> {};
+
+TEST_P(TextEncoderMutation, CheckFailsWithMutationAndPassesWithout) {
+  const MutationCase& m = GetParam();
+  const auto [clean_pass, clean] = run_check(m);
+  std::printf("  clean   %s %s: %s\n", m.golden.c_str(), m.check.c_str(), clean.c_str());
+  EXPECT_TRUE(clean_pass) << "the check must pass without the mutation: " << clean;
+  std::pair<bool, std::string> bad;
+  {
+    ScopedMutation scoped(m.mutation);
+    bad = run_check(m);
+  }
+  std::printf("  mutated %s %s [%s]: %s\n", m.golden.c_str(), m.check.c_str(), mutation_name(m.mutation), bad.second.c_str());
+  EXPECT_FALSE(bad.first) << mutation_name(m.mutation) << " was not caught by " << m.check;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Numerics, TextEncoderMutation,
+    ::testing::Values(MutationCase{Mutation::TextHiddenLayerLast, "te_tiny_left", "hidden_states.2", -2},
+                      MutationCase{Mutation::TextNoCausalMask, "te_tiny_right", "layers.0"},
+                      MutationCase{Mutation::TextNoCausalMask, "te_tiny_left", "layers.0.self_attn"},
+                      MutationCase{Mutation::TextRopeInterleaved, "te_tiny_left", "layers.0.self_attn"},
+                      MutationCase{Mutation::TextRopeInterleaved, "te_real_layer", "layers.0.self_attn"}),
+    [](const auto& info) {
+      return testing::test_name(std::string(mutation_name(info.param.mutation)) + "__" + info.param.golden);
+    });
+
+}  // namespace
+}  // namespace zimage
