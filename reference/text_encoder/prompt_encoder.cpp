@@ -1,0 +1,112 @@
+#include "text_encoder/prompt_encoder.h"
+
+#include <filesystem>
+#include <fstream>
+
+namespace zimage {
+
+namespace fs = std::filesystem;
+
+TokenizerConfig TokenizerConfig::from_file(const std::string& path) {
+  TokenizerConfig c;
+  std::ifstream in(path);
+  ZIMAGE_CHECK(in, path + ": cannot open");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception&) {
+    throw Error(path + ": not valid JSON");
+  }
+  auto str = [&](const char* key, std::string& out) {
+    if (!j.contains(key) || j[key].is_null()) return;
+    const nlohmann::json& v = j[key];
+    if (v.is_string()) out = v.get<std::string>();
+    else if (v.is_object() && v.contains("content") && v["content"].is_string()) out = v["content"].get<std::string>();
+    else throw Error(path + ": key '" + key + "' is neither a string nor a token object");
+  };
+  str("pad_token", c.pad_token);
+  str("padding_side", c.padding_side);
+  str("truncation_side", c.truncation_side);
+  for (const std::string* side : {&c.padding_side, &c.truncation_side})
+    ZIMAGE_CHECK(*side == "left" || *side == "right", path + ": padding/truncation side '" + *side + "' is not left or right");
+  return c;
+}
+
+bool PromptEncoder::pipeline_has_text_encoder(const std::string& dir) {
+  std::error_code ec;
+  return fs::exists(fs::path(dir) / "text_encoder" / "config.json", ec) && fs::exists(fs::path(dir) / "tokenizer" / "tokenizer.json", ec);
+}
+
+PromptEncoder PromptEncoder::open(const std::string& tokenizer_dir, const std::string& text_encoder_dir) {
+  const fs::path t(tokenizer_dir);
+  std::error_code ec;
+  ZIMAGE_CHECK(fs::exists(t / "tokenizer.json", ec), tokenizer_dir + ": no tokenizer.json");
+  Qwen2Tokenizer tok = Qwen2Tokenizer::from_file((t / "tokenizer.json").string());
+  TokenizerConfig tc;
+  if (fs::exists(t / "tokenizer_config.json", ec)) tc = TokenizerConfig::from_file((t / "tokenizer_config.json").string());
+  auto te = std::make_shared<Qwen3TextEncoder>(Qwen3TextEncoder::open_folder(text_encoder_dir));
+  return PromptEncoder(std::move(tok), std::move(tc), std::move(te));
+}
+
+PromptEncoder PromptEncoder::open_pipeline(const std::string& dir) {
+  const fs::path d(dir);
+  return open((d / "tokenizer").string(), (d / "text_encoder").string());
+}
+
+TokenizedBatch PromptEncoder::tokenize(const std::vector<std::string>& texts, int L,
+                                       const std::function<void(const std::string&)>& warn) const {
+  ZIMAGE_CHECK(L > 0, "max_sequence_length must be positive, got " + std::to_string(L));
+  const auto pad = tok_.token_to_id(tcfg_.pad_token);
+  ZIMAGE_CHECK(pad.has_value(), "tokenizer: pad token '" + tcfg_.pad_token + "' is not in the vocabulary");
+  const int64_t B = int64_t(texts.size());
+  TokenizedBatch out{Tensor<int32_t>({B, int64_t(L)}, *pad), Tensor<int32_t>({B, int64_t(L)}, 0), {}};
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<int32_t> ids = tok_.encode(texts[size_t(b)]);
+    const int64_t n = int64_t(ids.size()), dropped = std::max<int64_t>(0, n - L);
+    if (dropped) {
+      if (tcfg_.truncation_side == "right") ids.resize(size_t(L));
+      else ids.erase(ids.begin(), ids.begin() + dropped);
+      if (warn)
+        warn("prompt " + std::to_string(b) + " is " + std::to_string(n) + " tokens (chat template included), longer than max_sequence_length " +
+             std::to_string(L) + ": truncated, " + std::to_string(dropped) + " tokens dropped");
+    }
+    out.dropped.push_back(dropped);
+    const int64_t off = tcfg_.padding_side == "right" ? 0 : L - int64_t(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      out.input_ids[b * L + off + int64_t(i)] = ids[i];
+      out.attention_mask[b * L + off + int64_t(i)] = 1;
+    }
+  }
+  return out;
+}
+
+template <class T>
+std::vector<Tensor<T>> PromptEncoder::encode(const std::vector<std::string>& prompts, int max_sequence_length, int hidden_layer,
+                                             const std::optional<std::string>& think,
+                                             const std::function<void(const std::string&)>& warn) const {
+  (void)qwen3_hidden_index(te_->config(), hidden_layer);  // an unknown layer fails before any work
+  std::vector<std::string> texts;
+  for (const auto& p : prompts) texts.push_back(qwen3_chat_prompt(p, think));
+  const TokenizedBatch tb = tokenize(texts, max_sequence_length, warn);
+  const Tensor<T> h = te_->hidden_state<T>(tb.input_ids, tb.attention_mask, hidden_layer);
+  const int64_t B = h.dim(0), L = h.dim(1), C = h.dim(2);
+  std::vector<Tensor<T>> out;
+  for (int64_t b = 0; b < B; ++b) {
+    Tensor<T> e;
+    e.shape = {0, C};
+    for (int64_t l = 0; l < L; ++l)
+      if (tb.attention_mask[b * L + l]) e.data.insert(e.data.end(), h.ptr() + (b * L + l) * C, h.ptr() + (b * L + l + 1) * C);
+    e.shape[0] = int64_t(e.data.size()) / C;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+template std::vector<Tensor<float>> PromptEncoder::encode<float>(const std::vector<std::string>&, int, int,
+                                                                 const std::optional<std::string>&,
+                                                                 const std::function<void(const std::string&)>&) const;
+template std::vector<Tensor<double>> PromptEncoder::encode<double>(const std::vector<std::string>&, int, int,
+                                                                   const std::optional<std::string>&,
+                                                                   const std::function<void(const std::string&)>&) const;
+
+}  // namespace zimage

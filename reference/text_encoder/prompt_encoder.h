@@ -1,0 +1,62 @@
+// Prompt -> embeddings as ZImagePipeline._encode_prompt does it
+// (diffusers/pipelines/z_image/pipeline_z_image.py):
+//   text = apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+//                              enable_thinking=True)            (qwen3_chat_prompt)
+//   ids, mask = tokenizer(texts, padding="max_length", max_length=L, truncation=True)
+//   h = text_encoder(ids, attention_mask=mask, output_hidden_states=True).hidden_states[-2]
+//   embeds[i] = h[i][mask[i]]                                   (padded rows dropped per item)
+#pragma once
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "text_encoder/qwen3_model.h"
+#include "text_encoder/tokenizer.h"
+
+namespace zimage {
+
+// The keys of tokenizer_config.json that padding and truncation read.
+struct TokenizerConfig {
+  std::string pad_token = "<|endoftext|>";
+  std::string padding_side = "right", truncation_side = "right";
+  static TokenizerConfig from_file(const std::string& path);  // absent keys keep the defaults above
+};
+
+struct TokenizedBatch {
+  Tensor<int32_t> input_ids, attention_mask;  // [B, L]
+  std::vector<int64_t> dropped;               // tokens cut by truncation, per item
+};
+
+class PromptEncoder {
+ public:
+  PromptEncoder(Qwen2Tokenizer tokenizer, TokenizerConfig tcfg, std::shared_ptr<Qwen3TextEncoder> te)
+      : tok_(std::move(tokenizer)), tcfg_(std::move(tcfg)), te_(std::move(te)) {}
+  // A diffusers pipeline folder: DIR/tokenizer/{tokenizer.json, tokenizer_config.json}
+  // and DIR/text_encoder/ (config.json + model.safetensors or shards).
+  static PromptEncoder open_pipeline(const std::string& dir);
+  static bool pipeline_has_text_encoder(const std::string& dir);
+  // The same from the two folders themselves.
+  static PromptEncoder open(const std::string& tokenizer_dir, const std::string& text_encoder_dir);
+
+  const Qwen2Tokenizer& tokenizer() const { return tok_; }
+  const Qwen3TextEncoder& text_encoder() const { return *te_; }
+
+  // Ref: PreTrainedTokenizerBase.__call__(texts, padding="max_length", max_length, truncation=True).
+  // `warn` receives one line per truncated item naming how many tokens were dropped.
+  TokenizedBatch tokenize(const std::vector<std::string>& texts, int max_length,
+                          const std::function<void(const std::string&)>& warn = {}) const;
+
+  // Ref: ZImagePipeline._encode_prompt. Per prompt, [tokens, C] of hidden_states[hidden_layer].
+  template <class T>
+  std::vector<Tensor<T>> encode(const std::vector<std::string>& prompts, int max_sequence_length = 512,
+                                int hidden_layer = -2, const std::optional<std::string>& think = std::nullopt,
+                                const std::function<void(const std::string&)>& warn = {}) const;
+
+ private:
+  Qwen2Tokenizer tok_;
+  TokenizerConfig tcfg_;
+  std::shared_ptr<Qwen3TextEncoder> te_;
+};
+
+}  // namespace zimage
