@@ -29,6 +29,12 @@ inline constexpr const char* kUsage =
     "      ZImagePipeline.save_pretrained writes. Defaults are Turbo's (8 steps, guidance 0). --seed S\n"
     "      draws the latents torch.Generator(\"cpu\").manual_seed(S) would; --latents FILE ('latents' or\n"
     "      'latents.init' [B,16,H/8,W/8]) replaces them. Several images: IMAGE.0.png, IMAGE.1.png, ...\n"
+    "  zimage encode --model PIPELINE_DIR --prompt TEXT [--prompt TEXT ...] [--hidden-layer -2]\n"
+    "             [--max-sequence-length 512] [--think TEXT] [--dtype float32|float64] --out EMBEDS.safetensors\n"
+    "      Prompt embeddings as ZImagePipeline.encode_prompt computes them (Qwen3 chat template,\n"
+    "      padding/truncation to --max-sequence-length, hidden_states[--hidden-layer], pad rows dropped):\n"
+    "      prompt_embeds.{i} [tokens, hidden] float32, what generate --prompt-embeds reads. --think adds\n"
+    "      a think block with that content. A prompt over the length is truncated with a warning.\n"
     "  zimage inspect DIR|FILE [--no-values]\n"
     "      What a diffusers pipeline folder, a model folder or a ComfyUI single-file transformer holds:\n"
     "      components, configs, parameter counts, dtypes, bf16-exactness of the stored values (skipped\n"
@@ -67,6 +73,7 @@ int cmd_validate(const Args& args);
 int cmd_rope_limits(const Args& args);
 int cmd_vae(int argc, char** argv);  // zimage vae decode|encode|validate (tools/cli/cmd_vae.cpp)
 int cmd_generate(const Args& args);
+int cmd_encode(const Args& args);  // zimage encode (tools/cli/cmd_encode.cpp)
 int cmd_inspect(int argc, char** argv);  // zimage inspect DIR|FILE [--no-values] (tools/cli/cmd_inspect.cpp)
 int cmd_write_synthetic(const Args& args);  // tools/cli/cmd_write_synthetic.cpp
 

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
     if (cmd == "validate") return cmd_validate(args);
     if (cmd == "rope-limits") return cmd_rope_limits(args);
     if (cmd == "generate") return cmd_generate(args);
+    if (cmd == "encode") return cmd_encode(args);
     if (cmd == "write-synthetic") return cmd_write_synthetic(args);
     throw zimage::Error("unknown command '" + cmd + "' (try: zimage --help)");
   } catch (const zimage::Error& e) {
