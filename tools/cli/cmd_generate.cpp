@@ -2,10 +2,13 @@
 // embeddings to PNG files (docs/pipeline.md).
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
+#include <unistd.h>
 
 #include "cli.h"
+#include "encode.h"
 #include "io/safetensors.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/torch_generator.h"
@@ -207,14 +210,41 @@ int run(const Args& args, const std::string& dtype) {
 
 }  // namespace
 
-int cmd_generate(const Args& args) {
-  allow_only(args, {"--model", "--prompt-embeds", "--negative-prompt-embeds", "--height", "--width", "--steps",
-                    "--guidance", "--cfg-normalization", "--cfg-truncation", "--shift", "--seed", "--latents", "--out",
-                    "--save-latents", "--num-images-per-prompt", "--dtype", "--check-finite"});
+int cmd_generate(const Args& in_args) {
+  allow_only(in_args, {"--model", "--prompt-embeds", "--negative-prompt-embeds", "--height", "--width", "--steps",
+                       "--guidance", "--cfg-normalization", "--cfg-truncation", "--shift", "--seed", "--latents", "--out",
+                       "--save-latents", "--num-images-per-prompt", "--dtype", "--check-finite", "--prompt",
+                       "--negative-prompt"});
+  // --prompt TEXT (issue 5): encode with the folder's text_encoder/ and tokenizer/ as encode_prompt does
+  // (negatives "" per prompt under CFG, as diffusers), into files the --prompt-embeds path then reads.
+  Args args = in_args;
+  fs::path tmp;  // removed after the run
+  if (args.has("--prompt")) {
+    ZIMAGE_CHECK(!args.has("--prompt-embeds") && !args.has("--negative-prompt-embeds"),
+                 "--prompt and --prompt-embeds exclude each other");
+    tmp = fs::temp_directory_path() / ("zimage_prompt_" + std::to_string(::getpid()));
+    fs::create_directories(tmp);
+    EncodeOptions eo;
+    eo.dtype = args.get("--dtype", "float32");
+    const auto& prompts = args.values.at("--prompt");
+    encode_prompts_to_file(args.required("--model"), prompts, eo, (tmp / "pos.safetensors").string());
+    args.values["--prompt-embeds"] = {(tmp / "pos.safetensors").string()};
+    if (args.has("--negative-prompt") || std::atof(args.get("--guidance", "0").c_str()) > 0) {
+      std::vector<std::string> negs = args.has("--negative-prompt") ? args.values.at("--negative-prompt")
+                                                                    : std::vector<std::string>(prompts.size(), "");
+      if (negs.size() == 1 && prompts.size() > 1) negs.assign(prompts.size(), negs[0]);
+      encode_prompts_to_file(args.required("--model"), negs, eo, (tmp / "neg.safetensors").string());
+      args.values["--negative-prompt-embeds"] = {(tmp / "neg.safetensors").string()};
+    }
+  } else {
+    ZIMAGE_CHECK(!args.has("--negative-prompt"), "--negative-prompt needs --prompt");
+  }
   const std::string dtype = args.get("--dtype", "float32");
-  if (dtype == "float32") return run<float>(args, dtype);
-  if (dtype == "float64") return run<double>(args, dtype);
-  throw Error("--dtype must be float32 or float64, not '" + dtype + "'");
+  ZIMAGE_CHECK(dtype == "float32" || dtype == "float64", "--dtype must be float32 or float64, not '" + dtype + "'");
+  const int rc = dtype == "float32" ? run<float>(args, dtype) : run<double>(args, dtype);
+  std::error_code ec;
+  if (!tmp.empty()) fs::remove_all(tmp, ec);
+  return rc;
 }
 
 }  // namespace zimage::cli
