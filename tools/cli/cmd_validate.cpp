@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "cli.h"
 #include "io/safetensors.h"
@@ -27,6 +28,35 @@ std::vector<std::string> shipped_goldens(const std::string& dir) {
   return out;
 }
 
+// Layer bisection (docs/bisect.md): of the failing teacher-forced rows, the
+// module diffusers finished first in its forward (the golden's "modules"
+// metadata lists module paths in the order their forward hooks fired, so a
+// sub-module comes before the block holding it). Each teacher-forced module
+// ran on diffusers' own inputs, so the first failing one is where the
+// reference and the checkpoint's diffusers run part ways.
+void print_first_divergence(const SafetensorsFile& golden, const std::vector<ValidationRow>& rows) {
+  std::vector<std::string> order;
+  if (golden.metadata().count("modules")) {
+    try {
+      order = nlohmann::json::parse(golden.metadata().at("modules")).get<std::vector<std::string>>();
+    } catch (const nlohmann::json::exception&) {
+      order.clear();
+    }
+  }
+  const ValidationRow* first = nullptr;
+  size_t first_pos = SIZE_MAX;
+  for (const auto& r : rows) {
+    if (r.pass || r.tier.find("teacher") == std::string::npos) continue;
+    const size_t pos = size_t(std::find(order.begin(), order.end(), r.module) - order.begin());
+    if (!first || pos < first_pos) first = &r, first_pos = pos;
+  }
+  if (first)
+    std::printf("first diverging module (teacher-forced, in diffusers' forward order): %s (rel_rms %.3g)\n",
+                first->module.c_str(), first->cmp.rel_rms);
+  else if (std::any_of(rows.begin(), rows.end(), [](const ValidationRow& r) { return !r.pass; }))
+    std::printf("every teacher-forced module passes; only whole-model rows fail (accumulated error, see docs/bisect.md)\n");
+}
+
 int cmd_validate(const Args& args) {
   allow_only(args, {"--goldens", "--model", "--dtype", "--golden-dir", "--check-finite"});
   const std::string dtype = args.get("--dtype", "float64");
@@ -50,6 +80,7 @@ int cmd_validate(const Args& args) {
                 format_rows(rows, true).c_str());
     for (const auto& r : rows) failed += !r.pass;
     total += rows.size();
+    print_first_divergence(*peek, rows);
   }
   std::printf("%zu passed, %zu failed\n", total - failed, failed);
   return failed ? 1 : 0;
