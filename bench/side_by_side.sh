@@ -3,7 +3,13 @@
 # one run: rounds alternate (reference, torch, reference, torch, ...) and each
 # side keeps its best median, so a slow moment hits both.
 #
-#   bench/side_by_side.sh [--threads N] [--rounds R] [--filter REGEX] [--out DIR]
+#   bench/side_by_side.sh [--threads N] [--rounds R] [--filter REGEX] [--out DIR] [--torch-blas DIR]
+#
+# --torch-blas DIR puts DIR first on torch's LD_LIBRARY_PATH: the golden env's
+# Debian torch links libblas.so.3, which is the netlib reference BLAS there
+# (BLAS_INFO=generic, about 0.7 GFLOP/s); DIR holding OpenBLAS's libblas.so.3
+# (Debian libopenblas0-pthread, openblas-pthread/) gives torch an optimized
+# GEMM. The BLAS torch loaded is recorded in torch.json's context.
 #
 # Needs build/bin/zimage_bench (tools/setup.sh), the golden env
 # (../shared/golden-env) and DIFFUSERS_SRC (diffusers' src/, see
@@ -13,13 +19,14 @@
 # reference is faster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=$(nproc); rounds=2; filter='BM_(Linear|Sdpa|RmsNorm|FeedForward|Attention|TransformerBlock)<float>'; out=build/side_by_side
+threads=$(nproc); rounds=2; torch_blas=""; filter='BM_(Linear|Sdpa|RmsNorm|FeedForward|Attention|TransformerBlock)<float>'; out=build/side_by_side
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) threads=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --filter) filter=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --torch-blas) torch_blas=$(cd "$2" && pwd); shift 2 ;;
     *) echo "side_by_side.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -32,7 +39,7 @@ for r in $(seq 1 "$rounds"); do
   OMP_NUM_THREADS=$threads build/bin/zimage_bench --benchmark_filter="$filter" \
     --benchmark_out="$out/ours.$r.json" --benchmark_out_format=json
   echo "== round $r/$rounds: torch ($threads threads)"
-  OMP_NUM_THREADS=$threads "$GOLDEN_ENV/run" python3 -B bench/torch_side_by_side.py --threads "$threads" \
+  OMP_NUM_THREADS=$threads "$GOLDEN_ENV/run" env ${torch_blas:+LD_LIBRARY_PATH=$torch_blas} python3 -B bench/torch_side_by_side.py --threads "$threads" \
     --filter "$filter" --out "$out/torch.$r.json"
 done
 python3 bench/side_by_side_report.py --out "$out" --rounds "$rounds"

@@ -81,7 +81,9 @@ def main():
             t = timeit(fn, args.min_time)
             rows.append({"name": name, "run_name": name, "run_type": "iteration", "real_time": t * 1e3, "time_unit": "ms"})
             print(f"{name:60s} {t * 1e3:10.2f} ms", flush=True)
-    ctx = {"library": "torch", "torch_version": torch.__version__, "threads": torch.get_num_threads(),
+    with open("/proc/self/maps") as f:
+        blas = sorted({line.split()[-1] for line in f if "blas" in line.lower() and "/" in line})
+    ctx = {"library": "torch", "blas_libraries": blas, "torch_version": torch.__version__, "threads": torch.get_num_threads(),
            "mkldnn": torch.backends.mkldnn.is_available(), "config": torch.__config__.show()[:400]}
     with open(args.out, "w") as f:
         json.dump({"context": ctx, "benchmarks": rows}, f, indent=1)
