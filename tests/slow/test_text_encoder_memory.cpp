@@ -1,0 +1,98 @@
+// Memory of a 512-token encode with Qwen3-4B (issue 5, docs/text_encoder.md):
+// a synthetic full-size checkpoint (Qwen3-4B's config.json, bf16 shards with
+// an index, "model." names as Qwen3ForCausalLM saves them, 8.0 GB) is written
+// once to $ZIMAGE_TE_MEMORY_DIR (default: the temp dir), then
+// `zimage encode --max-sequence-length 512` runs on a prompt of more than 512
+// tokens in a child process; its peak resident set (getrusage of the child)
+// must stay under 12 GB. Weights stay mapped in their bf16 file and each layer
+// is converted to fp32 when it runs, its pages released afterwards.
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+#include "model/synthetic.h"
+#include "support/cli_runner.h"
+#include "support/test_support.h"
+#include "text_encoder/qwen3_model.h"
+
+namespace zimage {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kQwen3_4bConfig = R"({
+  "architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+  "bos_token_id": 151643, "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu",
+  "hidden_size": 2560, "initializer_range": 0.02, "intermediate_size": 9728,
+  "max_position_embeddings": 40960, "max_window_layers": 36, "model_type": "qwen3",
+  "num_attention_heads": 32, "num_hidden_layers": 36, "num_key_value_heads": 8,
+  "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 1000000, "sliding_window": null,
+  "tie_word_embeddings": true, "torch_dtype": "bfloat16", "use_cache": true,
+  "use_sliding_window": false, "vocab_size": 151936})";
+
+// Writes the synthetic checkpoint in ~2 GB bf16 shards (one shard in memory at a time).
+void write_checkpoint(const fs::path& dir) {
+  fs::create_directories(dir);
+  const Qwen3Config cfg = Qwen3Config::from_json(nlohmann::json::parse(kQwen3_4bConfig), "Qwen3-4B config");
+  const auto shapes = qwen3_parameter_shapes(cfg);
+  nlohmann::json weight_map = nlohmann::json::object();
+  std::vector<std::vector<std::pair<std::string, Shape>>> shards(1);
+  int64_t bytes = 0;
+  for (const auto& [name, shape] : shapes) {
+    const int64_t b = shape_numel(shape) * 2;
+    if (bytes + b > (int64_t(2) << 30) && !shards.back().empty()) shards.emplace_back(), bytes = 0;
+    shards.back().push_back({name, shape});
+    bytes += b;
+  }
+  for (size_t s = 0; s < shards.size(); ++s) {
+    char file[64];
+    std::snprintf(file, sizeof file, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
+    SafetensorsWriter w;
+    for (const auto& [name, shape] : shards[s]) {
+      Tensor<float> t(shape);
+      const bool norm = name.find("norm") != std::string::npos;
+      const double scale = norm ? 0.2 : name == "embed_tokens.weight" ? 1.0 : 1.0 / std::sqrt(double(shape.back()));
+      synthetic_fill(7, name, norm ? 1.0 : 0.0, scale, t.ptr(), t.numel());
+      w.add("model." + name, t, DType::BF16);
+      weight_map["model." + name] = file;
+    }
+    w.write((dir / file).string());
+  }
+  std::ofstream(dir / "model.safetensors.index.json") << nlohmann::json{{"metadata", {}}, {"weight_map", weight_map}}.dump(1);
+  std::ofstream(dir / "config.json") << kQwen3_4bConfig;
+}
+
+TEST(TextEncoderMemory, Qwen3_4B_512TokensUnder12GB) {
+  const char* env = std::getenv("ZIMAGE_TE_MEMORY_DIR");
+  const fs::path root = env ? fs::path(env) : fs::temp_directory_path() / "zimage_qwen3_4b_synthetic";
+  const fs::path te = root / "text_encoder";
+  auto t0 = std::chrono::steady_clock::now();
+  if (!fs::exists(te / "model.safetensors.index.json")) write_checkpoint(te);
+  const double write_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  fs::remove_all(root / "tokenizer");
+  fs::copy(fs::path(ZIMAGE_GOLDEN_DIR) / "text_encoder" / "tokenizer", root / "tokenizer", fs::copy_options::recursive);
+  int64_t file_bytes = 0;
+  for (const auto& e : fs::directory_iterator(te)) file_bytes += int64_t(e.file_size());
+  std::string prompt;
+  for (int i = 0; i < 200; ++i) prompt += "a red fox in fresh snow, ";
+  t0 = std::chrono::steady_clock::now();
+  const auto r = testing::run_zimage("encode --model " + root.string() + " --max-sequence-length 512 --prompt '" + prompt +
+                                     "' --out " + (root / "embeds.safetensors").string());
+  const double enc_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  rusage ru{};
+  getrusage(RUSAGE_CHILDREN, &ru);  // the largest child: zimage encode (the shell is small)
+  const double peak_gb = double(ru.ru_maxrss) * 1024.0 / 1e9;
+  std::printf("  checkpoint %.2f GB (written in %.0f s); encode of 512 tokens: %.1f s, peak RSS %.2f GB (limit 12)\n  %s",
+              double(file_bytes) / 1e9, write_s, enc_s, peak_gb, r.err.c_str());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto f = SafetensorsFile::open((root / "embeds.safetensors").string());
+  EXPECT_EQ(f->view("prompt_embeds.0").shape, (Shape{512, 2560}));
+  EXPECT_LT(peak_gb, 12.0);
+}
+
+}  // namespace
+}  // namespace zimage
