@@ -73,11 +73,43 @@ def to_comfy(sd: dict, dim: int) -> dict:
     return {"model.diffusion_model." + k: v.contiguous().clone() for k, v in out.items()}
 
 
+def check_comfy_golden(path: str) -> None:
+    """Re-runs diffusers' converter on a stored comfy golden and compares it with the
+    recorded "converted" digests; checks the recorded blob of single_file_utils.py."""
+    import diffusers
+    from diffusers.loaders.single_file_utils import convert_z_image_transformer_checkpoint_to_diffusers
+    from safetensors import safe_open
+
+    with safe_open(path, "pt") as f:
+        meta = f.metadata()
+        comfy = {k: f.get_tensor(k) for k in f.keys()}
+    if meta.get("kind") != "comfy_single_file":
+        raise gio.GoldenError(f"{path}: kind {meta.get('kind')!r}, expected comfy_single_file")
+    src_root = os.path.dirname(os.path.dirname(diffusers.__file__))
+    blob = gio.git_blob_id(os.path.join(src_root, CONVERTER_FILE))
+    if blob != meta["diffusers_single_file_utils_blob"]:
+        raise gio.GoldenError(f"{path}: made with single_file_utils.py blob {meta['diffusers_single_file_utils_blob']}, "
+                              f"this diffusers has {blob}")
+    record = json.loads(meta["converted"])
+    n_comfy = len(comfy)
+    converted = convert_z_image_transformer_checkpoint_to_diffusers(comfy)  # pops from its argument
+    if set(converted) != set(record):
+        raise gio.GoldenError(f"{path}: converter names differ from the record")
+    for name, t in converted.items():
+        got = "0x%016x" % fnv1a64(t.to(torch.float32).contiguous().numpy().tobytes())
+        if list(t.shape) != record[name]["shape"] or got != record[name]["fnv1a64"]:
+            raise gio.GoldenError(f"{path}: {name} differs from the record")
+    print(f"{path}: {n_comfy} tensors, converter output matches the {len(record)} recorded tensors")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--diffusers-commit")
     ap.add_argument("--out", default="golden/comfy")
+    ap.add_argument("--check", metavar="FILE", help="only check a stored comfy golden against diffusers")
     args = ap.parse_args(argv)
+    if args.check:
+        return check_comfy_golden(args.check)
     commit = gio.diffusers_commit(args.diffusers_commit)
     gio.determinism(SEED)
 
