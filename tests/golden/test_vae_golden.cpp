@@ -129,6 +129,27 @@ TEST(VaeGoldenFormat, AliasesResolve) {
   EXPECT_EQ(g.stored("decoder.up_blocks.1:in.hidden_states"), g.stored("decoder.up_blocks.0"));
 }
 
+// Activations<T> records module outputs under diffusers' named_modules()
+// paths: a whole decode and encode of vae_tiny (every submodule hooked in
+// diffusers) record exactly the hooked paths, with diffusers' shapes (the
+// attention's group_norm as [B, C, L], its Linears as [B, L, C]).
+TEST(VaeActivations, RecordedPathsAndShapesAreDiffusers) {
+  const VaeGolden& g = golden("vae_tiny");
+  const VaeWeights<float> w = load_vae_weights<float>(g.config, *g.params);
+  Activations<float> acts;
+  vae_decode(g.config, w, g.get<float>("decode:in.z"), &acts);
+  vae_encode(g.config, w, g.get<float>("encode:in.x"), &acts);
+  const auto fired = nlohmann::json::parse(g.file->metadata().at("modules")).get<std::vector<std::string>>();
+  for (const auto& m : fired) {
+    auto it = acts.find(m);
+    ASSERT_NE(it, acts.end()) << "no activation recorded for diffusers module " << m;
+    EXPECT_EQ(it->second.shape, g.shape(m)) << m;
+  }
+  for (const auto& [name, t] : acts)
+    EXPECT_NE(std::find(fired.begin(), fired.end(), name), fired.end()) << "recorded " << name << " is not a diffusers module";
+  std::printf("  %zu recorded activations = the %zu modules diffusers' hooks saw\n", acts.size(), fired.size());
+}
+
 // The C++ VAE synthetic rule (vae/synthetic_vae.cpp) writes the same spec as
 // the dumper's vae_rule, and the generator gives the weights diffusers saved:
 // the shipped folders hold exactly the synthetic tensors, bit for bit.
