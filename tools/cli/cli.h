@@ -21,6 +21,7 @@ inline constexpr const char* kUsage =
     "      The longest caption and the largest image DIR/config.json accepts, and why (no compute:\n"
     "      --check-finite is accepted and has nothing to trace).\n"
     "  zimage generate --model PIPELINE_DIR --prompt-embeds FILE [--negative-prompt-embeds FILE]\n"
+    "             (or --prompt TEXT [--negative-prompt TEXT] when PIPELINE_DIR has text_encoder/, tokenizer/)\n"
     "             [--height 1024] [--width 1024] [--steps 8] [--guidance 0] [--cfg-normalization X]\n"
     "             [--cfg-truncation X] [--shift S] [--seed 0] [--latents FILE] [--num-images-per-prompt 1]\n"
     "             [--dtype float32|float64] [--save-latents FILE] [--check-finite] --out IMAGE.png\n"
