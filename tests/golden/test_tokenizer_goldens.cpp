@@ -50,6 +50,15 @@ TEST_P(TokenizerCorpus, IdsEqualTokenizersLibrary) {
 }
 INSTANTIATE_TEST_SUITE_P(Golden, TokenizerCorpus, ::testing::Range(0, 19));
 
+// The same vocabulary saved by transformers' own Qwen2Tokenizer (which builds the Qwen2/Qwen3
+// backend in code): the tokenizer.json layout of the real Qwen3 files loads and gives the same ids.
+TEST(TokenizerGolden, TransformersWrittenFileGivesTheSameIds) {
+  const Qwen2Tokenizer hf = Qwen2Tokenizer::from_file(kDir + "/tokenizer_transformers/tokenizer.json");
+  const auto corpus = meta_json("corpus");
+  for (size_t i = 0; i < corpus.size(); ++i)
+    EXPECT_EQ(hf.encode(corpus[i].get<std::string>()), golden_ids("ids." + std::to_string(i))) << "corpus " << i;
+}
+
 TEST(TokenizerGolden, CorpusSizeMatchesTheTestList) { EXPECT_EQ(meta_json("corpus").size(), 19u); }
 
 // Per prompt, the golden holds apply_chat_template's text for enable_thinking=True (what

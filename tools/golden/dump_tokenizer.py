@@ -3,12 +3,13 @@
 goldens (docs/text_encoder.md), all values computed by the tokenizers library,
 transformers and diffusers:
 
-1. golden/text_encoder/tokenizer/tokenizer.json: a byte-level BPE of the Qwen2/Qwen3
+1. golden/text_encoder/tokenizer/tokenizer.json (only with --retrain or when absent): a byte-level BPE of the Qwen2/Qwen3
    structure (NFC normalizer, Split with Qwen2's pattern + ByteLevel pre-tokenizer,
    ByteLevel decoder) with a small vocabulary trained by tokenizers' BpeTrainer on the
    repository's docs plus a few multilingual lines, and Qwen3's special tokens
    appended after the vocabulary; tokenizer_config.json with Qwen3's chat template.
-   The real Qwen3 vocabulary cannot be downloaded here.
+   The real Qwen3 vocabulary cannot be downloaded here. tokenizer_transformers/tokenizer.json:
+   the same vocabulary and merges through transformers' Qwen2Tokenizer and save_pretrained.
 2. te_tokenizer.safetensors: ids.{i} of tokenizers' Tokenizer.encode(text,
    add_special_tokens=False) for a corpus covering ASCII, whitespace runs, digits,
    punctuation, CJK, emoji, combining marks and literal special-token text (the texts in
@@ -121,6 +122,31 @@ def build_tokenizer(out_dir: str) -> str:
     return path
 
 
+def build_hf_tokenizer(tok_dir: str, out_dir: str) -> str:
+    """The same vocabulary and merges through transformers' own Qwen2Tokenizer, which builds
+    Qwen2/Qwen3's backend (NFC, Split(PRETOKENIZE_REGEX), ByteLevel) in code, saved with
+    save_pretrained: the tokenizer.json layout transformers writes for the real Qwen3."""
+    from tokenizers import Tokenizer
+    from transformers import AddedToken
+    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
+
+    j = json.loads(Tokenizer.from_file(os.path.join(tok_dir, "tokenizer.json")).to_str())
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in j["model"]["merges"]]
+    hf = Qwen2Tokenizer(vocab=j["model"]["vocab"], merges=merges)
+    hf.add_tokens([AddedToken(t, special=True) for t in SPECIALS[1:]])
+    shutil.rmtree(out_dir, ignore_errors=True)
+    hf.save_pretrained(out_dir)
+    for f in os.listdir(out_dir):
+        if f != "tokenizer.json":
+            os.remove(os.path.join(out_dir, f))
+    ref = Tokenizer.from_file(os.path.join(tok_dir, "tokenizer.json"))
+    got = Tokenizer.from_file(os.path.join(out_dir, "tokenizer.json"))
+    for text in CORPUS:
+        if ref.encode(text, add_special_tokens=False).ids != got.encode(text, add_special_tokens=False).ids:
+            raise gio.GoldenError(f"transformers' Qwen2Tokenizer gives other ids for {text!r}")
+    return os.path.join(out_dir, "tokenizer.json")
+
+
 def base_meta(case: str, kind: str, seed: int, args, extra: dict) -> dict:
     import tokenizers
     import transformers
@@ -228,10 +254,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="golden/text_encoder")
     ap.add_argument("--diffusers-commit", default=None)
+    ap.add_argument("--retrain", action="store_true",
+                    help="train a new test tokenizer (its corpus, the repository's docs, changes over time)")
     args = ap.parse_args(argv)
     args.commit = gio.diffusers_commit(args.diffusers_commit)
     tok_dir = os.path.join(args.out, "tokenizer")
-    print(build_tokenizer(tok_dir))
+    if args.retrain or not os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
+        print(build_tokenizer(tok_dir))  # trained on the docs as they are now: a new vocabulary
+    else:
+        print(f"{tok_dir}/tokenizer.json kept (--retrain to train a new one; the goldens record its blob id)")
+    print(build_hf_tokenizer(tok_dir, os.path.join(args.out, "tokenizer_transformers")))
     print(gio.summarize(dump_tokenizer_golden(tok_dir, args)))
     print(gio.summarize(dump_encode_golden(tok_dir, args)))
 
