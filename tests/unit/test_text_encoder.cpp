@@ -4,7 +4,10 @@
 //   config.json forms (transformers 4.x rope_theta, 5.x rope_parameters) and
 //   refusals; hidden-state indexing; a layer past the requested one is never
 //   loaded; padding does not change a real token's output (left or right);
-//   the pre-tokenizer split and NFC on hand-checked cases.
+//   the pre-tokenizer split and NFC on hand-checked cases; bitwise the same
+//   result for any thread count.
+#include <omp.h>
+
 #include <nlohmann/json.hpp>
 
 #include "support/test_support.h"
@@ -119,6 +122,19 @@ TEST(TextEncoder, LayersPastTheRequestedOneAreNotLoaded) {
   EXPECT_EQ(qwen3_hidden_index(c, -4), 0);
   EXPECT_THROW(qwen3_hidden_index(c, 4), Error);
   EXPECT_THROW(qwen3_hidden_index(c, -5), Error);
+}
+
+TEST(TextEncoder, BitwiseSameForAnyThreadCount) {
+  const Qwen3Config c = tiny();
+  const Qwen3TextEncoder te(c, synthetic_param_source(spec(c, 11)));
+  const Batch b = batch(33, {33, 20, 7}, true, 2);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const auto one = te.hidden_state<float>(b.ids, b.mask, -2);
+  omp_set_num_threads(3);
+  const auto three = te.hidden_state<float>(b.ids, b.mask, -2);
+  omp_set_num_threads(saved);
+  testing::expect_exact("1 vs 3 threads", numerics::compare(three, one));
 }
 
 TEST(TextEncoder, ConfigForms) {
