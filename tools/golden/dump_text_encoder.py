@@ -20,6 +20,7 @@ te_real_layer (Qwen3-4B's layer sizes, one layer, synthetic weights).
 from __future__ import annotations
 
 import argparse
+import glob
 import inspect
 import json
 import math
@@ -212,12 +213,68 @@ def run_case(name: str, case: dict, args) -> str:
     return path
 
 
+TE_KEYS = ["format", "case", "kind", "transformers_version", "transformers_qwen3_blob", "torch_version", "dtype",
+           "seed", "config", "synthetic_weights", "command", "threads", "tf32", "attention_backend", "device",
+           "diffusers_commit"]
+
+
+def verify(folder: str) -> None:
+    """Loads every golden under `folder` back and checks it: format and kind, provenance keys, the
+    recorded modeling_qwen3.py blob against the installed transformers, every tensor finite and not
+    constant, input_aliases naming stored tensors, the test tokenizer's blob, and the shipped tiny_te
+    weights against their synthetic regeneration."""
+    from safetensors import safe_open
+    from synthetic import synthetic
+
+    installed = transformers_meta()["transformers_qwen3_blob"]
+    for path in sorted(glob.glob(os.path.join(folder, "*.safetensors"))):
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        kind = meta.get("kind")
+        if meta.get("format") != gio.FORMAT or kind not in ("text_encoder", "tokenizer", "text_encode"):
+            raise gio.GoldenError(f"{path}: format {meta.get('format')!r} kind {kind!r}")
+        for k in TE_KEYS:
+            if k not in meta:
+                raise gio.GoldenError(f"{path}: metadata lacks {k}")
+        if meta["transformers_qwen3_blob"] != installed:
+            raise gio.GoldenError(f"{path}: made with another modeling_qwen3.py ({meta['transformers_qwen3_blob']})")
+        for k, t in tensors.items():
+            gio.check_tensor(k, t)
+        for k, v in json.loads(meta.get("input_aliases", "{}")).items():
+            if v not in tensors:
+                raise gio.GoldenError(f"{path}: input alias {k} -> {v} names no tensor")
+        if kind == "tokenizer":
+            blob = gio.git_blob_id(os.path.join(folder, "tokenizer", "tokenizer.json"))
+            if blob != meta["tokenizer_json_blob"]:
+                raise gio.GoldenError(f"{path}: tokenizer/tokenizer.json is not the file the golden was made with")
+        if kind == "text_encode":
+            from safetensors.torch import load_file
+            spec = json.loads(meta["synthetic_weights_te"])
+            te_dir = os.path.join(folder, meta["model_dir"])
+            weights = {}
+            for fn in sorted(os.listdir(te_dir)):
+                if fn.endswith(".safetensors"):
+                    weights.update(load_file(os.path.join(te_dir, fn)))
+            if set(weights) != set(spec["tensors"]):
+                raise gio.GoldenError(f"{te_dir}: tensor names differ from the synthetic spec")
+            for k, sp in spec["tensors"].items():
+                ref = torch.from_numpy(synthetic(spec["seed"], k, sp["shape"], sp["offset"], sp["scale"]))
+                if not torch.equal(ref, weights[k]):
+                    raise gio.GoldenError(f"{te_dir}: {k} differs from its synthetic regeneration")
+        print(f"{os.path.basename(path)}: kind={kind} {len(tensors)} tensors, {os.path.getsize(path)} bytes: ok")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", action="append", choices=list(CASES) + ["all"])
     ap.add_argument("--out", default="golden/text_encoder")
     ap.add_argument("--diffusers-commit", default=None)
+    ap.add_argument("--verify", action="store_true", help="check the goldens in --out instead of dumping")
     args = ap.parse_args(argv)
+    if args.verify:
+        verify(args.out)
+        return
     args.commit = gio.diffusers_commit(args.diffusers_commit)
     cases = args.case or ["all"]
     if "all" in cases:
