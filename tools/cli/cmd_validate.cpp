@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "io/safetensors.h"
 #include "validation/validate.h"
+#include "vae/vae_golden.h"
 
 #ifndef ZIMAGE_GOLDEN_DIR
 #define ZIMAGE_GOLDEN_DIR "golden"
@@ -68,8 +69,18 @@ int cmd_validate(const Args& args) {
   for (const auto& path : files) {
     const auto peek = SafetensorsFile::open(path);
     const std::string kind = peek->metadata().count("kind") ? peek->metadata().at("kind") : "";
+    if (kind == "vae" || kind == "vae_modules") {  // AutoencoderKL goldens: every hooked module and the whole model
+      const VaeGolden g = open_vae_golden(path, args.get("--model"));
+      const auto rows = dtype == "float64" ? validate_vae_golden<double>(g) : validate_vae_golden<float>(g);
+      std::printf("== %s (kind %s, reference %s)\n%s", path.c_str(), kind.c_str(), dtype.c_str(),
+                  format_rows(rows, true).c_str());
+      for (const auto& r : rows) failed += !r.pass;
+      total += rows.size();
+      print_first_divergence(*peek, rows);
+      continue;
+    }
     if (!(kind == "model" || kind == "modules" || kind.rfind("rope_", 0) == 0)) {
-      // Pipeline, scheduler and VAE goldens are checked by their ctest suites (docs/goldens.md).
+      // Pipeline, scheduler, CFG, generator and text-encoder goldens are checked by their ctest suites (docs/goldens.md).
       ZIMAGE_CHECK(!args.has("--goldens"), path + ": golden kind '" + kind + "' is not a transformer golden; its checks are in ctest");
       std::printf("== %s (kind %s): checked by ctest -L golden, not by validate\n", path.c_str(), kind.c_str());
       continue;
