@@ -33,7 +33,7 @@ namespace {
 
 constexpr const char* kVaeUsage =
     "usage:\n"
-    "  zimage vae decode (--vae DIR | --synthetic [--config CONFIG.json] [--seed S])\n"
+    "  zimage vae decode (--vae DIR | --synthetic [--config CONFIG.json] [--seed S]) [--check-finite]\n"
     "                    (--latents FILE [--name TENSOR] | --random-latents B,C,h,w [--seed S])\n"
     "                    [--out OUT.safetensors] [--dtype float32|float64] [--unscale]\n"
     "                    [--tiled [--tile-latent N] [--tile-sample N] [--tile-overlap F]]\n"
@@ -43,7 +43,7 @@ constexpr const char* kVaeUsage =
     "      with enable_tiling() (tiles only when larger than one tile; sizes default to the config's).\n"
     "      --synthetic: counter-based weights (seed S, default 0) for CONFIG.json, default the FLUX.1\n"
     "      VAE config. TENSOR defaults to `latents` (or the file's only tensor).\n"
-    "  zimage vae encode (--vae DIR | --synthetic ...) --image FILE [--name TENSOR] --out OUT.safetensors\n"
+    "  zimage vae encode (--vae DIR | --synthetic ...) --image FILE [--name TENSOR] --out OUT.safetensors [--check-finite]\n"
     "                    [--dtype float32|float64] [--allow-ragged]\n"
     "      AutoencoderKL.encode: image [B, in_channels, H, W] (about [-1, 1]) -> `mean`, `logvar`.\n"
     "      H and W must be multiples of f = 2^(blocks-1) unless --allow-ragged (diffusers floors).\n"
@@ -51,7 +51,15 @@ constexpr const char* kVaeUsage =
     "      Checks a VAE golden (golden/vae_*.safetensors): one row per module, exit 1 on a failure.\n"
     "Both decode and encode print the wall time and the process's peak RSS.\n";
 
-const std::vector<std::string> kVaeSwitches = {"--synthetic", "--tiled", "--unscale", "--allow-ragged"};
+const std::vector<std::string> kVaeSwitches = {"--synthetic", "--tiled", "--unscale", "--allow-ragged", "--check-finite"};
+
+// --check-finite: the first module output holding NaN/Inf (module, count,
+// first index), as zimage dit reports it; nothing is written then.
+template <class T>
+int report_nonfinite(const Activations<T>& acts, const char* what) {
+  std::fprintf(stderr, "zimage: check-finite: vae %s: %s\n", what, acts.first_nonfinite->describe().c_str());
+  return 1;
+}
 
 Args parse_vae_args(int argc, char** argv) {
   Args a;
@@ -160,7 +168,7 @@ Shape parse_shape(const std::string& flag, const std::string& v) {
 template <class T>
 int decode(const Args& a, const std::string& dtype) {
   allow_only(a, {"--vae", "--synthetic", "--config", "--seed", "--latents", "--name", "--random-latents", "--out",
-                 "--dtype", "--unscale", "--tiled", "--tile-latent", "--tile-sample", "--tile-overlap"});
+                 "--dtype", "--unscale", "--tiled", "--tile-latent", "--tile-sample", "--tile-overlap", "--check-finite"});
   ZIMAGE_CHECK(a.has("--latents") != a.has("--random-latents"),
                "vae decode: give exactly one of --latents FILE and --random-latents B,C,h,w");
   ZIMAGE_CHECK(a.has("--tiled") || !(a.has("--tile-latent") || a.has("--tile-sample") || a.has("--tile-overlap")),
@@ -190,8 +198,14 @@ int decode(const Args& a, const std::string& dtype) {
   const VaeWeights<T> w = load_vae_weights<T>(m.config, *m.params, VaePart::Decoder);
   const auto t1 = std::chrono::steady_clock::now();
   if (a.has("--unscale")) z = unscale_latents(m.config, z);
-  const Tensor<T> image = a.has("--tiled") ? vae_decode_maybe_tiled(m.config, w, z, tiles) : vae_decode(m.config, w, z);
+  Activations<T> acts;
+  acts.store = false;
+  acts.check_finite = a.has("--check-finite");
+  ZIMAGE_CHECK(!(acts.check_finite && a.has("--tiled")), "vae decode: --check-finite traces the untiled decode; drop --tiled");
+  const Tensor<T> image = a.has("--tiled") ? vae_decode_maybe_tiled(m.config, w, z, tiles)
+                                           : vae_decode(m.config, w, z, acts.check_finite ? &acts : nullptr);
   const auto t2 = std::chrono::steady_clock::now();
+  if (acts.first_nonfinite) return report_nonfinite(acts, "decode");
 
   if (a.has("--out")) {
     SafetensorsWriter out;
@@ -212,7 +226,8 @@ int decode(const Args& a, const std::string& dtype) {
 
 template <class T>
 int encode(const Args& a, const std::string& dtype) {
-  allow_only(a, {"--vae", "--synthetic", "--config", "--seed", "--image", "--name", "--out", "--dtype", "--allow-ragged"});
+  allow_only(a, {"--vae", "--synthetic", "--config", "--seed", "--image", "--name", "--out", "--dtype", "--allow-ragged",
+                 "--check-finite"});
   const Model m = open_model(a);
   const std::string path = a.required("--image"), out_path = a.required("--out");
   const Tensor<T> x = read_input<T>(path, a.get("--name"), "image");
@@ -225,8 +240,12 @@ int encode(const Args& a, const std::string& dtype) {
   const auto t0 = std::chrono::steady_clock::now();
   const VaeWeights<T> w = load_vae_weights<T>(m.config, *m.params, VaePart::Encoder);
   const auto t1 = std::chrono::steady_clock::now();
-  const auto [mean, logvar] = vae_encode(m.config, w, x);
+  Activations<T> acts;
+  acts.store = false;
+  acts.check_finite = a.has("--check-finite");
+  const auto [mean, logvar] = vae_encode(m.config, w, x, acts.check_finite ? &acts : nullptr);
   const auto t2 = std::chrono::steady_clock::now();
+  if (acts.first_nonfinite) return report_nonfinite(acts, "encode");
   SafetensorsWriter out;
   out.set_metadata("producer", "zimage vae encode (CPU reference)");
   out.set_metadata("dtype", dtype);
@@ -242,7 +261,7 @@ int encode(const Args& a, const std::string& dtype) {
 }
 
 int validate(const Args& a) {
-  allow_only(a, {"--golden", "--model", "--dtype"});
+  allow_only(a, {"--golden", "--model", "--dtype", "--check-finite"});  // accepted: every row already counts NaN/Inf
   const std::string dtype = a.get("--dtype", "float64");
   ZIMAGE_CHECK(dtype == "float64" || dtype == "float32", "--dtype must be float64 or float32, not '" + dtype + "'");
   size_t failed = 0, total = 0;

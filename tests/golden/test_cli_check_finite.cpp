@@ -1,0 +1,63 @@
+// --check-finite on the VAE subcommands: a weight set near FLT_MAX makes a
+// module's output overflow; the command names that module (the first whose
+// output holds NaN/Inf), exits 1 and writes nothing. Without the flag the same
+// run completes, so the flag is what catches it.
+#include <filesystem>
+
+#include "io/safetensors.h"
+#include "support/cli_runner.h"
+#include "support/test_support.h"
+
+namespace zimage {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A copy of golden/models/vae_tiny whose tensor `name` is set to 3e38 everywhere.
+fs::path poisoned_vae(const fs::path& dir, const std::string& name) {
+  const fs::path vae = dir / "vae";
+  fs::copy(std::string(ZIMAGE_GOLDEN_DIR) + "/models/vae_tiny", vae, fs::copy_options::recursive);
+  const fs::path file = vae / "diffusion_pytorch_model.safetensors";
+  const auto f = SafetensorsFile::open(file.string());
+  SafetensorsWriter w;
+  for (const auto& [k, v] : f->metadata()) w.set_metadata(k, v);
+  for (const auto& n : f->names()) {
+    Tensor<double> t = f->get<double>(n);
+    if (n == name) std::fill(t.data.begin(), t.data.end(), 3e38);
+    w.add(n, t, f->view(n).dtype);
+  }
+  w.write((dir / "w.safetensors").string());
+  fs::rename(dir / "w.safetensors", file);
+  return vae;
+}
+
+TEST(CliCheckFinite, VaeDecodeNamesTheFirstOverflowingModule) {
+  const fs::path dir = testing::scratch_dir("cf_vae_decode"), out = dir / "img.safetensors";
+  const fs::path vae = poisoned_vae(dir, "decoder.mid_block.resnets.0.conv1.weight");
+  const std::string args = "vae decode --vae " + vae.string() + " --random-latents 1,16,4,4 --out " + out.string();
+  const auto plain = testing::run_zimage(args);
+  EXPECT_EQ(plain.status, 0) << "without --check-finite the run completes: " << plain.err;
+  fs::remove(out);
+  const auto r = testing::run_zimage(args + " --check-finite");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("'decoder.mid_block.resnets.0.conv1'"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
+  fs::remove_all(dir);
+}
+
+TEST(CliCheckFinite, VaeEncodeNamesTheFirstOverflowingModule) {
+  const fs::path dir = testing::scratch_dir("cf_vae_encode"), out = dir / "lat.safetensors";
+  const fs::path vae = poisoned_vae(dir, "encoder.conv_in.weight");
+  SafetensorsWriter img;
+  img.add("image", testing::randn<float>({1, 3, 16, 16}, 4, 0.5), DType::F32);
+  img.write((dir / "image.safetensors").string());
+  const auto r = testing::run_zimage("vae encode --vae " + vae.string() + " --image " + (dir / "image.safetensors").string() +
+                                     " --out " + out.string() + " --check-finite");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("'encoder.conv_in'"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace zimage
