@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
 #include "model/config.h"
@@ -64,6 +65,38 @@ TEST(CliInspect, PipelineFolderComplete) {
     EXPECT_TRUE(has(r.out, s)) << s;
   // Synthetic fp32 goldens: not bf16-exact, and inspect says so (the check is not vacuous).
   EXPECT_TRUE(has(r.out, "bf16-exact: 0 of 101 tensors")) << r.out;
+}
+
+// A whole pipeline folder as downloaded: text_encoder/ and tokenizer/ are
+// described (weights, dtypes, files) though the reference does not run them;
+// a component model_index.json lists but the folder lacks is a problem.
+TEST(CliInspect, PipelineWithTextEncoderAndTokenizer) {
+  const fs::path d = testing::scratch_dir("inspect_pipeline");
+  fs::remove_all(d);
+  fs::copy(std::string(ZIMAGE_GOLDEN_DIR) + "/models/pipeline_tiny", d, fs::copy_options::recursive);
+  fs::create_directories(d / "text_encoder");
+  fs::create_directories(d / "tokenizer");
+  std::ofstream(d / "text_encoder" / "config.json") << R"({"architectures": ["Qwen3Model"], "hidden_size": 8})";
+  SafetensorsWriter w;
+  Tensor<float> emb({10, 8});
+  for (int64_t i = 0; i < emb.numel(); ++i) emb[i] = float(i % 7);  // small integers: bf16-exact
+  w.add("embed_tokens.weight", emb, DType::BF16);
+  w.write((d / "text_encoder" / "model.safetensors").string());
+  std::ofstream(d / "tokenizer" / "tokenizer.json") << "{}";
+  std::ifstream in(d / "model_index.json");
+  auto index = nlohmann::json::parse(in);
+  index["text_encoder"] = {"transformers", "Qwen3Model"};
+  index["tokenizer"] = {"transformers", "Qwen2Tokenizer"};
+  std::ofstream(d / "model_index.json") << index.dump(2);
+  CliRun r = zimage("inspect " + d.string());
+  EXPECT_EQ(r.status, 0) << r.out;
+  for (const char* s : {"component text_encoder: Qwen3Model", "tensors: 1, values: 80, bytes: 160", "dtypes: BF16 x 1",
+                        "component tokenizer: Qwen2Tokenizer", "files: tokenizer.json"})
+    EXPECT_TRUE(has(r.out, s)) << s;
+  fs::remove_all(d / "tokenizer");
+  r = zimage("inspect " + d.string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(has(r.out, "PROBLEM: model_index.json lists tokenizer but")) << r.out;
 }
 
 TEST(CliInspect, MissingAndUnexpectedTensorsAreListed) {
