@@ -36,6 +36,6 @@ avail_gb=$(df -BG --output=avail "$dir" | tail -1 | tr -dc 0-9)
 status=0
 ZIMAGE_FULLSIZE_DIR="$dir" OMP_NUM_THREADS="$jobs" /usr/bin/time -v \
   ctest --test-dir "$build" -L fullsize --output-on-failure -V 2>&1 |
-  grep -E "parameters,|loaded after|full-depth|sample.0 rms|Passed|Failed|tests passed|Elapsed|Maximum resident" || status=1
-[[ "${KEEP:-0}" == 1 ]] || rm -rf "$dir/fp32" "$dir/bf16" "$dir/inputs_512.safetensors"
+  grep -E "parameters,|bf16-exact|loaded after|full-depth|sample.0 rms|Passed|Failed|tests passed|Elapsed|Maximum resident" || status=1
+[[ "${KEEP:-0}" == 1 ]] || rm -rf "$dir/fp32" "$dir/bf16" "$dir/inputs_512.safetensors" "$dir"/inspect_*.txt
 exit $status

@@ -67,6 +67,24 @@ TEST(Fullsize, Bf16FolderCompleteWithTurboCount) {
   check_folder("bf16", DType::BF16);
 }
 
+// zimage inspect on the full-size folders: count, dtypes, bf16-exactness (every value scanned), completeness.
+TEST(Fullsize, InspectReportsTurbo) {
+  NEED_DATA();
+  for (const std::string sub : {"fp32", "bf16"}) {
+    const std::string out = data_dir() + "/inspect_" + sub + ".txt";
+    const int raw = std::system((std::string(ZIMAGE_CLI) + " inspect " + data_dir() + "/" + sub + " >" + out).c_str());
+    std::ifstream in(out);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::printf("%s", text.c_str());
+    EXPECT_EQ(raw, 0) << sub;
+    for (const std::string& want : std::vector<std::string>
+         {"parameters implied by the config: 6,154,908,736 in 521 tensors", "tensors: 521, values: 6,154,908,736",
+          std::string("dtypes: ") + (sub == "fp32" ? "F32" : "BF16") + " x 521", "bf16-exact: all 521 tensors",
+          "complete: every parameter", "inspect: no problems found"})
+      EXPECT_NE(text.find(want), std::string::npos) << sub << ": " << want;
+  }
+}
+
 // The two variants hold the same numbers, and those are the generator's.
 TEST(Fullsize, VariantsHoldTheSameValues) {
   NEED_DATA();
