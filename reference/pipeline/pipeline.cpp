@@ -188,6 +188,19 @@ template <class T>
 Tensor<T> pipeline_model_output(const ZImageWeights<T>& w, const Schedule& s, int step, const CfgOptions& cfg,
                                 const Tensor<T>& latents, const std::vector<Tensor<T>>& pos,
                                 const std::vector<Tensor<T>>& neg, Activations<T>* acts) {
+  const DitForward<T> dit = [&w](const DitInputs<T>& in, Activations<T>* a) { return zimage_forward(w, in, a); };
+  return pipeline_model_output(dit, s, step, cfg, latents, pos, neg, acts);
+}
+
+template <class T>
+DitForward<T> streaming_dit(const ZImageConfig& cfg, std::shared_ptr<const ParamSource> src) {
+  return [cfg, src](const DitInputs<T>& in, Activations<T>* a) { return zimage_forward_streaming(cfg, *src, in, a); };
+}
+
+template <class T>
+Tensor<T> pipeline_model_output(const DitForward<T>& dit, const Schedule& s, int step, const CfgOptions& cfg,
+                                const Tensor<T>& latents, const std::vector<Tensor<T>>& pos,
+                                const std::vector<Tensor<T>>& neg, Activations<T>* acts) {
   const int64_t B = latents.shape[0];
   ZIMAGE_CHECK(int64_t(pos.size()) == B, "pipeline: " + std::to_string(pos.size()) + " prompt embeddings for a batch of " +
                                              std::to_string(B));
@@ -206,7 +219,7 @@ Tensor<T> pipeline_model_output(const ZImageWeights<T>& w, const Schedule& s, in
     }
   in.t = Tensor<T>({int64_t(in.x.size())});
   for (auto& v : in.t.data) v = t_model;
-  const std::vector<Tensor<T>> out = zimage_forward(w, in, acts);
+  const std::vector<Tensor<T>> out = dit(in, acts);
 
   Tensor<T> pred(latents.shape);
   const int64_t n = pred.numel() / B;
@@ -277,6 +290,10 @@ std::vector<Image8> to_pil_images(const Tensor<float>& image) {
 
 #define ZIMAGE_PIPELINE_INSTANTIATE(T)                                                                                 \
   template std::vector<Tensor<T>> repeat_per_image(const std::vector<Tensor<T>>&, int);                               \
+  template DitForward<T> streaming_dit(const ZImageConfig&, std::shared_ptr<const ParamSource>);                     \
+  template Tensor<T> pipeline_model_output(const DitForward<T>&, const Schedule&, int, const CfgOptions&,             \
+                                           const Tensor<T>&, const std::vector<Tensor<T>>&,                           \
+                                           const std::vector<Tensor<T>>&, Activations<T>*);                           \
   template Tensor<T> pipeline_model_output(const ZImageWeights<T>&, const Schedule&, int, const CfgOptions&,          \
                                            const Tensor<T>&, const std::vector<Tensor<T>>&,                           \
                                            const std::vector<Tensor<T>>&, Activations<T>*);                           \

@@ -66,9 +66,21 @@ std::vector<Tensor<T>> repeat_per_image(const std::vector<Tensor<T>>& embeds, in
 // model_output __call__ hands scheduler.step. latents [B, C, h, w]; pos and
 // neg already repeated per image. `acts` goes to the transformer (--check-finite).
 template <class T>
+using DitForward = std::function<std::vector<Tensor<T>>(const DitInputs<T>&, Activations<T>*)>;
+template <class T>
+Tensor<T> pipeline_model_output(const DitForward<T>& dit, const Schedule& s, int step, const CfgOptions& cfg,
+                                const Tensor<T>& latents, const std::vector<Tensor<T>>& pos,
+                                const std::vector<Tensor<T>>& neg, Activations<T>* acts = nullptr);
+// The same with the weights in memory (zimage_forward).
+template <class T>
 Tensor<T> pipeline_model_output(const ZImageWeights<T>& w, const Schedule& s, int step, const CfgOptions& cfg,
                                 const Tensor<T>& latents, const std::vector<Tensor<T>>& pos,
                                 const std::vector<Tensor<T>>& neg, Activations<T>* acts = nullptr);
+// The transformer read block by block from `src` (zimage_forward_streaming:
+// one block in memory; bitwise the same results), for checkpoints that do not
+// fit in memory as float (Z-Image-Turbo: 24.6 GB).
+template <class T>
+DitForward<T> streaming_dit(const ZImageConfig& cfg, std::shared_ptr<const ParamSource> src);
 
 // Euler step of the flow-match scheduler on the whole latent tensor, in T
 // (float: bit for bit diffusers' fp32 step).

@@ -100,6 +100,29 @@ TEST(CliGenerate, Float64RunMatchesDiffusersPixels) {
   fs::remove_all(dir);
 }
 
+// --weights stream reads the transformer block by block: bitwise the same latents
+// as the weights in memory. --weights bf16 refuses weights that are not
+// bf16-exact (the tiny pipeline's synthetic weights are not), naming a tensor.
+TEST(CliGenerate, StreamedWeightsGiveTheSameLatents) {
+  const fs::path dir = testing::scratch_dir("gen_stream");
+  for (const char* how : {"memory", "stream"}) {
+    const auto r = run_zimage(turbo_args() + " --weights " + how + " --save-latents " + (dir / how).string() +
+                              ".safetensors --out " + (dir / how).string() + ".png");
+    ASSERT_EQ(r.status, 0) << how << ": " << r.err;
+  }
+  const auto a = SafetensorsFile::open((dir / "memory.safetensors").string());
+  const auto b = SafetensorsFile::open((dir / "stream.safetensors").string());
+  const auto c = numerics::compare(a->get<float>("latents"), b->get<float>("latents"));
+  std::printf("  final latents, stream vs memory: %s\n", numerics::describe_exact(c).c_str());
+  EXPECT_TRUE(numerics::passes_exact(c));
+  const auto r = run_zimage(turbo_args() + " --weights bf16 --out " + (dir / "bf16.png").string());
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("bf16"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "not one line: " << r.err;
+  EXPECT_FALSE(fs::exists(dir / "bf16.png"));
+  fs::remove_all(dir);
+}
+
 // A pipeline folder whose transformer holds a huge weight: --check-finite names
 // the step and the first module whose output overflows, and writes nothing.
 TEST(CliGenerate, CheckFiniteNamesStepAndModule) {

@@ -11,6 +11,7 @@
 #include "encode.h"
 #include "io/safetensors.h"
 #include "pipeline/pipeline.h"
+#include "model/held_bf16.h"
 #include "pipeline/torch_generator.h"
 
 namespace zimage::cli {
@@ -158,14 +159,34 @@ int run(const Args& args, const std::string& dtype) {
   for (int64_t i = 0; i < init.numel(); ++i) latents[i] = T(init[i]);
 
   const Schedule sched = pipeline_schedule(pipe.scheduler, opt, shape);
+  const auto t_load = clock::now();
+  // Transformer weights: in memory as T, or streamed block by block (from the
+  // file, or from a bf16-held copy when every value is bf16-exact, as in the
+  // Turbo shards): bitwise the same results, a fraction of the memory.
+  std::string how = args.get("--weights", "auto");
+  ZIMAGE_CHECK(how == "auto" || how == "memory" || how == "stream" || how == "bf16",
+               "--weights must be auto, memory, stream or bf16, not '" + how + "'");
+  if (how == "auto") {
+    double params = 0;
+    for (const auto& [name, shape] : pipe.transformer.params->shapes()) params += double(shape_numel(shape));
+    how = params * sizeof(T) <= 4.0 * (1 << 30) ? "memory" : "bf16";
+  }
+  DitForward<T> dit;
+  std::optional<ZImageWeights<T>> in_memory;
+  if (how == "memory") {
+    in_memory = load_weights<T>(pipe.transformer.config, *pipe.transformer.params);
+    dit = [&](const DitInputs<T>& in, Activations<T>* a) { return zimage_forward(*in_memory, in, a); };
+  } else {
+    std::shared_ptr<const ParamSource> src = pipe.transformer.params;
+    if (how == "bf16") src = hold_as_bf16(src);  // names the first tensor that is not bf16-exact
+    dit = streaming_dit<T>(pipe.transformer.config, src);
+  }
+  const VaeWeights<T> vae = load_vae_weights<T>(pipe.vae.config, *pipe.vae.params, VaePart::Decoder);
+  const auto t0 = clock::now();
   std::fprintf(stderr, "zimage generate: %lld image(s) %lldx%lld, %d steps, guidance %g, %s, %s latents (seed %llu)\n",
                (long long)batch, (long long)opt.height, (long long)opt.width, opt.steps, opt.cfg.guidance_scale,
                dtype.c_str(), lat_view ? "given" : "seeded", (unsigned long long)seed);
-  const auto t_load = clock::now();
-  const ZImageWeights<T> dit = load_weights<T>(pipe.transformer.config, *pipe.transformer.params);
-  const VaeWeights<T> vae = load_vae_weights<T>(pipe.vae.config, *pipe.vae.params, VaePart::Decoder);
-  const auto t0 = clock::now();
-  std::fprintf(stderr, "  weights loaded in %s\n",
+  std::fprintf(stderr, "  weights (%s) ready in %s\n", how.c_str(),
                seconds(std::chrono::duration<double>(t0 - t_load).count()).c_str());
 
   Activations<T> acts;
@@ -213,7 +234,7 @@ int run(const Args& args, const std::string& dtype) {
 int cmd_generate(const Args& in_args) {
   allow_only(in_args, {"--model", "--prompt-embeds", "--negative-prompt-embeds", "--height", "--width", "--steps",
                        "--guidance", "--cfg-normalization", "--cfg-truncation", "--shift", "--seed", "--latents", "--out",
-                       "--save-latents", "--num-images-per-prompt", "--dtype", "--check-finite", "--prompt",
+                       "--save-latents", "--num-images-per-prompt", "--dtype", "--check-finite", "--weights", "--prompt",
                        "--negative-prompt"});
   // --prompt TEXT (issue 5): encode with the folder's text_encoder/ and tokenizer/ as encode_prompt does
   // (negatives "" per prompt under CFG, as diffusers), into files the --prompt-embeds path then reads.
