@@ -2,7 +2,9 @@
 // module's output overflow; the command names that module (the first whose
 // output holds NaN/Inf), exits 1 and writes nothing. Without the flag the same
 // run completes, so the flag is what catches it.
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "io/safetensors.h"
 #include "support/cli_runner.h"
@@ -56,6 +58,35 @@ TEST(CliCheckFinite, VaeEncodeNamesTheFirstOverflowingModule) {
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_NE(r.err.find("'encoder.conv_in'"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out));
+  fs::remove_all(dir);
+}
+
+// inspect runs no module: --check-finite scans the weights themselves.
+TEST(CliCheckFinite, InspectNamesAWeightHoldingNaN) {
+  const fs::path dir = testing::scratch_dir("cf_inspect"), model = dir / "model";
+  fs::copy(std::string(ZIMAGE_GOLDEN_DIR) + "/models/tiny_single", model, fs::copy_options::recursive);
+  const fs::path file = model / "diffusion_pytorch_model.safetensors";
+  {
+    const auto f = SafetensorsFile::open(file.string());
+    SafetensorsWriter w;
+    for (const auto& [k, v] : f->metadata()) w.set_metadata(k, v);
+    for (const auto& n : f->names()) {
+      Tensor<double> t = f->get<double>(n);
+      if (n == "layers.0.attention.to_k.weight") t[17] = std::nan("");
+      w.add(n, t, f->view(n).dtype);
+    }
+    w.write((dir / "w.safetensors").string());
+  }
+  fs::rename(dir / "w.safetensors", file);
+  const auto clean = testing::run_zimage("inspect " + model.string());
+  EXPECT_EQ(clean.status, 0) << "without --check-finite the NaN is not looked for: " << clean.err;
+  const fs::path out = dir / "out.txt";
+  const int raw = std::system((std::string(ZIMAGE_CLI) + " inspect " + model.string() + " --check-finite >" + out.string()).c_str());
+  std::ifstream in(out);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(WEXITSTATUS(raw), 1) << text;
+  EXPECT_NE(text.find("'layers.0.attention.to_k.weight' holds 1 NaN/Inf values, the first at flat index 17"), std::string::npos)
+      << text;
   fs::remove_all(dir);
 }
 

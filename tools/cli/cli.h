@@ -40,7 +40,7 @@ inline constexpr const char* kUsage =
     "      padding/truncation to --max-sequence-length, hidden_states[--hidden-layer], pad rows dropped):\n"
     "      prompt_embeds.{i} [tokens, hidden] float32, what generate --prompt-embeds reads. --think adds\n"
     "      a think block with that content. A prompt over the length is truncated with a warning.\n"
-    "  zimage inspect DIR|FILE [--no-values]\n"
+    "  zimage inspect DIR|FILE [--no-values] [--check-finite]\n"
     "      What a diffusers pipeline folder, a model folder or a ComfyUI single-file transformer holds:\n"
     "      components, configs, parameter counts, dtypes, bf16-exactness of the stored values (skipped\n"
     "      with --no-values), anything missing or unexpected. Exit status 1 when something is wrong.\n"

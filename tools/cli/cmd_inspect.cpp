@@ -6,6 +6,7 @@
 // bytes, dtypes), bf16-exactness of the stored values (an fp32 value is
 // bf16-exact when its low 16 bits are 0), and everything missing, unexpected
 // or of the wrong shape. Exit status 0 when nothing is wrong, 1 otherwise.
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -55,6 +56,10 @@ struct Report {
   }
 };
 
+// --check-finite: every weight is also scanned for NaN/Inf (a problem naming
+// the tensor, the count and the first flat index).
+bool g_check_finite = false;
+
 // Counts, dtypes and bf16-exactness of every tensor a source holds in files.
 void describe_tensors(const ParamSource& src, bool scan_values, Report& r) {
   const auto shapes = src.shapes();
@@ -75,6 +80,16 @@ void describe_tensors(const ParamSource& src, bool scan_values, Report& r) {
         ++exact;
       else if (first_inexact.empty())
         first_inexact = "'" + name + "' (first at flat index " + std::to_string(bad) + ")";
+      release_mapped_pages(*v);
+    }
+    if (g_check_finite && dtype_is_float(v->dtype)) {
+      const Tensor<float> t = to_tensor<float>(*v);
+      int64_t n = 0, first = -1;
+      for (int64_t i = 0; i < t.numel(); ++i)
+        if (!std::isfinite(t[i]) && n++ == 0) first = i;
+      if (n)
+        r.problem("'" + name + "' holds " + std::to_string(n) + " NaN/Inf values, the first at flat index " +
+                  std::to_string(first));
       release_mapped_pages(*v);
     }
   }
@@ -270,7 +285,8 @@ int cmd_inspect(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--no-values") scan = false;
-    else if (a.rfind("--", 0) == 0) throw Error("inspect: unknown argument " + a + " (usage: zimage inspect DIR|FILE [--no-values])");
+    else if (a == "--check-finite") g_check_finite = true;
+    else if (a.rfind("--", 0) == 0) throw Error("inspect: unknown argument " + a + " (usage: zimage inspect DIR|FILE [--no-values] [--check-finite])");
     else if (target.empty()) target = a;
     else throw Error("inspect: more than one path given ('" + target + "', '" + a + "')");
   }

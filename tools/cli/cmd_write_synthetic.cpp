@@ -11,7 +11,10 @@
 namespace zimage::cli {
 
 int cmd_write_synthetic(const Args& args) {
-  allow_only(args, {"--out", "--config", "--dtype", "--seed", "--shard-gb", "--inputs", "--latent", "--caption"});
+  // --check-finite is accepted as on every subcommand: the writer runs no module, and every
+  // synthetic value is finite by construction (offset + scale * u, u in [-1, 1)).
+  allow_only(args, {"--out", "--config", "--dtype", "--seed", "--shard-gb", "--inputs", "--latent", "--caption",
+                    "--check-finite"});
   const std::string out = args.required("--out");
   ZImageConfig cfg;  // defaults are Z-Image-Turbo's
   if (args.has("--config")) cfg = ZImageConfig::from_file(args.get("--config"));
