@@ -60,8 +60,11 @@ RUN() { OMP_NUM_THREADS=1 "$GOLDEN_ENV/run" "$@"; }
 CASES="tiny_single tiny_batch2 tiny_wide narrow_full_depth real_modules"
 ROPE_CASES="rope_table rope_gather rope_sweep"
 PIPELINE_CASES="pipeline_turbo pipeline_cfg"
-for c in $CASES synthetic_check $ROPE_CASES $PIPELINE_CASES; do rm -f "golden/$c.safetensors"; done
-for c in $CASES pipeline_tiny; do rm -rf "golden/models/$c"; done
+PARTS_CASES="scheduler cfg torch_randn"
+VAE_CASES="vae_tiny vae_flux_like vae_real_blocks"
+for c in $CASES synthetic_check $ROPE_CASES $PIPELINE_CASES $PARTS_CASES $VAE_CASES; do rm -f "golden/$c.safetensors"; done
+for c in $CASES pipeline_tiny vae_tiny vae_flux_like; do rm -rf "golden/models/$c"; done
+rm -f golden/comfy/comfy_tiny.safetensors golden/bisect/tiny_single_real.safetensors
 mkdir -p golden
 RUN python3 -B tools/golden/dump_dit.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
 RUN python3 -B tools/golden/dump_synthetic_check.py --out golden
@@ -69,6 +72,16 @@ RUN python3 -B tools/golden/dump_synthetic_check.py --out golden
 RUN python3 -B tools/golden/dump_rope.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
 # End-to-end ZImagePipeline goldens and the tiny pipeline folder (docs/pipeline.md).
 RUN python3 -B tools/golden/dump_pipeline.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
+# Scheduler, CFG and torch randn goldens (docs/scheduler.md).
+RUN python3 -B tools/golden/dump_pipeline_parts.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
+# AutoencoderKL goldens and their weight folders (docs/vae.md).
+RUN python3 -B tools/golden/dump_vae.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
+# The ComfyUI single-file layout through diffusers' converter (docs/goldens.md).
+RUN python3 -B tools/golden/dump_comfy.py --diffusers-commit "$DIFFUSERS_COMMIT" --out golden/comfy
+# The bisection example: activations of golden/models/tiny_single as dump_real.py records a user's checkpoint (docs/bisect.md).
+RUN python3 -B tools/golden/dump_real.py --diffusers-commit "$DIFFUSERS_COMMIT" --model golden/models/tiny_single \
+  --prompt-embeds golden/bisect/prompt_embeds_tiny.safetensors --height 64 --width 64 --expand layers.1 \
+  --out golden/bisect/tiny_single_real.safetensors
 
 chmod -R a+rX golden
 
