@@ -7,8 +7,10 @@
 #   3. times `zimage inspect` on the fp32 folder and runs the fullsize tests
 #      (loading, completeness, parameter count, fp32 == bf16 values, and the
 #      full-depth forward within 16 GB peak RSS) under /usr/bin/time -v;
-#   4. deletes the checkpoints unless KEEP=1.
-# Needs ~37 GB free under FULLSIZE_DIR (default /tmp/zimage-fullsize) and about
+#   4. runs the Qwen3-4B encode memory test (tests/fullsize/test_text_encoder_memory.cpp:
+#      it writes a synthetic 8 GB bf16 Qwen3-4B under FULLSIZE_DIR/qwen3_4b);
+#   5. deletes the checkpoints unless KEEP=1.
+# Needs ~46 GB free under FULLSIZE_DIR (default /tmp/zimage-fullsize) and about
 # 10 minutes on 2 cores (docs/performance.md, "Full-size forward on CPU").
 #   FULLSIZE_DIR=/big/disk KEEP=1 tools/test-fullsize.sh
 set -euo pipefail
@@ -18,12 +20,12 @@ build=${BUILD_DIR:-build-fullsize}
 jobs=${JOBS:-$(nproc)}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DZIMAGE_CUDA=OFF -DZIMAGE_BUILD_BENCH=OFF \
   -DZIMAGE_BUILD_SLOW_TESTS=OFF -DZIMAGE_BUILD_FULLSIZE_TESTS=ON
-cmake --build "$build" --target zimage test_fullsize -j"$jobs"
+cmake --build "$build" --target zimage test_fullsize test_text_encoder_memory -j"$jobs"
 zimage="$build/bin/zimage"
 mkdir -p "$dir"
 avail_gb=$(df -BG --output=avail "$dir" | tail -1 | tr -dc 0-9)
-[[ -d "$dir/fp32" && -d "$dir/bf16" ]] || ((avail_gb >= 38)) || {
-  echo "test-fullsize.sh: $dir has ${avail_gb} GB free, 38 GB needed" >&2
+[[ -d "$dir/fp32" && -d "$dir/bf16" ]] || ((avail_gb >= 46)) || {
+  echo "test-fullsize.sh: $dir has ${avail_gb} GB free, 46 GB needed" >&2
   exit 2
 }
 [[ -f "$dir/fp32/diffusion_pytorch_model.safetensors.index.json" ]] ||
@@ -34,8 +36,8 @@ avail_gb=$(df -BG --output=avail "$dir" | tail -1 | tr -dc 0-9)
     grep -E "wrote|Elapsed|Maximum resident"
 /usr/bin/time -v "$zimage" inspect "$dir/fp32" 2>&1 | grep -E "parameters|bf16-exact|complete|inspect:|Elapsed|Maximum resident"
 status=0
-ZIMAGE_FULLSIZE_DIR="$dir" OMP_NUM_THREADS="$jobs" /usr/bin/time -v \
+ZIMAGE_FULLSIZE_DIR="$dir" ZIMAGE_TE_MEMORY_DIR="$dir/qwen3_4b" OMP_NUM_THREADS="$jobs" /usr/bin/time -v \
   ctest --test-dir "$build" -L fullsize --output-on-failure -V 2>&1 |
-  grep -E "parameters,|bf16-exact|loaded after|full-depth|sample.0 rms|Passed|Failed|tests passed|Elapsed|Maximum resident" || status=1
-[[ "${KEEP:-0}" == 1 ]] || rm -rf "$dir/fp32" "$dir/bf16" "$dir/inputs_512.safetensors" "$dir"/inspect_*.txt
+  grep -E "parameters,|bf16-exact|loaded after|full-depth|sample.0 rms|encode of 512|Passed|Failed|tests passed|Elapsed|Maximum resident" || status=1
+[[ "${KEEP:-0}" == 1 ]] || rm -rf "$dir/fp32" "$dir/bf16" "$dir/qwen3_4b" "$dir/inputs_512.safetensors" "$dir"/inspect_*.txt
 exit $status
