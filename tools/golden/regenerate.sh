@@ -64,7 +64,9 @@ PARTS_CASES="scheduler cfg torch_randn"
 VAE_CASES="vae_tiny vae_flux_like vae_real_blocks"
 for c in $CASES synthetic_check $ROPE_CASES $PIPELINE_CASES $PARTS_CASES $VAE_CASES; do rm -f "golden/$c.safetensors"; done
 for c in $CASES pipeline_tiny vae_tiny vae_flux_like; do rm -rf "golden/models/$c"; done
-rm -f golden/comfy/comfy_tiny.safetensors golden/bisect/tiny_single_real.safetensors
+rm -f golden/comfy/comfy_tiny.safetensors golden/bisect/tiny_single_real.safetensors golden/text_encoder/te_*.safetensors
+# The test tokenizer (golden/text_encoder/tokenizer/) is kept: its training corpus (the docs)
+# changes over time; dump_tokenizer.py --retrain makes a new one (docs/text_encoder.md).
 mkdir -p golden
 RUN python3 -B tools/golden/dump_dit.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
 RUN python3 -B tools/golden/dump_synthetic_check.py --out golden
@@ -76,6 +78,9 @@ RUN python3 -B tools/golden/dump_pipeline.py --diffusers-commit "$DIFFUSERS_COMM
 RUN python3 -B tools/golden/dump_pipeline_parts.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
 # AutoencoderKL goldens and their weight folders (docs/vae.md).
 RUN python3 -B tools/golden/dump_vae.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
+# Qwen3 text encoder (transformers) and tokenizer / chat template / encode_prompt goldens (docs/text_encoder.md).
+RUN python3 -B tools/golden/dump_text_encoder.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden/text_encoder
+RUN python3 -B tools/golden/dump_tokenizer.py --diffusers-commit "$DIFFUSERS_COMMIT" --out golden/text_encoder
 # The ComfyUI single-file layout through diffusers' converter (docs/goldens.md).
 RUN python3 -B tools/golden/dump_comfy.py --diffusers-commit "$DIFFUSERS_COMMIT" --out golden/comfy
 # The bisection example: activations of golden/models/tiny_single as dump_real.py records a user's checkpoint (docs/bisect.md).
@@ -87,5 +92,7 @@ chmod -R a+rX golden
 
 # 5. Load everything back and check it.
 RUN python3 -B tools/golden/verify.py --golden golden --expect-commit "$DIFFUSERS_COMMIT" --expect-blob "$EXPECT_BLOB"
+RUN python3 -B tools/golden/dump_text_encoder.py --verify --out golden/text_encoder
+RUN python3 -B tools/golden/dump_comfy.py --check golden/comfy/comfy_tiny.safetensors
 du -sh golden
 du -sh --apparent-size golden
