@@ -83,12 +83,13 @@ TokenizedBatch PromptEncoder::tokenize(const std::vector<std::string>& texts, in
 template <class T>
 std::vector<Tensor<T>> PromptEncoder::encode(const std::vector<std::string>& prompts, int max_sequence_length, int hidden_layer,
                                              const std::optional<std::string>& think,
-                                             const std::function<void(const std::string&)>& warn) const {
+                                             const std::function<void(const std::string&)>& warn,
+                                             Activations<T>* acts) const {
   (void)qwen3_hidden_index(te_->config(), hidden_layer);  // an unknown layer fails before any work
   std::vector<std::string> texts;
   for (const auto& p : prompts) texts.push_back(qwen3_chat_prompt(p, think));
   const TokenizedBatch tb = tokenize(texts, max_sequence_length, warn);
-  const Tensor<T> h = te_->hidden_state<T>(tb.input_ids, tb.attention_mask, hidden_layer);
+  const Tensor<T> h = te_->hidden_state<T>(tb.input_ids, tb.attention_mask, hidden_layer, acts);
   const int64_t B = h.dim(0), L = h.dim(1), C = h.dim(2);
   std::vector<Tensor<T>> out;
   for (int64_t b = 0; b < B; ++b) {
@@ -104,9 +105,11 @@ std::vector<Tensor<T>> PromptEncoder::encode(const std::vector<std::string>& pro
 
 template std::vector<Tensor<float>> PromptEncoder::encode<float>(const std::vector<std::string>&, int, int,
                                                                  const std::optional<std::string>&,
-                                                                 const std::function<void(const std::string&)>&) const;
+                                                                 const std::function<void(const std::string&)>&,
+                                                                 Activations<float>*) const;
 template std::vector<Tensor<double>> PromptEncoder::encode<double>(const std::vector<std::string>&, int, int,
                                                                    const std::optional<std::string>&,
-                                                                   const std::function<void(const std::string&)>&) const;
+                                                                   const std::function<void(const std::string&)>&,
+                                                                   Activations<double>*) const;
 
 }  // namespace zimage

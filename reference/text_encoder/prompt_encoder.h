@@ -51,7 +51,8 @@ class PromptEncoder {
   template <class T>
   std::vector<Tensor<T>> encode(const std::vector<std::string>& prompts, int max_sequence_length = 512,
                                 int hidden_layer = -2, const std::optional<std::string>& think = std::nullopt,
-                                const std::function<void(const std::string&)>& warn = {}) const;
+                                const std::function<void(const std::string&)>& warn = {},
+                                Activations<T>* acts = nullptr) const;
 
  private:
   Qwen2Tokenizer tok_;

@@ -61,6 +61,39 @@ TEST(CliCheckFinite, VaeEncodeNamesTheFirstOverflowingModule) {
   fs::remove_all(dir);
 }
 
+// zimage encode: a text-encoder weight near FLT_MAX; the first overflowing module is named.
+TEST(CliCheckFinite, EncodeNamesTheFirstOverflowingModule) {
+  const fs::path dir = testing::scratch_dir("cf_encode"), pipe = dir / "pipe", out = dir / "embeds.safetensors";
+  const std::string te = std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder";
+  fs::create_directories(pipe);
+  fs::copy(te + "/tiny_te", pipe / "text_encoder", fs::copy_options::recursive);
+  fs::copy(te + "/tokenizer", pipe / "tokenizer", fs::copy_options::recursive);
+  const std::string target = "layers.0.mlp.down_proj.weight";
+  for (const auto& e : fs::directory_iterator(pipe / "text_encoder")) {
+    if (e.path().extension() != ".safetensors") continue;
+    const auto f = SafetensorsFile::open(e.path().string());
+    if (!f->contains(target)) continue;
+    SafetensorsWriter w;
+    for (const auto& [k, v] : f->metadata()) w.set_metadata(k, v);
+    for (const auto& n : f->names()) {
+      Tensor<double> t = f->get<double>(n);
+      if (n == target) std::fill(t.data.begin(), t.data.end(), 3e38);
+      w.add(n, t, f->view(n).dtype);
+    }
+    w.write((dir / "w.safetensors").string());
+    fs::rename(dir / "w.safetensors", e.path());
+  }
+  const std::string args = "encode --model " + pipe.string() + " --prompt 'a red cube' --out " + out.string();
+  const auto plain = testing::run_zimage(args);
+  EXPECT_EQ(plain.status, 0) << "without --check-finite the run completes: " << plain.err;
+  fs::remove(out);
+  const auto r = testing::run_zimage(args + " --check-finite");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("'layers.0.mlp"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
+  fs::remove_all(dir);
+}
+
 // inspect runs no module: --check-finite scans the weights themselves.
 TEST(CliCheckFinite, InspectNamesAWeightHoldingNaN) {
   const fs::path dir = testing::scratch_dir("cf_inspect"), model = dir / "model";

@@ -28,9 +28,25 @@ std::vector<int64_t> encode_prompts_to_file(const std::string& pipeline_dir, con
       lengths.push_back(embeds[i].dim(0));
     }
   };
-  if (opt.dtype == "float32") put(enc.encode<float>(prompts, opt.max_sequence_length, opt.hidden_layer, opt.think, warn));
-  else if (opt.dtype == "float64") put(enc.encode<double>(prompts, opt.max_sequence_length, opt.hidden_layer, opt.think, warn));
+  bool nonfinite = false;
+  auto run = [&](auto zero) {
+    using T = decltype(zero);
+    Activations<T> acts;
+    acts.store = false;
+    acts.check_finite = true;
+    const auto embeds = enc.encode<T>(prompts, opt.max_sequence_length, opt.hidden_layer, opt.think, warn,
+                                      opt.check_finite ? &acts : nullptr);
+    if (acts.first_nonfinite) {
+      std::fprintf(stderr, "zimage: check-finite: text encoder: %s\n", acts.first_nonfinite->describe().c_str());
+      nonfinite = true;
+      return;
+    }
+    put(embeds);
+  };
+  if (opt.dtype == "float32") run(float(0));
+  else if (opt.dtype == "float64") run(double(0));
   else throw Error("--dtype must be float32 or float64, not '" + opt.dtype + "'");
+  if (nonfinite) return {};  // nothing is written: the run is not a result
   w.set_metadata("prompts", nlohmann::json(prompts).dump());
   w.set_metadata("hidden_layer", std::to_string(opt.hidden_layer));
   w.set_metadata("max_sequence_length", std::to_string(opt.max_sequence_length));
@@ -46,7 +62,8 @@ std::vector<int64_t> encode_prompts_to_file(const std::string& pipeline_dir, con
 }
 
 int cmd_encode(const Args& args) {
-  allow_only(args, {"--model", "--prompt", "--hidden-layer", "--max-sequence-length", "--think", "--out", "--dtype"});
+  allow_only(args, {"--model", "--prompt", "--hidden-layer", "--max-sequence-length", "--think", "--out", "--dtype",
+                    "--check-finite"});
   EncodeOptions opt;
   auto int_arg = [&](const std::string& flag, int def) {
     if (!args.has(flag)) return def;
@@ -67,8 +84,9 @@ int cmd_encode(const Args& args) {
   if (args.has("--think")) opt.think = args.get("--think");
   opt.dtype = args.get("--dtype", "float32");
   ZIMAGE_CHECK(args.has("--prompt"), "missing required argument --prompt");
-  encode_prompts_to_file(args.required("--model"), args.values.at("--prompt"), opt, args.required("--out"));
-  return 0;
+  opt.check_finite = args.has("--check-finite");
+  const auto lengths = encode_prompts_to_file(args.required("--model"), args.values.at("--prompt"), opt, args.required("--out"));
+  return lengths.empty() ? 1 : 0;
 }
 
 }  // namespace zimage::cli

@@ -239,7 +239,14 @@ int cmd_generate(const Args& in_args) {
   // --prompt TEXT (issue 5): encode with the folder's text_encoder/ and tokenizer/ as encode_prompt does
   // (negatives "" per prompt under CFG, as diffusers), into files the --prompt-embeds path then reads.
   Args args = in_args;
-  fs::path tmp;  // removed after the run
+  fs::path tmp;  // removed after the run, error or not
+  struct RemoveTmp {
+    fs::path& p;
+    ~RemoveTmp() {
+      std::error_code ec;
+      if (!p.empty()) fs::remove_all(p, ec);
+    }
+  } remove_tmp{tmp};
   if (args.has("--prompt")) {
     ZIMAGE_CHECK(!args.has("--prompt-embeds") && !args.has("--negative-prompt-embeds"),
                  "--prompt and --prompt-embeds exclude each other");
@@ -247,14 +254,15 @@ int cmd_generate(const Args& in_args) {
     fs::create_directories(tmp);
     EncodeOptions eo;
     eo.dtype = args.get("--dtype", "float32");
+    eo.check_finite = args.has("--check-finite");
     const auto& prompts = args.values.at("--prompt");
-    encode_prompts_to_file(args.required("--model"), prompts, eo, (tmp / "pos.safetensors").string());
+    if (encode_prompts_to_file(args.required("--model"), prompts, eo, (tmp / "pos.safetensors").string()).empty()) return 1;
     args.values["--prompt-embeds"] = {(tmp / "pos.safetensors").string()};
     if (args.has("--negative-prompt") || std::atof(args.get("--guidance", "0").c_str()) > 0) {
       std::vector<std::string> negs = args.has("--negative-prompt") ? args.values.at("--negative-prompt")
                                                                     : std::vector<std::string>(prompts.size(), "");
       if (negs.size() == 1 && prompts.size() > 1) negs.assign(prompts.size(), negs[0]);
-      encode_prompts_to_file(args.required("--model"), negs, eo, (tmp / "neg.safetensors").string());
+      if (encode_prompts_to_file(args.required("--model"), negs, eo, (tmp / "neg.safetensors").string()).empty()) return 1;
       args.values["--negative-prompt-embeds"] = {(tmp / "neg.safetensors").string()};
     }
   } else {
@@ -262,10 +270,7 @@ int cmd_generate(const Args& in_args) {
   }
   const std::string dtype = args.get("--dtype", "float32");
   ZIMAGE_CHECK(dtype == "float32" || dtype == "float64", "--dtype must be float32 or float64, not '" + dtype + "'");
-  const int rc = dtype == "float32" ? run<float>(args, dtype) : run<double>(args, dtype);
-  std::error_code ec;
-  if (!tmp.empty()) fs::remove_all(tmp, ec);
-  return rc;
+  return dtype == "float32" ? run<float>(args, dtype) : run<double>(args, dtype);
 }
 
 }  // namespace zimage::cli
