@@ -6,7 +6,8 @@
 #      sharded layout) and a 512x512 input (latent 64x64, 128 caption tokens);
 #   3. times `zimage inspect` on the fp32 folder and runs the fullsize tests
 #      (loading, completeness, parameter count, fp32 == bf16 values, and the
-#      full-depth forward within 16 GB peak RSS) under /usr/bin/time -v;
+#      full-depth forward within 16 GB peak RSS, streamed from the fp32 shards and
+#      again with every weight held as bf16 first) under /usr/bin/time -v;
 #   4. runs the Qwen3-4B encode memory test (tests/fullsize/test_text_encoder_memory.cpp:
 #      it writes a synthetic 8 GB bf16 Qwen3-4B under FULLSIZE_DIR/qwen3_4b);
 #   5. deletes the checkpoints unless KEEP=1.
@@ -38,6 +39,6 @@ avail_gb=$(df -BG --output=avail "$dir" | tail -1 | tr -dc 0-9)
 status=0
 ZIMAGE_FULLSIZE_DIR="$dir" ZIMAGE_TE_MEMORY_DIR="$dir/qwen3_4b" OMP_NUM_THREADS="$jobs" /usr/bin/time -v \
   ctest --test-dir "$build" -L fullsize --output-on-failure -V 2>&1 |
-  grep -E "parameters,|bf16-exact|loaded after|full-depth|sample.0 rms|encode of 512|Passed|Failed|tests passed|Elapsed|Maximum resident" || status=1
+  grep -E "parameters,|bf16-exact|held as bf16|loaded after|full-depth|sample.0 rms|encode of 512|Passed|Failed|tests passed|Elapsed|Maximum resident" || status=1
 [[ "${KEEP:-0}" == 1 ]] || rm -rf "$dir/fp32" "$dir/bf16" "$dir/qwen3_4b" "$dir/inputs_512.safetensors" "$dir"/inspect_*.txt
 exit $status
