@@ -31,6 +31,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -x build/bin/zimage_bench ] || { echo "side_by_side.sh: build/bin/zimage_bench missing (run tools/setup.sh)" >&2; exit 2; }
+# The golden env binds only this repository (and DIFFUSERS_SRC): a BLAS folder
+# outside it would be silently missing there and torch would keep netlib.
+[ -z "$torch_blas" ] || [[ "$torch_blas" == "$PWD"/* ]] ||
+  { echo "side_by_side.sh: --torch-blas $torch_blas is outside the repository; the golden env cannot see it (copy it under build/)" >&2; exit 2; }
 [ -n "${DIFFUSERS_SRC:-}" ] || { echo "side_by_side.sh: set DIFFUSERS_SRC to diffusers' src/ folder" >&2; exit 2; }
 GOLDEN_ENV=${GOLDEN_ENV:-../shared/golden-env}
 mkdir -p "$out"
