@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/json_file.h"
 
 namespace zimage {
 
@@ -116,18 +117,7 @@ ZImageConfig ZImageConfig::from_json(const json& j, const std::string& source) {
 }
 
 ZImageConfig ZImageConfig::from_file(const std::string& path) {
-  std::ifstream in(path);
-  ZIMAGE_CHECK(in, path + ": cannot open config");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    std::string what = e.what();
-    for (char& ch : what)
-      if (ch == '\n' || ch == '\r') ch = ' ';
-    throw Error(path + ": not valid JSON: " + what);
-  }
-  return from_json(j, path);
+  return from_json(read_json_file(path, "config"), path);
 }
 
 json ZImageConfig::to_json() const {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <set>
 
+#include "core/json_file.h"
 #include "io/safetensors.h"
 
 namespace zimage {
@@ -171,19 +172,6 @@ class SafetensorsParamSource : public ParamSource {
   std::vector<std::shared_ptr<SafetensorsFile>> files_;  // keeps the maps alive
   std::map<std::string, const SafetensorsFile*> where_;
 };
-
-json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  ZIMAGE_CHECK(in, path + ": cannot open");
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    std::string what = e.what();
-    for (char& c : what)
-      if (c == '\n' || c == '\r') c = ' ';
-    throw Error(path + ": not valid JSON: " + what);
-  }
-}
 
 // Opens every shard the index names and checks that the index and the shards
 // agree exactly: each mapped tensor is in its shard, each shard tensor is mapped there.

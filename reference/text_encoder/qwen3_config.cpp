@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/json_file.h"
 
 namespace zimage {
 
@@ -81,18 +82,7 @@ Qwen3Config Qwen3Config::from_json(const json& j, const std::string& source) {
 }
 
 Qwen3Config Qwen3Config::from_file(const std::string& path) {
-  std::ifstream in(path);
-  ZIMAGE_CHECK(in, path + ": cannot open");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    std::string what = e.what();
-    for (char& ch : what)
-      if (ch == '\n' || ch == '\r') ch = ' ';
-    throw Error(path + ": not valid JSON: " + what);
-  }
-  return from_json(j, path);
+  return from_json(read_json_file(path), path);
 }
 
 json Qwen3Config::to_json() const {

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "text_encoder/unicode_tables.h"
 
 namespace zimage {
@@ -228,18 +229,7 @@ std::string str_or_empty(const json& j, const char* key) {
 }  // namespace
 
 Qwen2Tokenizer Qwen2Tokenizer::from_file(const std::string& path) {
-  std::ifstream in(path);
-  ZIMAGE_CHECK(in, path + ": cannot open");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    std::string what = e.what();
-    for (char& ch : what)
-      if (ch == '\n' || ch == '\r') ch = ' ';
-    throw Error(path + ": not valid JSON: " + what);
-  }
-  return from_json(j, path);
+  return from_json(read_json_file(path), path);
 }
 
 Qwen2Tokenizer Qwen2Tokenizer::from_json(const json& j, const std::string& source) {

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/json_file.h"
 
 namespace zimage {
 
@@ -206,18 +207,7 @@ void VaeConfig::validate(const std::string& source) const {
 }
 
 VaeConfig load_vae_config(const std::string& json_path) {
-  std::ifstream in(json_path);
-  ZIMAGE_CHECK(in, json_path + ": cannot open config");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    std::string what = e.what();
-    for (char& ch : what)
-      if (ch == '\n' || ch == '\r') ch = ' ';
-    throw Error(json_path + ": not valid JSON: " + what);
-  }
-  return VaeConfig::from_json(j, json_path);
+  return VaeConfig::from_json(read_json_file(json_path, "config"), json_path);
 }
 
 VaeConfig flux_vae_config() {
