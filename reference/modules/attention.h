@@ -4,6 +4,7 @@
 #include "modules/linear.h"
 #include "modules/norms.h"
 #include "modules/rope.h"
+#include "modules/softmax.h"
 
 namespace zimage {
 
@@ -17,38 +18,29 @@ struct AttentionW {
 
 // Ref: torch.nn.functional.scaled_dot_product_attention (math backend),
 // boolean key mask broadcast as mask[:, None, None, :].
-// q, k, v [B, L, H, D] -> [B, L, H, D]; softmax(q k^T / sqrt(D)) v per (b, h).
+// q, k, v [B, L, H, D] -> [B, L, H, D]; softmax(q k^T / sqrt(D)) v per (b, h),
+// the [L, L] scores of one (b, h) at a time per thread; both products are the
+// packed GEMM of core/gemm.h.
 template <class T>
 Tensor<T> scaled_dot_product_attention(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v, const KeyMask* mask) {
   const int64_t B = q.dim(0), L = q.dim(1), H = q.dim(2), D = q.dim(3);
   const T scale = mutated(Mutation::NoAttentionScale) ? T(1) : T(1) / std::sqrt(T(D));
   Tensor<T> out(q.shape);
-  using Strided = Eigen::Map<const MatrixRM<T>, 0, Eigen::OuterStride<>>;
-  using StridedOut = Eigen::Map<MatrixRM<T>, 0, Eigen::OuterStride<>>;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t off = b * L * H * D + h * D;
-      Strided Q(q.ptr() + off, L, D, Eigen::OuterStride<>(H * D));
-      Strided K(k.ptr() + off, L, D, Eigen::OuterStride<>(H * D));
-      Strided V(v.ptr() + off, L, D, Eigen::OuterStride<>(H * D));
-      MatrixRM<T> S = (Q * K.transpose()) * scale;  // [L, L]
-      for (int64_t i = 0; i < L; ++i) {
-        T mx = -std::numeric_limits<T>::infinity();
-        for (int64_t j = 0; j < L; ++j) {
-          if (mask && (*mask)[b * L + j] == 0) S(i, j) = -std::numeric_limits<T>::infinity();
-          mx = std::max(mx, S(i, j));
-        }
-        T sum = 0;
-        for (int64_t j = 0; j < L; ++j) {
-          S(i, j) = std::exp(S(i, j) - mx);
-          sum += S(i, j);
-        }
-        for (int64_t j = 0; j < L; ++j) S(i, j) /= sum;
+#pragma omp parallel
+  {
+    MatrixRM<T> S(L, L);
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t off = b * L * H * D + h * D;
+        gemm_serial<T>(L, L, D, {q.ptr() + off, H * D, 1}, {k.ptr() + off, 1, H * D}, S.data(), L);  // q k^T
+        S *= scale;
+        const int32_t* keep = mask ? mask->ptr() + b * L : nullptr;
+        for (int64_t i = 0; i < L; ++i)
+          masked_softmax_row(S.data() + i * L, L, [keep](int64_t j) { return !keep || keep[j] != 0; });
+        gemm_serial<T>(L, D, L, {S.data(), L, 1}, {v.ptr() + off, H * D, 1}, out.ptr() + off, H * D);  // p v
       }
-      StridedOut O(out.ptr() + off, L, D, Eigen::OuterStride<>(H * D));
-      O.noalias() = S * V;
-    }
+  }
   return out;
 }
 

@@ -1,17 +1,13 @@
 #pragma once
+#include "core/gemm.h"
 #include "modules/common.h"
 
 namespace zimage {
 
-// Output tiles of the reference GEMM. Fixed sizes make every element's
-// reduction independent of the thread count: Eigen is built single-threaded
-// (EIGEN_DONT_PARALLELIZE, reference/CMakeLists.txt), its K blocking depends
-// only on K, and the tile grid never moves. OpenMP splits tiles, not sums.
-constexpr int64_t kGemmRowTile = 256;
-constexpr int64_t kGemmColTile = 512;
-
 // Ref: torch.nn.Linear.forward (y = x W^T + b)
-// x [..., K], weight [M, K], bias [M] -> [..., M]. Eigen GEMMs per output tile.
+// x [..., K], weight [M, K], bias [M] -> [..., M]. The product is the packed
+// GEMM of core/gemm.h over OpenMP output tiles: each y element's rounding
+// depends on K only, not on the thread count or on the other rows of x.
 template <class T>
 Tensor<T> linear(const Tensor<T>& x, const LinearW<T>& w) {
   const int64_t K = x.dim(-1), M = w.weight.dim(0), N = x.rows();
@@ -19,18 +15,9 @@ Tensor<T> linear(const Tensor<T>& x, const LinearW<T>& w) {
   Shape out_shape = x.shape;
   out_shape.back() = M;
   Tensor<T> y(out_shape);
-  auto Y = y.as_matrix();
-  const auto X = x.as_matrix();
-  const auto W = w.weight.as_matrix();
-  const int64_t row_tiles = (N + kGemmRowTile - 1) / kGemmRowTile, col_tiles = (M + kGemmColTile - 1) / kGemmColTile;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t i = 0; i < row_tiles; ++i)
-    for (int64_t j = 0; j < col_tiles; ++j) {
-      const int64_t r0 = i * kGemmRowTile, c0 = j * kGemmColTile;
-      const int64_t rows = std::min(kGemmRowTile, N - r0), cols = std::min(kGemmColTile, M - c0);
-      Y.block(r0, c0, rows, cols).noalias() = X.middleRows(r0, rows) * W.middleRows(c0, cols).transpose();
-    }
-  if (w.has_bias()) Y.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(w.bias.ptr(), M);
+  // B = W^T: element (p, j) = weight[j, p].
+  gemm_parallel<T>(N, M, K, {x.ptr(), K, 1}, {w.weight.ptr(), 1, K}, y.ptr(), M);
+  if (w.has_bias()) y.as_matrix().rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(w.bias.ptr(), M);
   return y;
 }
 

@@ -12,6 +12,7 @@
 
 #include "modules/linear.h"
 #include "modules/norms.h"
+#include "modules/softmax.h"
 #include "text_encoder/qwen3_config.h"
 
 namespace zimage {
@@ -127,37 +128,21 @@ Tensor<T> qwen3_sdpa(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v,
   const T scale = T(1) / std::sqrt(T(D));
   const bool causal = !mutated(Mutation::TextNoCausalMask);
   Tensor<T> out(q.shape);
-  using Strided = Eigen::Map<const MatrixRM<T>, 0, Eigen::OuterStride<>>;
-  using StridedOut = Eigen::Map<MatrixRM<T>, 0, Eigen::OuterStride<>>;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t g = h / rep;
-      Strided Q(q.ptr() + b * L * H * D + h * D, L, D, Eigen::OuterStride<>(H * D));
-      Strided K(k.ptr() + b * L * G * D + g * D, L, D, Eigen::OuterStride<>(G * D));
-      Strided V(v.ptr() + b * L * G * D + g * D, L, D, Eigen::OuterStride<>(G * D));
-      MatrixRM<T> S = (Q * K.transpose()) * scale;  // [L, L]
-      for (int64_t i = 0; i < L; ++i) {
-        T mx = -std::numeric_limits<T>::infinity();
-        for (int64_t j = 0; j < L; ++j) {
-          const bool allowed = (!causal || j <= i) && pad_mask[b * L + j] != 0;
-          if (!allowed) S(i, j) = -std::numeric_limits<T>::infinity();
-          mx = std::max(mx, S(i, j));
-        }
-        if (mx == -std::numeric_limits<T>::infinity()) {  // every key masked: zero row
-          S.row(i).setZero();
-          continue;
-        }
-        T sum = 0;
-        for (int64_t j = 0; j < L; ++j) {
-          S(i, j) = std::exp(S(i, j) - mx);
-          sum += S(i, j);
-        }
-        for (int64_t j = 0; j < L; ++j) S(i, j) /= sum;
+#pragma omp parallel
+  {
+    MatrixRM<T> S(L, L);
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t g = h / rep, qoff = b * L * H * D + h * D, kvoff = b * L * G * D + g * D;
+        gemm_serial<T>(L, L, D, {q.ptr() + qoff, H * D, 1}, {k.ptr() + kvoff, 1, G * D}, S.data(), L);  // q k^T
+        S *= scale;
+        const int32_t* pad = pad_mask.ptr() + b * L;
+        for (int64_t i = 0; i < L; ++i)  // a row with every key masked stays zero
+          masked_softmax_row(S.data() + i * L, L, [&](int64_t j) { return (!causal || j <= i) && pad[j] != 0; });
+        gemm_serial<T>(L, D, L, {S.data(), L, 1}, {v.ptr() + kvoff, G * D, 1}, out.ptr() + qoff, H * D);  // p v
       }
-      StridedOut O(out.ptr() + b * L * H * D + h * D, L, D, Eigen::OuterStride<>(H * D));
-      O.noalias() = S * V;
-    }
+  }
   return out;
 }
 

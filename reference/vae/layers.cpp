@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "modules/linear.h"
+#include "modules/softmax.h"
 #include "vae/config.h"
 
 namespace zimage {
@@ -59,7 +60,6 @@ Tensor<T> conv2d(const Tensor<T>& x, const Conv2dW<T>& w, const ConvGeom& g) {
   const int64_t Wo = (Win + g.pad_left + g.pad_right - kw) / s + 1;
   const int64_t K = Cin * kh * kw, HWo = Ho * Wo, HWi = H * W;
   Tensor<T> out({B, Cout, Ho, Wo});
-  const ConstMatMap<T> Wm(w.weight.ptr(), Cout, K);
 
   const int64_t band_rows = std::max<int64_t>(1, kConvBandPixels / Wo);
   const int64_t bands = (Ho + band_rows - 1) / band_rows;
@@ -78,8 +78,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Conv2dW<T>& w, const ConvGeom& g) {
       const T* xb = x.ptr() + b * Cin * HWi;
       StridedMap<T> Y(out.ptr() + b * Cout * HWo + r0 * Wo, Cout, P, Eigen::OuterStride<>(HWo));
       if (direct) {  // a 1x1 conv reads the input rows as they are
-        const ConstStridedMap<T> X(xb + r0 * Wo, Cin, P, Eigen::OuterStride<>(HWi));
-        Y.noalias() = Wm * X;
+        gemm_serial<T>(Cout, P, K, {w.weight.ptr(), K, 1}, {xb + r0 * Wo, HWi, 1}, Y.data(), HWo);
       } else {
         col.resize(size_t(K * P));
         for (int64_t ci = 0; ci < Cin; ++ci)
@@ -100,8 +99,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Conv2dW<T>& w, const ConvGeom& g) {
                 }
               }
             }
-        const ConstMatMap<T> X(col.data(), K, P);
-        Y.noalias() = Wm * X;
+        gemm_serial<T>(Cout, P, K, {w.weight.ptr(), K, 1}, {col.data(), P, 1}, Y.data(), HWo);
       }
       if (w.bias.numel())
         for (int64_t co = 0; co < Cout; ++co) Y.row(co).array() += w.bias[co];
@@ -213,22 +211,12 @@ Tensor<T> vae_attention(Tensor<T> x, const VaeAttentionW<T>& w, int groups, Acti
     for (int64_t task = 0; task < B * qblocks; ++task) {
       const int64_t b = task / qblocks, i0 = (task % qblocks) * kAttnQueryBlock;
       const int64_t rows = std::min(kAttnQueryBlock, L - i0);
-      const ConstMatMap<T> Q(q.ptr() + (b * L + i0) * C, rows, C), Km(k.ptr() + b * L * C, L, C),
-          V(v.ptr() + b * L * C, L, C);
       S.resize(rows, L);
-      S.noalias() = (Q * Km.transpose()) * scale;
-      for (int64_t i = 0; i < rows; ++i) {
-        T mx = -std::numeric_limits<T>::infinity();
-        for (int64_t j = 0; j < L; ++j) mx = std::max(mx, S(i, j));
-        T sum = 0;
-        for (int64_t j = 0; j < L; ++j) {
-          S(i, j) = std::exp(S(i, j) - mx);
-          sum += S(i, j);
-        }
-        for (int64_t j = 0; j < L; ++j) S(i, j) /= sum;
-      }
-      MatMap<T> O(t.ptr() + (b * L + i0) * C, rows, C);  // t is free now: reuse it for the output
-      O.noalias() = S * V;
+      gemm_serial<T>(rows, L, C, {q.ptr() + (b * L + i0) * C, C, 1}, {k.ptr() + b * L * C, 1, C}, S.data(), L);
+      S *= scale;
+      for (int64_t i = 0; i < rows; ++i) masked_softmax_row(S.data() + i * L, L, [](int64_t) { return true; });
+      // t is free now: reuse it for the output
+      gemm_serial<T>(rows, C, L, {S.data(), L, 1}, {v.ptr() + b * L * C, C, 1}, t.ptr() + (b * L + i0) * C, C);
     }
   }
   const Tensor<T> o = linear(t, w.to_out);

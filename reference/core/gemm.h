@@ -1,0 +1,40 @@
+// The reference's matrix product: C = A B on the CPU, float or double.
+//
+// One packed kernel (BLIS layout: A in MR-row panels, B in NR-column panels,
+// an MR x NR register tile of accumulators, fused multiply-adds) for every
+// product of the reference: torch.nn.Linear, and q k^T and p v inside
+// scaled_dot_product_attention. docs/gemm.md explains the blocking.
+//
+// Rounding contract (what makes results independent of threads and tiling):
+// element C(i, j) is the sum over K in blocks of kGemmKc, in order; inside a
+// block, a chain of FMAs p = 0, 1, ..., kc-1 from 0; the blocks are added in
+// order, C = ((b0 + b1) + b2) + .... Nothing depends on n, m, the thread
+// count or which thread computes the element.
+#pragma once
+#include <cstdint>
+
+namespace zimage {
+
+// Inner (K) blocking; the only blocking that reaches the rounding.
+constexpr int64_t kGemmKc = 256;
+
+// A operand: element (i, p) at a[i * row_stride + p * col_stride]; B likewise.
+template <class T>
+struct GemmOperand {
+  const T* data;
+  int64_t row_stride, col_stride;
+};
+
+// C[n, m] = A[n, k] B[k, m], C row-major with row stride ldc. One thread.
+template <class T>
+void gemm_serial(int64_t n, int64_t m, int64_t k, GemmOperand<T> a, GemmOperand<T> b, T* c, int64_t ldc);
+
+// The same product split over OpenMP threads in output tiles (results are
+// bitwise those of gemm_serial).
+template <class T>
+void gemm_parallel(int64_t n, int64_t m, int64_t k, GemmOperand<T> a, GemmOperand<T> b, T* c, int64_t ldc);
+
+// Which kernel this build uses: "avx512", "avx2" or "eigen" (no FMA vectors).
+const char* gemm_kernel_name();
+
+}  // namespace zimage
