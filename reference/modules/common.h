@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/tensor.h"
+#include "core/vmath.h"
 #include "numerics/mutation.h"
 
 namespace zimage {
@@ -66,5 +67,22 @@ using KeyMask = Tensor<int32_t>;
 
 template <class T>
 inline T silu(T v) { return v / (T(1) + std::exp(-v)); }
+
+// silu over p[0, n) in place (and times u[i] when u is given: SwiGLU's gate),
+// with Eigen's vectorized exp (within a few ulp of std::exp; core/vmath.h),
+// OpenMP over chunks. Each result depends on its inputs only.
+template <class T>
+inline void silu_(T* p, int64_t n, const T* u = nullptr) {
+  constexpr int64_t kChunk = 1 << 14;
+#pragma omp parallel for schedule(static) if (n >= 4 * kChunk)
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    T* chunk = p + c0;
+    for_each_block(chunk, std::min(kChunk, n - c0), T(0), [&](auto& b, int64_t i) {
+      b = b / (T(1) + (-b).exp());
+      if (u)
+        for (int64_t j = 0; j < kVmathBlock && c0 + i + j < n; ++j) b[j] *= u[c0 + i + j];
+    });
+  }
+}
 
 }  // namespace zimage

@@ -18,7 +18,7 @@ Tensor<T> feed_forward(const Tensor<T>& x, const FeedForwardW<T>& w, Activations
   const Tensor<T> h3 = linear(x, w.w3);
   record(acts, path + ".w1", h1);
   record(acts, path + ".w3", h3);
-  for (int64_t i = 0; i < h1.numel(); ++i) h1[i] = silu(h1[i]) * h3[i];
+  silu_(h1.ptr(), h1.numel(), h3.ptr());
   Tensor<T> out = linear(h1, w.w2);
   record(acts, path + ".w2", out);
   record(acts, path, out);

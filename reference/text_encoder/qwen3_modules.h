@@ -182,7 +182,7 @@ Tensor<T> qwen3_mlp(const Tensor<T>& x, const Qwen3MlpW<T>& w, Activations<T>* a
   const Tensor<T> u = linear(x, w.up_proj);
   record(acts, path + ".gate_proj", g);
   record(acts, path + ".up_proj", u);
-  for (int64_t i = 0; i < g.numel(); ++i) g[i] = silu(g[i]) * u[i];
+  silu_(g.ptr(), g.numel(), u.ptr());
   Tensor<T> out = linear(g, w.down_proj);
   record(acts, path + ".down_proj", out);
   record(acts, path, out);

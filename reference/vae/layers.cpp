@@ -147,10 +147,7 @@ Tensor<T> group_norm(const Tensor<T>& x, const GroupNormW<T>& w, int groups, dou
 
 template <class T>
 void silu_(Tensor<T>& x) {
-  T* p = x.ptr();
-  const int64_t n = x.numel();
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) p[i] = silu(p[i]);
+  silu_(x.ptr(), x.numel());
 }
 
 template <class T>

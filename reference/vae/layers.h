@@ -5,8 +5,8 @@
 // explicit instantiations for float and double.
 //
 // Determinism: convolutions are an im2col per band of output rows times the
-// weight matrix, each band one single-threaded Eigen GEMM of a fixed shape
-// (kConvBandPixels output pixels), bands split between OpenMP threads;
+// weight matrix, each band one single-threaded GEMM (core/gemm.h, whose
+// rounding depends on K only), bands split between OpenMP threads;
 // GroupNorm statistics are fixed-order blocked sums per (batch, group); the
 // attention works on fixed blocks of kAttnQueryBlock query rows. No result
 // depends on the thread count (tests/unit/test_vae_layers.cpp checks it).

@@ -1,6 +1,6 @@
 // Determinism: the CPU reference gives bitwise identical outputs across
 // repeated runs and across OpenMP thread counts 1, 2 and 4 (reductions never
-// depend on how work is split between threads: reference/modules/linear.h).
+// depend on how work is split between threads: reference/core/gemm.h).
 #include <omp.h>
 
 #include "model/synthetic.h"
