@@ -16,6 +16,8 @@ const char* tier_name(Tier t) {
     case Tier::T0: return "T0";
     case Tier::T1: return "T1";
     case Tier::T2: return "T2";
+    case Tier::T3: return "T3";
+    case Tier::T4: return "T4";
   }
   return "?";
 }
@@ -126,8 +128,10 @@ std::vector<Op> module_ops(const std::string& path, const ZImageConfig& c, int64
 Budget budget_for(Tier tier, const std::vector<Op>& ops) {
   Budget b;
   double eps = 0;
+  // T4: bf16 storage with fp32 accumulation; T1, T2, T3: fp32 throughout.
+  const double u_storage = tier == Tier::T4 ? kUnitRoundoffBf16 : kUnitRoundoffFp32;
   for (const Op& op : ops) {
-    eps += op_eps(op, kUnitRoundoffFp32, kUnitRoundoffFp32);
+    eps += op_eps(op, u_storage, kUnitRoundoffFp32);
     b.chain += (b.chain.empty() ? "" : " + ") + op.name;
   }
   if (tier == Tier::T2) eps *= 2.0;  // our fp32 error + the golden's own fp32 error
@@ -184,6 +188,22 @@ UlpDistance ulp_distance(const Tensor<float>& a, const Tensor<float>& r) {
 
 bool passes(const Comparison& c, const Budget& b) {
   return c.nonfinite == 0 && c.rel_rms <= b.rel_rms && c.max_n <= b.max_n;
+}
+
+bool passes_peer(const Comparison& cand, const Comparison& peer, double floor) {
+  return cand.nonfinite == 0 && cand.max_n <= 2.0 * peer.max_n + floor && cand.rel_rms <= 2.0 * peer.rel_rms + floor;
+}
+
+std::string describe_peer(const Comparison& cand, const Comparison& peer, double floor) {
+  char buf[400];
+  const double lim_rms = 2.0 * peer.rel_rms + floor, lim_max = 2.0 * peer.max_n + floor;
+  std::snprintf(buf, sizeof buf,
+                "rel_rms %.3e max_n %.3e worst [%lld] %.7g vs %.7g nonfinite %lld | peer rel_rms %.3e max_n %.3e, "
+                "floor %.3e -> limits %.3e / %.3e (%.1f%% used)",
+                cand.rel_rms, cand.max_n, (long long)cand.worst, cand.worst_a, cand.worst_r, (long long)cand.nonfinite,
+                peer.rel_rms, peer.max_n, floor, lim_rms, lim_max,
+                100.0 * std::max(cand.rel_rms / lim_rms, cand.max_n / lim_max));
+  return buf;
 }
 
 bool passes_exact(const Comparison& c) { return c.nonfinite == 0 && c.mismatches == 0; }

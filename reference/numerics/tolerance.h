@@ -11,6 +11,11 @@
 //   T1: reference<float> vs reference<double>: budget = chain eps in fp32.
 //   T2: reference vs a diffusers fp32 golden: T1 budget + the golden's own
 //       fp32 error, which has the same size: 2 x chain eps.
+//   T3: CUDA fp32 (TF32 and reduced-precision reductions off) vs the fp64
+//       reference: the T1 budget (chain eps in fp32). Must fail with TF32 on.
+//   T4: CUDA bf16 storage (fp32 accumulation) vs the fp64 reference: the chain
+//       eps with u_s = bf16, u_a = fp32 (the absolute bound), and the peer rule
+//       (passes_peer) against a same-precision peer.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -38,7 +43,7 @@ struct Op {
 
 double op_eps(const Op& op, double u_storage, double u_accum);
 
-enum class Tier { T0, T1, T2 };
+enum class Tier { T0, T1, T2, T3, T4 };
 const char* tier_name(Tier t);
 
 struct Budget {
@@ -85,6 +90,15 @@ struct UlpDistance {
 UlpDistance ulp_distance(const Tensor<float>& a, const Tensor<float>& r);
 
 bool passes(const Comparison& c, const Budget& b);  // nonfinite == 0 and both gates
+
+// T4 peer rule (numerics.md, the FlashAttention rule): the candidate may be at
+// most twice as far from the fp64 reference as a same-precision peer, plus a
+// floor, on the max and on the RMS (both normalized by the same rms(ref)):
+//   max_n(cand) <= 2 max_n(peer) + floor  and  rel_rms(cand) <= 2 rel_rms(peer) + floor
+// and nonfinite == 0. Callers pass the fp32 (T3) rel_rms budget of the chain as
+// the floor: what a correct fp32 computation may already differ by.
+bool passes_peer(const Comparison& cand, const Comparison& peer, double floor);
+std::string describe_peer(const Comparison& cand, const Comparison& peer, double floor);
 bool passes_exact(const Comparison& c);              // T0: nonfinite == 0 and mismatches == 0
 
 // "rel_rms 1.2e-07 max_n 3.4e-07 worst [17] 0.5123 vs 0.5124 budget 6.2e-06 (2% used)"

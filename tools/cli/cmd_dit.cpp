@@ -5,6 +5,9 @@
 #include "cli.h"
 #include "io/safetensors.h"
 #include "model/transformer.h"
+#ifdef ZIMAGE_WITH_CUDA
+#include "forward.h"  // cuda/forward.h
+#endif
 
 namespace zimage::cli {
 
@@ -92,14 +95,66 @@ int run(const Args& args, const std::string& dtype) {
   return 0;
 }
 
+#ifdef ZIMAGE_WITH_CUDA
+// --device cuda: the same inputs and output file, the forward on the GPU (cuda/forward.h).
+int run_cuda(const Args& args, const std::string& dtype) {
+  const gpu::DType dt = gpu::parse_dtype(dtype);
+  gpu::refuse_fp16(dt);
+  ZIMAGE_CHECK(!args.has("--dump-activations"), "--dump-activations is not available with --device cuda (use --device cpu)");
+  std::string why;
+  ZIMAGE_CHECK(gpu::device_available(&why), "--device cuda: no CUDA device: " + why);
+  const ModelFolder model = open_model_folder(args.required("--model"));
+  const std::string in_path = args.required("--inputs"), out_path = args.required("--output");
+  ForwardOptions opts;
+  opts.rope_extend = args.has("--rope-extend");
+  const DitInputs<float> in = read_inputs<float>(in_path, model.config, opts.rope_extend);
+  gpu::CudaOptions co;
+  co.dtype = dt;
+  gpu::CudaModel m(model.config, *model.params, co);
+  const std::vector<Tensor<float>> samples = m.forward(in, opts);
+  if (args.has("--check-finite"))  // the GPU path traces outputs only, not every module
+    for (size_t i = 0; i < samples.size(); ++i) {
+      int64_t bad = 0, first = -1;
+      for (int64_t j = 0; j < samples[i].numel(); ++j)
+        if (!std::isfinite(samples[i][j]) && bad++ == 0) first = j;
+      if (bad) {
+        std::fprintf(stderr, "zimage: check-finite: sample.%zu holds %lld NaN/Inf values, the first at flat index %lld\n",
+                     i, (long long)bad, (long long)first);
+        return 1;
+      }
+    }
+  SafetensorsWriter out;
+  out.set_metadata("producer", "zimage dit --device cuda (" + gpu::describe_device() + ")");
+  out.set_metadata("dtype", dtype);
+  out.set_metadata("model", args.get("--model"));
+  out.set_metadata("rope_extend", opts.rope_extend ? "on (positions past axes_lens are extrapolated)" : "off");
+  for (size_t i = 0; i < samples.size(); ++i) out.add("sample." + std::to_string(i), samples[i], DType::F32);
+  out.write(out_path);
+  std::printf("wrote %zu samples to %s\n", samples.size(), out_path.c_str());
+  return 0;
+}
+#endif
+
 }  // namespace
 
 int cmd_dit(const Args& args) {
-  allow_only(args, {"--model", "--inputs", "--output", "--dtype", "--dump-activations", "--rope-extend", "--check-finite"});
+  allow_only(args, {"--model", "--inputs", "--output", "--device", "--dtype", "--dump-activations", "--rope-extend",
+                    "--check-finite"});
+  const std::string device = args.get("--device", "cpu");
   const std::string dtype = args.get("--dtype", "float32");
+  if (device == "cuda") {
+#ifdef ZIMAGE_WITH_CUDA
+    return run_cuda(args, dtype);
+#else
+    throw Error("--device cuda: this zimage was built without the CUDA path (configure with -DZIMAGE_CUDA=ON "
+                "and a CUDA toolkit)");
+#endif
+  }
+  ZIMAGE_CHECK(device == "cpu", "--device must be cpu or cuda, not '" + device + "'");
   if (dtype == "float32") return run<float>(args, dtype);
   if (dtype == "float64") return run<double>(args, dtype);
-  throw Error("--dtype must be float32 or float64, not '" + dtype + "'");
+  throw Error("--dtype must be float32 or float64 with --device cpu (float32, bfloat16 with --device cuda), not '" +
+              dtype + "'");
 }
 
 }  // namespace zimage::cli

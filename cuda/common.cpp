@@ -1,0 +1,68 @@
+#include "common.h"
+
+#include <sstream>
+
+namespace zimage::gpu {
+
+const char* dtype_name(DType d) {
+  switch (d) {
+    case DType::F32: return "float32";
+    case DType::BF16: return "bfloat16";
+    case DType::F16: return "float16";
+  }
+  return "?";
+}
+
+size_t dtype_size(DType d) { return d == DType::F32 ? 4 : 2; }
+
+DType parse_dtype(const std::string& s) {
+  if (s == "float32") return DType::F32;
+  if (s == "bfloat16") return DType::BF16;
+  if (s == "float16") return DType::F16;
+  throw Error("--dtype must be float32, bfloat16 or float16 on CUDA, not '" + s + "'");
+}
+
+void check_cuda(cudaError_t e, const char* what, const char* file, int line) {
+  if (e == cudaSuccess) return;
+  std::ostringstream m;
+  m << "CUDA error in " << what << " (" << file << ":" << line << "): " << cudaGetErrorString(e);
+  throw Error(m.str());
+}
+
+bool device_available(std::string* why) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    if (why) *why = cudaGetErrorString(e);
+    cudaGetLastError();  // clear the sticky-free error so later calls start clean
+    return false;
+  }
+  if (n == 0) {
+    if (why) *why = "cudaGetDeviceCount returned 0 devices";
+    return false;
+  }
+  return true;
+}
+
+std::string describe_device() {
+  int dev = 0, drv = 0, rt = 0;
+  ZIMAGE_CUDA_CHECK(cudaGetDevice(&dev));
+  cudaDeviceProp p{};
+  ZIMAGE_CUDA_CHECK(cudaGetDeviceProperties(&p, dev));
+  ZIMAGE_CUDA_CHECK(cudaDriverGetVersion(&drv));
+  ZIMAGE_CUDA_CHECK(cudaRuntimeGetVersion(&rt));
+  std::ostringstream o;
+  o << p.name << ", compute capability " << p.major << "." << p.minor << ", driver API " << drv / 1000 << "."
+    << (drv % 1000) / 10 << ", runtime " << rt / 1000 << "." << (rt % 1000) / 10;
+  return o.str();
+}
+
+int compute_capability() {
+  int dev = 0, major = 0, minor = 0;
+  ZIMAGE_CUDA_CHECK(cudaGetDevice(&dev));
+  ZIMAGE_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  ZIMAGE_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  return 10 * major + minor;
+}
+
+}  // namespace zimage::gpu

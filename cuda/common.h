@@ -1,0 +1,46 @@
+// Host-side basics of the CUDA path: the storage dtypes, error checking and
+// the device probe. Plain C++ (no CUDA language needed to include it).
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "core/error.h"
+
+namespace zimage::gpu {
+
+// Storage dtype of activations and weights on the device. Math and
+// accumulation are fp32 in every kernel and GEMM, whatever the storage.
+enum class DType { F32, BF16, F16 };
+
+const char* dtype_name(DType d);  // "float32", "bfloat16", "float16"
+size_t dtype_size(DType d);
+// "float32" | "bfloat16" | "float16"; anything else throws naming --dtype.
+DType parse_dtype(const std::string& s);
+
+// Throws zimage::Error "CUDA error in <what> (<file>:<line>): <cudaGetErrorString>".
+void check_cuda(cudaError_t e, const char* what, const char* file, int line);
+#define ZIMAGE_CUDA_CHECK(expr) ::zimage::gpu::check_cuda((expr), #expr, __FILE__, __LINE__)
+// After a kernel launch: the launch error, if any, named after the kernel.
+#define ZIMAGE_CUDA_CHECK_LAUNCH(name) ::zimage::gpu::check_cuda(cudaGetLastError(), name, __FILE__, __LINE__)
+
+// True when at least one CUDA device is usable; otherwise false and, if `why`
+// is given, the reason (cudaGetErrorString of cudaGetDeviceCount, or
+// "cudaGetDeviceCount returned 0 devices").
+bool device_available(std::string* why = nullptr);
+
+// "NVIDIA H100 80GB HBM3, compute capability 9.0, driver 12.4, runtime 12.4"
+std::string describe_device();
+
+// Compute capability of the current device as 10 * major + minor (80, 90, ...).
+int compute_capability();
+
+// Byte offset of `elems` elements of dtype `d` from p.
+inline void* offset(void* p, int64_t elems, DType d) { return static_cast<char*>(p) + elems * int64_t(dtype_size(d)); }
+inline const void* offset(const void* p, int64_t elems, DType d) {
+  return static_cast<const char*>(p) + elems * int64_t(dtype_size(d));
+}
+
+}  // namespace zimage::gpu

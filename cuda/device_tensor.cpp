@@ -1,0 +1,64 @@
+#include "device_tensor.h"
+
+#include "kernels/convert.h"
+
+namespace zimage::gpu {
+
+DeviceBuffer::DeviceBuffer(size_t bytes) : bytes_(bytes) {
+  if (bytes) ZIMAGE_CUDA_CHECK(cudaMalloc(&p_, bytes));
+}
+
+DeviceBuffer::~DeviceBuffer() {
+  if (p_) cudaFree(p_);  // no throw from a destructor; a failing free leaves the context broken anyway
+}
+
+DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
+  if (this != &o) {
+    if (p_) cudaFree(p_);
+    p_ = std::exchange(o.p_, nullptr);
+    bytes_ = std::exchange(o.bytes_, 0);
+  }
+  return *this;
+}
+
+void DeviceBuffer::reserve(size_t bytes) {
+  if (bytes <= bytes_) return;
+  *this = DeviceBuffer(bytes);
+}
+
+void upload_into(const Tensor<float>& t, DType dt, void* dst, DeviceBuffer& staging, cudaStream_t stream) {
+  const size_t n = size_t(t.numel());
+  if (n == 0) return;
+  if (dt == DType::F32) {
+    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(dst, t.ptr(), n * sizeof(float), cudaMemcpyHostToDevice, stream));
+    ZIMAGE_CUDA_CHECK(cudaStreamSynchronize(stream));  // the host tensor may go away after return
+    return;
+  }
+  staging.reserve(n * sizeof(float));
+  ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(staging.get(), t.ptr(), n * sizeof(float), cudaMemcpyHostToDevice, stream));
+  convert_from_f32(dt, staging.as<float>(), dst, int64_t(n), stream);
+  ZIMAGE_CUDA_CHECK(cudaStreamSynchronize(stream));  // staging is reused by the next upload
+}
+
+DeviceTensor upload(const Tensor<float>& t, DType dt, DeviceBuffer& staging, cudaStream_t stream) {
+  DeviceTensor d(dt, t.shape);
+  upload_into(t, dt, d.data(), staging, stream);
+  return d;
+}
+
+Tensor<float> download(const void* src, DType dt, Shape shape, DeviceBuffer& staging, cudaStream_t stream) {
+  Tensor<float> out(std::move(shape));
+  const size_t n = size_t(out.numel());
+  if (n == 0) return out;
+  const float* from = static_cast<const float*>(src);
+  if (dt != DType::F32) {
+    staging.reserve(n * sizeof(float));
+    convert_to_f32(dt, src, staging.as<float>(), int64_t(n), stream);
+    from = staging.as<float>();
+  }
+  ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(out.ptr(), from, n * sizeof(float), cudaMemcpyDeviceToHost, stream));
+  ZIMAGE_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return out;
+}
+
+}  // namespace zimage::gpu

@@ -1,0 +1,380 @@
+#include "forward.h"
+
+#include <algorithm>
+
+#include "kernels/final_layer_norm.h"
+#include "kernels/gated_residual.h"
+#include "kernels/patchify.h"
+#include "kernels/qk_norm_rope.h"
+#include "kernels/rms_norm_modulate.h"
+#include "kernels/rope_gather.h"
+#include "kernels/swiglu.h"
+#include "kernels/timestep_embedding.h"
+#include "model/rope_limits.h"
+#include "weight_layout.h"
+
+namespace zimage::gpu {
+
+namespace {
+
+constexpr double kQkNormEps = 1e-5;     // Attention(..., eps=1e-5), as reference/modules/attention.h
+constexpr double kFinalNormEps = 1e-6;  // FinalLayer norm_final
+
+DeviceTensor up(const Tensor<float>& t, DType dt, Runtime& rt) { return upload(t, dt, rt.staging(), rt.stream()); }
+
+DeviceLinear up_linear(const LinearW<float>& l, DType dt, Runtime& rt) {
+  DeviceLinear d;
+  d.out = l.weight.dim(0);
+  d.in = l.weight.dim(1);
+  d.weight = up(l.weight, dt, rt);
+  if (l.has_bias()) d.bias = up(l.bias, dt, rt);
+  return d;
+}
+
+DeviceLinear up_fused(const std::vector<const Tensor<float>*>& ws, DType dt, Runtime& rt) {
+  const Tensor<float> cat = concat_linear_weights(ws);
+  DeviceLinear d;
+  d.out = cat.dim(0);
+  d.in = cat.dim(1);
+  d.weight = up(cat, dt, rt);
+  return d;
+}
+
+void reserve(DeviceBuffer& b, int64_t elems, DType dt) { b.reserve(size_t(elems) * dtype_size(dt)); }
+
+// A device int32 key mask [B, L] when item lengths differ (reference key_mask), else nothing.
+struct MaskDev {
+  DeviceBuffer buf;
+  const int32_t* get() const { return buf.as<const int32_t>(); }
+};
+MaskDev upload_mask(const std::vector<int64_t>& seqlens, cudaStream_t s) {
+  MaskDev m;
+  const std::optional<KeyMask> km = key_mask(seqlens);
+  if (!km) return m;
+  m.buf = DeviceBuffer(size_t(km->numel()) * sizeof(int32_t));
+  ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(m.buf.get(), km->ptr(), size_t(km->numel()) * sizeof(int32_t),
+                                    cudaMemcpyHostToDevice, s));
+  ZIMAGE_CUDA_CHECK(cudaStreamSynchronize(s));
+  return m;
+}
+
+// The fp32 RoPE tables of precompute_freqs_cis<float>, concatenated, on the device.
+struct RopeTablesDev {
+  DeviceBuffer buf;
+  RopeAxes axes;
+};
+RopeTablesDev upload_rope_tables(const ZImageConfig& cfg, const std::vector<int>& lens, cudaStream_t s) {
+  const std::vector<Tensor<float>> tables = precompute_freqs_cis<float>(cfg.axes_dims, lens, cfg.rope_theta);
+  ZIMAGE_CHECK(tables.size() == 3, "CUDA forward: RoPE needs 3 axes, the config has " + std::to_string(tables.size()));
+  RopeTablesDev r;
+  r.axes.n_axes = 3;
+  std::vector<float> all;
+  for (size_t a = 0; a < 3; ++a) {
+    r.axes.offset[a] = int64_t(all.size());
+    r.axes.len[a] = int(tables[a].dim(0));
+    r.axes.pairs[a] = int(tables[a].dim(1));
+    all.insert(all.end(), tables[a].data.begin(), tables[a].data.end());
+  }
+  r.buf = DeviceBuffer(all.size() * sizeof(float));
+  ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(r.buf.get(), all.data(), all.size() * sizeof(float), cudaMemcpyHostToDevice, s));
+  ZIMAGE_CUDA_CHECK(cudaStreamSynchronize(s));
+  return r;
+}
+
+// The first `rows` rows of ids [n, 3] as a flat vector.
+std::vector<int32_t> id_rows(const Tensor<int32_t>& ids, int64_t rows) {
+  rows = std::min(rows, ids.dim(0));
+  return std::vector<int32_t>(ids.data.begin(), ids.data.begin() + rows * 3);
+}
+
+}  // namespace
+
+void refuse_fp16(DType dt) {
+  if (dt == DType::F16)
+    throw Error(
+        "--dtype float16 is refused on CUDA: Z-Image overflows fp16 (the FFN w2 input and the attention output "
+        "exceed 65504 at real activation magnitudes); use --dtype bfloat16 or float32 (docs/cuda.md)");
+}
+
+DeviceBlock upload_block(const TransformerBlockW<float>& w, DType dt, Runtime& rt) {
+  refuse_fp16(dt);
+  DeviceBlock b;
+  b.to_qkv = up_fused({&w.attention.to_q.weight, &w.attention.to_k.weight, &w.attention.to_v.weight}, dt, rt);
+  b.to_out = up_linear(w.attention.to_out, dt, rt);
+  b.w13 = up_fused({&w.feed_forward.w1.weight, &w.feed_forward.w3.weight}, dt, rt);
+  b.w2 = up_linear(w.feed_forward.w2, dt, rt);
+  ZIMAGE_CHECK(!w.attention.to_q.has_bias() && !w.attention.to_k.has_bias() && !w.attention.to_v.has_bias() &&
+                   !w.feed_forward.w1.has_bias() && !w.feed_forward.w3.has_bias(),
+               "upload_block: the fused to_qkv / w13 GEMMs assume bias-free Linears (as in Z-Image)");
+  if (w.attention.norm_q.numel()) {
+    b.norm_q = up(w.attention.norm_q, dt, rt);
+    b.norm_k = up(w.attention.norm_k, dt, rt);
+  }
+  b.attention_norm1 = up(w.attention_norm1, dt, rt);
+  b.attention_norm2 = up(w.attention_norm2, dt, rt);
+  b.ffn_norm1 = up(w.ffn_norm1, dt, rt);
+  b.ffn_norm2 = up(w.ffn_norm2, dt, rt);
+  b.modulation = w.modulation;
+  if (w.modulation) b.adaLN_modulation = up_linear(w.adaLN_modulation, dt, rt);
+  b.C = w.attention.to_q.weight.dim(0);
+  b.F = w.feed_forward.w1.weight.dim(0);
+  return b;
+}
+
+void run_block(Runtime& rt, const DeviceBlock& w, DType dt, void* x, int64_t B, int64_t L, const int32_t* mask,
+               const float* freqs, const void* adaln, int n_heads, double norm_eps, BlockScratch& sc,
+               const CudaOptions& opts) {
+  const int64_t rows = B * L, C = w.C, F = w.F, H = n_heads, D = C / H;
+  ZIMAGE_CHECK(H * D == C, "run_block: dim " + std::to_string(C) + " is not n_heads x head_dim");
+  const cudaStream_t s = rt.stream();
+  reserve(sc.h, rows * C, dt);
+  reserve(sc.qkv, rows * 3 * C, dt);
+  reserve(sc.o, rows * C, dt);
+  reserve(sc.a, rows * C, dt);
+  reserve(sc.h13, rows * 2 * F, dt);
+  reserve(sc.g, rows * F, dt);
+
+  const void* mod = nullptr;
+  if (w.modulation) {
+    ZIMAGE_CHECK(adaln != nullptr, "run_block: modulated block needs adaln_input");
+    const int64_t A = w.adaLN_modulation.in;
+    reserve(sc.mod, B * 4 * C, dt);
+    // [B, A] -> [B, 4C]: scale_msa, gate_msa, scale_mlp, gate_mlp (no SiLU before it)
+    rt.linear(dt, adaln, A, w.adaLN_modulation.weight.data(), w.adaLN_modulation.b(), sc.mod.get(), 4 * C, B, 4 * C, A,
+              opts.gemm);
+    mod = sc.mod.get();
+  }
+  auto chunk = [&](int j) -> const void* { return mod ? offset(mod, j * C, dt) : nullptr; };
+  void* qkv = sc.qkv.get();
+
+  rms_norm_modulate(dt, x, C, w.attention_norm1.data(), chunk(0), 4 * C, rows, L, C, norm_eps, sc.h.get(), C, s);
+  rt.linear(dt, sc.h.get(), C, w.to_qkv.weight.data(), nullptr, qkv, 3 * C, rows, 3 * C, C, opts.gemm);
+  qk_norm_rope(dt, qkv, offset(qkv, C, dt), 3 * C, w.norm_q.empty() ? nullptr : w.norm_q.data(),
+               w.norm_k.empty() ? nullptr : w.norm_k.data(), freqs, rows, H, D, kQkNormEps, s);
+  flash_attention(dt, qkv, offset(qkv, C, dt), offset(qkv, 2 * C, dt), 3 * C, mask, sc.o.get(), C, B, L, H, D, s,
+                  opts.attention);
+  rt.linear(dt, sc.o.get(), C, w.to_out.weight.data(), w.to_out.b(), sc.a.get(), C, rows, C, C, opts.gemm);
+  gated_residual(dt, x, C, sc.a.get(), C, w.attention_norm2.data(), chunk(1), 4 * C, rows, L, C, norm_eps, s);
+
+  rms_norm_modulate(dt, x, C, w.ffn_norm1.data(), chunk(2), 4 * C, rows, L, C, norm_eps, sc.h.get(), C, s);
+  rt.linear(dt, sc.h.get(), C, w.w13.weight.data(), nullptr, sc.h13.get(), 2 * F, rows, 2 * F, C, opts.gemm);
+  swiglu(dt, sc.h13.get(), rows, F, sc.g.get(), s);
+  rt.linear(dt, sc.g.get(), F, w.w2.weight.data(), w.w2.b(), sc.a.get(), C, rows, C, F, opts.gemm);
+  gated_residual(dt, x, C, sc.a.get(), C, w.ffn_norm2.data(), chunk(3), 4 * C, rows, L, C, norm_eps, s);
+}
+
+Tensor<float> transformer_block_cuda(const TransformerBlockW<float>& w, const Tensor<float>& x, const KeyMask* mask,
+                                     const Tensor<float>& freqs, const Tensor<float>* adaln, int n_heads,
+                                     double norm_eps, const CudaOptions& opts, Runtime& rt) {
+  const DType dt = opts.dtype;
+  const int64_t B = x.dim(0), L = x.dim(1);
+  ZIMAGE_CHECK(freqs.numel() == B * L * (x.dim(2) / n_heads), "transformer_block_cuda: freqs " + shape_str(freqs.shape) +
+                                                                  " for x " + shape_str(x.shape));
+  const DeviceBlock dw = upload_block(w, dt, rt);
+  DeviceTensor xd = up(x, dt, rt);
+  DeviceTensor fd = up(freqs, DType::F32, rt);
+  DeviceTensor ad;
+  if (adaln) ad = up(*adaln, dt, rt);
+  DeviceBuffer md;
+  if (mask) {
+    md = DeviceBuffer(size_t(mask->numel()) * sizeof(int32_t));
+    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(md.get(), mask->ptr(), size_t(mask->numel()) * sizeof(int32_t),
+                                      cudaMemcpyHostToDevice, rt.stream()));
+  }
+  BlockScratch sc;
+  run_block(rt, dw, dt, xd.data(), B, L, mask ? md.as<const int32_t>() : nullptr, fd.buf.as<const float>(),
+            adaln ? ad.data() : nullptr, n_heads, norm_eps, sc, opts);
+  return download(xd, rt.staging(), rt.stream());
+}
+
+// ---------------------------------------------------------------- CudaModel
+
+CudaModel::CudaModel(const ZImageWeights<float>& w, const CudaOptions& opts) : cfg_(w.config), opts_(opts) {
+  refuse_fp16(opts.dtype);
+  rt_ = std::make_unique<Runtime>();
+  upload_shared(w);
+  for (const auto& b : w.noise_refiner) noise_refiner_.push_back(upload_block(b, opts.dtype, *rt_));
+  for (const auto& b : w.context_refiner) context_refiner_.push_back(upload_block(b, opts.dtype, *rt_));
+  for (const auto& b : w.layers) layers_.push_back(upload_block(b, opts.dtype, *rt_));
+}
+
+CudaModel::CudaModel(const ZImageConfig& cfg, const ParamSource& src, const CudaOptions& opts) : cfg_(cfg), opts_(opts) {
+  refuse_fp16(opts.dtype);
+  check_complete(src, expected_parameter_shapes(cfg));
+  rt_ = std::make_unique<Runtime>();
+  upload_shared(load_shared_weights<float>(cfg, src));
+  auto stack = [&](const std::string& name, int n, bool modulation, std::vector<DeviceBlock>& out) {
+    for (int i = 0; i < n; ++i)
+      out.push_back(upload_block(load_block<float>(src, name + "." + std::to_string(i), modulation, cfg.qk_norm),
+                                 opts.dtype, *rt_));
+  };
+  stack("noise_refiner", cfg.n_refiner_layers, true, noise_refiner_);
+  stack("context_refiner", cfg.n_refiner_layers, false, context_refiner_);
+  stack("layers", cfg.n_layers, true, layers_);
+}
+
+CudaModel::~CudaModel() = default;
+
+void CudaModel::upload_shared(const ZImageWeights<float>& w) {
+  const DType dt = opts_.dtype;
+  t_mlp0_ = up_linear(w.t_embedder.mlp0, dt, *rt_);
+  t_mlp2_ = up_linear(w.t_embedder.mlp2, dt, *rt_);
+  cap_norm_ = up(w.cap_embedder_norm, dt, *rt_);
+  cap_linear_ = up_linear(w.cap_embedder_linear, dt, *rt_);
+  x_embedder_ = up_linear(w.x_embedder, dt, *rt_);
+  final_linear_ = up_linear(w.final_layer.linear, dt, *rt_);
+  final_adaln_ = up_linear(w.final_layer.adaLN_modulation, dt, *rt_);
+  x_pad_token_ = up(w.x_pad_token, dt, *rt_);
+  cap_pad_token_ = up(w.cap_pad_token, dt, *rt_);
+}
+
+std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const ForwardOptions& fopts) {
+  const ZImageConfig& cfg = cfg_;
+  const DType dt = opts_.dtype;
+  Runtime& rt = *rt_;
+  const cudaStream_t s = rt.stream();
+  const size_t es = dtype_size(dt);
+  std::vector<Shape> x_shapes, cap_shapes;
+  for (const auto& x : in.x) x_shapes.push_back(x.shape);
+  for (const auto& c : in.cap_feats) cap_shapes.push_back(c.shape);
+  check_dit_inputs(cfg, x_shapes, cap_shapes, in.t.shape, fopts.rope_extend);  // the reference's checks and messages
+
+  const int p = cfg.patch_size(), pf = cfg.f_patch_size();
+  const int64_t B = int64_t(in.x.size()), C = cfg.dim, D = cfg.head_dim(), P = cfg.patch_dim();
+  const int64_t A = t_mlp2_.out, capdim = cfg.cap_feat_dim;
+  DeviceBuffer& staging = rt.staging();
+
+  // t_embedder(t * t_scale): fp32 product on the host, as reference<float> computes it.
+  Tensor<float> t = in.t;
+  for (auto& v : t.data) v = float(v * float(cfg.t_scale));
+  DeviceTensor t_dev = upload(t, DType::F32, staging, s);
+  DeviceTensor emb(dt, {B, t_mlp0_.in}), mid(dt, {B, t_mlp0_.out}), adaln(dt, {B, A});
+  timestep_embedding(dt, t_dev.buf.as<const float>(), B, t_mlp0_.in, 10000.0, emb.data(), s);
+  rt.linear(dt, emb.data(), t_mlp0_.in, t_mlp0_.weight.data(), t_mlp0_.b(), mid.data(), t_mlp0_.out, B, t_mlp0_.out,
+            t_mlp0_.in, opts_.gemm);
+  silu(dt, mid.data(), mid.data(), mid.numel(), s);
+  rt.linear(dt, mid.data(), t_mlp2_.in, t_mlp2_.weight.data(), t_mlp2_.b(), adaln.data(), A, B, A, t_mlp2_.in,
+            opts_.gemm);
+
+  // Position ids and pad masks exactly as patchify_and_embed builds them (reference pad_with_ids).
+  std::vector<PaddedIds> cap_ids, img_ids;
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t lc = in.cap_feats[size_t(i)].dim(0), lc_pad = padded_caption_len(lc);
+    cap_ids.push_back(pad_with_ids(lc, {lc_pad, 1, 1}, {1, 0, 0}));
+    const Shape& xs = in.x[size_t(i)].shape;
+    const std::array<int64_t, 3> tokens{xs[1] / pf, xs[2] / p, xs[3] / p};
+    img_ids.push_back(pad_with_ids(tokens[0] * tokens[1] * tokens[2], tokens, {cap_ids.back().total_len + 1, 0, 0}));
+  }
+  const RopeTablesDev rope = upload_rope_tables(cfg, rope_table_lens(cfg, x_shapes, cap_shapes, fopts.rope_extend), s);
+  DeviceBuffer ids_dev, rope_flag(sizeof(int));
+  auto gather = [&](const Tensor<int32_t>& ids, int64_t rows, float* dst) {
+    const std::vector<int32_t> r = id_rows(ids, rows);
+    ids_dev.reserve(r.size() * sizeof(int32_t));
+    rope_gather(rope.buf.as<const float>(), rope.axes, r, ids_dev.as<int32_t>(), dst, rope_flag.as<int>(), s);
+  };
+
+  // Image tokens: patchify (+ repeated last row), x_embedder, x_pad_token, noise_refiner.
+  std::vector<int64_t> lx;
+  for (const auto& ids : img_ids) lx.push_back(ids.total_len);
+  const int64_t Lx = *std::max_element(lx.begin(), lx.end());
+  DeviceTensor xs(dt, {B, Lx, C});
+  DeviceBuffer xf(size_t(B * Lx * D) * sizeof(float));
+  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(xs.data(), 0, size_t(xs.numel()) * es, s));
+  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(xf.get(), 0, xf.bytes(), s));
+  DeviceBuffer image_dev, tokens_dev;
+  for (int64_t i = 0; i < B; ++i) {
+    const Tensor<float>& x = in.x[size_t(i)];
+    reserve(image_dev, x.numel(), dt);
+    upload_into(x, dt, image_dev.get(), staging, s);
+    reserve(tokens_dev, lx[size_t(i)] * P, dt);
+    patchify_image(dt, image_dev.get(), x.dim(0), x.dim(1), x.dim(2), x.dim(3), p, pf, lx[size_t(i)], tokens_dev.get(), s);
+    void* dst = offset(xs.data(), i * Lx * C, dt);
+    rt.linear(dt, tokens_dev.get(), P, x_embedder_.weight.data(), x_embedder_.b(), dst, C, lx[size_t(i)], C, P,
+              opts_.gemm);
+    fill_rows(dt, dst, C, img_ids[size_t(i)].ori_len, img_ids[size_t(i)].total_len, x_pad_token_.data(), C, s);
+    gather(img_ids[size_t(i)].pos_ids, Lx, xf.as<float>() + i * Lx * D);
+  }
+  const MaskDev x_mask = upload_mask(lx, s);
+  for (const auto& blk : noise_refiner_)
+    run_block(rt, blk, dt, xs.data(), B, Lx, x_mask.get(), xf.as<const float>(), adaln.data(), cfg.n_heads,
+              cfg.norm_eps, scratch_, opts_);
+
+  // Caption tokens: padded with the last row (host), cap_embedder, cap_pad_token, context_refiner.
+  std::vector<int64_t> lc;
+  for (const auto& ids : cap_ids) lc.push_back(ids.total_len);
+  const int64_t Lc = *std::max_element(lc.begin(), lc.end());
+  DeviceTensor cs(dt, {B, Lc, C});
+  DeviceBuffer cf(size_t(B * Lc * D) * sizeof(float));
+  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(cs.data(), 0, size_t(cs.numel()) * es, s));
+  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(cf.get(), 0, cf.bytes(), s));
+  DeviceBuffer cap_in, cap_norm;
+  for (int64_t i = 0; i < B; ++i) {
+    const Tensor<float> padded = pad_rows_with_last(in.cap_feats[size_t(i)], lc[size_t(i)]);
+    reserve(cap_in, padded.numel(), dt);
+    reserve(cap_norm, padded.numel(), dt);
+    upload_into(padded, dt, cap_in.get(), staging, s);
+    rms_norm_modulate(dt, cap_in.get(), capdim, cap_norm_.data(), nullptr, 0, lc[size_t(i)], lc[size_t(i)], capdim,
+                      cfg.norm_eps, cap_norm.get(), capdim, s);
+    void* dst = offset(cs.data(), i * Lc * C, dt);
+    rt.linear(dt, cap_norm.get(), capdim, cap_linear_.weight.data(), cap_linear_.b(), dst, C, lc[size_t(i)], C, capdim,
+              opts_.gemm);
+    fill_rows(dt, dst, C, cap_ids[size_t(i)].ori_len, cap_ids[size_t(i)].total_len, cap_pad_token_.data(), C, s);
+    // diffusers' caption ids carry pad_len extra (0,0,0) rows; pad_sequence keeps the first Lc (reference
+    // prepare_sequence), so a shorter item's batch-padding rows get position (0,0,0).
+    gather(cap_ids[size_t(i)].pos_ids, Lc, cf.as<float>() + i * Lc * D);
+  }
+  const MaskDev c_mask = upload_mask(lc, s);
+  for (const auto& blk : context_refiner_)
+    run_block(rt, blk, dt, cs.data(), B, Lc, c_mask.get(), cf.as<const float>(), nullptr, cfg.n_heads, cfg.norm_eps,
+              scratch_, opts_);
+
+  // [image, caption] per item, padded to the longest; the layers.
+  std::vector<int64_t> lu;
+  for (int64_t i = 0; i < B; ++i) lu.push_back(lx[size_t(i)] + lc[size_t(i)]);
+  const int64_t Lu = *std::max_element(lu.begin(), lu.end());
+  DeviceTensor us(dt, {B, Lu, C});
+  DeviceBuffer uf(size_t(B * Lu * D) * sizeof(float));
+  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(us.data(), 0, size_t(us.numel()) * es, s));
+  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(uf.get(), 0, uf.bytes(), s));
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t nx = lx[size_t(i)], nc = lc[size_t(i)];
+    char* u = static_cast<char*>(us.data()) + size_t(i * Lu * C) * es;
+    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(u, offset(xs.data(), i * Lx * C, dt), size_t(nx * C) * es, cudaMemcpyDeviceToDevice, s));
+    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(u + size_t(nx * C) * es, offset(cs.data(), i * Lc * C, dt), size_t(nc * C) * es,
+                                      cudaMemcpyDeviceToDevice, s));
+    float* f = uf.as<float>() + i * Lu * D;
+    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(f, xf.as<float>() + i * Lx * D, size_t(nx * D) * sizeof(float),
+                                      cudaMemcpyDeviceToDevice, s));
+    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(f + nx * D, cf.as<float>() + i * Lc * D, size_t(nc * D) * sizeof(float),
+                                      cudaMemcpyDeviceToDevice, s));
+  }
+  const MaskDev u_mask = upload_mask(lu, s);
+  for (const auto& blk : layers_)
+    run_block(rt, blk, dt, us.data(), B, Lu, u_mask.get(), uf.as<const float>(), adaln.data(), cfg.n_heads,
+              cfg.norm_eps, scratch_, opts_);
+
+  // Final layer: LayerNorm * (1 + Linear(SiLU(adaln_input))), Linear(C, P); unpatchify the image rows.
+  DeviceTensor sa(dt, {B, A}), scale(dt, {B, C}), hn(dt, {B, Lu, C}), out(dt, {B, Lu, P});
+  silu(dt, adaln.data(), sa.data(), B * A, s);
+  rt.linear(dt, sa.data(), A, final_adaln_.weight.data(), final_adaln_.b(), scale.data(), C, B, C, A, opts_.gemm);
+  final_layer_norm(dt, us.data(), scale.data(), B * Lu, Lu, C, kFinalNormEps, hn.data(), s);
+  rt.linear(dt, hn.data(), C, final_linear_.weight.data(), final_linear_.b(), out.data(), P, B * Lu, P, C, opts_.gemm);
+
+  std::vector<Tensor<float>> samples;
+  for (int64_t i = 0; i < B; ++i) {
+    const Shape& xs_shape = in.x[size_t(i)].shape;
+    DeviceBuffer img(size_t(shape_numel(xs_shape)) * sizeof(float));
+    unpatchify(dt, offset(out.data(), i * Lu * P, dt), cfg.in_channels, xs_shape[1], xs_shape[2], xs_shape[3], p, pf,
+               img.as<float>(), s);
+    samples.push_back(download(img.get(), DType::F32, xs_shape, staging, s));
+  }
+  return samples;
+}
+
+std::vector<Tensor<float>> zimage_forward_cuda(const ZImageWeights<float>& w, const DitInputs<float>& in,
+                                               const CudaOptions& opts, const ForwardOptions& fopts) {
+  CudaModel m(w, opts);
+  return m.forward(in, fopts);
+}
+
+}  // namespace zimage::gpu

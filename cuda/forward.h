@@ -1,0 +1,91 @@
+// ZImageTransformer2DModel (basic mode) on the GPU: the same model API as the reference
+// (reference/model/transformer.h): ZImageWeights<float> or a ParamSource in, DitInputs<float>
+// in, sample.{i} [C, F, H, W] fp32 out (not negated).
+// Twin: reference/model/transformer.cpp forward_impl, step for step: t_embedder, image patchify +
+// x_embedder + x_pad_token + noise_refiner, cap_embedder + cap_pad_token + context_refiner,
+// [image, caption] through the layers, final layer, unpatchify. Same padding to multiples of 32,
+// same position ids (reference pad_with_ids), same key masks (only when item lengths differ),
+// same check_dit_inputs (shapes and RoPE positions, identical one-line errors) before any compute.
+// Storage dtype float32 or bfloat16 (weights and activations), fp32 math and accumulation
+// everywhere; float16 is refused (refuse_fp16, docs/cuda.md). Fused weight layouts: weight_layout.h.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "device_tensor.h"
+#include "gemm_lt.h"
+#include "kernels/flash_attention.h"
+#include "model/transformer.h"
+
+namespace zimage::gpu {
+
+struct CudaOptions {
+  DType dtype = DType::F32;
+  GemmOptions gemm;  // TF32 and reduced-precision reductions off by default
+  AttentionVersion attention = AttentionVersion::v1_simt;
+};
+
+// Throws the one-line fp16 refusal when dt is float16; does nothing otherwise.
+void refuse_fp16(DType dt);
+
+struct DeviceLinear {
+  DeviceTensor weight, bias;  // [out, in], [out] or empty
+  int64_t out = 0, in = 0;
+  const void* b() const { return bias.empty() ? nullptr : bias.data(); }
+};
+
+struct DeviceBlock {
+  DeviceLinear to_qkv, to_out, w13, w2, adaLN_modulation;  // to_qkv, w13: weight_layout.h
+  DeviceTensor norm_q, norm_k, attention_norm1, attention_norm2, ffn_norm1, ffn_norm2;
+  bool modulation = true;
+  int64_t C = 0, F = 0;
+};
+
+// Scratch of one block call, grown as needed and reused.
+struct BlockScratch {
+  DeviceBuffer mod, h, qkv, o, a, h13, g;
+};
+
+DeviceBlock upload_block(const TransformerBlockW<float>& w, DType dt, Runtime& rt);
+
+// Twin: reference/modules/transformer_block.h transformer_block.
+// x [B, L, C] on the device, updated in place; mask [B, L] int32 or nullptr; freqs [B, L, D/2, 2]
+// fp32; adaln [B, A] (modulated blocks) or nullptr. Asynchronous on rt.stream().
+void run_block(Runtime& rt, const DeviceBlock& w, DType dt, void* x, int64_t B, int64_t L, const int32_t* mask,
+               const float* freqs, const void* adaln, int n_heads, double norm_eps, BlockScratch& scratch,
+               const CudaOptions& opts);
+
+// Host-tensor wrapper of run_block (tests): uploads x, freqs, adaln and the mask, runs, downloads.
+Tensor<float> transformer_block_cuda(const TransformerBlockW<float>& w, const Tensor<float>& x, const KeyMask* mask,
+                                     const Tensor<float>& freqs, const Tensor<float>* adaln, int n_heads,
+                                     double norm_eps, const CudaOptions& opts, Runtime& rt);
+
+class CudaModel {
+ public:
+  // Uploads every parameter in opts.dtype (refuses float16).
+  CudaModel(const ZImageWeights<float>& w, const CudaOptions& opts);
+  // check_complete, then the shared weights and one block at a time from `src` (host memory holds
+  // one block in fp32, as zimage_forward_streaming does).
+  CudaModel(const ZImageConfig& cfg, const ParamSource& src, const CudaOptions& opts);
+  ~CudaModel();
+
+  std::vector<Tensor<float>> forward(const DitInputs<float>& in, const ForwardOptions& fopts = {});
+  const ZImageConfig& config() const { return cfg_; }
+  Runtime& runtime() { return *rt_; }
+
+ private:
+  void upload_shared(const ZImageWeights<float>& w);
+  ZImageConfig cfg_;
+  CudaOptions opts_;
+  std::unique_ptr<Runtime> rt_;
+  DeviceLinear t_mlp0_, t_mlp2_, cap_linear_, x_embedder_, final_linear_, final_adaln_;
+  DeviceTensor cap_norm_, x_pad_token_, cap_pad_token_;
+  std::vector<DeviceBlock> noise_refiner_, context_refiner_, layers_;
+  BlockScratch scratch_;
+};
+
+// One forward: upload, run, download.
+std::vector<Tensor<float>> zimage_forward_cuda(const ZImageWeights<float>& w, const DitInputs<float>& in,
+                                               const CudaOptions& opts, const ForwardOptions& fopts = {});
+
+}  // namespace zimage::gpu

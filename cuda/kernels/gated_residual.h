@@ -1,0 +1,18 @@
+// Gated residual with the post-norm folded in.
+// Twin: reference/modules/norms.h rms_norm, then reference/modules/transformer_block.h add_gated
+//       (ZImageTransformerBlock.forward: x + gate_msa * attention_norm2(attn),
+//        x + gate_mlp * ffn_norm2(ffn); unmodulated blocks: gate 1).
+// Shapes: x [B, L, C] updated in place (row stride ldx), y [B, L, C] the branch output (row stride
+// ldy), weight [C], mod [B, ld_mod] whose first C values are the raw gate chunk g (the kernel uses
+// tanh(g)), or nullptr for gate 1. rows = B * L, rows_per_batch = L.
+// fp32 math: x = x + tanh(g) * (y * (1 / sqrt(mean(y^2) + eps)) * w), rounded once to storage.
+// Versions: v1 (only): one 256-thread block per row, fp32 block-reduced sum of squares.
+#pragma once
+#include "common.h"
+
+namespace zimage::gpu {
+
+void gated_residual(DType dt, void* x, int64_t ldx, const void* y, int64_t ldy, const void* weight, const void* mod,
+                    int64_t ld_mod, int64_t rows, int64_t rows_per_batch, int64_t C, double eps, cudaStream_t stream);
+
+}  // namespace zimage::gpu

@@ -1,0 +1,20 @@
+// RMSNorm with the adaLN scale folded in.
+// Twin: reference/modules/norms.h rms_norm, then reference/modules/transformer_block.h
+//       mul_rows(h, 1 + scale) (ZImageTransformerBlock.forward: attention_norm1(x) * scale_msa,
+//       ffn_norm1(x) * scale_mlp); with mod == nullptr it is rms_norm alone (cap_embedder.0,
+//       unmodulated context_refiner blocks).
+// Shapes (PyTorch order): x [B, L, C] (row stride ldx), weight [C], mod [B, ld_mod] whose first C
+// values are the raw scale chunk s (the kernel uses 1 + s), y [B, L, C] (row stride ldy).
+// rows = B * L, rows_per_batch = L. fp32 math: y = x * (1 / sqrt(mean(x^2) + eps)) * w * (1 + s).
+// Versions: v1 (only): one 256-thread block per row, fp32 block-reduced sum of squares, two reads
+//           of the row.
+#pragma once
+#include "common.h"
+
+namespace zimage::gpu {
+
+void rms_norm_modulate(DType dt, const void* x, int64_t ldx, const void* weight, const void* mod, int64_t ld_mod,
+                       int64_t rows, int64_t rows_per_batch, int64_t C, double eps, void* y, int64_t ldy,
+                       cudaStream_t stream);
+
+}  // namespace zimage::gpu

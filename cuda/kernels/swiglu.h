@@ -1,0 +1,17 @@
+// SwiGLU gate and SiLU.
+// swiglu  Twin: the `silu(h1) * h3` loop of reference/modules/feed_forward.h feed_forward
+//         (FeedForward.forward: w2(silu(w1(x)) * w3(x))).
+//         h13 [N, 2F] is the fused w13 output (columns [0, F) = w1(x), [F, 2F) = w3(x);
+//         weight_layout.h) -> out [N, F]; fp32: out = h1 / (1 + exp(-h1)) * h3.
+// silu    Twin: reference/modules/common.h silu (t_embedder.mlp.1, the SiLU of
+//         FinalLayer.adaLN_modulation.0): y [n] = x / (1 + exp(-x)); in place allowed.
+// Versions: v1 (only): grid-stride elementwise loops.
+#pragma once
+#include "common.h"
+
+namespace zimage::gpu {
+
+void swiglu(DType dt, const void* h13, int64_t N, int64_t F, void* out, cudaStream_t stream);
+void silu(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream);
+
+}  // namespace zimage::gpu

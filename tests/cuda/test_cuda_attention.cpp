@@ -1,0 +1,163 @@
+// flash_attention (every AttentionVersion) against scaled_dot_product_attention: fp32 T3 against
+// the fp64 reference, bf16 T4 (absolute bound + peer rule against a host emulation of torch's
+// bf16 math backend: scores, softmax and output each rounded to bf16). Reads q/k/v from the fused
+// [L, 3C] layout (weight_layout.h). Key masks (batch 2, ragged lengths), real shapes (30 heads of
+// 128 at 4096 + 32 and 4096 + 512 tokens: the fp64 reference is computed for heads 0 and 29) and
+// ragged ones (97, 1025). Guard bands on the output; two runs bitwise equal.
+#include <limits>
+
+#include "cuda_support.h"
+#include "kernels/flash_attention.h"
+#include "modules/attention.h"
+#include "modules/patchify.h"
+
+namespace zimage {
+namespace {
+
+using testing::DType;
+
+struct AttnCase {
+  DType dt;
+  int64_t B, L, H, D;
+  std::vector<int64_t> seqlens;  // empty: no mask
+  gpu::AttentionVersion version;
+};
+
+std::string attn_name(const AttnCase& c) {
+  std::string s = std::string(gpu::attention_version_name(c.version)) + "_" + testing::dtype_tag(c.dt) + "_B" +
+                  std::to_string(c.B) + "_L" + std::to_string(c.L) + "_H" + std::to_string(c.H) + "_D" + std::to_string(c.D);
+  for (auto l : c.seqlens) s += "_s" + std::to_string(l);
+  return s;
+}
+
+std::vector<AttnCase> attn_cases() {
+  std::vector<AttnCase> out;
+  for (auto v : gpu::kAttentionVersions)
+    for (DType dt : {DType::F32, DType::BF16}) {
+      out.push_back({dt, 1, 97, 30, 128, {}, v});
+      out.push_back({dt, 1, 1025, 30, 128, {}, v});
+      out.push_back({dt, 1, 4096 + 32, 30, 128, {}, v});
+      out.push_back({dt, 1, 4096 + 512, 30, 128, {}, v});
+      out.push_back({dt, 2, 1025, 4, 128, {1025, 97}, v});
+      out.push_back({dt, 2, 97, 2, 32, {64, 97}, v});
+      out.push_back({dt, 3, 67, 3, 32, {67, 1, 33}, v});
+    }
+  return out;
+}
+
+// Heads of [B, L, H, D] kept in `heads`, as [B, L, heads.size(), D].
+template <class T>
+Tensor<T> select_heads(const Tensor<T>& x, const std::vector<int64_t>& heads) {
+  const int64_t B = x.dim(0), L = x.dim(1), H = x.dim(2), D = x.dim(3), K = int64_t(heads.size());
+  Tensor<T> out({B, L, K, D});
+  for (int64_t n = 0; n < B * L; ++n)
+    for (int64_t k = 0; k < K; ++k)
+      std::copy(x.ptr() + (n * H + heads[size_t(k)]) * D, x.ptr() + (n * H + heads[size_t(k)] + 1) * D,
+                out.ptr() + (n * K + k) * D);
+  return out;
+}
+
+// torch's math backend in bf16: S = bf16(q k^T), bf16(S * scale), P = bf16(softmax(S)), O = bf16(P v).
+Tensor<float> peer_sdpa(DType dt, const Tensor<float>& q, const Tensor<float>& k, const Tensor<float>& v,
+                        const KeyMask* mask) {
+  const int64_t B = q.dim(0), L = q.dim(1), H = q.dim(2), D = q.dim(3);
+  Tensor<float> out(q.shape);
+  const float scale = 1.0f / std::sqrt(float(D));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      Tensor<float> S({L, L});
+      for (int64_t i = 0; i < L; ++i)
+        for (int64_t j = 0; j < L; ++j) {
+          float s = 0;
+          for (int64_t d = 0; d < D; ++d) s += q[((b * L + i) * H + h) * D + d] * k[((b * L + j) * H + h) * D + d];
+          S[i * L + j] = s;
+        }
+      S = testing::round_to(dt, S);
+      for (auto& s : S.data) s *= scale;
+      S = testing::round_to(dt, S);
+      for (int64_t i = 0; i < L; ++i) {
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int64_t j = 0; j < L; ++j) {
+          if (mask && (*mask)[b * L + j] == 0) S[i * L + j] = -std::numeric_limits<float>::infinity();
+          mx = std::max(mx, S[i * L + j]);
+        }
+        float sum = 0;
+        for (int64_t j = 0; j < L; ++j) sum += (S[i * L + j] = std::exp(S[i * L + j] - mx));
+        for (int64_t j = 0; j < L; ++j) S[i * L + j] /= sum;
+      }
+      S = testing::round_to(dt, S);
+      for (int64_t i = 0; i < L; ++i)
+        for (int64_t d = 0; d < D; ++d) {
+          float o = 0;
+          for (int64_t j = 0; j < L; ++j) o += S[i * L + j] * v[((b * L + j) * H + h) * D + d];
+          out[((b * L + i) * H + h) * D + d] = o;
+        }
+    }
+  return testing::round_to(dt, out);
+}
+
+class FlashAttention : public ::testing::TestWithParam<AttnCase> {};
+
+TEST_P(FlashAttention, AgainstSdpa) {
+  ZIMAGE_REQUIRE_CUDA();
+  const AttnCase& c = GetParam();
+  const int64_t B = c.B, L = c.L, H = c.H, D = c.D, C = H * D;
+  const uint64_t seed = testing::test_seed();
+  // q, k after qk-norm are O(1); a scale of 2 makes the softmax peaked enough to matter.
+  const Tensor<float> qkv = testing::round_to(c.dt, testing::randn<float>({B * L, 3 * C}, seed, 2.0));
+  const auto qkv_d = testing::to_device(qkv, c.dt);
+  std::optional<KeyMask> mask;
+  gpu::DeviceBuffer mask_d;
+  if (!c.seqlens.empty()) {
+    mask = key_mask(c.seqlens);
+    ASSERT_TRUE(mask.has_value());
+    mask_d = gpu::DeviceBuffer(size_t(mask->numel()) * sizeof(int32_t));
+    ZIMAGE_CUDA_CHECK(cudaMemcpy(mask_d.get(), mask->ptr(), size_t(mask->numel()) * sizeof(int32_t), cudaMemcpyHostToDevice));
+  }
+  auto run = [&](testing::Guarded& out) {
+    gpu::flash_attention(c.dt, qkv_d.data(), gpu::offset(qkv_d.data(), C, c.dt), gpu::offset(qkv_d.data(), 2 * C, c.dt),
+                         3 * C, mask ? mask_d.as<const int32_t>() : nullptr, out.data(), C, B, L, H, D,
+                         testing::rt().stream(), c.version);
+  };
+  testing::Guarded out(c.dt, {B, L, H, D}), again(c.dt, {B, L, H, D});
+  run(out);
+  run(again);
+  const Tensor<float> got = out.host();
+  testing::expect_exact("flash_attention run twice " + attn_name(c), numerics::compare(again.host(), got));
+  out.expect_guards_intact("flash_attention " + attn_name(c));
+
+  Tensor<float> q({B, L, H, D}), k({B, L, H, D}), v({B, L, H, D});
+  for (int64_t r = 0; r < B * L; ++r)
+    for (int64_t i = 0; i < C; ++i) {
+      q[r * C + i] = qkv[r * 3 * C + i];
+      k[r * C + i] = qkv[r * 3 * C + C + i];
+      v[r * C + i] = qkv[r * 3 * C + 2 * C + i];
+    }
+  std::vector<int64_t> heads;
+  if (H > 4) heads = {0, H - 1};  // real size: the fp64 reference for two heads
+  else
+    for (int64_t h = 0; h < H; ++h) heads.push_back(h);
+  const Tensor<float> qs = select_heads(q, heads), ks = select_heads(k, heads), vs = select_heads(v, heads);
+  const Tensor<double> ref = scaled_dot_product_attention(qs.cast<double>(), ks.cast<double>(), vs.cast<double>(),
+                                                          mask ? &*mask : nullptr);
+  const Tensor<float> cand = select_heads(got, heads);
+  const std::vector<numerics::Op> ops{{"q k^T", 1, double(D), false}, {"softmax", 2, double(L), true},
+                                      {"p v", 1, double(L), false}};
+  std::optional<Tensor<float>> peer;
+  if (c.dt != DType::F32 && L <= 1100) peer = peer_sdpa(c.dt, qs, ks, vs, mask ? &*mask : nullptr);
+  if (c.dt != DType::F32 && !peer) std::printf("  (peer emulation skipped at L %lld: O(L^2) on the host)\n", (long long)L);
+  testing::expect_t3_or_t4("flash_attention " + attn_name(c), c.dt, cand, peer ? &*peer : nullptr, ref, ops);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cuda, FlashAttention, ::testing::ValuesIn(attn_cases()),
+                         [](const auto& i) { return attn_name(i.param); });
+
+TEST(CudaFlashAttention, HeadDimNotBuiltIsAnError) {
+  ZIMAGE_REQUIRE_CUDA();
+  EXPECT_THROW(gpu::flash_attention(DType::F32, nullptr, nullptr, nullptr, 64, nullptr, nullptr, 64, 1, 4, 1, 64,
+                                    testing::rt().stream()),
+               Error);
+}
+
+}  // namespace
+}  // namespace zimage

@@ -1,0 +1,153 @@
+// cuBLASLt GEMMs (gemm_lt.h) against reference/modules/linear.h linear: exact small-integer
+// products (fp32 and bf16 storage, with and without bias, ragged shapes, strided x), T3 at real
+// widths (fp32 vs the fp64 reference, rows sampled for the 4096 + 512 token shapes), the TF32
+// mutation (the T3 gate must reject it), bf16 T4 (absolute bound + peer: the fp32 product of the
+// same bf16 values, rounded once), guard bands, and bitwise-equal repeated runs.
+#include "cuda_support.h"
+#include "modules/linear.h"
+
+namespace zimage {
+namespace {
+
+using testing::DType;
+
+// Integers in [-lo, lo]: every product and sum of a K-long dot product stays exact in fp32.
+Tensor<float> small_ints(Shape s, uint64_t seed, int lo) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> d(-lo, lo);
+  Tensor<float> t(std::move(s));
+  for (auto& v : t.data) v = float(d(rng));
+  return t;
+}
+
+struct GemmRun {
+  Tensor<float> y;
+};
+
+// y = x W^T + b on the device; x may sit in a wider buffer (row stride ldx >= K).
+Tensor<float> run_linear(DType dt, const Tensor<float>& x, int64_t ldx, const LinearW<float>& w, const std::string& what,
+                         const gpu::GemmOptions& opts = {}) {
+  const int64_t N = x.dim(0), K = w.weight.dim(1), M = w.weight.dim(0);
+  Tensor<float> xw({N, ldx});
+  for (int64_t n = 0; n < N; ++n) std::copy(x.ptr() + n * K, x.ptr() + (n + 1) * K, xw.ptr() + n * ldx);
+  const auto xd = testing::to_device(xw, dt), wd = testing::to_device(w.weight, dt);
+  gpu::DeviceTensor bd;
+  if (w.has_bias()) bd = testing::to_device(w.bias, dt);
+  testing::Guarded out(dt, {N, M});
+  testing::rt().linear(dt, xd.data(), ldx, wd.data(), w.has_bias() ? bd.data() : nullptr, out.data(), M, N, M, K, opts);
+  out.expect_guards_intact(what);
+  return out.host();
+}
+
+class ExactGemm : public ::testing::TestWithParam<std::tuple<DType, std::array<int64_t, 3>, bool>> {};
+
+TEST_P(ExactGemm, SmallIntegersExact) {
+  ZIMAGE_REQUIRE_CUDA();
+  const auto [dt, nmk, bias] = GetParam();
+  const auto [N, M, K] = nmk;
+  // |x|, |w| <= 3 and K <= 3840: |sum| <= 9 * 3840 < 2^24, exact in fp32 accumulation.
+  const int lim = 3;  // exact in bf16 storage too
+  const Tensor<float> x = small_ints({N, K}, testing::test_seed(), lim);
+  LinearW<float> w;
+  w.weight = small_ints({M, K}, testing::test_seed() + 1, lim);
+  if (bias) w.bias = small_ints({M}, testing::test_seed() + 2, 3);
+  const std::string tag = testing::dtype_tag(dt) + " N" + std::to_string(N) + " M" + std::to_string(M) + " K" +
+                          std::to_string(K) + (bias ? " +bias" : "");
+  // The fp32 sum is exact; bf16 storage rounds it once (round to nearest even), as round_to does.
+  const Tensor<float> ref = testing::round_to(dt, linear(x, w));
+  const Tensor<float> got = run_linear(dt, x, K + (K % 8 ? 0 : 8), w, "gemm " + tag);
+  testing::expect_exact("gemm exact " + tag, numerics::compare(got, ref));
+  int64_t nonzero = 0;
+  for (float v : got.data) nonzero += v != 0;
+  EXPECT_GT(nonzero, got.numel() / 2) << "output mostly zeros: " << tag;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cuda, ExactGemm,
+    ::testing::Combine(::testing::Values(DType::F32, DType::BF16),
+                       ::testing::Values(std::array<int64_t, 3>{97, 64, 64}, std::array<int64_t, 3>{1025, 256, 3840},
+                                         std::array<int64_t, 3>{1, 15360, 256}, std::array<int64_t, 3>{33, 64, 97},
+                                         std::array<int64_t, 3>{4096 + 32, 64, 3840}),
+                       ::testing::Bool()),
+    [](const auto& i) {
+      const auto& s = std::get<1>(i.param);
+      return testing::dtype_tag(std::get<0>(i.param)) + "_N" + std::to_string(s[0]) + "_M" + std::to_string(s[1]) +
+             "_K" + std::to_string(s[2]) + (std::get<2>(i.param) ? "_bias" : "");
+    });
+
+// Rows sampled for the fp64 reference (all rows when N is small).
+std::vector<int64_t> sample_rows(int64_t N) {
+  std::vector<int64_t> r;
+  const int64_t step = N <= 128 ? 1 : N / 61 + 1;
+  for (int64_t n = 0; n < N; n += step) r.push_back(n);
+  if (r.back() != N - 1) r.push_back(N - 1);
+  return r;
+}
+Tensor<float> rows_of(const Tensor<float>& t, const std::vector<int64_t>& rows) {
+  const int64_t W = t.dim(-1);
+  Tensor<float> out({int64_t(rows.size()), W});
+  for (size_t i = 0; i < rows.size(); ++i) std::copy(t.ptr() + rows[i] * W, t.ptr() + (rows[i] + 1) * W, out.ptr() + int64_t(i) * W);
+  return out;
+}
+
+class RealGemm : public ::testing::TestWithParam<std::tuple<DType, std::array<int64_t, 3>>> {};
+
+TEST_P(RealGemm, WithinBudgetAgainstFp64) {
+  ZIMAGE_REQUIRE_CUDA();
+  const auto [dt, nmk] = GetParam();
+  const auto [N, M, K] = nmk;
+  const Tensor<float> x = testing::round_to(dt, testing::randn<float>({N, K}, testing::test_seed()));
+  LinearW<float> w;
+  w.weight = testing::round_to(dt, testing::randn<float>({M, K}, testing::test_seed() + 1, 1.0 / std::sqrt(double(K))));
+  w.bias = testing::round_to(dt, testing::randn<float>({M}, testing::test_seed() + 2, 0.05));
+  const std::string tag = testing::dtype_tag(dt) + " N" + std::to_string(N) + " M" + std::to_string(M) + " K" + std::to_string(K);
+  const Tensor<float> got = run_linear(dt, x, K, w, "gemm " + tag);
+  const auto rows = sample_rows(N);
+  const Tensor<float> xs = rows_of(x, rows);
+  LinearW<double> wd{w.weight.cast<double>(), w.bias.cast<double>()};
+  const Tensor<double> ref = linear(xs.cast<double>(), wd);
+  Tensor<float> peer = testing::round_to(dt, linear(xs, w));  // fp32 accumulation of the same values, one rounding
+  testing::expect_t3_or_t4("gemm " + tag + " (" + std::to_string(rows.size()) + " rows)", dt, rows_of(got, rows), &peer,
+                           ref, {testing::op_linear(double(K))});
+
+  // Determinism: the same call again is bitwise equal.
+  testing::expect_exact("gemm run twice " + tag, numerics::compare(run_linear(dt, x, K, w, "gemm again " + tag), got));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cuda, RealGemm,
+    ::testing::Combine(::testing::Values(DType::F32, DType::BF16),
+                       ::testing::Values(std::array<int64_t, 3>{97, 3 * 3840, 3840},      // to_qkv, ragged
+                                         std::array<int64_t, 3>{1025, 3840, 10240},      // w2, ragged
+                                         std::array<int64_t, 3>{4096 + 32, 2 * 10240, 3840},  // w13, real
+                                         std::array<int64_t, 3>{4096 + 512, 3840, 3840},  // to_out, real
+                                         std::array<int64_t, 3>{1, 4 * 3840, 256},        // adaLN
+                                         std::array<int64_t, 3>{512, 3840, 2560},         // cap_embedder.1
+                                         std::array<int64_t, 3>{4096, 3840, 64})),        // x_embedder
+    [](const auto& i) {
+      const auto& s = std::get<1>(i.param);
+      return testing::dtype_tag(std::get<0>(i.param)) + "_N" + std::to_string(s[0]) + "_M" + std::to_string(s[1]) +
+             "_K" + std::to_string(s[2]);
+    });
+
+// Mutation: TF32 on must fail the T3 gate (numerics.md: "Must fail if TF32 is switched on").
+TEST(CudaGemmMutation, Tf32FailsT3Gate) {
+  ZIMAGE_REQUIRE_CUDA();
+  if (gpu::compute_capability() < 80) GTEST_SKIP() << "no TF32 before sm_80: the mutation cannot be injected";
+  const int64_t N = 256, M = 512, K = 3840;
+  const Tensor<float> x = testing::randn<float>({N, K}, testing::test_seed());
+  LinearW<float> w;
+  w.weight = testing::randn<float>({M, K}, testing::test_seed() + 1, 1.0 / std::sqrt(double(K)));
+  const Tensor<double> ref = linear(x.cast<double>(), LinearW<double>{w.weight.cast<double>(), {}});
+  const numerics::Budget b = numerics::budget_for(numerics::Tier::T3, {testing::op_linear(double(K))});
+  const numerics::Comparison off = numerics::compare(run_linear(DType::F32, x, K, w, "gemm tf32 off"), ref);
+  gpu::GemmOptions tf32;
+  tf32.allow_tf32 = true;
+  const numerics::Comparison on = numerics::compare(run_linear(DType::F32, x, K, w, "gemm tf32 on", tf32), ref);
+  std::printf("  TF32 off: %s\n  TF32 on:  %s\n", numerics::describe(off, b).c_str(), numerics::describe(on, b).c_str());
+  EXPECT_TRUE(numerics::passes(off, b)) << "fp32 GEMM must pass T3";
+  EXPECT_FALSE(numerics::passes(on, b)) << "TF32 passed the T3 gate: the gate cannot see TF32";
+}
+
+}  // namespace
+}  // namespace zimage

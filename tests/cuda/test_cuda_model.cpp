@@ -1,0 +1,246 @@
+// The whole CUDA forward (cuda/forward.h) and its block:
+// - every kind=model golden in golden/ (tiny_single, tiny_batch2 with its key masks, tiny_wide,
+//   narrow_full_depth): fp32 against the diffusers fp32 golden (T2 budget) and against the fp64
+//   reference forward (T3); bf16 against the fp64 reference (T4 absolute bound; no diffusers bf16
+//   golden exists yet, docs/cuda.md);
+// - the same inputs twice give bitwise equal samples (fp32 and bf16);
+// - a real-size modulated block (C 3840, 30 x 128 heads, F 10240) at 97 tokens against the fp64
+//   reference block (T3; bf16 T4), and at 4096 + 512 tokens finite and deterministic;
+// - RoPE limits on the GPU: a 1504-token caption (image at axis-0 position 1505, caption rows up
+//   to 1504, pad rows 1504..1535 within the table) runs and agrees with the fp64 reference;
+//   1505 tokens is refused before any compute with check_rope_positions' one-line error;
+// - float16 is refused with a one-line error naming --dtype float16.
+#include <nlohmann/json.hpp>
+
+#include "cuda_support.h"
+#include "forward.h"
+#include "model/rope_limits.h"
+#include "support/goldens.h"
+#include "validation/golden_file.h"
+
+namespace zimage {
+namespace {
+
+using testing::DType;
+
+std::vector<std::string> model_cases() {
+  std::vector<std::string> out;
+  for (const auto& c : testing::golden_cases())
+    if (testing::golden_kind(c) == "model") out.push_back(c);
+  return out;
+}
+
+// Longest [image, caption] sequence of a batch: the L of the attention budgets.
+int64_t unified_len(const ZImageConfig& cfg, const DitInputs<float>& in) {
+  int64_t L = 0;
+  for (size_t i = 0; i < in.x.size(); ++i) {
+    const auto& s = in.x[i].shape;
+    const int64_t tok = (s[1] / cfg.f_patch_size()) * (s[2] / cfg.patch_size()) * (s[3] / cfg.patch_size());
+    L = std::max(L, padded_caption_len(tok) + padded_caption_len(in.cap_feats[i].dim(0)));
+  }
+  return L;
+}
+
+DitInputs<float> golden_inputs(const GoldenFile& g) {
+  DitInputs<float> in;
+  for (int i = 0; i < g.batch_size(); ++i) {
+    in.x.push_back(g.get<float>("x." + std::to_string(i)));
+    in.cap_feats.push_back(g.get<float>("cap_feats." + std::to_string(i)));
+  }
+  in.t = g.get<float>("t");
+  return in;
+}
+
+class CudaGoldenModel : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaGoldenModel, Fp32T2T3Bf16T4Deterministic) {
+  ZIMAGE_REQUIRE_CUDA();
+  const std::string c = GetParam();
+  const GoldenFile g = open_golden(testing::golden_path(c));
+  const ZImageConfig& cfg = g.config;
+  const ZImageWeights<float> wf = load_weights<float>(cfg, *g.params);
+  const ZImageWeights<double> wd = load_weights<double>(cfg, *g.params);
+  const DitInputs<float> in = golden_inputs(g);
+  DitInputs<double> ind;
+  for (const auto& x : in.x) ind.x.push_back(x.cast<double>());
+  for (const auto& x : in.cap_feats) ind.cap_feats.push_back(x.cast<double>());
+  ind.t = in.t.cast<double>();
+  const std::vector<Tensor<double>> ref = zimage_forward(wd, ind);
+  const int64_t L = unified_len(cfg, in);
+
+  for (DType dt : {DType::F32, DType::BF16}) {
+    gpu::CudaOptions o;
+    o.dtype = dt;
+    gpu::CudaModel m(wf, o);
+    const auto s1 = m.forward(in), s2 = m.forward(in);
+    ASSERT_EQ(s1.size(), size_t(g.batch_size()));
+    for (size_t i = 0; i < s1.size(); ++i) {
+      const std::string name = "sample." + std::to_string(i), what = c + " " + name + " " + testing::dtype_tag(dt);
+      testing::expect_exact(what + " run twice", numerics::compare(s2[i], s1[i]));
+      if (dt == DType::F32) {
+        testing::expect_within(what + " vs diffusers fp32 golden T2", numerics::compare(s1[i], g.get<double>(name)),
+                               numerics::module_budget(numerics::Tier::T2, name, cfg, L));
+        testing::expect_within(what + " vs fp64 reference T3", numerics::compare(s1[i], ref[i]),
+                               numerics::module_budget(numerics::Tier::T3, name, cfg, L));
+      } else {
+        testing::expect_within(what + " vs fp64 reference T4", numerics::compare(s1[i], ref[i]),
+                               numerics::module_budget(numerics::Tier::T4, name, cfg, L));
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, CudaGoldenModel, ::testing::ValuesIn(model_cases()),
+                         [](const auto& info) { return testing::test_name(info.param); });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(CudaGoldenModel);
+
+// ---------------------------------------------------------------- real-size block
+
+std::shared_ptr<ParamSource> real_block_params() {
+  const ZImageConfig cfg;
+  auto spec = nlohmann::json::parse(testing::synthetic_spec(cfg, 42));
+  nlohmann::json kept = nlohmann::json::object();
+  for (auto& [name, t] : spec["tensors"].items())
+    if (name.rfind("layers.0.", 0) == 0) kept[name] = t;
+  spec["tensors"] = kept;
+  return synthetic_param_source(spec.dump());
+}
+
+// Image (33, h, w) on a 64-wide grid, then a 32-row caption (1 + i, 0, 0), as a unified sequence.
+template <class T>
+Tensor<T> real_freqs(const ZImageConfig& cfg, int64_t L) {
+  Tensor<int32_t> ids({L, 3});
+  for (int64_t r = 0; r < L; ++r) {
+    const bool image = r < L - 32;
+    ids[r * 3 + 0] = int32_t(image ? 33 : r - (L - 32) + 1);
+    ids[r * 3 + 1] = int32_t(image ? r / 64 : 0);
+    ids[r * 3 + 2] = int32_t(image ? r % 64 : 0);
+  }
+  return rope_embedder(precompute_freqs_cis<T>(cfg.axes_dims, cfg.axes_lens, cfg.rope_theta), ids)
+      .reshaped({1, L, cfg.head_dim() / 2, 2});
+}
+
+TEST(CudaRealBlock, ModulatedBlock_C3840_L97_T3_T4) {
+  ZIMAGE_REQUIRE_CUDA();
+  const ZImageConfig cfg;
+  const auto src = real_block_params();
+  const TransformerBlockW<float> wf = load_block<float>(*src, "layers.0", true, true);
+  const TransformerBlockW<double> wd = load_block<double>(*src, "layers.0", true, true);
+  const int64_t L = 97;
+  for (DType dt : {DType::F32, DType::BF16}) {
+    // bf16: the block sees bf16 weights and inputs on both sides.
+    TransformerBlockW<float> wr = wf;
+    TransformerBlockW<double> wrd = wd;
+    if (dt == DType::BF16) {
+      auto r = [&](Tensor<float>& t, Tensor<double>& d) {
+        if (!t.numel()) return;
+        t = testing::round_to(dt, t);
+        d = t.cast<double>();
+      };
+      r(wr.attention.to_q.weight, wrd.attention.to_q.weight), r(wr.attention.to_k.weight, wrd.attention.to_k.weight);
+      r(wr.attention.to_v.weight, wrd.attention.to_v.weight), r(wr.attention.to_out.weight, wrd.attention.to_out.weight);
+      r(wr.attention.norm_q, wrd.attention.norm_q), r(wr.attention.norm_k, wrd.attention.norm_k);
+      r(wr.feed_forward.w1.weight, wrd.feed_forward.w1.weight), r(wr.feed_forward.w2.weight, wrd.feed_forward.w2.weight);
+      r(wr.feed_forward.w3.weight, wrd.feed_forward.w3.weight);
+      r(wr.attention_norm1, wrd.attention_norm1), r(wr.attention_norm2, wrd.attention_norm2);
+      r(wr.ffn_norm1, wrd.ffn_norm1), r(wr.ffn_norm2, wrd.ffn_norm2);
+      r(wr.adaLN_modulation.weight, wrd.adaLN_modulation.weight), r(wr.adaLN_modulation.bias, wrd.adaLN_modulation.bias);
+    }
+    const Tensor<float> x = testing::round_to(dt, testing::randn<float>({1, L, cfg.dim}, testing::test_seed()));
+    const Tensor<float> a = testing::round_to(dt, testing::randn<float>({1, cfg.adaln_dim()}, testing::test_seed() + 1));
+    gpu::CudaOptions o;
+    o.dtype = dt;
+    const Tensor<float> got =
+        gpu::transformer_block_cuda(wr, x, nullptr, real_freqs<float>(cfg, L), &a, cfg.n_heads, cfg.norm_eps, o, testing::rt());
+    const Tensor<double> ad = a.cast<double>();
+    const Tensor<double> ref =
+        transformer_block(x.cast<double>(), nullptr, real_freqs<double>(cfg, L), &ad, wrd, cfg.n_heads, cfg.norm_eps);
+    testing::expect_tier("layers.0 real L97 " + testing::dtype_tag(dt), dt, got, ref,
+                         numerics::module_ops("layers.0", cfg, L));
+  }
+}
+
+TEST(CudaRealBlock, ModulatedBlock_C3840_L4608_FiniteAndDeterministic) {
+  ZIMAGE_REQUIRE_CUDA();
+  const ZImageConfig cfg;
+  const auto src = real_block_params();
+  const TransformerBlockW<float> wf = load_block<float>(*src, "layers.0", true, true);
+  const int64_t L = 4096 + 512;
+  // Activations at realistic magnitude: the residual stream of a late layer has rms ~ 10s.
+  const Tensor<float> x = testing::randn<float>({1, L, cfg.dim}, testing::test_seed(), 30.0);
+  const Tensor<float> a = testing::randn<float>({1, cfg.adaln_dim()}, testing::test_seed() + 1);
+  for (DType dt : {DType::F32, DType::BF16}) {
+    gpu::CudaOptions o;
+    o.dtype = dt;
+    const Tensor<float> f = real_freqs<float>(cfg, L);
+    const Tensor<float> y1 = gpu::transformer_block_cuda(wf, x, nullptr, f, &a, cfg.n_heads, cfg.norm_eps, o, testing::rt());
+    const Tensor<float> y2 = gpu::transformer_block_cuda(wf, x, nullptr, f, &a, cfg.n_heads, cfg.norm_eps, o, testing::rt());
+    int64_t nonfinite = 0;
+    for (float v : y1.data) nonfinite += !std::isfinite(v);
+    EXPECT_EQ(nonfinite, 0) << testing::dtype_tag(dt);
+    testing::expect_exact("layers.0 real L4608 run twice " + testing::dtype_tag(dt), numerics::compare(y2, y1));
+  }
+}
+
+// ---------------------------------------------------------------- RoPE limits, fp16
+
+ZImageWeights<float> tiny_weights(const ZImageConfig& cfg) {
+  const auto src = synthetic_param_source(testing::synthetic_spec(cfg, 7));
+  return load_weights<float>(cfg, *src);
+}
+
+DitInputs<float> tiny_inputs(const ZImageConfig& cfg, int64_t caption) {
+  DitInputs<float> in;
+  in.x.push_back(testing::randn<float>({16, 1, 8, 6}, testing::test_seed()));
+  in.cap_feats.push_back(testing::randn<float>({caption, cfg.cap_feat_dim}, testing::test_seed() + 1));
+  in.t = Tensor<float>({1}, std::vector<float>{0.7f});
+  return in;
+}
+
+TEST(CudaRopeLimits, Caption1504RunsAnd1505IsRefused) {
+  ZIMAGE_REQUIRE_CUDA();
+  const ZImageConfig cfg = testing::tiny_config();  // axes_lens [1536, 512, 512]
+  const ZImageWeights<float> w = tiny_weights(cfg);
+  gpu::CudaModel m(w, gpu::CudaOptions{});
+  {
+    const DitInputs<float> in = tiny_inputs(cfg, 1504);
+    const auto got = m.forward(in);
+    DitInputs<double> ind{{in.x[0].cast<double>()}, {in.cap_feats[0].cast<double>()}, in.t.cast<double>()};
+    const auto src = synthetic_param_source(testing::synthetic_spec(cfg, 7));
+    const auto ref = zimage_forward(load_weights<double>(cfg, *src), ind);
+    testing::expect_within("caption 1504 (positions up to 1536-row table's end) T3", numerics::compare(got[0], ref[0]),
+                           numerics::module_budget(numerics::Tier::T3, "sample.0", cfg, unified_len(cfg, in)));
+  }
+  const DitInputs<float> bad = tiny_inputs(cfg, 1505);
+  std::string cpu_msg;
+  try {
+    check_rope_positions(cfg, 1505, bad.x[0].shape, 0);
+  } catch (const Error& e) {
+    cpu_msg = e.what();
+  }
+  ASSERT_FALSE(cpu_msg.empty());
+  try {
+    m.forward(bad);
+    ADD_FAILURE() << "a 1505-token caption ran on the GPU";
+  } catch (const Error& e) {
+    std::printf("  refused: %s\n", e.what());
+    EXPECT_EQ(std::string(e.what()), cpu_msg);
+  }
+}
+
+TEST(CudaFp16, RefusedWithOneLineError) {  // refused before any device work: runs without a GPU too
+  const ZImageConfig cfg = testing::tiny_config();
+  gpu::CudaOptions o;
+  o.dtype = DType::F16;
+  try {
+    gpu::CudaModel m(tiny_weights(cfg), o);
+    ADD_FAILURE() << "float16 accepted";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("--dtype float16"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}
+
+}  // namespace
+}  // namespace zimage

@@ -1,0 +1,221 @@
+// Row kernels against their reference twins: rms_norm_modulate (rms_norm + mul_rows),
+// gated_residual (rms_norm + add_gated), final_layer_norm (layer_norm + 1 + scale), swiglu and
+// silu (feed_forward's gate, common.h silu), timestep_embedding. fp32: T3 against the fp64
+// reference; bf16: T4 (absolute bound + peer rule against a host emulation of the torch bf16 op
+// sequence). Every output has guard bands. Real shapes (C 3840 with 4096 + 32 / 512 tokens, F 10240)
+// and ragged ones (97, 1025 tokens; B 2 with a small width).
+#include "cuda_support.h"
+#include "kernels/final_layer_norm.h"
+#include "kernels/gated_residual.h"
+#include "kernels/rms_norm_modulate.h"
+#include "kernels/swiglu.h"
+#include "kernels/timestep_embedding.h"
+#include "modules/final_layer.h"
+#include "modules/timestep_embedder.h"
+#include "modules/transformer_block.h"
+
+namespace zimage {
+namespace {
+
+using testing::DType;
+
+struct RowCase {
+  DType dt;
+  int64_t B, L, C;
+};
+std::string row_case_name(const ::testing::TestParamInfo<RowCase>& i) {
+  return testing::dtype_tag(i.param.dt) + "_B" + std::to_string(i.param.B) + "_L" + std::to_string(i.param.L) + "_C" +
+         std::to_string(i.param.C);
+}
+std::vector<RowCase> row_cases() {
+  std::vector<RowCase> out;
+  for (DType dt : {DType::F32, DType::BF16})
+    for (auto [B, L, C] : std::vector<std::array<int64_t, 3>>{{1, 97, 3840}, {1, 1025, 3840}, {1, 4096 + 32, 3840},
+                                                             {1, 4096 + 512, 3840}, {2, 97, 64}, {2, 1025, 2560}})
+      out.push_back({dt, B, L, C});
+  return out;
+}
+
+// Elementwise f over a float tensor, rounded to dt after each application (the torch op's output).
+template <class Fn>
+Tensor<float> map_round(DType dt, Tensor<float> t, Fn fn) {
+  for (auto& v : t.data) v = fn(v);
+  return testing::round_to(dt, t);
+}
+
+class RowKernels : public ::testing::TestWithParam<RowCase> {
+ protected:
+  void SetUp() override {
+    ZIMAGE_REQUIRE_CUDA();
+    const auto [dt_, B_, L_, C_] = GetParam();
+    dt = dt_, B = B_, L = L_, C = C_;
+    const uint64_t seed = testing::test_seed();
+    x = testing::round_to(dt, testing::randn<float>({B, L, C}, seed));
+    y = testing::round_to(dt, testing::randn<float>({B, L, C}, seed + 1, 3.0));
+    w = testing::round_to(dt, map_round(DType::F32, testing::randn<float>({C}, seed + 2, 0.2), [](float v) { return 1 + v; }));
+    mod = testing::round_to(dt, testing::randn<float>({B, 4 * C}, seed + 3, 0.5));
+    name = testing::dtype_tag(dt) + "_B" + std::to_string(B) + "_L" + std::to_string(L) + "_C" + std::to_string(C);
+  }
+  // Chunk j of mod as a [B, C] tensor.
+  Tensor<float> chunk(int j) const {
+    Tensor<float> c({B, C});
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t k = 0; k < C; ++k) c[b * C + k] = mod[b * 4 * C + j * C + k];
+    return c;
+  }
+  DType dt = DType::F32;
+  int64_t B = 0, L = 0, C = 0;
+  Tensor<float> x, y, w, mod;
+  std::string name;
+};
+
+TEST_P(RowKernels, RmsNormModulate) {
+  const auto xd = testing::to_device(x, dt), wd = testing::to_device(w, dt), md = testing::to_device(mod, dt);
+  for (bool modulated : {true, false}) {
+    testing::Guarded out(dt, {B, L, C});
+    // scale_mlp: chunk 2 of [B, 4C], read with row stride 4C
+    gpu::rms_norm_modulate(dt, xd.data(), C, wd.data(), modulated ? gpu::offset(md.data(), 2 * C, dt) : nullptr, 4 * C,
+                           B * L, L, C, 1e-5, out.data(), C, testing::rt().stream());
+    const Tensor<float> got = out.host();
+    Tensor<double> ref = rms_norm(x.cast<double>(), w.cast<double>(), 1e-5);
+    Tensor<float> peer = testing::round_to(dt, rms_norm(x, w, 1e-5));
+    std::vector<numerics::Op> ops{testing::op_rms(double(C))};
+    if (modulated) {
+      Tensor<double> s = chunk(2).cast<double>();
+      for (auto& v : s.data) v += 1;
+      mul_rows(ref, s);
+      const Tensor<float> sf = map_round(dt, chunk(2), [](float v) { return 1 + v; });
+      mul_rows(peer, sf);
+      peer = testing::round_to(dt, peer);
+      ops.push_back(testing::op_elem("scale"));
+    }
+    const std::string what = std::string(modulated ? "rms_norm_modulate " : "rms_norm ") + name;
+    testing::expect_t3_or_t4(what, dt, got, &peer, ref, ops);
+    out.expect_guards_intact(what);
+  }
+}
+
+TEST_P(RowKernels, GatedResidual) {
+  const auto yd = testing::to_device(y, dt), wd = testing::to_device(w, dt), md = testing::to_device(mod, dt);
+  for (bool gated : {true, false}) {
+    testing::Guarded xo(dt, {B, L, C});
+    testing::upload_into_guarded(x, dt, xo);
+    gpu::gated_residual(dt, xo.data(), C, yd.data(), C, wd.data(), gated ? gpu::offset(md.data(), 3 * C, dt) : nullptr,
+                        4 * C, B * L, L, C, 1e-5, testing::rt().stream());
+    const Tensor<float> got = xo.host();
+    Tensor<double> ref = x.cast<double>();
+    Tensor<double> g = chunk(3).cast<double>();
+    for (auto& v : g.data) v = std::tanh(v);
+    add_gated(ref, gated ? &g : nullptr, rms_norm(y.cast<double>(), w.cast<double>(), 1e-5));
+    Tensor<float> peer = x;
+    const Tensor<float> gf = map_round(dt, chunk(3), [](float v) { return std::tanh(v); });
+    Tensor<float> n = testing::round_to(dt, rms_norm(y, w, 1e-5));
+    if (gated) {
+      mul_rows(n, gf);
+      n = testing::round_to(dt, n);
+    }
+    add_gated(peer, static_cast<const Tensor<float>*>(nullptr), n);
+    peer = testing::round_to(dt, peer);
+    std::vector<numerics::Op> ops{testing::op_rms(double(C)), testing::op_elem("tanh", true),
+                                  testing::op_elem("gated residual")};
+    const std::string what = std::string(gated ? "gated_residual " : "residual ") + name;
+    testing::expect_t3_or_t4(what, dt, got, &peer, ref, ops);
+    xo.expect_guards_intact(what);
+  }
+}
+
+TEST_P(RowKernels, FinalLayerNorm) {
+  const auto xd = testing::to_device(x, dt);
+  const Tensor<float> s = chunk(1);
+  const auto sd = testing::to_device(s, dt);
+  testing::Guarded out(dt, {B, L, C});
+  gpu::final_layer_norm(dt, xd.data(), sd.data(), B * L, L, C, 1e-6, out.data(), testing::rt().stream());
+  Tensor<double> ref = layer_norm(x.cast<double>(), 1e-6);
+  Tensor<double> s1 = s.cast<double>();
+  for (auto& v : s1.data) v += 1;
+  mul_rows(ref, s1);
+  Tensor<float> peer = testing::round_to(dt, layer_norm(x, 1e-6));
+  mul_rows(peer, map_round(dt, s, [](float v) { return 1 + v; }));
+  peer = testing::round_to(dt, peer);
+  const std::string what = "final_layer_norm " + name;
+  testing::expect_t3_or_t4(what, dt, out.host(), &peer, ref,
+                           {{"layer_norm", 3, 2.0 * double(C), true}, testing::op_elem("scale")});
+  out.expect_guards_intact(what);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cuda, RowKernels, ::testing::ValuesIn(row_cases()), row_case_name);
+
+// ---------------------------------------------------------------- SwiGLU and SiLU
+
+class SwiGlu : public ::testing::TestWithParam<std::tuple<DType, int64_t>> {};
+
+TEST_P(SwiGlu, AgainstFeedForwardGate_F10240) {
+  ZIMAGE_REQUIRE_CUDA();
+  const auto [dt, N] = GetParam();
+  const int64_t F = 10240;
+  const Tensor<float> h13 = testing::round_to(dt, testing::randn<float>({N, 2 * F}, testing::test_seed(), 4.0));
+  const auto hd = testing::to_device(h13, dt);
+  testing::Guarded out(dt, {N, F});
+  gpu::swiglu(dt, hd.data(), N, F, out.data(), testing::rt().stream());
+  Tensor<double> ref({N, F});
+  Tensor<float> peer({N, F});
+  Tensor<float> a({N, F}), b({N, F});
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t f = 0; f < F; ++f) {
+      const float h1 = h13[n * 2 * F + f], h3 = h13[n * 2 * F + F + f];
+      ref[n * F + f] = silu(double(h1)) * double(h3);
+      a[n * F + f] = silu(h1);
+      b[n * F + f] = h3;
+    }
+  a = testing::round_to(dt, a);
+  for (int64_t i = 0; i < peer.numel(); ++i) peer[i] = a[i] * b[i];
+  peer = testing::round_to(dt, peer);
+  const std::string what = "swiglu " + testing::dtype_tag(dt) + "_N" + std::to_string(N) + "_F" + std::to_string(F);
+  testing::expect_t3_or_t4(what, dt, out.host(), &peer, ref, {{"silu", 2, 1, true}, testing::op_elem("gate mul")});
+  out.expect_guards_intact(what);
+
+  // silu alone (t_embedder.mlp.1, the final layer's adaLN SiLU), in place
+  const int64_t n = N * F;
+  const Tensor<float> v = testing::round_to(dt, testing::randn<float>({n}, testing::test_seed() + 7, 4.0));
+  testing::Guarded io(dt, {n});
+  testing::upload_into_guarded(v, dt, io);
+  gpu::silu(dt, io.data(), io.data(), n, testing::rt().stream());
+  Tensor<double> sref({n});
+  Tensor<float> speer({n});
+  for (int64_t i = 0; i < n; ++i) sref[i] = silu(double(v[i])), speer[i] = silu(v[i]);
+  testing::expect_t3_or_t4("silu " + testing::dtype_tag(dt), dt, io.host(), &(speer = testing::round_to(dt, speer)),
+                           sref, {{"silu", 2, 1, true}});
+  io.expect_guards_intact("silu");
+}
+
+INSTANTIATE_TEST_SUITE_P(Cuda, SwiGlu,
+                         ::testing::Combine(::testing::Values(DType::F32, DType::BF16),
+                                            ::testing::Values(int64_t{97}, int64_t{1025}, int64_t{4096 + 32})),
+                         [](const auto& i) {
+                           return testing::dtype_tag(std::get<0>(i.param)) + "_N" + std::to_string(std::get<1>(i.param));
+                         });
+
+// ---------------------------------------------------------------- timestep embedding
+
+class TimestepEmbedding : public ::testing::TestWithParam<DType> {};
+
+TEST_P(TimestepEmbedding, CosFirstAgainstReference_dim256) {
+  ZIMAGE_REQUIRE_CUDA();
+  const DType dt = GetParam();
+  // t * t_scale for sigmas across (0, 1], and both ends
+  Tensor<float> t({6}, std::vector<float>{0.f, 1.f, 125.5f, 500.f, 874.25f, 1000.f});
+  const auto td = testing::to_device(t, DType::F32);
+  testing::Guarded out(dt, {6, 256});
+  gpu::timestep_embedding(dt, td.buf.as<const float>(), 6, 256, 10000.0, out.data(), testing::rt().stream());
+  const Tensor<double> ref = timestep_embedding(t.cast<double>(), 256);
+  const Tensor<float> peer = testing::round_to(dt, timestep_embedding(t, 256));
+  const std::string what = "timestep_embedding " + testing::dtype_tag(dt);
+  testing::expect_t3_or_t4(what, dt, out.host(), &peer, ref, {{"timestep_embedding(cos,sin)", 1, 1, true}});
+  out.expect_guards_intact(what);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cuda, TimestepEmbedding, ::testing::Values(DType::F32, DType::BF16),
+                         [](const auto& i) { return testing::dtype_tag(i.param); });
+
+}  // namespace
+}  // namespace zimage
