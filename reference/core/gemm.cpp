@@ -101,6 +101,11 @@ void micro_kernel(int64_t kc, const T* __restrict ap, const T* __restrict bp, T*
   typename X::V acc[kMr][2];
 #pragma GCC unroll 14
   for (int64_t r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = X::zero();
+  if (accumulate)  // C's tile was last touched a whole K block ago: fetch it while the FMAs run
+    for (int64_t r = 0; r < rows; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + NR - 1), _MM_HINT_T0);
+    }
   for (int64_t p = 0; p < kc; ++p) {
     const typename X::V b0 = X::load(bp), b1 = X::load(bp + W);
 #pragma GCC unroll 14
