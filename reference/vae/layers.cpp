@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <omp.h>
 
 #include "modules/linear.h"
 #include "modules/softmax.h"
@@ -39,6 +40,27 @@ T blocked_sum(int64_t n, F&& value) {
   return total;
 }
 
+// One im2col row: d[ox] = the (virtually upsampled) input row at
+// ix = ox * s + off, that is src[ix / up], and 0 where ix is outside [0, Win).
+// Branch-free inner loops (the valid ox range is computed first); no integer
+// division for up = 1 or 2.
+template <class T>
+void im2col_row(T* d, const T* src, int64_t Wo, int64_t Win, int64_t s, int64_t up, int64_t off) {
+  const int64_t lo = std::min(Wo, off >= 0 ? int64_t(0) : (-off + s - 1) / s);
+  const int64_t hi = std::clamp(Win - 1 - off < 0 ? int64_t(0) : (Win - 1 - off) / s + 1, lo, Wo);
+  std::fill(d, d + lo, T(0));
+  std::fill(d + hi, d + Wo, T(0));
+  if (up == 1 && s == 1) {
+    std::copy(src + lo + off, src + hi + off, d + lo);
+  } else if (up == 1) {
+    for (int64_t ox = lo; ox < hi; ++ox) d[ox] = src[ox * s + off];
+  } else if (up == 2) {
+    for (int64_t ox = lo; ox < hi; ++ox) d[ox] = src[(ox * s + off) >> 1];
+  } else {
+    for (int64_t ox = lo; ox < hi; ++ox) d[ox] = src[(ox * s + off) / up];
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -61,7 +83,14 @@ Tensor<T> conv2d(const Tensor<T>& x, const Conv2dW<T>& w, const ConvGeom& g) {
   const int64_t K = Cin * kh * kw, HWo = Ho * Wo, HWi = H * W;
   Tensor<T> out({B, Cout, Ho, Wo});
 
-  const int64_t band_rows = std::max<int64_t>(1, kConvBandPixels / Wo);
+  int64_t band_rows = std::max<int64_t>(1, kConvBandPixels / Wo);
+  // Fewer than two bands per thread: thinner bands. Band sizes never reach the
+  // results (the GEMM's rounding depends on K only: docs/gemm.md).
+  const int64_t tasks_wanted = 2 * int64_t(omp_get_max_threads());
+  if (B * ((Ho + band_rows - 1) / band_rows) < tasks_wanted) {
+    const int64_t per_item = (tasks_wanted + B - 1) / B;
+    band_rows = std::max<int64_t>(1, std::min(band_rows, (Ho + per_item - 1) / per_item));
+  }
   const int64_t bands = (Ho + band_rows - 1) / band_rows;
   const bool direct = kh == 1 && kw == 1 && s == 1 && up == 1 && g.pad_top == 0 && g.pad_left == 0 &&
                       g.pad_bottom == 0 && g.pad_right == 0;
@@ -92,11 +121,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Conv2dW<T>& w, const ConvGeom& g) {
                   std::fill(d, d + Wo, T(0));
                   continue;
                 }
-                const T* src = xb + ci * HWi + (iy / up) * W;
-                for (int64_t ox = 0; ox < Wo; ++ox) {
-                  const int64_t ix = ox * s + kx - g.pad_left;
-                  d[ox] = (ix < 0 || ix >= Win) ? T(0) : src[ix / up];
-                }
+                im2col_row(d, xb + ci * HWi + (iy / up) * W, Wo, Win, s, up, kx - g.pad_left);
               }
             }
         gemm_serial<T>(Cout, P, K, {w.weight.ptr(), K, 1}, {col.data(), P, 1}, Y.data(), HWo);

@@ -22,7 +22,8 @@
 
 namespace zimage {
 
-// Output pixels per im2col band (a whole number of output rows, at least one).
+// Output pixels per im2col band (a whole number of output rows, at least one;
+// thinner when that leaves fewer than two bands per thread).
 constexpr int64_t kConvBandPixels = 4096;
 // Query rows per attention block.
 constexpr int64_t kAttnQueryBlock = 256;
