@@ -70,6 +70,26 @@ TEST_F(BenchCompare, SlowdownBelowThresholdIsNotFlagged) {
   EXPECT_EQ(run_compare(a + " " + b + " --threshold 0.01").status, 1);
 }
 
+// A row that reported an error (a CUDA row skipped by validation: time 0) is
+// listed and never compared, on either side.
+TEST_F(BenchCompare, ErroredRowIsNotComparedEitherWay) {
+  const auto ok = write_json(dir / "ok.json", {{"BM_A", 10.0, 0.1}, {"BM_B", 5.0, 0.05}});
+  const fs::path err = dir / "err.json";
+  std::ofstream(err) << "{\"context\": {}, \"benchmarks\": [{\"name\": \"BM_A\", \"run_name\": \"BM_A\", "
+                        "\"run_type\": \"iteration\", \"error_occurred\": true, \"error_message\": "
+                        "\"failed validation: rel_rms 1e-2\", \"real_time\": 0, \"time_unit\": \"ms\"}, "
+                        "{\"name\": \"BM_B\", \"run_name\": \"BM_B\", \"run_type\": \"iteration\", "
+                        "\"real_time\": 5.0, \"time_unit\": \"ms\"}]}";
+  for (const std::string& args : {ok + " " + err.string(), err.string() + " " + ok}) {
+    const auto r = run_compare(args);
+    EXPECT_EQ(r.status, 0) << args;
+    EXPECT_NE(r.err.find("not compared: error in"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("failed validation"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("SLOWER"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("faster"), std::string::npos) << r.err;
+  }
+}
+
 TEST_F(BenchCompare, BadInputIsOneLineAndExitTwo) {
   std::ofstream(dir / "bad.json") << "{not json";
   const auto a = write_json(dir / "a.json", {{"BM_A", 10.0, 0.1}});
