@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <vector>
 #include <omp.h>
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
@@ -208,29 +209,26 @@ void pack_a(GemmOperand<T> a, int64_t i0, int64_t p0, int64_t mc, int64_t kc, T*
   }
 }
 
-// B[p0 + p, j0 + j] -> bp[panel][p][j], NR-column panels, columns past nc zero.
+// One NR-column panel: B[p0 + p, j0 + j] -> bp[p][j], columns past `cols` zero.
 template <class T>
-void pack_b(GemmOperand<T> b, int64_t p0, int64_t j0, int64_t kc, int64_t nc, T* bp) {
+void pack_b_panel(GemmOperand<T> b, int64_t p0, int64_t kc, int64_t j0, int64_t cols, T* bp) {
   constexpr int64_t NR = kNr<T>;
-  for (int64_t jr = 0; jr < nc; jr += NR, bp += NR * kc) {
-    const int64_t cols = std::min(NR, nc - jr);
-    const T* src = b.data + p0 * b.row_stride + (j0 + jr) * b.col_stride;
-    if (b.col_stride == 1) {  // rows of B contiguous (v in p v): copy
-      for (int64_t p = 0; p < kc; ++p) {
-        const T* s = src + p * b.row_stride;
-        for (int64_t j = 0; j < NR; ++j) bp[p * NR + j] = j < cols ? s[j] : T(0);
-      }
-      continue;
+  const T* src = b.data + p0 * b.row_stride + j0 * b.col_stride;
+  if (b.col_stride == 1) {  // rows of B contiguous (v in p v): copy
+    for (int64_t p = 0; p < kc; ++p) {
+      const T* s = src + p * b.row_stride;
+      for (int64_t j = 0; j < NR; ++j) bp[p * NR + j] = j < cols ? s[j] : T(0);
     }
-    // columns of B contiguous (B = W^T of a Linear, k^T): transpose
-    int64_t done = 0;
-    if (cols == NR && b.row_stride == 1) {
-      done = transpose_fast(src, b.col_stride, NR / 2, kc, bp, NR);
-      if (done) transpose_fast(src + NR / 2 * b.col_stride, b.col_stride, NR / 2, kc, bp + NR / 2, NR);
-    }
-    for (int64_t p = done; p < kc; ++p)
-      for (int64_t j = 0; j < NR; ++j) bp[p * NR + j] = j < cols ? src[j * b.col_stride + p * b.row_stride] : T(0);
+    return;
   }
+  // columns of B contiguous (B = W^T of a Linear, k^T): transpose
+  int64_t done = 0;
+  if (cols == NR && b.row_stride == 1) {
+    done = transpose_fast(src, b.col_stride, NR / 2, kc, bp, NR);
+    if (done) transpose_fast(src + NR / 2 * b.col_stride, b.col_stride, NR / 2, kc, bp + NR / 2, NR);
+  }
+  for (int64_t p = done; p < kc; ++p)
+    for (int64_t j = 0; j < NR; ++j) bp[p * NR + j] = j < cols ? src[j * b.col_stride + p * b.row_stride] : T(0);
 }
 
 // Per-thread packing buffers, 64-byte aligned, grown on demand.
@@ -250,10 +248,10 @@ T* scratch(int which, int64_t count) {
   return buf[which].get();
 }
 
-}  // namespace
-
-template <class T>
-void gemm_serial(int64_t n, int64_t m, int64_t k, GemmOperand<T> a, GemmOperand<T> b, T* c, int64_t ldc) {
+// The loop nest; pack(p0, kc, j0, nc, bp) fills the NR-column panels of
+// B[p0 : p0 + kc, j0 : j0 + nc] (panel q at bp + q * NR * kc).
+template <class T, class PackPanel>
+void gemm_impl(int64_t n, int64_t m, int64_t k, GemmOperand<T> a, const PackPanel& pack, T* c, int64_t ldc) {
   constexpr int64_t NR = kNr<T>, NC = kNc<T>;
   if (n <= 0 || m <= 0) return;
   if (k <= 0) {
@@ -266,7 +264,7 @@ void gemm_serial(int64_t n, int64_t m, int64_t k, GemmOperand<T> a, GemmOperand<
     const int64_t nc = std::min(NC, m - jc);
     for (int64_t pc = 0; pc < k; pc += kGemmKc) {
       const int64_t kc = std::min(kGemmKc, k - pc);
-      pack_b(b, pc, jc, kc, nc, bp);
+      pack(pc, kc, jc, nc, bp);
       for (int64_t ic = 0; ic < n; ic += kMc) {
         const int64_t mc = std::min(kMc, n - ic);
         pack_a(a, ic, pc, mc, kc, ap);
@@ -277,6 +275,26 @@ void gemm_serial(int64_t n, int64_t m, int64_t k, GemmOperand<T> a, GemmOperand<
       }
     }
   }
+}
+
+}  // namespace
+
+template <class T>
+void gemm_serial(int64_t n, int64_t m, int64_t k, GemmOperand<T> a, GemmOperand<T> b, T* c, int64_t ldc) {
+  gemm_impl(n, m, k, a, [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, T* bp) {
+    for (int64_t jr = 0; jr < nc; jr += kNr<T>) pack_b_panel(b, p0, kc, j0 + jr, std::min(kNr<T>, nc - jr), bp + jr * kc);
+  }, c, ldc);
+}
+
+template <class T>
+void gemm_serial(int64_t n, int64_t m, int64_t k, GemmOperand<T> a, const GemmBlockPacker<T>& pack_b, T* c,
+                 int64_t ldc) {
+  gemm_impl(n, m, k, a, pack_b, c, ldc);
+}
+
+template <class T>
+int64_t gemm_panel_width() {
+  return kNr<T>;
 }
 
 const char* gemm_kernel_name() { return kKernelName; }
@@ -291,6 +309,26 @@ void gemm_serial(int64_t n, int64_t m, int64_t k, GemmOperand<T> a, GemmOperand<
   Eigen::Map<const M, 0, S> B(b.data, k, m, S(b.row_stride, b.col_stride));
   Eigen::Map<M, 0, Eigen::OuterStride<>> C(c, n, m, Eigen::OuterStride<>(ldc));
   C.noalias() = A * B;
+}
+
+// A packer's B materialized one panel (width 32) at a time, then Eigen.
+template <class T>
+void gemm_serial(int64_t n, int64_t m, int64_t k, GemmOperand<T> a, const GemmBlockPacker<T>& pack_b, T* c,
+                 int64_t ldc) {
+  constexpr int64_t NR = 32;
+  std::vector<T> b(size_t(k * m)), panel(size_t(k * NR));
+  for (int64_t j0 = 0; j0 < m; j0 += NR) {
+    const int64_t cols = std::min(NR, m - j0);
+    pack_b(0, k, j0, cols, panel.data());
+    for (int64_t p = 0; p < k; ++p)
+      for (int64_t j = 0; j < cols; ++j) b[size_t(p * m + j0 + j)] = panel[size_t(p * NR + j)];
+  }
+  gemm_serial<T>(n, m, k, a, GemmOperand<T>{b.data(), m, 1}, c, ldc);
+}
+
+template <class T>
+int64_t gemm_panel_width() {
+  return 32;
 }
 
 const char* gemm_kernel_name() { return "eigen"; }
@@ -334,6 +372,12 @@ void gemm_parallel(int64_t n, int64_t m, int64_t k, GemmOperand<T> a, GemmOperan
 
 template void gemm_serial<float>(int64_t, int64_t, int64_t, GemmOperand<float>, GemmOperand<float>, float*, int64_t);
 template void gemm_serial<double>(int64_t, int64_t, int64_t, GemmOperand<double>, GemmOperand<double>, double*, int64_t);
+template void gemm_serial<float>(int64_t, int64_t, int64_t, GemmOperand<float>, const GemmBlockPacker<float>&, float*,
+                                 int64_t);
+template void gemm_serial<double>(int64_t, int64_t, int64_t, GemmOperand<double>, const GemmBlockPacker<double>&,
+                                  double*, int64_t);
+template int64_t gemm_panel_width<float>();
+template int64_t gemm_panel_width<double>();
 template void gemm_parallel<float>(int64_t, int64_t, int64_t, GemmOperand<float>, GemmOperand<float>, float*, int64_t);
 template void gemm_parallel<double>(int64_t, int64_t, int64_t, GemmOperand<double>, GemmOperand<double>, double*,
                                     int64_t);

@@ -12,6 +12,7 @@
 // count or which thread computes the element.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 namespace zimage {
 
@@ -28,6 +29,19 @@ struct GemmOperand {
 // C[n, m] = A[n, k] B[k, m], C row-major with row stride ldc. One thread.
 template <class T>
 void gemm_serial(int64_t n, int64_t m, int64_t k, GemmOperand<T> a, GemmOperand<T> b, T* c, int64_t ldc);
+
+// B given by a packer instead of memory: pack(p0, kc, j0, nc, bp) writes the
+// block B[p0 : p0 + kc, j0 : j0 + nc] as panels of NR = gemm_panel_width<T>()
+// columns: B[p0 + p, j0 + q * NR + j] at bp[q * NR * kc + p * NR + j], and 0
+// for the columns of the last panel past nc. Same kernel, same contract (the
+// VAE's convolutions pack their im2col this way, never materializing it).
+template <class T>
+using GemmBlockPacker = std::function<void(int64_t p0, int64_t kc, int64_t j0, int64_t nc, T* bp)>;
+template <class T>
+void gemm_serial(int64_t n, int64_t m, int64_t k, GemmOperand<T> a, const GemmBlockPacker<T>& pack_b, T* c,
+                 int64_t ldc);
+template <class T>
+int64_t gemm_panel_width();  // NR: 32 floats / 16 doubles (AVX-512), 16 / 8 (AVX2), 32 (Eigen)
 
 // The same product split over OpenMP threads in output tiles (results are
 // bitwise those of gemm_serial).

@@ -14,11 +14,6 @@ namespace zimage {
 
 namespace {
 
-template <class T>
-using StridedMap = Eigen::Map<MatrixRM<T>, 0, Eigen::OuterStride<>>;
-template <class T>
-using ConstStridedMap = Eigen::Map<const MatrixRM<T>, 0, Eigen::OuterStride<>>;
-
 // Elementwise work below this many values runs on one thread: an OpenMP
 // region costs more than it saves there, and far more when the machine is
 // oversubscribed (a barrier waits for a descheduled thread). Results do not
@@ -40,14 +35,21 @@ T blocked_sum(int64_t n, F&& value) {
   return total;
 }
 
-// One im2col row: d[ox] = the (virtually upsampled) input row at
-// ix = ox * s + off, that is src[ix / up], and 0 where ix is outside [0, Win).
+// One im2col row (or a piece of one): d[t] for t < Wo = the (virtually
+// upsampled) input row at ix = t * s + off, that is src[ix / up], and 0 where
+// ix is outside [0, Win).
 // Branch-free inner loops (the valid ox range is computed first); no integer
 // division for up = 1 or 2.
 template <class T>
 void im2col_row(T* d, const T* src, int64_t Wo, int64_t Win, int64_t s, int64_t up, int64_t off) {
-  const int64_t lo = std::min(Wo, off >= 0 ? int64_t(0) : (-off + s - 1) / s);
-  const int64_t hi = std::clamp(Win - 1 - off < 0 ? int64_t(0) : (Win - 1 - off) / s + 1, lo, Wo);
+  int64_t lo, hi;
+  if (s == 1) {
+    lo = std::clamp(-off, int64_t(0), Wo);
+    hi = std::clamp(Win - off, lo, Wo);
+  } else {
+    lo = std::min(Wo, off >= 0 ? int64_t(0) : (-off + s - 1) / s);
+    hi = std::clamp(Win - 1 - off < 0 ? int64_t(0) : (Win - 1 - off) / s + 1, lo, Wo);
+  }
   std::fill(d, d + lo, T(0));
   std::fill(d + hi, d + Wo, T(0));
   if (up == 1 && s == 1) {
@@ -60,6 +62,54 @@ void im2col_row(T* d, const T* src, int64_t Wo, int64_t Win, int64_t s, int64_t 
     for (int64_t ox = lo; ox < hi; ++ox) d[ox] = src[(ox * s + off) / up];
   }
 }
+
+// The im2col of one band of output rows, B[K, P] with row (ci, ky, kx) and
+// column = output pixel (r0 + j / Wo, j % Wo), packed straight into the GEMM's
+// panels (core/gemm.h GemmBlockPacker) and never materialized: for each row of
+// B, the block's pixels (split where they cross to the next output row) are
+// gathered from one input row into `line`, then copied panel by panel.
+template <class T>
+struct Im2colBand {
+  const T* x;  // this batch item [C_in, H, W]
+  int64_t H, W, Hin, Win, Wo, kh, kw, stride, up, pad_top, pad_left, r0;
+
+  void pack(int64_t p0, int64_t kc, int64_t j0, int64_t nc, T* bp) const {
+    const int64_t NR = gemm_panel_width<T>(), khw = kh * kw;
+    struct Segment {
+      int64_t j, len, oy, ox0;  // block columns [j, j + len) = output row oy from column ox0
+    };
+    std::vector<Segment> seg;
+    for (int64_t j = 0; j < nc;) {
+      const int64_t ox0 = (j0 + j) % Wo, len = std::min(nc - j, Wo - ox0);
+      seg.push_back({j, len, r0 + (j0 + j) / Wo, ox0});
+      j += len;
+    }
+    std::vector<T> line(static_cast<size_t>(nc));
+    int64_t ci = p0 / khw, ky = p0 % khw / kw, kx = p0 % kw;  // B's row p0 + p = (ci, ky, kx)
+    for (int64_t p = 0; p < kc; ++p) {
+      const T* plane = x + ci * H * W;
+      for (const Segment& sg : seg) {
+        const int64_t iy = sg.oy * stride + ky - pad_top;
+        T* d = line.data() + sg.j;
+        if (iy < 0 || iy >= Hin)
+          std::fill(d, d + sg.len, T(0));
+        else
+          im2col_row(d, plane + (up == 1 ? iy : up == 2 ? iy >> 1 : iy / up) * W, sg.len, Win, stride, up,
+                     sg.ox0 * stride + kx - pad_left);
+      }
+      for (int64_t q = 0; q * NR < nc; ++q) {
+        T* dst = bp + q * NR * kc + p * NR;
+        const int64_t cols = std::min(NR, nc - q * NR);
+        std::copy(line.data() + q * NR, line.data() + q * NR + cols, dst);
+        std::fill(dst + cols, dst + NR, T(0));
+      }
+      if (++kx == kw) {
+        kx = 0;
+        if (++ky == kh) ky = 0, ++ci;
+      }
+    }
+  }
+};
 
 }  // namespace
 
@@ -97,38 +147,25 @@ Tensor<T> conv2d(const Tensor<T>& x, const Conv2dW<T>& w, const ConvGeom& g) {
 
   // Threads only for convs worth it (>= 2^24 multiply-adds); a smaller one runs serially.
   const bool parallel = B * bands > 1 && double(B) * double(Cout) * double(K) * double(HWo) >= double(1 << 24);
-#pragma omp parallel if (parallel)
-  {
-    std::vector<T> col;  // [K, band pixels] for this thread's current band
-#pragma omp for schedule(static)
-    for (int64_t task = 0; task < B * bands; ++task) {
-      const int64_t b = task / bands, r0 = (task % bands) * band_rows;
-      const int64_t rows = std::min(band_rows, Ho - r0), P = rows * Wo;
-      const T* xb = x.ptr() + b * Cin * HWi;
-      StridedMap<T> Y(out.ptr() + b * Cout * HWo + r0 * Wo, Cout, P, Eigen::OuterStride<>(HWo));
-      if (direct) {  // a 1x1 conv reads the input rows as they are
-        gemm_serial<T>(Cout, P, K, {w.weight.ptr(), K, 1}, {xb + r0 * Wo, HWi, 1}, Y.data(), HWo);
-      } else {
-        col.resize(size_t(K * P));
-        for (int64_t ci = 0; ci < Cin; ++ci)
-          for (int64_t ky = 0; ky < kh; ++ky)
-            for (int64_t kx = 0; kx < kw; ++kx) {
-              T* dst = col.data() + ((ci * kh + ky) * kw + kx) * P;
-              for (int64_t r = 0; r < rows; ++r) {
-                const int64_t iy = (r0 + r) * s + ky - g.pad_top;
-                T* d = dst + r * Wo;
-                if (iy < 0 || iy >= Hin) {
-                  std::fill(d, d + Wo, T(0));
-                  continue;
-                }
-                im2col_row(d, xb + ci * HWi + (iy / up) * W, Wo, Win, s, up, kx - g.pad_left);
-              }
-            }
-        gemm_serial<T>(Cout, P, K, {w.weight.ptr(), K, 1}, {col.data(), P, 1}, Y.data(), HWo);
-      }
-      if (w.bias.numel())
-        for (int64_t co = 0; co < Cout; ++co) Y.row(co).array() += w.bias[co];
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t task = 0; task < B * bands; ++task) {
+    const int64_t b = task / bands, r0 = (task % bands) * band_rows;
+    const int64_t rows = std::min(band_rows, Ho - r0), P = rows * Wo;
+    const T* xb = x.ptr() + b * Cin * HWi;
+    T* yb = out.ptr() + b * Cout * HWo + r0 * Wo;  // Y[C_out, P], row stride H_out * W_out
+    if (direct) {  // a 1x1 conv reads the input rows as they are
+      gemm_serial<T>(Cout, P, K, {w.weight.ptr(), K, 1}, {xb + r0 * Wo, HWi, 1}, yb, HWo);
+    } else {
+      const Im2colBand<T> band{xb, H, W, Hin, Win, Wo, kh, kw, s, up, g.pad_top, g.pad_left, r0};
+      gemm_serial<T>(Cout, P, K, {w.weight.ptr(), K, 1},
+                     GemmBlockPacker<T>([&band](int64_t p0, int64_t kc, int64_t j0, int64_t nc, T* bp) {
+                       band.pack(p0, kc, j0, nc, bp);
+                     }),
+                     yb, HWo);
     }
+    if (w.bias.numel())
+      for (int64_t co = 0; co < Cout; ++co)
+        for (int64_t j = 0; j < P; ++j) yb[co * HWo + j] += w.bias[co];
   }
   return out;
 }
