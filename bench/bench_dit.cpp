@@ -4,6 +4,7 @@
 // and one float64 row per GEMM shape. FLOP and byte counts per op are
 // written next to each benchmark; bytes are the minimum traffic (inputs,
 // weights and outputs once).
+#include "bench_shapes.h"
 #include "bench_support.h"
 #include "modules/attention.h"
 #include "modules/feed_forward.h"
@@ -13,8 +14,6 @@
 
 namespace zimage::bench {
 namespace {
-
-constexpr int64_t C = 3840, F = 10240, H = 30, D = 128, A = 256, CAP = 2560, PATCH = 64;
 
 template <class T>
 LinearW<T> lin(int64_t out, int64_t in, uint64_t seed, bool bias = false) {
@@ -62,16 +61,7 @@ void BM_Linear(benchmark::State& st) {
   for (auto _ : st) benchmark::DoNotOptimize(linear(x, w).data.data());
   set_counters(st, 2.0 * N * K * M, sizeof(T) * double(N * K + K * M + N * M), t0);
 }
-void linear_args(benchmark::internal::Benchmark* b) {
-  for (int64_t n : {1056, 4128}) {
-    b->Args({n, C, C});  // to_q / to_k / to_v / to_out.0
-    b->Args({n, C, F});  // feed_forward.w1 / w3
-    b->Args({n, F, C});  // feed_forward.w2
-  }
-  b->Args({512, CAP, C});  // cap_embedder.1 at a 512-token caption
-  b->ArgNames({"N", "K", "M"});
-}
-BENCHMARK(BM_Linear<float>)->Apply(linear_args)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Linear<float>)->Apply(dit_linear_args)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Linear<double>)->Args({1056, C, C})->ArgNames({"N", "K", "M"})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // ---------------------------------------------------------------- attention pieces

@@ -23,6 +23,8 @@
 #include <limits>
 
 #include "bench_cuda_support.h"
+#include "../bench_shapes.h"
+#include "numerics/row_sample.h"
 #include "forward.h"
 #include "kernels/flash_attention.h"
 #include "model/rope_limits.h"
@@ -56,7 +58,6 @@ namespace {
 
 // The DiT's real sizes, as bench/bench_dit.cpp (main checks them against ZImageConfig's defaults,
 // which are Z-Image-Turbo's config.json: tools/cli/cmd_write_synthetic.cpp).
-constexpr int64_t C = 3840, F = 10240, H = 30, D = 128, A = 256, CAP = 2560;
 
 std::string shape_key(const char* what, DType dt, std::initializer_list<int64_t> dims) {
   std::string s = std::string(what) + " " + gpu::dtype_name(dt);
@@ -73,21 +74,8 @@ void poison(const gpu::DeviceTensor& t, cudaStream_t s) {
   ZIMAGE_CUDA_CHECK(cudaMemsetAsync(t.data(), 0xFF, size_t(t.numel()) * gpu::dtype_size(t.dtype), s));
 }
 
-// Rows sampled for the fp64 reference (all rows when N is small), as tests/cuda/test_cuda_gemm.cpp.
-std::vector<int64_t> sample_rows(int64_t N) {
-  std::vector<int64_t> r;
-  const int64_t step = N <= 128 ? 1 : N / 61 + 1;
-  for (int64_t n = 0; n < N; n += step) r.push_back(n);
-  if (r.back() != N - 1) r.push_back(N - 1);
-  return r;
-}
-Tensor<float> rows_of(const Tensor<float>& t, const std::vector<int64_t>& rows) {
-  const int64_t W = t.dim(-1);
-  Tensor<float> out({int64_t(rows.size()), W});
-  for (size_t i = 0; i < rows.size(); ++i)
-    std::copy(t.ptr() + rows[i] * W, t.ptr() + (rows[i] + 1) * W, out.ptr() + int64_t(i) * W);
-  return out;
-}
+using numerics::rows_of;
+using numerics::sample_rows;
 
 // ---------------------------------------------------------------- GEMMs (cuBLASLt)
 // linear y = x W^T through gpu::Runtime::linear, no bias (as the CPU BM_Linear): 2 N K M FLOPs;
@@ -144,18 +132,9 @@ template <class Tag>
 void BM_CudaLinear(benchmark::State& st) {
   linear_bench(st, Tag::dt, st.range(0), st.range(1), st.range(2));
 }
-// Exactly the CPU suite's BM_Linear shapes (bench/bench_dit.cpp linear_args).
-void linear_args(benchmark::internal::Benchmark* b) {
-  for (int64_t n : {1056, 4128}) {
-    b->Args({n, C, C});  // to_q / to_k / to_v / to_out.0
-    b->Args({n, C, F});  // feed_forward.w1 / w3
-    b->Args({n, F, C});  // feed_forward.w2
-  }
-  b->Args({512, CAP, C});  // cap_embedder.1 at a 512-token caption
-  b->ArgNames({"N", "K", "M"});
-}
-BENCHMARK_TEMPLATE(BM_CudaLinear, fp32)->Apply(linear_args)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_TEMPLATE(BM_CudaLinear, bf16)->Apply(linear_args)->UseManualTime()->Unit(benchmark::kMillisecond);
+// Exactly the CPU suite's BM_Linear shapes (bench_shapes.h).
+BENCHMARK_TEMPLATE(BM_CudaLinear, fp32)->Apply(dit_linear_args)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_CudaLinear, bf16)->Apply(dit_linear_args)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 // The start-up peak's square GEMMs as benchmark rows (validated like every GEMM; their
 // %peak_flops is near 100 by construction, and shows the run-to-run spread of the peak).
@@ -604,6 +583,7 @@ void measure_peaks() {
 
 int main(int argc, char** argv) {
   using namespace zimage;
+  using namespace zimage::bench;
   using namespace zimage::bench::cuda;
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -5,6 +5,7 @@
 // same bf16 values, rounded once), guard bands, and bitwise-equal repeated runs.
 #include "cuda_support.h"
 #include "modules/linear.h"
+#include "numerics/row_sample.h"
 
 namespace zimage {
 namespace {
@@ -75,20 +76,8 @@ INSTANTIATE_TEST_SUITE_P(
              "_K" + std::to_string(s[2]) + (std::get<2>(i.param) ? "_bias" : "");
     });
 
-// Rows sampled for the fp64 reference (all rows when N is small).
-std::vector<int64_t> sample_rows(int64_t N) {
-  std::vector<int64_t> r;
-  const int64_t step = N <= 128 ? 1 : N / 61 + 1;
-  for (int64_t n = 0; n < N; n += step) r.push_back(n);
-  if (r.back() != N - 1) r.push_back(N - 1);
-  return r;
-}
-Tensor<float> rows_of(const Tensor<float>& t, const std::vector<int64_t>& rows) {
-  const int64_t W = t.dim(-1);
-  Tensor<float> out({int64_t(rows.size()), W});
-  for (size_t i = 0; i < rows.size(); ++i) std::copy(t.ptr() + rows[i] * W, t.ptr() + (rows[i] + 1) * W, out.ptr() + int64_t(i) * W);
-  return out;
-}
+using numerics::rows_of;
+using numerics::sample_rows;
 
 class RealGemm : public ::testing::TestWithParam<std::tuple<DType, std::array<int64_t, 3>>> {};
 
