@@ -2,14 +2,17 @@
 //
 // One packed kernel (BLIS layout: A in MR-row panels, B in NR-column panels,
 // an MR x NR register tile of accumulators, fused multiply-adds) for every
-// product of the reference: torch.nn.Linear, and q k^T and p v inside
-// scaled_dot_product_attention. docs/gemm.md explains the blocking.
+// product of the reference: torch.nn.Linear, q k^T and p v inside the
+// attentions (DiT, Qwen3, VAE), and the VAE's convolutions. docs/gemm.md
+// explains the blocking.
 //
-// Rounding contract (what makes results independent of threads and tiling):
-// element C(i, j) is the sum over K in blocks of kGemmKc, in order; inside a
-// block, a chain of FMAs p = 0, 1, ..., kc-1 from 0; the blocks are added in
-// order, C = ((b0 + b1) + b2) + .... Nothing depends on n, m, the thread
-// count or which thread computes the element.
+// Rounding contract of the vector kernels (AVX-512, AVX2), what makes results
+// independent of threads and tiling: element C(i, j) is the sum over K in
+// blocks of kGemmKc, in order; inside a block, a chain of FMAs p = 0, 1, ...,
+// kc-1 from 0; the blocks are added in order, C = ((b0 + b1) + b2) + ....
+// Nothing depends on n, m, the thread count or which thread computes the
+// element (tests/unit/test_gemm.cpp). Builds without FMA vectors use Eigen,
+// whose rounding is its own (gemm_kernel_name() says "eigen").
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -43,8 +46,8 @@ void gemm_serial(int64_t n, int64_t m, int64_t k, GemmOperand<T> a, const GemmBl
 template <class T>
 int64_t gemm_panel_width();  // NR: 32 floats / 16 doubles (AVX-512), 16 / 8 (AVX2), 32 (Eigen)
 
-// The same product split over OpenMP threads in output tiles (results are
-// bitwise those of gemm_serial).
+// The same product split over OpenMP threads in output tiles: bitwise the
+// same for any thread count, and (vector kernels) bitwise gemm_serial's.
 template <class T>
 void gemm_parallel(int64_t n, int64_t m, int64_t k, GemmOperand<T> a, GemmOperand<T> b, T* c, int64_t ldc);
 
