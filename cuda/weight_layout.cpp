@@ -17,4 +17,16 @@ Tensor<float> concat_linear_weights(const std::vector<const Tensor<float>*>& wei
   return cat;
 }
 
+Tensor<float> qkv_part(const Tensor<float>& qkv, int which) {
+  const int64_t C3 = qkv.dim(-1), C = C3 / 3;
+  ZIMAGE_CHECK(C3 % 3 == 0 && which >= 0 && which < 3, "qkv_part: width " + std::to_string(C3) + ", part " +
+                                                           std::to_string(which));
+  Shape shape = qkv.shape;
+  shape.back() = C;
+  Tensor<float> part(shape);
+  for (int64_t r = 0; r < qkv.rows(); ++r)
+    std::copy(qkv.ptr() + r * C3 + which * C, qkv.ptr() + r * C3 + (which + 1) * C, part.ptr() + r * C);
+  return part;
+}
+
 }  // namespace zimage::gpu

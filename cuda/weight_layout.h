@@ -19,4 +19,8 @@ namespace zimage::gpu {
 // cat(weights[0], weights[1], ..., dim 0) of [out_i, in] Linear weights -> [sum out_i, in].
 Tensor<float> concat_linear_weights(const std::vector<const Tensor<float>*>& weights);
 
+// Part `which` (0 = q, 1 = k, 2 = v) of a fused qkv [..., 3C] as its own tensor
+// [..., C] (the inverse of the to_qkv layout above, for host-side checks).
+Tensor<float> qkv_part(const Tensor<float>& qkv, int which);
+
 }  // namespace zimage::gpu

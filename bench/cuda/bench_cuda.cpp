@@ -26,6 +26,7 @@
 #include "../bench_shapes.h"
 #include "numerics/row_sample.h"
 #include "forward.h"
+#include "weight_layout.h"
 #include "kernels/flash_attention.h"
 #include "model/rope_limits.h"
 #include "model/synthetic_checkpoint.h"
@@ -254,13 +255,9 @@ void BM_CudaFlashAttention(benchmark::State& st) {
     op();
     const Tensor<float> got = gpu::download(f->out, rt.staging(), rt.stream());
     const Tensor<float> qkv = attn_qkv(dt, B * L);
-    Tensor<float> qh({B, L, H, D}), kh({B, L, H, D}), vh({B, L, H, D});
-    for (int64_t r = 0; r < B * L; ++r)
-      for (int64_t i = 0; i < C; ++i) {
-        qh[r * C + i] = qkv[r * 3 * C + i];
-        kh[r * C + i] = qkv[r * 3 * C + C + i];
-        vh[r * C + i] = qkv[r * 3 * C + 2 * C + i];
-      }
+    const Shape heads_shape{B, L, H, D};
+    const Tensor<float> qh = gpu::qkv_part(qkv, 0).reshaped(heads_shape), kh = gpu::qkv_part(qkv, 1).reshaped(heads_shape),
+                        vh = gpu::qkv_part(qkv, 2).reshaped(heads_shape);
     const std::vector<int64_t> heads{0, H - 1};
     const std::optional<KeyMask> m = key_mask(seqlens);
     const Tensor<double> ref = scaled_dot_product_attention(select_heads(qh, heads), select_heads(kh, heads),

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "cuda_support.h"
+#include "weight_layout.h"
 #include "kernels/flash_attention.h"
 #include "modules/attention.h"
 #include "modules/patchify.h"
@@ -126,13 +127,8 @@ TEST_P(FlashAttention, AgainstSdpa) {
   testing::expect_exact("flash_attention run twice " + attn_name(c), numerics::compare(again.host(), got));
   out.expect_guards_intact("flash_attention " + attn_name(c));
 
-  Tensor<float> q({B, L, H, D}), k({B, L, H, D}), v({B, L, H, D});
-  for (int64_t r = 0; r < B * L; ++r)
-    for (int64_t i = 0; i < C; ++i) {
-      q[r * C + i] = qkv[r * 3 * C + i];
-      k[r * C + i] = qkv[r * 3 * C + C + i];
-      v[r * C + i] = qkv[r * 3 * C + 2 * C + i];
-    }
+  const Tensor<float> q = gpu::qkv_part(qkv, 0).reshaped({B, L, H, D}), k = gpu::qkv_part(qkv, 1).reshaped({B, L, H, D}),
+                      v = gpu::qkv_part(qkv, 2).reshaped({B, L, H, D});
   std::vector<int64_t> heads;
   if (H > 4) heads = {0, H - 1};  // real size: the fp64 reference for two heads
   else

@@ -3,6 +3,7 @@
 // 1504..1535 of axis 0 and the bounds guard), and qk_norm_rope (T3 / T4 against rms_norm over D +
 // apply_rotary_emb, with freqs of caption positions 1504..1535).
 #include "cuda_support.h"
+#include "weight_layout.h"
 #include "kernels/patchify.h"
 #include "kernels/qk_norm_rope.h"
 #include "kernels/rope_gather.h"
@@ -174,12 +175,8 @@ TEST_P(QkNormRope, AgainstRmsNormAndApplyRotaryEmb) {
   const std::string tag = testing::dtype_tag(dt) + "_L" + std::to_string(L) + "_C" + std::to_string(C);
 
   for (int which = 0; which < 3; ++which) {  // q, k rotated; v untouched
-    Tensor<float> part({B, L, H, D}), res({B, L, H, D});
-    for (int64_t r = 0; r < B * L; ++r)
-      for (int64_t c = 0; c < C; ++c) {
-        part[r * C + c] = qkv[r * 3 * C + which * C + c];
-        res[r * C + c] = got[r * 3 * C + which * C + c];
-      }
+    const Tensor<float> part = gpu::qkv_part(qkv, which).reshaped({B, L, H, D});
+    const Tensor<float> res = gpu::qkv_part(got, which).reshaped({B, L, H, D});
     if (which == 2) {
       testing::expect_exact("qk_norm_rope leaves v untouched " + tag, numerics::compare(res, part));
       continue;
@@ -204,6 +201,22 @@ INSTANTIATE_TEST_SUITE_P(Cuda, QkNormRope,
                            return testing::dtype_tag(std::get<0>(i.param)) + "_L" + std::to_string(std::get<1>(i.param)) +
                                   "_C" + std::to_string(std::get<2>(i.param));
                          });
+
+// Host-side, no device: qkv_part undoes the fused to_qkv column layout
+// (weight_layout.h) exactly; every value of a [2, 3, 3C] tensor is distinct.
+TEST(WeightLayout, QkvPartSplitsTheFusedColumns) {
+  const int64_t C = 8;
+  Tensor<float> qkv({2, 3, 3 * C});
+  for (int64_t i = 0; i < qkv.numel(); ++i) qkv[i] = float(i);
+  for (int which = 0; which < 3; ++which) {
+    const Tensor<float> part = gpu::qkv_part(qkv, which);
+    ASSERT_EQ(part.shape, (Shape{2, 3, C}));
+    Tensor<float> want({2, 3, C});
+    for (int64_t r = 0; r < 6; ++r)
+      for (int64_t c = 0; c < C; ++c) want[r * C + c] = float(r * 3 * C + which * C + c);
+    testing::expect_exact("qkv_part " + std::to_string(which), numerics::compare(part, want));
+  }
+}
 
 }  // namespace
 }  // namespace zimage

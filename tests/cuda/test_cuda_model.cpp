@@ -10,7 +10,6 @@
 //   to 1504, pad rows 1504..1535 within the table) runs and agrees with the fp64 reference;
 //   1505 tokens is refused before any compute with check_rope_positions' one-line error;
 // - float16 is refused with a one-line error naming --dtype float16.
-#include <nlohmann/json.hpp>
 
 #include "cuda_support.h"
 #include "forward.h"
@@ -96,16 +95,6 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(CudaGoldenModel);
 
 // ---------------------------------------------------------------- real-size block
 
-std::shared_ptr<ParamSource> real_block_params() {
-  const ZImageConfig cfg;
-  auto spec = nlohmann::json::parse(testing::synthetic_spec(cfg, 42));
-  nlohmann::json kept = nlohmann::json::object();
-  for (auto& [name, t] : spec["tensors"].items())
-    if (name.rfind("layers.0.", 0) == 0) kept[name] = t;
-  spec["tensors"] = kept;
-  return synthetic_param_source(spec.dump());
-}
-
 // Image (33, h, w) on a 64-wide grid, then a 32-row caption (1 + i, 0, 0), as a unified sequence.
 template <class T>
 Tensor<T> real_freqs(const ZImageConfig& cfg, int64_t L) {
@@ -123,7 +112,7 @@ Tensor<T> real_freqs(const ZImageConfig& cfg, int64_t L) {
 TEST(CudaRealBlock, ModulatedBlock_C3840_L97_T3_T4) {
   ZIMAGE_REQUIRE_CUDA();
   const ZImageConfig cfg;
-  const auto src = real_block_params();
+  const auto src = testing::real_block_params();
   const TransformerBlockW<float> wf = load_block<float>(*src, "layers.0", true, true);
   const TransformerBlockW<double> wd = load_block<double>(*src, "layers.0", true, true);
   const int64_t L = 97;
@@ -163,7 +152,7 @@ TEST(CudaRealBlock, ModulatedBlock_C3840_L97_T3_T4) {
 TEST(CudaRealBlock, ModulatedBlock_C3840_L4608_FiniteAndDeterministic) {
   ZIMAGE_REQUIRE_CUDA();
   const ZImageConfig cfg;
-  const auto src = real_block_params();
+  const auto src = testing::real_block_params();
   const TransformerBlockW<float> wf = load_block<float>(*src, "layers.0", true, true);
   const int64_t L = 4096 + 512;
   // Activations at realistic magnitude: the residual stream of a late layer has rms ~ 10s.

@@ -1,29 +1,16 @@
 // T1 at real Z-Image width (C 3840, 30 x 128 heads, F 10240, adaLN 256 ->
 // 15360): a modulated block, its attention and its FFN in float vs double,
 // with synthetic weights, at a short length and at a ragged one (97, 1025).
-#include <nlohmann/json.hpp>
-
 #include "model/transformer.h"
 #include "support/test_support.h"
 
 namespace zimage {
 namespace {
 
-// Synthetic weights for layers.0 of the Turbo config only.
-std::shared_ptr<ParamSource> real_block_params() {
-  const ZImageConfig cfg;  // defaults are Z-Image-Turbo's
-  auto spec = nlohmann::json::parse(testing::synthetic_spec(cfg, 42));
-  nlohmann::json kept = nlohmann::json::object();
-  for (auto& [name, t] : spec["tensors"].items())
-    if (name.rfind("layers.0.", 0) == 0) kept[name] = t;
-  spec["tensors"] = kept;
-  return synthetic_param_source(spec.dump());
-}
-
 class RealSizeT1 : public ::testing::TestWithParam<int64_t> {
  protected:
   static void SetUpTestSuite() {
-    src_ = real_block_params();
+    src_ = testing::real_block_params();
     wf_ = new TransformerBlockW<float>(load_block<float>(*src_, "layers.0", true, true));
     wd_ = new TransformerBlockW<double>(load_block<double>(*src_, "layers.0", true, true));
   }

@@ -38,6 +38,18 @@ inline std::string synthetic_spec(const ZImageConfig& cfg, uint64_t seed) {
   return nlohmann::json{{"seed", seed}, {"tensors", tensors}}.dump();
 }
 
+// Synthetic weights (seed 42) for layers.0 of the Turbo config only: a
+// real-size block without the other 33.
+inline std::shared_ptr<ParamSource> real_block_params() {
+  const ZImageConfig cfg;  // defaults are Z-Image-Turbo's
+  auto spec = nlohmann::json::parse(synthetic_spec(cfg, 42));
+  nlohmann::json kept = nlohmann::json::object();
+  for (auto& [name, t] : spec["tensors"].items())
+    if (name.rfind("layers.0.", 0) == 0) kept[name] = t;
+  spec["tensors"] = kept;
+  return synthetic_param_source(spec.dump());
+}
+
 // A tiny Z-Image config (real structure, narrow width).
 inline ZImageConfig tiny_config(int n_layers = 2) {
   ZImageConfig c;
