@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include <cstdlib>
+#include <cstring>
 #include <sstream>
 
 namespace zimage::gpu {
@@ -27,6 +29,25 @@ void check_cuda(cudaError_t e, const char* what, const char* file, int line) {
   std::ostringstream m;
   m << "CUDA error in " << what << " (" << file << ":" << line << "): " << cudaGetErrorString(e);
   throw Error(m.str());
+}
+
+bool debug_sync_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("ZIMAGE_CUDA_SYNC");
+    return e != nullptr && *e != '\0' && std::strcmp(e, "0") != 0;
+  }();
+  return on;
+}
+
+void debug_sync(const char* what) {
+  if (!debug_sync_enabled()) return;
+  check_cuda(cudaDeviceSynchronize(), what, "debug_sync (ZIMAGE_CUDA_SYNC=1)", 0);
+  check_cuda(cudaGetLastError(), what, "debug_sync (ZIMAGE_CUDA_SYNC=1)", 0);
+}
+
+void check_launch(const char* name, const char* file, int line) {
+  check_cuda(cudaGetLastError(), name, file, line);
+  if (debug_sync_enabled()) check_cuda(cudaDeviceSynchronize(), name, file, line);
 }
 
 bool device_available(std::string* why) {

@@ -23,8 +23,17 @@ DType parse_dtype(const std::string& s);
 // Throws zimage::Error "CUDA error in <what> (<file>:<line>): <cudaGetErrorString>".
 void check_cuda(cudaError_t e, const char* what, const char* file, int line);
 #define ZIMAGE_CUDA_CHECK(expr) ::zimage::gpu::check_cuda((expr), #expr, __FILE__, __LINE__)
-// After a kernel launch: the launch error, if any, named after the kernel.
-#define ZIMAGE_CUDA_CHECK_LAUNCH(name) ::zimage::gpu::check_cuda(cudaGetLastError(), name, __FILE__, __LINE__)
+// After a kernel launch: the launch error, if any, named after the kernel; with the debug switch
+// on (debug_sync_enabled), also waits for the kernel so that a device fault names it.
+void check_launch(const char* name, const char* file, int line);
+#define ZIMAGE_CUDA_CHECK_LAUNCH(name) ::zimage::gpu::check_launch(name, __FILE__, __LINE__)
+
+// The debug switch: ZIMAGE_CUDA_SYNC=1 in the environment (read once per process) makes every
+// kernel launch and library call of the CUDA path synchronize the device and check for errors,
+// so that an illegal address is reported as "CUDA error in <kernel> ...", not at a later copy.
+bool debug_sync_enabled();
+// With the switch on: cudaDeviceSynchronize, then throw "CUDA error in <what> ..." on any error.
+void debug_sync(const char* what);
 
 // True when at least one CUDA device is usable; otherwise false and, if `why`
 // is given, the reason (cudaGetErrorString of cudaGetDeviceCount, or

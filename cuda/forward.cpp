@@ -122,7 +122,7 @@ DeviceBlock upload_block(const TransformerBlockW<float>& w, DType dt, Runtime& r
 }
 
 void run_block(Runtime& rt, const DeviceBlock& w, DType dt, void* x, int64_t B, int64_t L, const int32_t* mask,
-               const float* freqs, const void* adaln, int n_heads, double norm_eps, BlockScratch& sc,
+               const std::vector<int64_t>* seqlens, const float* freqs, const void* adaln, int n_heads, double norm_eps, BlockScratch& sc,
                const CudaOptions& opts) {
   const int64_t rows = B * L, C = w.C, F = w.F, H = n_heads, D = C / H;
   ZIMAGE_CHECK(H * D == C, "run_block: dim " + std::to_string(C) + " is not n_heads x head_dim");
@@ -152,7 +152,7 @@ void run_block(Runtime& rt, const DeviceBlock& w, DType dt, void* x, int64_t B, 
   qk_norm_rope(dt, qkv, offset(qkv, C, dt), 3 * C, w.norm_q.empty() ? nullptr : w.norm_q.data(),
                w.norm_k.empty() ? nullptr : w.norm_k.data(), freqs, rows, H, D, kQkNormEps, s);
   flash_attention(dt, qkv, offset(qkv, C, dt), offset(qkv, 2 * C, dt), 3 * C, mask, sc.o.get(), C, B, L, H, D, s,
-                  opts.attention);
+                  opts.attention, seqlens);
   rt.linear(dt, sc.o.get(), C, w.to_out.weight.data(), w.to_out.b(), sc.a.get(), C, rows, C, C, opts.gemm);
   gated_residual(dt, x, C, sc.a.get(), C, w.attention_norm2.data(), chunk(1), 4 * C, rows, L, C, norm_eps, s);
 
@@ -181,16 +181,39 @@ Tensor<float> transformer_block_cuda(const TransformerBlockW<float>& w, const Te
     ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(md.get(), mask->ptr(), size_t(mask->numel()) * sizeof(int32_t),
                                       cudaMemcpyHostToDevice, rt.stream()));
   }
+  // The item lengths behind a prefix key mask (what cudnn needs); nullptr for any other mask.
+  std::vector<int64_t> lens;
+  bool prefix = mask != nullptr;
+  for (int64_t b = 0; prefix && b < B; ++b) {
+    int64_t n = 0;
+    while (n < L && (*mask)[b * L + n] != 0) ++n;
+    for (int64_t j = n; j < L; ++j) prefix = prefix && (*mask)[b * L + j] == 0;
+    lens.push_back(n);
+  }
   BlockScratch sc;
-  run_block(rt, dw, dt, xd.data(), B, L, mask ? md.as<const int32_t>() : nullptr, fd.buf.as<const float>(),
+  run_block(rt, dw, dt, xd.data(), B, L, mask ? md.as<const int32_t>() : nullptr, prefix ? &lens : nullptr,
+            fd.buf.as<const float>(),
             adaln ? ad.data() : nullptr, n_heads, norm_eps, sc, opts);
   return download(xd, rt.staging(), rt.stream());
 }
 
 // ---------------------------------------------------------------- CudaModel
 
+void check_attention_config(const ZImageConfig& cfg, const CudaOptions& opts) {
+  const int64_t C = cfg.dim, H = cfg.n_heads;
+  ZIMAGE_CHECK(H > 0 && C % H == 0, "CUDA model: dim " + std::to_string(C) + " is not a multiple of n_heads " +
+                                        std::to_string(H));
+  try {
+    resolve_attention(opts.attention, opts.dtype, C / H, 3 * C, C);
+  } catch (const Error& e) {
+    throw Error(std::string("CUDA model: config head_dim ") + std::to_string(C / H) + " (dim " + std::to_string(C) +
+                " / n_heads " + std::to_string(H) + "): " + e.what());
+  }
+}
+
 CudaModel::CudaModel(const ZImageWeights<float>& w, const CudaOptions& opts) : cfg_(w.config), opts_(opts) {
   refuse_fp16(opts.dtype);
+  check_attention_config(cfg_, opts_);
   rt_ = std::make_unique<Runtime>();
   upload_shared(w);
   for (const auto& b : w.noise_refiner) noise_refiner_.push_back(upload_block(b, opts.dtype, *rt_));
@@ -200,6 +223,7 @@ CudaModel::CudaModel(const ZImageWeights<float>& w, const CudaOptions& opts) : c
 
 CudaModel::CudaModel(const ZImageConfig& cfg, const ParamSource& src, const CudaOptions& opts) : cfg_(cfg), opts_(opts) {
   refuse_fp16(opts.dtype);
+  check_attention_config(cfg_, opts_);
   check_complete(src, expected_parameter_shapes(cfg));
   rt_ = std::make_unique<Runtime>();
   upload_shared(load_shared_weights<float>(cfg, src));
@@ -214,6 +238,13 @@ CudaModel::CudaModel(const ZImageConfig& cfg, const ParamSource& src, const Cuda
 }
 
 CudaModel::~CudaModel() = default;
+
+void CudaModel::set_attention(AttentionVersion v) {
+  CudaOptions o = opts_;
+  o.attention = v;
+  check_attention_config(cfg_, o);
+  opts_ = o;
+}
 
 void CudaModel::upload_shared(const ZImageWeights<float>& w) {
   const DType dt = opts_.dtype;
@@ -296,7 +327,7 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   }
   const MaskDev x_mask = upload_mask(lx, s);
   for (const auto& blk : noise_refiner_)
-    run_block(rt, blk, dt, xs.data(), B, Lx, x_mask.get(), xf.as<const float>(), adaln.data(), cfg.n_heads,
+    run_block(rt, blk, dt, xs.data(), B, Lx, x_mask.get(), &lx, xf.as<const float>(), adaln.data(), cfg.n_heads,
               cfg.norm_eps, scratch_, opts_);
 
   // Caption tokens: padded with the last row (host), cap_embedder, cap_pad_token, context_refiner.
@@ -325,7 +356,7 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   }
   const MaskDev c_mask = upload_mask(lc, s);
   for (const auto& blk : context_refiner_)
-    run_block(rt, blk, dt, cs.data(), B, Lc, c_mask.get(), cf.as<const float>(), nullptr, cfg.n_heads, cfg.norm_eps,
+    run_block(rt, blk, dt, cs.data(), B, Lc, c_mask.get(), &lc, cf.as<const float>(), nullptr, cfg.n_heads, cfg.norm_eps,
               scratch_, opts_);
 
   // [image, caption] per item, padded to the longest; the layers.
@@ -350,7 +381,7 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   }
   const MaskDev u_mask = upload_mask(lu, s);
   for (const auto& blk : layers_)
-    run_block(rt, blk, dt, us.data(), B, Lu, u_mask.get(), uf.as<const float>(), adaln.data(), cfg.n_heads,
+    run_block(rt, blk, dt, us.data(), B, Lu, u_mask.get(), &lu, uf.as<const float>(), adaln.data(), cfg.n_heads,
               cfg.norm_eps, scratch_, opts_);
 
   // Final layer: LayerNorm * (1 + Linear(SiLU(adaln_input))), Linear(C, P); unpatchify the image rows.

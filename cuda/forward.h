@@ -22,11 +22,14 @@ namespace zimage::gpu {
 struct CudaOptions {
   DType dtype = DType::F32;
   GemmOptions gemm;  // TF32 and reduced-precision reductions off by default
-  AttentionVersion attention = AttentionVersion::v1_simt;
+  AttentionVersion attention = AttentionVersion::automatic;  // flash_attention.h: the dispatcher
 };
 
 // Throws the one-line fp16 refusal when dt is float16; does nothing otherwise.
 void refuse_fp16(DType dt);
+// Throws one line when no attention version (opts.attention, or the dispatcher's choice) runs this
+// config's head_dim in opts.dtype: called by CudaModel before anything is uploaded.
+void check_attention_config(const ZImageConfig& cfg, const CudaOptions& opts);
 
 struct DeviceLinear {
   DeviceTensor weight, bias;  // [out, in], [out] or empty
@@ -49,10 +52,11 @@ struct BlockScratch {
 DeviceBlock upload_block(const TransformerBlockW<float>& w, DType dt, Runtime& rt);
 
 // Twin: reference/modules/transformer_block.h transformer_block.
-// x [B, L, C] on the device, updated in place; mask [B, L] int32 or nullptr; freqs [B, L, D/2, 2]
-// fp32; adaln [B, A] (modulated blocks) or nullptr. Asynchronous on rt.stream().
+// x [B, L, C] on the device, updated in place; mask [B, L] int32 or nullptr, with seqlens its item
+// lengths on the host (key_mask(seqlens); nullptr when unknown); freqs [B, L, D/2, 2] fp32; adaln
+// [B, A] (modulated blocks) or nullptr. Asynchronous on rt.stream().
 void run_block(Runtime& rt, const DeviceBlock& w, DType dt, void* x, int64_t B, int64_t L, const int32_t* mask,
-               const float* freqs, const void* adaln, int n_heads, double norm_eps, BlockScratch& scratch,
+               const std::vector<int64_t>* seqlens, const float* freqs, const void* adaln, int n_heads, double norm_eps, BlockScratch& scratch,
                const CudaOptions& opts);
 
 // Host-tensor wrapper of run_block (tests): uploads x, freqs, adaln and the mask, runs, downloads.
@@ -71,6 +75,9 @@ class CudaModel {
 
   std::vector<Tensor<float>> forward(const DitInputs<float>& in, const ForwardOptions& fopts = {});
   const ZImageConfig& config() const { return cfg_; }
+  // Changes the attention version of later forwards (check_attention_config first: throws one line
+  // when it cannot run this config).
+  void set_attention(AttentionVersion v);
   Runtime& runtime() { return *rt_; }
 
  private:

@@ -133,6 +133,7 @@ void Runtime::linear(DType dt, const void* x, int64_t ldx, const void* w, const 
   const float alpha = 1.0f, beta = 0.0f;
   LT_CHECK(cublasLtMatmul(impl_->lt, d.op, &alpha, w, d.a, x, d.b, &beta, y, d.d, y, d.d, &it->second,
                           impl_->workspace.get(), impl_->workspace.bytes(), stream_));
+  debug_sync("linear (cuBLASLt)");
 }
 
 }  // namespace zimage::gpu

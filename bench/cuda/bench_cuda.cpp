@@ -11,8 +11,8 @@
 //   BM_CudaGemmSquare<fp32|bf16>   the peak's GEMMs again, as validated and timed rows
 //   BM_CudaCopy                    the peak's copy again
 //   BM_CudaLinear<fp32|bf16>       Runtime::linear (cuBLASLt) on the CPU suite's BM_Linear shapes
-//   BM_CudaFlashAttention<..>      flash_attention (v1_simt) at 30 x 128 heads, batch 2, with and
-//                                  without a key mask
+//   BM_CudaFlashAttention<..>      flash_attention, every version (ver), at 30 x 128 heads, batch 2
+//                                  with and without a key mask, and batch 1 at 4096 + 32 tokens
 //   BM_CudaTransformerBlock<..>    run_block: one real-size modulated block
 //   BM_CudaDitStep_bf16/1024x1024  CudaModel::forward at Z-Image-Turbo's config, 4096 image tokens,
 //                                  with its FLOP-count bound
@@ -191,7 +191,7 @@ void BM_CudaCopy(benchmark::State& st) {
 BENCHMARK(BM_CudaCopy)->Arg(1024)->ArgName("MiB")->UseManualTime()->Unit(benchmark::kMillisecond);
 
 // ---------------------------------------------------------------- attention
-// flash_attention (v1_simt) on the fused [B*L, 3C] q|k|v layout (weight_layout.h), 30 heads x
+// flash_attention (each version) on the fused [B*L, 3C] q|k|v layout (weight_layout.h), 30 heads x
 // 128, batch 2 of L = img + cap tokens. mask 0: both items full length, no mask; mask 1: a ragged
 // batch, the second item's caption half as long (valid length img + cap / 2), its other keys
 // masked. FLOPs: q k^T and p v, 4 B H L^2 D (the dense count: masked keys included, softmax not
@@ -221,10 +221,19 @@ Tensor<double> select_heads(const Tensor<float>& x, const std::vector<int64_t>& 
 template <class Tag>
 void BM_CudaFlashAttention(benchmark::State& st) {
   constexpr DType dt = Tag::dt;
-  const int64_t img = st.range(0), cap = st.range(1), B = 2, L = img + cap;
-  const bool masked = st.range(2) != 0;
-  const std::vector<int64_t> seqlens{L, masked ? img + cap / 2 : L};
-  const std::string key = shape_key("flash_attention", dt, {B, L, seqlens[1]});
+  const int64_t img = st.range(0), cap = st.range(1), B = st.range(3), L = img + cap;
+  const bool masked = st.range(2) != 0 && B > 1;
+  const gpu::AttentionVersion version = gpu::kAttentionVersions[st.range(4)];
+  std::vector<int64_t> seqlens(size_t(B), L);
+  if (masked) seqlens.back() = img + cap / 2;
+  std::string why;
+  if (!gpu::attention_supports(version, dt, D, 3 * C, C, &why)) {
+    st.SkipWithError((std::string("error: ") + gpu::attention_version_name(version) + ": " + why).c_str());
+    return;
+  }
+  st.SetLabel(gpu::attention_version_name(version));
+  const std::string key =
+      shape_key("flash_attention", dt, {B, L, seqlens.back()}) + " " + gpu::attention_version_name(version);
   gpu::Runtime& rt = runtime();
   AttnFixture* f = nullptr;
   try {
@@ -248,7 +257,7 @@ void BM_CudaFlashAttention(benchmark::State& st) {
   auto op = [&] {
     gpu::flash_attention(dt, q, gpu::offset(q, C, dt), gpu::offset(q, 2 * C, dt), 3 * C,
                          f->mask.get() ? f->mask.as<const int32_t>() : nullptr, f->out.data(), C, B, L, H, D,
-                         rt.stream(), gpu::AttentionVersion::v1_simt);
+                         rt.stream(), version, &seqlens);
   };
   const Verdict& v = verdict(key, [&] {
     poison(f->out, rt.stream());
@@ -272,14 +281,25 @@ void BM_CudaFlashAttention(benchmark::State& st) {
   const double es = double(gpu::dtype_size(dt));
   set_counters(st, 4.0 * B * H * double(L) * double(L) * D, es * 4.0 * B * double(L) * C, seconds, dt);
 }
-void attn_args(benchmark::internal::Benchmark* b) {
-  for (int64_t img : {1024, 4096})
-    for (int64_t cap : {32, 512})
-      for (int64_t mask : {0, 1}) b->Args({img, cap, mask});
-  b->ArgNames({"img", "cap", "mask"});
+// ver: the index in gpu::kAttentionVersions (0 v1_simt, 1 mma, 2 cudnn). B 1 without a mask at
+// 4096 + 32 tokens is the step's own layer shape (docs/perf/cuda_h200.json attention_tflops).
+void attn_args_versions(benchmark::internal::Benchmark* b, std::initializer_list<int64_t> versions) {
+  for (int64_t ver : versions) {
+    b->Args({4096, 32, 0, 1, ver});
+    for (int64_t img : {1024, 4096})
+      for (int64_t cap : {32, 512})
+        for (int64_t mask : {0, 1}) b->Args({img, cap, mask, 2, ver});
+  }
+  b->ArgNames({"img", "cap", "mask", "B", "ver"});
 }
-BENCHMARK_TEMPLATE(BM_CudaFlashAttention, fp32)->Apply(attn_args)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_TEMPLATE(BM_CudaFlashAttention, bf16)->Apply(attn_args)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_CudaFlashAttention, fp32)
+    ->Apply([](auto* b) { attn_args_versions(b, {0}); })
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_CudaFlashAttention, bf16)
+    ->Apply([](auto* b) { attn_args_versions(b, {0, 1, 2}); })
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 // ---------------------------------------------------------------- one block
 // run_block (cuda/forward.h) on layers.0 of a Turbo-size model with synthetic bf16-exact weights
@@ -347,7 +367,7 @@ void BM_CudaTransformerBlock(benchmark::State& st) {
                                       cudaMemcpyDeviceToDevice, rt.stream()));
   };
   auto op = [&] {
-    gpu::run_block(rt, f->w, dt, f->x.data(), 1, L, nullptr, f->freqs.buf.as<const float>(), f->adaln.data(),
+    gpu::run_block(rt, f->w, dt, f->x.data(), 1, L, nullptr, nullptr, f->freqs.buf.as<const float>(), f->adaln.data(),
                    cfg.n_heads, cfg.norm_eps, f->scratch, opts);
   };
   const Verdict& v = verdict(key, [&] {
@@ -505,10 +525,28 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
   in.cap_feats.push_back(uniform({cap, cfg.cap_feat_dim}, 108, 1.7));
   in.t = Tensor<float>({1}, std::vector<float>{0.5f});
   gpu::CudaModel& m = *f->model;
+  const gpu::AttentionVersion version = st.range(1) == 1 ? gpu::AttentionVersion::mma : gpu::AttentionVersion::automatic;
+  try {
+    m.set_attention(version);
+  } catch (const std::exception& e) {
+    st.SkipWithError((std::string("error: ") + e.what()).c_str());
+    return;
+  }
+  st.SetLabel(std::string("attention ") +
+              gpu::attention_version_name(gpu::resolve_attention(version, DType::BF16, cfg.head_dim(), 3 * C, C)));
   auto op = [&] {
     const std::vector<Tensor<float>> out = m.forward(in);
     benchmark::DoNotOptimize(out.data());
   };
+  // Two untimed steps first: RoPE tables, cuBLASLt algorithms and cuDNN plans (about 0.5 s per new
+  // attention shape) are built once per shape, not per step.
+  try {
+    op();
+    op();
+  } catch (const std::exception& e) {
+    st.SkipWithError((std::string("error in the warm-up steps: ") + e.what()).c_str());
+    return;
+  }
   const double seconds = timed_loop(st, m.runtime().stream(), [] {}, op);
   const int64_t tokens = (lat / cfg.patch_size()) * (lat / cfg.patch_size());
   const double flops = dit_step_flops(cfg, tokens, cap);
@@ -521,7 +559,15 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
     st.counters["bound/step"] = bound / step;
   }
 }
-BENCHMARK_CAPTURE(BM_CudaDitStep_bf16, 1024x1024, 1024)->Arg(128)->Arg(512)->ArgName("cap")->UseManualTime()->Unit(benchmark::kMillisecond);
+// attn 0: the dispatcher's choice (auto); 1: the project's own mma kernel forced.
+BENCHMARK_CAPTURE(BM_CudaDitStep_bf16, 1024x1024, 1024)
+    ->Args({128, 0})
+    ->Args({512, 0})
+    ->Args({128, 1})
+    ->ArgNames({"cap", "attn"})
+    ->Iterations(6)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 // ---------------------------------------------------------------- peaks (start-up)
 
@@ -610,7 +656,12 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("peak_bf16_gemm_tflops", std::to_string(p.bf16_gemm / 1e12));
   benchmark::AddCustomContext("peak_fp32_gemm_tflops", std::to_string(p.fp32_gemm / 1e12));
   benchmark::AddCustomContext("peak_copy_gbs", std::to_string(p.copy_bytes_per_s / 1e9));
-  benchmark::AddCustomContext("attention_version", gpu::attention_version_name(gpu::AttentionVersion::v1_simt));
+  {
+    std::string cudnn_why;
+    const bool cudnn = gpu::attention_supports(gpu::AttentionVersion::cudnn, gpu::DType::BF16, D, 3 * C, C, &cudnn_why);
+    benchmark::AddCustomContext("cudnn_attention", cudnn ? "available" : cudnn_why);
+    std::fprintf(stderr, "zimage_bench_cuda: cuDNN attention %s\n", cudnn ? "available" : cudnn_why.c_str());
+  }
   benchmark::RunSpecifiedBenchmarks();
   release_fixture();  // device memory back before the process tears the context down
   benchmark::Shutdown();

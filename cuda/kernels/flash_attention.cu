@@ -1,27 +1,37 @@
 #include <cmath>
+#include <cstdlib>
 
 #include "kernels/device_common.cuh"
 #include "kernels/flash_attention.h"
+#include "kernels/flash_attention_mma.h"
+#include "attention_cudnn.h"
 
 namespace zimage::gpu {
 namespace {
 
-constexpr int kRows = 32;  // query rows per block
-constexpr int kTpr = 4;    // threads per query row
-constexpr int kKeys = 32;  // keys per tile
-constexpr int kThreads = kRows * kTpr;
+constexpr int kThreads = 128;
 
-template <class T, int D>
+// Dmax: the head-dim bucket the registers are sized for (D <= Dmax, D % 4 == 0);
+// Tpr: threads per query row, each owning the dims d = sub + Tpr * i (conflict-free shared reads);
+// Keys: keys per K/V tile (16 for Dmax 256 so that both fp32 tiles fit in 48 KB).
+// Order of operations, per query row (tests/unit/test_flash_attention_order.cpp replays it on the host):
+//   s_j   = ((sum_{i} fma over the thread's dims) xor-shuffle-summed over Tpr threads) * scale
+//   m'    = max(m, max_j s_j);  alpha = m == -inf ? 0 : expf(m - m')
+//   p_j   = expf(s_j - m');  tile_l = p_0 + p_1 + ... (left to right); tile_o[d] = fma chain of p_j v_j[d]
+//   l     = fma(l, alpha, tile_l);  o[d] = fma(o[d], alpha, tile_o[d])
+// Summing a tile locally before it meets the running sums keeps every addend within 32 keys of the
+// sum it joins (the key-by-key chain lost the terms below half an ulp of l at L ~ 4k: issue 15).
+template <class T, int Dmax, int Tpr, int Keys>
 __global__ void __launch_bounds__(kThreads)
     flash_attention_v1(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, int64_t ld,
-                       const int32_t* __restrict__ mask, T* __restrict__ out, int64_t ldo, int L, int H,
-                       float scale) {
-  constexpr int kDpt = D / kTpr;  // dims per thread: d = sub + kTpr * i
-  __shared__ float ks[kKeys][D];
-  __shared__ float vs[kKeys][D];
-  __shared__ float sc[kRows][kKeys + 1];
+                       const int32_t* __restrict__ mask, T* __restrict__ out, int64_t ldo, int L, int D, float scale) {
+  constexpr int kRows = kThreads / Tpr;  // query rows per block
+  constexpr int kDpt = Dmax / Tpr;       // dims per thread (some unused when D < Dmax)
+  __shared__ float ks[Keys][Dmax];
+  __shared__ float vs[Keys][Dmax];
+  __shared__ float sc[kRows][Keys + 1];
   const int b = blockIdx.z, h = blockIdx.y;
-  const int row = threadIdx.x / kTpr, sub = threadIdx.x % kTpr;
+  const int row = threadIdx.x / Tpr, sub = threadIdx.x % Tpr;
   const int qi = blockIdx.x * kRows + row;
   const bool active = qi < L;
   const int64_t tok0 = int64_t(b) * L;  // first token of batch item b
@@ -30,14 +40,15 @@ __global__ void __launch_bounds__(kThreads)
   float qr[kDpt], acc[kDpt];
 #pragma unroll
   for (int i = 0; i < kDpt; ++i) {
-    qr[i] = active ? to_f32(q[(tok0 + qi) * ld + hoff + sub + kTpr * i]) : 0.f;
+    const int d = sub + Tpr * i;
+    qr[i] = active && d < D ? to_f32(q[(tok0 + qi) * ld + hoff + d]) : 0.f;
     acc[i] = 0.f;
   }
   const int32_t* mrow = mask ? mask + tok0 : nullptr;
   float m = -INFINITY, l = 0.f;
 
-  for (int j0 = 0; j0 < L; j0 += kKeys) {
-    for (int idx = threadIdx.x; idx < kKeys * D; idx += kThreads) {
+  for (int j0 = 0; j0 < L; j0 += Keys) {
+    for (int idx = threadIdx.x; idx < Keys * D; idx += kThreads) {
       const int j = idx / D, d = idx % D, key = j0 + j;
       float kv = 0.f, vv = 0.f;
       if (key < L) {
@@ -50,36 +61,40 @@ __global__ void __launch_bounds__(kThreads)
     }
     __syncthreads();
 
-    // Scores of this tile; the 4 threads of a row end with the same value (xor-shuffle sums are
+    // Scores of this tile; the Tpr threads of a row end with the same value (xor-shuffle sums are
     // commutative bit for bit). Every thread of the warp runs the shuffles (inactive rows too).
     float tile_max = -INFINITY;
-    for (int j = 0; j < kKeys; ++j) {
+    for (int j = 0; j < Keys; ++j) {
       float part = 0.f;
 #pragma unroll
-      for (int i = 0; i < kDpt; ++i) part += qr[i] * ks[j][sub + kTpr * i];
-      part += __shfl_xor_sync(0xffffffffu, part, 1);
-      part += __shfl_xor_sync(0xffffffffu, part, 2);
+      for (int i = 0; i < kDpt; ++i)
+        if (sub + Tpr * i < D) part = fmaf(qr[i], ks[j][sub + Tpr * i], part);
+#pragma unroll
+      for (int o = 1; o < Tpr; o <<= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
       const int key = j0 + j;
       const bool valid = key < L && (mrow == nullptr || mrow[key] != 0);
       const float s = valid ? part * scale : -INFINITY;
       tile_max = fmaxf(tile_max, s);
       if (sub == 0) sc[row][j] = s;
     }
-    __syncwarp();  // sc[row][*] is written by sub 0 and read by subs 1..3 of the same warp
+    __syncwarp();  // sc[row][*] is written by sub 0 and read by the other subs of the same warp
 
     const float m_new = fmaxf(m, tile_max);
     if (m_new != -INFINITY) {  // otherwise no valid key so far: nothing to add
       const float alpha = m == -INFINITY ? 0.f : expf(m - m_new);
-      l *= alpha;
+      float tile_l = 0.f, tile_o[kDpt];
 #pragma unroll
-      for (int i = 0; i < kDpt; ++i) acc[i] *= alpha;
-      for (int j = 0; j < kKeys; ++j) {
+      for (int i = 0; i < kDpt; ++i) tile_o[i] = 0.f;
+      for (int j = 0; j < Keys; ++j) {
         const float s = sc[row][j];
         const float p = s == -INFINITY ? 0.f : expf(s - m_new);
-        l += p;
+        tile_l += p;
 #pragma unroll
-        for (int i = 0; i < kDpt; ++i) acc[i] += p * vs[j][sub + kTpr * i];
+        for (int i = 0; i < kDpt; ++i) tile_o[i] = fmaf(p, vs[j][sub + Tpr * i], tile_o[i]);
       }
+      l = fmaf(l, alpha, tile_l);
+#pragma unroll
+      for (int i = 0; i < kDpt; ++i) acc[i] = fmaf(acc[i], alpha, tile_o[i]);
       m = m_new;
     }
     __syncthreads();  // every thread is done with ks, vs and sc before the next tile overwrites them
@@ -88,44 +103,126 @@ __global__ void __launch_bounds__(kThreads)
   if (active) {
     const float inv = l > 0.f ? 1.0f / l : NAN;
 #pragma unroll
-    for (int i = 0; i < kDpt; ++i) out[(tok0 + qi) * ldo + hoff + sub + kTpr * i] = from_f32<T>(acc[i] * inv);
+    for (int i = 0; i < kDpt; ++i) {
+      const int d = sub + Tpr * i;
+      if (d < D) out[(tok0 + qi) * ldo + hoff + d] = from_f32<T>(acc[i] * inv);
+    }
   }
 }
 
-template <class T, int D>
+template <class T, int Dmax, int Tpr, int Keys>
 void launch_v1(const void* q, const void* k, const void* v, int64_t ld, const int32_t* mask, void* out, int64_t ldo,
-               int64_t B, int64_t L, int64_t H, cudaStream_t stream) {
+               int64_t B, int64_t L, int64_t H, int64_t D, cudaStream_t stream) {
+  constexpr int kRows = kThreads / Tpr;
   const dim3 grid(unsigned((L + kRows - 1) / kRows), unsigned(H), unsigned(B));
-  flash_attention_v1<T, D><<<grid, kThreads, 0, stream>>>(static_cast<const T*>(q), static_cast<const T*>(k),
-                                                          static_cast<const T*>(v), ld, mask, static_cast<T*>(out),
-                                                          ldo, int(L), int(H), 1.0f / sqrtf(float(D)));
+  flash_attention_v1<T, Dmax, Tpr, Keys><<<grid, kThreads, 0, stream>>>(
+      static_cast<const T*>(q), static_cast<const T*>(k), static_cast<const T*>(v), ld, mask, static_cast<T*>(out), ldo,
+      int(L), int(D), 1.0f / sqrtf(float(D)));
+}
+
+bool v1_supports(int64_t D, std::string* why) {
+  if (D >= 8 && D <= 256 && D % 8 == 0) return true;
+  if (why) *why = "v1_simt runs head_dim 8..256 in steps of 8, not " + std::to_string(D);
+  return false;
+}
+
+void run_v1(DType dt, const void* q, const void* k, const void* v, int64_t ld, const int32_t* mask, void* out,
+            int64_t ldo, int64_t B, int64_t L, int64_t H, int64_t D, cudaStream_t stream) {
+  ZIMAGE_DISPATCH_STORAGE(dt, T, {
+    if (D <= 32)
+      launch_v1<T, 32, 4, 32>(q, k, v, ld, mask, out, ldo, B, L, H, D, stream);
+    else if (D <= 64)
+      launch_v1<T, 64, 4, 32>(q, k, v, ld, mask, out, ldo, B, L, H, D, stream);
+    else if (D <= 128)
+      launch_v1<T, 128, 4, 32>(q, k, v, ld, mask, out, ldo, B, L, H, D, stream);
+    else
+      launch_v1<T, 256, 8, 16>(q, k, v, ld, mask, out, ldo, B, L, H, D, stream);
+  });
+  ZIMAGE_CUDA_CHECK_LAUNCH("flash_attention_v1");
 }
 
 }  // namespace
 
 const char* attention_version_name(AttentionVersion v) {
   switch (v) {
+    case AttentionVersion::automatic: return "auto";
     case AttentionVersion::v1_simt: return "v1_simt";
+    case AttentionVersion::mma: return "mma";
+    case AttentionVersion::cudnn: return "cudnn";
   }
   return "?";
 }
 
+AttentionVersion parse_attention_version(const std::string& s) {
+  for (AttentionVersion v : {AttentionVersion::automatic, AttentionVersion::v1_simt, AttentionVersion::mma,
+                             AttentionVersion::cudnn})
+    if (s == attention_version_name(v)) return v;
+  throw Error("--attention: unknown version '" + s + "' (auto, v1_simt, mma or cudnn)");
+}
+
+bool attention_supports(AttentionVersion v, DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why) {
+  switch (v) {
+    case AttentionVersion::automatic:
+      return v1_supports(D, why);  // v1_simt is auto's last resort
+    case AttentionVersion::v1_simt:
+      if (dt == DType::F16) {
+        if (why) *why = "v1_simt is built for float32 and bfloat16 only";
+        return false;
+      }
+      return v1_supports(D, why);
+    case AttentionVersion::mma:
+      return mma_attention_supports(dt, D, ld, ldo, why);
+    case AttentionVersion::cudnn:
+      if (!cudnn_attention_supports(dt, D, ld, ldo, why)) return false;
+      return cudnn_attention_available(why);
+  }
+  if (why) *why = "unknown attention version";
+  return false;
+}
+
+AttentionVersion resolve_attention(AttentionVersion requested, DType dt, int64_t D, int64_t ld, int64_t ldo,
+                                   bool mask_without_lengths) {
+  if (requested == AttentionVersion::automatic) {
+    const char* env = std::getenv("ZIMAGE_ATTENTION");
+    if (env && *env) requested = parse_attention_version(env);
+  }
+  auto runs = [&](AttentionVersion v, std::string* why) {
+    if (v == AttentionVersion::cudnn && mask_without_lengths) {
+      if (why) *why = "a masked batch needs the item lengths (seqlens) for cuDNN";
+      return false;
+    }
+    return attention_supports(v, dt, D, ld, ldo, why);
+  };
+  if (requested != AttentionVersion::automatic) {
+    std::string why;
+    ZIMAGE_CHECK(runs(requested, &why), std::string("attention version ") + attention_version_name(requested) + ": " + why);
+    return requested;
+  }
+  for (AttentionVersion v : kAttentionPreference)
+    if (runs(v, nullptr)) return v;
+  std::string why;
+  runs(AttentionVersion::v1_simt, &why);
+  throw Error("attention: no version runs head_dim " + std::to_string(D) + " in " + dtype_name(dt) + " (" + why + ")");
+}
+
 void flash_attention(DType dt, const void* q, const void* k, const void* v, int64_t ld, const int32_t* mask, void* out,
                      int64_t ldo, int64_t B, int64_t L, int64_t H, int64_t D, cudaStream_t stream,
-                     AttentionVersion version) {
+                     AttentionVersion version, const std::vector<int64_t>* seqlens) {
   if (B == 0 || L == 0) return;
-  ZIMAGE_CHECK(version == AttentionVersion::v1_simt, "flash_attention: unknown kernel version");
-  ZIMAGE_CHECK(D == 32 || D == 128, "flash_attention: head_dim " + std::to_string(D) +
-                                        " is not built (v1_simt has head_dim 32 and 128)");
   ZIMAGE_CHECK(ld >= H * D && ldo >= H * D && L < 0x7fffffff && H <= 65535 && B <= 65535,
                "flash_attention: bad shape");
-  ZIMAGE_DISPATCH_STORAGE(dt, T, {
-    if (D == 128)
-      launch_v1<T, 128>(q, k, v, ld, mask, out, ldo, B, L, H, stream);
-    else
-      launch_v1<T, 32>(q, k, v, ld, mask, out, ldo, B, L, H, stream);
-  });
-  ZIMAGE_CUDA_CHECK_LAUNCH("flash_attention_v1");
+  const AttentionVersion use = resolve_attention(version, dt, D, ld, ldo, mask != nullptr && seqlens == nullptr);
+  switch (use) {
+    case AttentionVersion::mma:
+      flash_attention_mma(dt, q, k, v, ld, mask, out, ldo, B, L, H, D, stream);
+      break;
+    case AttentionVersion::cudnn:
+      cudnn_attention(dt, q, k, v, ld, mask ? seqlens : nullptr, out, ldo, B, L, H, D, stream);
+      break;
+    default:
+      run_v1(dt, q, k, v, ld, mask, out, ldo, B, L, H, D, stream);
+  }
+  if (use == AttentionVersion::cudnn) debug_sync("flash_attention cudnn");
 }
 
 }  // namespace zimage::gpu

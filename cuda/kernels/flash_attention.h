@@ -7,21 +7,51 @@
 // key takes part) or nullptr; out [B, L, H, D] with token stride ldo.
 // softmax(q k^T / sqrt(D)) v in fp32 (scores scaled after the dot product, as the twin); a query
 // row whose keys are all masked gives NaN, as torch does.
-// Versions (AttentionVersion):
-//   v1_simt: CUDA-core fp32 math; a 128-thread block holds 32 query rows of one (b, h), 4 threads
-//            per row, each owning D/4 interleaved dims (d = sub + 4 i: conflict-free shared reads);
-//            32-key K/V tiles staged in shared memory as fp32; D in {32, 128}.
+// Versions (AttentionVersion), one dispatcher (flash_attention), the same tests
+// (tests/cuda/test_cuda_attention.cpp iterates kAttentionVersions) and benchmark rows:
+//   v1_simt: CUDA-core fp32 math, the readable one: a 128-thread block holds 128 / Tpr query rows
+//            of one (b, h), Tpr threads per row (4; 8 for D > 128) each owning interleaved dims
+//            (d = sub + Tpr i); K/V tiles of 32 keys (16 for D > 128) staged in shared memory as
+//            fp32; per-tile sums (docs/attention.md). fp32 and bf16, D = 8..256 in steps of 8.
+//   mma:     the project's tensor-core kernel (kernels/flash_attention_mma.h): bf16 only.
+//   cudnn:   cuDNN's fused SDPA forward (attention_cudnn.h): bf16 only, when cuDNN >= 9.13.1 is
+//            loadable; masked batches need the item lengths (`seqlens`) and run item by item.
+//   automatic: the first of kAttentionPreference that supports the shape and dtype (cudnn, mma,
+//            v1_simt: fastest first, as measured by bench/cuda); ZIMAGE_ATTENTION=<name> forces one.
+// An unsupported request throws one line naming the version and why.
 #pragma once
+#include <string>
+#include <vector>
+
 #include "common.h"
 
 namespace zimage::gpu {
 
-enum class AttentionVersion { v1_simt };
-const char* attention_version_name(AttentionVersion v);
-inline constexpr AttentionVersion kAttentionVersions[] = {AttentionVersion::v1_simt};
+enum class AttentionVersion { automatic, v1_simt, mma, cudnn };
+const char* attention_version_name(AttentionVersion v);  // "auto", "v1_simt", "mma", "cudnn"
+// "auto" | "v1_simt" | "mma" | "cudnn"; anything else throws naming --attention.
+AttentionVersion parse_attention_version(const std::string& s);
+// The concrete versions, for tests and benchmarks.
+inline constexpr AttentionVersion kAttentionVersions[] = {AttentionVersion::v1_simt, AttentionVersion::mma,
+                                                          AttentionVersion::cudnn};
+// What `automatic` tries, in order.
+inline constexpr AttentionVersion kAttentionPreference[] = {AttentionVersion::cudnn, AttentionVersion::mma,
+                                                            AttentionVersion::v1_simt};
 
+// Whether `v` runs this dtype, head_dim and row strides here (cudnn: also whether cuDNN loads);
+// otherwise false and the reason in `why`. Touches no device memory.
+bool attention_supports(AttentionVersion v, DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why = nullptr);
+// The version flash_attention will run: `requested` itself if it supports the shape (else throws one
+// line), or for `automatic` the environment's ZIMAGE_ATTENTION if set, else the first of
+// kAttentionPreference that does. Throws when none does (e.g. head_dim 12). mask_without_lengths:
+// a key mask whose item lengths are unknown (cudnn cannot run it).
+AttentionVersion resolve_attention(AttentionVersion requested, DType dt, int64_t D, int64_t ld, int64_t ldo,
+                                   bool mask_without_lengths = false);
+
+// seqlens: the item lengths behind `mask` (key_mask(seqlens)); needed by cudnn when mask != nullptr.
 void flash_attention(DType dt, const void* q, const void* k, const void* v, int64_t ld, const int32_t* mask, void* out,
                      int64_t ldo, int64_t B, int64_t L, int64_t H, int64_t D, cudaStream_t stream,
-                     AttentionVersion version = AttentionVersion::v1_simt);
+                     AttentionVersion version = AttentionVersion::automatic,
+                     const std::vector<int64_t>* seqlens = nullptr);
 
 }  // namespace zimage::gpu

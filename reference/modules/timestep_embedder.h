@@ -1,5 +1,6 @@
 #pragma once
 #include "modules/linear.h"
+#include "modules/timestep_frequencies.h"
 
 namespace zimage {
 
@@ -23,13 +24,12 @@ Tensor<T> timestep_embedding(const Tensor<T>& t, int dim, double max_period = 10
   const int half = dim / 2;
   const int64_t B = t.numel();
   Tensor<T> emb({B, int64_t(dim)});
-  const float neg_log = -float(std::log(max_period));
+  const std::vector<float> freqs = timestep_frequencies(dim, max_period);
   const bool sin_first = mutated(Mutation::TimestepSinFirst);
   for (int64_t b = 0; b < B; ++b) {
     const float tb = float(t[b]);
     for (int k = 0; k < half; ++k) {
-      const float freq = std::exp(neg_log * float(k) / float(half));
-      const float arg = tb * freq;
+      const float arg = tb * freqs[size_t(k)];
       const T c = std::cos(T(arg)), s = std::sin(T(arg));
       emb[b * dim + k] = sin_first ? s : c;
       emb[b * dim + half + k] = sin_first ? c : s;

@@ -32,6 +32,19 @@ inline gpu::Runtime& rt() {
 inline gpu::DeviceTensor to_device(const Tensor<float>& t, DType dt) {
   return gpu::upload(t, dt, rt().staging(), rt().stream());
 }
+// Host -> device bytes on the runtime's stream, waited for (test set-up: masks, ids, flags).
+inline void copy_to_device(void* dst, const void* src, size_t bytes) {
+  ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, rt().stream()));
+  rt().sync();
+}
+inline void copy_to_host(void* dst, const void* src, size_t bytes) {
+  ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, rt().stream()));
+  rt().sync();
+}
+inline void memset_device(void* dst, int value, size_t bytes) {
+  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(dst, value, bytes, rt().stream()));
+  rt().sync();
+}
 inline Tensor<float> to_host(const void* p, DType dt, Shape shape) {
   return gpu::download(p, dt, std::move(shape), rt().staging(), rt().stream());
 }
@@ -50,7 +63,10 @@ class Guarded {
   Guarded(DType dt, Shape shape) : dt_(dt), shape_(std::move(shape)) {
     bytes_ = size_t(shape_numel(shape_)) * gpu::dtype_size(dt);
     buf_ = gpu::DeviceBuffer(bytes_ + 2 * kGuardBytes);
-    ZIMAGE_CUDA_CHECK(cudaMemset(buf_.get(), 0xA5, buf_.bytes()));
+    // On the runtime's stream (non-blocking: the legacy default stream would not order it before
+    // the kernel under test), then waited for.
+    ZIMAGE_CUDA_CHECK(cudaMemsetAsync(buf_.get(), 0xA5, buf_.bytes(), rt().stream()));
+    rt().sync();
   }
   void* data() const { return static_cast<char*>(buf_.get()) + kGuardBytes; }
   Tensor<float> host() const { return to_host(data(), dt_, shape_); }
@@ -58,7 +74,8 @@ class Guarded {
   void expect_guards_intact(const std::string& what) const {
     rt().sync();
     std::vector<unsigned char> all(buf_.bytes());
-    ZIMAGE_CUDA_CHECK(cudaMemcpy(all.data(), buf_.get(), all.size(), cudaMemcpyDeviceToHost));
+    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(all.data(), buf_.get(), all.size(), cudaMemcpyDeviceToHost, rt().stream()));
+    rt().sync();
     int64_t bad = 0, first = -1;
     for (size_t i = 0; i < all.size(); ++i) {
       if (i >= kGuardBytes && i < kGuardBytes + bytes_) continue;

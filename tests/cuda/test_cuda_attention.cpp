@@ -3,7 +3,9 @@
 // bf16 math backend: scores, softmax and output each rounded to bf16). Reads q/k/v from the fused
 // [L, 3C] layout (weight_layout.h). Key masks (batch 2, ragged lengths), real shapes (30 heads of
 // 128 at 4096 + 32 and 4096 + 512 tokens: the fp64 reference is computed for heads 0 and 29) and
-// ragged ones (97, 1025). Guard bands on the output; two runs bitwise equal.
+// ragged ones (97, 1025), every head_dim bucket (8 to 256). Guard bands on the output; two runs
+// bitwise equal. A version that cannot run a case here (cudnn without a loadable cuDNN) skips with
+// the reason.
 #include <limits>
 
 #include "cuda_support.h"
@@ -31,10 +33,14 @@ std::string attn_name(const AttnCase& c) {
   return s;
 }
 
+// Every version on the dtypes it is built for (mma and cudnn: bf16 only): the real shapes, masked
+// batches, and every head_dim bucket (8, 64, 96, 200, 256 besides 32 and 128), each plain and as a
+// ragged masked batch.
 std::vector<AttnCase> attn_cases() {
   std::vector<AttnCase> out;
   for (auto v : gpu::kAttentionVersions)
     for (DType dt : {DType::F32, DType::BF16}) {
+      if (dt == DType::F32 && v != gpu::AttentionVersion::v1_simt) continue;
       out.push_back({dt, 1, 97, 30, 128, {}, v});
       out.push_back({dt, 1, 1025, 30, 128, {}, v});
       out.push_back({dt, 1, 4096 + 32, 30, 128, {}, v});
@@ -42,6 +48,10 @@ std::vector<AttnCase> attn_cases() {
       out.push_back({dt, 2, 1025, 4, 128, {1025, 97}, v});
       out.push_back({dt, 2, 97, 2, 32, {64, 97}, v});
       out.push_back({dt, 3, 67, 3, 32, {67, 1, 33}, v});
+      for (int64_t D : {8, 64, 96, 200, 256}) {
+        out.push_back({dt, 1, 300, 3, D, {}, v});
+        out.push_back({dt, 2, 300, 2, D, {300, 131}, v});
+      }
     }
   return out;
 }
@@ -103,6 +113,8 @@ TEST_P(FlashAttention, AgainstSdpa) {
   ZIMAGE_REQUIRE_CUDA();
   const AttnCase& c = GetParam();
   const int64_t B = c.B, L = c.L, H = c.H, D = c.D, C = H * D;
+  std::string why;
+  if (!gpu::attention_supports(c.version, c.dt, D, 3 * C, C, &why)) GTEST_SKIP() << attn_name(c) << ": " << why;
   const uint64_t seed = testing::test_seed();
   // q, k after qk-norm are O(1); a scale of 2 makes the softmax peaked enough to matter.
   const Tensor<float> qkv = testing::round_to(c.dt, testing::randn<float>({B * L, 3 * C}, seed, 2.0));
@@ -113,12 +125,12 @@ TEST_P(FlashAttention, AgainstSdpa) {
     mask = key_mask(c.seqlens);
     ASSERT_TRUE(mask.has_value());
     mask_d = gpu::DeviceBuffer(size_t(mask->numel()) * sizeof(int32_t));
-    ZIMAGE_CUDA_CHECK(cudaMemcpy(mask_d.get(), mask->ptr(), size_t(mask->numel()) * sizeof(int32_t), cudaMemcpyHostToDevice));
+    testing::copy_to_device(mask_d.get(), mask->ptr(), size_t(mask->numel()) * sizeof(int32_t));
   }
   auto run = [&](testing::Guarded& out) {
     gpu::flash_attention(c.dt, qkv_d.data(), gpu::offset(qkv_d.data(), C, c.dt), gpu::offset(qkv_d.data(), 2 * C, c.dt),
                          3 * C, mask ? mask_d.as<const int32_t>() : nullptr, out.data(), C, B, L, H, D,
-                         testing::rt().stream(), c.version);
+                         testing::rt().stream(), c.version, c.seqlens.empty() ? nullptr : &c.seqlens);
   };
   testing::Guarded out(c.dt, {B, L, H, D}), again(c.dt, {B, L, H, D});
   run(out);
@@ -148,11 +160,49 @@ TEST_P(FlashAttention, AgainstSdpa) {
 INSTANTIATE_TEST_SUITE_P(Cuda, FlashAttention, ::testing::ValuesIn(attn_cases()),
                          [](const auto& i) { return attn_name(i.param); });
 
-TEST(CudaFlashAttention, HeadDimNotBuiltIsAnError) {
-  ZIMAGE_REQUIRE_CUDA();
-  EXPECT_THROW(gpu::flash_attention(DType::F32, nullptr, nullptr, nullptr, 64, nullptr, nullptr, 64, 1, 4, 1, 64,
-                                    testing::rt().stream()),
-               Error);
+// head_dim 12 and 264 run on no version: one line naming the head_dim, before any device work
+// (null pointers: nothing may be read). The same refusal when a model with such a config is built.
+TEST(CudaFlashAttention, HeadDimNoVersionRunsIsAnError_D12_D264) {
+  for (int64_t D : {12, 264})
+    for (auto v : {gpu::AttentionVersion::automatic, gpu::AttentionVersion::v1_simt}) {
+      try {
+        gpu::flash_attention(DType::F32, nullptr, nullptr, nullptr, 3 * D, nullptr, nullptr, D, 1, 4, 1, D,
+                             nullptr, v);
+        ADD_FAILURE() << "head_dim " << D << " was not refused";
+      } catch (const Error& e) {
+        const std::string msg = e.what();
+        std::printf("  head_dim %lld, %s: %s\n", (long long)D, gpu::attention_version_name(v), msg.c_str());
+        EXPECT_NE(msg.find(std::to_string(D)), std::string::npos) << msg;
+        EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+      }
+    }
+}
+
+// The dispatcher: a forced version it cannot run is one line naming it; fp32 never goes to the
+// bf16-only versions; ZIMAGE_ATTENTION forces a version for `automatic`; bad names are refused.
+TEST(CudaFlashAttention, DispatcherRefusesAndResolves) {
+  EXPECT_EQ(gpu::resolve_attention(gpu::AttentionVersion::automatic, DType::F32, 128, 3 * 3840, 3840),
+            gpu::AttentionVersion::v1_simt);
+  EXPECT_EQ(gpu::resolve_attention(gpu::AttentionVersion::automatic, DType::F32, 64, 3 * 64, 64),
+            gpu::AttentionVersion::v1_simt);
+  for (auto v : {gpu::AttentionVersion::mma, gpu::AttentionVersion::cudnn}) {
+    try {
+      gpu::resolve_attention(v, DType::F32, 128, 3 * 3840, 3840);
+      ADD_FAILURE() << gpu::attention_version_name(v) << " accepted float32";
+    } catch (const Error& e) {
+      std::printf("  %s float32: %s\n", gpu::attention_version_name(v), e.what());
+      EXPECT_NE(std::string(e.what()).find(gpu::attention_version_name(v)), std::string::npos);
+    }
+  }
+  EXPECT_EQ(gpu::parse_attention_version("mma"), gpu::AttentionVersion::mma);
+  EXPECT_THROW(gpu::parse_attention_version("flash3"), Error);
+  ::setenv("ZIMAGE_ATTENTION", "v1_simt", 1);
+  EXPECT_EQ(gpu::resolve_attention(gpu::AttentionVersion::automatic, DType::BF16, 128, 3 * 3840, 3840),
+            gpu::AttentionVersion::v1_simt);
+  ::unsetenv("ZIMAGE_ATTENTION");
+  // A key mask without item lengths never goes to cudnn.
+  EXPECT_NE(gpu::resolve_attention(gpu::AttentionVersion::automatic, DType::BF16, 128, 3 * 3840, 3840, true),
+            gpu::AttentionVersion::cudnn);
 }
 
 }  // namespace

@@ -77,7 +77,7 @@ DeviceTables device_tables(const std::vector<Tensor<float>>& tables) {
     all.insert(all.end(), tables[a].data.begin(), tables[a].data.end());
   }
   d.buf = gpu::DeviceBuffer(all.size() * sizeof(float));
-  ZIMAGE_CUDA_CHECK(cudaMemcpy(d.buf.get(), all.data(), all.size() * sizeof(float), cudaMemcpyHostToDevice));
+  testing::copy_to_device(d.buf.get(), all.data(), all.size() * sizeof(float));
   return d;
 }
 
@@ -125,13 +125,13 @@ TEST(CudaRopeGather, Rows1504To1535ExactAndGuarded) {
   }
 
   // Kernel guard: a bad id that skipped the host check writes NaN there, sets the flag, reads nothing.
-  ZIMAGE_CUDA_CHECK(cudaMemcpy(ids_dev.get(), bad.ptr(), size_t(bad.numel()) * sizeof(int32_t), cudaMemcpyHostToDevice));
-  ZIMAGE_CUDA_CHECK(cudaMemset(flag.get(), 0, sizeof(int)));
+  testing::copy_to_device(ids_dev.get(), bad.ptr(), size_t(bad.numel()) * sizeof(int32_t));
+  testing::memset_device(flag.get(), 0, sizeof(int));
   gpu::rope_gather_async(dtab.buf.as<const float>(), dtab.axes, ids_dev.as<const int32_t>(), N,
                          static_cast<float*>(out.data()), flag.as<int>(), testing::rt().stream());
   testing::rt().sync();
   int f = 0;
-  ZIMAGE_CUDA_CHECK(cudaMemcpy(&f, flag.get(), sizeof(int), cudaMemcpyDeviceToHost));
+  testing::copy_to_host(&f, flag.get(), sizeof(int));
   EXPECT_EQ(f, 1) << "the kernel guard did not report position 1536";
   const Tensor<float> h = out.host();
   EXPECT_TRUE(std::isnan(h[0]) && std::isnan(h[1])) << "row 0, pair 0 should be NaN";

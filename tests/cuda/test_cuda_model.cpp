@@ -217,6 +217,56 @@ TEST(CudaRopeLimits, Caption1504RunsAnd1505IsRefused) {
   }
 }
 
+// ---------------------------------------------------------------- head_dim
+
+ZImageConfig head_dim_config(int64_t hd, std::vector<int> axes) {
+  ZImageConfig cfg = testing::tiny_config();
+  cfg.dim = int(2 * hd);
+  cfg.n_heads = cfg.n_kv_heads = 2;
+  cfg.axes_dims = std::move(axes);
+  return cfg;
+}
+
+// Configs whose head_dim is not 32 or 128 run on the GPU (every version the dispatcher picks),
+// fp32 against the fp64 reference at T3 and bf16 at T4.
+TEST(CudaModelHeadDim, HeadDim64And96_fp32T3_bf16T4) {
+  ZIMAGE_REQUIRE_CUDA();
+  for (const auto& [hd, axes] : {std::pair<int64_t, std::vector<int>>{64, {16, 24, 24}}, {96, {32, 32, 32}}}) {
+    const ZImageConfig cfg = head_dim_config(hd, axes);
+    const DitInputs<float> in = tiny_inputs(cfg, 40);
+    DitInputs<double> ind{{in.x[0].cast<double>()}, {in.cap_feats[0].cast<double>()}, in.t.cast<double>()};
+    const auto src = synthetic_param_source(testing::synthetic_spec(cfg, 7));
+    const auto ref = zimage_forward(load_weights<double>(cfg, *src), ind);
+    for (DType dt : {DType::F32, DType::BF16}) {
+      gpu::CudaOptions o;
+      o.dtype = dt;
+      gpu::CudaModel m(tiny_weights(cfg), o);
+      const auto got = m.forward(in);
+      const numerics::Tier tier = dt == DType::F32 ? numerics::Tier::T3 : numerics::Tier::T4;
+      testing::expect_within("head_dim " + std::to_string(hd) + " " + testing::dtype_tag(dt) + " sample.0 " +
+                                 numerics::tier_name(tier),
+                             numerics::compare(got[0], ref[0]),
+                             numerics::module_budget(tier, "sample.0", cfg, unified_len(cfg, in)));
+    }
+  }
+}
+
+// head_dim 12: no attention version runs it; the model refuses it with one line when it is built,
+// before anything is uploaded (so this runs without a GPU too).
+TEST(CudaModelHeadDim, HeadDim12RefusedWhenBuilt) {
+  const ZImageConfig cfg = head_dim_config(12, {4, 4, 4});
+  const auto src = synthetic_param_source(testing::synthetic_spec(cfg, 7));
+  try {
+    gpu::CudaModel m(cfg, *src, gpu::CudaOptions{});
+    ADD_FAILURE() << "head_dim 12 accepted";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    std::printf("  refused: %s\n", msg.c_str());
+    EXPECT_NE(msg.find("head_dim 12"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}
+
 TEST(CudaFp16, RefusedWithOneLineError) {  // refused before any device work: runs without a GPU too
   const ZImageConfig cfg = testing::tiny_config();
   gpu::CudaOptions o;

@@ -100,6 +100,7 @@ int run(const Args& args, const std::string& dtype) {
 int run_cuda(const Args& args, const std::string& dtype) {
   const gpu::DType dt = gpu::parse_dtype(dtype);
   gpu::refuse_fp16(dt);
+  gpu::parse_attention_version(args.get("--attention", "auto"));  // a bad name is refused before any GPU work
   ZIMAGE_CHECK(!args.has("--dump-activations"), "--dump-activations is not available with --device cuda (use --device cpu)");
   std::string why;
   ZIMAGE_CHECK(gpu::device_available(&why), "--device cuda: no CUDA device: " + why);
@@ -110,6 +111,7 @@ int run_cuda(const Args& args, const std::string& dtype) {
   const DitInputs<float> in = read_inputs<float>(in_path, model.config, opts.rope_extend);
   gpu::CudaOptions co;
   co.dtype = dt;
+  co.attention = gpu::parse_attention_version(args.get("--attention", "auto"));
   gpu::CudaModel m(model.config, *model.params, co);
   const std::vector<Tensor<float>> samples = m.forward(in, opts);
   if (args.has("--check-finite"))  // the GPU path traces outputs only, not every module
@@ -139,8 +141,10 @@ int run_cuda(const Args& args, const std::string& dtype) {
 
 int cmd_dit(const Args& args) {
   allow_only(args, {"--model", "--inputs", "--output", "--device", "--dtype", "--dump-activations", "--rope-extend",
-                    "--check-finite"});
+                    "--check-finite", "--attention"});
   const std::string device = args.get("--device", "cpu");
+  ZIMAGE_CHECK(!args.has("--attention") || device == "cuda",
+               "--attention chooses the CUDA attention kernel (auto, v1_simt, mma, cudnn): it needs --device cuda");
   const std::string dtype = args.get("--dtype", "float32");
   if (device == "cuda") {
 #ifdef ZIMAGE_WITH_CUDA

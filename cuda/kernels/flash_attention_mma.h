@@ -1,0 +1,31 @@
+// The `mma` AttentionVersion of kernels/flash_attention.h: a FlashAttention-2-style bf16
+// tensor-core kernel (mma.sync m16n8k16, ldmatrix, cp.async double buffering; sm_80 and sm_90).
+// Twin: reference/modules/attention.h scaled_dot_product_attention (torch SDPA math backend,
+//       boolean key mask broadcast as mask[:, None, None, :]).
+// Shapes and semantics as v1_simt: q, k, v [B, L, H, D] as rows of a wider buffer: token
+// n = b * L + l, head h starts at n * ld + h * D (the fused to_qkv output: ld = 3C); mask [B, L]
+// int32 (1 = the key takes part) or nullptr; out [B, L, H, D] with token stride ldo.
+// out = softmax(q k^T / sqrt(D)) v: bf16 operands, fp32 scores, softmax and accumulation, the
+// probabilities rounded to bf16 for the P V product (as FlashAttention-2), the output rounded once
+// to bf16. A query row whose keys are all masked gives NaN, as torch does.
+// Supported: dt BF16; D % 8 == 0 and 8 <= D <= 256 (head-dim buckets 32, 64, 128, 256 with the
+// tail of the head zero-padded in shared memory; D 64 and 128 have dedicated instantiations);
+// ld and ldo multiples of 8 elements; q, k, v and out 16-byte aligned (checked at the call).
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "common.h"
+
+namespace zimage::gpu {
+
+// Whether the mma kernel runs this dtype, head_dim and row strides; otherwise false and one line
+// naming mma and the reason in `why`. Touches no device memory.
+bool mma_attention_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why = nullptr);
+
+// out = softmax(q k^T / sqrt(D)) v with the key mask (nullptr: every key takes part), enqueued on
+// `stream`. Throws one line naming mma for an unsupported shape or a misaligned pointer.
+void flash_attention_mma(DType dt, const void* q, const void* k, const void* v, int64_t ld, const int32_t* mask,
+                         void* out, int64_t ldo, int64_t B, int64_t L, int64_t H, int64_t D, cudaStream_t stream);
+
+}  // namespace zimage::gpu
