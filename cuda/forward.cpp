@@ -151,8 +151,11 @@ void run_block(Runtime& rt, const DeviceBlock& w, DType dt, void* x, int64_t B, 
   rt.linear(dt, sc.h.get(), C, w.to_qkv.weight.data(), nullptr, qkv, 3 * C, rows, 3 * C, C, opts.gemm);
   qk_norm_rope(dt, qkv, offset(qkv, C, dt), 3 * C, w.norm_q.empty() ? nullptr : w.norm_q.data(),
                w.norm_k.empty() ? nullptr : w.norm_k.data(), freqs, rows, H, D, kQkNormEps, s);
-  flash_attention(dt, qkv, offset(qkv, C, dt), offset(qkv, 2 * C, dt), 3 * C, mask, sc.o.get(), C, B, L, H, D, s,
-                  opts.attention, seqlens);
+  {
+    const ProfileScope scope(&rt.profile(), StepProfile::kAttention, s);
+    flash_attention(dt, qkv, offset(qkv, C, dt), offset(qkv, 2 * C, dt), 3 * C, mask, sc.o.get(), C, B, L, H, D, s,
+                    opts.attention, seqlens);
+  }
   rt.linear(dt, sc.o.get(), C, w.to_out.weight.data(), w.to_out.b(), sc.a.get(), C, rows, C, C, opts.gemm);
   gated_residual(dt, x, C, sc.a.get(), C, w.attention_norm2.data(), chunk(1), 4 * C, rows, L, C, norm_eps, s);
 
@@ -326,9 +329,6 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
     gather(img_ids[size_t(i)].pos_ids, Lx, xf.as<float>() + i * Lx * D);
   }
   const MaskDev x_mask = upload_mask(lx, s);
-  for (const auto& blk : noise_refiner_)
-    run_block(rt, blk, dt, xs.data(), B, Lx, x_mask.get(), &lx, xf.as<const float>(), adaln.data(), cfg.n_heads,
-              cfg.norm_eps, scratch_, opts_);
 
   // Caption tokens: padded with the last row (host), cap_embedder, cap_pad_token, context_refiner.
   std::vector<int64_t> lc;
@@ -355,16 +355,26 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
     gather(cap_ids[size_t(i)].pos_ids, Lc, cf.as<float>() + i * Lc * D);
   }
   const MaskDev c_mask = upload_mask(lc, s);
+  std::vector<int64_t> lu;
+  for (int64_t i = 0; i < B; ++i) lu.push_back(lx[size_t(i)] + lc[size_t(i)]);
+  const int64_t Lu = *std::max_element(lu.begin(), lu.end());
+  const MaskDev u_mask = upload_mask(lu, s);
+
+  // The unified sequence and the final layer's buffers, allocated before any block is queued.
+  DeviceTensor us(dt, {B, Lu, C});
+  DeviceBuffer uf(size_t(B * Lu * D) * sizeof(float));
+  DeviceTensor sa(dt, {B, A}), scale(dt, {B, C}), hn(dt, {B, Lu, C}), out(dt, {B, Lu, P});
+
+  // Every host-side upload (which synchronizes) is done: from here on the step is queued without
+  // waiting, the refiners first.
+  for (const auto& blk : noise_refiner_)
+    run_block(rt, blk, dt, xs.data(), B, Lx, x_mask.get(), &lx, xf.as<const float>(), adaln.data(), cfg.n_heads,
+              cfg.norm_eps, scratch_, opts_);
   for (const auto& blk : context_refiner_)
     run_block(rt, blk, dt, cs.data(), B, Lc, c_mask.get(), &lc, cf.as<const float>(), nullptr, cfg.n_heads, cfg.norm_eps,
               scratch_, opts_);
 
   // [image, caption] per item, padded to the longest; the layers.
-  std::vector<int64_t> lu;
-  for (int64_t i = 0; i < B; ++i) lu.push_back(lx[size_t(i)] + lc[size_t(i)]);
-  const int64_t Lu = *std::max_element(lu.begin(), lu.end());
-  DeviceTensor us(dt, {B, Lu, C});
-  DeviceBuffer uf(size_t(B * Lu * D) * sizeof(float));
   ZIMAGE_CUDA_CHECK(cudaMemsetAsync(us.data(), 0, size_t(us.numel()) * es, s));
   ZIMAGE_CUDA_CHECK(cudaMemsetAsync(uf.get(), 0, uf.bytes(), s));
   for (int64_t i = 0; i < B; ++i) {
@@ -379,13 +389,11 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
     ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(f + nx * D, cf.as<float>() + i * Lc * D, size_t(nc * D) * sizeof(float),
                                       cudaMemcpyDeviceToDevice, s));
   }
-  const MaskDev u_mask = upload_mask(lu, s);
   for (const auto& blk : layers_)
     run_block(rt, blk, dt, us.data(), B, Lu, u_mask.get(), &lu, uf.as<const float>(), adaln.data(), cfg.n_heads,
               cfg.norm_eps, scratch_, opts_);
 
   // Final layer: LayerNorm * (1 + Linear(SiLU(adaln_input))), Linear(C, P); unpatchify the image rows.
-  DeviceTensor sa(dt, {B, A}), scale(dt, {B, C}), hn(dt, {B, Lu, C}), out(dt, {B, Lu, P});
   silu(dt, adaln.data(), sa.data(), B * A, s);
   rt.linear(dt, sa.data(), A, final_adaln_.weight.data(), final_adaln_.b(), scale.data(), C, B, C, A, opts_.gemm);
   final_layer_norm(dt, us.data(), scale.data(), B * Lu, Lu, C, kFinalNormEps, hn.data(), s);

@@ -131,6 +131,7 @@ void Runtime::linear(DType dt, const void* x, int64_t ldx, const void* w, const 
     it = impl_->algos.emplace(key, res.algo).first;
   }
   const float alpha = 1.0f, beta = 0.0f;
+  const ProfileScope scope(&profile_, StepProfile::kGemm, stream_);
   LT_CHECK(cublasLtMatmul(impl_->lt, d.op, &alpha, w, d.a, x, d.b, &beta, y, d.d, y, d.d, &it->second,
                           impl_->workspace.get(), impl_->workspace.bytes(), stream_));
   debug_sync("linear (cuBLASLt)");

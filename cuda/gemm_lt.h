@@ -20,6 +20,7 @@
 
 #include "common.h"
 #include "device_tensor.h"
+#include "step_profile.h"
 
 namespace zimage::gpu {
 
@@ -39,6 +40,8 @@ class Runtime {
   cudaStream_t stream() const { return stream_; }
   void sync() const;
   DeviceBuffer& staging() { return staging_; }
+  // The per-step breakdown (step_profile.h): off unless enabled.
+  StepProfile& profile() { return profile_; }
 
   // y = x W^T (+ bias); see the header comment.
   void linear(DType dt, const void* x, int64_t ldx, const void* w, const void* bias, void* y, int64_t ldy, int64_t N,
@@ -49,6 +52,7 @@ class Runtime {
   std::unique_ptr<Impl> impl_;
   cudaStream_t stream_ = nullptr;
   DeviceBuffer staging_;
+  StepProfile profile_;
 };
 
 }  // namespace zimage::gpu

@@ -58,6 +58,9 @@
 #                          BM_CudaFlashAttention<bf16> at img 4096, cap 32, no mask, batch 1 and 2,
 #                          every version; BM_CudaDitStep_bf16 at caption 128, auto and mma;
 #                          --benchmark_min_time=0.2)
+#   GPU_CHECK_PEERS=1      run: the peers (torch's fp32 SDPA error, diffusers' DiT step) in --quick too;
+#                          =diffusers: only diffusers' DiT step
+#   GPU_CHECK_PEER_CAPS    run: caption lengths of the diffusers peer (default "128 512")
 #   GPU_CHECK_SAN_TOOLS    run: sanitizer tools (default "memcheck racecheck initcheck synccheck")
 #   GPU_CHECK_TESTS        run: test programs to run (default: every bin/test_cuda_*)
 set -uo pipefail
@@ -66,7 +69,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STAGE="$ROOT/.gpu-stage"
 LIMIT=$((64 * 1024 * 1024))
 WORK=/tmp/gpu-check
-QUICK_BENCH_FILTER='^BM_CudaFlashAttention<bf16>/img:4096/cap:32/mask:0/|^BM_CudaDitStep_bf16/1024x1024/cap:128/'
+QUICK_BENCH_FILTER='^BM_CudaFlashAttention<bf16>/img:4096/cap:32/mask:0/|^BM_CudaDitStep_bf16/1024x1024/|^BM_CudaTransformerBlock<bf16>/img:4096/cap:32/'
 
 usage() { sed -n '2,/^set -uo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 die() { echo "gpu-check: $*" >&2; exit 2; }
@@ -460,14 +463,18 @@ cmd_run() {
     fi
     checkpoint
 
-    if [ "$MODE" = full ]; then
+    if [ "$MODE" = full ] || [ "${GPU_CHECK_PEERS:-0}" != 0 ]; then
       if ! env -u LD_LIBRARY_PATH python3 -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
         record peer_sdpa peer skipped 0 "" "" "python3 has no torch with CUDA"
         record peer_diffusers peer skipped 0 "" "" "python3 has no torch with CUDA"
       else
-        run_step peer_sdpa peer 90 peer-sdpa.log "" env -u LD_LIBRARY_PATH PYTHONUNBUFFERED=1 \
-          python3 "$ROOT/tools/gpu_peers/peer_sdpa.py" --shapes 1x1025x30x128 1x4128x30x128 1x4608x30x128
-        grep -h '^{' "$LOGS/peer-sdpa.log" >>"$LOGS/peers.jsonl" 2>/dev/null
+        if [ "${GPU_CHECK_PEERS:-}" = diffusers ]; then
+          record peer_sdpa peer skipped 0 "" "" "GPU_CHECK_PEERS=diffusers"
+        else
+          run_step peer_sdpa peer 90 peer-sdpa.log "" env -u LD_LIBRARY_PATH PYTHONUNBUFFERED=1 \
+            python3 "$ROOT/tools/gpu_peers/peer_sdpa.py" --shapes 1x1025x30x128 1x4128x30x128 1x4608x30x128
+          grep -h '^{' "$LOGS/peer-sdpa.log" >>"$LOGS/peers.jsonl" 2>/dev/null
+        fi
         checkpoint
         if [ -f "$STAGE/diffusers-src.tar.xz" ]; then
           mkdir -p "$WORK/diffusers-src"
@@ -475,9 +482,10 @@ cmd_run() {
           local dsrc
           dsrc=$(find "$WORK/diffusers-src" -maxdepth 3 -path '*/diffusers/__init__.py' | head -1)
           if [ -n "$dsrc" ]; then
+            # shellcheck disable=SC2086  # GPU_CHECK_PEER_CAPS is a list of numbers, split on purpose
             run_step peer_diffusers peer 200 peer-diffusers.log "" env -u LD_LIBRARY_PATH PYTHONUNBUFFERED=1 \
               python3 "$ROOT/tools/gpu_peers/peer_diffusers.py" --diffusers-src "$(dirname "$(dirname "$dsrc")")" \
-              --caps 128 512 --compile
+              --caps ${GPU_CHECK_PEER_CAPS:-128 512} --compile
             grep -h '^{' "$LOGS/peer-diffusers.log" >>"$LOGS/peers.jsonl" 2>/dev/null
           else
             record peer_diffusers peer skipped 0 "" "" "no diffusers/__init__.py in diffusers-src.tar.xz"

@@ -16,6 +16,7 @@
 //   BM_CudaTransformerBlock<..>    run_block: one real-size modulated block
 //   BM_CudaDitStep_bf16/1024x1024  CudaModel::forward at Z-Image-Turbo's config, 4096 image tokens,
 //                                  with its FLOP-count bound
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -534,9 +535,17 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
   }
   st.SetLabel(std::string("attention ") +
               gpu::attention_version_name(gpu::resolve_attention(version, DType::BF16, cfg.head_dim(), 3 * C, C)));
+  // attn 2: the breakdown row (step_profile.h): events around every GEMM and attention call.
+  const bool breakdown = st.range(1) == 2;
+  m.runtime().profile().enable(breakdown);
+  std::array<double, gpu::StepProfile::kParts> parts{};
   auto op = [&] {
     const std::vector<Tensor<float>> out = m.forward(in);
     benchmark::DoNotOptimize(out.data());
+    if (breakdown) {
+      const auto p = m.runtime().profile().collect();
+      for (int k = 0; k < gpu::StepProfile::kParts; ++k) parts[size_t(k)] += p[size_t(k)];
+    }
   };
   // Two untimed steps first: RoPE tables, cuBLASLt algorithms and cuDNN plans (about 0.5 s per new
   // attention shape) are built once per shape, not per step.
@@ -544,10 +553,19 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
     op();
     op();
   } catch (const std::exception& e) {
+    m.runtime().profile().enable(false);
     st.SkipWithError((std::string("error in the warm-up steps: ") + e.what()).c_str());
     return;
   }
+  parts = {};
   const double seconds = timed_loop(st, m.runtime().stream(), [] {}, op);
+  m.runtime().profile().enable(false);
+  if (breakdown && seconds > 0) {
+    const double n = double(st.iterations()), step_ms = 1e3 * seconds / n;
+    st.counters["gemm_ms"] = parts[gpu::StepProfile::kGemm] / n;
+    st.counters["attention_ms"] = parts[gpu::StepProfile::kAttention] / n;
+    st.counters["rest_ms"] = step_ms - (parts[gpu::StepProfile::kGemm] + parts[gpu::StepProfile::kAttention]) / n;
+  }
   const int64_t tokens = (lat / cfg.patch_size()) * (lat / cfg.patch_size());
   const double flops = dit_step_flops(cfg, tokens, cap);
   set_counters(st, flops, 0, seconds, DType::BF16);
@@ -559,11 +577,14 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
     st.counters["bound/step"] = bound / step;
   }
 }
-// attn 0: the dispatcher's choice (auto); 1: the project's own mma kernel forced.
+// attn 0: the dispatcher's choice (auto); 1: the project's own mma kernel forced; 2: auto with the
+// per-step breakdown (gemm_ms, attention_ms, rest_ms from CUDA events; its own time includes the
+// events' cost, so the step time is row 0's).
 BENCHMARK_CAPTURE(BM_CudaDitStep_bf16, 1024x1024, 1024)
     ->Args({128, 0})
     ->Args({512, 0})
     ->Args({128, 1})
+    ->Args({128, 2})
     ->ArgNames({"cap", "attn"})
     ->Iterations(6)
     ->UseManualTime()

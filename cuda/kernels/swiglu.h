@@ -5,7 +5,10 @@
 //         weight_layout.h) -> out [N, F]; fp32: out = h1 / (1 + exp(-h1)) * h3.
 // silu    Twin: reference/modules/common.h silu (t_embedder.mlp.1, the SiLU of
 //         FinalLayer.adaLN_modulation.0): y [n] = x / (1 + exp(-x)); in place allowed.
-// Versions: v1 (only): grid-stride elementwise loops.
+// Versions: swiglu v2 (16-byte loads and stores, rows on the grid's y axis; used when both
+//           pointers are 16-byte aligned and a row of F is a whole number of 16-byte vectors),
+//           else v1; v2 computes every element exactly as v1 (the same bits; test_cuda_norms checks
+//           F 10240 and the ragged fallback). silu v1: a grid-stride elementwise loop.
 #pragma once
 #include "common.h"
 

@@ -147,12 +147,13 @@ INSTANTIATE_TEST_SUITE_P(Cuda, RowKernels, ::testing::ValuesIn(row_cases()), row
 
 // ---------------------------------------------------------------- SwiGLU and SiLU
 
-class SwiGlu : public ::testing::TestWithParam<std::tuple<DType, int64_t>> {};
+// F 10240 runs swiglu v2 (16-byte vectors), F 1001 the v1 fallback (a row is no whole number of
+// vectors).
+class SwiGlu : public ::testing::TestWithParam<std::tuple<DType, int64_t, int64_t>> {};
 
-TEST_P(SwiGlu, AgainstFeedForwardGate_F10240) {
+TEST_P(SwiGlu, AgainstFeedForwardGate) {
   ZIMAGE_REQUIRE_CUDA();
-  const auto [dt, N] = GetParam();
-  const int64_t F = 10240;
+  const auto [dt, N, F] = GetParam();
   const Tensor<float> h13 = testing::round_to(dt, testing::randn<float>({N, 2 * F}, testing::test_seed(), 4.0));
   const auto hd = testing::to_device(h13, dt);
   testing::Guarded out(dt, {N, F});
@@ -190,9 +191,11 @@ TEST_P(SwiGlu, AgainstFeedForwardGate_F10240) {
 
 INSTANTIATE_TEST_SUITE_P(Cuda, SwiGlu,
                          ::testing::Combine(::testing::Values(DType::F32, DType::BF16),
-                                            ::testing::Values(int64_t{97}, int64_t{1025}, int64_t{4096 + 32})),
+                                            ::testing::Values(int64_t{97}, int64_t{1025}, int64_t{4096 + 32}),
+                                            ::testing::Values(int64_t{10240}, int64_t{1001})),
                          [](const auto& i) {
-                           return testing::dtype_tag(std::get<0>(i.param)) + "_N" + std::to_string(std::get<1>(i.param));
+                           return testing::dtype_tag(std::get<0>(i.param)) + "_N" + std::to_string(std::get<1>(i.param)) +
+                                  "_F" + std::to_string(std::get<2>(i.param));
                          });
 
 // ---------------------------------------------------------------- timestep embedding

@@ -1,0 +1,44 @@
+#include "step_profile.h"
+
+namespace zimage::gpu {
+
+StepProfile::~StepProfile() {
+  for (auto& i : pool_) {
+    if (i.start) cudaEventDestroy(i.start);
+    if (i.stop) cudaEventDestroy(i.stop);
+  }
+}
+
+void StepProfile::begin(Part part, cudaStream_t s) {
+  ZIMAGE_CHECK(!open_, "StepProfile: begin() inside an open interval");
+  if (used_ == pool_.size()) {
+    Interval i;
+    ZIMAGE_CUDA_CHECK(cudaEventCreate(&i.start));
+    ZIMAGE_CUDA_CHECK(cudaEventCreate(&i.stop));
+    pool_.push_back(i);
+  }
+  pool_[used_].part = part;
+  ZIMAGE_CUDA_CHECK(cudaEventRecord(pool_[used_].start, s));
+  open_ = true;
+}
+
+void StepProfile::end(cudaStream_t s) {
+  if (!open_) return;
+  cudaEventRecord(pool_[used_].stop, s);  // no throw: called from a destructor
+  ++used_;
+  open_ = false;
+}
+
+std::array<double, StepProfile::kParts> StepProfile::collect() {
+  std::array<double, kParts> ms{};
+  if (used_ > 0) ZIMAGE_CUDA_CHECK(cudaEventSynchronize(pool_[used_ - 1].stop));
+  for (size_t k = 0; k < used_; ++k) {
+    float t = 0;
+    ZIMAGE_CUDA_CHECK(cudaEventElapsedTime(&t, pool_[k].start, pool_[k].stop));
+    ms[pool_[k].part] += double(t);
+  }
+  used_ = 0;
+  return ms;
+}
+
+}  // namespace zimage::gpu
