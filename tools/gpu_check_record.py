@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Writes docs/perf/cuda_h200.json (issue 16's record) from one tools/gpu-check.sh run's output
+folder (summary.json, bench-cuda.json, peers.jsonl): commit, machine, the DiT step at caption
+128 / 512 (the dispatcher's choice and the mma kernel forced), its FLOP-count bound, the per-step
+breakdown, diffusers' step from the same run (null where the run did not measure it), and each
+attention version's rate at 4096 + 32 tokens (batch 1, no mask).
+
+    python3 tools/gpu_check_record.py RUN_DIR [--out docs/perf/cuda_h200.json]
+
+Only numbers present in RUN_DIR are written; a missing one is null with its reason in "notes".
+Standard library only.
+"""
+import argparse
+import json
+import os
+import sys
+
+
+def rows_by_name(bench):
+    return {r["name"]: r for r in bench.get("benchmarks", []) if not r.get("error_occurred")}
+
+
+def find(rows, prefix):
+    for name, r in rows.items():
+        if name.startswith(prefix):
+            return r
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir")
+    ap.add_argument("--out", default="docs/perf/cuda_h200.json")
+    a = ap.parse_args()
+    try:
+        summary = json.load(open(os.path.join(a.run_dir, "summary.json")))
+        bench = json.load(open(os.path.join(a.run_dir, "bench-cuda.json")))
+    except (OSError, ValueError) as e:
+        print(f"gpu_check_record: {a.run_dir}: {e}", file=sys.stderr)
+        return 2
+    peers = []
+    pj = os.path.join(a.run_dir, "peers.jsonl")
+    if os.path.exists(pj):
+        peers = [json.loads(line) for line in open(pj) if line.strip().startswith("{")]
+    rows = rows_by_name(bench)
+    m = summary.get("machine", {})
+    notes = []
+
+    def ms(prefix, what):
+        r = find(rows, prefix)
+        if r is None:
+            notes.append(f"{what}: no row {prefix}* in bench-cuda.json")
+            return None, None
+        assert r.get("time_unit") == "ms", r
+        return round(r["real_time"], 3), r
+
+    rec = {
+        "commit": summary.get("commit"),
+        "run_mode": summary.get("mode"),
+        "date": bench.get("context", {}).get("date"),
+        "gpu": m.get("gpu"),
+        "driver": m.get("driver"),
+        "cuda": m.get("driver_cuda"),
+        "cudnn": m.get("cudnn"),
+        "cublaslt": m.get("cublaslt"),
+        "peak_bf16_gemm_tflops": float(bench.get("context", {}).get("peak_bf16_gemm_tflops", "nan")),
+        "tests": summary.get("tests", {}).get("totals"),
+    }
+    base = "BM_CudaDitStep_bf16/1024x1024/"
+    rec["step_ms_cap128"], r128 = ms(base + "cap:128/attn:0/", "step cap 128")
+    rec["step_ms_cap512"], r512 = ms(base + "cap:512/attn:0/", "step cap 512")
+    rec["step_ms_cap128_mma"], _ = ms(base + "cap:128/attn:1/", "step cap 128, mma")
+    rec["bound_ms_cap128"] = round(1e3 * r128["bound_s"], 3) if r128 else None
+    rec["bound_ms_cap512"] = round(1e3 * r512["bound_s"], 3) if r512 else None
+    rec["step_attention"] = (r128 or {}).get("label")
+    _, rb = ms(base + "cap:128/attn:2/", "step breakdown")
+    rec["breakdown_cap128_ms"] = (
+        {"gemm": round(rb["gemm_ms"], 2), "attention": round(rb["attention_ms"], 2), "rest": round(rb["rest_ms"], 2),
+         "step_with_events": round(rb["real_time"], 2)} if rb else None)
+
+    def peer(mode, cap):
+        for p in peers:
+            if p.get("peer") == "diffusers" and p.get("mode") == mode and p.get("cap") == cap and "median_ms" in p:
+                return round(p["median_ms"], 2)
+        notes.append(f"diffusers {mode} cap {cap}: not measured in this run")
+        return None
+
+    rec["diffusers_eager_ms_cap128"] = peer("eager", 128)
+    rec["diffusers_compile_ms_cap128"] = peer("compile", 128)
+    rec["diffusers_eager_ms_cap512"] = peer("eager", 512)
+    att = {}
+    for ver, name in ((0, "v1_simt"), (1, "mma"), (2, "cudnn")):
+        r = find(rows, f"BM_CudaFlashAttention<bf16>/img:4096/cap:32/mask:0/B:1/ver:{ver}/")
+        att[name] = round(r["FLOP/s"] / 1e12, 1) if r else None
+        if r is None:
+            notes.append(f"attention {name}: no row at 4096 + 32 tokens")
+    rec["attention_tflops_4128"] = att
+    rec["notes"] = notes
+    with open(a.out, "w") as f:
+        json.dump(rec, f, indent=1)
+        f.write("\n")
+    print(json.dumps(rec, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
