@@ -8,22 +8,36 @@ DeviceBuffer::DeviceBuffer(size_t bytes) : bytes_(bytes) {
   if (bytes) ZIMAGE_CUDA_CHECK(cudaMalloc(&p_, bytes));
 }
 
-DeviceBuffer::~DeviceBuffer() {
-  if (p_) cudaFree(p_);  // no throw from a destructor; a failing free leaves the context broken anyway
+DeviceBuffer::DeviceBuffer(size_t bytes, cudaStream_t stream) : bytes_(bytes), stream_(stream), ordered_(true) {
+  if (bytes) ZIMAGE_CUDA_CHECK(cudaMallocAsync(&p_, bytes, stream));
 }
+
+// No throw from a destructor; a failing free leaves the context broken anyway.
+void DeviceBuffer::release() noexcept {
+  if (!p_) return;
+  if (ordered_)
+    cudaFreeAsync(p_, stream_);
+  else
+    cudaFree(p_);
+  p_ = nullptr;
+}
+
+DeviceBuffer::~DeviceBuffer() { release(); }
 
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
   if (this != &o) {
-    if (p_) cudaFree(p_);
+    release();
     p_ = std::exchange(o.p_, nullptr);
     bytes_ = std::exchange(o.bytes_, 0);
+    stream_ = std::exchange(o.stream_, nullptr);
+    ordered_ = std::exchange(o.ordered_, false);
   }
   return *this;
 }
 
 void DeviceBuffer::reserve(size_t bytes) {
   if (bytes <= bytes_) return;
-  *this = DeviceBuffer(bytes);
+  *this = ordered_ ? DeviceBuffer(bytes, stream_) : DeviceBuffer(bytes);
 }
 
 void upload_into(const Tensor<float>& t, DType dt, void* dst, DeviceBuffer& staging, cudaStream_t stream) {

@@ -51,7 +51,7 @@ MaskDev upload_mask(const std::vector<int64_t>& seqlens, cudaStream_t s) {
   MaskDev m;
   const std::optional<KeyMask> km = key_mask(seqlens);
   if (!km) return m;
-  m.buf = DeviceBuffer(size_t(km->numel()) * sizeof(int32_t));
+  m.buf = DeviceBuffer(size_t(km->numel()) * sizeof(int32_t), s);
   ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(m.buf.get(), km->ptr(), size_t(km->numel()) * sizeof(int32_t),
                                     cudaMemcpyHostToDevice, s));
   ZIMAGE_CUDA_CHECK(cudaStreamSynchronize(s));
@@ -75,7 +75,7 @@ RopeTablesDev upload_rope_tables(const ZImageConfig& cfg, const std::vector<int>
     r.axes.pairs[a] = int(tables[a].dim(1));
     all.insert(all.end(), tables[a].data.begin(), tables[a].data.end());
   }
-  r.buf = DeviceBuffer(all.size() * sizeof(float));
+  r.buf = DeviceBuffer(all.size() * sizeof(float), s);
   ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(r.buf.get(), all.data(), all.size() * sizeof(float), cudaMemcpyHostToDevice, s));
   ZIMAGE_CUDA_CHECK(cudaStreamSynchronize(s));
   return r;
@@ -282,7 +282,7 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   Tensor<float> t = in.t;
   for (auto& v : t.data) v = float(v * float(cfg.t_scale));
   DeviceTensor t_dev = upload(t, DType::F32, staging, s);
-  DeviceTensor emb(dt, {B, t_mlp0_.in}), mid(dt, {B, t_mlp0_.out}), adaln(dt, {B, A});
+  DeviceTensor emb(dt, {B, t_mlp0_.in}, s), mid(dt, {B, t_mlp0_.out}, s), adaln(dt, {B, A}, s);
   timestep_embedding(dt, t_dev.buf.as<const float>(), B, t_mlp0_.in, 10000.0, emb.data(), s);
   rt.linear(dt, emb.data(), t_mlp0_.in, t_mlp0_.weight.data(), t_mlp0_.b(), mid.data(), t_mlp0_.out, B, t_mlp0_.out,
             t_mlp0_.in, opts_.gemm);
@@ -300,7 +300,7 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
     img_ids.push_back(pad_with_ids(tokens[0] * tokens[1] * tokens[2], tokens, {cap_ids.back().total_len + 1, 0, 0}));
   }
   const RopeTablesDev rope = upload_rope_tables(cfg, rope_table_lens(cfg, x_shapes, cap_shapes, fopts.rope_extend), s);
-  DeviceBuffer ids_dev, rope_flag(sizeof(int));
+  DeviceBuffer ids_dev(0, s), rope_flag(sizeof(int), s);
   auto gather = [&](const Tensor<int32_t>& ids, int64_t rows, float* dst) {
     const std::vector<int32_t> r = id_rows(ids, rows);
     ids_dev.reserve(r.size() * sizeof(int32_t));
@@ -311,11 +311,11 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   std::vector<int64_t> lx;
   for (const auto& ids : img_ids) lx.push_back(ids.total_len);
   const int64_t Lx = *std::max_element(lx.begin(), lx.end());
-  DeviceTensor xs(dt, {B, Lx, C});
-  DeviceBuffer xf(size_t(B * Lx * D) * sizeof(float));
+  DeviceTensor xs(dt, {B, Lx, C}, s);
+  DeviceBuffer xf(size_t(B * Lx * D) * sizeof(float), s);
   ZIMAGE_CUDA_CHECK(cudaMemsetAsync(xs.data(), 0, size_t(xs.numel()) * es, s));
   ZIMAGE_CUDA_CHECK(cudaMemsetAsync(xf.get(), 0, xf.bytes(), s));
-  DeviceBuffer image_dev, tokens_dev;
+  DeviceBuffer image_dev(0, s), tokens_dev(0, s);
   for (int64_t i = 0; i < B; ++i) {
     const Tensor<float>& x = in.x[size_t(i)];
     reserve(image_dev, x.numel(), dt);
@@ -334,11 +334,11 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   std::vector<int64_t> lc;
   for (const auto& ids : cap_ids) lc.push_back(ids.total_len);
   const int64_t Lc = *std::max_element(lc.begin(), lc.end());
-  DeviceTensor cs(dt, {B, Lc, C});
-  DeviceBuffer cf(size_t(B * Lc * D) * sizeof(float));
+  DeviceTensor cs(dt, {B, Lc, C}, s);
+  DeviceBuffer cf(size_t(B * Lc * D) * sizeof(float), s);
   ZIMAGE_CUDA_CHECK(cudaMemsetAsync(cs.data(), 0, size_t(cs.numel()) * es, s));
   ZIMAGE_CUDA_CHECK(cudaMemsetAsync(cf.get(), 0, cf.bytes(), s));
-  DeviceBuffer cap_in, cap_norm;
+  DeviceBuffer cap_in(0, s), cap_norm(0, s);
   for (int64_t i = 0; i < B; ++i) {
     const Tensor<float> padded = pad_rows_with_last(in.cap_feats[size_t(i)], lc[size_t(i)]);
     reserve(cap_in, padded.numel(), dt);
@@ -361,9 +361,9 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   const MaskDev u_mask = upload_mask(lu, s);
 
   // The unified sequence and the final layer's buffers, allocated before any block is queued.
-  DeviceTensor us(dt, {B, Lu, C});
-  DeviceBuffer uf(size_t(B * Lu * D) * sizeof(float));
-  DeviceTensor sa(dt, {B, A}), scale(dt, {B, C}), hn(dt, {B, Lu, C}), out(dt, {B, Lu, P});
+  DeviceTensor us(dt, {B, Lu, C}, s);
+  DeviceBuffer uf(size_t(B * Lu * D) * sizeof(float), s);
+  DeviceTensor sa(dt, {B, A}, s), scale(dt, {B, C}, s), hn(dt, {B, Lu, C}, s), out(dt, {B, Lu, P}, s);
 
   // Every host-side upload (which synchronizes) is done: from here on the step is queued without
   // waiting, the refiners first.
@@ -402,7 +402,7 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   std::vector<Tensor<float>> samples;
   for (int64_t i = 0; i < B; ++i) {
     const Shape& xs_shape = in.x[size_t(i)].shape;
-    DeviceBuffer img(size_t(shape_numel(xs_shape)) * sizeof(float));
+    DeviceBuffer img(size_t(shape_numel(xs_shape)) * sizeof(float), s);
     unpatchify(dt, offset(out.data(), i * Lu * P, dt), cfg.in_channels, xs_shape[1], xs_shape[2], xs_shape[3], p, pf,
                img.as<float>(), s);
     samples.push_back(download(img.get(), DType::F32, xs_shape, staging, s));

@@ -5,6 +5,9 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cstdint>
+#include <initializer_list>
+
 #include "common.h"
 
 namespace zimage::gpu {
@@ -50,6 +53,19 @@ __device__ __forceinline__ float block_sum(float v) {
   }
   __syncthreads();
   return total;
+}
+
+// Host side of the row kernels (rms_norm_modulate, gated_residual): v2 runs when every row of x, y and mod and the weight start on 16 bytes and C is a whole number
+// of 16-byte vectors, at most 1024 of them.
+inline bool row_kernel_v2_fits(DType dt, int64_t C, std::initializer_list<const void*> ptrs,
+                        std::initializer_list<int64_t> strides) {
+  const int64_t es = int64_t(dtype_size(dt)), V = 16 / es;
+  if (C % V != 0 || C / V > 1024) return false;
+  for (const void* p : ptrs)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  for (int64_t ld : strides)
+    if ((ld * es) % 16 != 0) return false;
+  return true;
 }
 
 // Grid size for a grid-stride loop over n elements with `threads` per block.

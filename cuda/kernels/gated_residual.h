@@ -6,7 +6,9 @@
 // ldy), weight [C], mod [B, ld_mod] whose first C values are the raw gate chunk g (the kernel uses
 // tanh(g)), or nullptr for gate 1. rows = B * L, rows_per_batch = L.
 // fp32 math: x = x + tanh(g) * (y * (1 / sqrt(mean(y^2) + eps)) * w), rounded once to storage.
-// Versions: v1 (only): one 256-thread block per row, fp32 block-reduced sum of squares.
+// Versions: v2 (16-byte vectors, one per thread, y's row read once; when rows, weight and mod start
+//           on 16 bytes and C is at most 1024 vectors), else v1 (one 256-thread block per row).
+//           Both: fp32 block-reduced sum of squares, the same per-element expression.
 #pragma once
 #include "common.h"
 

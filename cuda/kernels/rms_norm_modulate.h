@@ -6,8 +6,10 @@
 // Shapes (PyTorch order): x [B, L, C] (row stride ldx), weight [C], mod [B, ld_mod] whose first C
 // values are the raw scale chunk s (the kernel uses 1 + s), y [B, L, C] (row stride ldy).
 // rows = B * L, rows_per_batch = L. fp32 math: y = x * (1 / sqrt(mean(x^2) + eps)) * w * (1 + s).
-// Versions: v1 (only): one 256-thread block per row, fp32 block-reduced sum of squares, two reads
-//           of the row.
+// Versions: v2 (when rows, weight and mod start on 16 bytes and C is at most 1024 16-byte
+//           vectors: every Z-Image width): one thread per 16-byte vector, the row read once into
+//           registers; v1 otherwise: one 256-thread block per row, two reads of the row. Both: fp32
+//           block-reduced sum of squares, the same per-element expression.
 #pragma once
 #include "common.h"
 

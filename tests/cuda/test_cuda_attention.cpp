@@ -13,6 +13,7 @@
 #include "kernels/flash_attention.h"
 #include "modules/attention.h"
 #include "modules/patchify.h"
+#include "support/sdpa_peer.h"
 
 namespace zimage {
 namespace {
@@ -159,6 +160,82 @@ TEST_P(FlashAttention, AgainstSdpa) {
 
 INSTANTIATE_TEST_SUITE_P(Cuda, FlashAttention, ::testing::ValuesIn(attn_cases()),
                          [](const auto& i) { return attn_name(i.param); });
+
+// ---------------------------------------------------------------- fp32 peer rule (issue 15)
+
+// The fp32 peer (the FlashAttention rule applied to fp32): torch's own fp32 SDPA error against its
+// fp64 SDPA, recorded on the CPU at these shapes (golden/sdpa_fp32_peer.safetensors,
+// tools/golden/dump_sdpa_peer.py), with the inputs regenerated bit for bit here (TorchCpuGenerator;
+// tests/golden/test_sdpa_peer_golden.cpp proves that in CI). Every version that runs fp32:
+// rel_rms and max_n against our fp64 reference (all rows of both heads) must be at most
+// 2 x torch's fp32 math-backend figures + the chain's T3 rel_rms budget (numerics::passes_peer).
+struct Fp32PeerCase {
+  int64_t L;
+  gpu::AttentionVersion version;
+};
+
+std::vector<Fp32PeerCase> fp32_peer_cases() {
+  std::vector<Fp32PeerCase> out;
+  for (auto v : gpu::kAttentionVersions)
+    for (int64_t L : {1025, 4128, 4608}) out.push_back({L, v});
+  return out;
+}
+
+class FlashAttentionFp32Peer : public ::testing::TestWithParam<Fp32PeerCase> {};
+
+TEST_P(FlashAttentionFp32Peer, TorchFp32SdpaIsThePeer) {
+  ZIMAGE_REQUIRE_CUDA();
+  const Fp32PeerCase& c = GetParam();
+  const nlohmann::json rec = testing::sdpa_peer_record(c.L);
+  const Shape s = rec.at("shape").get<Shape>();
+  ASSERT_EQ(s, (Shape{1, c.L, 2, 128}));
+  const int64_t B = s[0], L = s[1], H = s[2], D = s[3], C = H * D;
+  std::string why;
+  if (!gpu::attention_supports(c.version, DType::F32, D, 3 * C, C, &why))
+    GTEST_SKIP() << gpu::attention_version_name(c.version) << " fp32: " << why;
+  const testing::SdpaPeerInputs in = testing::sdpa_peer_inputs(rec);
+  // The comparison with torch's figures holds only on torch's own inputs.
+  for (const auto& [name, t] : {std::pair<const char*, const Tensor<float>*>{"q", &in.q}, {"k", &in.k}, {"v", &in.v}})
+    ASSERT_EQ(testing::fnv_hex(*t), rec.at("inputs").at(name).at("fnv1a64").get<std::string>())
+        << name << ": regenerated inputs differ from the golden's";
+  // The fused [B*L, 3C] layout flash_attention reads: row n = q[n] | k[n] | v[n].
+  Tensor<float> qkv({B * L, 3 * C});
+  for (int64_t n = 0; n < B * L; ++n)
+    for (int p = 0; p < 3; ++p) {
+      const Tensor<float>& src = p == 0 ? in.q : p == 1 ? in.k : in.v;
+      std::copy(src.ptr() + n * C, src.ptr() + (n + 1) * C, qkv.ptr() + n * 3 * C + p * C);
+    }
+  const auto qkv_d = testing::to_device(qkv, DType::F32);
+  testing::Guarded out(DType::F32, {B, L, H, D});
+  gpu::flash_attention(DType::F32, qkv_d.data(), gpu::offset(qkv_d.data(), C, DType::F32),
+                       gpu::offset(qkv_d.data(), 2 * C, DType::F32), 3 * C, nullptr, out.data(), C, B, L, H, D,
+                       testing::rt().stream(), c.version);
+  const std::string what = std::string("flash_attention ") + gpu::attention_version_name(c.version) + " f32 L" +
+                           std::to_string(L) + " H2 D128";
+  out.expect_guards_intact(what);
+  const Tensor<double> ref =
+      scaled_dot_product_attention(in.q.cast<double>(), in.k.cast<double>(), in.v.cast<double>(), nullptr);
+  const numerics::Comparison cand = numerics::compare(out.host(), ref);
+  const numerics::Comparison peer = testing::recorded_comparison(rec.at("fp32_math"));
+  const auto ops = testing::sdpa_ops(L, D);
+  const double floor = numerics::budget_for(numerics::Tier::T3, ops).rel_rms;
+  const std::string line = what + " fp32 peer (torch " +
+                           testing::sdpa_peer_golden()->metadata().at("torch_version") + " CPU math SDPA): " +
+                           numerics::describe_peer(cand, peer, floor);
+  std::printf("  %s\n", line.c_str());
+  const numerics::Comparison dflt = testing::recorded_comparison(rec.at("fp32_default"));
+  std::printf("  (torch's default CPU backend %s: rel_rms %.3e max_n %.3e; ours / it: %.2f, %.2f)\n",
+              rec.at("fp32_default").at("backend").get<std::string>().c_str(), dflt.rel_rms, dflt.max_n,
+              cand.rel_rms / dflt.rel_rms, cand.max_n / dflt.max_n);
+  EXPECT_TRUE(numerics::passes_peer(cand, peer, floor)) << line;
+  testing::expect_within(what + " T3", cand, numerics::budget_for(numerics::Tier::T3, ops));
+}
+
+INSTANTIATE_TEST_SUITE_P(Cuda, FlashAttentionFp32Peer, ::testing::ValuesIn(fp32_peer_cases()),
+                         [](const auto& i) {
+                           return std::string(gpu::attention_version_name(i.param.version)) + "_f32_L" +
+                                  std::to_string(i.param.L) + "_H2_D128";
+                         });
 
 // head_dim 12 and 264 run on no version: one line naming the head_dim, before any device work
 // (null pointers: nothing may be read). The same refusal when a model with such a config is built.

@@ -27,11 +27,15 @@ std::string row_case_name(const ::testing::TestParamInfo<RowCase>& i) {
   return testing::dtype_tag(i.param.dt) + "_B" + std::to_string(i.param.B) + "_L" + std::to_string(i.param.L) + "_C" +
          std::to_string(i.param.C);
 }
+// C 3840, 2560, 64 run the v2 row kernels (16-byte vectors); C 1004 runs v1 in bf16 (no whole
+// number of 8-element vectors) and v2 in fp32; C 102 runs v1 in both; C 8192 is the width limit
+// (1024 bf16 vectors: v2; 2048 fp32 vectors: v1).
 std::vector<RowCase> row_cases() {
   std::vector<RowCase> out;
   for (DType dt : {DType::F32, DType::BF16})
-    for (auto [B, L, C] : std::vector<std::array<int64_t, 3>>{{1, 97, 3840}, {1, 1025, 3840}, {1, 4096 + 32, 3840},
-                                                             {1, 4096 + 512, 3840}, {2, 97, 64}, {2, 1025, 2560}})
+    for (auto [B, L, C] : std::vector<std::array<int64_t, 3>>{{1, 97, 3840},   {1, 1025, 3840}, {1, 4096 + 32, 3840},
+                                                             {1, 4096 + 512, 3840}, {2, 97, 64}, {2, 1025, 2560},
+                                                             {2, 33, 1004},   {1, 65, 102},   {1, 40, 8192}})
       out.push_back({dt, B, L, C});
   return out;
 }
