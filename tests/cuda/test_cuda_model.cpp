@@ -1,8 +1,10 @@
 // The whole CUDA forward (cuda/forward.h) and its block:
 // - every kind=model golden in golden/ (tiny_single, tiny_batch2 with its key masks, tiny_wide,
 //   narrow_full_depth): fp32 against the diffusers fp32 golden (T2 budget) and against the fp64
-//   reference forward (T3); bf16 against the fp64 reference (T4 absolute bound; no diffusers bf16
-//   golden exists yet, docs/cuda.md);
+//   reference forward (T3); bf16 against the fp64 reference (T4 absolute bound) and, where the case
+//   has a diffusers bf16 golden (golden/<case>.bf16.safetensors: tiny_single, tiny_batch2,
+//   narrow_full_depth), the T4 peer rule: max_n and rel_rms at most 2 x diffusers bf16's against
+//   the same fp64 reference + the whole model's T3 rel_rms budget (testing::expect_peer);
 // - the same inputs twice give bitwise equal samples (fp32 and bf16);
 // - a real-size modulated block (C 3840, 30 x 128 heads, F 10240) at 97 tokens against the fp64
 //   reference block (T3; bf16 T4), and at 4096 + 512 tokens finite and deterministic;
@@ -14,6 +16,7 @@
 #include "cuda_support.h"
 #include "forward.h"
 #include "model/rope_limits.h"
+#include "support/bf16_goldens.h"
 #include "support/goldens.h"
 #include "validation/golden_file.h"
 
@@ -29,26 +32,9 @@ std::vector<std::string> model_cases() {
   return out;
 }
 
-// Longest [image, caption] sequence of a batch: the L of the attention budgets.
-int64_t unified_len(const ZImageConfig& cfg, const DitInputs<float>& in) {
-  int64_t L = 0;
-  for (size_t i = 0; i < in.x.size(); ++i) {
-    const auto& s = in.x[i].shape;
-    const int64_t tok = (s[1] / cfg.f_patch_size()) * (s[2] / cfg.patch_size()) * (s[3] / cfg.patch_size());
-    L = std::max(L, padded_caption_len(tok) + padded_caption_len(in.cap_feats[i].dim(0)));
-  }
-  return L;
-}
+using testing::unified_len;  // longest [image, caption] sequence: the L of the attention budgets
 
-DitInputs<float> golden_inputs(const GoldenFile& g) {
-  DitInputs<float> in;
-  for (int i = 0; i < g.batch_size(); ++i) {
-    in.x.push_back(g.get<float>("x." + std::to_string(i)));
-    in.cap_feats.push_back(g.get<float>("cap_feats." + std::to_string(i)));
-  }
-  in.t = g.get<float>("t");
-  return in;
-}
+DitInputs<float> golden_inputs(const GoldenFile& g) { return testing::golden_dit_inputs(g); }
 
 class CudaGoldenModel : public ::testing::TestWithParam<std::string> {};
 
@@ -66,6 +52,11 @@ TEST_P(CudaGoldenModel, Fp32T2T3Bf16T4Deterministic) {
   ind.t = in.t.cast<double>();
   const std::vector<Tensor<double>> ref = zimage_forward(wd, ind);
   const int64_t L = unified_len(cfg, in);
+  // The diffusers bf16 golden (the T4 peer), checked against this fp32 golden's inputs.
+  const auto bf16_peer = testing::open_bf16_golden(g);
+  if (!bf16_peer)
+    std::printf("  %s: no diffusers bf16 golden (%s): bf16 gated by the absolute T4 bound only\n", c.c_str(),
+                testing::bf16_golden_path(c).c_str());
 
   for (DType dt : {DType::F32, DType::BF16}) {
     gpu::CudaOptions o;
@@ -84,6 +75,10 @@ TEST_P(CudaGoldenModel, Fp32T2T3Bf16T4Deterministic) {
       } else {
         testing::expect_within(what + " vs fp64 reference T4", numerics::compare(s1[i], ref[i]),
                                numerics::module_budget(numerics::Tier::T4, name, cfg, L));
+        // Peer rule against diffusers bf16 (floor: the whole model's T3 rel_rms budget).
+        if (bf16_peer)
+          testing::expect_peer(what + " vs fp64 reference, diffusers bf16 peer", s1[i], (*bf16_peer)->get<float>(name),
+                               ref[i], numerics::module_ops(name, cfg, L));
       }
     }
   }

@@ -68,6 +68,10 @@ def check_golden(path, args):
         check_vae_golden(path, meta, tensors, args.expect_commit)
     elif kind == "synthetic":
         check_synthetic(path, meta, tensors)
+    elif kind == "model_bf16":
+        check_model_bf16(path, meta, tensors, args)
+    elif kind == "sdpa_peer":
+        check_sdpa_peer(path, meta, tensors)
     else:
         raise gio.GoldenError(f"{path}: kind {kind!r}")
     for k, t in tensors.items():
@@ -105,6 +109,61 @@ def check_reference_meta(path, meta, args, weight_seed=False):
               "n_kv_heads", "norm_eps", "qk_norm", "cap_feat_dim", "rope_theta", "t_scale", "axes_dims", "axes_lens"):
         if k not in cfg:
             raise gio.GoldenError(f"{path}: config lacks {k}")
+
+
+def check_model_bf16(path, meta, tensors, args):
+    """diffusers bf16 samples (tools/golden/dump_dit_bf16.py): provenance equal to the fp32 golden's,
+    the same inputs (fnv1a64 digests), one sample per item, every value a bfloat16 number."""
+    from synthetic import fnv1a64_bytes
+    for k in ("case", "fp32_golden", "diffusers_commit", "diffusers_z_image_blob", "torch_version", "dtype",
+              "inputs_fnv1a64", "fp32_rerun_bitwise", "command", "threads", "attention_backend", "device"):
+        if k not in meta:
+            raise gio.GoldenError(f"{path}: metadata lacks {k}")
+    if (meta["dtype"], meta["threads"], meta["attention_backend"], meta["device"], meta["fp32_rerun_bitwise"]) != \
+            ("bfloat16", "1", "math", "cpu", "true"):
+        raise gio.GoldenError(f"{path}: not a reference-mode bf16 golden")
+    if args.expect_commit and meta["diffusers_commit"] != args.expect_commit:
+        raise gio.GoldenError(f"{path}: diffusers_commit {meta['diffusers_commit']} != {args.expect_commit}")
+    if args.expect_blob and meta["diffusers_z_image_blob"] != args.expect_blob:
+        raise gio.GoldenError(f"{path}: transformer_z_image.py blob differs from {args.expect_blob}")
+    src = os.path.join(os.path.dirname(path), meta["fp32_golden"])
+    with safe_open(src, framework="pt") as f:
+        m32 = f.metadata()
+        for name, want in json.loads(meta["inputs_fnv1a64"]).items():
+            got = "0x%016x" % fnv1a64_bytes(f.get_tensor(name).contiguous().numpy().astype("<f4").tobytes())
+            if got != want:
+                raise gio.GoldenError(f"{path}: input {name} digest {want} is not {src}'s ({got})")
+        n = len(json.loads(m32["items"]))
+        for i in range(n):
+            s = tensors.get(f"sample.{i}")
+            if s is None or s.shape != f.get_tensor(f"sample.{i}").shape:
+                raise gio.GoldenError(f"{path}: sample.{i} missing or misshapen")
+            if not torch.equal(s, s.to(torch.bfloat16).float()):
+                raise gio.GoldenError(f"{path}: sample.{i} holds values that are not bfloat16 numbers")
+    for k in ("diffusers_commit", "diffusers_z_image_blob", "case"):
+        if meta[k] != m32[k]:
+            raise gio.GoldenError(f"{path}: {k} differs from {src}")
+    if set(tensors) != {f"sample.{i}" for i in range(n)}:
+        raise gio.GoldenError(f"{path}: tensors other than sample.{{i}}")
+
+
+def check_sdpa_peer(path, meta, tensors):
+    """torch's fp32 SDPA error figures (tools/golden/dump_sdpa_peer.py)."""
+    for k in ("torch_version", "torch_cpu_capability", "date", "script", "dtype", "reference_dtype", "command",
+              "threads", "attention_backend", "sdpa_peer"):
+        if k not in meta:
+            raise gio.GoldenError(f"{path}: metadata lacks {k}")
+    if meta["threads"] != "1" or meta["torch_cpu_capability"] not in ("AVX2", "AVX512"):
+        raise gio.GoldenError(f"{path}: threads {meta['threads']}, capability {meta['torch_cpu_capability']}")
+    recs = json.loads(meta["sdpa_peer"])
+    for key, r in recs.items():
+        L = r["shape"][1]
+        if key != f"L{L}" or list(tensors[f"qkv.head.{key}"].shape) != [3, 8]:
+            raise gio.GoldenError(f"{path}: record {key} malformed")
+        for fig in ("fp32_math", "fp32_default"):
+            c = r[fig]
+            if c["nonfinite"] or not (0 < c["rel_rms"] <= c["max_n"]) or c["n"] != L * r["shape"][2] * r["shape"][3]:
+                raise gio.GoldenError(f"{path}: {key} {fig} figures not sane: {c}")
 
 
 def check_pipeline(path, meta, tensors):

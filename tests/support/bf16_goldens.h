@@ -1,0 +1,98 @@
+// diffusers bf16 goldens golden/<case>.bf16.safetensors (tools/golden/dump_dit_bf16.py): the
+// samples of a kind=model case run by diffusers in bfloat16 on the CPU, the peer of the CUDA bf16
+// forward (tier T4). Shared by tests/golden/test_bf16_goldens.cpp (CPU, CI) and
+// tests/cuda/test_cuda_model.cpp (the peer rule on the GPU).
+#pragma once
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "io/safetensors.h"
+#include "model/rope_limits.h"
+#include "model/synthetic.h"  // fnv1a64
+#include "model/transformer.h"
+#include "support/goldens.h"
+#include "validation/golden_file.h"
+
+namespace zimage::testing {
+
+inline std::string bf16_golden_path(const std::string& case_name) {
+  return std::string(ZIMAGE_GOLDEN_DIR) + "/" + case_name + ".bf16.safetensors";
+}
+
+// Longest [image, caption] sequence of a batch (both padded to 32): the L of the attention budgets.
+inline int64_t unified_len(const ZImageConfig& cfg, const DitInputs<float>& in) {
+  int64_t L = 0;
+  for (size_t i = 0; i < in.x.size(); ++i) {
+    const auto& s = in.x[i].shape;
+    const int64_t tok = (s[1] / cfg.f_patch_size()) * (s[2] / cfg.patch_size()) * (s[3] / cfg.patch_size());
+    L = std::max(L, padded_caption_len(tok) + padded_caption_len(in.cap_feats[i].dim(0)));
+  }
+  return L;
+}
+
+inline DitInputs<float> golden_dit_inputs(const GoldenFile& g) {
+  DitInputs<float> in;
+  for (int i = 0; i < g.batch_size(); ++i) {
+    in.x.push_back(g.get<float>("x." + std::to_string(i)));
+    in.cap_feats.push_back(g.get<float>("cap_feats." + std::to_string(i)));
+  }
+  in.t = g.get<float>("t");
+  return in;
+}
+
+// The bf16 golden of `fp32` (an opened kind=model golden), or nullopt when the case has none.
+// Checks format, kind model_bf16, dtype bfloat16, case, the diffusers commit and blob (equal to
+// the fp32 golden's), that every input digest matches the fp32 golden's inputs (the bf16 run saw
+// the same x, cap_feats and t), one sample.{i} per item with the item's shape, every stored value
+// exactly a bfloat16 number, and screens every tensor (finite, not constant).
+inline std::optional<std::shared_ptr<SafetensorsFile>> open_bf16_golden(const GoldenFile& fp32) {
+  const std::string path = bf16_golden_path(fp32.case_name);
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  auto f = SafetensorsFile::open(path);
+  const auto& md = f->metadata();
+  auto meta = [&](const std::string& key) -> const std::string& {
+    auto it = md.find(key);
+    ZIMAGE_CHECK(it != md.end(), path + ": golden metadata lacks '" + key + "'");
+    return it->second;
+  };
+  ZIMAGE_CHECK(meta("format") == "zimage-golden-v1", path + ": format is not zimage-golden-v1");
+  ZIMAGE_CHECK(meta("kind") == "model_bf16", path + ": kind '" + meta("kind") + "', expected model_bf16");
+  ZIMAGE_CHECK(meta("dtype") == "bfloat16", path + ": dtype '" + meta("dtype") + "', expected bfloat16");
+  ZIMAGE_CHECK(meta("case") == fp32.case_name, path + ": case '" + meta("case") + "', expected " + fp32.case_name);
+  for (const char* k : {"diffusers_commit", "diffusers_z_image_blob"})
+    ZIMAGE_CHECK(meta(k) == fp32.file->metadata().at(k),
+                 path + ": " + k + " differs from the fp32 golden's (" + fp32.file->metadata().at(k) + ")");
+  for (const char* k : {"torch_version", "command", "threads", "attention_backend", "device"}) meta(k);
+  const auto digests = nlohmann::json::parse(meta("inputs_fnv1a64"));
+  ZIMAGE_CHECK(digests.size() == size_t(2 * fp32.batch_size() + 1), path + ": inputs_fnv1a64 lists " +
+                                                                        std::to_string(digests.size()) + " inputs");
+  for (const auto& [name, want] : digests.items()) {
+    const Tensor<float> t = fp32.get<float>(name);
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "0x%016llx",
+                  (unsigned long long)fnv1a64(std::string_view(reinterpret_cast<const char*>(t.ptr()),
+                                                               size_t(t.numel()) * sizeof(float))));
+    ZIMAGE_CHECK(want.get<std::string>() == buf,
+                 path + ": input " + name + " digest " + want.get<std::string>() + " is not the fp32 golden's " + buf);
+  }
+  for (int i = 0; i < fp32.batch_size(); ++i) {
+    const std::string name = "sample." + std::to_string(i);
+    ZIMAGE_CHECK(f->contains(name), path + ": lacks " + name);
+    const Tensor<float> s = f->get<float>(name);
+    ZIMAGE_CHECK(s.shape == fp32.file->view(name).shape, path + ": " + name + " shape differs from the fp32 golden's");
+    for (int64_t j = 0; j < s.numel(); ++j) {
+      uint32_t bits;
+      std::memcpy(&bits, &s.data[size_t(j)], 4);
+      ZIMAGE_CHECK((bits & 0xffffu) == 0, path + ": " + name + "[" + std::to_string(j) + "] is not a bfloat16 value");
+    }
+  }
+  for (const auto& name : f->names()) screen_golden_tensor(path, f->view(name));
+  return f;
+}
+
+}  // namespace zimage::testing
