@@ -307,7 +307,7 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
     rope_gather(rope.buf.as<const float>(), rope.axes, r, ids_dev.as<int32_t>(), dst, rope_flag.as<int>(), s);
   };
 
-  // Image tokens: patchify (+ repeated last row), x_embedder, x_pad_token, noise_refiner.
+  // Image tokens: patchify (+ repeated last row), x_embedder, x_pad_token (noise_refiner below).
   std::vector<int64_t> lx;
   for (const auto& ids : img_ids) lx.push_back(ids.total_len);
   const int64_t Lx = *std::max_element(lx.begin(), lx.end());
@@ -330,7 +330,7 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   }
   const MaskDev x_mask = upload_mask(lx, s);
 
-  // Caption tokens: padded with the last row (host), cap_embedder, cap_pad_token, context_refiner.
+  // Caption tokens: padded with the last row (host), cap_embedder, cap_pad_token (context_refiner below).
   std::vector<int64_t> lc;
   for (const auto& ids : cap_ids) lc.push_back(ids.total_len);
   const int64_t Lc = *std::max_element(lc.begin(), lc.end());

@@ -3,9 +3,11 @@
 // in, sample.{i} [C, F, H, W] fp32 out (not negated).
 // Twin: reference/model/transformer.cpp forward_impl, step for step: t_embedder, image patchify +
 // x_embedder + x_pad_token + noise_refiner, cap_embedder + cap_pad_token + context_refiner,
-// [image, caption] through the layers, final layer, unpatchify. Same padding to multiples of 32,
-// same position ids (reference pad_with_ids), same key masks (only when item lengths differ),
-// same check_dit_inputs (shapes and RoPE positions, identical one-line errors) before any compute.
+// [image, caption] through the layers, final layer, unpatchify. (Queued in another order: both
+// embedders and every upload first, then the refiners, so that no host synchronization falls
+// inside the step; the image and caption streams are independent until they are unified.) Same
+// padding to multiples of 32, same position ids (reference pad_with_ids), same key masks (only
+// when item lengths differ), same check_dit_inputs (shapes and RoPE positions, identical one-line errors) before any compute.
 // Storage dtype float32 or bfloat16 (weights and activations), fp32 math and accumulation
 // everywhere; float16 is refused (refuse_fp16, docs/cuda.md). Fused weight layouts: weight_layout.h.
 #pragma once

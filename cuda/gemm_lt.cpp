@@ -59,6 +59,20 @@ Runtime::Runtime() : impl_(std::make_unique<Impl>()) {
   std::string why;
   ZIMAGE_CHECK(device_available(&why), "no CUDA device: " + why);
   ZIMAGE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  // Stream-ordered allocations (DeviceBuffer(bytes, stream): the forward's per-call buffers) come
+  // from the device's default pool. Its default release threshold of 0 hands freed memory back at
+  // every synchronization, so each step would map its buffers afresh; keep up to 4 GiB pooled.
+  {
+    int dev = 0, pools = 0;
+    ZIMAGE_CUDA_CHECK(cudaGetDevice(&dev));
+    ZIMAGE_CUDA_CHECK(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, dev));
+    if (pools) {
+      cudaMemPool_t pool = nullptr;
+      ZIMAGE_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
+      uint64_t keep = uint64_t(4) << 30;
+      ZIMAGE_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+    }
+  }
   LT_CHECK(cublasLtCreate(&impl_->lt));
   impl_->workspace = DeviceBuffer(kWorkspaceBytes);
 }

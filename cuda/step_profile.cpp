@@ -14,7 +14,10 @@ void StepProfile::begin(Part part, cudaStream_t s) {
   if (used_ == pool_.size()) {
     Interval i;
     ZIMAGE_CUDA_CHECK(cudaEventCreate(&i.start));
-    ZIMAGE_CUDA_CHECK(cudaEventCreate(&i.stop));
+    if (const cudaError_t e = cudaEventCreate(&i.stop); e != cudaSuccess) {
+      cudaEventDestroy(i.start);
+      check_cuda(e, "cudaEventCreate(stop)", __FILE__, __LINE__);
+    }
     pool_.push_back(i);
   }
   pool_[used_].part = part;
@@ -29,15 +32,19 @@ void StepProfile::end(cudaStream_t s) {
   open_ = false;
 }
 
+// Every interval is recorded on the one stream of the Runtime (linear, and run_block's attention),
+// so the last stop event completing means all of them have.
 std::array<double, StepProfile::kParts> StepProfile::collect() {
   std::array<double, kParts> ms{};
-  if (used_ > 0) ZIMAGE_CUDA_CHECK(cudaEventSynchronize(pool_[used_ - 1].stop));
-  for (size_t k = 0; k < used_; ++k) {
+  const size_t n = used_;
+  used_ = 0;  // reset even if a query below throws
+  open_ = false;
+  if (n > 0) ZIMAGE_CUDA_CHECK(cudaEventSynchronize(pool_[n - 1].stop));
+  for (size_t k = 0; k < n; ++k) {
     float t = 0;
     ZIMAGE_CUDA_CHECK(cudaEventElapsedTime(&t, pool_[k].start, pool_[k].stop));
     ms[pool_[k].part] += double(t);
   }
-  used_ = 0;
   return ms;
 }
 

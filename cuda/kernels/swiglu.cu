@@ -22,8 +22,9 @@ __global__ void swiglu_v1(const T* __restrict__ h13, int64_t N, int64_t F, T* __
 template <class T>
 __global__ void __launch_bounds__(256) swiglu_v2(const T* __restrict__ h13, int64_t N, int F, T* __restrict__ out) {
   constexpr int kVec = 16 / sizeof(T);
-  const int f = (int(blockIdx.x) * blockDim.x + threadIdx.x) * kVec;
-  if (f >= F) return;
+  const int64_t f64 = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * kVec;
+  if (f64 >= F) return;
+  const int f = int(f64);
   for (int64_t n = blockIdx.y; n < N; n += gridDim.y) {
     const T* a_row = h13 + n * 2 * int64_t(F);
     alignas(16) T a[kVec], b[kVec], o[kVec];

@@ -193,6 +193,23 @@ TEST_P(SwiGlu, AgainstFeedForwardGate) {
   io.expect_guards_intact("silu");
 }
 
+// More rows than the grid's y dimension holds (65535): swiglu v2's row loop runs twice.
+TEST(CudaSwiGluRows, MoreRowsThanGridY_N70001_F64_bf16) {
+  ZIMAGE_REQUIRE_CUDA();
+  const DType dt = DType::BF16;
+  const int64_t N = 70001, F = 64;
+  const Tensor<float> h13 = testing::round_to(dt, testing::randn<float>({N, 2 * F}, testing::test_seed(), 4.0));
+  const auto hd = testing::to_device(h13, dt);
+  testing::Guarded out(dt, {N, F});
+  gpu::swiglu(dt, hd.data(), N, F, out.data(), testing::rt().stream());
+  Tensor<double> ref({N, F});
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t f = 0; f < F; ++f)
+      ref[n * F + f] = silu(double(h13[n * 2 * F + f])) * double(h13[n * 2 * F + F + f]);
+  testing::expect_tier("swiglu bf16_N70001_F64", dt, out.host(), ref, {{"silu", 2, 1, true}, testing::op_elem("gate mul")});
+  out.expect_guards_intact("swiglu bf16_N70001_F64");
+}
+
 INSTANTIATE_TEST_SUITE_P(Cuda, SwiGlu,
                          ::testing::Combine(::testing::Values(DType::F32, DType::BF16),
                                             ::testing::Values(int64_t{97}, int64_t{1025}, int64_t{4096 + 32}),
