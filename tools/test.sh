@@ -3,6 +3,8 @@
 # missing, then
 #   1. build (default preset) and run the whole ctest suite (labels unit,
 #      golden, slow; cuda tests skip without a GPU);
+#   1b. the install: cmake --install into a temporary prefix, then tests/consumer built against
+#      it alone (tools/test-install.sh);
 #   2. the sanitizer job: unit and golden tests under ASan + UBSan (tools/test-asan.sh);
 #   3. a short fuzz run: the three libFuzzer targets side by side for one
 #      minute (tools/fuzz.sh 60 --jobs 3).
@@ -19,6 +21,8 @@ cmake --preset default
 cmake --build --preset default -j"$(nproc)"
 ctest --preset default -j"$(nproc)"
 echo "test.sh: main suite done at $((SECONDS - start)) s"
+tools/test-install.sh build
+echo "test.sh: install + consumer project done at $((SECONDS - start)) s"
 tools/test-asan.sh
 echo "test.sh: sanitizer job done at $((SECONDS - start)) s"
 tools/fuzz.sh 60 --jobs 3
