@@ -410,10 +410,4 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   return samples;
 }
 
-std::vector<Tensor<float>> zimage_forward_cuda(const ZImageWeights<float>& w, const DitInputs<float>& in,
-                                               const CudaOptions& opts, const ForwardOptions& fopts) {
-  CudaModel m(w, opts);
-  return m.forward(in, fopts);
-}
-
 }  // namespace zimage::gpu

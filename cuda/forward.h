@@ -93,8 +93,4 @@ class CudaModel {
   BlockScratch scratch_;
 };
 
-// One forward: upload, run, download.
-std::vector<Tensor<float>> zimage_forward_cuda(const ZImageWeights<float>& w, const DitInputs<float>& in,
-                                               const CudaOptions& opts, const ForwardOptions& fopts = {});
-
 }  // namespace zimage::gpu

@@ -57,10 +57,6 @@ inline void record(Activations<T>* acts, const std::string& path, const Tensor<T
   if (acts->store) (*acts)[path] = value;
 }
 
-inline std::string join_path(const std::string& prefix, const std::string& name) {
-  return prefix.empty() ? name : prefix + "." + name;
-}
-
 // Key mask [B, L]: 1 = this key takes part in attention. Absent (nullptr)
 // when every batch item has the same length, as in diffusers.
 using KeyMask = Tensor<int32_t>;

@@ -117,7 +117,7 @@ void normal_fill_16_avx2(float* d) {
 }  // namespace
 
 TorchCpuGenerator::TorchCpuGenerator(uint64_t seed)
-    : engine_(uint32_t(seed & 0xFFFFFFFFu)), seed_(seed) {}
+    : engine_(uint32_t(seed & 0xFFFFFFFFu)) {}
 
 uint32_t TorchCpuGenerator::random() { return uint32_t(engine_()); }
 

@@ -60,12 +60,10 @@ class TorchCpuGenerator {
 
   uint32_t random();    // CPUGeneratorImpl::random(): one mt19937 output
   uint64_t random64();  // CPUGeneratorImpl::random64(): (first << 32) | second
-  uint64_t initial_seed() const { return seed_; }
 
  private:
   double normal_double();  // at::normal_distribution<double>(0, 1)
   std::mt19937 engine_;
-  uint64_t seed_;
   std::optional<double> next_double_normal_;
 };
 

@@ -20,7 +20,6 @@ struct Qwen3Config {
   double rope_theta = 1000000.0;
   bool attention_bias = false;
 
-  int kv_groups() const { return num_attention_heads / num_key_value_heads; }
   int q_dim() const { return num_attention_heads * head_dim; }
   int kv_dim() const { return num_key_value_heads * head_dim; }
 

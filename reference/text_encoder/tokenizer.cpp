@@ -271,7 +271,6 @@ Qwen2Tokenizer Qwen2Tokenizer::from_json(const json& j, const std::string& sourc
     ZIMAGE_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() <= std::numeric_limits<int32_t>::max(),
                  source + ": vocab entry for \"" + tok + "\" is not a non-negative integer id");
     t.vocab_[tok] = id.get<int32_t>();
-    t.id_to_token_[id.get<int32_t>()] = tok;
   }
   ZIMAGE_CHECK(m.contains("merges") && m["merges"].is_array(), kind + "the BPE model has no merges list");
   int32_t rank = 0;
@@ -296,7 +295,6 @@ Qwen2Tokenizer Qwen2Tokenizer::from_json(const json& j, const std::string& sourc
       ZIMAGE_CHECK(!a.value("normalized", false) || !t.nfc_ || nfc(utf8_to_u32(content, source)) == utf8_to_u32(content, source),
                    source + ": added token \"" + content + "\" changes under NFC");
       t.added_.emplace_back(content, a["id"].get<int32_t>());
-      t.id_to_token_[a["id"].get<int32_t>()] = content;
     }
   }
   std::stable_sort(t.added_.begin(), t.added_.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
@@ -308,12 +306,6 @@ std::optional<int32_t> Qwen2Tokenizer::token_to_id(const std::string& token) con
     if (c == token) return id;
   auto it = vocab_.find(token);
   if (it == vocab_.end()) return std::nullopt;
-  return it->second;
-}
-
-std::string Qwen2Tokenizer::id_to_token(int32_t id) const {
-  auto it = id_to_token_.find(id);
-  ZIMAGE_CHECK(it != id_to_token_.end(), source_ + ": no token with id " + std::to_string(id));
   return it->second;
 }
 

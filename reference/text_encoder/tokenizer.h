@@ -31,7 +31,6 @@ class Qwen2Tokenizer {
 
   std::vector<int32_t> encode(const std::string& utf8) const;
   std::optional<int32_t> token_to_id(const std::string& token) const;
-  std::string id_to_token(int32_t id) const;  // the vocab string (byte-level characters) or the added token
   size_t vocab_size() const { return vocab_.size(); }
 
   // Pieces of steps 1-3 for tests: NFC and the pre-tokenizer split.
@@ -43,7 +42,6 @@ class Qwen2Tokenizer {
   std::string source_;
   bool nfc_ = false, ignore_merges_ = false;
   std::unordered_map<std::string, int32_t> vocab_;
-  std::unordered_map<int32_t, std::string> id_to_token_;
   std::unordered_map<std::string, int32_t> merge_rank_;  // "a b" -> rank
   std::vector<std::pair<std::string, int32_t>> added_;   // content -> id, longest first
 };

@@ -1,4 +1,8 @@
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cerrno>
 
 #include "cli.h"
 
@@ -25,6 +29,51 @@ void allow_only(const Args& a, const std::vector<std::string>& known) {
     for (const auto& n : known) ok = ok || n == k;
     ZIMAGE_CHECK(ok, "unknown argument " + k + " (try: zimage --help)");
   }
+}
+
+int64_t parse_int_value(const std::string& flag, const std::string& v) {
+  errno = 0;
+  char* end = nullptr;
+  const long long x = v.empty() ? 0 : std::strtoll(v.c_str(), &end, 10);
+  ZIMAGE_CHECK(!v.empty() && end == v.c_str() + v.size() && errno == 0,
+               flag + " must be an integer, not '" + v + "'");
+  return x;
+}
+
+double parse_number_value(const std::string& flag, const std::string& v) {
+  errno = 0;
+  char* end = nullptr;
+  const double x = v.empty() ? 0 : std::strtod(v.c_str(), &end);
+  ZIMAGE_CHECK(!v.empty() && end == v.c_str() + v.size() && errno == 0 && std::isfinite(x),
+               flag + " must be a finite number, not '" + v + "'");
+  return x;
+}
+
+uint64_t parse_seed_value(const std::string& flag, const std::string& v) {
+  errno = 0;
+  char* end = nullptr;
+  const bool digits = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
+  const unsigned long long x = digits ? std::strtoull(v.c_str(), &end, 10) : 0;
+  ZIMAGE_CHECK(digits && end == v.c_str() + v.size() && errno == 0,
+               flag + " must be a non-negative integer below 2^64, not '" + v + "'");
+  return x;
+}
+
+int64_t Args::get_int(const std::string& k, int64_t def) const { return has(k) ? parse_int_value(k, get(k)) : def; }
+double Args::get_number(const std::string& k, double def) const { return has(k) ? parse_number_value(k, get(k)) : def; }
+uint64_t Args::get_seed(const std::string& k, uint64_t def) const { return has(k) ? parse_seed_value(k, get(k)) : def; }
+
+std::string command_usage(const std::string& cmd) {
+  const std::string usage = kUsage, head = "  zimage " + cmd + " ";
+  std::string out;
+  size_t pos = 0;
+  while ((pos = usage.find(head, pos)) != std::string::npos) {  // a command may have several blocks
+    size_t end = usage.find("\n  zimage ", pos + 1);
+    end = end == std::string::npos ? usage.size() : end + 1;
+    out += usage.substr(pos, end - pos);
+    pos = end;
+  }
+  return out.empty() ? out : "usage:\n" + out;
 }
 
 }  // namespace zimage::cli

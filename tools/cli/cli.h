@@ -8,7 +8,7 @@
 namespace zimage::cli {
 
 inline constexpr const char* kUsage =
-    "usage:\n"
+    "usage (zimage COMMAND --help prints one command's):\n"
     "  zimage dit --model DIR --inputs IN.safetensors --output OUT.safetensors\n"
     "             [--device cpu|cuda] [--dtype float32|float64] [--dump-activations ACTS.safetensors]\n"
     "             [--rope-extend] [--check-finite] [--attention auto|v1_simt|mma|cudnn]\n"
@@ -54,6 +54,9 @@ inline constexpr const char* kUsage =
     "             [--shard-gb 5] [--inputs FILE [--latent 64] [--caption 128]]\n"
     "      A transformer folder in the diffusers sharded layout (default config: Z-Image-Turbo, 24.6 GB\n"
     "      in float32) with synthetic bf16-exact weights; --inputs also writes x.0, cap_feats.0, t.\n"
+    "  zimage vae decode|encode|validate ...\n"
+    "      The Flux VAE (AutoencoderKL): decode latents, encode images, check VAE goldens\n"
+    "      (zimage vae --help for its options).\n"
     "  zimage validate [--goldens FILE ...] [--model DIR] [--dtype float64|float32] [--check-finite]\n"
     "      Checks goldens (default: every golden shipped in golden/) against the reference:\n"
     "      one row per module; exit status 1 if any row fails. Whole-model runs are always traced\n"
@@ -74,7 +77,20 @@ struct Args {
     ZIMAGE_CHECK(has(k), "missing required argument " + k);
     return get(k);
   }
+  // Typed getters: `def` when the flag is absent; a value that is not entirely a number of the
+  // kind is one line naming the flag and the value (exit 2), never a std::stoi exception.
+  int64_t get_int(const std::string& k, int64_t def) const;
+  double get_number(const std::string& k, double def) const;  // finite
+  uint64_t get_seed(const std::string& k, uint64_t def) const;  // 0 .. 2^64 - 1
 };
+
+// The one number parser of the CLI (Args' getters and zimage vae's own switches use it).
+int64_t parse_int_value(const std::string& flag, const std::string& v);
+double parse_number_value(const std::string& flag, const std::string& v);
+uint64_t parse_seed_value(const std::string& flag, const std::string& v);
+// The usage of one command (its block of kUsage, or zimage vae's), for `zimage CMD --help`;
+// empty when the command is unknown.
+std::string command_usage(const std::string& cmd);
 
 Args parse_args(int argc, char** argv);
 // Throws naming the first flag not in `known`.

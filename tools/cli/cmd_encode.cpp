@@ -1,5 +1,6 @@
 // zimage encode: prompt -> embeddings as ZImagePipeline.encode_prompt
 // computes them (docs/text_encoder.md), written as prompt_embeds.{i}.
+#include <cstdint>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -66,17 +67,9 @@ int cmd_encode(const Args& args) {
                     "--check-finite"});
   EncodeOptions opt;
   auto int_arg = [&](const std::string& flag, int def) {
-    if (!args.has(flag)) return def;
-    const std::string v = args.get(flag);
-    size_t used = 0;
-    int x = 0;
-    try {
-      x = std::stoi(v, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    ZIMAGE_CHECK(used == v.size() && !v.empty(), flag + " must be an integer, not '" + v + "'");
-    return x;
+    const int64_t x = args.get_int(flag, def);
+    ZIMAGE_CHECK(x >= INT32_MIN && x <= INT32_MAX, flag + " is out of range: " + std::to_string(x));
+    return int(x);
   };
   opt.hidden_layer = int_arg("--hidden-layer", -2);
   opt.max_sequence_length = int_arg("--max-sequence-length", 512);

@@ -20,45 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-double parse_number(const Args& a, const std::string& flag, double def) {
-  if (!a.has(flag)) return def;
-  const std::string v = a.get(flag);
-  try {
-    size_t used = 0;
-    const double d = std::stod(v, &used);
-    ZIMAGE_CHECK(used == v.size() && std::isfinite(d), "");
-    return d;
-  } catch (const std::exception&) {
-    throw Error(flag + " needs a finite number, not '" + v + "'");
-  }
-}
-
-int64_t parse_int(const Args& a, const std::string& flag, int64_t def) {
-  if (!a.has(flag)) return def;
-  const std::string v = a.get(flag);
-  try {
-    size_t used = 0;
-    const long long d = std::stoll(v, &used);
-    ZIMAGE_CHECK(used == v.size(), "");
-    return d;
-  } catch (const std::exception&) {
-    throw Error(flag + " needs an integer, not '" + v + "'");
-  }
-}
-
-uint64_t parse_seed(const Args& a) {
-  const std::string v = a.get("--seed", "0");
-  try {
-    size_t used = 0;
-    ZIMAGE_CHECK(!v.empty() && v[0] != '-', "");
-    const unsigned long long d = std::stoull(v, &used);
-    ZIMAGE_CHECK(used == v.size(), "");
-    return d;
-  } catch (const std::exception&) {
-    throw Error("--seed needs a non-negative integer below 2^64, not '" + v + "'");
-  }
-}
-
 // prompt_embeds.{i} (or, in a negatives file, negative_prompt_embeds.{i}): F32 [L_i, D], finite.
 std::vector<TensorView> read_embeds(const std::shared_ptr<SafetensorsFile>& f, const std::string& path, bool negative) {
   // A negatives file may name them negative_prompt_embeds.{i} (a pipeline golden holds both kinds).
@@ -104,17 +65,17 @@ std::string seconds(double s) {
 template <class T>
 int run(const Args& args, const std::string& dtype) {
   using clock = std::chrono::steady_clock;
+  GenerateOptions opt;  // every number first: a bad one is refused before any file is opened
+  opt.height = args.get_int("--height", 1024);
+  opt.width = args.get_int("--width", 1024);
+  opt.steps = int(args.get_int("--steps", 8));
+  opt.num_images_per_prompt = int(args.get_int("--num-images-per-prompt", 1));
+  opt.cfg.guidance_scale = args.get_number("--guidance", 0.0);
+  opt.cfg.cfg_normalization = args.get_number("--cfg-normalization", 0.0);
+  opt.cfg.cfg_truncation = args.get_number("--cfg-truncation", 1.0);
+  if (args.has("--shift")) opt.shift = args.get_number("--shift", 0.0);
+  const uint64_t seed = args.get_seed("--seed", 0);
   const PipelineFolder pipe = open_pipeline_folder(args.required("--model"));
-  GenerateOptions opt;
-  opt.height = parse_int(args, "--height", 1024);
-  opt.width = parse_int(args, "--width", 1024);
-  opt.steps = int(parse_int(args, "--steps", 8));
-  opt.num_images_per_prompt = int(parse_int(args, "--num-images-per-prompt", 1));
-  opt.cfg.guidance_scale = parse_number(args, "--guidance", 0.0);
-  opt.cfg.cfg_normalization = parse_number(args, "--cfg-normalization", 0.0);
-  opt.cfg.cfg_truncation = parse_number(args, "--cfg-truncation", 1.0);
-  if (args.has("--shift")) opt.shift = parse_number(args, "--shift", 0.0);
-  const uint64_t seed = parse_seed(args);
 
   const std::string pos_path = args.required("--prompt-embeds");
   const auto pos_file = SafetensorsFile::open(pos_path);
@@ -247,6 +208,10 @@ int cmd_generate(const Args& in_args) {
       if (!p.empty()) fs::remove_all(p, ec);
     }
   } remove_tmp{tmp};
+  // Every number flag is checked before --prompt's encoding (minutes on a real text encoder).
+  for (const char* f : {"--height", "--width", "--steps", "--num-images-per-prompt"}) args.get_int(f, 0);
+  for (const char* f : {"--guidance", "--cfg-normalization", "--cfg-truncation", "--shift"}) args.get_number(f, 0);
+  args.get_seed("--seed", 0);
   if (args.has("--prompt")) {
     ZIMAGE_CHECK(!args.has("--prompt-embeds") && !args.has("--negative-prompt-embeds"),
                  "--prompt and --prompt-embeds exclude each other");

@@ -76,27 +76,6 @@ Args parse_vae_args(int argc, char** argv) {
   return a;
 }
 
-int64_t parse_int(const std::string& flag, const std::string& v) {
-  try {
-    size_t pos = 0;
-    const long long x = std::stoll(v, &pos);
-    ZIMAGE_CHECK(pos == v.size(), "");
-    return x;
-  } catch (const std::exception&) {
-    throw Error("vae: " + flag + " '" + v + "' is not an integer");
-  }
-}
-
-double parse_double(const std::string& flag, const std::string& v) {
-  try {
-    size_t pos = 0;
-    const double x = std::stod(v, &pos);
-    ZIMAGE_CHECK(pos == v.size(), "");
-    return x;
-  } catch (const std::exception&) {
-    throw Error("vae: " + flag + " '" + v + "' is not a number");
-  }
-}
 
 double peak_rss_mib() {
   rusage ru{};
@@ -117,7 +96,7 @@ Model open_model(const Args& a) {
   if (synthetic) {
     ZIMAGE_CHECK(!a.has("--model"), "vae: --model is not a vae decode/encode argument (use --vae DIR)");
     m.config = a.has("--config") ? load_vae_config(a.get("--config")) : flux_vae_config();
-    const int64_t seed = parse_int("--seed", a.get("--seed", "0"));
+    const int64_t seed = parse_int_value("--seed", a.get("--seed", "0"));
     ZIMAGE_CHECK(seed >= 0, "vae: --seed must be >= 0");
     m.params = synthetic_param_source(vae_synthetic_spec(m.config, uint64_t(seed)));
     m.source = "synthetic(seed=" + std::to_string(seed) + ")";
@@ -159,7 +138,7 @@ Shape parse_shape(const std::string& flag, const std::string& v) {
   Shape s;
   std::stringstream ss(v);
   std::string part;
-  while (std::getline(ss, part, ',')) s.push_back(parse_int(flag, part));
+  while (std::getline(ss, part, ',')) s.push_back(parse_int_value(flag, part));
   ZIMAGE_CHECK(s.size() == 4, "vae: " + flag + " '" + v + "' must be B,C,h,w");
   for (int64_t d : s) ZIMAGE_CHECK(d > 0 && d <= 65536, "vae: " + flag + " '" + v + "' must hold sizes in 1..65536");
   return s;
@@ -181,7 +160,7 @@ int decode(const Args& a, const std::string& dtype) {
     what = a.get("--latents");
   } else {
     const Shape s = parse_shape("--random-latents", a.get("--random-latents"));
-    std::mt19937_64 rng(uint64_t(parse_int("--seed", a.get("--seed", "0"))));
+    std::mt19937_64 rng(uint64_t(parse_int_value("--seed", a.get("--seed", "0"))));
     std::normal_distribution<double> nd;
     z = Tensor<T>(s);
     for (auto& v : z.data) v = T(nd(rng));
@@ -189,9 +168,9 @@ int decode(const Args& a, const std::string& dtype) {
   }
   check_vae_latents(m.config, z.shape, what);
   TileOptions tiles;
-  if (a.has("--tile-latent")) tiles.tile_latent = int(parse_int("--tile-latent", a.get("--tile-latent")));
-  if (a.has("--tile-sample")) tiles.tile_sample = int(parse_int("--tile-sample", a.get("--tile-sample")));
-  if (a.has("--tile-overlap")) tiles.overlap = parse_double("--tile-overlap", a.get("--tile-overlap"));
+  if (a.has("--tile-latent")) tiles.tile_latent = int(parse_int_value("--tile-latent", a.get("--tile-latent")));
+  if (a.has("--tile-sample")) tiles.tile_sample = int(parse_int_value("--tile-sample", a.get("--tile-sample")));
+  if (a.has("--tile-overlap")) tiles.overlap = parse_number_value("--tile-overlap", a.get("--tile-overlap"));
   if (a.has("--tiled")) tiles = resolved_tiles(m.config, tiles);  // argument errors before any compute
 
   const auto t0 = std::chrono::steady_clock::now();

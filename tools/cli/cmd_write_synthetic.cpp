@@ -23,10 +23,13 @@ int cmd_write_synthetic(const Args& args) {
   if (dtype == "float32") opt.dtype = DType::F32;
   else if (dtype == "bfloat16") opt.dtype = DType::BF16;
   else throw Error("--dtype must be float32 or bfloat16, not '" + dtype + "'");
-  opt.seed = std::stoull(args.get("--seed", "0"));
-  const double gb = std::stod(args.get("--shard-gb", "5"));
+  opt.seed = args.get_seed("--seed", 0);
+  const double gb = args.get_number("--shard-gb", 5);
   ZIMAGE_CHECK(gb > 0, "--shard-gb must be positive");
   opt.max_shard_bytes = int64_t(gb * double(int64_t(1) << 30));
+  // --inputs' sizes are checked now, before gigabytes of weights are written.
+  const int64_t n = args.get_int("--latent", 64), L = args.get_int("--caption", 128);
+  ZIMAGE_CHECK(n > 0 && L > 0, "--latent and --caption must be positive");
   const auto t0 = std::chrono::steady_clock::now();
   int last = -1;
   const int64_t total = write_synthetic_checkpoint(cfg, out, opt, [&](int64_t done, int64_t all) {
@@ -37,8 +40,6 @@ int cmd_write_synthetic(const Args& args) {
   std::printf("wrote %s: %lld bytes of %s weights in %.1f s\n", out.c_str(), static_cast<long long>(total), dtype.c_str(), s);
 
   if (args.has("--inputs")) {  // one item: x.0 [C,1,N,N], cap_feats.0 [L, cap_feat_dim], t [1]
-    const int64_t n = std::stoll(args.get("--latent", "64")), L = std::stoll(args.get("--caption", "128"));
-    ZIMAGE_CHECK(n > 0 && L > 0, "--latent and --caption must be positive");
     Tensor<float> x({cfg.in_channels, 1, n, n}), cap({L, cfg.cap_feat_dim}), t({1}, 0.5f);
     synthetic_fill(opt.seed, "inputs.x.0", 0.0, 1.0, x.ptr(), x.numel());
     synthetic_fill(opt.seed, "inputs.cap_feats.0", 0.0, 1.0, cap.ptr(), cap.numel());

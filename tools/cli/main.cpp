@@ -3,6 +3,8 @@
 //   zimage validate  [--goldens FILE ...] [--model DIR] [--dtype float64|float32]
 //   zimage rope-limits --model DIR
 //   zimage generate  --model PIPELINE_DIR --prompt-embeds FILE ... --out IMAGE.png
+//   (and encode, inspect, write-synthetic, vae: `zimage --help` lists them all; `zimage CMD --help`
+//   prints one command's usage and exits 0)
 // Every user error is one line on stderr and exit status 2; a failed
 // validation is exit status 1.
 #include <cstdio>
@@ -17,6 +19,22 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  // zimage CMD ... --help (or -h) anywhere: that command's usage on stdout, exit 0.
+  for (int i = 2; i < argc; ++i)
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      if (!std::strcmp(argv[1], "vae")) {
+        char help[] = "--help";
+        char* vae_argv[] = {help};
+        return cmd_vae(1, vae_argv);
+      }
+      const std::string usage = command_usage(argv[1]);
+      if (usage.empty()) {
+        std::fprintf(stderr, "zimage: error: unknown command '%s' (try: zimage --help)\n", argv[1]);
+        return 2;
+      }
+      std::fputs(usage.c_str(), stdout);
+      return 0;
+    }
   try {
     if (!std::strcmp(argv[1], "vae")) return cmd_vae(argc - 2, argv + 2);  // own subcommands and switches
     if (!std::strcmp(argv[1], "inspect")) return cmd_inspect(argc - 2, argv + 2);  // a positional DIR|FILE
