@@ -13,6 +13,9 @@
 # OpenMP threads of parallel test processes would oversubscribe the cores, and
 # their spin-waits made a tiny-model test 20x slower (0.3 s vs 6.4 s, measured
 # here under load). tests/unit/test_determinism.cpp sets its thread counts itself.
+# They also set GLIBC_TUNABLES=glibc.malloc.hugetlb=1: large tensors get transparent
+# huge pages. On this 2-core VM a real-width test spent most of its time in page
+# faults (1.59M faults, 20.6 s; with the tunable 22k faults, 3.6 s; docs/reliability.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
