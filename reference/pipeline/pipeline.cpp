@@ -188,17 +188,11 @@ template <class T>
 Tensor<T> pipeline_model_output(const ZImageWeights<T>& w, const Schedule& s, int step, const CfgOptions& cfg,
                                 const Tensor<T>& latents, const std::vector<Tensor<T>>& pos,
                                 const std::vector<Tensor<T>>& neg, Activations<T>* acts) {
-  const DitForward<T> dit = [&w](const DitInputs<T>& in, Activations<T>* a) { return zimage_forward(w, in, a); };
-  return pipeline_model_output(dit, s, step, cfg, latents, pos, neg, acts);
+  return pipeline_model_output(*in_memory_dit(w), s, step, cfg, latents, pos, neg, acts);
 }
 
 template <class T>
-DitForward<T> streaming_dit(const ZImageConfig& cfg, std::shared_ptr<const ParamSource> src) {
-  return [cfg, src](const DitInputs<T>& in, Activations<T>* a) { return zimage_forward_streaming(cfg, *src, in, a); };
-}
-
-template <class T>
-Tensor<T> pipeline_model_output(const DitForward<T>& dit, const Schedule& s, int step, const CfgOptions& cfg,
+Tensor<T> pipeline_model_output(const DitModel<T>& dit, const Schedule& s, int step, const CfgOptions& cfg,
                                 const Tensor<T>& latents, const std::vector<Tensor<T>>& pos,
                                 const std::vector<Tensor<T>>& neg, Activations<T>* acts) {
   const int64_t B = latents.shape[0];
@@ -219,7 +213,7 @@ Tensor<T> pipeline_model_output(const DitForward<T>& dit, const Schedule& s, int
     }
   in.t = Tensor<T>({int64_t(in.x.size())});
   for (auto& v : in.t.data) v = t_model;
-  const std::vector<Tensor<T>> out = dit(in, acts);
+  const std::vector<Tensor<T>> out = dit.forward(in, acts);
 
   Tensor<T> pred(latents.shape);
   const int64_t n = pred.numel() / B;
@@ -241,23 +235,6 @@ void pipeline_step(const Schedule& s, int step, const Tensor<T>& model_output, T
                                                         " vs latents " + shape_str(latents.shape));
   ZIMAGE_CHECK(step >= 0 && step < s.steps(), "pipeline_step: step " + std::to_string(step) + " of " + std::to_string(s.steps()));
   euler_step(s, step, model_output.data.data(), latents.data.data(), latents.numel());
-}
-
-template <class T>
-Tensor<T> denoise(const ZImageWeights<T>& w, const Schedule& s, const CfgOptions& cfg, Tensor<T> latents,
-                  const std::vector<Tensor<T>>& pos, const std::vector<Tensor<T>>& neg, DenoiseTrace<T>* trace,
-                  const StepProgress& progress) {
-  const int n = int(s.timesteps.size());
-  for (int i = 0; i < n; ++i) {
-    const Tensor<T> mo = pipeline_model_output(w, s, i, cfg, latents, pos, neg);
-    pipeline_step(s, i, mo, latents);
-    if (trace) {
-      trace->model_output.push_back(mo);
-      trace->latents.push_back(latents);
-    }
-    if (progress) progress(i + 1, n);
-  }
-  return latents;
 }
 
 template <class T>
@@ -290,17 +267,13 @@ std::vector<Image8> to_pil_images(const Tensor<float>& image) {
 
 #define ZIMAGE_PIPELINE_INSTANTIATE(T)                                                                                 \
   template std::vector<Tensor<T>> repeat_per_image(const std::vector<Tensor<T>>&, int);                               \
-  template DitForward<T> streaming_dit(const ZImageConfig&, std::shared_ptr<const ParamSource>);                     \
-  template Tensor<T> pipeline_model_output(const DitForward<T>&, const Schedule&, int, const CfgOptions&,             \
+  template Tensor<T> pipeline_model_output(const DitModel<T>&,    const Schedule&, int, const CfgOptions&,             \
                                            const Tensor<T>&, const std::vector<Tensor<T>>&,                           \
                                            const std::vector<Tensor<T>>&, Activations<T>*);                           \
   template Tensor<T> pipeline_model_output(const ZImageWeights<T>&, const Schedule&, int, const CfgOptions&,          \
                                            const Tensor<T>&, const std::vector<Tensor<T>>&,                           \
                                            const std::vector<Tensor<T>>&, Activations<T>*);                           \
   template void pipeline_step(const Schedule&, int, const Tensor<T>&, Tensor<T>&);                                    \
-  template Tensor<T> denoise(const ZImageWeights<T>&, const Schedule&, const CfgOptions&, Tensor<T>,                  \
-                             const std::vector<Tensor<T>>&, const std::vector<Tensor<T>>&, DenoiseTrace<T>*,          \
-                             const StepProgress&);                                                                    \
   template Tensor<T> decode_latents(const VaeConfig&, const VaeWeights<T>&, const Tensor<T>&, Activations<T>*);
 ZIMAGE_PIPELINE_INSTANTIATE(float)
 ZIMAGE_PIPELINE_INSTANTIATE(double)

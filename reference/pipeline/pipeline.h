@@ -1,5 +1,6 @@
-// ZImagePipeline on the CPU reference: a pipeline folder, the denoising loop
-// with CFG, and the decode to pixels.
+// ZImagePipeline on the CPU reference, its pieces: a pipeline folder, the
+// input checks, one step's model call with CFG, the Euler step, the decode to
+// pixels. The loop and the whole pipeline are in pipeline/generate.h.
 // Ref: diffusers/pipelines/z_image/pipeline_z_image.py ZImagePipeline.__call__
 //
 // Shapes (PyTorch order): latents [B, C, h, w] with C = transformer in_channels,
@@ -15,6 +16,7 @@
 
 #include "io/png.h"
 #include "model/transformer.h"
+#include "pipeline/dit_model.h"
 #include "pipeline/cfg.h"
 #include "pipeline/scheduler.h"
 #include "vae/autoencoder_kl.h"
@@ -66,9 +68,7 @@ std::vector<Tensor<T>> repeat_per_image(const std::vector<Tensor<T>>& embeds, in
 // model_output __call__ hands scheduler.step. latents [B, C, h, w]; pos and
 // neg already repeated per image. `acts` goes to the transformer (--check-finite).
 template <class T>
-using DitForward = std::function<std::vector<Tensor<T>>(const DitInputs<T>&, Activations<T>*)>;
-template <class T>
-Tensor<T> pipeline_model_output(const DitForward<T>& dit, const Schedule& s, int step, const CfgOptions& cfg,
+Tensor<T> pipeline_model_output(const DitModel<T>& dit, const Schedule& s, int step, const CfgOptions& cfg,
                                 const Tensor<T>& latents, const std::vector<Tensor<T>>& pos,
                                 const std::vector<Tensor<T>>& neg, Activations<T>* acts = nullptr);
 // The same with the weights in memory (zimage_forward).
@@ -76,29 +76,11 @@ template <class T>
 Tensor<T> pipeline_model_output(const ZImageWeights<T>& w, const Schedule& s, int step, const CfgOptions& cfg,
                                 const Tensor<T>& latents, const std::vector<Tensor<T>>& pos,
                                 const std::vector<Tensor<T>>& neg, Activations<T>* acts = nullptr);
-// The transformer read block by block from `src` (zimage_forward_streaming:
-// one block in memory; bitwise the same results), for checkpoints that do not
-// fit in memory as float (Z-Image-Turbo: 24.6 GB).
-template <class T>
-DitForward<T> streaming_dit(const ZImageConfig& cfg, std::shared_ptr<const ParamSource> src);
 
 // Euler step of the flow-match scheduler on the whole latent tensor, in T
 // (float: bit for bit diffusers' fp32 step).
 template <class T>
 void pipeline_step(const Schedule& s, int step, const Tensor<T>& model_output, Tensor<T>& latents);
-
-template <class T>
-struct DenoiseTrace {
-  std::vector<Tensor<T>> model_output;  // per step, as handed to scheduler.step
-  std::vector<Tensor<T>> latents;       // per step, after it
-};
-using StepProgress = std::function<void(int done, int total)>;
-
-// The denoising loop of __call__, from initial latents to final latents.
-template <class T>
-Tensor<T> denoise(const ZImageWeights<T>& w, const Schedule& s, const CfgOptions& cfg, Tensor<T> latents,
-                  const std::vector<Tensor<T>>& pos, const std::vector<Tensor<T>>& neg, DenoiseTrace<T>* trace = nullptr,
-                  const StepProgress& progress = {});
 
 // latents -> unscale_latents -> vae_decode: image [B, out_channels, H, W], about [-1, 1].
 template <class T>

@@ -10,6 +10,7 @@
 #include "io/safetensors.h"
 #include "support/cli_runner.h"
 #include "support/goldens.h"
+#include "support/pixels.h"
 #include "support/test_support.h"
 
 namespace zimage {
@@ -32,24 +33,8 @@ std::string cfg_args() {  // golden/pipeline_cfg.safetensors: 48x64, 6 steps, 2 
          " --num-images-per-prompt 2 --seed 7";
 }
 
-// Our fp32 image differs from diffusers' by ~1e-6 relative (tests/golden/
-// test_pipeline_goldens.cpp), so a pixel can only flip where x * 255 lies
-// within ~1e-3 of a rounding boundary: at most one level, on a handful of
-// pixels. Gate: max difference 1 level, at most 0.1 % of values differing.
 void expect_pixels_match(const std::string& png, const Tensor<int32_t>& want, int64_t item) {
-  const Image8 img = read_png(png);
-  const int64_t n = img.height * img.width * img.channels;
-  ASSERT_EQ(n * want.shape[0], want.numel()) << png;
-  int64_t differ = 0, worst = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t d = std::abs(int64_t(img.pixels[i]) - int64_t(want[item * n + i]));
-    differ += d != 0;
-    worst = std::max(worst, d);
-  }
-  std::printf("  %s: %lld of %lld pixel values differ from diffusers' PIL image, max %lld level(s) (gate: 1 level, %lld values)\n",
-              fs::path(png).filename().c_str(), (long long)differ, (long long)n, (long long)worst, (long long)(n / 1000));
-  EXPECT_LE(worst, 1);
-  EXPECT_LE(differ, n / 1000);
+  testing::expect_pixels_match(fs::path(png).filename().string(), read_png(png), want, item);
 }
 
 TEST(CliGenerate, TurboSeededMatchesDiffusersPixels) {

@@ -6,7 +6,7 @@
 
 #include "io/safetensors.h"
 #include "numerics/mutation.h"
-#include "pipeline/pipeline.h"
+#include "pipeline/generate.h"
 #include "pipeline/torch_generator.h"
 #include "support/goldens.h"
 #include "support/test_support.h"
@@ -236,8 +236,10 @@ TEST_P(PipelineFreeRunning, FloatDriftWithinTwicePeerAndPeerWithinBudget) {
   DenoiseTrace<float> tf;
   const ZImageWeights<double> wd = load_weights<double>(dit, *g.pipe.transformer.params);
   const ZImageWeights<float> wf = load_weights<float>(dit, *g.pipe.transformer.params);
-  denoise(wd, s, g.opt.cfg, g.get<double>("latents.init"), g.embeds<double>("prompt_embeds."), g.negatives<double>(), &td);
-  denoise(wf, s, g.opt.cfg, g.get<float>("latents.init"), g.embeds<float>("prompt_embeds."), g.negatives<float>(), &tf);
+  denoise(*in_memory_dit(wd), s, g.opt.cfg, g.get<double>("latents.init"), g.embeds<double>("prompt_embeds."),
+          g.negatives<double>(), td.recorder());
+  denoise(*in_memory_dit(wf), s, g.opt.cfg, g.get<float>("latents.init"), g.embeds<float>("prompt_embeds."),
+          g.negatives<float>(), tf.recorder());
   int64_t L = 0;
   for (int i = 0; i < g.prompts; ++i) L = std::max(L, g.file->view("prompt_embeds." + std::to_string(i)).shape[0]);
   for (int i = 0; g.file->contains("negative_prompt_embeds." + std::to_string(i)); ++i)
