@@ -187,6 +187,17 @@ TEST_F(CliGenerateBadInput, LatentsOfTheWrongShape) {
   w.write((dir / "lat.safetensors").string());
   expect_error(turbo_args() + " --latents " + (dir / "lat.safetensors").string(), "--latents has shape [1, 16, 8, 8]");
 }
+// A zimage built without the CUDA path (the CPU-only and sanitizer builds): one line naming
+// --device cuda. With the CUDA path, the no-GPU refusal is CudaGenerateCli.WithoutGpuOneLineErrorExit2NoPng.
+TEST_F(CliGenerateBadInput, DeviceCudaWithoutACudaBuild) {
+#ifdef ZIMAGE_CLI_HAS_CUDA
+  GTEST_SKIP() << "this zimage has the CUDA path: tests/cuda/test_cuda_generate.cpp checks its refusals";
+#endif
+  expect_error(turbo_args() + " --device cuda", "--device cuda: this zimage was built without the CUDA path");
+}
+TEST_F(CliGenerateBadInput, UnknownDevice) { expect_error(turbo_args() + " --device tpu", "--device must be cpu or cuda"); }
+TEST_F(CliGenerateBadInput, AttentionWithoutCuda) { expect_error(turbo_args() + " --attention mma", "needs --device cuda"); }
+TEST_F(CliGenerateBadInput, Bfloat16OnTheCpu) { expect_error(turbo_args() + " --dtype bfloat16", "--dtype"); }
 TEST_F(CliGenerateBadInput, OutputDirectoryMissing) {
   const auto r = run_zimage(turbo_args() + " --out " + (dir / "nope" / "x.png").string());
   EXPECT_EQ(r.status, 2);

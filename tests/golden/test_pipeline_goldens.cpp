@@ -9,6 +9,7 @@
 #include "pipeline/generate.h"
 #include "pipeline/torch_generator.h"
 #include "support/goldens.h"
+#include "support/pipeline_golden.h"
 #include "support/test_support.h"
 
 namespace zimage {
@@ -18,51 +19,9 @@ using numerics::Budget;
 using numerics::Comparison;
 using numerics::Tier;
 
-// One pipeline golden with its folder and options, loaded once per test.
-struct PipelineGolden {
-  std::string name;
-  std::shared_ptr<SafetensorsFile> file;
-  PipelineFolder pipe;
-  GenerateOptions opt;
-  int prompts = 0;
-  nlohmann::json options;
-
-  explicit PipelineGolden(const std::string& case_name) : name(case_name) {
-    const std::string path = testing::golden_path(case_name);
-    file = SafetensorsFile::open(path);
-    for (const auto& n : file->names()) screen_golden_tensor(path, file->view(n));
-    const auto& md = file->metadata();
-    pipe = open_pipeline_folder(std::string(ZIMAGE_GOLDEN_DIR) + "/" + md.at("model_dir"));
-    options = nlohmann::json::parse(md.at("options"));
-    opt.height = options["height"];
-    opt.width = options["width"];
-    opt.steps = options["steps"];
-    opt.num_images_per_prompt = options["per_prompt"];
-    opt.cfg.guidance_scale = options["guidance"];
-    opt.cfg.cfg_normalization = options["cfg_normalization"].is_boolean() ? 0.0 : options["cfg_normalization"].get<double>();
-    opt.cfg.cfg_truncation = options["cfg_truncation"];
-    while (file->contains("prompt_embeds." + std::to_string(prompts))) ++prompts;
-  }
-  template <class T>
-  Tensor<T> get(const std::string& n) const { return file->get<T>(n); }
-  template <class T>
-  std::vector<Tensor<T>> embeds(const std::string& stem) const {
-    std::vector<Tensor<T>> out;
-    for (int i = 0; file->contains(stem + std::to_string(i)); ++i) out.push_back(get<T>(stem + std::to_string(i)));
-    return repeat_per_image(out, opt.num_images_per_prompt);
-  }
-  template <class T>
-  std::vector<Tensor<T>> negatives() const {
-    return opt.cfg.guidance_scale > 0 ? embeds<T>("negative_prompt_embeds.") : std::vector<Tensor<T>>{};
-  }
-  Shape latent_shape() const {
-    return pipeline_latent_shape(pipe.transformer.config, pipe.vae.config, int64_t(prompts) * opt.num_images_per_prompt,
-                                 opt.height, opt.width);
-  }
-  std::string latents_before(int k) const { return k == 0 ? "latents.init" : "latents.step." + std::to_string(k - 1); }
-};
-
-std::vector<std::string> pipeline_cases() { return testing::golden_cases_of_kind("pipeline"); }
+using testing::PipelineGolden;
+using testing::pipeline_cases;
+using testing::widen;
 
 // ---------------------------------------------------------------- T0: seeded latents, schedule, Euler step
 
@@ -119,13 +78,6 @@ INSTANTIATE_TEST_SUITE_P(Goldens, PipelineExact, ::testing::ValuesIn(pipeline_ca
                          [](const auto& info) { return testing::test_name(info.param); });
 
 // ---------------------------------------------------------------- T2: model output per step, decode
-
-template <class T>
-Tensor<double> widen(const Tensor<T>& t) {
-  Tensor<double> out(t.shape);
-  for (int64_t i = 0; i < t.numel(); ++i) out[i] = double(t[i]);
-  return out;
-}
 
 // The CFG combination pred = (1 + g) pos - g neg scales the transformer's
 // error by (|1 + g| ||pos|| + |g| ||neg||) / ||pred|| (first order); the cap
@@ -210,15 +162,6 @@ INSTANTIATE_TEST_SUITE_P(Goldens, PipelineDecode, ::testing::ValuesIn(pipeline_c
 
 // ---------------------------------------------------------------- T5: the free-running loop
 
-double rel_rms(const Tensor<double>& a, const Tensor<double>& r) { return numerics::compare(a, r).rel_rms; }
-
-double psnr(const Tensor<double>& a, const Tensor<double>& r) {  // images in [-1, 1]: peak-to-peak 2
-  double se = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) se += (a[i] - r[i]) * (a[i] - r[i]);
-  const double mse = se / double(a.numel());
-  return mse == 0 ? 999.0 : 10 * std::log10(4.0 / mse);
-}
-
 // numerics.md T5: per-step latent rel_rms of our fp32 run against our fp64
 // run within 2x of the peer's (diffusers fp32 against our fp64 run), and the
 // final image's PSNR within 6 dB of the peer's. The peer's own drift is
@@ -230,49 +173,22 @@ double psnr(const Tensor<double>& a, const Tensor<double>& r) {  // images in [-
 class PipelineFreeRunning : public ::testing::TestWithParam<std::string> {};
 TEST_P(PipelineFreeRunning, FloatDriftWithinTwicePeerAndPeerWithinBudget) {
   const PipelineGolden g(GetParam());
-  const auto& dit = g.pipe.transformer.config;
-  const Schedule s = pipeline_schedule(g.pipe.scheduler, g.opt, g.latent_shape());
-  DenoiseTrace<double> td;
+  const testing::Fp64Loop truth = testing::fp64_loop(g);
   DenoiseTrace<float> tf;
-  const ZImageWeights<double> wd = load_weights<double>(dit, *g.pipe.transformer.params);
-  const ZImageWeights<float> wf = load_weights<float>(dit, *g.pipe.transformer.params);
-  denoise(*in_memory_dit(wd), s, g.opt.cfg, g.get<double>("latents.init"), g.embeds<double>("prompt_embeds."),
-          g.negatives<double>(), td.recorder());
-  denoise(*in_memory_dit(wf), s, g.opt.cfg, g.get<float>("latents.init"), g.embeds<float>("prompt_embeds."),
+  const ZImageWeights<float> wf = load_weights<float>(g.pipe.transformer.config, *g.pipe.transformer.params);
+  denoise(*in_memory_dit(wf), g.schedule(), g.opt.cfg, g.get<float>("latents.init"), g.embeds<float>("prompt_embeds."),
           g.negatives<float>(), tf.recorder());
-  int64_t L = 0;
-  for (int i = 0; i < g.prompts; ++i) L = std::max(L, g.file->view("prompt_embeds." + std::to_string(i)).shape[0]);
-  for (int i = 0; g.file->contains("negative_prompt_embeds." + std::to_string(i)); ++i)
-    L = std::max(L, g.file->view("negative_prompt_embeds." + std::to_string(i)).shape[0]);
-  const Shape shape = g.latent_shape();
-  L += (shape[2] / 2) * (shape[3] / 2);
-  const double eps_model = numerics::module_budget(Tier::T2, "sample.0", dit, L).rel_rms;
-  const double floor = numerics::kUnitRoundoffFp32;
-  double acc = 0;
+  std::vector<Tensor<double>> ours, peer;
   for (int k = 0; k < g.opt.steps; ++k) {
-    const Tensor<double> peer = g.get<double>("latents.step." + std::to_string(k));
-    const Tensor<double>& truth = td.latents[k];
-    const double ours = rel_rms(widen(tf.latents[k]), truth), theirs = rel_rms(peer, truth);
-    double vnorm = 0, xnorm = 0;
-    for (double v : td.model_output[k].data) vnorm += v * v;
-    for (double v : truth.data) xnorm += v * v;
-    const double gk = cfg_scale_at_step(g.opt.cfg, s, k);
-    acc += std::abs(double(s.sigmas[k + 1]) - double(s.sigmas[k])) * std::sqrt(vnorm) * eps_model * (1 + 2 * gk);
-    const double peer_budget = acc / std::sqrt(xnorm) + (k + 1) * 2 * numerics::kUnitRoundoffFp32;
-    std::printf("  step %d: ours(fp32 vs fp64) rel_rms %.3e, peer(diffusers vs fp64) %.3e, 2x peer + floor %.3e "
-                "(%.1f%% used); peer budget %.3e (%.1f%% used)\n",
-                k, ours, theirs, 2 * theirs + floor, 100 * ours / (2 * theirs + floor), peer_budget,
-                100 * theirs / peer_budget);
-    EXPECT_LE(ours, 2 * theirs + floor) << "step " << k;
-    EXPECT_LE(theirs, peer_budget) << "step " << k;
+    ours.push_back(widen(tf.latents[size_t(k)]));
+    peer.push_back(g.get<double>("latents.step." + std::to_string(k)));
   }
+  testing::expect_t5_drift("fp32", ours, peer, truth, testing::drift_budget(g, truth, Tier::T2));
   // Final image: PSNR against the fp64 decode of the fp64 latents.
   const VaeConfig& vc = g.pipe.vae.config;
-  const auto vd = load_vae_weights<double>(vc, *g.pipe.vae.params, VaePart::Decoder);
   const auto vf = load_vae_weights<float>(vc, *g.pipe.vae.params, VaePart::Decoder);
-  const Tensor<double> truth = decode_latents(vc, vd, td.latents.back());
-  const double p_ours = psnr(widen(decode_latents(vc, vf, tf.latents.back())), truth);
-  const double p_peer = psnr(g.get<double>("image.decoded"), truth);
+  const double p_ours = testing::psnr(widen(decode_latents(vc, vf, tf.latents.back())), truth.image);
+  const double p_peer = testing::psnr(g.get<double>("image.decoded"), truth.image);
   std::printf("  image PSNR vs fp64: ours %.1f dB, peer %.1f dB (gate: ours >= peer - 6 dB)\n", p_ours, p_peer);
   EXPECT_GE(p_ours, p_peer - 6.0);
   EXPECT_TRUE(std::isfinite(p_ours));

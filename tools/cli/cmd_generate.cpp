@@ -5,10 +5,15 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <type_traits>
 
 #include "cli.h"
 #include "pipeline/generate.h"
 #include "pipeline/pipeline_files.h"
+#ifdef ZIMAGE_WITH_CUDA
+#include "dit_model_cuda.h"  // cuda/dit_model_cuda.h
+#endif
 
 namespace zimage::cli {
 
@@ -34,14 +39,20 @@ std::string seconds(double s) {
   return buf;
 }
 
+// The transformer --device cuda asks for (the text encoder and the VAE stay on the CPU for now,
+// issue 17); empty for --device cpu.
+using OpenDit = std::function<std::unique_ptr<DitModel<float>>(const ModelFolder&, DitWeights)>;
+
 template <class T>
 int run(const PipelineFolder& pipe, const GenerateRequest& req, const std::vector<std::string>& outs,
-        const std::string& save_latents, const std::string& dtype) {
+        const std::string& save_latents, const std::string& dtype, const std::string& producer,
+        const OpenDit& open_dit = {}) {
   using clock = std::chrono::steady_clock;
   const GenerateOptions& opt = req.opt;
   const int64_t batch = int64_t(outs.size());
   clock::time_point t_load = clock::now(), t0 = t_load;
   GenerateHooks<T> hooks;
+  if constexpr (std::is_same_v<T, float>) hooks.open_dit = open_dit;
   hooks.warn = [](const std::string& w) { std::fprintf(stderr, "zimage: warning: %s\n", w.c_str()); };
   hooks.on_stage = [&](const std::string& stage, const std::string& detail) {
     if (stage == "encode") {
@@ -72,7 +83,7 @@ int run(const PipelineFolder& pipe, const GenerateRequest& req, const std::vecto
   }
   if (!save_latents.empty())
     write_latents(save_latents, g.init_latents, g.latents,
-                  {{"producer", "zimage generate (CPU reference)"}, {"dtype", dtype}, {"seed", std::to_string(req.seed)}});
+                  {{"producer", producer}, {"dtype", dtype}, {"seed", std::to_string(req.seed)}});
   for (size_t b = 0; b < g.images.size(); ++b) {
     write_png(outs[b], g.images[b]);
     std::printf("wrote %s\n", outs[b].c_str());
@@ -87,7 +98,11 @@ int cmd_generate(const Args& args) {
   allow_only(args, {"--model", "--prompt-embeds", "--negative-prompt-embeds", "--height", "--width", "--steps",
                     "--guidance", "--cfg-normalization", "--cfg-truncation", "--shift", "--seed", "--latents", "--out",
                     "--save-latents", "--num-images-per-prompt", "--dtype", "--check-finite", "--weights", "--prompt",
-                    "--negative-prompt"});
+                    "--negative-prompt", "--device", "--attention"});
+  const std::string device = args.get("--device", "cpu");
+  ZIMAGE_CHECK(device == "cpu" || device == "cuda", "--device must be cpu or cuda, not '" + device + "'");
+  ZIMAGE_CHECK(!args.has("--attention") || device == "cuda",
+               "--attention chooses the CUDA attention kernel (auto, v1_simt, mma, cudnn): it needs --device cuda");
   GenerateRequest req;  // every number first: a bad one is refused before any file is opened
   GenerateOptions& opt = req.opt;
   opt.height = args.get_int("--height", 1024);
@@ -102,7 +117,26 @@ int cmd_generate(const Args& args) {
   req.weights = parse_dit_weights(args.get("--weights", "auto"));
   req.check_finite = args.has("--check-finite");
   const std::string dtype = args.get("--dtype", "float32");
-  ZIMAGE_CHECK(dtype == "float32" || dtype == "float64", "--dtype must be float32 or float64, not '" + dtype + "'");
+  if (device == "cpu")
+    ZIMAGE_CHECK(dtype == "float32" || dtype == "float64",
+                 "--dtype must be float32 or float64 with --device cpu (float32 or bfloat16 with --device cuda), not '" +
+                     dtype + "'");
+#ifdef ZIMAGE_WITH_CUDA
+  gpu::CudaOptions cuda;
+  if (device == "cuda") {
+    ZIMAGE_CHECK(dtype == "float32" || dtype == "bfloat16",
+                 "--dtype must be float32 or bfloat16 with --device cuda (float64 is the CPU's truth), not '" + dtype + "'");
+    ZIMAGE_CHECK(!args.has("--weights"),
+                 "--weights sets how the CPU holds the transformer; with --device cuda it is uploaded block by block");
+    cuda.dtype = gpu::parse_dtype(dtype);
+    cuda.attention = gpu::parse_attention_version(args.get("--attention", "auto"));
+    std::string why;  // before any file is read: no text encoder runs for an image that cannot be made
+    ZIMAGE_CHECK(gpu::device_available(&why), "--device cuda: no CUDA device: " + why);
+  }
+#else
+  ZIMAGE_CHECK(device == "cpu", "--device cuda: this zimage was built without the CUDA path (configure with "
+                                "-DZIMAGE_CUDA=ON and a CUDA toolkit)");
+#endif
 
   if (args.has("--prompt")) {
     ZIMAGE_CHECK(!args.has("--prompt-embeds") && !args.has("--negative-prompt-embeds"),
@@ -121,8 +155,19 @@ int cmd_generate(const Args& args) {
   const int64_t prompts = int64_t(req.prompts.empty() ? req.prompt_embeds.size() : req.prompts.size());
   const std::vector<std::string> outs = output_paths(args.required("--out"), prompts * opt.num_images_per_prompt);
   const std::string save_latents = args.get("--save-latents");
-  return dtype == "float32" ? run<float>(pipe, req, outs, save_latents, dtype)
-                            : run<double>(pipe, req, outs, save_latents, dtype);
+#ifdef ZIMAGE_WITH_CUDA
+  if (device == "cuda") {
+    gpu::check_cuda_dit_options(pipe.transformer.config, cuda);  // the attention version against head_dim
+    const OpenDit open = [cuda](const ModelFolder& f, DitWeights) { return gpu::open_cuda_dit(f, cuda); };
+    return run<float>(pipe, req, outs, save_latents, dtype,
+                      "zimage generate --device cuda (transformer " + dtype + " on " + gpu::describe_device() +
+                          "; text encoder and VAE on the CPU)",
+                      open);
+  }
+#endif
+  const std::string producer = "zimage generate (CPU reference)";
+  return dtype == "float32" ? run<float>(pipe, req, outs, save_latents, dtype, producer)
+                            : run<double>(pipe, req, outs, save_latents, dtype, producer);
 }
 
 }  // namespace zimage::cli

@@ -82,6 +82,7 @@ RUN python3 -B tools/golden/dump_sdpa_peer.py --out golden
 RUN python3 -B tools/golden/dump_rope.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
 # End-to-end ZImagePipeline goldens and the tiny pipeline folder (docs/pipeline.md).
 RUN python3 -B tools/golden/dump_pipeline.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
+RUN python3 -B tools/golden/dump_pipeline_bf16.py --diffusers-commit "$DIFFUSERS_COMMIT" --golden golden
 # Scheduler, CFG and torch randn goldens (docs/scheduler.md).
 RUN python3 -B tools/golden/dump_pipeline_parts.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
 # AutoencoderKL goldens and their weight folders (docs/vae.md).

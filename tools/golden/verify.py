@@ -72,6 +72,8 @@ def check_golden(path, args):
         check_model_bf16(path, meta, tensors, args)
     elif kind == "sdpa_peer":
         check_sdpa_peer(path, meta, tensors)
+    elif kind == "pipeline_bf16":
+        check_pipeline_bf16(path, meta, tensors, args)
     else:
         raise gio.GoldenError(f"{path}: kind {kind!r}")
     for k, t in tensors.items():
@@ -145,6 +147,42 @@ def check_model_bf16(path, meta, tensors, args):
             raise gio.GoldenError(f"{path}: {k} differs from {src}")
     if set(tensors) != {f"sample.{i}" for i in range(n)}:
         raise gio.GoldenError(f"{path}: tensors other than sample.{{i}}")
+
+
+def check_pipeline_bf16(path, meta, tensors, args):
+    """diffusers' pipeline with a bf16 transformer (tools/golden/dump_pipeline_bf16.py): provenance
+    equal to the fp32 pipeline golden's, the same inputs (fnv1a64 digests), the same tensors and shapes
+    as the fp32 golden's outputs."""
+    from synthetic import fnv1a64_bytes
+    for k in ("case", "fp32_golden", "model_dir", "options", "diffusers_commit", "diffusers_z_image_blob", "dtype",
+              "inputs_fnv1a64", "fp32_rerun_bitwise", "command", "threads", "attention_backend", "device"):
+        if k not in meta:
+            raise gio.GoldenError(f"{path}: metadata lacks {k}")
+    if (meta["dtype"], meta["threads"], meta["attention_backend"], meta["device"], meta["fp32_rerun_bitwise"]) != \
+            ("bfloat16", "1", "math", "cpu", "true"):
+        raise gio.GoldenError(f"{path}: not a reference-mode bf16 pipeline golden")
+    if args.expect_commit and meta["diffusers_commit"] != args.expect_commit:
+        raise gio.GoldenError(f"{path}: diffusers_commit {meta['diffusers_commit']} != {args.expect_commit}")
+    if args.expect_blob and meta["diffusers_z_image_blob"] != args.expect_blob:
+        raise gio.GoldenError(f"{path}: transformer_z_image.py blob differs from {args.expect_blob}")
+    src = os.path.join(os.path.dirname(path), meta["fp32_golden"])
+    with safe_open(src, framework="pt") as f:
+        m32 = f.metadata()
+        for name, want in json.loads(meta["inputs_fnv1a64"]).items():
+            got = "0x%016x" % fnv1a64_bytes(f.get_tensor(name).contiguous().numpy().astype("<f4").tobytes())
+            if got != want:
+                raise gio.GoldenError(f"{path}: input {name} digest {want} is not {src}'s ({got})")
+        steps = json.loads(m32["options"])["steps"]
+        want = {f"latents.step.{k}" for k in range(steps)} | {f"model_output.{k}" for k in range(steps)} | \
+            {"image.decoded", "image.uint8"}
+        if set(tensors) != want:
+            raise gio.GoldenError(f"{path}: tensors {sorted(set(tensors) ^ want)} unexpected or missing")
+        for k in want:
+            if tensors[k].shape != f.get_tensor(k).shape:
+                raise gio.GoldenError(f"{path}: {k} shape differs from {src}'s")
+    for k in ("diffusers_commit", "diffusers_z_image_blob", "case", "model_dir", "options"):
+        if meta[k] != m32[k]:
+            raise gio.GoldenError(f"{path}: {k} differs from {src}")
 
 
 def check_sdpa_peer(path, meta, tensors):
@@ -311,7 +349,7 @@ def main(argv=None):
     total = 0
     for path in sorted(glob.glob(os.path.join(args.golden, "*.safetensors"))):
         meta = check_golden(path, args)
-        if meta.get("model_dir"):
+        if meta.get("model_dir") and meta.get("kind") != "pipeline_bf16":  # its fp32 golden's folder, checked there
             # A pipeline folder's synthetic weights are its transformer's (the VAE keeps torch's seeded init).
             sub = "transformer" if meta.get("kind") == "pipeline" else ""
             check_model_dir(os.path.join(args.golden, meta["model_dir"], sub), meta)
