@@ -307,6 +307,7 @@ san_filter() {
     test_cuda_attention_cudnn) echo 'CudnnAttention.*' ;;
     test_cuda_model) echo 'Goldens/*tiny_single*:CudaFp16.*' ;;
     test_cuda_cli) echo 'CudaCli.*' ;;
+    test_cuda_generate) echo 'Goldens/CudaGenerate.*pipeline_turbo:CudaGenerateCli.BadOptions*' ;;
     *) echo '*' ;;
   esac
 }
