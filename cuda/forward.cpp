@@ -22,24 +22,6 @@ constexpr double kFinalNormEps = 1e-6;  // FinalLayer norm_final
 
 DeviceTensor up(const Tensor<float>& t, DType dt, Runtime& rt) { return upload(t, dt, rt.staging(), rt.stream()); }
 
-DeviceLinear up_linear(const LinearW<float>& l, DType dt, Runtime& rt) {
-  DeviceLinear d;
-  d.out = l.weight.dim(0);
-  d.in = l.weight.dim(1);
-  d.weight = up(l.weight, dt, rt);
-  if (l.has_bias()) d.bias = up(l.bias, dt, rt);
-  return d;
-}
-
-DeviceLinear up_fused(const std::vector<const Tensor<float>*>& ws, DType dt, Runtime& rt) {
-  const Tensor<float> cat = concat_linear_weights(ws);
-  DeviceLinear d;
-  d.out = cat.dim(0);
-  d.in = cat.dim(1);
-  d.weight = up(cat, dt, rt);
-  return d;
-}
-
 void reserve(DeviceBuffer& b, int64_t elems, DType dt) { b.reserve(size_t(elems) * dtype_size(dt)); }
 
 // A device int32 key mask [B, L] when item lengths differ (reference key_mask), else nothing.
@@ -89,6 +71,40 @@ std::vector<int32_t> id_rows(const Tensor<int32_t>& ids, int64_t rows) {
 
 }  // namespace
 
+DeviceLinear upload_linear(const LinearW<float>& l, DType dt, Runtime& rt) {
+  DeviceLinear d;
+  d.out = l.weight.dim(0);
+  d.in = l.weight.dim(1);
+  d.weight = up(l.weight, dt, rt);
+  if (l.has_bias()) d.bias = up(l.bias, dt, rt);
+  return d;
+}
+
+DeviceLinear upload_fused_linear(const std::vector<const LinearW<float>*>& ls, DType dt, Runtime& rt) {
+  std::vector<const Tensor<float>*> ws, bs;
+  for (const LinearW<float>* l : ls) {
+    ws.push_back(&l->weight);
+    if (l->has_bias()) bs.push_back(&l->bias);
+  }
+  ZIMAGE_CHECK(bs.empty() || bs.size() == ls.size(), "upload_fused_linear: some of the fused Linears have a bias, some not");
+  const Tensor<float> cat = concat_linear_weights(ws);
+  DeviceLinear d;
+  d.out = cat.dim(0);
+  d.in = cat.dim(1);
+  d.weight = up(cat, dt, rt);
+  if (!bs.empty()) {
+    Tensor<float> bias({d.out});
+    int64_t at = 0;
+    for (const Tensor<float>* b : bs) {
+      std::copy(b->data.begin(), b->data.end(), bias.ptr() + at);
+      at += b->numel();
+    }
+    ZIMAGE_CHECK(at == d.out, "upload_fused_linear: bias sizes do not match the weights");
+    d.bias = up(bias, dt, rt);
+  }
+  return d;
+}
+
 void refuse_fp16(DType dt) {
   if (dt == DType::F16)
     throw Error(
@@ -99,13 +115,13 @@ void refuse_fp16(DType dt) {
 DeviceBlock upload_block(const TransformerBlockW<float>& w, DType dt, Runtime& rt) {
   refuse_fp16(dt);
   DeviceBlock b;
-  b.to_qkv = up_fused({&w.attention.to_q.weight, &w.attention.to_k.weight, &w.attention.to_v.weight}, dt, rt);
-  b.to_out = up_linear(w.attention.to_out, dt, rt);
-  b.w13 = up_fused({&w.feed_forward.w1.weight, &w.feed_forward.w3.weight}, dt, rt);
-  b.w2 = up_linear(w.feed_forward.w2, dt, rt);
   ZIMAGE_CHECK(!w.attention.to_q.has_bias() && !w.attention.to_k.has_bias() && !w.attention.to_v.has_bias() &&
                    !w.feed_forward.w1.has_bias() && !w.feed_forward.w3.has_bias(),
                "upload_block: the fused to_qkv / w13 GEMMs assume bias-free Linears (as in Z-Image)");
+  b.to_qkv = upload_fused_linear({&w.attention.to_q, &w.attention.to_k, &w.attention.to_v}, dt, rt);
+  b.to_out = upload_linear(w.attention.to_out, dt, rt);
+  b.w13 = upload_fused_linear({&w.feed_forward.w1, &w.feed_forward.w3}, dt, rt);
+  b.w2 = upload_linear(w.feed_forward.w2, dt, rt);
   if (w.attention.norm_q.numel()) {
     b.norm_q = up(w.attention.norm_q, dt, rt);
     b.norm_k = up(w.attention.norm_k, dt, rt);
@@ -115,7 +131,7 @@ DeviceBlock upload_block(const TransformerBlockW<float>& w, DType dt, Runtime& r
   b.ffn_norm1 = up(w.ffn_norm1, dt, rt);
   b.ffn_norm2 = up(w.ffn_norm2, dt, rt);
   b.modulation = w.modulation;
-  if (w.modulation) b.adaLN_modulation = up_linear(w.adaLN_modulation, dt, rt);
+  if (w.modulation) b.adaLN_modulation = upload_linear(w.adaLN_modulation, dt, rt);
   b.C = w.attention.to_q.weight.dim(0);
   b.F = w.feed_forward.w1.weight.dim(0);
   return b;
@@ -251,13 +267,13 @@ void CudaModel::set_attention(AttentionVersion v) {
 
 void CudaModel::upload_shared(const ZImageWeights<float>& w) {
   const DType dt = opts_.dtype;
-  t_mlp0_ = up_linear(w.t_embedder.mlp0, dt, *rt_);
-  t_mlp2_ = up_linear(w.t_embedder.mlp2, dt, *rt_);
+  t_mlp0_ = upload_linear(w.t_embedder.mlp0, dt, *rt_);
+  t_mlp2_ = upload_linear(w.t_embedder.mlp2, dt, *rt_);
   cap_norm_ = up(w.cap_embedder_norm, dt, *rt_);
-  cap_linear_ = up_linear(w.cap_embedder_linear, dt, *rt_);
-  x_embedder_ = up_linear(w.x_embedder, dt, *rt_);
-  final_linear_ = up_linear(w.final_layer.linear, dt, *rt_);
-  final_adaln_ = up_linear(w.final_layer.adaLN_modulation, dt, *rt_);
+  cap_linear_ = upload_linear(w.cap_embedder_linear, dt, *rt_);
+  x_embedder_ = upload_linear(w.x_embedder, dt, *rt_);
+  final_linear_ = upload_linear(w.final_layer.linear, dt, *rt_);
+  final_adaln_ = upload_linear(w.final_layer.adaLN_modulation, dt, *rt_);
   x_pad_token_ = up(w.x_pad_token, dt, *rt_);
   cap_pad_token_ = up(w.cap_pad_token, dt, *rt_);
 }

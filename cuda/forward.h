@@ -51,6 +51,11 @@ struct BlockScratch {
   DeviceBuffer mod, h, qkv, o, a, h13, g;
 };
 
+// Uploads of Linear weights in dt (shared with the Qwen3 model, qwen3_cuda.h).
+DeviceLinear upload_linear(const LinearW<float>& l, DType dt, Runtime& rt);
+// Row-concatenated weights (weight_layout.h concat_linear_weights) and biases (all or none).
+DeviceLinear upload_fused_linear(const std::vector<const LinearW<float>*>& ls, DType dt, Runtime& rt);
+
 DeviceBlock upload_block(const TransformerBlockW<float>& w, DType dt, Runtime& rt);
 
 // Twin: reference/modules/transformer_block.h transformer_block.

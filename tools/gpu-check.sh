@@ -307,6 +307,7 @@ san_filter() {
     test_cuda_attention_cudnn) echo 'CudnnAttention.*' ;;
     test_cuda_model) echo 'Goldens/*tiny_single*:CudaFp16.*' ;;
     test_cuda_cli) echo 'CudaCli.*' ;;
+    test_cuda_qwen3) echo '*Qwen3QkNormRope*_B2_L12_H8_G2_D16:*Qwen3Attention*_L12_H8_G2_D16_*:*Qwen3CudaGolden*te_tiny_right:Qwen3CudaKernels.EmbeddingGather*:Qwen3CudaConfig.*' ;;
     test_cuda_generate) echo 'Goldens/CudaGenerate.*pipeline_turbo:CudaGenerateCli.BadOptions*' ;;
     *) echo '*' ;;
   esac

@@ -21,10 +21,15 @@ constexpr int kThreads = 128;
 //   l     = fma(l, alpha, tile_l);  o[d] = fma(o[d], alpha, tile_o[d])
 // Summing a tile locally before it meets the running sums keeps every addend within 32 keys of the
 // sum it joins (the key-by-key chain lost the terms below half an ulp of l at L ~ 4k: issue 15).
+// Variants (AttentionVariant): group = H / G query heads per K/V head (1: plain); causal: keys past
+// the query are invalid like masked ones, and a block stops at the tile holding its last query
+// (the tiles after it are invalid for every row, so skipping them changes no bit); zero_empty: a
+// row with no valid key (l == 0, acc == 0) writes 0 instead of NaN.
 template <class T, int Dmax, int Tpr, int Keys>
 __global__ void __launch_bounds__(kThreads)
     flash_attention_v1(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, int64_t ld,
-                       const int32_t* __restrict__ mask, T* __restrict__ out, int64_t ldo, int L, int D, float scale) {
+                       const int32_t* __restrict__ mask, T* __restrict__ out, int64_t ldo, int L, int D, float scale,
+                       int group, bool causal, bool zero_empty) {
   constexpr int kRows = kThreads / Tpr;  // query rows per block
   constexpr int kDpt = Dmax / Tpr;       // dims per thread (some unused when D < Dmax)
   __shared__ float ks[Keys][Dmax];
@@ -36,6 +41,9 @@ __global__ void __launch_bounds__(kThreads)
   const bool active = qi < L;
   const int64_t tok0 = int64_t(b) * L;  // first token of batch item b
   const int64_t hoff = int64_t(h) * D;
+  const int64_t kvoff = int64_t(h / group) * D;  // the K/V head this query head reads
+  // Causal: no row of this block takes a key past its last query row.
+  const int kend = causal ? min(L, int(blockIdx.x) * kRows + kRows) : L;
 
   float qr[kDpt], acc[kDpt];
 #pragma unroll
@@ -47,12 +55,12 @@ __global__ void __launch_bounds__(kThreads)
   const int32_t* mrow = mask ? mask + tok0 : nullptr;
   float m = -INFINITY, l = 0.f;
 
-  for (int j0 = 0; j0 < L; j0 += Keys) {
+  for (int j0 = 0; j0 < kend; j0 += Keys) {
     for (int idx = threadIdx.x; idx < Keys * D; idx += kThreads) {
       const int j = idx / D, d = idx % D, key = j0 + j;
       float kv = 0.f, vv = 0.f;
       if (key < L) {
-        const int64_t off = (tok0 + key) * ld + hoff + d;
+        const int64_t off = (tok0 + key) * ld + kvoff + d;
         kv = to_f32(k[off]);
         vv = to_f32(v[off]);
       }
@@ -72,7 +80,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int o = 1; o < Tpr; o <<= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
       const int key = j0 + j;
-      const bool valid = key < L && (mrow == nullptr || mrow[key] != 0);
+      const bool valid = key < L && (mrow == nullptr || mrow[key] != 0) && (!causal || key <= qi);
       const float s = valid ? part * scale : -INFINITY;
       tile_max = fmaxf(tile_max, s);
       if (sub == 0) sc[row][j] = s;
@@ -101,7 +109,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 
   if (active) {
-    const float inv = l > 0.f ? 1.0f / l : NAN;
+    const float inv = l > 0.f ? 1.0f / l : zero_empty ? 0.f : NAN;
 #pragma unroll
     for (int i = 0; i < kDpt; ++i) {
       const int d = sub + Tpr * i;
@@ -112,12 +120,13 @@ __global__ void __launch_bounds__(kThreads)
 
 template <class T, int Dmax, int Tpr, int Keys>
 void launch_v1(const void* q, const void* k, const void* v, int64_t ld, const int32_t* mask, void* out, int64_t ldo,
-               int64_t B, int64_t L, int64_t H, int64_t D, cudaStream_t stream) {
+               int64_t B, int64_t L, int64_t H, int64_t D, const AttentionVariant& var, cudaStream_t stream) {
   constexpr int kRows = kThreads / Tpr;
   const dim3 grid(unsigned((L + kRows - 1) / kRows), unsigned(H), unsigned(B));
   flash_attention_v1<T, Dmax, Tpr, Keys><<<grid, kThreads, 0, stream>>>(
       static_cast<const T*>(q), static_cast<const T*>(k), static_cast<const T*>(v), ld, mask, static_cast<T*>(out), ldo,
-      int(L), int(D), 1.0f / sqrtf(float(D)));
+      int(L), int(D), 1.0f / sqrtf(float(D)), var.kv_heads > 0 ? int(H / var.kv_heads) : 1, var.causal,
+      var.zero_empty_rows);
 }
 
 bool v1_supports(int64_t D, std::string* why) {
@@ -127,16 +136,16 @@ bool v1_supports(int64_t D, std::string* why) {
 }
 
 void run_v1(DType dt, const void* q, const void* k, const void* v, int64_t ld, const int32_t* mask, void* out,
-            int64_t ldo, int64_t B, int64_t L, int64_t H, int64_t D, cudaStream_t stream) {
+            int64_t ldo, int64_t B, int64_t L, int64_t H, int64_t D, const AttentionVariant& var, cudaStream_t stream) {
   ZIMAGE_DISPATCH_STORAGE(dt, T, {
     if (D <= 32)
-      launch_v1<T, 32, 4, 32>(q, k, v, ld, mask, out, ldo, B, L, H, D, stream);
+      launch_v1<T, 32, 4, 32>(q, k, v, ld, mask, out, ldo, B, L, H, D, var, stream);
     else if (D <= 64)
-      launch_v1<T, 64, 4, 32>(q, k, v, ld, mask, out, ldo, B, L, H, D, stream);
+      launch_v1<T, 64, 4, 32>(q, k, v, ld, mask, out, ldo, B, L, H, D, var, stream);
     else if (D <= 128)
-      launch_v1<T, 128, 4, 32>(q, k, v, ld, mask, out, ldo, B, L, H, D, stream);
+      launch_v1<T, 128, 4, 32>(q, k, v, ld, mask, out, ldo, B, L, H, D, var, stream);
     else
-      launch_v1<T, 256, 8, 16>(q, k, v, ld, mask, out, ldo, B, L, H, D, stream);
+      launch_v1<T, 256, 8, 16>(q, k, v, ld, mask, out, ldo, B, L, H, D, var, stream);
   });
   ZIMAGE_CUDA_CHECK_LAUNCH("flash_attention_v1");
 }
@@ -160,7 +169,14 @@ AttentionVersion parse_attention_version(const std::string& s) {
   throw Error("--attention: unknown version '" + s + "' (auto, v1_simt, mma or cudnn)");
 }
 
-bool attention_supports(AttentionVersion v, DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why) {
+bool attention_supports(AttentionVersion v, DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why,
+                        const AttentionVariant& variant, int64_t H) {
+  if (!variant.plain(H) && v != AttentionVersion::automatic && v != AttentionVersion::v1_simt) {
+    if (why)
+      *why = std::string(attention_version_name(v)) +
+             " runs plain key-masked attention only (no grouped-query, causal or zero-row variant)";
+    return false;
+  }
   switch (v) {
     case AttentionVersion::automatic:
       return v1_supports(D, why);  // v1_simt is auto's last resort
@@ -181,17 +197,18 @@ bool attention_supports(AttentionVersion v, DType dt, int64_t D, int64_t ld, int
 }
 
 AttentionVersion resolve_attention(AttentionVersion requested, DType dt, int64_t D, int64_t ld, int64_t ldo,
-                                   bool mask_without_lengths) {
+                                   bool mask_without_lengths, const AttentionVariant& variant, int64_t H) {
   if (requested == AttentionVersion::automatic) {
     const char* env = std::getenv("ZIMAGE_ATTENTION");
     if (env && *env) requested = parse_attention_version(env);
   }
   auto runs = [&](AttentionVersion v, std::string* why) {
+    if (!attention_supports(v, dt, D, ld, ldo, why, variant, H)) return false;
     if (v == AttentionVersion::cudnn && mask_without_lengths) {
       if (why) *why = "a masked batch needs the item lengths (seqlens) for cuDNN";
       return false;
     }
-    return attention_supports(v, dt, D, ld, ldo, why);
+    return true;
   };
   if (requested != AttentionVersion::automatic) {
     std::string why;
@@ -207,11 +224,15 @@ AttentionVersion resolve_attention(AttentionVersion requested, DType dt, int64_t
 
 void flash_attention(DType dt, const void* q, const void* k, const void* v, int64_t ld, const int32_t* mask, void* out,
                      int64_t ldo, int64_t B, int64_t L, int64_t H, int64_t D, cudaStream_t stream,
-                     AttentionVersion version, const std::vector<int64_t>* seqlens) {
+                     AttentionVersion version, const std::vector<int64_t>* seqlens, const AttentionVariant& variant) {
   if (B == 0 || L == 0) return;
   ZIMAGE_CHECK(ld >= H * D && ldo >= H * D && L < 0x7fffffff && H <= 65535 && B <= 65535,
                "flash_attention: bad shape");
-  const AttentionVersion use = resolve_attention(version, dt, D, ld, ldo, mask != nullptr && seqlens == nullptr);
+  ZIMAGE_CHECK(variant.kv_heads >= 0 && (variant.kv_heads == 0 || H % variant.kv_heads == 0),
+               "flash_attention: " + std::to_string(H) + " query heads do not split into " +
+                   std::to_string(variant.kv_heads) + " key/value heads");
+  const AttentionVersion use =
+      resolve_attention(version, dt, D, ld, ldo, mask != nullptr && seqlens == nullptr, variant, H);
   switch (use) {
     case AttentionVersion::mma:
       flash_attention_mma(dt, q, k, v, ld, mask, out, ldo, B, L, H, D, stream);
@@ -220,7 +241,7 @@ void flash_attention(DType dt, const void* q, const void* k, const void* v, int6
       cudnn_attention(dt, q, k, v, ld, mask ? seqlens : nullptr, out, ldo, B, L, H, D, stream);
       break;
     default:
-      run_v1(dt, q, k, v, ld, mask, out, ldo, B, L, H, D, stream);
+      run_v1(dt, q, k, v, ld, mask, out, ldo, B, L, H, D, variant, stream);
   }
   if (use == AttentionVersion::cudnn) debug_sync("flash_attention cudnn");
 }

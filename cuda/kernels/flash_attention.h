@@ -18,6 +18,14 @@
 //            loadable; masked batches need the item lengths (`seqlens`) and run item by item.
 //   automatic: the first of kAttentionPreference that supports the shape and dtype (cudnn, mma,
 //            v1_simt: fastest first, as measured by bench/cuda); ZIMAGE_ATTENTION=<name> forces one.
+// Variants (AttentionVariant, Qwen3's self-attention; v1_simt only, the other versions refuse them
+// with a reason, so `automatic` picks v1_simt):
+//   kv_heads G < H: grouped-query attention: query head h reads K/V head h / (H / G) (repeat_kv);
+//            k and v then hold G heads per token (the fused Qwen3 qkv: ld = (H + 2G) D).
+//   causal:  key j takes part in query i only when j <= i (and the key mask allows it).
+//   zero_empty_rows: a query row with no allowed key gives 0 (torch >= 2.5 math backend,
+//            _safe_softmax: Qwen3's left-padding rows) instead of NaN.
+// Twin of the variants: reference/text_encoder/qwen3_modules.h qwen3_sdpa.
 // An unsupported request throws one line naming the version and why.
 #pragma once
 #include <string>
@@ -31,6 +39,14 @@ enum class AttentionVersion { automatic, v1_simt, mma, cudnn };
 const char* attention_version_name(AttentionVersion v);  // "auto", "v1_simt", "mma", "cudnn"
 // "auto" | "v1_simt" | "mma" | "cudnn"; anything else throws naming --attention.
 AttentionVersion parse_attention_version(const std::string& s);
+// Beyond plain key-masked attention (see the header comment). The default is plain attention.
+struct AttentionVariant {
+  int64_t kv_heads = 0;          // G; 0 or H: every query head has its own K/V head
+  bool causal = false;
+  bool zero_empty_rows = false;
+  bool plain(int64_t H) const { return (kv_heads == 0 || kv_heads == H) && !causal && !zero_empty_rows; }
+};
+
 // The concrete versions, for tests and benchmarks.
 inline constexpr AttentionVersion kAttentionVersions[] = {AttentionVersion::v1_simt, AttentionVersion::mma,
                                                           AttentionVersion::cudnn};
@@ -39,19 +55,23 @@ inline constexpr AttentionVersion kAttentionPreference[] = {AttentionVersion::cu
                                                             AttentionVersion::v1_simt};
 
 // Whether `v` runs this dtype, head_dim and row strides here (cudnn: also whether cuDNN loads);
-// otherwise false and the reason in `why`. Touches no device memory.
-bool attention_supports(AttentionVersion v, DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why = nullptr);
+// otherwise false and the reason in `why`. Touches no device memory. A non-plain `variant` (with
+// H query heads) runs on v1_simt only.
+bool attention_supports(AttentionVersion v, DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why = nullptr,
+                        const AttentionVariant& variant = {}, int64_t H = 0);
 // The version flash_attention will run: `requested` itself if it supports the shape (else throws one
 // line), or for `automatic` the environment's ZIMAGE_ATTENTION if set, else the first of
 // kAttentionPreference that does. Throws when none does (e.g. head_dim 12). mask_without_lengths:
 // a key mask whose item lengths are unknown (cudnn cannot run it).
 AttentionVersion resolve_attention(AttentionVersion requested, DType dt, int64_t D, int64_t ld, int64_t ldo,
-                                   bool mask_without_lengths = false);
+                                   bool mask_without_lengths = false, const AttentionVariant& variant = {},
+                                   int64_t H = 0);
 
 // seqlens: the item lengths behind `mask` (key_mask(seqlens)); needed by cudnn when mask != nullptr.
+// variant.kv_heads G < H: k and v point at K/V head 0 of G heads (H % G == 0).
 void flash_attention(DType dt, const void* q, const void* k, const void* v, int64_t ld, const int32_t* mask, void* out,
                      int64_t ldo, int64_t B, int64_t L, int64_t H, int64_t D, cudaStream_t stream,
                      AttentionVersion version = AttentionVersion::automatic,
-                     const std::vector<int64_t>* seqlens = nullptr);
+                     const std::vector<int64_t>* seqlens = nullptr, const AttentionVariant& variant = {});
 
 }  // namespace zimage::gpu

@@ -16,10 +16,13 @@
 // by at most 2 ulp (CUDA C Programming Guide, mathematical functions), which moves no figure
 // below by more than its last printed digit.
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <limits>
 #include <vector>
 
 #include "support/test_support.h"
+#include "text_encoder/qwen3_modules.h"
 
 namespace zimage {
 namespace {
@@ -28,17 +31,28 @@ constexpr int kD = 128, kTpr = 4, kKeys = 32;  // launch_v1<T, 128, 4, 32>
 
 enum class Order { key_by_key, per_tile };
 
+// The kernel's AttentionVariant for one query row: which keys are valid (key mask, causal), the
+// first key past the block's tiles (kend: causal blocks stop after the tile holding their last
+// query), and whether a row without a valid key writes 0 (zero_empty) or NaN.
+struct RowVariant {
+  std::function<bool(int)> valid;  // empty: every key < L
+  int kend = -1;                   // -1: L
+  bool zero_empty = false;
+};
+
 // One query row of the kernel: q [D], k and v [L, D] row-major, fp32 all through.
-std::vector<float> kernel_row(const float* q, const float* k, const float* v, int L, Order order) {
+std::vector<float> kernel_row(const float* q, const float* k, const float* v, int L, Order order,
+                              const RowVariant& var = {}) {
   const float scale = 1.0f / std::sqrt(float(kD));
   float m = -std::numeric_limits<float>::infinity(), l = 0.f;
   std::vector<float> acc(kD, 0.f), tile_o(kD);
   float s[kKeys];
-  for (int j0 = 0; j0 < L; j0 += kKeys) {
+  const int kend = var.kend < 0 ? L : var.kend;
+  for (int j0 = 0; j0 < kend; j0 += kKeys) {
     float tile_max = -std::numeric_limits<float>::infinity();
     for (int j = 0; j < kKeys; ++j) {
       const int key = j0 + j;
-      if (key >= L) {
+      if (key >= L || (var.valid && !var.valid(key))) {
         s[j] = -std::numeric_limits<float>::infinity();
         continue;
       }
@@ -78,7 +92,7 @@ std::vector<float> kernel_row(const float* q, const float* k, const float* v, in
     }
     m = m_new;
   }
-  const float inv = 1.0f / l;
+  const float inv = l > 0.f ? 1.0f / l : var.zero_empty ? 0.f : std::numeric_limits<float>::quiet_NaN();
   for (auto& a : acc) a *= inv;
   return acc;
 }
@@ -159,6 +173,64 @@ TEST(FlashAttentionV1Order, KeyByKeyReproducesTheH200FailureAndPerTileFixesIt_L4
   EXPECT_LE(rp.per_tile.max_n, 1.357e-05);
   // And it is the more accurate order by a wide margin, not by noise.
   EXPECT_LT(rp.per_tile.rel_rms, 0.5 * rp.key_by_key.rel_rms);
+}
+
+// Qwen3's variant (AttentionVariant{G, causal, zero rows}) replayed as the kernel runs it: query
+// head h reads K/V head h / (H / G), keys past the query or masked are invalid, a causal block of
+// 32 rows (128 threads / 4 per row) stops after the tile holding its last row, a row with no valid
+// key writes 0. Checked: (1) skipping the tiles past kend changes no bit (the same replay without
+// the skip); (2) T3 against qwen3_sdpa in fp64 with left and right padding, keyless rows exactly 0.
+TEST(FlashAttentionV1Order, Qwen3GroupedCausalVariant_H4_G2_L70_D128) {
+  constexpr int B = 3, L = 70, H = 4, G = 2, kRows = 32;
+  const Tensor<float> q = testing::randn<float>({B, L, H, kD}, testing::test_seed(), 2.0);
+  const Tensor<float> k = testing::randn<float>({B, L, G, kD}, testing::test_seed() + 1, 2.0);
+  const Tensor<float> v = testing::randn<float>({B, L, G, kD}, testing::test_seed() + 2);
+  for (bool left : {true, false}) {
+    const int lens[B] = {L, 33, 1};
+    Tensor<int32_t> mask({B, L}, 0);
+    for (int b = 0; b < B; ++b)
+      for (int l = 0; l < L; ++l) mask[b * L + l] = left ? l >= L - lens[b] : l < lens[b];
+    Tensor<float> got({B, L, H, kD});
+    int64_t skip_differs = 0, keyless = 0, keyless_nonzero = 0;
+    for (int b = 0; b < B; ++b)
+      for (int h = 0; h < H; ++h) {
+        const int g = h / (H / G);
+        // K/V head g of item b as [L, D] rows (the kernel reads them in place with stride ld).
+        std::vector<float> kg(size_t(L) * kD), vg(size_t(L) * kD);
+        for (int j = 0; j < L; ++j)
+          for (int d = 0; d < kD; ++d) {
+            kg[size_t(j) * kD + d] = k[((int64_t(b) * L + j) * G + g) * kD + d];
+            vg[size_t(j) * kD + d] = v[((int64_t(b) * L + j) * G + g) * kD + d];
+          }
+        for (int i = 0; i < L; ++i) {
+          RowVariant var;
+          var.valid = [&](int j) { return j <= i && mask[b * L + j] != 0; };
+          var.zero_empty = true;
+          var.kend = std::min(L, (i / kRows) * kRows + kRows);
+          const float* qi = q.ptr() + ((int64_t(b) * L + i) * H + h) * kD;
+          const std::vector<float> row = kernel_row(qi, kg.data(), vg.data(), L, Order::per_tile, var);
+          var.kend = -1;
+          const std::vector<float> full = kernel_row(qi, kg.data(), vg.data(), L, Order::per_tile, var);
+          for (int d = 0; d < kD; ++d) skip_differs += std::memcmp(&row[size_t(d)], &full[size_t(d)], sizeof(float)) != 0;
+          bool any = false;
+          for (int j = 0; j <= i; ++j) any = any || mask[b * L + j] != 0;
+          if (!any) {
+            ++keyless;
+            for (float x : row) keyless_nonzero += x != 0.f;
+          }
+          std::copy(row.begin(), row.end(), got.ptr() + ((int64_t(b) * L + i) * H + h) * kD);
+        }
+      }
+    const Tensor<double> ref = qwen3_sdpa(q.cast<double>(), k.cast<double>(), v.cast<double>(), mask);
+    const numerics::Budget budget = t3_budget(L);
+    const numerics::Comparison cmp = numerics::compare(got, ref);
+    std::printf("  %s padding: %s; %lld keyless rows; tile skip changed %lld values\n", left ? "left" : "right",
+                numerics::describe(cmp, budget).c_str(), (long long)keyless, (long long)skip_differs);
+    EXPECT_TRUE(numerics::passes(cmp, budget)) << numerics::describe(cmp, budget);
+    EXPECT_EQ(skip_differs, 0);
+    EXPECT_EQ(keyless_nonzero, 0);
+    EXPECT_EQ(keyless > 0, left);
+  }
 }
 
 }  // namespace

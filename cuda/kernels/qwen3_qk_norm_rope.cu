@@ -1,0 +1,60 @@
+#include "kernels/device_common.cuh"
+#include "kernels/qwen3_qk_norm_rope.h"
+
+namespace zimage::gpu {
+namespace {
+
+constexpr int kWarps = 4;
+
+// Warp gw handles token n = gw / (H + G) and head slot hs = gw % (H + G): query head hs when
+// hs < H, else key head hs - H.
+template <class T>
+__global__ void __launch_bounds__(32 * kWarps)
+    qwen3_qk_norm_rope_v1(T* __restrict__ q, T* __restrict__ k, int64_t ld, const T* __restrict__ wq,
+                          const T* __restrict__ wk, const float* __restrict__ cos_sin, int64_t n_tokens, int L, int H,
+                          int G, int D, float eps) {
+  const int64_t gw = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (gw >= n_tokens * (H + G)) return;  // whole warp leaves together
+  const int hs = int(gw % (H + G));
+  const int64_t n = gw / (H + G);
+  const bool is_k = hs >= H;
+  T* v = is_k ? k + n * ld + int64_t(hs - H) * D : q + n * ld + int64_t(hs) * D;
+  const T* w = is_k ? wk : wq;
+  const int half = D / 2;
+  const float* cs = cos_sin + int64_t(n % L) * D;  // [D/2, 2] of position l
+  float ss = 0.f;
+  for (int d = lane; d < D; d += 32) {
+    const float a = to_f32(v[d]);
+    ss += a * a;
+  }
+  ss = warp_sum(ss);
+  const float inv = 1.0f / sqrtf(ss / float(D) + eps);
+  for (int i = lane; i < half; i += 32) {
+    const float x1 = to_f32(v[i]) * inv * to_f32(w[i]);
+    const float x2 = to_f32(v[i + half]) * inv * to_f32(w[i + half]);
+    const float c = cs[2 * i], s = cs[2 * i + 1];
+    v[i] = from_f32<T>(x1 * c - x2 * s);
+    v[i + half] = from_f32<T>(x2 * c + x1 * s);
+  }
+}
+
+}  // namespace
+
+void qwen3_qk_norm_rope(DType dt, void* q, void* k, int64_t ld, const void* norm_q, const void* norm_k,
+                        const float* cos_sin, int64_t B, int64_t L, int64_t H, int64_t G, int64_t D, double eps,
+                        cudaStream_t stream) {
+  if (B == 0 || L == 0) return;
+  ZIMAGE_CHECK(D % 2 == 0 && D > 0 && H > 0 && G > 0 && ld >= (H + 2 * G) * D && norm_q && norm_k && cos_sin,
+               "qwen3_qk_norm_rope: bad shape or missing weight");
+  const int64_t warps = B * L * (H + G), blocks = (warps + kWarps - 1) / kWarps;
+  ZIMAGE_CHECK(blocks <= 0x7fffffff && L < 0x7fffffff, "qwen3_qk_norm_rope: too many tokens");
+  ZIMAGE_DISPATCH_STORAGE(dt, T, {
+    qwen3_qk_norm_rope_v1<T><<<unsigned(blocks), 32 * kWarps, 0, stream>>>(
+        static_cast<T*>(q), static_cast<T*>(k), ld, static_cast<const T*>(norm_q), static_cast<const T*>(norm_k),
+        cos_sin, B * L, int(L), int(H), int(G), int(D), float(eps));
+  });
+  ZIMAGE_CUDA_CHECK_LAUNCH("qwen3_qk_norm_rope_v1");
+}
+
+}  // namespace zimage::gpu

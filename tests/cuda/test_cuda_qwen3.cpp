@@ -1,0 +1,417 @@
+// Qwen3 (the text encoder) on CUDA, module by module against the reference and whole against
+// transformers' goldens (issue 17 item 1; cuda/qwen3_cuda.h).
+//   Qwen3CudaKernels: embedding_gather (exact), qwen3_qk_norm_rope (half-split RoPE), grouped-query
+//     causal attention through flash_attention (left and right padding; a left-pad query's row is
+//     exactly 0, as torch's _safe_softmax gives it), run_qwen3_layer; fp32 T3 against the fp64
+//     reference, bf16 T4 (plus the peer rule where the torch bf16 op sequence is emulated:
+//     the row kernels). Real width (2560, 32 heads, 8 KV heads, head_dim 128, 9728) with the
+//     te_real_layer golden's weights, and the tiny config.
+//   Qwen3CudaGolden: CudaQwen3::hidden_state against every hidden_states.{k} of the transformers
+//     goldens in golden/text_encoder (left and right padding), fp32 T3, bf16 T4.
+//   Qwen3CudaConfig: the refusals made before any device work (run without a GPU too).
+#include <array>
+#include <cmath>
+#include <map>
+
+#include "cuda_support.h"
+#include "kernels/embedding.h"
+#include "kernels/flash_attention.h"
+#include "kernels/qwen3_qk_norm_rope.h"
+#include "numerics/mutation.h"
+#include "qwen3_cuda.h"
+#include "text_encoder/te_golden.h"
+
+namespace zimage {
+namespace {
+
+using testing::DType;
+
+std::string te_golden(const std::string& c) { return std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder/" + c + ".safetensors"; }
+
+const TextEncoderGolden& golden(const std::string& c) {
+  static std::map<std::string, TextEncoderGolden> cache;
+  auto it = cache.find(c);
+  if (it == cache.end()) it = cache.emplace(c, open_text_encoder_golden(te_golden(c))).first;
+  return it->second;
+}
+
+// A [B, L] padding mask: item b has lens[b] real tokens, at the end (left padding) or the start.
+Tensor<int32_t> pad_mask(int64_t L, const std::vector<int64_t>& lens, bool left) {
+  Tensor<int32_t> m({int64_t(lens.size()), L}, 0);
+  for (size_t b = 0; b < lens.size(); ++b)
+    for (int64_t l = 0; l < L; ++l) m[int64_t(b) * L + l] = left ? l >= L - lens[b] : l < lens[b];
+  return m;
+}
+
+// The fused qkv rows [B, L, (H + 2G) D] of q [B, L, H, D], k and v [B, L, G, D].
+Tensor<float> fuse_qkv(const Tensor<float>& q, const Tensor<float>& k, const Tensor<float>& v) {
+  const int64_t N = q.dim(0) * q.dim(1), QD = q.dim(2) * q.dim(3), KD = k.dim(2) * k.dim(3), W = QD + 2 * KD;
+  Tensor<float> out({q.dim(0), q.dim(1), W});
+  for (int64_t n = 0; n < N; ++n) {
+    std::copy(q.ptr() + n * QD, q.ptr() + (n + 1) * QD, out.ptr() + n * W);
+    std::copy(k.ptr() + n * KD, k.ptr() + (n + 1) * KD, out.ptr() + n * W + QD);
+    std::copy(v.ptr() + n * KD, v.ptr() + (n + 1) * KD, out.ptr() + n * W + QD + KD);
+  }
+  return out;
+}
+// Columns [c0, c0 + width) of rows [N, W] as [shape].
+Tensor<float> columns(const Tensor<float>& rows, int64_t c0, int64_t width, Shape shape) {
+  const int64_t W = rows.dim(-1), N = rows.numel() / W;
+  Tensor<float> out(std::move(shape));
+  for (int64_t n = 0; n < N; ++n) std::copy(rows.ptr() + n * W + c0, rows.ptr() + n * W + c0 + width, out.ptr() + n * width);
+  return out;
+}
+
+Qwen3Config small_config() {
+  Qwen3Config c;
+  c.vocab_size = 300;
+  c.hidden_size = 64;
+  c.intermediate_size = 160;
+  c.num_hidden_layers = 3;
+  c.num_attention_heads = 8;
+  c.num_key_value_heads = 2;
+  c.head_dim = 16;
+  return c;
+}
+
+// ---- The kernels -------------------------------------------------------------------------------
+
+TEST(Qwen3CudaKernels, EmbeddingGatherIsExact_f32_bf16) {
+  ZIMAGE_REQUIRE_CUDA();
+  const int64_t V = 300, C = 2560;
+  const Tensor<float> table = testing::randn<float>({V, C}, testing::test_seed());
+  Tensor<int32_t> ids({2, 5});
+  const int32_t pick[10] = {0, 299, 7, 7, 151, 1, 298, 0, 42, 3};
+  std::copy(pick, pick + 10, ids.ptr());
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const Tensor<float> stored = testing::round_to(dt, table);
+    const auto td = testing::to_device(stored, dt);
+    gpu::DeviceBuffer ids_d(sizeof(pick));
+    testing::copy_to_device(ids_d.get(), ids.ptr(), sizeof(pick));
+    testing::Guarded out(dt, {2, 5, C});
+    gpu::embedding_gather(dt, ids_d.as<const int32_t>(), 10, td.data(), C, out.data(), testing::rt().stream());
+    const Tensor<float> got = out.host();
+    const Tensor<float> ref = qwen3_embedding(ids, stored);
+    testing::expect_exact("embedding_gather " + testing::dtype_tag(dt), numerics::compare(got, ref.cast<double>()));
+    out.expect_guards_intact("embedding_gather " + testing::dtype_tag(dt));
+  }
+}
+
+struct QkCase {
+  DType dt;
+  int64_t B, L, H, G, D;
+};
+std::string qk_name(const ::testing::TestParamInfo<QkCase>& i) {
+  const QkCase& c = i.param;
+  return testing::dtype_tag(c.dt) + "_B" + std::to_string(c.B) + "_L" + std::to_string(c.L) + "_H" + std::to_string(c.H) +
+         "_G" + std::to_string(c.G) + "_D" + std::to_string(c.D);
+}
+std::vector<QkCase> qk_cases() {
+  std::vector<QkCase> out;
+  for (DType dt : {DType::F32, DType::BF16})
+    for (auto [B, L, H, G, D] : std::vector<std::array<int64_t, 5>>{{1, 97, 32, 8, 128}, {2, 12, 8, 2, 16}, {2, 37, 4, 4, 64}})
+      out.push_back({dt, B, L, H, G, D});
+  return out;
+}
+
+class Qwen3QkNormRope : public ::testing::TestWithParam<QkCase> {};
+
+TEST_P(Qwen3QkNormRope, HalfSplitMatchesReference) {
+  ZIMAGE_REQUIRE_CUDA();
+  const QkCase c = GetParam();
+  Qwen3Config cfg = small_config();
+  cfg.num_attention_heads = int(c.H), cfg.num_key_value_heads = int(c.G), cfg.head_dim = int(c.D);
+  const uint64_t seed = testing::test_seed();
+  const Tensor<float> q = testing::round_to(c.dt, testing::randn<float>({c.B, c.L, c.H, c.D}, seed, 2.0));
+  const Tensor<float> k = testing::round_to(c.dt, testing::randn<float>({c.B, c.L, c.G, c.D}, seed + 1, 2.0));
+  const Tensor<float> v = testing::round_to(c.dt, testing::randn<float>({c.B, c.L, c.G, c.D}, seed + 2));
+  Tensor<float> wq = testing::randn<float>({c.D}, seed + 3, 0.2), wk = testing::randn<float>({c.D}, seed + 4, 0.2);
+  for (auto* w : {&wq, &wk})
+    for (auto& x : w->data) x += 1;
+  wq = testing::round_to(c.dt, wq), wk = testing::round_to(c.dt, wk);
+
+  const int64_t W = (c.H + 2 * c.G) * c.D;
+  testing::Guarded qkv(c.dt, {c.B, c.L, W});
+  testing::upload_into_guarded(fuse_qkv(q, k, v), c.dt, qkv);
+  const auto wqd = testing::to_device(wq, c.dt), wkd = testing::to_device(wk, c.dt);
+  const Tensor<float> cs = gpu::qwen3_cos_sin_table(cfg, c.L);
+  const auto csd = testing::to_device(cs, DType::F32);
+  gpu::qwen3_qk_norm_rope(c.dt, qkv.data(), gpu::offset(qkv.data(), c.H * c.D, c.dt), W, wqd.data(), wkd.data(),
+                          static_cast<const float*>(csd.data()), c.B, c.L, c.H, c.G, c.D, cfg.rms_norm_eps,
+                          testing::rt().stream());
+  const Tensor<float> got = qkv.host();
+
+  const auto [cos_d, sin_d] = qwen3_rotary_embedding<double>(cfg, c.L);
+  const auto [cos_f, sin_f] = qwen3_rotary_embedding<float>(cfg, c.L);
+  const std::vector<numerics::Op> ops{testing::op_rms(double(c.D)), testing::op_elem("rope", true)};
+  for (int part = 0; part < 2; ++part) {
+    const Tensor<float>& x = part ? k : q;
+    const Tensor<float>& w = part ? wk : wq;
+    const int64_t heads = part ? c.G : c.H;
+    Tensor<double> ref = qwen3_rms_norm(x.cast<double>(), w.cast<double>(), cfg.rms_norm_eps);
+    qwen3_apply_rotary_pos_emb(ref, cos_d, sin_d);
+    // torch in bf16: the norm's output rounded, cos/sin in bf16, each product and the sum rounded.
+    Tensor<float> peer = testing::round_to(c.dt, qwen3_rms_norm(x, w, cfg.rms_norm_eps));
+    {
+      const Tensor<float> cb = testing::round_to(c.dt, cos_f), sb = testing::round_to(c.dt, sin_f);
+      Tensor<float> xc = peer, xs = peer;
+      const int64_t half = c.D / 2;
+      for (int64_t n = 0; n < c.B * c.L; ++n)
+        for (int64_t h = 0; h < heads; ++h) {
+          const int64_t l = n % c.L, base = (n * heads + h) * c.D;
+          for (int64_t d = 0; d < c.D; ++d) {
+            const float rot = d < half ? -peer[base + d + half] : peer[base + d - half];
+            xc[base + d] = peer[base + d] * cb[l * c.D + d];
+            xs[base + d] = rot * sb[l * c.D + d];
+          }
+        }
+      xc = testing::round_to(c.dt, xc), xs = testing::round_to(c.dt, xs);
+      for (int64_t i = 0; i < peer.numel(); ++i) peer[i] = xc[i] + xs[i];
+      peer = testing::round_to(c.dt, peer);
+    }
+    const Tensor<float> got_part = columns(got, part ? c.H * c.D : 0, heads * c.D, {c.B, c.L, heads, c.D});
+    testing::expect_t3_or_t4(std::string(part ? "k" : "q") + " " + qk_name(::testing::TestParamInfo<QkCase>(GetParam(), 0)), c.dt, got_part, &peer, ref, ops);
+    if (c.dt == DType::F32) {  // the gate tells the layouts apart: the DiT's interleaved pairs fail it
+      Tensor<double> wrong = qwen3_rms_norm(x.cast<double>(), w.cast<double>(), cfg.rms_norm_eps);
+      {
+        ScopedMutation interleaved(Mutation::TextRopeInterleaved);
+        qwen3_apply_rotary_pos_emb(wrong, cos_d, sin_d);
+      }
+      const auto cmp = numerics::compare(got_part, wrong);
+      std::printf("  against interleaved pairs: %s\n", numerics::describe(cmp, numerics::budget_for(numerics::Tier::T3, ops)).c_str());
+      EXPECT_FALSE(numerics::passes(cmp, numerics::budget_for(numerics::Tier::T3, ops)));
+    }
+  }
+  // v is not touched.
+  testing::expect_exact("v untouched", numerics::compare(columns(got, (c.H + c.G) * c.D, c.G * c.D, v.shape), v.cast<double>()));
+  qkv.expect_guards_intact("qwen3_qk_norm_rope");
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Qwen3QkNormRope, ::testing::ValuesIn(qk_cases()), qk_name);
+
+struct AttnCase {
+  DType dt;
+  int64_t L, H, G, D;
+  bool left;
+};
+std::string attn_name(const ::testing::TestParamInfo<AttnCase>& i) {
+  const AttnCase& c = i.param;
+  return testing::dtype_tag(c.dt) + "_L" + std::to_string(c.L) + "_H" + std::to_string(c.H) + "_G" + std::to_string(c.G) +
+         "_D" + std::to_string(c.D) + (c.left ? "_left" : "_right");
+}
+std::vector<AttnCase> attn_cases() {
+  std::vector<AttnCase> out;
+  for (DType dt : {DType::F32, DType::BF16})
+    for (bool left : {true, false})
+      for (auto [L, H, G, D] : std::vector<std::array<int64_t, 4>>{{97, 32, 8, 128}, {512, 32, 8, 128}, {12, 8, 2, 16}, {70, 6, 3, 64}})
+        out.push_back({dt, L, H, G, D, left});
+  return out;
+}
+
+class Qwen3Attention : public ::testing::TestWithParam<AttnCase> {};
+
+// Three items: full, about half, and 1 real token; the output of a query with no allowed key (a
+// left-pad row) must be exactly 0, every other row within T3 / T4 of qwen3_sdpa in fp64.
+TEST_P(Qwen3Attention, GroupedCausalPaddedMatchesReference) {
+  ZIMAGE_REQUIRE_CUDA();
+  const AttnCase c = GetParam();
+  const int64_t B = 3;
+  const uint64_t seed = testing::test_seed();
+  const Tensor<float> q = testing::round_to(c.dt, testing::randn<float>({B, c.L, c.H, c.D}, seed, 2.0));
+  const Tensor<float> k = testing::round_to(c.dt, testing::randn<float>({B, c.L, c.G, c.D}, seed + 1, 2.0));
+  const Tensor<float> v = testing::round_to(c.dt, testing::randn<float>({B, c.L, c.G, c.D}, seed + 2));
+  const Tensor<int32_t> mask = pad_mask(c.L, {c.L, c.L / 2 + 1, 1}, c.left);
+  const int64_t W = (c.H + 2 * c.G) * c.D;
+  const auto qkv = testing::to_device(fuse_qkv(q, k, v), c.dt);
+  gpu::DeviceBuffer mask_d(size_t(mask.numel()) * sizeof(int32_t));
+  testing::copy_to_device(mask_d.get(), mask.ptr(), size_t(mask.numel()) * sizeof(int32_t));
+  gpu::AttentionVariant var;
+  var.kv_heads = c.G, var.causal = true, var.zero_empty_rows = true;
+  testing::Guarded out(c.dt, {B, c.L, c.H, c.D});
+  gpu::flash_attention(c.dt, qkv.data(), gpu::offset(qkv.data(), c.H * c.D, c.dt),
+                       gpu::offset(qkv.data(), (c.H + c.G) * c.D, c.dt), W, mask_d.as<const int32_t>(), out.data(),
+                       c.H * c.D, B, c.L, c.H, c.D, testing::rt().stream(), gpu::AttentionVersion::automatic, nullptr, var);
+  const Tensor<float> got = out.host();
+  const Tensor<double> ref = qwen3_sdpa(q.cast<double>(), k.cast<double>(), v.cast<double>(), mask);
+  int64_t empty_rows = 0, nonzero = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < c.L; ++i) {
+      bool any = false;
+      for (int64_t j = 0; j <= i; ++j) any = any || mask[b * c.L + j] != 0;
+      if (any) continue;
+      ++empty_rows;
+      for (int64_t e = 0; e < c.H * c.D; ++e) nonzero += got[(b * c.L + i) * c.H * c.D + e] != 0.f;
+    }
+  std::printf("  %lld keyless query rows, %lld nonzero values in them\n", (long long)empty_rows, (long long)nonzero);
+  EXPECT_EQ(nonzero, 0) << "a query with no allowed key must give exactly 0 (torch _safe_softmax)";
+  if (c.left) {
+    EXPECT_GT(empty_rows, 0) << "left padding must exercise the keyless rows";
+  }
+  const Tensor<float> peer = testing::round_to(c.dt, qwen3_sdpa(q, k, v, mask));
+  const std::vector<numerics::Op> ops{testing::op_linear(double(c.D)), testing::op_elem("softmax", true),
+                                      testing::op_linear(double(c.L))};
+  testing::expect_t3_or_t4("qwen3 attention " + attn_name(::testing::TestParamInfo<AttnCase>(GetParam(), 0)), c.dt, got, &peer, ref, ops);
+  if (c.dt == DType::F32) {  // the gate sees a missing causal mask
+    Tensor<double> wrong;
+    {
+      ScopedMutation no_causal(Mutation::TextNoCausalMask);
+      wrong = qwen3_sdpa(q.cast<double>(), k.cast<double>(), v.cast<double>(), mask);
+    }
+    const auto b = numerics::budget_for(numerics::Tier::T3, ops);
+    const auto cmp = numerics::compare(got, wrong);
+    std::printf("  against attention without the causal mask: %s\n", numerics::describe(cmp, b).c_str());
+    EXPECT_FALSE(numerics::passes(cmp, b));
+  }
+  out.expect_guards_intact("qwen3 attention");
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Qwen3Attention, ::testing::ValuesIn(attn_cases()), attn_name);
+
+// run_qwen3_layer at the real width with the te_real_layer golden's weights, on random inputs with
+// left and right padding (the golden's own run is checked whole in Qwen3CudaGolden).
+TEST(Qwen3CudaKernels, DecoderLayerRealWidthLeftAndRightPadding) {
+  ZIMAGE_REQUIRE_CUDA();
+  const TextEncoderGolden& g = golden("te_real_layer");
+  const Qwen3Config& cfg = g.config;
+  const Qwen3LayerW<float> wf = g.encoder->layer<float>(0);
+  const Qwen3LayerW<double> wd = g.encoder->layer<double>(0);
+  const int64_t B = 2, L = 40, C = cfg.hidden_size;
+  const Tensor<float> x = testing::randn<float>({B, L, C}, testing::test_seed());
+  for (DType dt : {DType::F32, DType::BF16})
+    for (bool left : {true, false}) {
+      const Tensor<int32_t> mask = pad_mask(L, {L, 17}, left);
+      gpu::Qwen3CudaOptions opts;
+      opts.dtype = dt;
+      const Tensor<float> xs = testing::round_to(dt, x);
+      const Tensor<float> got = gpu::qwen3_decoder_layer_cuda(wf, cfg, xs, mask, opts, testing::rt());
+      const auto [cos, sin] = qwen3_rotary_embedding<double>(cfg, L);
+      const Tensor<double> ref = qwen3_decoder_layer(xs.cast<double>(), wd, mask, cos, sin, cfg);
+      const auto ops = numerics::text_encoder_module_ops("layers.0", cfg, L);
+      testing::expect_tier(std::string("decoder layer ") + testing::dtype_tag(dt) + (left ? " left" : " right"), dt, got, ref, ops);
+    }
+}
+
+// ---- The whole encoder against transformers ---------------------------------------------------
+
+class Qwen3CudaGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Qwen3CudaGolden, EveryHiddenStateMatchesTransformers) {
+  ZIMAGE_REQUIRE_CUDA();
+  const TextEncoderGolden& g = golden(GetParam());
+  const int n = g.config.num_hidden_layers;
+  for (DType dt : {DType::F32, DType::BF16}) {
+    gpu::Qwen3CudaOptions opts;
+    opts.dtype = dt;
+    gpu::CudaQwen3 model(*g.encoder, -1, opts);  // every layer and the norm
+    for (int k = 0; k <= n; ++k) {
+      const std::string name = "hidden_states." + std::to_string(k);
+      if (!g.has(name)) continue;
+      const Tensor<float> got = model.hidden_state(g.input_ids, g.attention_mask, k);
+      const auto ops = numerics::text_encoder_module_ops(name, g.config, g.seq_len());
+      testing::expect_tier(GetParam() + " " + name + " " + testing::dtype_tag(dt), dt, got, g.get<double>(name), ops);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, Qwen3CudaGolden, ::testing::Values("te_tiny_left", "te_tiny_right", "te_real_layer"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// hidden_states[-2] (Z-Image's) uploads layers 0..n-2 only and refuses [-1] with one line.
+TEST(Qwen3CudaGoldenLayers, HiddenMinus2UploadsNoLaterLayer) {
+  ZIMAGE_REQUIRE_CUDA();
+  const TextEncoderGolden& g = golden("te_tiny_left");
+  const int n = g.config.num_hidden_layers;
+  gpu::CudaQwen3 model(*g.encoder, -2, {});
+  EXPECT_EQ(model.layers_uploaded(), n - 1);
+  const Tensor<float> got = model.hidden_state(g.input_ids, g.attention_mask, -2);
+  const std::string name = "hidden_states." + std::to_string(n - 1);
+  testing::expect_tier("te_tiny_left hidden_states[-2]", DType::F32, got, g.get<double>(name),
+                       numerics::text_encoder_module_ops(name, g.config, g.seq_len()));
+  try {
+    model.hidden_state(g.input_ids, g.attention_mask, -1);
+    ADD_FAILURE() << "hidden_states[-1] must be refused by a model built for [-2]";
+  } catch (const Error& e) {
+    std::printf("  refused: %s\n", e.what());
+    EXPECT_NE(std::string(e.what()).find("hidden_states[-1]"), std::string::npos) << e.what();
+  }
+}
+
+// ---- Refusals before any device work (these run without a GPU) --------------------------------
+
+TEST(Qwen3CudaConfig, VariantRunsOnV1SimtAndTheOtherVersionsSayWhy) {
+  const Qwen3Config cfg = qwen3_4b_config();
+  gpu::Qwen3CudaOptions opts;
+  opts.dtype = DType::BF16;
+  EXPECT_EQ(gpu::check_qwen3_attention(cfg, opts), gpu::AttentionVersion::v1_simt);
+  for (auto v : {gpu::AttentionVersion::mma, gpu::AttentionVersion::cudnn}) {
+    opts.attention = v;
+    try {
+      gpu::check_qwen3_attention(cfg, opts);
+      ADD_FAILURE() << gpu::attention_version_name(v) << " must refuse grouped-query causal attention";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      std::printf("  %s: %s\n", gpu::attention_version_name(v), m.c_str());
+      EXPECT_EQ(m.find('\n'), std::string::npos);
+      EXPECT_NE(m.find("text encoder on CUDA"), std::string::npos) << m;
+      EXPECT_NE(m.find(gpu::attention_version_name(v)), std::string::npos) << m;
+    }
+  }
+  // The plain DiT attention keeps every version it had.
+  std::string why;
+  EXPECT_TRUE(gpu::attention_supports(gpu::AttentionVersion::mma, DType::BF16, 128, 3 * 3840, 3840, &why)) << why;
+  gpu::AttentionVariant plain;
+  plain.kv_heads = 30;
+  EXPECT_TRUE(plain.plain(30));
+  EXPECT_FALSE(plain.plain(32));
+}
+
+TEST(Qwen3CudaConfig, HeadDimNoVersionRunsIsRefused) {
+  Qwen3Config cfg = small_config();
+  cfg.head_dim = 12;
+  try {
+    gpu::check_qwen3_attention(cfg, {});
+    ADD_FAILURE() << "head_dim 12 must be refused";
+  } catch (const Error& e) {
+    std::printf("  %s\n", e.what());
+    EXPECT_NE(std::string(e.what()).find("head_dim 12"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Qwen3CudaConfig, Fp16AndBadHiddenIndexRefusedBeforeTheDevice) {
+  const TextEncoderGolden& g = golden("te_tiny_left");
+  gpu::Qwen3CudaOptions fp16;
+  fp16.dtype = DType::F16;
+  EXPECT_THROW(gpu::CudaQwen3(*g.encoder, -2, fp16), Error);
+  try {
+    gpu::CudaQwen3(*g.encoder, 7, {});
+    ADD_FAILURE() << "hidden_states[7] of 3 layers must be refused";
+  } catch (const Error& e) {
+    std::printf("  %s\n", e.what());
+    EXPECT_NE(std::string(e.what()).find("hidden_states"), std::string::npos) << e.what();
+  }
+}
+
+// The device's rotary table against transformers' (the golden's rotary_emb.cos / .sin, [L, D]
+// with the halves repeated): the same fp32 angles, cos/sin rounded once from double.
+TEST(Qwen3CudaConfig, CosSinTableMatchesTransformersRotaryEmbedding) {
+  const TextEncoderGolden& g = golden("te_tiny_right");
+  const int64_t L = g.seq_len(), D = g.config.head_dim, half = D / 2;
+  const Tensor<float> cs = gpu::qwen3_cos_sin_table(g.config, L);
+  const Tensor<float> cos = g.get<float>("rotary_emb.cos"), sin = g.get<float>("rotary_emb.sin");
+  ASSERT_EQ(cos.shape, Shape({L, D}));
+  Tensor<float> tc({L, D}), ts({L, D});
+  for (int64_t p = 0; p < L; ++p)
+    for (int64_t i = 0; i < D; ++i) {
+      tc[p * D + i] = cs[(p * half + i % half) * 2];
+      ts[p * D + i] = cs[(p * half + i % half) * 2 + 1];
+    }
+  // transformers' cos/sin are fp32 cos/sin of the fp32 angle: one rounding each, as ours.
+  const auto ops = numerics::text_encoder_module_ops("rotary_emb.cos", g.config, L);
+  testing::expect_within("cos table", numerics::compare(tc, cos.cast<double>()),
+                         numerics::budget_for(numerics::Tier::T3, ops));
+  testing::expect_within("sin table", numerics::compare(ts, sin.cast<double>()),
+                         numerics::budget_for(numerics::Tier::T3, ops));
+}
+
+}  // namespace
+}  // namespace zimage
