@@ -86,8 +86,10 @@ void run_qwen3_layer(Runtime& rt, const DeviceQwen3Layer& w, const Qwen3Config& 
                      const Qwen3CudaOptions& opts) {
   const int64_t N = B * L, C = cfg.hidden_size, F = cfg.intermediate_size, H = cfg.num_attention_heads,
                 G = cfg.num_key_value_heads, D = cfg.head_dim, Q = (H + 2 * G) * D;
-  ZIMAGE_CHECK(w.qkv.out == Q && w.qkv.in == C && w.gate_up.out == 2 * F && w.down_proj.in == F &&
-                   w.o_proj.in == H * D && w.o_proj.out == C,
+  ZIMAGE_CHECK(w.qkv.out == Q && w.qkv.in == C && w.gate_up.out == 2 * F && w.gate_up.in == C && w.down_proj.in == F &&
+                   w.down_proj.out == C && w.o_proj.in == H * D && w.o_proj.out == C &&
+                   w.input_layernorm.numel() == C && w.post_attention_layernorm.numel() == C &&
+                   w.q_norm.numel() == D && w.k_norm.numel() == D,
                "run_qwen3_layer: the uploaded layer does not match the config");
   const cudaStream_t s = rt.stream();
   const double eps = cfg.rms_norm_eps;
@@ -121,9 +123,9 @@ Tensor<float> qwen3_decoder_layer_cuda(const Qwen3LayerW<float>& w, const Qwen3C
                                        const Tensor<int32_t>& pad_mask, const Qwen3CudaOptions& opts, Runtime& rt) {
   check_qwen3_attention(cfg, opts);
   const DType dt = opts.dtype;
-  const int64_t B = x.dim(0), L = x.dim(1);
-  ZIMAGE_CHECK(x.ndim() == 3 && x.dim(2) == cfg.hidden_size && pad_mask.shape == Shape({B, L}),
+  ZIMAGE_CHECK(x.ndim() == 3 && x.dim(2) == cfg.hidden_size && pad_mask.shape == Shape({x.dim(0), x.dim(1)}),
                "qwen3_decoder_layer_cuda: x " + shape_str(x.shape) + ", pad_mask " + shape_str(pad_mask.shape));
+  const int64_t B = x.dim(0), L = x.dim(1);
   const DeviceQwen3Layer dw = upload_qwen3_layer(w, dt, rt);
   DeviceTensor xd = up(x, dt, rt);
   const Tensor<float> cs = qwen3_cos_sin_table(cfg, L);

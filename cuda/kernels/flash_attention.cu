@@ -198,17 +198,18 @@ bool attention_supports(AttentionVersion v, DType dt, int64_t D, int64_t ld, int
 
 AttentionVersion resolve_attention(AttentionVersion requested, DType dt, int64_t D, int64_t ld, int64_t ldo,
                                    bool mask_without_lengths, const AttentionVariant& variant, int64_t H) {
-  if (requested == AttentionVersion::automatic) {
+  // ZIMAGE_ATTENTION forces the DiT's plain attention; a variant (the text encoder's) keeps choosing
+  // for itself, so that forcing mma for the DiT does not refuse the text encoder in the same process.
+  if (requested == AttentionVersion::automatic && variant.plain(H)) {
     const char* env = std::getenv("ZIMAGE_ATTENTION");
     if (env && *env) requested = parse_attention_version(env);
   }
   auto runs = [&](AttentionVersion v, std::string* why) {
-    if (!attention_supports(v, dt, D, ld, ldo, why, variant, H)) return false;
-    if (v == AttentionVersion::cudnn && mask_without_lengths) {
+    if (v == AttentionVersion::cudnn && mask_without_lengths && variant.plain(H)) {
       if (why) *why = "a masked batch needs the item lengths (seqlens) for cuDNN";
       return false;
     }
-    return true;
+    return attention_supports(v, dt, D, ld, ldo, why, variant, H);
   };
   if (requested != AttentionVersion::automatic) {
     std::string why;

@@ -1,0 +1,19 @@
+// GroupNorm over an NHWC tensor, optionally followed by SiLU.
+// Twin: reference/vae/layers.h group_norm (torch.nn.GroupNorm: biased variance over C/G channels
+//       x all pixels, y = (x - mean) / sqrt(var + eps) * weight[c] + bias[c]) and silu_.
+// Shapes: x, y [B, P, C] (P pixels, NHWC rows); weight, bias [C]; G divides C. y may equal x.
+// Statistics in two passes (mean, then the mean of squared deviations, as the reference's blocked
+// sums): each pass sums fixed chunks of kPixelsPerChunk pixels in fp32 per (b, g, chunk), then the
+// chunk sums are added in double in chunk order (deterministic: no atomics). `scratch` holds
+// B * G * chunks doubles (grown as needed) plus 2 B G statistics.
+// Versions: v1 (only).
+#pragma once
+#include "common.h"
+#include "device_tensor.h"
+
+namespace zimage::gpu {
+
+void group_norm_nhwc(DType dt, const void* x, void* y, int64_t B, int64_t P, int64_t C, int64_t G, const void* weight,
+                     const void* bias, double eps, bool silu, DeviceBuffer& scratch, cudaStream_t stream);
+
+}  // namespace zimage::gpu

@@ -1,0 +1,148 @@
+// AutoencoderKL (the Flux VAE) on the GPU: decode and encode, module by module as the reference.
+// Twin: reference/vae/autoencoder_kl.h vae_decode / vae_encode and reference/vae/layers.h, step for
+// step:
+//   conv2d          im2col of bands of output pixels (kernels/im2col.h) times the weight through
+//                   cuBLASLt (bias in the epilogue); 1x1 convs are one GEMM on the activation itself
+//   group_norm      kernels/group_norm.h (fp32 chunk sums added in double; SiLU fused where the
+//                   reference applies silu_ right after the norm)
+//   ResnetBlock2D   norm1+silu, conv1, norm2+silu, conv2, conv_shortcut, + residual (residual_add)
+//   mid attention   group_norm, to_q / to_k / to_v GEMMs on the NHWC rows (tokens), then per batch
+//                   item and per block of kQueryBlock query rows: S = q k^T (GEMM), softmax of
+//                   S * C^-0.5 (kernels/softmax_rows.h), O = P V (GEMM on V^T, kernels/transpose.h);
+//                   to_out.0, + residual
+//   Upsample2D      the nearest x2 fused into the conv's gather (Im2colGeom::up = 2), as the reference
+//   Downsample2D    F.pad (0, 1, 0, 1) then the stride-2 conv: the pad is the gather's bottom/right pad
+// Activations are NHWC on the device ([B, H, W, C]: a pixel's channels are one GEMM row); inputs and
+// outputs are NCHW host tensors, transposed on the device. Conv weights are uploaded permuted to
+// [C_out, kh, kw, C_in] to match the gather's column order (the layout is defined here and in
+// kernels/im2col.h). Storage float32 or bfloat16, fp32 math; float16 is refused.
+// Memory: an im2col band holds at most kColElements values, the attention scores kQueryBlock x L.
+#pragma once
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "forward.h"
+#include "kernels/im2col.h"
+#include "vae/autoencoder_kl.h"
+#include "vae/vae_golden.h"
+
+namespace zimage::gpu {
+
+struct VaeCudaOptions {
+  DType dtype = DType::F32;
+  GemmOptions gemm;
+};
+
+constexpr int64_t kColElements = int64_t(64) << 20;  // im2col band: at most 64 Mi values
+constexpr int64_t kQueryBlock = 1024;                // attention query rows per score block
+
+struct DeviceConv {
+  DeviceTensor weight, bias;  // [C_out, kh, kw, C_in], [C_out]
+  int64_t cin = 0, cout = 0;
+  int kh = 1, kw = 1;
+};
+struct DeviceGroupNorm {
+  DeviceTensor weight, bias;
+};
+struct DeviceResnet {
+  DeviceGroupNorm norm1, norm2;
+  DeviceConv conv1, conv2;
+  std::optional<DeviceConv> conv_shortcut;
+};
+struct DeviceVaeAttention {
+  DeviceGroupNorm group_norm;
+  DeviceLinear to_q, to_k, to_v, to_out;
+};
+struct DeviceMidBlock {
+  std::vector<DeviceResnet> resnets;
+  std::optional<DeviceVaeAttention> attention;
+};
+struct DeviceSampledBlock {  // DownEncoderBlock2D / UpDecoderBlock2D
+  std::vector<DeviceResnet> resnets;
+  std::optional<DeviceConv> sampler;
+};
+struct DeviceVaeDecoder {
+  DeviceConv conv_in, conv_out;
+  DeviceMidBlock mid_block;
+  std::vector<DeviceSampledBlock> up_blocks;
+  DeviceGroupNorm conv_norm_out;
+};
+struct DeviceVaeEncoder {
+  DeviceConv conv_in, conv_out;
+  std::vector<DeviceSampledBlock> down_blocks;
+  DeviceMidBlock mid_block;
+  DeviceGroupNorm conv_norm_out;
+};
+
+// Uploads (float16 refused with one line).
+DeviceConv upload_conv(const Conv2dW<float>& w, DType dt, Runtime& rt);
+DeviceGroupNorm upload_group_norm(const GroupNormW<float>& w, DType dt, Runtime& rt);
+DeviceResnet upload_resnet(const ResnetBlock2DW<float>& w, DType dt, Runtime& rt);
+DeviceVaeAttention upload_vae_attention(const VaeAttentionW<float>& w, DType dt, Runtime& rt);
+DeviceMidBlock upload_mid_block(const UNetMidBlock2DW<float>& w, DType dt, Runtime& rt);
+DeviceSampledBlock upload_up_block(const UpDecoderBlock2DW<float>& w, DType dt, Runtime& rt);
+DeviceSampledBlock upload_down_block(const DownEncoderBlock2DW<float>& w, DType dt, Runtime& rt);
+DeviceVaeDecoder upload_vae_decoder(const VaeDecoderW<float>& w, DType dt, Runtime& rt);
+DeviceVaeEncoder upload_vae_encoder(const VaeEncoderW<float>& w, DType dt, Runtime& rt);
+
+// The scratch buffers and settings every VAE module call shares.
+struct VaeRun {
+  VaeRun(Runtime& runtime, DType d, GemmOptions g, int norm_groups) : rt(runtime), dt(d), gemm(g), groups(norm_groups) {}
+  Runtime& rt;
+  DType dt;
+  GemmOptions gemm;
+  int groups;
+  DeviceBuffer col, scores, vt, q, k, v, o, stats;
+};
+
+// NHWC activations [B, H, W, C] on the device, allocated in stream order. Each function is the twin
+// named in the header comment.
+DeviceTensor conv2d_nhwc(VaeRun& r, const DeviceConv& w, const DeviceTensor& x, const Im2colGeom& g);
+DeviceTensor group_norm_nhwc(VaeRun& r, const DeviceGroupNorm& w, const DeviceTensor& x, bool silu);
+DeviceTensor resnet_block_nhwc(VaeRun& r, const DeviceResnet& w, const DeviceTensor& x);
+DeviceTensor vae_attention_nhwc(VaeRun& r, const DeviceVaeAttention& w, const DeviceTensor& x);
+DeviceTensor mid_block_nhwc(VaeRun& r, const DeviceMidBlock& w, DeviceTensor x);
+DeviceTensor up_block_nhwc(VaeRun& r, const DeviceSampledBlock& w, DeviceTensor x);
+DeviceTensor down_block_nhwc(VaeRun& r, const DeviceSampledBlock& w, DeviceTensor x);
+DeviceTensor vae_decoder_nhwc(VaeRun& r, const DeviceVaeDecoder& w, DeviceTensor z);
+DeviceTensor vae_encoder_nhwc(VaeRun& r, const DeviceVaeEncoder& w, DeviceTensor x);
+
+// The gathers of the reference's ConvGeom cases.
+Im2colGeom geom_same3x3(int up = 1);
+Im2colGeom geom_pointwise();
+Im2colGeom geom_downsample();  // F.pad (0, 1, 0, 1) + 3x3 stride 2, padding 0
+
+// Host NCHW <-> device NHWC.
+DeviceTensor upload_nchw(const Tensor<float>& x, DType dt, Runtime& rt);
+Tensor<float> download_nchw(const DeviceTensor& x, Runtime& rt);
+
+class CudaVae {
+ public:
+  // Loads the part's weights from `src` (checked against the config, load_vae_weights) and
+  // uploads them. Refuses float16 before touching the device.
+  CudaVae(const VaeConfig& cfg, const ParamSource& src, VaePart part, const VaeCudaOptions& opts);
+  ~CudaVae();
+  // Ref: vae_decode. z [B, latent_channels, h, w] (unscaled) -> image [B, out_channels, f h, f w].
+  Tensor<float> decode(const Tensor<float>& z);
+  // Ref: vae_encode. x [B, in_channels, H, W] -> (mean, logvar clamped to [-30, 20]).
+  std::pair<Tensor<float>, Tensor<float>> encode(const Tensor<float>& x);
+  const VaeConfig& config() const { return cfg_; }
+
+ private:
+  VaeConfig cfg_;
+  VaeCudaOptions opts_;
+  std::unique_ptr<Runtime> rt_;
+  std::optional<DeviceVaeDecoder> decoder_;
+  std::optional<DeviceVaeEncoder> encoder_;
+  std::optional<DeviceConv> quant_conv_, post_quant_conv_;
+};
+
+// The twin of run_vae_module (reference/vae/vae_golden.h) on the GPU: the module at `path` on its
+// golden input, NCHW in and out (a Linear's rows as they are). nullopt when the golden has no
+// input for it; throws for a path without a CUDA twin (tiled_decode, unscale: host-side steps).
+std::optional<Tensor<float>> run_vae_module_cuda(const VaeGolden& g, const std::string& path, const VaeCudaOptions& opts,
+                                                 Runtime& rt);
+
+}  // namespace zimage::gpu
