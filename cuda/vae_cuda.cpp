@@ -35,16 +35,21 @@ Im2colGeom geom_same3x3(int upsample) {
 Im2colGeom geom_pointwise() { return {1, 1, 1, 0, 0, 0, 0, 1}; }
 Im2colGeom geom_downsample() { return {3, 3, 2, 0, 0, 1, 1, 1}; }
 
+Tensor<float> permute_conv_weight(const Tensor<float>& w) {
+  ZIMAGE_CHECK(w.ndim() == 4, "conv weight " + shape_str(w.shape) + " is not [C_out, C_in, kh, kw]");
+  const int64_t O = w.dim(0), I = w.dim(1), T = w.dim(2) * w.dim(3);
+  Tensor<float> p({O, w.dim(2), w.dim(3), I});
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t c = 0; c < I; ++c)
+      for (int64_t t = 0; t < T; ++t) p[(o * T + t) * I + c] = w[(o * I + c) * T + t];
+  return p;
+}
+
 DeviceConv upload_conv(const Conv2dW<float>& w, DType dt, Runtime& rt) {
   refuse_fp16(dt);
-  ZIMAGE_CHECK(w.weight.ndim() == 4, "upload_conv: weight " + shape_str(w.weight.shape) + " is not [C_out, C_in, kh, kw]");
   DeviceConv d;
+  const Tensor<float> p = permute_conv_weight(w.weight);  // kernels/im2col.h column order
   d.cout = w.weight.dim(0), d.cin = w.weight.dim(1), d.kh = int(w.weight.dim(2)), d.kw = int(w.weight.dim(3));
-  // [C_out, C_in, kh, kw] -> [C_out, kh, kw, C_in] (kernels/im2col.h column order).
-  Tensor<float> p({d.cout, int64_t(d.kh), int64_t(d.kw), d.cin});
-  for (int64_t o = 0; o < d.cout; ++o)
-    for (int64_t c = 0; c < d.cin; ++c)
-      for (int64_t t = 0; t < d.kh * d.kw; ++t) p[(o * d.kh * d.kw + t) * d.cin + c] = w.weight[(o * d.cin + c) * d.kh * d.kw + t];
   d.weight = up(p, dt, rt);
   if (w.bias.numel()) d.bias = up(w.bias, dt, rt);
   return d;

@@ -76,6 +76,9 @@ struct DeviceVaeEncoder {
   DeviceGroupNorm conv_norm_out;
 };
 
+// [C_out, C_in, kh, kw] -> [C_out, kh, kw, C_in]: the conv weight as its GEMM reads it (host).
+Tensor<float> permute_conv_weight(const Tensor<float>& w);
+
 // Uploads (float16 refused with one line).
 DeviceConv upload_conv(const Conv2dW<float>& w, DType dt, Runtime& rt);
 DeviceGroupNorm upload_group_norm(const GroupNormW<float>& w, DType dt, Runtime& rt);

@@ -1,0 +1,285 @@
+// The VAE on CUDA (issue 17 item 2; cuda/vae_cuda.h), against the reference and diffusers' goldens.
+//   VaeCudaKernels: im2col (exact, every gather the VAE uses: 3x3 same, nearest x2, the
+//     downsampler's pad + stride 2, pointwise, ragged band starts), group_norm (+ SiLU) at real
+//     widths (T3 fp32 / T4 + peer bf16 against the fp64 reference), softmax_rows, transpose (exact).
+//   VaeCudaGolden: every module row of golden/vae_tiny, vae_flux_like and vae_real_blocks that has
+//     a CUDA twin, teacher forced on its golden input: fp32 within T3 of our fp64 reference and
+//     T2 of diffusers' fp32 golden; bf16 within T4 of the fp64 reference. The whole-model rows
+//     decode, encode.mean and encode.logvar run through CudaVae.
+//   VaeCudaConfig: refusals before any device work (run without a GPU too).
+#include <array>
+#include <map>
+
+#include "cuda_support.h"
+#include "kernels/group_norm.h"
+#include "kernels/im2col.h"
+#include "kernels/softmax_rows.h"
+#include "kernels/transpose.h"
+#include "modules/softmax.h"
+#include "support/goldens.h"
+#include "vae_cuda.h"
+
+namespace zimage {
+namespace {
+
+using testing::DType;
+
+const VaeGolden& golden(const std::string& c) {
+  static std::map<std::string, VaeGolden> cache;
+  auto it = cache.find(c);
+  if (it == cache.end()) it = cache.emplace(c, open_vae_golden(testing::golden_path(c))).first;
+  return it->second;
+}
+
+// NCHW -> NHWC on the host.
+Tensor<float> to_nhwc(const Tensor<float>& x) {
+  const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  Tensor<float> y({B, H, W, C});
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t p = 0; p < H * W; ++p) y[(b * H * W + p) * C + c] = x[(b * C + c) * H * W + p];
+  return y;
+}
+
+// The im2col the kernel documents, written out on the host.
+Tensor<float> host_im2col(const Tensor<float>& xh, const gpu::Im2colGeom& g, int64_t q0, int64_t P) {
+  const int64_t H = xh.dim(1), W = xh.dim(2), C = xh.dim(3), Ho = g.out_h(H), Wo = g.out_w(W);
+  const int64_t K = int64_t(g.kh) * g.kw * C;
+  Tensor<float> out({P, K});
+  for (int64_t p = 0; p < P; ++p) {
+    const int64_t q = q0 + p, ox = q % Wo, oy = (q / Wo) % Ho, b = q / (Wo * Ho);
+    for (int64_t dy = 0; dy < g.kh; ++dy)
+      for (int64_t dx = 0; dx < g.kw; ++dx)
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t iy = oy * g.stride + dy - g.pad_top, ix = ox * g.stride + dx - g.pad_left;
+          const bool in = iy >= 0 && iy < H * g.up && ix >= 0 && ix < W * g.up;
+          out[p * K + (dy * g.kw + dx) * C + c] = in ? xh[((b * H + iy / g.up) * W + ix / g.up) * C + c] : 0.f;
+        }
+  }
+  return out;
+}
+
+TEST(VaeCudaKernels, Im2colIsExactForEveryGather) {
+  ZIMAGE_REQUIRE_CUDA();
+  const Tensor<float> x = to_nhwc(testing::randn<float>({2, 5, 9, 7}, testing::test_seed()));
+  const std::vector<std::pair<std::string, gpu::Im2colGeom>> geoms = {{"same3x3", gpu::geom_same3x3()},
+                                                                      {"upsample2", gpu::geom_same3x3(2)},
+                                                                      {"downsample", gpu::geom_downsample()},
+                                                                      {"pointwise", gpu::geom_pointwise()},
+                                                                      {"stride2_nopad", {3, 3, 2, 0, 0, 0, 0, 1}}};
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const Tensor<float> xs = testing::round_to(dt, x);
+    const auto xd = testing::to_device(xs, dt);
+    for (const auto& [name, g] : geoms) {
+      const int64_t Q = 2 * g.out_h(9) * g.out_w(7), K = int64_t(g.kh) * g.kw * 5;
+      for (auto [q0, P] : std::vector<std::array<int64_t, 2>>{{0, Q}, {3, Q - 3}, {Q / 2, 1}}) {
+        testing::Guarded out(dt, {P, K});
+        gpu::im2col_nhwc(dt, xd.data(), 2, 9, 7, 5, g, q0, P, out.data(), testing::rt().stream());
+        const std::string what = "im2col " + name + " " + testing::dtype_tag(dt) + " q0 " + std::to_string(q0);
+        testing::expect_exact(what, numerics::compare(out.host(), host_im2col(xs, g, q0, P).cast<double>()));
+        out.expect_guards_intact(what);
+      }
+    }
+  }
+}
+
+struct GnCase {
+  DType dt;
+  int64_t B, H, W, C, G;
+  bool silu;
+};
+std::string gn_name(const ::testing::TestParamInfo<GnCase>& i) {
+  const GnCase& c = i.param;
+  return testing::dtype_tag(c.dt) + "_B" + std::to_string(c.B) + "_" + std::to_string(c.H) + "x" + std::to_string(c.W) +
+         "_C" + std::to_string(c.C) + "_G" + std::to_string(c.G) + (c.silu ? "_silu" : "");
+}
+std::vector<GnCase> gn_cases() {
+  std::vector<GnCase> out;
+  for (DType dt : {DType::F32, DType::BF16})
+    for (bool silu : {false, true})
+      for (auto [B, H, W, C, G] : std::vector<std::array<int64_t, 5>>{
+               {1, 128, 128, 512, 32}, {1, 512, 512, 128, 32}, {2, 17, 9, 64, 8}, {1, 3, 1, 32, 32}})
+        out.push_back({dt, B, H, W, C, G, silu});
+  return out;
+}
+
+class VaeCudaGroupNorm : public ::testing::TestWithParam<GnCase> {};
+
+TEST_P(VaeCudaGroupNorm, MatchesReference) {
+  ZIMAGE_REQUIRE_CUDA();
+  const GnCase c = GetParam();
+  const uint64_t seed = testing::test_seed();
+  // An offset mean, as activations have, so that the two-pass variance matters.
+  Tensor<float> x = testing::randn<float>({c.B, c.C, c.H, c.W}, seed, 2.0);
+  for (auto& v : x.data) v += 3.f;
+  x = testing::round_to(c.dt, x);
+  GroupNormW<float> w{testing::round_to(c.dt, testing::randn<float>({c.C}, seed + 1, 0.5)),
+                      testing::round_to(c.dt, testing::randn<float>({c.C}, seed + 2, 0.5))};
+  const auto xd = testing::to_device(to_nhwc(x), c.dt);
+  const auto wd = testing::to_device(w.weight, c.dt), bd = testing::to_device(w.bias, c.dt);
+  testing::Guarded out(c.dt, {c.B, c.H, c.W, c.C});
+  gpu::DeviceBuffer scratch;
+  gpu::group_norm_nhwc(c.dt, xd.data(), out.data(), c.B, c.H * c.W, c.C, c.G, wd.data(), bd.data(), kVaeNormEps, c.silu,
+                       scratch, testing::rt().stream());
+  const Tensor<float> got = out.host();
+  GroupNormW<double> wdd{w.weight.cast<double>(), w.bias.cast<double>()};
+  Tensor<double> ref = group_norm(x.cast<double>(), wdd, int(c.G), kVaeNormEps);
+  Tensor<float> peer = testing::round_to(c.dt, group_norm(x, w, int(c.G), kVaeNormEps));
+  VaeConfig cfg;  // the policy's op chain of a VAE GroupNorm with these groups and this input
+  cfg.norm_num_groups = int(c.G);
+  std::vector<numerics::Op> ops = numerics::vae_module_ops("decoder.conv_norm_out", cfg, x.shape);
+  if (c.silu) {
+    silu_(ref);
+    silu_(peer);
+    peer = testing::round_to(c.dt, peer);
+    ops.push_back(testing::op_elem("silu", true));
+  }
+  testing::expect_t3_or_t4("group_norm " + gn_name(::testing::TestParamInfo<GnCase>(c, 0)), c.dt, got,
+                           &peer, [&] { return Tensor<double>(to_nhwc(ref.cast<float>()).cast<double>()); }(), ops);
+  out.expect_guards_intact("group_norm");
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, VaeCudaGroupNorm, ::testing::ValuesIn(gn_cases()), gn_name);
+
+TEST(VaeCudaKernels, SoftmaxRowsAndTranspose) {
+  ZIMAGE_REQUIRE_CUDA();
+  const int64_t R = 37, L = 4099;
+  const Tensor<float> s = testing::randn<float>({R, L}, testing::test_seed(), 30.0);
+  const float scale = 1.0f / std::sqrt(512.0f);
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const Tensor<float> ss = testing::round_to(dt, s);
+    testing::Guarded d(dt, {R, L});
+    testing::upload_into_guarded(ss, dt, d);
+    gpu::softmax_rows(dt, d.data(), L, R, L, scale, testing::rt().stream());
+    Tensor<double> ref = ss.cast<double>();
+    for (auto& v : ref.data) v *= double(scale);
+    for (int64_t i = 0; i < R; ++i) masked_softmax_row(ref.ptr() + i * L, L, [](int64_t) { return true; });
+    testing::expect_tier("softmax_rows " + testing::dtype_tag(dt), dt, d.host(), ref,
+                         {testing::op_elem("scale"), {"softmax(L=4099)", 2, double(L), true}});
+    d.expect_guards_intact("softmax_rows");
+
+    const auto td = testing::to_device(ss, dt);
+    testing::Guarded t(dt, {L, R});
+    gpu::transpose_batched(dt, td.data(), t.data(), 1, R, L, testing::rt().stream());
+    Tensor<float> tref({L, R});
+    for (int64_t i = 0; i < R; ++i)
+      for (int64_t j = 0; j < L; ++j) tref[j * R + i] = ss[i * L + j];
+    testing::expect_exact("transpose " + testing::dtype_tag(dt), numerics::compare(t.host(), tref.cast<double>()));
+    t.expect_guards_intact("transpose");
+  }
+}
+
+// ---- Modules and the whole model against the goldens --------------------------------------------
+
+struct Row {
+  std::string golden, row;
+};
+void PrintTo(const Row& r, std::ostream* os) { *os << r.golden << " " << r.row; }
+
+std::vector<Row> rows() {
+  std::vector<Row> out;
+  for (const std::string c : {"vae_tiny", "vae_flux_like", "vae_real_blocks"}) {
+    const VaeGolden& g = golden(c);
+    for (const auto& n : g.outputs())
+      if (n != "tiled_decode" && n != "unscale" && vae_input_name(g, n)) out.push_back({c, n});
+  }
+  return out;
+}
+
+class VaeCudaGolden : public ::testing::TestWithParam<Row> {};
+
+TEST_P(VaeCudaGolden, TeacherForcedModuleMatches) {
+  ZIMAGE_REQUIRE_CUDA();
+  const auto& [c, row] = GetParam();
+  const VaeGolden& g = golden(c);
+  const auto truth = run_vae_module<double>(g, row);
+  ASSERT_TRUE(truth.has_value());
+  const Shape in = g.shape(*vae_input_name(g, row));
+  for (DType dt : {DType::F32, DType::BF16}) {
+    gpu::VaeCudaOptions opts;
+    opts.dtype = dt;
+    const auto got = gpu::run_vae_module_cuda(g, row, opts, testing::rt());
+    ASSERT_TRUE(got.has_value());
+    const auto ops = numerics::vae_module_ops(row, g.config, in);
+    const std::string what = c + " " + row + " " + testing::dtype_tag(dt);
+    testing::expect_tier(what + " vs fp64", dt, *got, *truth, ops);
+    if (dt == DType::F32)
+      testing::expect_within(what + " vs diffusers T2", numerics::compare(*got, g.get<double>(row)), vae_row_budget(g, row));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, VaeCudaGolden, ::testing::ValuesIn(rows()),
+                         [](const ::testing::TestParamInfo<Row>& i) {
+                           return testing::test_name(i.param.golden + "__" + i.param.row);
+                         });
+
+// ---- Refusals before any device work ------------------------------------------------------------
+
+TEST(VaeCudaConfig, Fp16RefusedBeforeTheDevice) {
+  const VaeGolden& g = golden("vae_tiny");
+  gpu::VaeCudaOptions fp16;
+  fp16.dtype = DType::F16;
+  try {
+    gpu::CudaVae vae(g.config, *g.params, VaePart::Decoder, fp16);
+    ADD_FAILURE() << "float16 must be refused";
+  } catch (const Error& e) {
+    std::printf("  %s\n", e.what());
+    EXPECT_NE(std::string(e.what()).find("float16"), std::string::npos) << e.what();
+  }
+}
+
+// The design of conv2d_nhwc on the host: the gather the kernel documents (host_im2col) times the
+// permuted weight, plus the bias, equals the reference conv2d for every geometry the VAE uses (the
+// upsampler's fused nearest x2 against upsample_2d, the downsampler's pad + stride 2 against
+// downsample_2d). In double, so only the summation order differs.
+TEST(VaeCudaConfig, Im2colTimesPermutedWeightIsTheReferenceConv) {
+  const uint64_t seed = testing::test_seed();
+  const Tensor<float> x = testing::randn<float>({2, 6, 9, 7}, seed);
+  Conv2dW<float> w3{testing::randn<float>({5, 6, 3, 3}, seed + 1), testing::randn<float>({5}, seed + 2)};
+  Conv2dW<float> w1{testing::randn<float>({5, 6, 1, 1}, seed + 3), testing::randn<float>({5}, seed + 4)};
+  auto as_gemm = [&](const Conv2dW<float>& w, const gpu::Im2colGeom& g) {
+    const int64_t Ho = g.out_h(9), Wo = g.out_w(7), Q = 2 * Ho * Wo, O = w.weight.dim(0);
+    const Tensor<float> col = host_im2col(to_nhwc(x), g, 0, Q), p = gpu::permute_conv_weight(w.weight);
+    const int64_t K = col.dim(1);
+    Tensor<double> y({2, O, Ho, Wo});  // back to NCHW
+    for (int64_t q = 0; q < Q; ++q)
+      for (int64_t o = 0; o < O; ++o) {
+        double acc = w.bias[o];
+        for (int64_t k = 0; k < K; ++k) acc += double(col[q * K + k]) * double(p[o * K + k]);
+        const int64_t b = q / (Ho * Wo), pix = q % (Ho * Wo);
+        y[(b * O + o) * Ho * Wo + pix] = acc;
+      }
+    return y;
+  };
+  auto wd = [](const Conv2dW<float>& w) { return Conv2dW<double>{w.weight.cast<double>(), w.bias.cast<double>()}; };
+  const Tensor<double> xd = x.cast<double>();
+  // The T3 budget of a 3x3 conv over 6 channels (the policy's conv_in chain); the difference here
+  // is one fp32 rounding of an fp64 result, a wrong column order or pad is O(1).
+  const numerics::Budget exact_order =
+      numerics::budget_for(numerics::Tier::T3, numerics::vae_module_ops("decoder.conv_in", VaeConfig{}, x.shape));
+  const std::vector<std::pair<std::string, std::pair<Tensor<double>, Tensor<double>>>> cases = {
+      {"same3x3", {as_gemm(w3, gpu::geom_same3x3()), conv2d(xd, wd(w3), ConvGeom::same3x3())}},
+      {"upsample", {as_gemm(w3, gpu::geom_same3x3(2)), upsample_2d(xd, wd(w3))}},
+      {"downsample", {as_gemm(w3, gpu::geom_downsample()), downsample_2d(xd, wd(w3))}},
+      {"pointwise", {as_gemm(w1, gpu::geom_pointwise()), conv2d(xd, wd(w1), ConvGeom::pointwise())}}};
+  for (const auto& [name, yr] : cases) {
+    ASSERT_EQ(yr.first.shape, yr.second.shape) << name;
+    testing::expect_within("conv as im2col x permuted weight, " + name,
+                           numerics::compare(yr.first.cast<float>(), yr.second), exact_order);
+  }
+}
+
+// The gathers' output sizes equal the reference convolution's (reference/vae/layers.h ConvGeom).
+TEST(VaeCudaConfig, GatherSizesMatchTheReferenceGeometry) {
+  for (int64_t n : {1, 2, 7, 8, 64, 127, 128}) {
+    EXPECT_EQ(gpu::geom_same3x3().out_h(n), n);
+    EXPECT_EQ(gpu::geom_same3x3(2).out_h(n), 2 * n);
+    EXPECT_EQ(gpu::geom_pointwise().out_w(n), n);
+    if (n >= 2) {
+      EXPECT_EQ(gpu::geom_downsample().out_h(n), (n - 2) / 2 + 1) << n;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace zimage
