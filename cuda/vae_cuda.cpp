@@ -318,6 +318,13 @@ std::pair<Tensor<float>, Tensor<float>> CudaVae::encode(const Tensor<float>& x) 
   return {std::move(mean), std::move(logvar)};
 }
 
+std::function<Tensor<float>(const VaeModel&, const Tensor<float>&)> cuda_vae_decoder(const VaeCudaOptions& opts) {
+  return [opts](const VaeModel& vae, const Tensor<float>& latents) {
+    CudaVae dev(vae.config, *vae.params, VaePart::Decoder, opts);
+    return dev.decode(unscale_latents(vae.config, latents));
+  };
+}
+
 std::optional<Tensor<float>> run_vae_module_cuda(const VaeGolden& g, const std::string& path, const VaeCudaOptions& opts,
                                                  Runtime& rt) {
   const auto in_name = vae_input_name(g, path);

@@ -6,10 +6,12 @@
 //   group_norm      kernels/group_norm.h (fp32 chunk sums added in double; SiLU fused where the
 //                   reference applies silu_ right after the norm)
 //   ResnetBlock2D   norm1+silu, conv1, norm2+silu, conv2, conv_shortcut, + residual (residual_add)
-//   mid attention   group_norm, to_q / to_k / to_v GEMMs on the NHWC rows (tokens), then per batch
-//                   item and per block of kQueryBlock query rows: S = q k^T (GEMM), softmax of
-//                   S * C^-0.5 (kernels/softmax_rows.h), O = P V (GEMM on V^T, kernels/transpose.h);
-//                   to_out.0, + residual
+//   mid attention   group_norm, to_q / to_k / to_v GEMMs on the NHWC rows (tokens), then in fp32
+//                   whatever the storage (q, k, v widened: the scores of a bf16 run are not rounded
+//                   to bf16, as torch's SDPA keeps them fp32), per batch item and per block of
+//                   kQueryBlock query rows: S = q k^T (GEMM), softmax of S * C^-0.5
+//                   (kernels/softmax_rows.h), O = P V (GEMM on V^T, kernels/transpose.h); O rounded
+//                   to storage once; to_out.0, + residual
 //   Upsample2D      the nearest x2 fused into the conv's gather (Im2colGeom::up = 2), as the reference
 //   Downsample2D    F.pad (0, 1, 0, 1) then the stride-2 conv: the pad is the gather's bottom/right pad
 // Activations are NHWC on the device ([B, H, W, C]: a pixel's channels are one GEMM row); inputs and
@@ -18,6 +20,7 @@
 // kernels/im2col.h). Storage float32 or bfloat16, fp32 math; float16 is refused.
 // Memory: an im2col band holds at most kColElements values, the attention scores kQueryBlock x L.
 #pragma once
+#include <functional>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -91,13 +94,18 @@ DeviceVaeDecoder upload_vae_decoder(const VaeDecoderW<float>& w, DType dt, Runti
 DeviceVaeEncoder upload_vae_encoder(const VaeEncoderW<float>& w, DType dt, Runtime& rt);
 
 // The scratch buffers and settings every VAE module call shares.
+// The scratch buffers are stream-ordered: growing one frees the old memory after the work queued
+// before it, without a device-wide synchronization.
 struct VaeRun {
-  VaeRun(Runtime& runtime, DType d, GemmOptions g, int norm_groups) : rt(runtime), dt(d), gemm(g), groups(norm_groups) {}
+  VaeRun(Runtime& runtime, DType d, GemmOptions g, int norm_groups)
+      : rt(runtime), dt(d), gemm(g), groups(norm_groups), col(0, runtime.stream()), scores(0, runtime.stream()),
+        vt(0, runtime.stream()), q(0, runtime.stream()), k(0, runtime.stream()), v(0, runtime.stream()),
+        o(0, runtime.stream()), stats(0, runtime.stream()) {}
   Runtime& rt;
   DType dt;
   GemmOptions gemm;
   int groups;
-  DeviceBuffer col, scores, vt, q, k, v, o, stats;
+  DeviceBuffer col, scores, vt, q, k, v, o, stats;  // q, k, v, o, scores, vt: fp32 (the attention core)
 };
 
 // NHWC activations [B, H, W, C] on the device, allocated in stream order. Each function is the twin
@@ -141,6 +149,11 @@ class CudaVae {
   std::optional<DeviceVaeEncoder> encoder_;
   std::optional<DeviceConv> quant_conv_, post_quant_conv_;
 };
+
+// generate()'s GenerateHooks::decode on the GPU (`zimage generate --device cuda`): unscale_latents
+// on the host, then CudaVae::decode; the VAE is loaded and uploaded when the hook is called (after
+// the denoising loop) and released when it returns.
+std::function<Tensor<float>(const VaeModel&, const Tensor<float>&)> cuda_vae_decoder(const VaeCudaOptions& opts);
 
 // The twin of run_vae_module (reference/vae/vae_golden.h) on the GPU: the module at `path` on its
 // golden input, NCHW in and out (a Linear's rows as they are). nullopt when the golden has no

@@ -141,7 +141,8 @@ Generated<T> generate(const PipelineFolder& pipe, const GenerateRequest& req, co
   const std::unique_ptr<DitModel<T>> dit =
       hooks.open_dit ? hooks.open_dit(pipe.transformer, req.weights) : open_dit_model<T>(pipe.transformer, req.weights);
   out.weights = dit->weights();
-  const VaeWeights<T> vae = load_vae_weights<T>(pipe.vae.config, *pipe.vae.params, VaePart::Decoder);
+  const VaeWeights<T> vae =
+      hooks.decode ? VaeWeights<T>{} : load_vae_weights<T>(pipe.vae.config, *pipe.vae.params, VaePart::Decoder);
 
   Activations<T> acts;
   acts.store = false;
@@ -154,6 +155,20 @@ Generated<T> generate(const PipelineFolder& pipe, const GenerateRequest& req, co
   if (d.steps_done < sched.steps()) return out;  // stopped by on_step: no images
 
   stage("decode", "");
+  if (hooks.decode) {
+    const Tensor<float> image = hooks.decode(pipe.vae, out.latents.template cast<float>());
+    if (req.check_finite) {
+      int64_t bad = 0, first = -1;
+      for (int64_t i = 0; i < image.numel(); ++i)
+        if (!std::isfinite(image[i]) && bad++ == 0) first = i;
+      if (bad)
+        return out.nonfinite = "VAE decode: image: " + std::to_string(bad) + " non-finite values, the first at flat index " +
+                               std::to_string(first),
+               out;
+    }
+    out.images = to_pil_images(image);
+    return out;
+  }
   const Tensor<T> image = decode_latents(pipe.vae.config, vae, out.latents, trace);
   if (acts.first_nonfinite) return out.nonfinite = "VAE decode: " + acts.first_nonfinite->describe(), out;
   out.images = to_pil_images(image.template cast<float>());

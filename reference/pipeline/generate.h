@@ -111,6 +111,11 @@ struct GenerateHooks {
   StepCallback<T> on_step;
   // The transformer to use instead of open_dit_model (the CUDA model, a test's model).
   std::function<std::unique_ptr<DitModel<T>>(const ModelFolder&, DitWeights)> open_dit;
+  // The VAE decode to use instead of the reference's (the CUDA VAE): the loop's final latents, as
+  // the transformer saw them (scaled) -> the image [B, out_channels, H, W], about [-1, 1], as
+  // decode_latents returns it (unscale_latents, then vae_decode). When set, the reference's VAE
+  // weights are never loaded. With check_finite the image is screened as a whole ("VAE decode:").
+  std::function<Tensor<float>(const VaeModel&, const Tensor<float>& latents)> decode;
 };
 
 template <class T>

@@ -282,12 +282,29 @@ TEST(Qwen3CudaKernels, DecoderLayerRealWidthLeftAndRightPadding) {
   ZIMAGE_REQUIRE_CUDA();
   const TextEncoderGolden& g = golden("te_real_layer");
   const Qwen3Config& cfg = g.config;
-  const Qwen3LayerW<float> wf = g.encoder->layer<float>(0);
-  const Qwen3LayerW<double> wd = g.encoder->layer<double>(0);
   const int64_t B = 2, L = 40, C = cfg.hidden_size;
   const Tensor<float> x = testing::randn<float>({B, L, C}, testing::test_seed());
   for (DType dt : {DType::F32, DType::BF16})
     for (bool left : {true, false}) {
+      // bf16: the layer sees bf16 weights and inputs on both sides.
+      Qwen3LayerW<float> wf = g.encoder->layer<float>(0);
+      for (Tensor<float>* t : {&wf.input_layernorm, &wf.post_attention_layernorm, &wf.self_attn.q_proj.weight,
+                               &wf.self_attn.k_proj.weight, &wf.self_attn.v_proj.weight, &wf.self_attn.o_proj.weight,
+                               &wf.self_attn.q_norm, &wf.self_attn.k_norm, &wf.mlp.gate_proj.weight, &wf.mlp.up_proj.weight,
+                               &wf.mlp.down_proj.weight})
+        *t = testing::round_to(dt, *t);
+      Qwen3LayerW<double> wd;
+      wd.input_layernorm = wf.input_layernorm.cast<double>();
+      wd.post_attention_layernorm = wf.post_attention_layernorm.cast<double>();
+      wd.self_attn.q_proj.weight = wf.self_attn.q_proj.weight.cast<double>();
+      wd.self_attn.k_proj.weight = wf.self_attn.k_proj.weight.cast<double>();
+      wd.self_attn.v_proj.weight = wf.self_attn.v_proj.weight.cast<double>();
+      wd.self_attn.o_proj.weight = wf.self_attn.o_proj.weight.cast<double>();
+      wd.self_attn.q_norm = wf.self_attn.q_norm.cast<double>();
+      wd.self_attn.k_norm = wf.self_attn.k_norm.cast<double>();
+      wd.mlp.gate_proj.weight = wf.mlp.gate_proj.weight.cast<double>();
+      wd.mlp.up_proj.weight = wf.mlp.up_proj.weight.cast<double>();
+      wd.mlp.down_proj.weight = wf.mlp.down_proj.weight.cast<double>();
       const Tensor<int32_t> mask = pad_mask(L, {L, 17}, left);
       gpu::Qwen3CudaOptions opts;
       opts.dtype = dt;
@@ -317,7 +334,9 @@ TEST_P(Qwen3CudaGolden, EveryHiddenStateMatchesTransformers) {
       const std::string name = "hidden_states." + std::to_string(k);
       if (!g.has(name)) continue;
       const Tensor<float> got = model.hidden_state(g.input_ids, g.attention_mask, k);
-      const auto ops = numerics::text_encoder_module_ops(name, g.config, g.seq_len());
+      auto ops = numerics::text_encoder_module_ops(name, g.config, g.seq_len());
+      // bf16 rounds the weights to storage too; the fp64 truth uses them as they are.
+      if (dt == DType::BF16) ops.insert(ops.begin(), {"weights to bf16", 1, 1, false});
       const std::string what = GetParam() + " " + name + " " + testing::dtype_tag(dt);
       // Against our fp64 reference: T3 (fp32) or T4 (bf16); against transformers' fp32 golden,
       // which carries its own fp32 error: T2, as the CPU reference is held (test_text_encoder_goldens).

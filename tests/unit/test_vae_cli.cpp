@@ -181,5 +181,31 @@ TEST_F(VaeCli, BadFolderIsOneLine) {
   expect_error(decode_args(), "config.json: cannot open");
 }
 
+// --device: refused before any file is read (the --vae folder given does not exist, so reaching
+// the model would name it instead). With the CUDA path, the GPU run is CudaVaeCli in
+// tests/cuda/test_cuda_vae.cpp.
+TEST_F(VaeCli, DeviceRefusedBeforeAnyFileIsRead) {
+  const std::string absent = "vae decode --vae " + (dir / "absent").string() + " --random-latents 1,16,4,4 --out " + out.string();
+  const std::string enc = "vae encode --vae " + (dir / "absent").string() + " --image " + image.string() + " --out " + out.string();
+  expect_error(absent + " --device tpu", "--device must be cpu or cuda, not 'tpu'");
+  expect_error(absent + " --dtype bfloat16", "--dtype must be float32 or float64 with --device cpu");
+#ifdef ZIMAGE_CLI_HAS_CUDA
+  expect_error(absent + " --device cuda --dtype float64", "--dtype must be float32 or bfloat16 with --device cuda");
+  expect_error(absent + " --device cuda --tiled", "--tiled runs on the CPU only");
+  expect_error(enc + " --device cuda --dtype float16", "--dtype must be float32 or bfloat16 with --device cuda");
+  // Without a GPU: the device refusal; with one, the absent folder (nothing else).
+  fs::remove(out);
+  const RunResult r = run_cli(absent + " --device cuda");
+  std::printf("  --device cuda -> %d: %s", r.status, r.err.c_str());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(r.err.find("--device cuda: no CUDA device") != std::string::npos || r.err.find("absent") != std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(out));
+#else
+  expect_error(absent + " --device cuda", "--device cuda: this zimage was built without the CUDA path");
+  expect_error(enc + " --device cuda", "--device cuda: this zimage was built without the CUDA path");
+#endif
+}
+
 }  // namespace
 }  // namespace zimage

@@ -13,6 +13,7 @@
 #include "pipeline/pipeline_files.h"
 #ifdef ZIMAGE_WITH_CUDA
 #include "dit_model_cuda.h"  // cuda/dit_model_cuda.h
+#include "vae_cuda.h"        // cuda/vae_cuda.h
 #endif
 
 namespace zimage::cli {
@@ -39,20 +40,22 @@ std::string seconds(double s) {
   return buf;
 }
 
-// The transformer --device cuda asks for (the text encoder and the VAE stay on the CPU for now,
-// issue 17); empty for --device cpu.
+// The transformer and the VAE decode --device cuda asks for (the text encoder stays on the CPU for
+// now, issue 17); empty for --device cpu.
 using OpenDit = std::function<std::unique_ptr<DitModel<float>>(const ModelFolder&, DitWeights)>;
+using DecodeHook = std::function<Tensor<float>(const VaeModel&, const Tensor<float>&)>;
 
 template <class T>
 int run(const PipelineFolder& pipe, const GenerateRequest& req, const std::vector<std::string>& outs,
         const std::string& save_latents, const std::string& dtype, const std::string& producer,
-        const OpenDit& open_dit = {}) {
+        const OpenDit& open_dit = {}, const DecodeHook& decode = {}) {
   using clock = std::chrono::steady_clock;
   const GenerateOptions& opt = req.opt;
   const int64_t batch = int64_t(outs.size());
   clock::time_point t_load = clock::now(), t0 = t_load;
   GenerateHooks<T> hooks;
   if constexpr (std::is_same_v<T, float>) hooks.open_dit = open_dit;
+  hooks.decode = decode;
   hooks.warn = [](const std::string& w) { std::fprintf(stderr, "zimage: warning: %s\n", w.c_str()); };
   hooks.on_stage = [&](const std::string& stage, const std::string& detail) {
     if (stage == "encode") {
@@ -159,10 +162,12 @@ int cmd_generate(const Args& args) {
   if (device == "cuda") {
     gpu::check_cuda_dit_options(pipe.transformer.config, cuda);  // the attention version against head_dim
     const OpenDit open = [cuda](const ModelFolder& f, DitWeights) { return gpu::open_cuda_dit(f, cuda); };
+    gpu::VaeCudaOptions vae;
+    vae.dtype = cuda.dtype;
     return run<float>(pipe, req, outs, save_latents, dtype,
-                      "zimage generate --device cuda (transformer " + dtype + " on " + gpu::describe_device() +
-                          "; text encoder and VAE on the CPU)",
-                      open);
+                      "zimage generate --device cuda (transformer and VAE " + dtype + " on " + gpu::describe_device() +
+                          "; text encoder on the CPU)",
+                      open, gpu::cuda_vae_decoder(vae));
   }
 #endif
   const std::string producer = "zimage generate (CPU reference)";

@@ -17,7 +17,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <random>
+#include <tuple>
 #include <sstream>
 
 #include "cli.h"
@@ -26,6 +29,9 @@
 #include "vae/autoencoder_kl.h"
 #include "vae/synthetic_vae.h"
 #include "vae/vae_golden.h"
+#ifdef ZIMAGE_WITH_CUDA
+#include "vae_cuda.h"  // cuda/vae_cuda.h
+#endif
 
 namespace zimage::cli {
 
@@ -35,7 +41,7 @@ constexpr const char* kVaeUsage =
     "usage:\n"
     "  zimage vae decode (--vae DIR | --synthetic [--config CONFIG.json] [--seed S]) [--check-finite]\n"
     "                    (--latents FILE [--name TENSOR] | --random-latents B,C,h,w [--seed S])\n"
-    "                    [--out OUT.safetensors] [--dtype float32|float64] [--unscale]\n"
+    "                    [--out OUT.safetensors] [--dtype float32|float64] [--unscale] [--device cpu|cuda]\n"
     "                    [--tiled [--tile-latent N] [--tile-sample N] [--tile-overlap F]]\n"
     "      AutoencoderKL.decode: latents [B, latent_channels, h, w] -> `image` [B, 3, f*h, f*w] (F32).\n"
     "      The latents are the VAE's input (already unscaled) unless --unscale, which first applies\n"
@@ -44,12 +50,14 @@ constexpr const char* kVaeUsage =
     "      --synthetic: counter-based weights (seed S, default 0) for CONFIG.json, default the FLUX.1\n"
     "      VAE config. TENSOR defaults to `latents` (or the file's only tensor).\n"
     "  zimage vae encode (--vae DIR | --synthetic ...) --image FILE [--name TENSOR] --out OUT.safetensors [--check-finite]\n"
-    "                    [--dtype float32|float64] [--allow-ragged]\n"
+    "                    [--dtype float32|float64] [--allow-ragged] [--device cpu|cuda]\n"
     "      AutoencoderKL.encode: image [B, in_channels, H, W] (about [-1, 1]) -> `mean`, `logvar`.\n"
     "      H and W must be multiples of f = 2^(blocks-1) unless --allow-ragged (diffusers floors).\n"
     "  zimage vae validate --golden FILE [--model DIR] [--dtype float64|float32]\n"
     "      Checks a VAE golden (golden/vae_*.safetensors): one row per module, exit 1 on a failure.\n"
-    "Both decode and encode print the wall time and the process's peak RSS.\n";
+    "Both decode and encode print the wall time and the process's peak RSS. --device cuda runs the VAE\n"
+    "on the GPU (cuda/vae_cuda.h) in --dtype float32 or bfloat16 (default float32); --tiled stays on the\n"
+    "CPU, and --check-finite then screens the output only.\n";
 
 const std::vector<std::string> kVaeSwitches = {"--synthetic", "--tiled", "--unscale", "--allow-ragged", "--check-finite"};
 
@@ -144,10 +152,50 @@ Shape parse_shape(const std::string& flag, const std::string& v) {
   return s;
 }
 
+const char* device_label(const Args& a) { return a.get("--device", "cpu") == "cuda" ? "CUDA" : "CPU reference"; }
+
+// --check-finite with --device cuda: the output as a whole (the GPU path traces no module inside).
+template <class T>
+bool screen_output(const Tensor<T>& t, const char* what, const char* name) {
+  int64_t bad = 0, first = -1;
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (!std::isfinite(double(t[i])) && bad++ == 0) first = i;
+  if (bad)
+    std::fprintf(stderr, "zimage: check-finite: vae %s: %s: %lld non-finite values, the first at flat index %lld\n", what,
+                 name, (long long)bad, (long long)first);
+  return bad > 0;
+}
+
+// The GPU VAE for --device cuda: decode (latents -> image) or encode (image -> mean, with logvar
+// written to the second argument); empty for --device cpu. Loads and uploads the part's weights.
+template <class T>
+using DeviceVae = std::function<Tensor<T>(const Tensor<T>&, Tensor<T>*)>;
+template <class T>
+DeviceVae<T> open_device_vae(const Args& a, const Model& m, VaePart part) {
+  if (a.get("--device", "cpu") != "cuda") return {};
+#ifdef ZIMAGE_WITH_CUDA
+  if constexpr (std::is_same_v<T, float>) {
+    gpu::VaeCudaOptions opts;
+    opts.dtype = gpu::parse_dtype(a.get("--dtype", "float32"));
+    auto vae = std::make_shared<gpu::CudaVae>(m.config, *m.params, part, opts);
+    return [vae, part](const Tensor<float>& x, Tensor<float>* logvar) {
+      if (part == VaePart::Decoder) return vae->decode(x);
+      auto [mean, lv] = vae->encode(x);
+      *logvar = std::move(lv);
+      return mean;
+    };
+  }
+#endif
+  (void)m;
+  (void)part;
+  throw Error("--device cuda: internal: no CUDA VAE for this dtype");  // check_device refused it before
+}
+
 template <class T>
 int decode(const Args& a, const std::string& dtype) {
   allow_only(a, {"--vae", "--synthetic", "--config", "--seed", "--latents", "--name", "--random-latents", "--out",
-                 "--dtype", "--unscale", "--tiled", "--tile-latent", "--tile-sample", "--tile-overlap", "--check-finite"});
+                 "--dtype", "--unscale", "--tiled", "--tile-latent", "--tile-sample", "--tile-overlap", "--check-finite",
+                 "--device"});
   ZIMAGE_CHECK(a.has("--latents") != a.has("--random-latents"),
                "vae decode: give exactly one of --latents FILE and --random-latents B,C,h,w");
   ZIMAGE_CHECK(a.has("--tiled") || !(a.has("--tile-latent") || a.has("--tile-sample") || a.has("--tile-overlap")),
@@ -173,22 +221,31 @@ int decode(const Args& a, const std::string& dtype) {
   if (a.has("--tile-overlap")) tiles.overlap = parse_number_value("--tile-overlap", a.get("--tile-overlap"));
   if (a.has("--tiled")) tiles = resolved_tiles(m.config, tiles);  // argument errors before any compute
 
+  ZIMAGE_CHECK(!(a.has("--check-finite") && a.has("--tiled")), "vae decode: --check-finite traces the untiled decode; drop --tiled");
   const auto t0 = std::chrono::steady_clock::now();
-  const VaeWeights<T> w = load_vae_weights<T>(m.config, *m.params, VaePart::Decoder);
-  const auto t1 = std::chrono::steady_clock::now();
-  if (a.has("--unscale")) z = unscale_latents(m.config, z);
   Activations<T> acts;
   acts.store = false;
   acts.check_finite = a.has("--check-finite");
-  ZIMAGE_CHECK(!(acts.check_finite && a.has("--tiled")), "vae decode: --check-finite traces the untiled decode; drop --tiled");
-  const Tensor<T> image = a.has("--tiled") ? vae_decode_maybe_tiled(m.config, w, z, tiles)
-                                           : vae_decode(m.config, w, z, acts.check_finite ? &acts : nullptr);
-  const auto t2 = std::chrono::steady_clock::now();
-  if (acts.first_nonfinite) return report_nonfinite(acts, "decode");
+  Tensor<T> image;
+  std::chrono::steady_clock::time_point t1, t2;
+  if (const auto dev = open_device_vae<T>(a, m, VaePart::Decoder)) {
+    t1 = std::chrono::steady_clock::now();
+    image = dev(a.has("--unscale") ? unscale_latents(m.config, z) : z, nullptr);
+    t2 = std::chrono::steady_clock::now();
+    if (acts.check_finite && screen_output(image, "decode", "image")) return 1;
+  } else {
+    const VaeWeights<T> w = load_vae_weights<T>(m.config, *m.params, VaePart::Decoder);
+    t1 = std::chrono::steady_clock::now();
+    if (a.has("--unscale")) z = unscale_latents(m.config, z);
+    image = a.has("--tiled") ? vae_decode_maybe_tiled(m.config, w, z, tiles)
+                             : vae_decode(m.config, w, z, acts.check_finite ? &acts : nullptr);
+    t2 = std::chrono::steady_clock::now();
+    if (acts.first_nonfinite) return report_nonfinite(acts, "decode");
+  }
 
   if (a.has("--out")) {
     SafetensorsWriter out;
-    out.set_metadata("producer", "zimage vae decode (CPU reference)");
+    out.set_metadata("producer", std::string("zimage vae decode (") + device_label(a) + ")");
     out.set_metadata("dtype", dtype);
     out.set_metadata("vae", m.source);
     out.set_metadata("unscale", a.has("--unscale") ? "latents / scaling_factor + shift_factor applied" : "no");
@@ -206,7 +263,7 @@ int decode(const Args& a, const std::string& dtype) {
 template <class T>
 int encode(const Args& a, const std::string& dtype) {
   allow_only(a, {"--vae", "--synthetic", "--config", "--seed", "--image", "--name", "--out", "--dtype", "--allow-ragged",
-                 "--check-finite"});
+                 "--check-finite", "--device"});
   const Model m = open_model(a);
   const std::string path = a.required("--image"), out_path = a.required("--out");
   const Tensor<T> x = read_input<T>(path, a.get("--name"), "image");
@@ -217,16 +274,27 @@ int encode(const Args& a, const std::string& dtype) {
                    " (the VAE's spatial factor): the latents would not decode back to this size; "
                    "pass --allow-ragged to encode anyway, as diffusers does");
   const auto t0 = std::chrono::steady_clock::now();
-  const VaeWeights<T> w = load_vae_weights<T>(m.config, *m.params, VaePart::Encoder);
-  const auto t1 = std::chrono::steady_clock::now();
   Activations<T> acts;
   acts.store = false;
   acts.check_finite = a.has("--check-finite");
-  const auto [mean, logvar] = vae_encode(m.config, w, x, acts.check_finite ? &acts : nullptr);
-  const auto t2 = std::chrono::steady_clock::now();
-  if (acts.first_nonfinite) return report_nonfinite(acts, "encode");
+  Tensor<T> mean, logvar;
+  std::chrono::steady_clock::time_point t1, t2;
+  if (const auto dev = open_device_vae<T>(a, m, VaePart::Encoder)) {
+    t1 = std::chrono::steady_clock::now();
+    Tensor<T> lv;
+    mean = dev(x, &lv);
+    logvar = std::move(lv);
+    t2 = std::chrono::steady_clock::now();
+    if (acts.check_finite && (screen_output(mean, "encode", "mean") || screen_output(logvar, "encode", "logvar"))) return 1;
+  } else {
+    const VaeWeights<T> w = load_vae_weights<T>(m.config, *m.params, VaePart::Encoder);
+    t1 = std::chrono::steady_clock::now();
+    std::tie(mean, logvar) = vae_encode(m.config, w, x, acts.check_finite ? &acts : nullptr);
+    t2 = std::chrono::steady_clock::now();
+    if (acts.first_nonfinite) return report_nonfinite(acts, "encode");
+  }
   SafetensorsWriter out;
-  out.set_metadata("producer", "zimage vae encode (CPU reference)");
+  out.set_metadata("producer", std::string("zimage vae encode (") + device_label(a) + ")");
   out.set_metadata("dtype", dtype);
   out.set_metadata("vae", m.source);
   out.add("mean", mean, DType::F32);
@@ -269,7 +337,26 @@ int cmd_vae(int argc, char** argv) {
   if (sub == "validate") return validate(a);
   ZIMAGE_CHECK(sub == "decode" || sub == "encode", "vae: unknown subcommand '" + sub + "' (decode, encode, validate)");
   const std::string dtype = a.get("--dtype", "float32");
-  ZIMAGE_CHECK(dtype == "float32" || dtype == "float64", "--dtype must be float32 or float64, not '" + dtype + "'");
+  const std::string device = a.get("--device", "cpu");
+  ZIMAGE_CHECK(device == "cpu" || device == "cuda", "--device must be cpu or cuda, not '" + device + "'");
+  if (device == "cuda") {
+#ifdef ZIMAGE_WITH_CUDA
+    ZIMAGE_CHECK(dtype == "float32" || dtype == "bfloat16",
+                 "--dtype must be float32 or bfloat16 with --device cuda (float64 is the CPU's truth), not '" + dtype + "'");
+    ZIMAGE_CHECK(!a.has("--tiled"), "vae decode --device cuda: --tiled runs on the CPU only (tiled decoding on the GPU "
+                                    "is not written yet); drop --device cuda or --tiled");
+    std::string why;
+    ZIMAGE_CHECK(gpu::device_available(&why), "--device cuda: no CUDA device: " + why);
+    // The storage dtype goes to the GPU; the host side computes and writes float32.
+    return sub == "decode" ? decode<float>(a, dtype) : encode<float>(a, dtype);
+#else
+    throw Error("--device cuda: this zimage was built without the CUDA path (configure with -DZIMAGE_CUDA=ON and a "
+                "CUDA toolkit)");
+#endif
+  }
+  ZIMAGE_CHECK(dtype == "float32" || dtype == "float64",
+               "--dtype must be float32 or float64 with --device cpu (float32 or bfloat16 with --device cuda), not '" +
+                   dtype + "'");
   if (sub == "decode") return dtype == "float32" ? decode<float>(a, dtype) : decode<double>(a, dtype);
   return dtype == "float32" ? encode<float>(a, dtype) : encode<double>(a, dtype);
 }
