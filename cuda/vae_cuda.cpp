@@ -4,6 +4,7 @@
 #include <cmath>
 #include <regex>
 
+#include "kernels/convert.h"
 #include "kernels/group_norm.h"
 #include "kernels/residual_add.h"
 #include "kernels/softmax_rows.h"
@@ -175,35 +176,39 @@ DeviceTensor resnet_block_nhwc(VaeRun& r, const DeviceResnet& w, const DeviceTen
   return h;
 }
 
-// Twin: vae_attention (one head, D = C).
+// Twin: vae_attention (one head, D = C). The core (scores, softmax, P V) in fp32.
 DeviceTensor vae_attention_nhwc(VaeRun& r, const DeviceVaeAttention& w, const DeviceTensor& x) {
   const int64_t B = B_(x), L = H_(x) * W_(x), C = C_(x), N = B * L;
   const cudaStream_t s = r.rt.stream();
-  const DType dt = r.dt;
+  const DType dt = r.dt, f32 = DType::F32;
   const DeviceTensor h = group_norm_nhwc(r, w.group_norm, x, false);
-  for (DeviceBuffer* b : {&r.q, &r.k, &r.v, &r.o}) b->reserve(size_t(N * C) * dtype_size(dt));
-  r.rt.linear(dt, h.data(), C, w.to_q.weight.data(), w.to_q.b(), r.q.get(), C, N, C, C, r.gemm);
-  r.rt.linear(dt, h.data(), C, w.to_k.weight.data(), w.to_k.b(), r.k.get(), C, N, C, C, r.gemm);
-  r.rt.linear(dt, h.data(), C, w.to_v.weight.data(), w.to_v.b(), r.v.get(), C, N, C, C, r.gemm);
+  // to_q / to_k / to_v in the storage dtype, then widened to fp32 (a copy for fp32 storage).
+  DeviceTensor proj(dt, {N, C}, s);
+  for (auto [lin, buf] : {std::pair{&w.to_q, &r.q}, std::pair{&w.to_k, &r.k}, std::pair{&w.to_v, &r.v}}) {
+    buf->reserve(size_t(N * C) * sizeof(float));
+    r.rt.linear(dt, h.data(), C, lin->weight.data(), lin->b(), proj.data(), C, N, C, C, r.gemm);
+    convert_to_f32(dt, proj.data(), buf->as<float>(), N * C, s);
+  }
+  r.o.reserve(size_t(N * C) * sizeof(float));
   const float scale = 1.0f / std::sqrt(float(C));
   const int64_t rows = std::min(kQueryBlock, L);
-  r.scores.reserve(size_t(rows * L) * dtype_size(dt));
-  r.vt.reserve(size_t(L * C) * dtype_size(dt));
+  r.scores.reserve(size_t(rows * L) * sizeof(float));
+  r.vt.reserve(size_t(L * C) * sizeof(float));
   for (int64_t b = 0; b < B; ++b) {
-    transpose_batched(dt, offset(r.v.get(), b * L * C, dt), r.vt.get(), 1, L, C, s);  // V^T [C, L]
+    transpose_batched(f32, r.v.as<float>() + b * L * C, r.vt.get(), 1, L, C, s);  // V^T [C, L]
     for (int64_t i0 = 0; i0 < L; i0 += kQueryBlock) {
       const int64_t R = std::min(kQueryBlock, L - i0);
       // S = q k^T [R, L]: x = the block's q rows, W = k [L, C].
-      r.rt.linear(dt, offset(r.q.get(), (b * L + i0) * C, dt), C, offset(r.k.get(), b * L * C, dt), nullptr,
-                  r.scores.get(), L, R, L, C, r.gemm);
-      softmax_rows(dt, r.scores.get(), L, R, L, scale, s);
+      r.rt.linear(f32, r.q.as<float>() + (b * L + i0) * C, C, r.k.as<float>() + b * L * C, nullptr, r.scores.get(), L,
+                  R, L, C, r.gemm);
+      softmax_rows(f32, r.scores.get(), L, R, L, scale, s);
       // O = P V [R, C]: x = P, W = V^T [C, L].
-      r.rt.linear(dt, r.scores.get(), L, r.vt.get(), nullptr, offset(r.o.get(), (b * L + i0) * C, dt), C, R, C, L,
-                  r.gemm);
+      r.rt.linear(f32, r.scores.get(), L, r.vt.get(), nullptr, r.o.as<float>() + (b * L + i0) * C, C, R, C, L, r.gemm);
     }
   }
+  convert_from_f32(dt, r.o.as<float>(), proj.data(), N * C, s);  // O rounded to storage once
   DeviceTensor out(dt, x.shape, s);
-  r.rt.linear(dt, r.o.get(), C, w.to_out.weight.data(), w.to_out.b(), out.data(), C, N, C, C, r.gemm);
+  r.rt.linear(dt, proj.data(), C, w.to_out.weight.data(), w.to_out.b(), out.data(), C, N, C, C, r.gemm);
   residual_add(dt, out.data(), x.data(), out.numel(), s);
   return out;
 }
@@ -335,7 +340,7 @@ std::optional<Tensor<float>> run_vae_module_cuda(const VaeGolden& g, const std::
   const DType dt = opts.dtype;
   refuse_fp16(dt);
   VaeRun r(rt, dt, opts.gemm, c.norm_num_groups);
-  auto nhwc = [&](const DeviceTensor& y) { return download_nchw(y, rt); };
+  auto to_host = [&](const DeviceTensor& y) { return download_nchw(y, rt); };
 
   if (path == "decode" || path == "encode.mean" || path == "encode.logvar") {
     CudaVae vae(c, src, path == "decode" ? VaePart::Decoder : VaePart::Encoder, opts);
@@ -344,26 +349,29 @@ std::optional<Tensor<float>> run_vae_module_cuda(const VaeGolden& g, const std::
     return path == "encode.mean" ? mean : logvar;
   }
   if (path == "quant_conv" || path == "post_quant_conv")
-    return nhwc(conv2d_nhwc(r, upload_conv(load_conv2d<float>(src, path), dt, rt), upload_nchw(x, dt, rt), geom_pointwise()));
+    return to_host(conv2d_nhwc(r, upload_conv(load_conv2d<float>(src, path), dt, rt), upload_nchw(x, dt, rt), geom_pointwise()));
   if (path == "encoder")
-    return nhwc(vae_encoder_nhwc(r, upload_vae_encoder(load_vae_encoder<float>(c, src), dt, rt), upload_nchw(x, dt, rt)));
+    return to_host(vae_encoder_nhwc(r, upload_vae_encoder(load_vae_encoder<float>(c, src), dt, rt), upload_nchw(x, dt, rt)));
   if (path == "decoder")
-    return nhwc(vae_decoder_nhwc(r, upload_vae_decoder(load_vae_decoder<float>(c, src), dt, rt), upload_nchw(x, dt, rt)));
+    return to_host(vae_decoder_nhwc(r, upload_vae_decoder(load_vae_decoder<float>(c, src), dt, rt), upload_nchw(x, dt, rt)));
 
   std::smatch m;
   static const std::regex top_re(R"(^(encoder|decoder)\.(.+)$)");
   ZIMAGE_CHECK(std::regex_match(path, m, top_re), g.path + ": no CUDA module for '" + path + "'");
   const std::string top = std::string(m[1]) + ".", sub = m[2];
   auto conv = [&](const std::string& p, const Im2colGeom& geom) {
-    return nhwc(conv2d_nhwc(r, upload_conv(load_conv2d<float>(src, p), dt, rt), upload_nchw(x, dt, rt), geom));
+    return to_host(conv2d_nhwc(r, upload_conv(load_conv2d<float>(src, p), dt, rt), upload_nchw(x, dt, rt), geom));
   };
+  // GroupNorm rows take [B, C, *]: the attention's norm sees x.view(B, C, L) (3-D), run as [B, C, L, 1].
   auto norm = [&](const std::string& p) {
-    return nhwc(group_norm_nhwc(r, upload_group_norm(load_group_norm<float>(src, p), dt, rt), upload_nchw(x, dt, rt), false));
+    const Tensor<float> x4 = x.ndim() == 3 ? x.reshaped({x.dim(0), x.dim(1), x.dim(2), 1}) : x;
+    const DeviceGroupNorm gn = upload_group_norm(load_group_norm<float>(src, p), dt, rt);
+    return to_host(group_norm_nhwc(r, gn, upload_nchw(x4, dt, rt), false)).reshaped(x.shape);
   };
   if (sub == "conv_in" || sub == "conv_out") return conv(path, geom_same3x3());
   if (sub == "conv_norm_out") return norm(path);
   if (sub == "mid_block")
-    return nhwc(mid_block_nhwc(r, upload_mid_block(load_unet_mid_block_2d<float>(c, src, path), dt, rt), upload_nchw(x, dt, rt)));
+    return to_host(mid_block_nhwc(r, upload_mid_block(load_unet_mid_block_2d<float>(c, src, path), dt, rt), upload_nchw(x, dt, rt)));
 
   static const std::regex block_re(R"(^(down_blocks|up_blocks)\.(\d+)$)");
   static const std::regex resnet_re(R"(^(.*\.resnets\.\d+)(\.(norm1|norm2|conv1|conv2|conv_shortcut))?$)");
@@ -372,20 +380,20 @@ std::optional<Tensor<float>> run_vae_module_cuda(const VaeGolden& g, const std::
   if (std::regex_match(sub, m, block_re)) {
     const int i = std::stoi(m[2]);
     if (m[1] == "down_blocks")
-      return nhwc(down_block_nhwc(r, upload_down_block(load_down_encoder_block_2d<float>(c, src, i), dt, rt), upload_nchw(x, dt, rt)));
-    return nhwc(up_block_nhwc(r, upload_up_block(load_up_decoder_block_2d<float>(c, src, i), dt, rt), upload_nchw(x, dt, rt)));
+      return to_host(down_block_nhwc(r, upload_down_block(load_down_encoder_block_2d<float>(c, src, i), dt, rt), upload_nchw(x, dt, rt)));
+    return to_host(up_block_nhwc(r, upload_up_block(load_up_decoder_block_2d<float>(c, src, i), dt, rt), upload_nchw(x, dt, rt)));
   }
   if (std::regex_match(sub, m, resnet_re)) {
     const std::string prefix = top + std::string(m[1]), leaf = m[3];
     if (leaf.empty())
-      return nhwc(resnet_block_nhwc(r, upload_resnet(load_resnet_block_2d<float>(src, prefix), dt, rt), upload_nchw(x, dt, rt)));
+      return to_host(resnet_block_nhwc(r, upload_resnet(load_resnet_block_2d<float>(src, prefix), dt, rt), upload_nchw(x, dt, rt)));
     if (leaf == "norm1" || leaf == "norm2") return norm(path);
     return conv(path, leaf == "conv_shortcut" ? geom_pointwise() : geom_same3x3());
   }
   if (std::regex_match(sub, m, attn_re)) {
     const std::string prefix = top + std::string(m[1]), leaf = m[3];
     if (leaf.empty())
-      return nhwc(vae_attention_nhwc(r, upload_vae_attention(load_vae_attention<float>(src, prefix), dt, rt), upload_nchw(x, dt, rt)));
+      return to_host(vae_attention_nhwc(r, upload_vae_attention(load_vae_attention<float>(src, prefix), dt, rt), upload_nchw(x, dt, rt)));
     if (leaf == "group_norm") return norm(path);
     // A Linear on token rows [B, L, C] (the golden's layout): one GEMM.
     const LinearW<float> lin{src.load_float(path + ".weight"), src.load_float(path + ".bias")};

@@ -9,7 +9,7 @@ constexpr int kTile = 32, kRowsPerPass = 8;
 template <class T>
 __global__ void transpose_v1(const T* __restrict__ x, T* __restrict__ y, int64_t R, int64_t Cols) {
   __shared__ T tile[kTile][kTile + 1];
-  const int64_t b = blockIdx.z, r0 = int64_t(blockIdx.y) * kTile, c0 = int64_t(blockIdx.x) * kTile;
+  const int64_t b = blockIdx.z, r0 = int64_t(blockIdx.x) * kTile, c0 = int64_t(blockIdx.y) * kTile;
   const T* xb = x + b * R * Cols;
   T* yb = y + b * R * Cols;
   for (int i = threadIdx.y; i < kTile; i += kRowsPerPass) {
@@ -27,7 +27,8 @@ __global__ void transpose_v1(const T* __restrict__ x, T* __restrict__ y, int64_t
 
 void transpose_batched(DType dt, const void* x, void* y, int64_t B, int64_t R, int64_t Cols, cudaStream_t stream) {
   if (B == 0 || R == 0 || Cols == 0) return;
-  const int64_t gx = (Cols + kTile - 1) / kTile, gy = (R + kTile - 1) / kTile;
+  // Row tiles on x (up to 2^31 - 1: any image), column tiles on y (at most 65535 x 32 columns).
+  const int64_t gx = (R + kTile - 1) / kTile, gy = (Cols + kTile - 1) / kTile;
   ZIMAGE_CHECK(gx <= 0x7fffffff && gy <= 65535 && B <= 65535, "transpose_batched: too large (" + std::to_string(R) +
                                                                    " x " + std::to_string(Cols) + ")");
   const dim3 grid{unsigned(gx), unsigned(gy), unsigned(B)}, block{unsigned(kTile), unsigned(kRowsPerPass), 1u};
