@@ -11,31 +11,25 @@
 #include "kernels/swiglu.h"
 #include "kernels/timestep_embedding.h"
 #include "model/rope_limits.h"
+#include "modules/attention.h"    // kQkNormEps
+#include "modules/final_layer.h"  // kFinalNormEps
 #include "weight_layout.h"
 
 namespace zimage::gpu {
 
 namespace {
 
-constexpr double kQkNormEps = 1e-5;     // Attention(..., eps=1e-5), as reference/modules/attention.h
-constexpr double kFinalNormEps = 1e-6;  // FinalLayer norm_final
 
 DeviceTensor up(const Tensor<float>& t, DType dt, Runtime& rt) { return upload(t, dt, rt.staging(), rt.stream()); }
 
 void reserve(DeviceBuffer& b, int64_t elems, DType dt) { b.reserve(size_t(elems) * dtype_size(dt)); }
 
-// A device int32 key mask [B, L] when item lengths differ (reference key_mask), else nothing.
-struct MaskDev {
-  DeviceBuffer buf;
-  const int32_t* get() const { return buf.as<const int32_t>(); }
-};
-MaskDev upload_mask(const std::vector<int64_t>& seqlens, cudaStream_t s) {
-  MaskDev m;
+// A device int32 key mask [B, L] when item lengths differ (reference key_mask), else an empty buffer.
+DeviceBuffer upload_mask(const std::vector<int64_t>& seqlens, cudaStream_t s) {
   const std::optional<KeyMask> km = key_mask(seqlens);
-  if (!km) return m;
-  m.buf = DeviceBuffer(size_t(km->numel()) * sizeof(int32_t), s);
-  ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(m.buf.get(), km->ptr(), size_t(km->numel()) * sizeof(int32_t),
-                                    cudaMemcpyHostToDevice, s));
+  if (!km) return DeviceBuffer();
+  DeviceBuffer m(size_t(km->numel()) * sizeof(int32_t), s);
+  ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(m.get(), km->ptr(), size_t(km->numel()) * sizeof(int32_t), cudaMemcpyHostToDevice, s));
   ZIMAGE_CUDA_CHECK(cudaStreamSynchronize(s));
   return m;
 }
@@ -278,26 +272,25 @@ void CudaModel::upload_shared(const ZImageWeights<float>& w) {
   cap_pad_token_ = up(w.cap_pad_token, dt, *rt_);
 }
 
-std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const ForwardOptions& fopts) {
-  const ZImageConfig& cfg = cfg_;
-  const DType dt = opts_.dtype;
+struct CudaModel::Stream {
+  DeviceTensor feats;         // [B, L, C] in the storage dtype
+  DeviceBuffer freqs;         // [B, L, D/2, 2] fp32
+  std::vector<int64_t> lens;  // item lengths (each padded to a multiple of 32)
+  int64_t L = 0;              // the longest
+  DeviceBuffer mask;          // key mask [B, L] when the lengths differ, else empty
+  const int32_t* mask_ptr() const { return mask.as<const int32_t>(); }
+};
+
+// Twin: reference/modules/timestep_embedder.h timestep_embedder on t * t_scale (the fp32 product
+// on the host, as reference<float> computes it) -> adaln_input [B, A].
+DeviceTensor CudaModel::timestep_embedder(const Tensor<float>& t_in) {
   Runtime& rt = *rt_;
+  const DType dt = opts_.dtype;
   const cudaStream_t s = rt.stream();
-  const size_t es = dtype_size(dt);
-  std::vector<Shape> x_shapes, cap_shapes;
-  for (const auto& x : in.x) x_shapes.push_back(x.shape);
-  for (const auto& c : in.cap_feats) cap_shapes.push_back(c.shape);
-  check_dit_inputs(cfg, x_shapes, cap_shapes, in.t.shape, fopts.rope_extend);  // the reference's checks and messages
-
-  const int p = cfg.patch_size(), pf = cfg.f_patch_size();
-  const int64_t B = int64_t(in.x.size()), C = cfg.dim, D = cfg.head_dim(), P = cfg.patch_dim();
-  const int64_t A = t_mlp2_.out, capdim = cfg.cap_feat_dim;
-  DeviceBuffer& staging = rt.staging();
-
-  // t_embedder(t * t_scale): fp32 product on the host, as reference<float> computes it.
-  Tensor<float> t = in.t;
-  for (auto& v : t.data) v = float(v * float(cfg.t_scale));
-  DeviceTensor t_dev = upload(t, DType::F32, staging, s);
+  const int64_t B = t_in.numel(), A = t_mlp2_.out;
+  Tensor<float> t = t_in;
+  for (auto& v : t.data) v = float(v * float(cfg_.t_scale));
+  DeviceTensor t_dev = upload(t, DType::F32, rt.staging(), s);
   DeviceTensor emb(dt, {B, t_mlp0_.in}, s), mid(dt, {B, t_mlp0_.out}, s), adaln(dt, {B, A}, s);
   timestep_embedding(dt, t_dev.buf.as<const float>(), B, t_mlp0_.in, 10000.0, emb.data(), s);
   rt.linear(dt, emb.data(), t_mlp0_.in, t_mlp0_.weight.data(), t_mlp0_.b(), mid.data(), t_mlp0_.out, B, t_mlp0_.out,
@@ -305,6 +298,161 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   silu(dt, mid.data(), mid.data(), mid.numel(), s);
   rt.linear(dt, mid.data(), t_mlp2_.in, t_mlp2_.weight.data(), t_mlp2_.b(), adaln.data(), A, B, A, t_mlp2_.in,
             opts_.gemm);
+  return adaln;
+}
+
+namespace {
+
+// The part of embed_image / embed_caption they share (reference prepare_sequence): per item, the
+// token rows `rows(i, dst)` writes into [B, L, C], then pad-token rows from ori_len, and the RoPE
+// freqs of the item's position ids; the key mask when lengths differ.
+template <class Rows>
+void embed_stream(Runtime& rt, DType dt, int64_t C, int64_t D, const std::vector<PaddedIds>& ids, const DeviceTensor& pad_token,
+                  const DeviceBuffer& rope, const RopeAxes& axes, Rows rows, DeviceTensor& feats,
+                  DeviceBuffer& freqs, std::vector<int64_t>& lens, int64_t& L, DeviceBuffer& mask) {
+  const cudaStream_t s = rt.stream();
+  const int64_t B = int64_t(ids.size());
+  lens.clear();
+  for (const auto& i : ids) lens.push_back(i.total_len);
+  L = *std::max_element(lens.begin(), lens.end());
+  feats = DeviceTensor(dt, {B, L, C}, s);
+  freqs = DeviceBuffer(size_t(B * L * D) * sizeof(float), s);
+  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(feats.data(), 0, size_t(feats.numel()) * dtype_size(dt), s));
+  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(freqs.get(), 0, freqs.bytes(), s));
+  DeviceBuffer ids_dev(0, s), rope_flag(sizeof(int), s);
+  for (int64_t i = 0; i < B; ++i) {
+    void* dst = offset(feats.data(), i * L * C, dt);
+    rows(i, dst);
+    fill_rows(dt, dst, C, ids[size_t(i)].ori_len, ids[size_t(i)].total_len, pad_token.data(), C, s);
+    const std::vector<int32_t> r = id_rows(ids[size_t(i)].pos_ids, L);
+    ids_dev.reserve(r.size() * sizeof(int32_t));
+    rope_gather(rope.as<const float>(), axes, r, ids_dev.as<int32_t>(), freqs.as<float>() + i * L * D,
+                rope_flag.as<int>(), s);
+  }
+  mask = upload_mask(lens, s);
+}
+
+}  // namespace
+
+// Twin: the image half of forward_impl: patchify (+ repeated last row), x_embedder (all_x_embedder),
+// prepare_sequence (x_pad_token, rope_embedder.x).
+void CudaModel::embed_image(const DitInputs<float>& in, const std::vector<PaddedIds>& ids, const DeviceBuffer& rope,
+                            const RopeAxes& axes, Stream& out) {
+  Runtime& rt = *rt_;
+  const DType dt = opts_.dtype;
+  const cudaStream_t s = rt.stream();
+  const int p = cfg_.patch_size(), pf = cfg_.f_patch_size();
+  const int64_t C = cfg_.dim, P = cfg_.patch_dim();
+  DeviceBuffer image_dev(0, s), tokens_dev(0, s);
+  auto rows = [&](int64_t i, void* dst) {
+    const Tensor<float>& x = in.x[size_t(i)];
+    const int64_t n = ids[size_t(i)].total_len;
+    reserve(image_dev, x.numel(), dt);
+    upload_into(x, dt, image_dev.get(), rt.staging(), s);
+    reserve(tokens_dev, n * P, dt);
+    patchify_image(dt, image_dev.get(), x.dim(0), x.dim(1), x.dim(2), x.dim(3), p, pf, n, tokens_dev.get(), s);
+    rt.linear(dt, tokens_dev.get(), P, x_embedder_.weight.data(), x_embedder_.b(), dst, C, n, C, P, opts_.gemm);
+  };
+  embed_stream(rt, dt, C, cfg_.head_dim(), ids, x_pad_token_, rope, axes, rows, out.feats, out.freqs, out.lens,
+               out.L, out.mask);
+}
+
+// Twin: the caption half of forward_impl: captions padded with their last row (host), cap_embedder
+// (RMSNorm, Linear), prepare_sequence (cap_pad_token, rope_embedder.cap). diffusers' caption ids
+// carry pad_len extra (0,0,0) rows; pad_sequence keeps the first L (reference prepare_sequence), so
+// a shorter item's batch-padding rows get position (0,0,0).
+void CudaModel::embed_caption(const DitInputs<float>& in, const std::vector<PaddedIds>& ids, const DeviceBuffer& rope,
+                              const RopeAxes& axes, Stream& out) {
+  Runtime& rt = *rt_;
+  const DType dt = opts_.dtype;
+  const cudaStream_t s = rt.stream();
+  const int64_t C = cfg_.dim, capdim = cfg_.cap_feat_dim;
+  DeviceBuffer cap_in(0, s), cap_norm(0, s);
+  auto rows = [&](int64_t i, void* dst) {
+    const int64_t n = ids[size_t(i)].total_len;
+    const Tensor<float> padded = pad_rows_with_last(in.cap_feats[size_t(i)], n);
+    reserve(cap_in, padded.numel(), dt);
+    reserve(cap_norm, padded.numel(), dt);
+    upload_into(padded, dt, cap_in.get(), rt.staging(), s);
+    rms_norm_modulate(dt, cap_in.get(), capdim, cap_norm_.data(), nullptr, 0, n, n, capdim, cfg_.norm_eps,
+                      cap_norm.get(), capdim, s);
+    rt.linear(dt, cap_norm.get(), capdim, cap_linear_.weight.data(), cap_linear_.b(), dst, C, n, C, capdim, opts_.gemm);
+  };
+  embed_stream(rt, dt, C, cfg_.head_dim(), ids, cap_pad_token_, rope, axes, rows, out.feats, out.freqs, out.lens,
+               out.L, out.mask);
+}
+
+// The unified sequence's buffers and key mask, made before any block is queued (the mask upload
+// synchronizes; nothing after it does until the end of the step).
+void CudaModel::unified_buffers(const Stream& x, const Stream& cap, Stream& u) {
+  const cudaStream_t s = rt_->stream();
+  const int64_t B = int64_t(x.lens.size()), C = cfg_.dim, D = cfg_.head_dim();
+  u.lens.clear();
+  for (int64_t i = 0; i < B; ++i) u.lens.push_back(x.lens[size_t(i)] + cap.lens[size_t(i)]);
+  u.L = *std::max_element(u.lens.begin(), u.lens.end());
+  u.mask = upload_mask(u.lens, s);
+  u.feats = DeviceTensor(opts_.dtype, {B, u.L, C}, s);
+  u.freqs = DeviceBuffer(size_t(B * u.L * D) * sizeof(float), s);
+}
+
+// Twin: build_unified_sequence: per item [image rows, caption rows] (features and freqs), zero
+// padding to the longest item.
+void CudaModel::unify(const Stream& x, const Stream& cap, Stream& u) {
+  const DType dt = opts_.dtype;
+  const cudaStream_t s = rt_->stream();
+  const size_t es = dtype_size(dt);
+  const int64_t B = int64_t(u.lens.size()), C = cfg_.dim, D = cfg_.head_dim();
+  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(u.feats.data(), 0, size_t(u.feats.numel()) * es, s));
+  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(u.freqs.get(), 0, u.freqs.bytes(), s));
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t nx = x.lens[size_t(i)], nc = cap.lens[size_t(i)];
+    char* dst = static_cast<char*>(u.feats.data()) + size_t(i * u.L * C) * es;
+    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(dst, offset(x.feats.data(), i * x.L * C, dt), size_t(nx * C) * es,
+                                      cudaMemcpyDeviceToDevice, s));
+    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(dst + size_t(nx * C) * es, offset(cap.feats.data(), i * cap.L * C, dt),
+                                      size_t(nc * C) * es, cudaMemcpyDeviceToDevice, s));
+    float* f = u.freqs.as<float>() + i * u.L * D;
+    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(f, x.freqs.as<float>() + i * x.L * D, size_t(nx * D) * sizeof(float),
+                                      cudaMemcpyDeviceToDevice, s));
+    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(f + nx * D, cap.freqs.as<float>() + i * cap.L * D, size_t(nc * D) * sizeof(float),
+                                      cudaMemcpyDeviceToDevice, s));
+  }
+}
+
+// Twin: reference/modules/final_layer.h final_layer (LayerNorm * (1 + Linear(SiLU(adaln_input))),
+// Linear(C, P)), then patchify.h unpatchify of each item's image rows -> sample.{i} fp32.
+std::vector<Tensor<float>> CudaModel::final_layer(const Stream& u, const DeviceTensor& adaln, const DitInputs<float>& in) {
+  Runtime& rt = *rt_;
+  const DType dt = opts_.dtype;
+  const cudaStream_t s = rt.stream();
+  const int p = cfg_.patch_size(), pf = cfg_.f_patch_size();
+  const int64_t B = int64_t(u.lens.size()), C = cfg_.dim, P = cfg_.patch_dim(), A = t_mlp2_.out, Lu = u.L;
+  DeviceTensor sa(dt, {B, A}, s), scale(dt, {B, C}, s), hn(dt, {B, Lu, C}, s), out(dt, {B, Lu, P}, s);
+  silu(dt, adaln.data(), sa.data(), B * A, s);
+  rt.linear(dt, sa.data(), A, final_adaln_.weight.data(), final_adaln_.b(), scale.data(), C, B, C, A, opts_.gemm);
+  final_layer_norm(dt, u.feats.data(), scale.data(), B * Lu, Lu, C, kFinalNormEps, hn.data(), s);
+  rt.linear(dt, hn.data(), C, final_linear_.weight.data(), final_linear_.b(), out.data(), P, B * Lu, P, C, opts_.gemm);
+  std::vector<Tensor<float>> samples;
+  for (int64_t i = 0; i < B; ++i) {
+    const Shape& xs = in.x[size_t(i)].shape;
+    DeviceBuffer img(size_t(shape_numel(xs)) * sizeof(float), s);
+    unpatchify(dt, offset(out.data(), i * Lu * P, dt), cfg_.in_channels, xs[1], xs[2], xs[3], p, pf, img.as<float>(), s);
+    samples.push_back(download(img.get(), DType::F32, xs, rt.staging(), s));
+  }
+  return samples;
+}
+
+// Twin: reference/model/transformer.cpp forward_impl, step for step (see the header comment).
+std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const ForwardOptions& fopts) {
+  std::vector<Shape> x_shapes, cap_shapes;
+  for (const auto& x : in.x) x_shapes.push_back(x.shape);
+  for (const auto& c : in.cap_feats) cap_shapes.push_back(c.shape);
+  check_dit_inputs(cfg_, x_shapes, cap_shapes, in.t.shape, fopts.rope_extend);  // the reference's checks and messages
+  const cudaStream_t s = rt_->stream();
+  const int p = cfg_.patch_size(), pf = cfg_.f_patch_size();
+  const int64_t B = int64_t(in.x.size());
+
+  const DeviceTensor adaln = timestep_embedder(in.t);
 
   // Position ids and pad masks exactly as patchify_and_embed builds them (reference pad_with_ids).
   std::vector<PaddedIds> cap_ids, img_ids;
@@ -315,115 +463,25 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
     const std::array<int64_t, 3> tokens{xs[1] / pf, xs[2] / p, xs[3] / p};
     img_ids.push_back(pad_with_ids(tokens[0] * tokens[1] * tokens[2], tokens, {cap_ids.back().total_len + 1, 0, 0}));
   }
-  const RopeTablesDev rope = upload_rope_tables(cfg, rope_table_lens(cfg, x_shapes, cap_shapes, fopts.rope_extend), s);
-  DeviceBuffer ids_dev(0, s), rope_flag(sizeof(int), s);
-  auto gather = [&](const Tensor<int32_t>& ids, int64_t rows, float* dst) {
-    const std::vector<int32_t> r = id_rows(ids, rows);
-    ids_dev.reserve(r.size() * sizeof(int32_t));
-    rope_gather(rope.buf.as<const float>(), rope.axes, r, ids_dev.as<int32_t>(), dst, rope_flag.as<int>(), s);
-  };
-
-  // Image tokens: patchify (+ repeated last row), x_embedder, x_pad_token (noise_refiner below).
-  std::vector<int64_t> lx;
-  for (const auto& ids : img_ids) lx.push_back(ids.total_len);
-  const int64_t Lx = *std::max_element(lx.begin(), lx.end());
-  DeviceTensor xs(dt, {B, Lx, C}, s);
-  DeviceBuffer xf(size_t(B * Lx * D) * sizeof(float), s);
-  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(xs.data(), 0, size_t(xs.numel()) * es, s));
-  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(xf.get(), 0, xf.bytes(), s));
-  DeviceBuffer image_dev(0, s), tokens_dev(0, s);
-  for (int64_t i = 0; i < B; ++i) {
-    const Tensor<float>& x = in.x[size_t(i)];
-    reserve(image_dev, x.numel(), dt);
-    upload_into(x, dt, image_dev.get(), staging, s);
-    reserve(tokens_dev, lx[size_t(i)] * P, dt);
-    patchify_image(dt, image_dev.get(), x.dim(0), x.dim(1), x.dim(2), x.dim(3), p, pf, lx[size_t(i)], tokens_dev.get(), s);
-    void* dst = offset(xs.data(), i * Lx * C, dt);
-    rt.linear(dt, tokens_dev.get(), P, x_embedder_.weight.data(), x_embedder_.b(), dst, C, lx[size_t(i)], C, P,
-              opts_.gemm);
-    fill_rows(dt, dst, C, img_ids[size_t(i)].ori_len, img_ids[size_t(i)].total_len, x_pad_token_.data(), C, s);
-    gather(img_ids[size_t(i)].pos_ids, Lx, xf.as<float>() + i * Lx * D);
-  }
-  const MaskDev x_mask = upload_mask(lx, s);
-
-  // Caption tokens: padded with the last row (host), cap_embedder, cap_pad_token (context_refiner below).
-  std::vector<int64_t> lc;
-  for (const auto& ids : cap_ids) lc.push_back(ids.total_len);
-  const int64_t Lc = *std::max_element(lc.begin(), lc.end());
-  DeviceTensor cs(dt, {B, Lc, C}, s);
-  DeviceBuffer cf(size_t(B * Lc * D) * sizeof(float), s);
-  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(cs.data(), 0, size_t(cs.numel()) * es, s));
-  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(cf.get(), 0, cf.bytes(), s));
-  DeviceBuffer cap_in(0, s), cap_norm(0, s);
-  for (int64_t i = 0; i < B; ++i) {
-    const Tensor<float> padded = pad_rows_with_last(in.cap_feats[size_t(i)], lc[size_t(i)]);
-    reserve(cap_in, padded.numel(), dt);
-    reserve(cap_norm, padded.numel(), dt);
-    upload_into(padded, dt, cap_in.get(), staging, s);
-    rms_norm_modulate(dt, cap_in.get(), capdim, cap_norm_.data(), nullptr, 0, lc[size_t(i)], lc[size_t(i)], capdim,
-                      cfg.norm_eps, cap_norm.get(), capdim, s);
-    void* dst = offset(cs.data(), i * Lc * C, dt);
-    rt.linear(dt, cap_norm.get(), capdim, cap_linear_.weight.data(), cap_linear_.b(), dst, C, lc[size_t(i)], C, capdim,
-              opts_.gemm);
-    fill_rows(dt, dst, C, cap_ids[size_t(i)].ori_len, cap_ids[size_t(i)].total_len, cap_pad_token_.data(), C, s);
-    // diffusers' caption ids carry pad_len extra (0,0,0) rows; pad_sequence keeps the first Lc (reference
-    // prepare_sequence), so a shorter item's batch-padding rows get position (0,0,0).
-    gather(cap_ids[size_t(i)].pos_ids, Lc, cf.as<float>() + i * Lc * D);
-  }
-  const MaskDev c_mask = upload_mask(lc, s);
-  std::vector<int64_t> lu;
-  for (int64_t i = 0; i < B; ++i) lu.push_back(lx[size_t(i)] + lc[size_t(i)]);
-  const int64_t Lu = *std::max_element(lu.begin(), lu.end());
-  const MaskDev u_mask = upload_mask(lu, s);
-
-  // The unified sequence and the final layer's buffers, allocated before any block is queued.
-  DeviceTensor us(dt, {B, Lu, C}, s);
-  DeviceBuffer uf(size_t(B * Lu * D) * sizeof(float), s);
-  DeviceTensor sa(dt, {B, A}, s), scale(dt, {B, C}, s), hn(dt, {B, Lu, C}, s), out(dt, {B, Lu, P}, s);
+  const RopeTablesDev rope = upload_rope_tables(cfg_, rope_table_lens(cfg_, x_shapes, cap_shapes, fopts.rope_extend), s);
+  Stream x, cap, u;
+  embed_image(in, img_ids, rope.buf, rope.axes, x);
+  embed_caption(in, cap_ids, rope.buf, rope.axes, cap);
+  unified_buffers(x, cap, u);
 
   // Every host-side upload (which synchronizes) is done: from here on the step is queued without
   // waiting, the refiners first.
   for (const auto& blk : noise_refiner_)
-    run_block(rt, blk, dt, xs.data(), B, Lx, x_mask.get(), &lx, xf.as<const float>(), adaln.data(), cfg.n_heads,
-              cfg.norm_eps, scratch_, opts_);
+    run_block(*rt_, blk, opts_.dtype, x.feats.data(), B, x.L, x.mask_ptr(), &x.lens, x.freqs.as<const float>(),
+              adaln.data(), cfg_.n_heads, cfg_.norm_eps, scratch_, opts_);
   for (const auto& blk : context_refiner_)
-    run_block(rt, blk, dt, cs.data(), B, Lc, c_mask.get(), &lc, cf.as<const float>(), nullptr, cfg.n_heads, cfg.norm_eps,
-              scratch_, opts_);
-
-  // [image, caption] per item, padded to the longest; the layers.
-  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(us.data(), 0, size_t(us.numel()) * es, s));
-  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(uf.get(), 0, uf.bytes(), s));
-  for (int64_t i = 0; i < B; ++i) {
-    const int64_t nx = lx[size_t(i)], nc = lc[size_t(i)];
-    char* u = static_cast<char*>(us.data()) + size_t(i * Lu * C) * es;
-    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(u, offset(xs.data(), i * Lx * C, dt), size_t(nx * C) * es, cudaMemcpyDeviceToDevice, s));
-    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(u + size_t(nx * C) * es, offset(cs.data(), i * Lc * C, dt), size_t(nc * C) * es,
-                                      cudaMemcpyDeviceToDevice, s));
-    float* f = uf.as<float>() + i * Lu * D;
-    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(f, xf.as<float>() + i * Lx * D, size_t(nx * D) * sizeof(float),
-                                      cudaMemcpyDeviceToDevice, s));
-    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(f + nx * D, cf.as<float>() + i * Lc * D, size_t(nc * D) * sizeof(float),
-                                      cudaMemcpyDeviceToDevice, s));
-  }
+    run_block(*rt_, blk, opts_.dtype, cap.feats.data(), B, cap.L, cap.mask_ptr(), &cap.lens, cap.freqs.as<const float>(),
+              nullptr, cfg_.n_heads, cfg_.norm_eps, scratch_, opts_);
+  unify(x, cap, u);
   for (const auto& blk : layers_)
-    run_block(rt, blk, dt, us.data(), B, Lu, u_mask.get(), &lu, uf.as<const float>(), adaln.data(), cfg.n_heads,
-              cfg.norm_eps, scratch_, opts_);
-
-  // Final layer: LayerNorm * (1 + Linear(SiLU(adaln_input))), Linear(C, P); unpatchify the image rows.
-  silu(dt, adaln.data(), sa.data(), B * A, s);
-  rt.linear(dt, sa.data(), A, final_adaln_.weight.data(), final_adaln_.b(), scale.data(), C, B, C, A, opts_.gemm);
-  final_layer_norm(dt, us.data(), scale.data(), B * Lu, Lu, C, kFinalNormEps, hn.data(), s);
-  rt.linear(dt, hn.data(), C, final_linear_.weight.data(), final_linear_.b(), out.data(), P, B * Lu, P, C, opts_.gemm);
-
-  std::vector<Tensor<float>> samples;
-  for (int64_t i = 0; i < B; ++i) {
-    const Shape& xs_shape = in.x[size_t(i)].shape;
-    DeviceBuffer img(size_t(shape_numel(xs_shape)) * sizeof(float), s);
-    unpatchify(dt, offset(out.data(), i * Lu * P, dt), cfg.in_channels, xs_shape[1], xs_shape[2], xs_shape[3], p, pf,
-               img.as<float>(), s);
-    samples.push_back(download(img.get(), DType::F32, xs_shape, staging, s));
-  }
-  return samples;
+    run_block(*rt_, blk, opts_.dtype, u.feats.data(), B, u.L, u.mask_ptr(), &u.lens, u.freqs.as<const float>(),
+              adaln.data(), cfg_.n_heads, cfg_.norm_eps, scratch_, opts_);
+  return final_layer(u, adaln, in);
 }
 
 }  // namespace zimage::gpu

@@ -17,7 +17,9 @@
 #include "device_tensor.h"
 #include "gemm_lt.h"
 #include "kernels/flash_attention.h"
+#include "kernels/rope_gather.h"
 #include "model/transformer.h"
+#include "modules/patchify.h"
 
 namespace zimage::gpu {
 
@@ -88,7 +90,19 @@ class CudaModel {
   Runtime& runtime() { return *rt_; }
 
  private:
+  // One token stream on the device (image, caption, or both unified), defined in forward.cpp.
+  struct Stream;
   void upload_shared(const ZImageWeights<float>& w);
+  // The steps of forward(), each the twin of a step of reference/model/transformer.cpp forward_impl.
+  DeviceTensor timestep_embedder(const Tensor<float>& t);
+  void embed_image(const DitInputs<float>& in, const std::vector<PaddedIds>& ids, const DeviceBuffer& rope,
+                   const RopeAxes& axes, Stream& out);
+  void embed_caption(const DitInputs<float>& in, const std::vector<PaddedIds>& ids, const DeviceBuffer& rope,
+                     const RopeAxes& axes, Stream& out);
+  void unified_buffers(const Stream& x, const Stream& cap, Stream& u);
+  void unify(const Stream& x, const Stream& cap, Stream& u);
+  std::vector<Tensor<float>> final_layer(const Stream& u, const DeviceTensor& adaln, const DitInputs<float>& in);
+
   ZImageConfig cfg_;
   CudaOptions opts_;
   std::unique_ptr<Runtime> rt_;

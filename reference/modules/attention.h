@@ -8,6 +8,10 @@
 
 namespace zimage {
 
+// Attention(..., eps=1e-5): the q/k RMSNorm's eps, fixed, not the config's norm_eps (the CUDA twin
+// uses this constant too).
+inline constexpr double kQkNormEps = 1e-5;
+
 // Attention parameters (diffusers Attention with ZSingleStreamAttnProcessor):
 // to_q/to_k/to_v/to_out.0 [C, C] without bias; norm_q/norm_k [D] (qk_norm).
 template <class T>
@@ -58,7 +62,6 @@ Tensor<T> attention(const Tensor<T>& x, const AttentionW<T>& w, const KeyMask* m
   record(acts, path + ".to_k", k);
   record(acts, path + ".to_v", v);
   q = q.reshaped(heads), k = k.reshaped(heads), v = v.reshaped(heads);
-  constexpr double kQkNormEps = 1e-5;  // Attention(..., eps=1e-5): fixed, not norm_eps
   if (w.norm_q.numel()) {
     q = rms_norm(q, w.norm_q, kQkNormEps);
     k = rms_norm(k, w.norm_k, kQkNormEps);

@@ -4,6 +4,9 @@
 
 namespace zimage {
 
+// FinalLayer's norm_final = LayerNorm(C, eps=1e-6) (the CUDA twin uses this constant too).
+inline constexpr double kFinalNormEps = 1e-6;
+
 // FinalLayer parameters: linear Linear(C, p*p*pf*out), adaLN_modulation.1 Linear(A, C).
 template <class T>
 struct FinalLayerW {
@@ -23,7 +26,7 @@ Tensor<T> final_layer(const Tensor<T>& x, const Tensor<T>& c, const FinalLayerW<
   const Tensor<T> scale = linear(cs, w.adaLN_modulation);  // [B, C]
   record(acts, path + ".adaLN_modulation.1", scale);
   record(acts, path + ".adaLN_modulation", scale);
-  Tensor<T> h = layer_norm(x, 1e-6);
+  Tensor<T> h = layer_norm(x, kFinalNormEps);
   record(acts, path + ".norm_final", h);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t l = 0; l < L; ++l)
