@@ -175,6 +175,64 @@ TEST_F(CliGenerateKnobs, NoOpSettingsGiveTheDefaultImageAndKnobsChangeIt) {
   }
 }
 
+// ---- zimage dit with the knobs (golden/models/tiny_single: longest caption 32) ----
+
+class CliDitKnobs : public ::testing::Test {
+ protected:
+  fs::path dir = testing::scratch_dir("dit_knobs");
+  const std::string model = std::string(ZIMAGE_GOLDEN_DIR) + "/models/tiny_single";
+  void TearDown() override { fs::remove_all(dir); }
+  Tensor<float> run_dit(const std::string& inputs, const std::string& knobs, int want_status = 0) {
+    const fs::path out = dir / "out.safetensors";
+    const auto r = run_zimage("dit --model " + model + " --inputs " + inputs + " --output " + out.string() + " " + knobs);
+    EXPECT_EQ(r.status, want_status) << knobs << ": " << r.err;
+    if (r.status != 0) return {};
+    return SafetensorsFile::open(out.string())->get<float>("sample.0");
+  }
+  // x.0 of the skip golden with a caption of `n` tokens.
+  std::string long_inputs(int64_t n, DitInputs<float>* in) {
+    const GoldenFile& g = skip_golden();
+    *in = golden_inputs<float>(g);
+    in->cap_feats[0] = testing::randn<float>({n, g.config.cap_feat_dim}, 23);
+    SafetensorsWriter w;
+    w.add("x.0", in->x[0], DType::F32);
+    w.add("cap_feats.0", in->cap_feats[0], DType::F32);
+    w.add("t", in->t, DType::F32);
+    const std::string p = (dir / "in.safetensors").string();
+    w.write(p);
+    return p;
+  }
+};
+
+TEST_F(CliDitKnobs, SkipContextRefinerMatchesTheGolden) {
+  const GoldenFile& g = skip_golden();
+  const Tensor<float> out = run_dit(testing::golden_path("skip_context_refiner"), "--skip-context-refiner");
+  ASSERT_GT(out.numel(), 0);
+  testing::expect_within("zimage dit --skip-context-refiner", numerics::compare(out, g.get<double>("sample.0")),
+                         numerics::module_budget(numerics::Tier::T2, "sample.0", g.config, kSeq));
+}
+
+// A 40-token caption (pads to 64 > 32): refused without a knob; each knob runs what the library runs.
+TEST_F(CliDitKnobs, LongCaptionKnobsRunWhatTheLibraryRuns) {
+  DitInputs<float> in;
+  const std::string inputs = long_inputs(40, &in);
+  run_dit(inputs, "", 2);
+  const GoldenFile& g = skip_golden();
+  const ZImageWeights<float> w = load_weights<float>(g.config, *g.params);
+  for (const std::string mode : {"truncate", "interpolate", "pool", "attention_pool"}) {
+    DitInputs<float> fitted = in;
+    fitted.cap_feats[0] = fit_long_prompt(in.cap_feats[0], parse_long_prompt_mode(mode), 32);
+    testing::expect_exact("--long-prompt-mode " + mode, numerics::compare(run_dit(inputs, "--long-prompt-mode " + mode),
+                                                                           zimage_forward<float>(w, fitted)[0]));
+  }
+  for (const std::string s : {"extrapolate", "linear", "ntk"}) {
+    ForwardOptions o;
+    o.rope_scaling = parse_rope_scaling(s);
+    testing::expect_exact("--rope-scaling " + s, numerics::compare(run_dit(inputs, "--rope-scaling " + s),
+                                                                    zimage_forward<float>(w, in, nullptr, o)[0]));
+  }
+}
+
 // ---- bad values: one line naming the flag, exit 2, before any file is read ----
 
 class CliKnobsBadInput : public ::testing::TestWithParam<std::tuple<std::string, std::string, std::string>> {};
