@@ -12,6 +12,8 @@
 #include <filesystem>
 
 #include "io/png.h"
+#include "pipeline/generate.h"
+#include "pipeline/pipeline_files.h"
 #include "io/safetensors.h"
 #include "model/dit_knobs.h"
 #include "model/transformer.h"
@@ -25,6 +27,16 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::run_zimage;
+
+#define EXPECT_THROW_MSG_HAS(stmt, needle)                                                        \
+  do {                                                                                            \
+    try {                                                                                         \
+      (void)(stmt);                                                                               \
+      ADD_FAILURE() << #stmt " did not throw";                                                    \
+    } catch (const Error& e_) {                                                                   \
+      EXPECT_NE(std::string(e_.what()).find(needle), std::string::npos) << e_.what();            \
+    }                                                                                             \
+  } while (0)
 
 const GoldenFile& skip_golden() {
   static const GoldenFile g = open_golden(testing::golden_path("skip_context_refiner"));
@@ -173,6 +185,80 @@ TEST_F(CliGenerateKnobs, NoOpSettingsGiveTheDefaultImageAndKnobsChangeIt) {
                 (long long)c.n);
     EXPECT_GT(c.mismatches, 0) << k << " changed nothing";
   }
+}
+
+// ---- generate() with the knobs: the embeddings the model sees, a model that cannot run them ----
+
+// A DitModel that records the caption lengths it gets and, like the CUDA model, does not
+// override set_forward_options (so it refuses anything but the default forward).
+struct RecordingDit final : DitModel<float> {
+  std::unique_ptr<DitModel<float>> inner;
+  std::vector<int64_t>* caption_lens = nullptr;  // outlives the model (generate() frees it)
+  const ZImageConfig& config() const override { return inner->config(); }
+  std::string weights() const override { return "recording"; }
+  std::vector<Tensor<float>> forward(const DitInputs<float>& in, Activations<float>* a) const override {
+    if (caption_lens)
+      for (const auto& c : in.cap_feats) caption_lens->push_back(c.dim(0));
+    return inner->forward(in, a);
+  }
+};
+
+GenerateRequest cfg_request_one_step() {  // golden/pipeline_cfg: prompts of 5 and 12 tokens, negatives of 3 and 7
+  const std::string g = testing::golden_path("pipeline_cfg");
+  GenerateRequest r;
+  r.opt.height = 48;
+  r.opt.width = 64;
+  r.opt.steps = 1;
+  r.opt.cfg.guidance_scale = 4;
+  r.prompt_embeds = read_prompt_embeds(g, false);
+  r.negative_prompt_embeds = read_prompt_embeds(g, true);
+  return r;
+}
+
+TEST(GenerateKnobs, LongPromptModeResamplesEveryEmbeddingBeforeTheModel) {
+  const PipelineFolder pipe = open_pipeline_folder(kPipeline);
+  std::vector<int64_t> lens;
+  GenerateHooks<float> hooks;
+  hooks.open_dit = [&](const ModelFolder& f, DitWeights how) -> std::unique_ptr<DitModel<float>> {
+    auto m = std::make_unique<RecordingDit>();
+    m->inner = open_dit_model<float>(f, how);
+    m->caption_lens = &lens;
+    return m;
+  };
+  GenerateRequest r = cfg_request_one_step();
+  r.opt.long_prompt = {LongPromptMode::Pool, 6};
+  const Generated<float> g = generate<float>(pipe, r, hooks);
+  EXPECT_EQ(lens, (std::vector<int64_t>{5, 6, 3, 6}));  // positives, then negatives: min(L, 6)
+  EXPECT_EQ(g.images.size(), 2u);
+}
+
+TEST(GenerateKnobs, AModelThatCannotRunAKnobRefusesIt) {
+  const PipelineFolder pipe = open_pipeline_folder(kPipeline);
+  GenerateHooks<float> hooks;
+  hooks.open_dit = [&](const ModelFolder& f, DitWeights how) -> std::unique_ptr<DitModel<float>> {
+    auto m = std::make_unique<RecordingDit>();
+    m->inner = open_dit_model<float>(f, how);
+    return m;
+  };
+  GenerateRequest r = cfg_request_one_step();
+  r.opt.dit.skip_context_refiner = true;
+  EXPECT_THROW_MSG_HAS(generate<float>(pipe, r, hooks), "--skip-context-refiner");
+  r.opt.dit = {};
+  EXPECT_EQ(generate<float>(pipe, r, hooks).images.size(), 2u);  // the default forward runs
+}
+
+TEST(GenerateKnobs, BadTargetRefusedBeforeAnyModelOpens) {
+  const PipelineFolder pipe = open_pipeline_folder(kPipeline);
+  bool opened = false;
+  GenerateHooks<float> hooks;
+  hooks.open_dit = [&](const ModelFolder& f, DitWeights how) {
+    opened = true;
+    return open_dit_model<float>(f, how);
+  };
+  GenerateRequest r = cfg_request_one_step();
+  r.opt.long_prompt = {LongPromptMode::Truncate, -1};
+  EXPECT_THROW_MSG_HAS(generate<float>(pipe, r, hooks), "--long-prompt-target");
+  EXPECT_FALSE(opened);
 }
 
 // ---- zimage dit with the knobs (golden/models/tiny_single: longest caption 32) ----
