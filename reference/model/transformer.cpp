@@ -105,7 +105,7 @@ ZImageWeights<T> load_weights(const ZImageConfig& cfg, const ParamSource& src) {
 }
 
 void check_dit_inputs(const ZImageConfig& cfg, const std::vector<Shape>& x, const std::vector<Shape>& cap, const Shape& t,
-                      bool rope_extend) {
+                      bool rope_extend, bool captions_scaled) {
   ZIMAGE_CHECK(!x.empty(), "inputs: no x.0 tensor");
   ZIMAGE_CHECK(x.size() == cap.size(), "inputs: " + std::to_string(x.size()) + " x.{i} tensors but " +
                                            std::to_string(cap.size()) + " cap_feats.{i} tensors");
@@ -125,7 +125,13 @@ void check_dit_inputs(const ZImageConfig& cfg, const std::vector<Shape>& x, cons
                      std::to_string(cfg.cap_feat_dim) + "]");
   }
   if (!rope_extend)
-    for (size_t i = 0; i < x.size(); ++i) check_rope_positions(cfg, cap[i][0], x[i], i);
+    for (size_t i = 0; i < x.size(); ++i)
+      check_rope_positions(cfg, captions_scaled ? std::min(cap[i][0], rope_limits(cfg).max_caption) : cap[i][0], x[i], i);
+}
+
+void check_dit_inputs(const ZImageConfig& cfg, const std::vector<Shape>& x, const std::vector<Shape>& cap, const Shape& t,
+                      const ForwardOptions& opts) {
+  check_dit_inputs(cfg, x, cap, t, opts.extends_tables(), opts.scales_captions());
 }
 
 std::vector<int> rope_table_lens(const ZImageConfig& cfg, const std::vector<Shape>& x, const std::vector<Shape>& cap,
@@ -168,7 +174,7 @@ std::vector<Tensor<T>> forward_impl(const ZImageWeights<T>& w, const BlockSource
   std::vector<Shape> x_shapes, cap_shapes;
   for (const auto& x : in.x) x_shapes.push_back(x.shape);
   for (const auto& c : in.cap_feats) cap_shapes.push_back(c.shape);
-  check_dit_inputs(cfg, x_shapes, cap_shapes, in.t.shape, opts.rope_extend);
+  check_dit_inputs(cfg, x_shapes, cap_shapes, in.t.shape, opts);
   const int p = cfg.patch_size(), pf = cfg.f_patch_size();
   const std::string key = cfg.embedder_key();
 
@@ -192,14 +198,27 @@ std::vector<Tensor<T>> forward_impl(const ZImageWeights<T>& w, const BlockSource
     }
 
   const std::vector<Tensor<T>> tables =
-      precompute_freqs_cis<T>(cfg.axes_dims, rope_table_lens(cfg, x_shapes, cap_shapes, opts.rope_extend), cfg.rope_theta);
+      precompute_freqs_cis<T>(cfg.axes_dims, rope_table_lens(cfg, x_shapes, cap_shapes, opts.extends_tables()), cfg.rope_theta);
+  // --rope-scaling linear|ntk: items whose caption pads past the limit get their RoPE from the
+  // formula (model/dit_knobs.h); the others gather from the tables as always.
+  std::vector<Tensor<T>> x_freqs, cap_freqs;
+  bool scaled = false;
+  if (opts.scales_captions())
+    for (size_t i = 0; i < pt.x.size(); ++i) {
+      const RopeItemScaling sc = rope_item_scaling(cfg, opts.rope_scaling, pt.cap[i].dim(0));
+      scaled = scaled || sc.active;
+      x_freqs.push_back(sc.active ? rope_freqs_scaled<T>(cfg.axes_dims, sc, pt.x_pos_ids[i], false)
+                                  : rope_embedder(tables, pt.x_pos_ids[i]));
+      cap_freqs.push_back(sc.active ? rope_freqs_scaled<T>(cfg.axes_dims, sc, pt.cap_pos_ids[i], true)
+                                    : rope_embedder(tables, pt.cap_pos_ids[i]));
+    }
   for (size_t a = 0; a < tables.size() && acts; ++a) record(acts, "rope_embedder.freqs_cis." + std::to_string(a), tables[a]);
 
   // Image tokens: embed, pad tokens, noise_refiner.
   const Tensor<T> x_emb = linear(cat_rows(pt.x), w.x_embedder);
   record(acts, "all_x_embedder." + key, x_emb);
   Sequence<T> x = prepare_sequence(split_rows(x_emb, pt.x), pt.x_pos_ids, pt.x_pad_mask, w.x_pad_token, tables, acts,
-                                   "rope_embedder.x");
+                                   "rope_embedder.x", scaled ? &x_freqs : nullptr);
   for (int i = 0; i < blocks.n_noise; ++i)
     x.feats = transformer_block(x.feats, x.mask_ptr(), x.freqs, &adaln_input, blocks.get("noise_refiner", i), cfg.n_heads,
                                 cfg.norm_eps, acts, "noise_refiner." + std::to_string(i));
@@ -207,8 +226,9 @@ std::vector<Tensor<T>> forward_impl(const ZImageWeights<T>& w, const BlockSource
   // Caption tokens: embed, pad tokens, context_refiner.
   const Tensor<T> cap_emb = cap_embedder(cat_rows(pt.cap), w, acts);
   Sequence<T> cap = prepare_sequence(split_rows(cap_emb, pt.cap), pt.cap_pos_ids, pt.cap_pad_mask, w.cap_pad_token,
-                                     tables, acts, "rope_embedder.cap");
-  for (int i = 0; i < blocks.n_context; ++i)
+                                     tables, acts, "rope_embedder.cap", scaled ? &cap_freqs : nullptr);
+  const int n_context = opts.skip_context_refiner ? 0 : blocks.n_context;
+  for (int i = 0; i < n_context; ++i)
     cap.feats = transformer_block(cap.feats, cap.mask_ptr(), cap.freqs, static_cast<const Tensor<T>*>(nullptr),
                                   blocks.get("context_refiner", i), cfg.n_heads, cfg.norm_eps, acts,
                                   "context_refiner." + std::to_string(i));

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/dit_knobs.h"
 #include "model/param_source.h"
 #include "modules/final_layer.h"
 #include "modules/patchify.h"
@@ -61,13 +62,28 @@ struct ForwardOptions {
   // past the trained range; rows inside the table are bitwise the same).
   // Off: a position past a table is an error before any compute.
   bool rope_extend = false;
+  // --rope-scaling (model/dit_knobs.h, docs/experiments.md): Extrapolate is rope_extend; Linear
+  // and Ntk change the RoPE of items whose caption pads past rope_limits' longest one.
+  RopeScaling rope_scaling = RopeScaling::None;
+  // --skip-context-refiner: caption features go from cap_embedder straight into the unified
+  // sequence (diffusers with transformer.context_refiner = nn.ModuleList([])).
+  bool skip_context_refiner = false;
+  // Tables computed past axes_lens (rope_extend or Extrapolate).
+  bool extends_tables() const { return rope_extend || rope_scaling == RopeScaling::Extrapolate; }
+  // Linear or Ntk: captions past the limit are handled by the scaling, not refused.
+  bool scales_captions() const { return rope_scaling == RopeScaling::Linear || rope_scaling == RopeScaling::Ntk; }
+  bool is_default() const { return !rope_extend && rope_scaling == RopeScaling::None && !skip_context_refiner; }
 };
 
 // Checks shapes against the config, and RoPE positions against the tables
 // unless rope_extend, before any compute; errors name the input tensor
-// (`x.1`, `cap_feats.0`, `t`).
+// (`x.1`, `cap_feats.0`, `t`). With `captions_scaled` (--rope-scaling linear|ntk)
+// only the image axes are checked.
 void check_dit_inputs(const ZImageConfig& cfg, const std::vector<Shape>& x, const std::vector<Shape>& cap, const Shape& t,
-                      bool rope_extend = false);
+                      bool rope_extend = false, bool captions_scaled = false);
+// The same with a forward's options.
+void check_dit_inputs(const ZImageConfig& cfg, const std::vector<Shape>& x, const std::vector<Shape>& cap, const Shape& t,
+                      const ForwardOptions& opts);
 
 // RoPE table lengths a batch needs: axes_lens, or longer with rope_extend.
 std::vector<int> rope_table_lens(const ZImageConfig& cfg, const std::vector<Shape>& x, const std::vector<Shape>& cap,

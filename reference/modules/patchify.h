@@ -171,12 +171,14 @@ inline std::optional<KeyMask> key_mask(const std::vector<int64_t>& seqlens) {
 // Ref: transformer_z_image.py ZImageTransformer2DModel._prepare_sequence (noise_mask None)
 // feats[i] [L_i, C] (embedded), pos_ids[i] [>= L_i, 3], pad_mask[i] [L_i]:
 // pad rows replaced by pad_token [1, C]; freqs from the RoPE tables; batch
-// padded; key mask when lengths differ.
+// padded; key mask when lengths differ. `item_freqs` (RoPE scaling,
+// model/dit_knobs.h) replaces the gathered freqs, one [L_i, D/2, 2] per item.
 template <class T>
 Sequence<T> prepare_sequence(std::vector<Tensor<T>> feats, const std::vector<Tensor<int32_t>>& pos_ids,
                              const std::vector<Tensor<int32_t>>& pad_mask, const Tensor<T>& pad_token,
                              const std::vector<Tensor<T>>& rope_tables, Activations<T>* acts = nullptr,
-                             const std::string& rope_name = "") {
+                             const std::string& rope_name = "",
+                             const std::vector<Tensor<T>>* item_freqs = nullptr) {
   Sequence<T> s;
   const int64_t C = pad_token.numel();
   if (!mutated(Mutation::PadTokensNotSubstituted))
@@ -186,7 +188,7 @@ Sequence<T> prepare_sequence(std::vector<Tensor<T>> feats, const std::vector<Ten
   std::vector<Tensor<T>> freqs;
   for (size_t i = 0; i < feats.size(); ++i) {
     s.seqlens.push_back(feats[i].dim(0));
-    freqs.push_back(rope_embedder(rope_tables, pos_ids[i]));
+    freqs.push_back(item_freqs ? (*item_freqs)[i] : rope_embedder(rope_tables, pos_ids[i]));
   }
   // diffusers calls the embedder once, on the concatenated ids
   if (acts && !rope_name.empty()) record(acts, rope_name, cat_rows(freqs));

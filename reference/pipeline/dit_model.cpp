@@ -14,12 +14,14 @@ class InMemoryDit final : public DitModel<T> {
   const ZImageConfig& config() const override { return w_->config; }
   std::string weights() const override { return "memory"; }
   std::vector<Tensor<T>> forward(const DitInputs<T>& in, Activations<T>* acts) const override {
-    return zimage_forward(*w_, in, acts);
+    return zimage_forward(*w_, in, acts, opts_);
   }
+  void set_forward_options(const ForwardOptions& o) override { opts_ = o; }
 
  private:
   std::unique_ptr<ZImageWeights<T>> owned_;
   const ZImageWeights<T>* w_;
+  ForwardOptions opts_;
 };
 
 template <class T>
@@ -30,13 +32,15 @@ class StreamingDit final : public DitModel<T> {
   const ZImageConfig& config() const override { return cfg_; }
   std::string weights() const override { return how_; }
   std::vector<Tensor<T>> forward(const DitInputs<T>& in, Activations<T>* acts) const override {
-    return zimage_forward_streaming(cfg_, *src_, in, acts);
+    return zimage_forward_streaming(cfg_, *src_, in, acts, opts_);
   }
+  void set_forward_options(const ForwardOptions& o) override { opts_ = o; }
 
  private:
   ZImageConfig cfg_;
   std::shared_ptr<const ParamSource> src_;
   std::string how_;
+  ForwardOptions opts_;
 };
 
 }  // namespace

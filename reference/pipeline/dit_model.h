@@ -24,6 +24,13 @@ class DitModel {
   // ZImageTransformer2DModel.forward: one output [C, F, H, W] per input item.
   // `acts` records module outputs (check_finite: the first non-finite one).
   virtual std::vector<Tensor<T>> forward(const DitInputs<T>& in, Activations<T>* acts) const = 0;
+  // Options of every later forward (--rope-scaling, --skip-context-refiner; docs/experiments.md).
+  // The CPU models take any; a model that cannot honour them refuses here, in one line.
+  virtual void set_forward_options(const ForwardOptions& o) {
+    ZIMAGE_CHECK(o.is_default(), "the transformer '" + weights() +
+                                     "' runs only the default forward (no --rope-scaling, --rope-extend or "
+                                     "--skip-context-refiner)");
+  }
 };
 
 // --weights: how the CPU model holds the transformer.

@@ -102,6 +102,8 @@ Generated<T> generate(const PipelineFolder& pipe, const GenerateRequest& req, co
     check_finite_input(*req.latents, "latents");
   }
   const Schedule sched = pipeline_schedule(pipe.scheduler, opt, shape);  // checks --shift
+  const LongPromptMode long_mode = opt.long_prompt.mode;
+  const int64_t long_target = long_mode == LongPromptMode::None ? 0 : opt.long_prompt.target_for(dit_cfg);
   const bool cfg = opt.cfg.guidance_scale > 0;
 
   // Prompt embeddings: given, or encoded here (negatives "" per prompt under CFG, as encode_prompt).
@@ -128,6 +130,12 @@ Generated<T> generate(const PipelineFolder& pipe, const GenerateRequest& req, co
   for (size_t i = 0; i < pos.size(); ++i) check_finite_input(pos[i], "prompt_embeds." + std::to_string(i));
   if (cfg)
     for (size_t i = 0; i < neg.size(); ++i) check_finite_input(neg[i], "negative_prompt_embeds." + std::to_string(i));
+  if (long_mode != LongPromptMode::None) {  // --long-prompt-mode: embeddings longer than N resampled to N rows
+    for (auto& e : pos)
+      if (e.shape.size() == 2) e = fit_long_prompt(e, long_mode, long_target);
+    for (auto& e : neg)
+      if (e.shape.size() == 2) e = fit_long_prompt(e, long_mode, long_target);
+  }
   check_generate_inputs(dit_cfg, pipe.vae.config, opt, shapes_of(pos), shapes_of(neg),
                         req.latents ? &req.latents->shape : nullptr);
   const std::vector<Tensor<T>> pos_t = repeat_per_image(cast_all<T>(pos), opt.num_images_per_prompt);
@@ -141,6 +149,7 @@ Generated<T> generate(const PipelineFolder& pipe, const GenerateRequest& req, co
   const std::unique_ptr<DitModel<T>> dit =
       hooks.open_dit ? hooks.open_dit(pipe.transformer, req.weights) : open_dit_model<T>(pipe.transformer, req.weights);
   out.weights = dit->weights();
+  dit->set_forward_options(opt.dit);
   const VaeWeights<T> vae =
       hooks.decode ? VaeWeights<T>{} : load_vae_weights<T>(pipe.vae.config, *pipe.vae.params, VaePart::Decoder);
 

@@ -164,7 +164,7 @@ void check_generate_inputs(const ZImageConfig& dit, const VaeConfig& vae, const 
         xs.push_back({shape[1], 1, shape[2], shape[3]});
         caps.push_back(neg[p]);
       }
-  check_dit_inputs(dit, xs, caps, {int64_t(xs.size())});
+  check_dit_inputs(dit, xs, caps, {int64_t(xs.size())}, opt.dit);
 }
 
 Schedule pipeline_schedule(const FlowMatchSchedulerConfig& sched, const GenerateOptions& opt, const Shape& latents) {

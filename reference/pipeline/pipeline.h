@@ -41,6 +41,9 @@ struct GenerateOptions {
   CfgOptions cfg;                  // guidance 0 (Turbo): no CFG
   std::optional<double> shift;     // overrides scheduler_config.json's shift
   int num_images_per_prompt = 1;
+  // The DiT-side knobs (docs/experiments.md); the defaults change nothing.
+  ForwardOptions dit;             // --rope-scaling / --rope-extend, --skip-context-refiner
+  LongPromptOptions long_prompt;  // --long-prompt-mode, --long-prompt-target
 };
 
 // The latent shape ZImagePipeline.prepare_latents makes; throws naming

@@ -129,8 +129,8 @@ std::vector<ValidationRow> validate_rope_sweep_case(const GoldenFile& g, int64_t
   const int64_t seq = 32 + L + (32 - L % 32) % 32;  // 8x8 latent, patch 2: 16 image tokens padded to 32
   if (extension) {
     const nlohmann::json ext = nlohmann::json::parse(md.at("extension"));
-    ForwardOptions opts;
-    opts.rope_extend = true;
+    ForwardOptions opts;  // --rope-scaling extrapolate (--rope-extend is the same flag, bitwise: DitKnobsForward)
+    opts.rope_scaling = RopeScaling::Extrapolate;
     const std::string name = "sample_ext" + std::to_string(ext.at("axes_lens").at(0).get<int>()) + tag;
     rows.push_back(t2_row(g, name, zimage_forward<T>(w, in, nullptr, opts)[0], "T2 --rope-extend", "sample.0", seq));
     return rows;

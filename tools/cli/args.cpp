@@ -63,6 +63,28 @@ int64_t Args::get_int(const std::string& k, int64_t def) const { return has(k) ?
 double Args::get_number(const std::string& k, double def) const { return has(k) ? parse_number_value(k, get(k)) : def; }
 uint64_t Args::get_seed(const std::string& k, uint64_t def) const { return has(k) ? parse_seed_value(k, get(k)) : def; }
 
+DitKnobs parse_dit_knobs(const Args& a) {
+  DitKnobs k;
+  if (a.has("--rope-scaling")) k.forward.rope_scaling = parse_rope_scaling(a.get("--rope-scaling"));
+  if (a.has("--rope-extend")) {
+    ZIMAGE_CHECK(!a.has("--rope-scaling") || k.forward.rope_scaling == RopeScaling::Extrapolate,
+                 "--rope-extend is --rope-scaling extrapolate: it cannot be combined with --rope-scaling " +
+                     a.get("--rope-scaling"));
+    k.forward.rope_extend = true;
+    k.forward.rope_scaling = RopeScaling::Extrapolate;
+  }
+  if (k.forward.rope_scaling == RopeScaling::Extrapolate) k.forward.rope_extend = true;
+  k.forward.skip_context_refiner = a.has("--skip-context-refiner");
+  if (a.has("--long-prompt-mode")) k.long_prompt.mode = parse_long_prompt_mode(a.get("--long-prompt-mode"));
+  if (a.has("--long-prompt-target")) {
+    ZIMAGE_CHECK(a.has("--long-prompt-mode"), "--long-prompt-target needs --long-prompt-mode");
+    const int64_t n = a.get_int("--long-prompt-target", 0);
+    ZIMAGE_CHECK(n > 0, "--long-prompt-target must be a positive number of tokens, not " + std::to_string(n));
+    k.long_prompt.target = n;
+  }
+  return k;
+}
+
 std::string command_usage(const std::string& cmd) {
   const std::string usage = kUsage, head = "  zimage " + cmd + " ";
   std::string out;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "model/transformer.h"
 
 namespace zimage::cli {
 
@@ -12,9 +13,14 @@ inline constexpr const char* kUsage =
     "  zimage dit --model DIR --inputs IN.safetensors --output OUT.safetensors\n"
     "             [--device cpu|cuda] [--dtype float32|float64] [--dump-activations ACTS.safetensors]\n"
     "             [--rope-extend] [--check-finite] [--attention auto|v1_simt|mma|cudnn]\n"
+    "             [--rope-scaling extrapolate|linear|ntk] [--skip-context-refiner]\n"
+    "             [--long-prompt-mode truncate|interpolate|pool|attention_pool [--long-prompt-target N]]\n"
     "      Runs ZImageTransformer2DModel on x.{i} [C,1,H,W], cap_feats.{i} [L_i,cap_feat_dim], t [B]\n"
     "      (float32, t before t_scale) and writes sample.{i} [C,1,H,W] float32, not negated.\n"
-    "      --rope-extend computes RoPE rows past axes_lens (extrapolation past the trained range).\n"
+    "      --rope-extend computes RoPE rows past axes_lens (extrapolation past the trained range); it is\n"
+    "      --rope-scaling extrapolate. --rope-scaling linear|ntk, --skip-context-refiner and\n"
+    "      --long-prompt-mode (applied to cap_feats.{i}) are the research knobs of docs/experiments.md\n"
+    "      (CPU only, except --long-prompt-mode and --rope-extend).\n"
     "      --device cuda (a CUDA build and a GPU) runs the forward on the GPU with --dtype float32 or\n"
     "      bfloat16 (float16 is refused: Z-Image overflows it; docs/cuda.md); there --check-finite\n"
     "      checks the outputs only, and --dump-activations is not available. --attention forces one\n"
@@ -31,6 +37,8 @@ inline constexpr const char* kUsage =
     "             [--cfg-truncation X] [--shift S] [--seed 0] [--latents FILE] [--num-images-per-prompt 1]\n"
     "             [--dtype float32|float64] [--save-latents FILE] [--check-finite]\n"
     "             [--weights auto|memory|stream|bf16] [--device cpu|cuda [--attention NAME]] --out IMAGE.png\n"
+    "             [--long-prompt-mode truncate|interpolate|pool|attention_pool [--long-prompt-target N]]\n"
+    "             [--rope-scaling extrapolate|linear|ntk] [--rope-extend] [--skip-context-refiner]\n"
     "      ZImagePipeline from prompt embeddings (prompt_embeds.{i} [tokens, cap_feat_dim]; a negatives\n"
     "      file may name them negative_prompt_embeds.{i}) to PNG. PIPELINE_DIR is what\n"
     "      ZImagePipeline.save_pretrained writes. Defaults are Turbo's (8 steps, guidance 0). --seed S\n"
@@ -42,6 +50,12 @@ inline constexpr const char* kUsage =
     "      --device cuda runs the transformer on the GPU (--dtype float32 or bfloat16 storage, fp32 math;\n"
     "      --attention as for dit); the text encoder, the loop and the VAE stay on the CPU. Without a\n"
     "      GPU or a CUDA build it is one line, exit 2, before any file is read.\n"
+    "      Research knobs (docs/experiments.md; defaults change nothing): --long-prompt-mode resamples\n"
+    "      prompt embeddings longer than N tokens (default N: the config's longest caption, 1504 for\n"
+    "      Turbo) to N; --rope-scaling says what captions past that limit get (extrapolate = --rope-extend,\n"
+    "      linear position interpolation, ntk theta scaling); --skip-context-refiner feeds cap_embedder's\n"
+    "      output straight to the main layers. --rope-scaling, --rope-extend and --skip-context-refiner\n"
+    "      are CPU only.\n"
     "  zimage encode --model PIPELINE_DIR --prompt TEXT [--prompt TEXT ...] [--hidden-layer -2]\n"
     "             [--max-sequence-length 512] [--think TEXT] [--dtype float32|float64] [--check-finite]\n"
     "             --out EMBEDS.safetensors\n"
@@ -66,7 +80,7 @@ inline constexpr const char* kUsage =
     "      for NaN/Inf (--check-finite is accepted and changes nothing).\n";
 
 // Flags that take no value.
-inline const std::vector<std::string> kSwitches = {"--rope-extend", "--check-finite"};
+inline const std::vector<std::string> kSwitches = {"--rope-extend", "--check-finite", "--skip-context-refiner"};
 
 // --flag value pairs and switches; a flag may repeat (values kept in order).
 struct Args {
@@ -86,6 +100,18 @@ struct Args {
   double get_number(const std::string& k, double def) const;  // finite
   uint64_t get_seed(const std::string& k, uint64_t def) const;  // 0 .. 2^64 - 1
 };
+
+// The DiT-side knobs of generate and dit (docs/experiments.md): --rope-scaling
+// extrapolate|linear|ntk (--rope-extend: extrapolate), --skip-context-refiner, --long-prompt-mode
+// truncate|interpolate|pool|attention_pool, --long-prompt-target N. A bad value is one line naming
+// the flag, before any file is read.
+inline const std::vector<std::string> kDitKnobFlags = {"--rope-scaling", "--rope-extend", "--skip-context-refiner",
+                                                       "--long-prompt-mode", "--long-prompt-target"};
+struct DitKnobs {
+  ForwardOptions forward;
+  LongPromptOptions long_prompt;
+};
+DitKnobs parse_dit_knobs(const Args& a);
 
 // The one number parser of the CLI (Args' getters and zimage vae's own switches use it).
 int64_t parse_int_value(const std::string& flag, const std::string& v);

@@ -16,7 +16,9 @@ namespace {
 // Reads x.{i}, cap_feats.{i}, t: float32 only, shapes checked against the
 // config before any compute.
 template <class T>
-DitInputs<T> read_inputs(const std::string& path, const ZImageConfig& cfg, bool rope_extend) {
+DitInputs<T> read_inputs(const std::string& path, const ZImageConfig& cfg, const DitKnobs& knobs) {
+  const LongPromptMode mode = knobs.long_prompt.mode;
+  const int64_t target = mode == LongPromptMode::None ? 0 : knobs.long_prompt.target_for(cfg);
   const auto f = SafetensorsFile::open(path);
   auto need_f32 = [&](const std::string& name) -> const TensorView& {
     ZIMAGE_CHECK(f->contains(name), path + ": missing input tensor '" + name + "'");
@@ -28,6 +30,7 @@ DitInputs<T> read_inputs(const std::string& path, const ZImageConfig& cfg, bool 
   for (int i = 0; f->contains("x." + std::to_string(i)); ++i) {
     xs.push_back(need_f32("x." + std::to_string(i)).shape);
     cs.push_back(need_f32("cap_feats." + std::to_string(i)).shape);
+    if (mode != LongPromptMode::None && cs.back().size() == 2) cs.back()[0] = std::min(cs.back()[0], target);
   }
   ZIMAGE_CHECK(!xs.empty(), path + ": missing input tensor 'x.0'");
   for (const auto& name : f->names()) {
@@ -37,7 +40,7 @@ DitInputs<T> read_inputs(const std::string& path, const ZImageConfig& cfg, bool 
                  path + ": input tensor '" + name + "' has no partner (x.{i} and cap_feats.{i} come in pairs)");
   }
   try {
-    check_dit_inputs(cfg, xs, cs, need_f32("t").shape, rope_extend);
+    check_dit_inputs(cfg, xs, cs, need_f32("t").shape, knobs.forward);
   } catch (const Error& e) {
     throw Error(path + ": " + e.what());
   }
@@ -51,7 +54,7 @@ DitInputs<T> read_inputs(const std::string& path, const ZImageConfig& cfg, bool 
   };
   for (size_t i = 0; i < xs.size(); ++i) {
     in.x.push_back(finite("x." + std::to_string(i)));
-    in.cap_feats.push_back(finite("cap_feats." + std::to_string(i)));
+    in.cap_feats.push_back(fit_long_prompt(finite("cap_feats." + std::to_string(i)), mode, std::max<int64_t>(target, 1)));
   }
   in.t = finite("t");
   return in;
@@ -61,9 +64,9 @@ template <class T>
 int run(const Args& args, const std::string& dtype) {
   const ModelFolder model = open_model_folder(args.required("--model"));
   const std::string in_path = args.required("--inputs"), out_path = args.required("--output");
-  ForwardOptions opts;
-  opts.rope_extend = args.has("--rope-extend");
-  const DitInputs<T> in = read_inputs<T>(in_path, model.config, opts.rope_extend);
+  const DitKnobs knobs = parse_dit_knobs(args);
+  const ForwardOptions opts = knobs.forward;
+  const DitInputs<T> in = read_inputs<T>(in_path, model.config, knobs);
   Activations<T> acts;
   const bool dump = args.has("--dump-activations"), check = args.has("--check-finite");
   acts.store = dump;
@@ -81,7 +84,11 @@ int run(const Args& args, const std::string& dtype) {
   out.set_metadata("producer", "zimage dit (CPU reference)");
   out.set_metadata("dtype", dtype);
   out.set_metadata("model", args.get("--model"));
-  out.set_metadata("rope_extend", opts.rope_extend ? "on (positions past axes_lens are extrapolated)" : "off");
+  out.set_metadata("rope_extend", opts.extends_tables() ? "on (positions past axes_lens are extrapolated)" : "off");
+  if (!opts.is_default() || knobs.long_prompt.mode != LongPromptMode::None)
+    out.set_metadata("knobs", "rope_scaling " + rope_scaling_name(opts.rope_scaling) + ", skip_context_refiner " +
+                                  (opts.skip_context_refiner ? "on" : "off") + ", long_prompt_mode " +
+                                  long_prompt_mode_name(knobs.long_prompt.mode));
   for (size_t i = 0; i < samples.size(); ++i) out.add("sample." + std::to_string(i), samples[i], DType::F32);
   if (dump) {
     SafetensorsWriter a;
@@ -106,9 +113,9 @@ int run_cuda(const Args& args, const std::string& dtype) {
   ZIMAGE_CHECK(gpu::device_available(&why), "--device cuda: no CUDA device: " + why);
   const ModelFolder model = open_model_folder(args.required("--model"));
   const std::string in_path = args.required("--inputs"), out_path = args.required("--output");
-  ForwardOptions opts;
-  opts.rope_extend = args.has("--rope-extend");
-  const DitInputs<float> in = read_inputs<float>(in_path, model.config, opts.rope_extend);
+  const DitKnobs knobs = parse_dit_knobs(args);
+  const ForwardOptions opts = knobs.forward;
+  const DitInputs<float> in = read_inputs<float>(in_path, model.config, knobs);
   gpu::CudaOptions co;
   co.dtype = dt;
   co.attention = gpu::parse_attention_version(args.get("--attention", "auto"));
@@ -140,13 +147,18 @@ int run_cuda(const Args& args, const std::string& dtype) {
 }  // namespace
 
 int cmd_dit(const Args& args) {
-  allow_only(args, {"--model", "--inputs", "--output", "--device", "--dtype", "--dump-activations", "--rope-extend",
-                    "--check-finite", "--attention"});
+  std::vector<std::string> known = {"--model", "--inputs", "--output", "--device", "--dtype", "--dump-activations",
+                                    "--check-finite", "--attention"};
+  known.insert(known.end(), kDitKnobFlags.begin(), kDitKnobFlags.end());
+  allow_only(args, known);
+  const DitKnobs knobs = parse_dit_knobs(args);  // bad values refused before any file is read
   const std::string device = args.get("--device", "cpu");
   ZIMAGE_CHECK(!args.has("--attention") || device == "cuda",
                "--attention chooses the CUDA attention kernel (auto, v1_simt, mma, cudnn): it needs --device cuda");
   const std::string dtype = args.get("--dtype", "float32");
   if (device == "cuda") {
+    ZIMAGE_CHECK(!knobs.forward.scales_captions() && !knobs.forward.skip_context_refiner,
+                 "--rope-scaling linear|ntk and --skip-context-refiner run on the CPU reference only (--device cpu)");
 #ifdef ZIMAGE_WITH_CUDA
     return run_cuda(args, dtype);
 #else

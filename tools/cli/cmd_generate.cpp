@@ -98,10 +98,13 @@ int run(const PipelineFolder& pipe, const GenerateRequest& req, const std::vecto
 }  // namespace
 
 int cmd_generate(const Args& args) {
-  allow_only(args, {"--model", "--prompt-embeds", "--negative-prompt-embeds", "--height", "--width", "--steps",
-                    "--guidance", "--cfg-normalization", "--cfg-truncation", "--shift", "--seed", "--latents", "--out",
-                    "--save-latents", "--num-images-per-prompt", "--dtype", "--check-finite", "--weights", "--prompt",
-                    "--negative-prompt", "--device", "--attention"});
+  std::vector<std::string> known = {"--model", "--prompt-embeds", "--negative-prompt-embeds", "--height", "--width",
+                                    "--steps", "--guidance", "--cfg-normalization", "--cfg-truncation", "--shift", "--seed",
+                                    "--latents", "--out", "--save-latents", "--num-images-per-prompt", "--dtype",
+                                    "--check-finite", "--weights", "--prompt", "--negative-prompt", "--device",
+                                    "--attention"};
+  known.insert(known.end(), kDitKnobFlags.begin(), kDitKnobFlags.end());
+  allow_only(args, known);
   const std::string device = args.get("--device", "cpu");
   ZIMAGE_CHECK(device == "cpu" || device == "cuda", "--device must be cpu or cuda, not '" + device + "'");
   ZIMAGE_CHECK(!args.has("--attention") || device == "cuda",
@@ -119,6 +122,11 @@ int cmd_generate(const Args& args) {
   req.seed = args.get_seed("--seed", 0);
   req.weights = parse_dit_weights(args.get("--weights", "auto"));
   req.check_finite = args.has("--check-finite");
+  const DitKnobs knobs = parse_dit_knobs(args);  // docs/experiments.md
+  opt.dit = knobs.forward;
+  opt.long_prompt = knobs.long_prompt;
+  ZIMAGE_CHECK(device == "cpu" || opt.dit.is_default(),
+               "--rope-scaling, --rope-extend and --skip-context-refiner run on the CPU reference only (--device cpu)");
   const std::string dtype = args.get("--dtype", "float32");
   if (device == "cpu")
     ZIMAGE_CHECK(dtype == "float32" || dtype == "float64",

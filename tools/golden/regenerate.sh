@@ -63,7 +63,7 @@ PIPELINE_CASES="pipeline_turbo pipeline_cfg"
 PARTS_CASES="scheduler cfg torch_randn"
 VAE_CASES="vae_tiny vae_flux_like vae_real_blocks"
 BF16_CASES="tiny_single tiny_batch2 narrow_full_depth"
-for c in $CASES synthetic_check $ROPE_CASES $PIPELINE_CASES $PARTS_CASES $VAE_CASES sdpa_fp32_peer; do rm -f "golden/$c.safetensors"; done
+for c in $CASES synthetic_check skip_context_refiner long_prompt $ROPE_CASES $PIPELINE_CASES $PARTS_CASES $VAE_CASES sdpa_fp32_peer; do rm -f "golden/$c.safetensors"; done
 for c in $BF16_CASES; do rm -f "golden/$c.bf16.safetensors"; done
 for c in $CASES pipeline_tiny vae_tiny vae_flux_like; do rm -rf "golden/models/$c"; done
 rm -f golden/comfy/comfy_tiny.safetensors golden/bisect/tiny_single_real.safetensors golden/text_encoder/te_*.safetensors
@@ -76,6 +76,9 @@ RUN python3 -B tools/golden/dump_dit.py --diffusers-commit "$DIFFUSERS_COMMIT" -
 RUN python3 -B tools/golden/dump_dit_bf16.py --diffusers-commit "$DIFFUSERS_COMMIT" --golden golden \
   $(for c in $BF16_CASES; do printf -- '--case %s ' "$c"; done)
 RUN python3 -B tools/golden/dump_synthetic_check.py --out golden
+# The DiT-side knobs (docs/experiments.md): tiny_single without its context refiner, torch's
+# interpolate / adaptive_avg_pool1d of prompt embeddings. Reads tiny_single just written.
+RUN python3 -B tools/golden/dump_knobs.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
 # torch's own fp32 SDPA error at the CUDA attention test's shapes (the fp32 peer, docs/attention.md).
 RUN python3 -B tools/golden/dump_sdpa_peer.py --out golden
 # RoPE goldens (rope_table, rope_gather, rope_sweep): tools/golden/README.md, "RoPE goldens".

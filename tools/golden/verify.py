@@ -74,6 +74,10 @@ def check_golden(path, args):
         check_sdpa_peer(path, meta, tensors)
     elif kind == "pipeline_bf16":
         check_pipeline_bf16(path, meta, tensors, args)
+    elif kind in ("knob_skip_refiner", "knob_long_prompt"):
+        check_reference_meta(path, meta, args, model_config=kind == "knob_skip_refiner")
+        from dump_knobs import check_knob_golden  # the dumper owns these kinds' checks
+        check_knob_golden(path, meta, tensors)
     else:
         raise gio.GoldenError(f"{path}: kind {kind!r}")
     for k, t in tensors.items():
@@ -90,7 +94,7 @@ def check_golden(path, args):
 ROPE_KINDS = ("rope_table", "rope_gather", "rope_sweep")
 
 
-def check_reference_meta(path, meta, args, weight_seed=False):
+def check_reference_meta(path, meta, args, weight_seed=False, model_config=True):
     """The provenance checks every diffusers golden passes (all kinds but synthetic_check)."""
     missing = [k for k in MODEL_KEYS if k not in meta]
     if missing:
@@ -107,7 +111,7 @@ def check_reference_meta(path, meta, args, weight_seed=False):
     if not weight_seed and json.loads(meta["synthetic_weights"])["seed"] != int(meta["seed"]):
         raise gio.GoldenError(f"{path}: synthetic seed differs from seed")
     cfg = json.loads(meta["config"])
-    for k in ("all_patch_size", "all_f_patch_size", "in_channels", "dim", "n_layers", "n_refiner_layers", "n_heads",
+    for k in () if not model_config else ("all_patch_size", "all_f_patch_size", "in_channels", "dim", "n_layers", "n_refiner_layers", "n_heads",
               "n_kv_heads", "norm_eps", "qk_norm", "cap_feat_dim", "rope_theta", "t_scale", "axes_dims", "axes_lens"):
         if k not in cfg:
             raise gio.GoldenError(f"{path}: config lacks {k}")
