@@ -6,6 +6,8 @@
 // How each can fail: --think "" read as no think block fails run 1 (metadata and
 // embeddings); --hidden-layer-weights ignored fails run 3 (equal weights are another mix).
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
@@ -78,6 +80,37 @@ TEST_P(CliTeKnobsRun, EncodeWritesWhatTransformersComputes) {
   }
 }
 INSTANTIATE_TEST_SUITE_P(Golden, CliTeKnobsRun, ::testing::Values(1, 2, 3));
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// generate --prompt with the knobs makes the image that encode with the same knobs + generate
+// --prompt-embeds makes (the knobs reach the library's encoding), and not the default's image.
+TEST(CliTeKnobs, GenerateUsesTheKnobs) {
+  const fs::path d = testing::scratch_dir("te_knobs_generate");
+  const fs::path src = fs::path(ZIMAGE_GOLDEN_DIR) / "models" / "pipeline_tiny";
+  for (const char* sub : {"transformer", "vae", "scheduler"})
+    if (!fs::exists(d / sub)) fs::create_directory_symlink(src / sub, d / sub);
+  fs::copy_file(src / "model_index.json", d / "model_index.json", fs::copy_options::overwrite_existing);
+  if (!fs::exists(d / "text_encoder")) fs::create_directory_symlink(fs::path(kDir) / "tiny_te", d / "text_encoder");
+  if (!fs::exists(d / "tokenizer")) fs::create_directory_symlink(fs::path(kDir) / "tokenizer", d / "tokenizer");
+  const std::string knobs = " --system-prompt 'You draw.' --think '' --padding-side left --hidden-layers -2,-3 --hidden-layer-weights 1,3";
+  const std::string common = " --model " + d.string() + " --height 32 --width 32 --steps 1 --seed 5";
+  auto ok = [](const std::string& cmd) {
+    const auto r = testing::run_zimage(cmd);
+    ASSERT_EQ(r.status, 0) << cmd << "\n" << r.err;
+  };
+  ok("encode --model " + d.string() + " --prompt 'a red fox'" + knobs + " --out " + (d / "k.safetensors").string());
+  ok("generate" + common + " --prompt-embeds " + (d / "k.safetensors").string() + " --out " + (d / "a.png").string());
+  ok("generate" + common + " --prompt 'a red fox'" + knobs + " --out " + (d / "b.png").string());
+  ok("generate" + common + " --prompt 'a red fox' --out " + (d / "c.png").string());
+  const std::string a = slurp(d / "a.png"), b = slurp(d / "b.png"), c = slurp(d / "c.png");
+  ASSERT_FALSE(a.empty());
+  EXPECT_TRUE(a == b) << "generate --prompt with knobs differs from encode with knobs + --prompt-embeds";
+  EXPECT_FALSE(b == c) << "the knobs changed nothing";
+}
 
 void expect_one_line_error(const testing::CliResult& r, const std::string& needle) {
   std::printf("  %s", r.err.c_str());
