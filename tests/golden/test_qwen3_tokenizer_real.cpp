@@ -42,7 +42,9 @@ const Fetched& fetched() {
     while (fgets(buf.data(), int(buf.size()), p)) out += buf.data();
     const int rc = pclose(p);
     while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-    const std::string last = out.substr(out.rfind('\n') == std::string::npos ? 0 : out.rfind('\n') + 1);
+    const size_t nl = out.rfind('\n');
+    std::string last = out;
+    if (nl != std::string::npos) last.erase(0, nl + 1);
     if (rc != 0) return Fetched{"", last.empty() ? "fetch_qwen3_tokenizer.sh failed" : last};
     return Fetched{last, ""};
   }();
@@ -69,7 +71,10 @@ std::vector<int32_t> golden_ids(const std::string& name) {
 }
 std::string show(const std::vector<int32_t>& v) {
   std::string s;
-  for (int32_t x : v) s += (s.empty() ? "" : " ") + std::to_string(x);
+  for (int32_t x : v) {
+    if (!s.empty()) s += ' ';
+    s += std::to_string(x);
+  }
   return "[" + s + "]";
 }
 std::optional<std::string> opt_str(const nlohmann::json& j) {
