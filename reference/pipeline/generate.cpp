@@ -59,12 +59,14 @@ EncodedPrompts encode_prompts(const std::string& pipeline_dir, const std::vector
   ZIMAGE_CHECK(PromptEncoder::pipeline_has_text_encoder(pipeline_dir),
                pipeline_dir + ": no text_encoder/config.json and tokenizer/tokenizer.json (a pipeline folder with a text encoder)");
   const PromptEncoder enc = PromptEncoder::open_pipeline(pipeline_dir);
-  (void)qwen3_hidden_index(enc.text_encoder().config(), opt.hidden_layer);  // names --hidden-layer before any compute
+  const EncodeOptions eo = opt.encode_options();
+  (void)hidden_layer_mix_weights(eo.hidden_layers, eo.hidden_layer_weights);
+  if (eo.padding_side) check_padding_side(*eo.padding_side, "--padding-side");
+  for (int k : eo.hidden_layers) (void)qwen3_hidden_index(enc.text_encoder().config(), k);  // names the layer before any compute
   Activations<T> acts;
   acts.store = false;
   acts.check_finite = true;
-  const std::vector<Tensor<T>> embeds = enc.encode<T>(prompts, opt.max_sequence_length, opt.hidden_layer, opt.think,
-                                                      warn, check_finite ? &acts : nullptr);
+  const std::vector<Tensor<T>> embeds = enc.encode<T>(prompts, eo, warn, check_finite ? &acts : nullptr);
   EncodedPrompts out;
   if (acts.first_nonfinite) {
     out.nonfinite = "text encoder: " + acts.first_nonfinite->describe();

@@ -12,6 +12,7 @@
 
 #include "pipeline/dit_model.h"
 #include "pipeline/pipeline.h"
+#include "text_encoder/prompt_encoder.h"
 
 namespace zimage {
 
@@ -64,11 +65,27 @@ struct DenoiseTrace {
 
 // ---- Prompt encoding -----------------------------------------------------
 
-// ZImagePipeline.encode_prompt's knobs (docs/text_encoder.md).
+// ZImagePipeline.encode_prompt's knobs (docs/text_encoder.md, docs/experiments.md "Text-encoder knobs").
+// The defaults are the pipeline's path, bit for bit.
 struct PromptOptions {
-  int hidden_layer = -2;          // hidden_states[hidden_layer]
+  int hidden_layer = -2;          // hidden_states[hidden_layer] (when hidden_layers is empty)
   int max_sequence_length = 512;  // padding="max_length", truncation
-  std::optional<std::string> think;  // a think block with this content; none when absent
+  std::optional<std::string> think;  // absent: no think block; "": the empty block; text: a block with it
+  std::optional<std::string> system_prompt;  // a system message first; absent: none
+  std::optional<std::string> padding_side;   // "left" | "right"; absent: the tokenizer's (right for Qwen3)
+  std::vector<int> hidden_layers;            // non-empty: the weighted mean of these hidden_states
+  std::vector<double> hidden_layer_weights;  // one per hidden_layers entry; empty: equal
+  // The library's form (hidden_layers or {hidden_layer}).
+  EncodeOptions encode_options() const {
+    EncodeOptions e;
+    e.max_sequence_length = max_sequence_length;
+    e.hidden_layers = hidden_layers.empty() ? std::vector<int>{hidden_layer} : hidden_layers;
+    e.hidden_layer_weights = hidden_layer_weights;
+    e.think = think;
+    e.system_prompt = system_prompt;
+    e.padding_side = padding_side;
+    return e;
+  }
 };
 
 struct EncodedPrompts {

@@ -1,5 +1,6 @@
 #include "text_encoder/prompt_encoder.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -32,6 +33,27 @@ TokenizerConfig TokenizerConfig::from_file(const std::string& path) {
   return c;
 }
 
+std::vector<double> hidden_layer_mix_weights(const std::vector<int>& layers, const std::vector<double>& weights) {
+  ZIMAGE_CHECK(!layers.empty(), "--hidden-layers: no layer given");
+  const size_t n = layers.size();
+  ZIMAGE_CHECK(weights.empty() || weights.size() == n, "--hidden-layer-weights: " + std::to_string(weights.size()) +
+                                                           " weights for " + std::to_string(n) + " hidden layers");
+  std::vector<double> w = weights.empty() ? std::vector<double>(n, 1.0) : weights;
+  double sum = 0;
+  for (double x : w) {
+    ZIMAGE_CHECK(std::isfinite(x) && x >= 0, "--hidden-layer-weights: each weight must be finite and >= 0, got " +
+                                                 std::to_string(x));
+    sum += x;
+  }
+  ZIMAGE_CHECK(sum > 0, "--hidden-layer-weights: the weights sum to 0");
+  for (double& x : w) x /= sum;
+  return w;
+}
+
+void check_padding_side(const std::string& side, const std::string& what) {
+  ZIMAGE_CHECK(side == "left" || side == "right", what + " must be left or right, not '" + side + "'");
+}
+
 bool PromptEncoder::pipeline_has_text_encoder(const std::string& dir) {
   std::error_code ec;
   return fs::exists(fs::path(dir) / "text_encoder" / "config.json", ec) && fs::exists(fs::path(dir) / "tokenizer" / "tokenizer.json", ec);
@@ -54,7 +76,10 @@ PromptEncoder PromptEncoder::open_pipeline(const std::string& dir) {
 }
 
 TokenizedBatch PromptEncoder::tokenize(const std::vector<std::string>& texts, int L,
-                                       const std::function<void(const std::string&)>& warn) const {
+                                       const std::function<void(const std::string&)>& warn,
+                                       const std::optional<std::string>& padding_side) const {
+  if (padding_side) check_padding_side(*padding_side, "padding side");
+  const std::string& side = padding_side ? *padding_side : tcfg_.padding_side;
   ZIMAGE_CHECK(L > 0, "max_sequence_length must be positive, got " + std::to_string(L));
   const auto pad = tok_.token_to_id(tcfg_.pad_token);
   ZIMAGE_CHECK(pad.has_value(), "tokenizer: pad token '" + tcfg_.pad_token + "' is not in the vocabulary");
@@ -71,7 +96,7 @@ TokenizedBatch PromptEncoder::tokenize(const std::vector<std::string>& texts, in
              std::to_string(L) + ": truncated, " + std::to_string(dropped) + " tokens dropped");
     }
     out.dropped.push_back(dropped);
-    const int64_t off = tcfg_.padding_side == "right" ? 0 : L - int64_t(ids.size());
+    const int64_t off = side == "right" ? 0 : L - int64_t(ids.size());
     for (size_t i = 0; i < ids.size(); ++i) {
       out.input_ids[b * L + off + int64_t(i)] = ids[i];
       out.attention_mask[b * L + off + int64_t(i)] = 1;
@@ -85,11 +110,32 @@ std::vector<Tensor<T>> PromptEncoder::encode(const std::vector<std::string>& pro
                                              const std::optional<std::string>& think,
                                              const std::function<void(const std::string&)>& warn,
                                              Activations<T>* acts) const {
-  (void)qwen3_hidden_index(te_->config(), hidden_layer);  // an unknown layer fails before any work
+  EncodeOptions opt;
+  opt.max_sequence_length = max_sequence_length;
+  opt.hidden_layers = {hidden_layer};
+  opt.think = think;
+  return encode<T>(prompts, opt, warn, acts);
+}
+
+template <class T>
+std::vector<Tensor<T>> PromptEncoder::encode(const std::vector<std::string>& prompts, const EncodeOptions& opt,
+                                             const std::function<void(const std::string&)>& warn,
+                                             Activations<T>* acts) const {
+  const std::vector<double> w = hidden_layer_mix_weights(opt.hidden_layers, opt.hidden_layer_weights);
+  for (int k : opt.hidden_layers) (void)qwen3_hidden_index(te_->config(), k);  // an unknown layer fails before any work
   std::vector<std::string> texts;
-  for (const auto& p : prompts) texts.push_back(qwen3_chat_prompt(p, think));
-  const TokenizedBatch tb = tokenize(texts, max_sequence_length, warn);
-  const Tensor<T> h = te_->hidden_state<T>(tb.input_ids, tb.attention_mask, hidden_layer, acts);
+  for (const auto& p : prompts) texts.push_back(qwen3_chat_prompt(p, opt.think, opt.system_prompt));
+  const TokenizedBatch tb = tokenize(texts, opt.max_sequence_length, warn, opt.padding_side);
+  std::vector<Tensor<T>> hs = te_->hidden_states<T>(tb.input_ids, tb.attention_mask, opt.hidden_layers, acts);
+  Tensor<T> h = std::move(hs[0]);
+  if (hs.size() > 1) {  // sum_i h_i * T(w_i), as torch's hs[k0] * w0 + hs[k1] * w1 + ...
+    const T w0 = T(w[0]);
+    for (auto& x : h.data) x *= w0;
+    for (size_t i = 1; i < hs.size(); ++i) {
+      const T wi = T(w[i]);
+      for (size_t j = 0; j < h.data.size(); ++j) h.data[j] += hs[i].data[j] * wi;
+    }
+  }
   const int64_t B = h.dim(0), L = h.dim(1), C = h.dim(2);
   std::vector<Tensor<T>> out;
   for (int64_t b = 0; b < B; ++b) {
@@ -109,6 +155,12 @@ template std::vector<Tensor<float>> PromptEncoder::encode<float>(const std::vect
                                                                  Activations<float>*) const;
 template std::vector<Tensor<double>> PromptEncoder::encode<double>(const std::vector<std::string>&, int, int,
                                                                    const std::optional<std::string>&,
+                                                                   const std::function<void(const std::string&)>&,
+                                                                   Activations<double>*) const;
+template std::vector<Tensor<float>> PromptEncoder::encode<float>(const std::vector<std::string>&, const EncodeOptions&,
+                                                                 const std::function<void(const std::string&)>&,
+                                                                 Activations<float>*) const;
+template std::vector<Tensor<double>> PromptEncoder::encode<double>(const std::vector<std::string>&, const EncodeOptions&,
                                                                    const std::function<void(const std::string&)>&,
                                                                    Activations<double>*) const;
 

@@ -23,6 +23,23 @@ struct TokenizerConfig {
   static TokenizerConfig from_file(const std::string& path);  // absent keys keep the defaults above
 };
 
+// The text-encoder knobs (docs/experiments.md, "Text-encoder knobs"). The defaults are the pipeline's.
+struct EncodeOptions {
+  int max_sequence_length = 512;                 // padding="max_length", truncation=True
+  std::vector<int> hidden_layers = {-2};         // hidden_states[k]; several: their weighted mean
+  std::vector<double> hidden_layer_weights;      // one per layer; empty: equal weights
+  std::optional<std::string> think;              // absent: no block; "": the empty block; text: a block with it
+  std::optional<std::string> system_prompt;      // absent: no system message (qwen3_chat_prompt)
+  std::optional<std::string> padding_side;       // "left" | "right"; absent: tokenizer_config.json's
+};
+
+// The weights of the mix, normalized: w_i / sum(w), equal (1/n) when `weights` is empty.
+// One line and an Error for: no layer; a weight count other than the layer count; a weight
+// that is not finite or is negative; weights summing to 0.
+std::vector<double> hidden_layer_mix_weights(const std::vector<int>& layers, const std::vector<double>& weights);
+// "left" or "right", else one line naming `what`.
+void check_padding_side(const std::string& side, const std::string& what);
+
 struct TokenizedBatch {
   Tensor<int32_t> input_ids, attention_mask;  // [B, L]
   std::vector<int64_t> dropped;               // tokens cut by truncation, per item
@@ -44,13 +61,22 @@ class PromptEncoder {
 
   // Ref: PreTrainedTokenizerBase.__call__(texts, padding="max_length", max_length, truncation=True).
   // `warn` receives one line per truncated item naming how many tokens were dropped.
+  // `padding_side` overrides tokenizer_config.json's ("left": pads first, as transformers' padding_side="left").
   TokenizedBatch tokenize(const std::vector<std::string>& texts, int max_length,
-                          const std::function<void(const std::string&)>& warn = {}) const;
+                          const std::function<void(const std::string&)>& warn = {},
+                          const std::optional<std::string>& padding_side = std::nullopt) const;
 
   // Ref: ZImagePipeline._encode_prompt. Per prompt, [tokens, C] of hidden_states[hidden_layer].
   template <class T>
   std::vector<Tensor<T>> encode(const std::vector<std::string>& prompts, int max_sequence_length = 512,
                                 int hidden_layer = -2, const std::optional<std::string>& think = std::nullopt,
+                                const std::function<void(const std::string&)>& warn = {},
+                                Activations<T>* acts = nullptr) const;
+  // The same with every knob. With several hidden layers, per token
+  //   embeds = sum_i hidden_states[k_i] * T(w_i / sum(w))   (in the order given, accumulated in T);
+  // one layer is hidden_states[k] itself (its weight unused), bit for bit the path above.
+  template <class T>
+  std::vector<Tensor<T>> encode(const std::vector<std::string>& prompts, const EncodeOptions& opt,
                                 const std::function<void(const std::string&)>& warn = {},
                                 Activations<T>* acts = nullptr) const;
 

@@ -1,5 +1,7 @@
 #include "text_encoder/qwen3_model.h"
 
+#include <algorithm>
+
 #include <filesystem>
 
 #include "io/safetensors.h"
@@ -151,26 +153,46 @@ Tensor<T> Qwen3TextEncoder::embed(const Tensor<int32_t>& ids) const {
 template <class T>
 Tensor<T> Qwen3TextEncoder::hidden_state(const Tensor<int32_t>& ids, const Tensor<int32_t>& attention_mask, int k,
                                          Activations<T>* acts) const {
+  return std::move(hidden_states<T>(ids, attention_mask, std::vector<int>{k}, acts)[0]);
+}
+
+template <class T>
+std::vector<Tensor<T>> Qwen3TextEncoder::hidden_states(const Tensor<int32_t>& ids, const Tensor<int32_t>& attention_mask,
+                                                       const std::vector<int>& ks, Activations<T>* acts) const {
   ZIMAGE_CHECK(ids.ndim() == 2 && attention_mask.shape == ids.shape,
                "text encoder: input_ids " + shape_str(ids.shape) + " and attention_mask " + shape_str(attention_mask.shape) +
                    " must both be [B, L]");
+  ZIMAGE_CHECK(!ks.empty(), "text encoder: no hidden state requested");
   const int n = cfg_.num_hidden_layers;
-  int idx = qwen3_hidden_index(cfg_, k);
-  if (mutated(Mutation::TextHiddenLayerLast) && idx == n - 1) idx = n;
+  std::vector<int> idx;
+  for (int k : ks) {
+    int i = qwen3_hidden_index(cfg_, k);
+    if (mutated(Mutation::TextHiddenLayerLast) && i == n - 1) i = n;
+    idx.push_back(i);
+  }
+  const int last = *std::max_element(idx.begin(), idx.end());
+  std::vector<Tensor<T>> out(idx.size());
+  auto keep = [&](int at, const Tensor<T>& h) {
+    for (size_t j = 0; j < idx.size(); ++j)
+      if (idx[j] == at) out[j] = h;
+  };
   Tensor<T> h = embed<T>(ids);
   record(acts, "embed_tokens", h);
-  if (idx == 0) return h;
+  keep(0, h);
+  if (last == 0) return out;
   const auto [cos, sin] = qwen3_rotary_embedding<T>(cfg_, ids.dim(1));
-  const int run = idx == n ? n : idx;  // layers 0..run-1
+  const int run = last == n ? n : last;  // layers 0..run-1
   for (int i = 0; i < run; ++i) {
     const std::string path = "layers." + std::to_string(i);
     h = qwen3_decoder_layer(h, layer<T>(i), attention_mask, cos, sin, cfg_, acts, path);
+    if (i + 1 < n) keep(i + 1, h);  // hidden_states[n] is after the final norm, not layer n-1's output
   }
-  if (idx == n) {
+  if (last == n) {
     h = qwen3_rms_norm(h, param<T>("norm.weight"), cfg_.rms_norm_eps);
     record(acts, "norm", h);
+    keep(n, h);
   }
-  return h;
+  return out;
 }
 
 template Tensor<float> Qwen3TextEncoder::param<float>(const std::string&) const;
@@ -183,5 +205,9 @@ template Tensor<float> Qwen3TextEncoder::hidden_state<float>(const Tensor<int32_
                                                              Activations<float>*) const;
 template Tensor<double> Qwen3TextEncoder::hidden_state<double>(const Tensor<int32_t>&, const Tensor<int32_t>&, int,
                                                                Activations<double>*) const;
+template std::vector<Tensor<float>> Qwen3TextEncoder::hidden_states<float>(const Tensor<int32_t>&, const Tensor<int32_t>&,
+                                                                           const std::vector<int>&, Activations<float>*) const;
+template std::vector<Tensor<double>> Qwen3TextEncoder::hidden_states<double>(const Tensor<int32_t>&, const Tensor<int32_t>&,
+                                                                             const std::vector<int>&, Activations<double>*) const;
 
 }  // namespace zimage

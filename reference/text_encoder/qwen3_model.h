@@ -6,6 +6,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "model/param_source.h"
 #include "text_encoder/qwen3_modules.h"
@@ -47,6 +48,11 @@ class Qwen3TextEncoder {
   template <class T>
   Tensor<T> hidden_state(const Tensor<int32_t>& ids, const Tensor<int32_t>& attention_mask, int k,
                          Activations<T>* acts = nullptr) const;
+  // Several hidden_states in one forward (run to the deepest one asked for), in the order of ks;
+  // hidden_state(k) is hidden_states({k})[0].
+  template <class T>
+  std::vector<Tensor<T>> hidden_states(const Tensor<int32_t>& ids, const Tensor<int32_t>& attention_mask,
+                                       const std::vector<int>& ks, Activations<T>* acts = nullptr) const;
 
  private:
   Qwen3Config cfg_;

@@ -366,9 +366,18 @@ std::vector<int32_t> Qwen2Tokenizer::encode(const std::string& text) const {
   return ids;
 }
 
-std::string qwen3_chat_prompt(const std::string& prompt, const std::optional<std::string>& think) {
-  std::string s = "<|im_start|>user\n" + prompt + "<|im_end|>\n<|im_start|>assistant\n";
-  if (think) s += "<think>\n" + *think + "\n</think>\n\n";
+std::string qwen3_chat_prompt(const std::string& prompt, const std::optional<std::string>& think,
+                              const std::optional<std::string>& system) {
+  std::string s;
+  if (system) s += "<|im_start|>system\n" + *system + "<|im_end|>\n";
+  s += "<|im_start|>user\n" + prompt + "<|im_end|>\n<|im_start|>assistant\n";
+  if (think) {
+    // The template writes reasoning_content.strip('\n'): newlines at either end are not kept.
+    size_t b = 0, e = think->size();
+    while (b < e && (*think)[b] == '\n') ++b;
+    while (e > b && (*think)[e - 1] == '\n') --e;
+    s += "<think>\n" + think->substr(b, e - b) + "\n</think>\n\n";
+  }
   return s;
 }
 

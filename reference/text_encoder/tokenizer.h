@@ -54,9 +54,14 @@ std::string u32_to_utf8(const std::u32string& s);
 // [{"role": "user", "content": prompt}], tokenize=False,
 // add_generation_prompt=True, enable_thinking=True) and Qwen3's chat template:
 //   "<|im_start|>user\n" + prompt + "<|im_end|>\n<|im_start|>assistant\n"
-// With `think` set, a think block follows, as Qwen3's template writes one:
-//   "<think>\n" + think + "\n</think>\n\n" (an empty think is what
-//   enable_thinking=False emits: "<think>\n\n</think>\n\n").
-std::string qwen3_chat_prompt(const std::string& prompt, const std::optional<std::string>& think = std::nullopt);
+// The knobs (docs/experiments.md, "Text-encoder knobs"), each the template's own rendering:
+// - `system` set (even ""): a system message first, "<|im_start|>system\n" + system + "<|im_end|>\n"
+//   (messages[0].role == "system").
+// - `think` absent: no think block (enable_thinking=True, the pipeline's default).
+// - `think` == "": the empty block "<think>\n\n</think>\n\n", what enable_thinking=False emits.
+// - `think` text: "<think>\n" + text.strip('\n') + "\n</think>\n\n", what the template writes for
+//   an assistant turn with that reasoning_content (before its content and <|im_end|>).
+std::string qwen3_chat_prompt(const std::string& prompt, const std::optional<std::string>& think = std::nullopt,
+                              const std::optional<std::string>& system = std::nullopt);
 
 }  // namespace zimage

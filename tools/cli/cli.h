@@ -6,6 +6,10 @@
 #include "core/error.h"
 #include "model/transformer.h"
 
+namespace zimage {
+struct PromptOptions;  // pipeline/generate.h
+}
+
 namespace zimage::cli {
 
 inline constexpr const char* kUsage =
@@ -36,9 +40,10 @@ inline constexpr const char* kUsage =
     "             [--height 1024] [--width 1024] [--steps 8] [--guidance 0] [--cfg-normalization X]\n"
     "             [--cfg-truncation X] [--shift S] [--seed 0] [--latents FILE] [--num-images-per-prompt 1]\n"
     "             [--dtype float32|float64] [--save-latents FILE] [--check-finite]\n"
-    "             [--weights auto|memory|stream|bf16] [--device cpu|cuda [--attention NAME]] --out IMAGE.png\n"
+    "             [--weights auto|memory|stream|bf16] [--device cpu|cuda [--attention NAME]]\n"
     "             [--long-prompt-mode truncate|interpolate|pool|attention_pool [--long-prompt-target N]]\n"
     "             [--rope-scaling extrapolate|linear|ntk] [--rope-extend] [--skip-context-refiner]\n"
+    "             [text-encoder knobs, with --prompt: as for encode] --out IMAGE.png\n"
     "      ZImagePipeline from prompt embeddings (prompt_embeds.{i} [tokens, cap_feat_dim]; a negatives\n"
     "      file may name them negative_prompt_embeds.{i}) to PNG. PIPELINE_DIR is what\n"
     "      ZImagePipeline.save_pretrained writes. Defaults are Turbo's (8 steps, guidance 0). --seed S\n"
@@ -48,7 +53,8 @@ inline constexpr const char* kUsage =
     "      a bf16-held copy (bf16; every value must be bf16-exact, as in the Turbo shards): the same\n"
     "      results; auto streams from bf16 above 4 GiB of weights.\n"
     "      --device cuda runs the transformer on the GPU (--dtype float32 or bfloat16 storage, fp32 math;\n"
-    "      --attention as for dit); the text encoder, the loop and the VAE stay on the CPU. Without a\n"
+    "      --attention as for dit) and decodes with the VAE on the GPU; the text encoder and the loop stay\n"
+    "      on the CPU. Without a\n"
     "      GPU or a CUDA build it is one line, exit 2, before any file is read.\n"
     "      Research knobs (docs/experiments.md; defaults change nothing): --long-prompt-mode resamples\n"
     "      prompt embeddings longer than N tokens (default N: the config's longest caption, 1504 for\n"
@@ -57,12 +63,17 @@ inline constexpr const char* kUsage =
     "      output straight to the main layers. --rope-scaling, --rope-extend and --skip-context-refiner\n"
     "      are CPU only.\n"
     "  zimage encode --model PIPELINE_DIR --prompt TEXT [--prompt TEXT ...] [--hidden-layer -2]\n"
-    "             [--max-sequence-length 512] [--think TEXT] [--dtype float32|float64] [--check-finite]\n"
-    "             --out EMBEDS.safetensors\n"
+    "             [--max-sequence-length 512] [--think TEXT] [--system-prompt TEXT] [--padding-side left|right]\n"
+    "             [--hidden-layers -2,-3 [--hidden-layer-weights 0.5,0.5]] [--dtype float32|float64]\n"
+    "             [--check-finite] --out EMBEDS.safetensors\n"
     "      Prompt embeddings as ZImagePipeline.encode_prompt computes them (Qwen3 chat template,\n"
     "      padding/truncation to --max-sequence-length, hidden_states[--hidden-layer], pad rows dropped):\n"
-    "      prompt_embeds.{i} [tokens, hidden] float32, what generate --prompt-embeds reads. --think adds\n"
-    "      a think block with that content. A prompt over the length is truncated with a warning.\n"
+    "      prompt_embeds.{i} [tokens, hidden] float32, what generate --prompt-embeds reads. Knobs\n"
+    "      (docs/experiments.md): --think TEXT a think block with that content, --think \"\" the empty\n"
+    "      block (enable_thinking=False), absent none; --system-prompt a system message; --padding-side\n"
+    "      as transformers' (default: the tokenizer's, right); --hidden-layers the weighted mean\n"
+    "      sum w_i h_i / sum w_i of several hidden_states (weights finite, >= 0, default equal).\n"
+    "      A prompt over the length is truncated with a warning.\n"
     "  zimage inspect DIR|FILE [--no-values] [--check-finite]\n"
     "      What a diffusers pipeline folder, a model folder or a ComfyUI single-file transformer holds:\n"
     "      components, configs, parameter counts, dtypes, bf16-exactness of the stored values (skipped\n"
@@ -130,6 +141,10 @@ int cmd_rope_limits(const Args& args);
 int cmd_vae(int argc, char** argv);  // zimage vae decode|encode|validate (tools/cli/cmd_vae.cpp)
 int cmd_generate(const Args& args);
 int cmd_encode(const Args& args);  // zimage encode (tools/cli/cmd_encode.cpp)
+// The text-encoder knobs shared by encode and generate (tools/cli/cmd_encode.cpp): every value checked,
+// one line naming the flag, before any file is read.
+extern const std::vector<std::string> kPromptOptionFlags;
+PromptOptions parse_prompt_options(const Args& args);
 int cmd_inspect(int argc, char** argv);  // zimage inspect DIR|FILE [--no-values] (tools/cli/cmd_inspect.cpp)
 int cmd_write_synthetic(const Args& args);  // tools/cli/cmd_write_synthetic.cpp
 

@@ -104,6 +104,7 @@ int cmd_generate(const Args& args) {
                                     "--check-finite", "--weights", "--prompt", "--negative-prompt", "--device",
                                     "--attention"};
   known.insert(known.end(), kDitKnobFlags.begin(), kDitKnobFlags.end());
+  known.insert(known.end(), kPromptOptionFlags.begin(), kPromptOptionFlags.end());
   allow_only(args, known);
   const std::string device = args.get("--device", "cpu");
   ZIMAGE_CHECK(device == "cpu" || device == "cuda", "--device must be cpu or cuda, not '" + device + "'");
@@ -127,6 +128,9 @@ int cmd_generate(const Args& args) {
   opt.long_prompt = knobs.long_prompt;
   ZIMAGE_CHECK(device == "cpu" || opt.dit.is_default(),
                "--rope-scaling, --rope-extend and --skip-context-refiner run on the CPU reference only (--device cpu)");
+  req.prompt_options = parse_prompt_options(args);
+  for (const auto& f : kPromptOptionFlags)  // they shape the text encoding: meaningless for given embeddings
+    ZIMAGE_CHECK(!args.has(f) || args.has("--prompt"), f + " needs --prompt (it changes how prompts are encoded)");
   const std::string dtype = args.get("--dtype", "float32");
   if (device == "cpu")
     ZIMAGE_CHECK(dtype == "float32" || dtype == "float64",

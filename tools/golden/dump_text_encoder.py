@@ -232,7 +232,8 @@ def verify(folder: str) -> None:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         kind = meta.get("kind")
-        if meta.get("format") != gio.FORMAT or kind not in ("text_encoder", "tokenizer", "text_encode"):
+        if meta.get("format") != gio.FORMAT or kind not in ("text_encoder", "tokenizer", "text_encode",
+                                                                     "tokenizer_real", "text_knobs"):
             raise gio.GoldenError(f"{path}: format {meta.get('format')!r} kind {kind!r}")
         for k in TE_KEYS:
             if k not in meta:

