@@ -11,8 +11,13 @@ class CudaDit final : public DitModel<float> {
         name_(std::string("cuda ") + dtype_name(opts.dtype) + " (" + describe_device() + ")") {}
   const ZImageConfig& config() const override { return model_.config(); }
   std::string weights() const override { return name_; }
+  // RoPE extrapolation and --skip-context-refiner run on the GPU; linear / ntk scaling does not.
+  void set_forward_options(const ForwardOptions& o) override {
+    ZIMAGE_CHECK(!o.scales_captions(), "--rope-scaling linear|ntk runs on the CPU reference only (--device cpu)");
+    fopts_ = o;
+  }
   std::vector<Tensor<float>> forward(const DitInputs<float>& in, Activations<float>* acts) const override {
-    std::vector<Tensor<float>> out = model_.forward(in);
+    std::vector<Tensor<float>> out = model_.forward(in, fopts_);
     if (acts && acts->check_finite)
       for (size_t i = 0; i < out.size(); ++i) record(acts, "sample." + std::to_string(i), out[i]);
     return out;
@@ -21,6 +26,7 @@ class CudaDit final : public DitModel<float> {
  private:
   mutable CudaModel model_;  // forward reuses the model's scratch buffers and stream
   std::string name_;
+  ForwardOptions fopts_;
 };
 
 }  // namespace

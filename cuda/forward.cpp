@@ -447,7 +447,10 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   std::vector<Shape> x_shapes, cap_shapes;
   for (const auto& x : in.x) x_shapes.push_back(x.shape);
   for (const auto& c : in.cap_feats) cap_shapes.push_back(c.shape);
-  check_dit_inputs(cfg_, x_shapes, cap_shapes, in.t.shape, fopts.rope_extend);  // the reference's checks and messages
+  ZIMAGE_CHECK(!fopts.scales_captions(), "CUDA model: --rope-scaling linear|ntk runs on the CPU reference only "
+                                          "(its caption RoPE is computed per item, not gathered from the tables)");
+  // The reference's checks and messages.
+  check_dit_inputs(cfg_, x_shapes, cap_shapes, in.t.shape, fopts.extends_tables());
   const cudaStream_t s = rt_->stream();
   const int p = cfg_.patch_size(), pf = cfg_.f_patch_size();
   const int64_t B = int64_t(in.x.size());
@@ -463,7 +466,8 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
     const std::array<int64_t, 3> tokens{xs[1] / pf, xs[2] / p, xs[3] / p};
     img_ids.push_back(pad_with_ids(tokens[0] * tokens[1] * tokens[2], tokens, {cap_ids.back().total_len + 1, 0, 0}));
   }
-  const RopeTablesDev rope = upload_rope_tables(cfg_, rope_table_lens(cfg_, x_shapes, cap_shapes, fopts.rope_extend), s);
+  const RopeTablesDev rope =
+      upload_rope_tables(cfg_, rope_table_lens(cfg_, x_shapes, cap_shapes, fopts.extends_tables()), s);
   Stream x, cap, u;
   embed_image(in, img_ids, rope.buf, rope.axes, x);
   embed_caption(in, cap_ids, rope.buf, rope.axes, cap);
@@ -474,9 +478,10 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   for (const auto& blk : noise_refiner_)
     run_block(*rt_, blk, opts_.dtype, x.feats.data(), B, x.L, x.mask_ptr(), &x.lens, x.freqs.as<const float>(),
               adaln.data(), cfg_.n_heads, cfg_.norm_eps, scratch_, opts_);
-  for (const auto& blk : context_refiner_)
-    run_block(*rt_, blk, opts_.dtype, cap.feats.data(), B, cap.L, cap.mask_ptr(), &cap.lens, cap.freqs.as<const float>(),
-              nullptr, cfg_.n_heads, cfg_.norm_eps, scratch_, opts_);
+  if (!fopts.skip_context_refiner)  // --skip-context-refiner: cap_embedder's output goes straight on
+    for (const auto& blk : context_refiner_)
+      run_block(*rt_, blk, opts_.dtype, cap.feats.data(), B, cap.L, cap.mask_ptr(), &cap.lens,
+                cap.freqs.as<const float>(), nullptr, cfg_.n_heads, cfg_.norm_eps, scratch_, opts_);
   unify(x, cap, u);
   for (const auto& blk : layers_)
     run_block(*rt_, blk, opts_.dtype, u.feats.data(), B, u.L, u.mask_ptr(), &u.lens, u.freqs.as<const float>(),

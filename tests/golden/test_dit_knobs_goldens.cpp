@@ -350,7 +350,8 @@ std::vector<std::tuple<std::string, std::string, std::string>> bad_knobs() {
       {"--rope-scaling yarn", "--rope-scaling must be extrapolate, linear or ntk"},
       {"--rope-scaling 2", "--rope-scaling must be extrapolate, linear or ntk"},
       {"--rope-extend --rope-scaling ntk", "--rope-extend is --rope-scaling extrapolate"},
-      {"--skip-context-refiner --device cuda", "CPU reference only"},
+      {"--rope-scaling linear --device cuda", "CPU reference only"},
+      {"--rope-scaling ntk --device cuda", "CPU reference only"},
   };
   std::vector<std::tuple<std::string, std::string, std::string>> out;
   for (const char* cmd : {"generate", "dit"})

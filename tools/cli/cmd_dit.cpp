@@ -136,7 +136,7 @@ int run_cuda(const Args& args, const std::string& dtype) {
   out.set_metadata("producer", "zimage dit --device cuda (" + gpu::describe_device() + ")");
   out.set_metadata("dtype", dtype);
   out.set_metadata("model", args.get("--model"));
-  out.set_metadata("rope_extend", opts.rope_extend ? "on (positions past axes_lens are extrapolated)" : "off");
+  out.set_metadata("rope_extend", opts.extends_tables() ? "on (positions past axes_lens are extrapolated)" : "off");
   for (size_t i = 0; i < samples.size(); ++i) out.add("sample." + std::to_string(i), samples[i], DType::F32);
   out.write(out_path);
   std::printf("wrote %zu samples to %s\n", samples.size(), out_path.c_str());
@@ -157,8 +157,7 @@ int cmd_dit(const Args& args) {
                "--attention chooses the CUDA attention kernel (auto, v1_simt, mma, cudnn): it needs --device cuda");
   const std::string dtype = args.get("--dtype", "float32");
   if (device == "cuda") {
-    ZIMAGE_CHECK(!knobs.forward.scales_captions() && !knobs.forward.skip_context_refiner,
-                 "--rope-scaling linear|ntk and --skip-context-refiner run on the CPU reference only (--device cpu)");
+    ZIMAGE_CHECK(!knobs.forward.scales_captions(), "--rope-scaling linear|ntk runs on the CPU reference only (--device cpu)");
 #ifdef ZIMAGE_WITH_CUDA
     return run_cuda(args, dtype);
 #else

@@ -126,8 +126,8 @@ int cmd_generate(const Args& args) {
   const DitKnobs knobs = parse_dit_knobs(args);  // docs/experiments.md
   opt.dit = knobs.forward;
   opt.long_prompt = knobs.long_prompt;
-  ZIMAGE_CHECK(device == "cpu" || opt.dit.is_default(),
-               "--rope-scaling, --rope-extend and --skip-context-refiner run on the CPU reference only (--device cpu)");
+  ZIMAGE_CHECK(device == "cpu" || !opt.dit.scales_captions(),
+               "--rope-scaling linear|ntk runs on the CPU reference only (--device cpu)");
   req.prompt_options = parse_prompt_options(args);
   for (const auto& f : kPromptOptionFlags)  // they shape the text encoding: meaningless for given embeddings
     ZIMAGE_CHECK(!args.has(f) || args.has("--prompt"), f + " needs --prompt (it changes how prompts are encoded)");
