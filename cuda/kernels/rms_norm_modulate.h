@@ -2,7 +2,8 @@
 // Twin: reference/modules/norms.h rms_norm, then reference/modules/transformer_block.h
 //       mul_rows(h, 1 + scale) (ZImageTransformerBlock.forward: attention_norm1(x) * scale_msa,
 //       ffn_norm1(x) * scale_mlp); with mod == nullptr it is rms_norm alone (cap_embedder.0,
-//       unmodulated context_refiner blocks).
+//       unmodulated context_refiner blocks; and reference/text_encoder/qwen3_modules.h
+//       qwen3_rms_norm for Qwen3's input_layernorm, post_attention_layernorm: qwen3_cuda.h).
 // Shapes (PyTorch order): x [B, L, C] (row stride ldx), weight [C], mod [B, ld_mod] whose first C
 // values are the raw scale chunk s (the kernel uses 1 + s), y [B, L, C] (row stride ldy).
 // rows = B * L, rows_per_batch = L. fp32 math: y = x * (1 / sqrt(mean(x^2) + eps)) * w * (1 + s).
