@@ -142,6 +142,20 @@ Tensor<float> qwen3_decoder_layer_cuda(const Qwen3LayerW<float>& w, const Qwen3C
   return out;
 }
 
+namespace {
+// The hidden layer needing the most layers (hidden_states index n counts the norm too).
+int deepest(const Qwen3Config& cfg, const std::vector<int>& ks) {
+  ZIMAGE_CHECK(!ks.empty(), "text encoder on CUDA: no hidden layer asked for");
+  int best = ks[0];
+  for (int k : ks)
+    if (qwen3_hidden_index(cfg, k) > qwen3_hidden_index(cfg, best)) best = k;
+  return best;
+}
+}  // namespace
+
+CudaQwen3::CudaQwen3(const Qwen3TextEncoder& te, const std::vector<int>& hidden_layers, const Qwen3CudaOptions& opts)
+    : CudaQwen3(te, deepest(te.config(), hidden_layers), opts) {}
+
 CudaQwen3::CudaQwen3(const Qwen3TextEncoder& te, int hidden_layer, const Qwen3CudaOptions& opts)
     : cfg_(te.config()), opts_(opts) {
   refuse_fp16(opts.dtype);
@@ -186,18 +200,37 @@ CudaQwen3::~CudaQwen3() {
 }
 
 Tensor<float> CudaQwen3::hidden_state(const Tensor<int32_t>& ids, const Tensor<int32_t>& attention_mask, int k) {
+  return std::move(hidden_states(ids, attention_mask, {k})[0]);
+}
+
+std::vector<Tensor<float>> CudaQwen3::hidden_states(const Tensor<int32_t>& ids, const Tensor<int32_t>& attention_mask,
+                                                    const std::vector<int>& ks) {
   check_inputs(cfg_, ids, attention_mask);
   const int n = cfg_.num_hidden_layers;
-  const int idx = qwen3_hidden_index(cfg_, k);
-  const int run = idx == n ? n : idx;
-  ZIMAGE_CHECK(run <= int(layers_.size()) && (idx != n || !norm_.empty()),
-               "text encoder on CUDA: hidden_states[" + std::to_string(k) + "] needs " + std::to_string(run) +
-                   " layers" + (idx == n ? " and the final norm" : "") + "; this model was built with " +
-                   std::to_string(layers_.size()) + (norm_.empty() ? "" : " and the norm"));
+  std::vector<int> idx;
+  int run = 0;
+  for (int k : ks) {
+    idx.push_back(qwen3_hidden_index(cfg_, k));
+    const int needs = idx.back() == n ? n : idx.back();
+    ZIMAGE_CHECK(needs <= int(layers_.size()) && (idx.back() != n || !norm_.empty()),
+                 "text encoder on CUDA: hidden_states[" + std::to_string(k) + "] needs " + std::to_string(needs) +
+                     " layers" + (idx.back() == n ? " and the final norm" : "") + "; this model was built with " +
+                     std::to_string(layers_.size()) + (norm_.empty() ? "" : " and the norm"));
+    run = std::max(run, needs);
+  }
   const DType dt = opts_.dtype;
   const cudaStream_t s = rt_->stream();
   const int64_t B = ids.dim(0), L = ids.dim(1), N = B * L, C = cfg_.hidden_size;
-  if (N == 0) return Tensor<float>({B, L, C});
+  std::vector<Tensor<float>> out(ks.size());
+  if (N == 0) {
+    for (auto& o : out) o = Tensor<float>({B, L, C});
+    return out;
+  }
+  // Downloads every asked-for entry that is hidden_states[i] (i layers run).
+  auto take = [&](int i, const DeviceTensor& x) {
+    for (size_t j = 0; j < ks.size(); ++j)
+      if (idx[j] == i && idx[j] != n) out[j] = download(x, rt_->staging(), s);
+  };
 
   DeviceBuffer ids_d(size_t(N) * sizeof(int32_t), s);
   copy_up(ids_d.get(), ids.ptr(), size_t(N) * sizeof(int32_t), s);
@@ -208,20 +241,34 @@ Tensor<float> CudaQwen3::hidden_state(const Tensor<int32_t>& ids, const Tensor<i
   }
   DeviceTensor x(dt, {B, L, C}, s);
   embedding_gather(dt, ids_d.as<const int32_t>(), N, embed_tokens_.data(), C, x.data(), s);
+  take(0, x);
   if (run > 0) {
     const Tensor<float> cs = qwen3_cos_sin_table(cfg_, L);
     DeviceBuffer cs_d(size_t(cs.numel()) * sizeof(float), s);
     copy_up(cs_d.get(), cs.ptr(), size_t(cs.numel()) * sizeof(float), s);
-    for (int i = 0; i < run; ++i)
+    for (int i = 0; i < run; ++i) {
       run_qwen3_layer(*rt_, layers_[size_t(i)], cfg_, dt, x.data(), B, L, mask_d.as<const int32_t>(),
                       cs_d.as<const float>(), scratch_, opts_);
-    if (idx == n) {
+      take(i + 1, x);
+    }
+    if (std::find(idx.begin(), idx.end(), n) != idx.end()) {
       DeviceTensor y(dt, {B, L, C}, s);
       rms_norm_modulate(dt, x.data(), C, norm_.data(), nullptr, 0, N, L, C, cfg_.rms_norm_eps, y.data(), C, s);
-      return download(y, rt_->staging(), s);
+      const Tensor<float> normed = download(y, rt_->staging(), s);
+      for (size_t j = 0; j < ks.size(); ++j)
+        if (idx[j] == n) out[j] = normed;
     }
   }
-  return download(x, rt_->staging(), s);
+  return out;
+}
+
+TextEncoderBackend cuda_text_encoder(const Qwen3CudaOptions& opts) {
+  return [opts](const Qwen3TextEncoder& te, const std::vector<int>& ks) -> PromptEncoder::HiddenStatesFn {
+    auto model = std::make_shared<CudaQwen3>(te, ks, opts);
+    return [model](const Tensor<int32_t>& ids, const Tensor<int32_t>& mask, const std::vector<int>& k) {
+      return model->hidden_states(ids, mask, k);
+    };
+  };
 }
 
 }  // namespace zimage::gpu

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "forward.h"
+#include "pipeline/generate.h"
 #include "text_encoder/qwen3_model.h"
 
 namespace zimage::gpu {
@@ -76,11 +77,16 @@ class CudaQwen3 {
   // hidden_states[hidden_layer] needs, one at a time from the encoder's ParamSource, plus norm
   // when hidden_layer resolves to the last entry. Checks the attention config first.
   CudaQwen3(const Qwen3TextEncoder& te, int hidden_layer, const Qwen3CudaOptions& opts);
+  // The same for the deepest of several hidden layers.
+  CudaQwen3(const Qwen3TextEncoder& te, const std::vector<int>& hidden_layers, const Qwen3CudaOptions& opts);
   ~CudaQwen3();
 
   // Ref: Qwen3TextEncoder::hidden_state. ids, attention_mask [B, L] -> [B, L, C] fp32 (the
   // storage values widened). k must need no layer past the uploaded ones (one-line error).
   Tensor<float> hidden_state(const Tensor<int32_t>& ids, const Tensor<int32_t>& attention_mask, int k);
+  // Ref: Qwen3TextEncoder::hidden_states: several in one forward, in the order of ks.
+  std::vector<Tensor<float>> hidden_states(const Tensor<int32_t>& ids, const Tensor<int32_t>& attention_mask,
+                                           const std::vector<int>& ks);
 
   const Qwen3Config& config() const { return cfg_; }
   int layers_uploaded() const { return int(layers_.size()); }
@@ -94,5 +100,10 @@ class CudaQwen3 {
   std::vector<DeviceQwen3Layer> layers_;
   Qwen3Scratch scratch_;
 };
+
+// generate()'s GenerateHooks::text_encoder and encode_prompts' backend on the GPU (`zimage generate
+// --device cuda`, `zimage encode --device cuda`): the encoder's weights uploaded once for its
+// hidden layers (CudaQwen3), then hidden_states per batch; freed with the last copy of the function.
+TextEncoderBackend cuda_text_encoder(const Qwen3CudaOptions& opts);
 
 }  // namespace zimage::gpu

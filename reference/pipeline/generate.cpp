@@ -53,16 +53,17 @@ Denoised<T> denoise(const DitModel<T>& dit, const Schedule& s, const CfgOptions&
 template <class T>
 EncodedPrompts encode_prompts(const std::string& pipeline_dir, const std::vector<std::string>& prompts,
                               const PromptOptions& opt, bool check_finite,
-                              const std::function<void(const std::string&)>& warn) {
+                              const std::function<void(const std::string&)>& warn, const TextEncoderBackend& backend) {
   ZIMAGE_CHECK(!prompts.empty(), "no prompt to encode");
   ZIMAGE_CHECK(opt.max_sequence_length > 0, "--max-sequence-length must be positive");
   ZIMAGE_CHECK(PromptEncoder::pipeline_has_text_encoder(pipeline_dir),
                pipeline_dir + ": no text_encoder/config.json and tokenizer/tokenizer.json (a pipeline folder with a text encoder)");
-  const PromptEncoder enc = PromptEncoder::open_pipeline(pipeline_dir);
+  PromptEncoder enc = PromptEncoder::open_pipeline(pipeline_dir);
   const EncodeOptions eo = opt.encode_options();
   (void)hidden_layer_mix_weights(eo.hidden_layers, eo.hidden_layer_weights);
   if (eo.padding_side) check_padding_side(*eo.padding_side, "--padding-side");
   for (int k : eo.hidden_layers) (void)qwen3_hidden_index(enc.text_encoder().config(), k);  // names the layer before any compute
+  if (backend) enc.set_hidden_states_backend(backend(enc.text_encoder(), eo.hidden_layers));
   Activations<T> acts;
   acts.store = false;
   acts.check_finite = true;
@@ -120,11 +121,20 @@ Generated<T> generate(const PipelineFolder& pipe, const GenerateRequest& req, co
                                                           " prompts (give one, or one per prompt)");
     }
     stage("encode", std::to_string(req.prompts.size() + negs.size()) + " prompt(s)");
-    EncodedPrompts p = encode_prompts<T>(pipe.dir, req.prompts, req.prompt_options, req.check_finite, hooks.warn);
+    // hooks.text_encoder made once for both calls; `made` (and the device memory it holds) is
+    // released when this block ends, before the transformer loads.
+    PromptEncoder::HiddenStatesFn made;
+    TextEncoderBackend once;
+    if (hooks.text_encoder)
+      once = [&](const Qwen3TextEncoder& te, const std::vector<int>& ks) {
+        if (!made) made = hooks.text_encoder(te, ks);
+        return made;
+      };
+    EncodedPrompts p = encode_prompts<T>(pipe.dir, req.prompts, req.prompt_options, req.check_finite, hooks.warn, once);
     if (p.nonfinite) return out.nonfinite = p.nonfinite, out;
     pos = std::move(p.embeds);
     if (cfg) {
-      EncodedPrompts n = encode_prompts<T>(pipe.dir, negs, req.prompt_options, req.check_finite, hooks.warn);
+      EncodedPrompts n = encode_prompts<T>(pipe.dir, negs, req.prompt_options, req.check_finite, hooks.warn, once);
       if (n.nonfinite) return out.nonfinite = n.nonfinite, out;
       neg = std::move(n.embeds);
     }
@@ -192,7 +202,8 @@ Generated<T> generate(const PipelineFolder& pipe, const GenerateRequest& req, co
                                Activations<T>*);                                                                    \
   template EncodedPrompts encode_prompts<T>(const std::string&, const std::vector<std::string>&,                     \
                                             const PromptOptions&, bool,                                              \
-                                            const std::function<void(const std::string&)>&);                        \
+                                            const std::function<void(const std::string&)>&,                         \
+                                            const TextEncoderBackend&);                                             \
   template Generated<T> generate(const PipelineFolder&, const GenerateRequest&, const GenerateHooks<T>&);
 ZIMAGE_GENERATE_INSTANTIATE(float)
 ZIMAGE_GENERATE_INSTANTIATE(double)

@@ -95,12 +95,18 @@ struct EncodedPrompts {
   std::optional<std::string> nonfinite;  // check_finite: "text encoder: <module, count, index>"; embeds empty
 };
 
-// Encodes with the folder's tokenizer/ and text_encoder/, computing in T.
+// A text-encoder backend for the folder's encoder (the CUDA one: gpu::cuda_text_encoder), made for
+// these hidden layers; see PromptEncoder::set_hidden_states_backend.
+using TextEncoderBackend =
+    std::function<PromptEncoder::HiddenStatesFn(const Qwen3TextEncoder&, const std::vector<int>& hidden_layers)>;
+
+// Encodes with the folder's tokenizer/ and text_encoder/, computing in T (or through `backend`).
 // Truncated prompts are reported through `warn`, one line each.
 template <class T>
 EncodedPrompts encode_prompts(const std::string& pipeline_dir, const std::vector<std::string>& prompts,
                               const PromptOptions& opt, bool check_finite,
-                              const std::function<void(const std::string&)>& warn = {});
+                              const std::function<void(const std::string&)>& warn = {},
+                              const TextEncoderBackend& backend = {});
 
 // ---- The whole pipeline ----------------------------------------------------
 
@@ -128,6 +134,9 @@ struct GenerateHooks {
   StepCallback<T> on_step;
   // The transformer to use instead of open_dit_model (the CUDA model, a test's model).
   std::function<std::unique_ptr<DitModel<T>>(const ModelFolder&, DitWeights)> open_dit;
+  // The text encoder to use instead of the reference's (the CUDA encoder): made once, on the first
+  // encode_prompts call, for the prompts and the negatives alike, and released after encoding.
+  TextEncoderBackend text_encoder;
   // The VAE decode to use instead of the reference's (the CUDA VAE): the loop's final latents, as
   // the transformer saw them (scaled) -> the image [B, out_channels, H, W], about [-1, 1], as
   // decode_latents returns it (unscale_latents, then vae_decode). When set, the reference's VAE

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <type_traits>
 
 namespace zimage {
 
@@ -126,7 +127,20 @@ std::vector<Tensor<T>> PromptEncoder::encode(const std::vector<std::string>& pro
   std::vector<std::string> texts;
   for (const auto& p : prompts) texts.push_back(qwen3_chat_prompt(p, opt.think, opt.system_prompt));
   const TokenizedBatch tb = tokenize(texts, opt.max_sequence_length, warn, opt.padding_side);
-  std::vector<Tensor<T>> hs = te_->hidden_states<T>(tb.input_ids, tb.attention_mask, opt.hidden_layers, acts);
+  std::vector<Tensor<T>> hs;
+  if (backend_) {
+    if constexpr (std::is_same_v<T, float>) {
+      hs = backend_(tb.input_ids, tb.attention_mask, opt.hidden_layers);
+      ZIMAGE_CHECK(hs.size() == opt.hidden_layers.size(), "text encoder backend: " + std::to_string(hs.size()) +
+                                                              " hidden states for " +
+                                                              std::to_string(opt.hidden_layers.size()) + " layers");
+      for (size_t i = 0; i < hs.size(); ++i) record(acts, "hidden_states[" + std::to_string(opt.hidden_layers[i]) + "]", hs[i]);
+    } else {
+      throw Error("the text encoder backend computes float32 only, not float64");
+    }
+  } else {
+    hs = te_->hidden_states<T>(tb.input_ids, tb.attention_mask, opt.hidden_layers, acts);
+  }
   Tensor<T> h = std::move(hs[0]);
   if (hs.size() > 1) {  // sum_i h_i * T(w_i), as torch's hs[k0] * w0 + hs[k1] * w1 + ...
     const T w0 = T(w[0]);

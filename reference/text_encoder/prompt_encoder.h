@@ -59,6 +59,15 @@ class PromptEncoder {
   const Qwen2Tokenizer& tokenizer() const { return tok_; }
   const Qwen3TextEncoder& text_encoder() const { return *te_; }
 
+  // Where hidden_states are computed: by default the text encoder above (CPU, in T); a backend
+  // (the CUDA text encoder, gpu::cuda_text_encoder) takes ids and mask [B, L] and the hidden
+  // indices and returns hidden_states[k] [B, L, C] in fp32 for each, as
+  // Qwen3TextEncoder::hidden_states. With a backend, encode<float> uses it (encode<double> refuses),
+  // and check_finite screens its outputs ("hidden_states[k]"), not the modules inside.
+  using HiddenStatesFn = std::function<std::vector<Tensor<float>>(const Tensor<int32_t>& ids, const Tensor<int32_t>& mask,
+                                                                  const std::vector<int>& ks)>;
+  void set_hidden_states_backend(HiddenStatesFn f) { backend_ = std::move(f); }
+
   // Ref: PreTrainedTokenizerBase.__call__(texts, padding="max_length", max_length, truncation=True).
   // `warn` receives one line per truncated item naming how many tokens were dropped.
   // `padding_side` overrides tokenizer_config.json's ("left": pads first, as transformers' padding_side="left").
@@ -84,6 +93,7 @@ class PromptEncoder {
   Qwen2Tokenizer tok_;
   TokenizerConfig tcfg_;
   std::shared_ptr<Qwen3TextEncoder> te_;
+  HiddenStatesFn backend_;
 };
 
 }  // namespace zimage

@@ -12,6 +12,7 @@
 #include <array>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 
 #include "cuda_support.h"
@@ -19,7 +20,9 @@
 #include "kernels/flash_attention.h"
 #include "kernels/qwen3_qk_norm_rope.h"
 #include "numerics/mutation.h"
+#include "pipeline/generate.h"
 #include "qwen3_cuda.h"
+#include "support/cli_runner.h"
 #include "text_encoder/te_golden.h"
 
 namespace zimage {
@@ -373,6 +376,42 @@ TEST(Qwen3CudaGoldenLayers, HiddenMinus2UploadsNoLaterLayer) {
     std::printf("  refused: %s\n", e.what());
     EXPECT_NE(std::string(e.what()).find("hidden_states[-1]"), std::string::npos) << e.what();
   }
+}
+
+// The CUDA encoder as encode_prompts' backend (what `zimage encode|generate --device cuda` use):
+// the prompt embeddings against the CPU's fp64 encode (T3 in fp32, T4 in bf16), with the hidden
+// layer mix, on diffusers' tiny text encoder and the real tokenizer files of golden/text_encoder.
+TEST(CudaTextEncoderBackend, EncodeMatchesTheCpuEncode) {
+  ZIMAGE_REQUIRE_CUDA();
+  const std::string te = std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder";
+  const auto dir = testing::scratch_dir("cuda_te_backend");
+  for (const char* sub : {"text_encoder", "tokenizer"})
+    if (!std::filesystem::exists(dir / sub))
+      std::filesystem::create_directory_symlink(te + (std::string(sub) == "text_encoder" ? "/tiny_te" : "/tokenizer"), dir / sub);
+  const std::vector<std::string> prompts = {"a red fox in the snow", "cat"};
+  PromptOptions mix;
+  mix.hidden_layers = {-2, -1};
+  for (const PromptOptions& opt : {PromptOptions{}, mix}) {
+    const EncodedPrompts truth = encode_prompts<double>(dir.string(), prompts, opt, false);
+    for (DType dt : {DType::F32, DType::BF16}) {
+      gpu::Qwen3CudaOptions o;
+      o.dtype = dt;
+      const EncodedPrompts got = encode_prompts<float>(dir.string(), prompts, opt, false, {}, gpu::cuda_text_encoder(o));
+      ASSERT_EQ(got.embeds.size(), truth.embeds.size());
+      const PromptEncoder enc = PromptEncoder::open_pipeline(dir.string());
+      for (size_t i = 0; i < got.embeds.size(); ++i) {
+        ASSERT_EQ(got.embeds[i].shape, truth.embeds[i].shape);
+        const int deepest = enc.text_encoder().config().num_hidden_layers;
+        auto ops = numerics::text_encoder_module_ops("hidden_states." + std::to_string(deepest),
+                                                     enc.text_encoder().config(), opt.max_sequence_length);
+        if (dt == DType::BF16) ops.insert(ops.begin(), {"weights to bf16", 1, 1, false});
+        testing::expect_tier("encode prompt " + std::to_string(i) + (opt.hidden_layers.empty() ? "" : " mix") + " " +
+                                 testing::dtype_tag(dt),
+                             dt, got.embeds[i], truth.embeds[i].cast<double>(), ops);
+      }
+    }
+  }
+  std::filesystem::remove_all(dir);
 }
 
 // ---- Refusals before any device work (these run without a GPU) --------------------------------

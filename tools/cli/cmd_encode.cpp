@@ -9,6 +9,9 @@
 #include "cli.h"
 #include "pipeline/generate.h"
 #include "pipeline/pipeline_files.h"
+#ifdef ZIMAGE_WITH_CUDA
+#include "qwen3_cuda.h"  // cuda/qwen3_cuda.h
+#endif
 
 namespace zimage::cli {
 
@@ -59,12 +62,32 @@ PromptOptions parse_prompt_options(const Args& args) {
 }
 
 int cmd_encode(const Args& args) {
-  std::vector<std::string> known = {"--model", "--prompt", "--out", "--dtype", "--check-finite"};
+  std::vector<std::string> known = {"--model", "--prompt", "--out", "--dtype", "--check-finite", "--device"};
   known.insert(known.end(), kPromptOptionFlags.begin(), kPromptOptionFlags.end());
   allow_only(args, known);
   const PromptOptions opt = parse_prompt_options(args);
   const std::string dtype = args.get("--dtype", "float32");
-  ZIMAGE_CHECK(dtype == "float32" || dtype == "float64", "--dtype must be float32 or float64, not '" + dtype + "'");
+  const std::string device = args.get("--device", "cpu");
+  ZIMAGE_CHECK(device == "cpu" || device == "cuda", "--device must be cpu or cuda, not '" + device + "'");
+  TextEncoderBackend backend;
+  if (device == "cpu") {
+    ZIMAGE_CHECK(dtype == "float32" || dtype == "float64",
+                 "--dtype must be float32 or float64 with --device cpu (float32 or bfloat16 with --device cuda), not '" +
+                     dtype + "'");
+  } else {
+#ifdef ZIMAGE_WITH_CUDA
+    ZIMAGE_CHECK(dtype == "float32" || dtype == "bfloat16",
+                 "--dtype must be float32 or bfloat16 with --device cuda (float64 is the CPU's truth), not '" + dtype + "'");
+    std::string why;
+    ZIMAGE_CHECK(gpu::device_available(&why), "--device cuda: no CUDA device: " + why);
+    gpu::Qwen3CudaOptions te;
+    te.dtype = gpu::parse_dtype(dtype);
+    backend = gpu::cuda_text_encoder(te);
+#else
+    throw Error("--device cuda: this zimage was built without the CUDA path (configure with -DZIMAGE_CUDA=ON and a "
+                "CUDA toolkit)");
+#endif
+  }
   ZIMAGE_CHECK(args.has("--prompt"), "missing required argument --prompt");
   const std::vector<std::string>& prompts = args.values.at("--prompt");
   const std::string model = args.required("--model"), out = args.required("--out");
@@ -72,8 +95,8 @@ int cmd_encode(const Args& args) {
 
   const auto t0 = std::chrono::steady_clock::now();
   auto warn = [](const std::string& w) { std::fprintf(stderr, "zimage: warning: %s\n", w.c_str()); };
-  const EncodedPrompts e = dtype == "float32" ? encode_prompts<float>(model, prompts, opt, check_finite, warn)
-                                              : encode_prompts<double>(model, prompts, opt, check_finite, warn);
+  const EncodedPrompts e = dtype == "float64" ? encode_prompts<double>(model, prompts, opt, check_finite, warn)
+                                              : encode_prompts<float>(model, prompts, opt, check_finite, warn, backend);
   if (e.nonfinite) {  // nothing is written: the run is not a result
     std::fprintf(stderr, "zimage: check-finite: %s\n", e.nonfinite->c_str());
     return 1;
@@ -93,7 +116,8 @@ int cmd_encode(const Args& args) {
                        {"think", opt.think ? *opt.think : ""},
                        {"think_block", opt.think ? "yes" : "no"},
                        {"dtype", dtype},
-                       {"producer", "zimage encode (CPU reference)"}});
+                       {"producer", device == "cuda" ? "zimage encode --device cuda (text encoder " + dtype + " on the GPU)"
+                                                     : std::string("zimage encode (CPU reference)")}});
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "zimage: encoded %zu prompt(s) (%s tokens) in %.1f s -> %s\n", prompts.size(),
                nlohmann::json(lengths).dump().c_str(), s, out.c_str());

@@ -13,6 +13,7 @@
 #include "pipeline/pipeline_files.h"
 #ifdef ZIMAGE_WITH_CUDA
 #include "dit_model_cuda.h"  // cuda/dit_model_cuda.h
+#include "qwen3_cuda.h"      // cuda/qwen3_cuda.h
 #include "vae_cuda.h"        // cuda/vae_cuda.h
 #endif
 
@@ -45,17 +46,25 @@ std::string seconds(double s) {
 using OpenDit = std::function<std::unique_ptr<DitModel<float>>(const ModelFolder&, DitWeights)>;
 using DecodeHook = std::function<Tensor<float>(const VaeModel&, const Tensor<float>&)>;
 
+// What --device cuda puts on the GPU; all empty for --device cpu.
+struct DeviceHooks {
+  OpenDit open_dit;
+  DecodeHook decode;
+  TextEncoderBackend text_encoder;
+};
+
 template <class T>
 int run(const PipelineFolder& pipe, const GenerateRequest& req, const std::vector<std::string>& outs,
         const std::string& save_latents, const std::string& dtype, const std::string& producer,
-        const OpenDit& open_dit = {}, const DecodeHook& decode = {}) {
+        const DeviceHooks& device = {}) {
   using clock = std::chrono::steady_clock;
   const GenerateOptions& opt = req.opt;
   const int64_t batch = int64_t(outs.size());
   clock::time_point t_load = clock::now(), t0 = t_load;
   GenerateHooks<T> hooks;
-  if constexpr (std::is_same_v<T, float>) hooks.open_dit = open_dit;
-  hooks.decode = decode;
+  if constexpr (std::is_same_v<T, float>) hooks.open_dit = device.open_dit;
+  hooks.decode = device.decode;
+  hooks.text_encoder = device.text_encoder;
   hooks.warn = [](const std::string& w) { std::fprintf(stderr, "zimage: warning: %s\n", w.c_str()); };
   hooks.on_stage = [&](const std::string& stage, const std::string& detail) {
     if (stage == "encode") {
@@ -173,13 +182,18 @@ int cmd_generate(const Args& args) {
 #ifdef ZIMAGE_WITH_CUDA
   if (device == "cuda") {
     gpu::check_cuda_dit_options(pipe.transformer.config, cuda);  // the attention version against head_dim
-    const OpenDit open = [cuda](const ModelFolder& f, DitWeights) { return gpu::open_cuda_dit(f, cuda); };
+    DeviceHooks dev;
+    dev.open_dit = [cuda](const ModelFolder& f, DitWeights) { return gpu::open_cuda_dit(f, cuda); };
     gpu::VaeCudaOptions vae;
     vae.dtype = cuda.dtype;
+    dev.decode = gpu::cuda_vae_decoder(vae);
+    gpu::Qwen3CudaOptions te;
+    te.dtype = cuda.dtype;
+    dev.text_encoder = gpu::cuda_text_encoder(te);
     return run<float>(pipe, req, outs, save_latents, dtype,
-                      "zimage generate --device cuda (transformer and VAE " + dtype + " on " + gpu::describe_device() +
-                          "; text encoder on the CPU)",
-                      open, gpu::cuda_vae_decoder(vae));
+                      "zimage generate --device cuda (text encoder, transformer and VAE " + dtype + " on " +
+                          gpu::describe_device() + "; the loop on the host)",
+                      dev);
   }
 #endif
   const std::string producer = "zimage generate (CPU reference)";

@@ -1,0 +1,147 @@
+// The text-encoder backend hook (PromptEncoder::set_hidden_states_backend, encode_prompts'
+// backend, GenerateHooks::text_encoder) that the CUDA text encoder plugs into: a backend's hidden
+// states are what the embeddings come from; a backend that is the CPU encoder itself gives the
+// default path bit for bit; generate() makes the backend once for the prompts and the negatives;
+// float64 refuses a backend. On the tiny pipeline with the tiny text encoder (golden/text_encoder).
+#include <filesystem>
+
+#include "pipeline/generate.h"
+#include "support/cli_runner.h"
+#include "support/test_support.h"
+
+namespace zimage {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path make_pipeline() {
+  const fs::path d = testing::scratch_dir("te_backend");
+  const fs::path src = fs::path(ZIMAGE_GOLDEN_DIR) / "models" / "pipeline_tiny";
+  for (const char* sub : {"transformer", "vae", "scheduler"})
+    if (!fs::exists(d / sub)) fs::create_directory_symlink(src / sub, d / sub);
+  fs::copy_file(src / "model_index.json", d / "model_index.json", fs::copy_options::overwrite_existing);
+  const fs::path te = fs::path(ZIMAGE_GOLDEN_DIR) / "text_encoder";
+  if (!fs::exists(d / "text_encoder")) fs::create_directory_symlink(te / "tiny_te", d / "text_encoder");
+  if (!fs::exists(d / "tokenizer")) fs::create_directory_symlink(te / "tokenizer", d / "tokenizer");
+  return d;
+}
+
+// A backend that runs the CPU encoder (as the CUDA one runs CudaQwen3), scaled by `factor`,
+// counting how often it is made and called.
+struct CountingBackend {
+  int made = 0, calls = 0;
+  float factor = 1.f;
+  TextEncoderBackend factory() {
+    return [this](const Qwen3TextEncoder& te, const std::vector<int>&) -> PromptEncoder::HiddenStatesFn {
+      ++made;
+      return [this, &te](const Tensor<int32_t>& ids, const Tensor<int32_t>& mask, const std::vector<int>& ks) {
+        ++calls;
+        std::vector<Tensor<float>> hs = te.hidden_states<float>(ids, mask, ks);
+        for (auto& h : hs)
+          for (auto& v : h.data) v *= factor;
+        return hs;
+      };
+    };
+  }
+};
+
+PromptOptions mix_options() {
+  PromptOptions o;
+  o.hidden_layers = {-2, -1};  // two hidden states through the backend, and the mix after it
+  o.hidden_layer_weights = {0.75, 0.25};
+  return o;
+}
+
+TEST(TextEncoderBackend, CpuBackendIsBitwiseTheDefaultAndItsOutputIsUsed) {
+  const fs::path d = make_pipeline();
+  const std::vector<std::string> prompts = {"a red fox", "a cat in the snow"};
+  for (const PromptOptions& opt : {PromptOptions{}, mix_options()}) {
+    const EncodedPrompts ref = encode_prompts<float>(d.string(), prompts, opt, false);
+    CountingBackend same;
+    const EncodedPrompts got = encode_prompts<float>(d.string(), prompts, opt, false, {}, same.factory());
+    EXPECT_EQ(same.made, 1);
+    EXPECT_EQ(same.calls, 1);
+    ASSERT_EQ(got.embeds.size(), ref.embeds.size());
+    for (size_t i = 0; i < ref.embeds.size(); ++i) {
+      ASSERT_EQ(got.embeds[i].shape, ref.embeds[i].shape);
+      EXPECT_TRUE(got.embeds[i].data == ref.embeds[i].data) << "prompt " << i << ": a CPU backend must be bitwise the default";
+    }
+    // A backend whose hidden states are doubled doubles the embeddings (exact in binary floating point):
+    // encode takes its values, and the mask drop and the mix still apply after it.
+    CountingBackend twice;
+    twice.factor = 2.f;
+    const EncodedPrompts two = encode_prompts<float>(d.string(), prompts, opt, false, {}, twice.factory());
+    for (size_t i = 0; i < ref.embeds.size(); ++i) {
+      ASSERT_EQ(two.embeds[i].shape, ref.embeds[i].shape);
+      int64_t off = 0;
+      for (int64_t j = 0; j < ref.embeds[i].numel(); ++j) off += two.embeds[i][j] != 2.f * ref.embeds[i][j];
+      EXPECT_EQ(off, 0) << "prompt " << i;
+    }
+  }
+}
+
+TEST(TextEncoderBackend, Float64RefusesABackend) {
+  const fs::path d = make_pipeline();
+  CountingBackend b;
+  try {
+    (void)encode_prompts<double>(d.string(), {"a fox"}, PromptOptions{}, false, {}, b.factory());
+    ADD_FAILURE() << "encode_prompts<double> with a backend must refuse";
+  } catch (const Error& e) {
+    std::printf("  %s\n", e.what());
+    EXPECT_NE(std::string(e.what()).find("float32 only"), std::string::npos) << e.what();
+  }
+}
+
+// Under CFG generate() encodes the prompts and the negatives with one backend, made once; the
+// images equal the default run's bit for bit.
+TEST(TextEncoderBackend, GenerateMakesTheBackendOnceForPromptsAndNegatives) {
+  const fs::path d = make_pipeline();
+  const PipelineFolder pipe = open_pipeline_folder(d.string());
+  GenerateRequest req;
+  req.opt.height = 32;
+  req.opt.width = 32;
+  req.opt.steps = 1;
+  req.opt.cfg.guidance_scale = 3;
+  req.seed = 4;
+  req.prompts = {"a red fox"};
+  req.negative_prompts = {"blurry"};
+  const Generated<float> ref = generate<float>(pipe, req);
+  CountingBackend b;
+  GenerateHooks<float> hooks;
+  hooks.text_encoder = b.factory();
+  const Generated<float> got = generate<float>(pipe, req, hooks);
+  EXPECT_EQ(b.made, 1) << "one backend for the prompts and the negatives";
+  EXPECT_EQ(b.calls, 2);
+  ASSERT_EQ(got.images.size(), ref.images.size());
+  for (size_t i = 0; i < ref.images.size(); ++i) EXPECT_TRUE(got.images[i].pixels == ref.images[i].pixels) << i;
+}
+
+// zimage encode --device: refused before any file is read (the --model folder does not exist).
+TEST(CliEncodeDevice, RefusedBeforeAnyFileIsRead) {
+  const fs::path d = testing::scratch_dir("te_backend_cli");
+  const std::string out = (d / "e.safetensors").string();
+  const std::string base = "encode --model " + (d / "absent").string() + " --prompt cat --out " + out;
+  auto expect = [&](const std::string& extra, const std::string& needle) {
+    const testing::CliResult r = testing::run_zimage(base + extra);
+    std::printf("  %s -> %d: %s", extra.c_str(), r.status, r.err.c_str());
+    EXPECT_EQ(r.status, 2);
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out));
+  };
+  expect(" --device tpu", "--device must be cpu or cuda, not 'tpu'");
+  expect(" --dtype bfloat16", "--dtype must be float32 or float64 with --device cpu");
+#ifdef ZIMAGE_CLI_HAS_CUDA
+  expect(" --device cuda --dtype float64", "--dtype must be float32 or bfloat16 with --device cuda");
+  const testing::CliResult r = testing::run_zimage(base + " --device cuda");
+  std::printf("  --device cuda -> %d: %s", r.status, r.err.c_str());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(r.err.find("--device cuda: no CUDA device") != std::string::npos || r.err.find("absent") != std::string::npos)
+      << r.err;
+#else
+  expect(" --device cuda", "--device cuda: this zimage was built without the CUDA path");
+#endif
+}
+
+}  // namespace
+}  // namespace zimage
