@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <limits>
+#include <queue>
 
 #include "core/error.h"
 #include "core/json_file.h"
@@ -344,7 +345,11 @@ std::optional<int32_t> Qwen2Tokenizer::token_to_id(const std::string& token) con
 // ---------------------------------------------------------------- encoding
 
 // Ref: tokenizers/src/models/bpe/word.rs Word::merge_all (lowest rank first,
-// leftmost among equal ranks), model.rs BPE::tokenize_with_cache.
+// leftmost among equal ranks), model.rs BPE::tokenize_with_cache. As there,
+// the candidate pairs wait in a heap ordered by (rank, position), so a piece
+// of n bytes costs O(n log n): rescanning every pair after each merge was
+// O(n^2) lookups, and 64 KB of letters took minutes (found with
+// fuzz/fuzz_tokenizer, docs/reliability.md).
 void Qwen2Tokenizer::bpe(const std::string& piece, std::vector<int32_t>& out) const {
   const auto& bc = byte_chars();
   if (ignore_merges_) {
@@ -355,21 +360,49 @@ void Qwen2Tokenizer::bpe(const std::string& piece, std::vector<int32_t>& out) co
       return;
     }
   }
-  std::vector<std::string> sym;
-  for (unsigned char b : piece) sym.push_back(bc[b]);
-  while (sym.size() > 1) {
-    int32_t best = std::numeric_limits<int32_t>::max();
-    size_t at = 0;
-    for (size_t i = 0; i + 1 < sym.size(); ++i) {
-      auto it = merge_rank_.find(sym[i] + " " + sym[i + 1]);
-      if (it != merge_rank_.end() && it->second < best) best = it->second, at = i;
-    }
-    if (best == std::numeric_limits<int32_t>::max()) break;
-    sym[at] += sym[at + 1];
-    sym.erase(sym.begin() + long(at) + 1);
+  // The symbols as a linked list over the piece's bytes: sym[i] is the symbol
+  // that starts at byte i while alive[i]; next[i] == n ends the list.
+  const size_t n = piece.size(), none = size_t(-1);
+  std::vector<std::string> sym(n);
+  std::vector<size_t> next(n), prev(n);
+  std::vector<char> alive(n, 1);
+  for (size_t i = 0; i < n; ++i) {
+    sym[i] = bc[static_cast<unsigned char>(piece[i])];
+    next[i] = i + 1;
+    prev[i] = i == 0 ? none : i - 1;
   }
-  for (const std::string& s : sym) {
-    auto it = vocab_.find(s);
+  // A candidate: the pair (left, right) with the symbol lengths it was ranked
+  // with (a symbol only grows by taking its right neighbour, so a start and a
+  // length name one symbol); stale candidates are skipped when popped.
+  struct Pair {
+    int32_t rank;
+    size_t left, right, left_len, right_len;
+  };
+  auto later = [](const Pair& a, const Pair& b) { return a.rank != b.rank ? a.rank > b.rank : a.left > b.left; };
+  std::priority_queue<Pair, std::vector<Pair>, decltype(later)> heap(later);
+  auto push = [&](size_t left) {
+    if (left == none || next[left] >= n) return;
+    const size_t right = next[left];
+    auto it = merge_rank_.find(sym[left] + " " + sym[right]);
+    if (it != merge_rank_.end()) heap.push({it->second, left, right, sym[left].size(), sym[right].size()});
+  };
+  for (size_t i = 0; i + 1 < n; ++i) push(i);
+  while (!heap.empty()) {
+    const Pair p = heap.top();
+    heap.pop();
+    if (!alive[p.left] || !alive[p.right] || next[p.left] != p.right || sym[p.left].size() != p.left_len ||
+        sym[p.right].size() != p.right_len)
+      continue;
+    sym[p.left] += sym[p.right];
+    sym[p.right].clear();
+    alive[p.right] = 0;
+    next[p.left] = next[p.right];
+    if (next[p.left] < n) prev[next[p.left]] = p.left;
+    push(prev[p.left]);
+    push(p.left);
+  }
+  for (size_t i = 0; i < n; i = next[i]) {
+    auto it = vocab_.find(sym[i]);
     ZIMAGE_CHECK(it != vocab_.end(), source_ + ": BPE symbol not in the vocab (a byte-level vocab holds all 256 byte characters)");
     out.push_back(it->second);
   }

@@ -143,8 +143,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadKey{"quant_not_bool", "use_post_quant_conv", 1, "key 'use_post_quant_conv' must be true or false"},
         BadKey{"other_class", "_class_name", "AutoencoderTiny", "key '_class_name' is \"AutoencoderTiny\""},
         BadKey{"negative_layers", "layers_per_block", -1, "key 'layers_per_block' is -1"},
-        // Found with fuzz/fuzz_vae_config (docs/reliability.md): a newline in a string value made a
-        // two-line message; an infinite latents_mean entry was accepted and wrote null back.
+        // Found reviewing the parser for fuzz/fuzz_vae_config (docs/reliability.md): a newline in a string
+        // value made a two-line message; an infinite latents_mean entry (in-memory JSON only: the file
+        // parser refuses 1e999) was accepted and written back as null.
         BadKey{"act_fn_newline", "act_fn", "gelu\nx", "key 'act_fn' is 'gelu x'"},
         BadKey{"latents_mean_inf", "latents_mean",
                nlohmann::json::array({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, std::numeric_limits<double>::infinity()}),
