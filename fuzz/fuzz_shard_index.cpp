@@ -1,7 +1,11 @@
 // libFuzzer target: the input is diffusion_pytorch_model.safetensors.index.json
-// of a model folder, opened with open_model_folder.
+// of a model folder, opened as open_model_folder opens the weights:
+// open_weight_folder, then check_complete against the parameters the config
+// implies. The config is fixed, so it is built (and its expected parameter
+// list computed) once in LLVMFuzzerInitialize, not read from config.json on
+// every input (fuzz_config fuzzes that reader).
 //
-// open_model_folder takes a directory, so LLVMFuzzerInitialize makes one per
+// open_weight_folder takes a directory, so LLVMFuzzerInitialize makes one per
 // process (under $TMPDIR, removed at exit) holding a fixed valid config.json
 // (a tiny Z-Image: dim 16, 1 layer, 1 refiner layer) and three small valid
 // shards, diffusion_pytorch_model-0000{1,2,3}-of-00003.safetensors (F32, BF16,
@@ -18,6 +22,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -34,6 +39,7 @@ namespace {
 fs::path g_dir;
 std::unique_ptr<fuzz::InputFile> g_index;
 std::string g_smallest;  // a small tensor loaded when a folder opens
+std::map<std::string, Shape> g_expected;  // expected_parameter_shapes(fixture config)
 
 ZImageConfig fixture_config() {
   ZImageConfig c;
@@ -68,14 +74,15 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     std::atexit(remove_dir);
 
     const ZImageConfig cfg = fixture_config();
-    std::ofstream(g_dir / "config.json") << cfg.to_json().dump(2);
+    std::ofstream(g_dir / "config.json") << cfg.to_json().dump(2);  // a complete model folder, though unread here
+    g_expected = expected_parameter_shapes(cfg);
 
     const DType dtypes[3] = {DType::F32, DType::BF16, DType::F16};
     std::vector<SafetensorsWriter> writers(3);
     json weight_map = json::object();
     int i = 0;
     int64_t smallest = -1;
-    for (const auto& [name, shape] : expected_parameter_shapes(cfg)) {
+    for (const auto& [name, shape] : g_expected) {
       const int s = i++ % 3;
       Tensor<float> t(shape);
       for (int64_t k = 0; k < t.numel(); ++k) t[k] = float((k % 13) - 6) / 8.0f;
@@ -100,16 +107,18 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   g_index->write(data, size);
-  ModelFolder mf;
+  std::shared_ptr<ParamSource> params;
   try {
-    mf = open_model_folder(g_dir.string());
+    // open_model_folder's steps after reading config.json.
+    params = open_weight_folder(g_dir.string());
+    check_complete(*params, g_expected);
   } catch (const Error& e) {
     fuzz::check_message(e);
     return 0;
   }
   // Opened: the folder is complete, so every expected tensor is there with its shape.
-  ZIMAGE_FUZZ_REQUIRE(mf.params->shapes() == expected_parameter_shapes(mf.config), "shapes differ from the config");
-  const Tensor<double> t = mf.params->load(g_smallest);
+  ZIMAGE_FUZZ_REQUIRE(params->shapes() == g_expected, "shapes differ from the config");
+  const Tensor<double> t = params->load(g_smallest);
   ZIMAGE_FUZZ_REQUIRE(int64_t(t.data.size()) == shape_numel(t.shape), g_smallest);
   return 0;
 }

@@ -8,6 +8,12 @@ fuzz_config: Z-Image-Turbo's transformer config.json, the tiny golden configs,
 and a few broken ones. fuzz_shard_index: the tiny golden index, a few broken
 indexes; valid_index.json (the index matching the fuzzer's own fixture shards)
 is written by the fuzzer: ZIMAGE_FUZZ_WRITE_VALID_INDEX=PATH build-fuzz/bin/fuzz_shard_index -runs=0
+fuzz_tokenizer (first byte '0': a tokenizer.json follows; '1': text for the
+fixed golden tokenizer follows): the golden tokenizer.json, a cut-down one,
+tokenizers of other kinds and malformed entries; prompts with added tokens,
+contractions, digits, CR/LF runs, combining marks, CJK, emoji, invalid UTF-8.
+fuzz_vae_config: the golden VAE configs, the FLUX.1 VAE's, an SD-style one,
+and broken ones.
 """
 import json
 import os
@@ -119,9 +125,70 @@ def index_seeds():
     put(t, "truncated.json", '{"weight_map": {"x_pad_token": "diffusion_pytorch_model-00001-of-00003.safe')
 
 
+def tokenizer_seeds():
+    t = "fuzz_tokenizer"
+    with open(os.path.join(SRC, "golden", "text_encoder", "tokenizer", "tokenizer.json"), "rb") as f:
+        golden = f.read()
+    put(t, "golden_tokenizer.json", b"0" + golden)
+    g = json.loads(golden)
+    small = dict(g)
+    m = dict(g["model"])
+    keep = sorted(m["vocab"].items(), key=lambda kv: kv[1])[:300]
+    m["vocab"] = dict(keep)
+    m["merges"] = [" ".join(p) for p in m["merges"][:40]]  # the "a b" string form
+    small["model"] = m
+    put(t, "small_tokenizer.json", "0" + json.dumps(small, ensure_ascii=False))
+    tiny = dict(small, model=dict(m, vocab=dict(keep[:20]), merges=m["merges"][:3], ignore_merges=True))
+    put(t, "tiny_no_byte_chars.json", "0" + json.dumps(tiny))
+    put(t, "no_normalizer.json", "0" + json.dumps(dict(tiny, normalizer=None)))
+    put(t, "wordpiece.json", "0" + json.dumps(dict(tiny, model=dict(tiny["model"], type="WordPiece"))))
+    put(t, "lstrip.json", "0" + json.dumps(dict(tiny, added_tokens=[dict(g["added_tokens"][0], lstrip=True)])))
+    put(t, "bad_added.json", "0" + json.dumps(dict(tiny, added_tokens=[{"id": -3, "content": 7, "lstrip": "no"}])))
+    put(t, "bad_merge.json", "0" + json.dumps(dict(tiny, model=dict(tiny["model"], merges=["a b c", ["x"], 3]))))
+    put(t, "truncated.json", b"0" + golden[:500])
+    put(t, "not_object.json", "0[1, 2]")
+    texts = {
+        "chat_prompt.txt": "<|im_start|>user\nA red fox in the snow<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
+        "contractions.txt": "It's what they'll say: I'M sure you've DON'T'd 12345 times!!\r\n\r\n  ",
+        "unicode.txt": "caf\u00e9 cafe\u0301 \u1100\u1161\u11a8 \uac00 \u732b\u3068\u72ac \U0001F600\u200d x\u0323\u0307 \u212b",
+        "spaces.txt": "a  b\t\t c\n\n\n   d \u00a0\u3000e   ",
+        "added_overlap.txt": "<|im_end<|im_end|>|><|endoftext|><think></think>",
+    }
+    for name, text in texts.items():
+        put(t, name, "1" + text)
+    put(t, "invalid_utf8.txt", b"1abc\xc3(\xed\xa0\x80\xf4\x90\x80\x80\xc0\xaf")
+
+
+def vae_config_seeds():
+    t = "fuzz_vae_config"
+    for m in ("vae_tiny", "vae_flux_like"):
+        shutil.copyfile(os.path.join(SRC, "golden", "models", m, "config.json"), os.path.join(OUT, t, m + "_config.json"))
+    flux = {
+        "_class_name": "AutoencoderKL", "_diffusers_version": "0.30.0.dev0", "act_fn": "silu",
+        "block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D"] * 4,
+        "force_upcast": True, "in_channels": 3, "latent_channels": 16, "latents_mean": None, "latents_std": None,
+        "layers_per_block": 2, "mid_block_add_attention": True, "norm_num_groups": 32, "out_channels": 3,
+        "sample_size": 1024, "scaling_factor": 0.3611, "shift_factor": 0.1159,
+        "up_block_types": ["UpDecoderBlock2D"] * 4, "use_post_quant_conv": False, "use_quant_conv": False,
+    }
+    put(t, "flux_config.json", json.dumps(flux, indent=2, sort_keys=True) + "\n")
+    sd = {k: v for k, v in flux.items() if k not in ("shift_factor", "use_quant_conv", "use_post_quant_conv",
+                                                     "mid_block_add_attention", "latents_mean", "latents_std", "force_upcast")}
+    put(t, "sd_style_config.json", json.dumps(dict(sd, latent_channels=4, scaling_factor=0.18215, sample_size=[512, 512])))
+    put(t, "latents_stats.json", json.dumps(dict(flux, latent_channels=2, latents_mean=[0.1, -0.2], latents_std=[1, 2.5])))
+    put(t, "wrong_types.json", json.dumps(dict(flux, act_fn="gelu", layers_per_block="2", force_upcast=1,
+                                               down_block_types=["DownBlock2D"] * 4, shift_factor="x")))
+    put(t, "bad_groups.json", json.dumps(dict(flux, norm_num_groups=48, block_out_channels=[128, 256, 512, 0])))
+    put(t, "missing_keys.json", json.dumps({k: v for k, v in flux.items() if k not in ("in_channels", "act_fn")}))
+    put(t, "truncated.json", '{"block_out_channels": [128, ')
+    put(t, "not_object.json", '"AutoencoderKL"')
+
+
 if __name__ == "__main__":
-    for d in ("fuzz_safetensors", "fuzz_config", "fuzz_shard_index"):
+    for d in ("fuzz_safetensors", "fuzz_config", "fuzz_shard_index", "fuzz_tokenizer", "fuzz_vae_config"):
         os.makedirs(os.path.join(OUT, d), exist_ok=True)
     safetensors_seeds()
     config_seeds()
     index_seeds()
+    tokenizer_seeds()
+    vae_config_seeds()

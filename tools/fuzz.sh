@@ -37,12 +37,14 @@ while [ $# -gt 0 ]; do
 done
 [ -z "$runs" ] || [[ "$runs" =~ ^[0-9]+$ ]] || usage
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || usage
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_safetensors fuzz_shard_index fuzz_config)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_safetensors fuzz_shard_index fuzz_config fuzz_tokenizer fuzz_vae_config)
 
 # Per target: max input length and dictionary.
-declare -A max_len=([fuzz_safetensors]=65536 [fuzz_shard_index]=16384 [fuzz_config]=8192)
+declare -A max_len=([fuzz_safetensors]=65536 [fuzz_shard_index]=16384 [fuzz_config]=8192
+                    [fuzz_tokenizer]=65536 [fuzz_vae_config]=8192)
 declare -A dict=([fuzz_safetensors]=fuzz/dict/safetensors.dict [fuzz_shard_index]=fuzz/dict/json.dict
-                 [fuzz_config]=fuzz/dict/json.dict)
+                 [fuzz_config]=fuzz/dict/json.dict [fuzz_tokenizer]=fuzz/dict/tokenizer.dict
+                 [fuzz_vae_config]=fuzz/dict/vae_config.dict)
 for t in "${targets[@]}"; do
   [ -n "${max_len[$t]:-}" ] || { echo "fuzz.sh: unknown target '$t'" >&2; exit 2; }
 done

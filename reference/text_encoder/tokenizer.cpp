@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <limits>
+#include <queue>
 
 #include "core/error.h"
 #include "core/json_file.h"
@@ -221,9 +222,38 @@ std::vector<std::u32string> Qwen2Tokenizer::split_qwen2(const std::u32string& s)
 
 namespace {
 
+// A string field, "" when absent or null. Any other value comes back as a
+// short non-string text that no expected value equals (a structure shows as
+// [...] / {...}: json::dump() recurses, and a deeply nested value overflowed
+// the stack elsewhere; docs/reliability.md).
 std::string str_or_empty(const json& j, const char* key) {
   auto it = j.find(key);
-  return it == j.end() || it->is_null() ? "" : it->is_string() ? it->get<std::string>() : it->dump();
+  if (it == j.end() || it->is_null()) return "";
+  if (it->is_string()) return it->get<std::string>();
+  return it->is_array() ? "[...]" : it->is_object() ? "{...}" : it->dump();
+}
+
+// A string from the file for a message: quoted, on one line (newlines and NUL
+// become spaces), cut to 100 bytes.
+std::string quote(std::string s) {
+  if (s.size() > 100) s = s.substr(0, 100) + "...";
+  for (char& c : s)
+    if (c == '\n' || c == '\r' || c == '\0') c = ' ';
+  return "\"" + s + "\"";
+}
+
+// An optional boolean field: `fallback` when absent; anything but true/false
+// is refused (json::value() would throw its own type_error).
+bool opt_bool(const json& j, const char* key, bool fallback, const std::string& source) {
+  auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  ZIMAGE_CHECK(it->is_boolean(), source + ": \"" + key + "\" is " + it->type_name() + ", expected true or false");
+  return it->get<bool>();
+}
+
+bool is_int32_id(const json& id) {
+  return id.is_number_integer() && (id.is_number_unsigned() ? id.get<uint64_t>() <= uint64_t(std::numeric_limits<int32_t>::max())
+                                                            : id.get<int64_t>() >= 0 && id.get<int64_t>() <= std::numeric_limits<int32_t>::max());
 }
 
 }  // namespace
@@ -237,16 +267,16 @@ Qwen2Tokenizer Qwen2Tokenizer::from_json(const json& j, const std::string& sourc
   ZIMAGE_CHECK(j.is_object() && j.contains("model") && j["model"].is_object(), kind + "no \"model\" object");
   const json& m = j["model"];
   const std::string type = str_or_empty(m, "type");
-  ZIMAGE_CHECK(type == "BPE", kind + "model type is \"" + type + "\", expected \"BPE\"");
+  ZIMAGE_CHECK(type == "BPE", kind + "model type is " + quote(type) + ", expected \"BPE\"");
   ZIMAGE_CHECK(str_or_empty(m, "continuing_subword_prefix").empty() && str_or_empty(m, "end_of_word_suffix").empty(),
                kind + "the BPE model uses a subword prefix or word suffix");
-  ZIMAGE_CHECK(!m.value("byte_fallback", false), kind + "the BPE model uses byte_fallback");
+  ZIMAGE_CHECK(!opt_bool(m, "byte_fallback", false, source), kind + "the BPE model uses byte_fallback");
   // Normalizer: none or NFC.
   Qwen2Tokenizer t;
   t.source_ = source;
   if (j.contains("normalizer") && !j["normalizer"].is_null()) {
     const std::string nt = str_or_empty(j["normalizer"], "type");
-    ZIMAGE_CHECK(nt == "NFC", kind + "normalizer \"" + nt + "\" (only NFC or none)");
+    ZIMAGE_CHECK(nt == "NFC", kind + "normalizer " + quote(nt) + " (only NFC or none)");
     t.nfc_ = true;
   }
   // Pre-tokenizer: Sequence[Split(Qwen2 pattern, Isolated), ByteLevel(use_regex false)].
@@ -259,17 +289,16 @@ Qwen2Tokenizer Qwen2Tokenizer::from_json(const json& j, const std::string& sourc
   const json& bl = pt["pretokenizers"][1];
   ZIMAGE_CHECK(str_or_empty(split, "type") == "Split" && split.contains("pattern") && split["pattern"].is_object() &&
                    str_or_empty(split["pattern"], "Regex") == kQwen2Pattern && str_or_empty(split, "behavior") == "Isolated" &&
-                   !split.value("invert", false),
+                   !opt_bool(split, "invert", false, source),
                kind + "the Split pre-tokenizer is not Qwen2's pattern with behavior Isolated");
-  ZIMAGE_CHECK(str_or_empty(bl, "type") == "ByteLevel" && !bl.value("use_regex", true) && !bl.value("add_prefix_space", true),
+  ZIMAGE_CHECK(str_or_empty(bl, "type") == "ByteLevel" && !opt_bool(bl, "use_regex", true, source) && !opt_bool(bl, "add_prefix_space", true, source),
                kind + "the second pre-tokenizer is not ByteLevel(add_prefix_space=false, use_regex=false)");
   if (j.contains("decoder") && !j["decoder"].is_null())
     ZIMAGE_CHECK(str_or_empty(j["decoder"], "type") == "ByteLevel", kind + "decoder is not ByteLevel");
-  t.ignore_merges_ = m.value("ignore_merges", false);
+  t.ignore_merges_ = opt_bool(m, "ignore_merges", false, source);
   ZIMAGE_CHECK(m.contains("vocab") && m["vocab"].is_object(), kind + "the BPE model has no vocab object");
   for (const auto& [tok, id] : m["vocab"].items()) {
-    ZIMAGE_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() <= std::numeric_limits<int32_t>::max(),
-                 source + ": vocab entry for \"" + tok + "\" is not a non-negative integer id");
+    ZIMAGE_CHECK(is_int32_id(id), source + ": vocab entry for " + quote(tok) + " is not an integer id in [0, 2^31)");
     t.vocab_[tok] = id.get<int32_t>();
   }
   ZIMAGE_CHECK(m.contains("merges") && m["merges"].is_array(), kind + "the BPE model has no merges list");
@@ -288,12 +317,16 @@ Qwen2Tokenizer Qwen2Tokenizer::from_json(const json& j, const std::string& sourc
   }
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const json& a : j["added_tokens"]) {
-      const std::string content = str_or_empty(a, "content");
-      ZIMAGE_CHECK(!content.empty() && a.contains("id") && a["id"].is_number_integer(), source + ": malformed added_tokens entry");
-      ZIMAGE_CHECK(!a.value("lstrip", false) && !a.value("rstrip", false) && !a.value("single_word", false),
-                   source + ": added token \"" + content + "\" uses lstrip/rstrip/single_word, which this tokenizer does not implement");
-      ZIMAGE_CHECK(!a.value("normalized", false) || !t.nfc_ || nfc(utf8_to_u32(content, source)) == utf8_to_u32(content, source),
-                   source + ": added token \"" + content + "\" changes under NFC");
+      ZIMAGE_CHECK(a.is_object() && !str_or_empty(a, "content").empty() && a["content"].is_string() && a.contains("id") &&
+                       is_int32_id(a["id"]),
+                   source + ": malformed added_tokens entry (needs a non-empty string \"content\" and an integer \"id\" in [0, 2^31))");
+      const std::string content = a["content"].get<std::string>();
+      ZIMAGE_CHECK(!opt_bool(a, "lstrip", false, source) && !opt_bool(a, "rstrip", false, source) &&
+                       !opt_bool(a, "single_word", false, source),
+                   source + ": added token " + quote(content) + " uses lstrip/rstrip/single_word, which this tokenizer does not implement");
+      ZIMAGE_CHECK(!opt_bool(a, "normalized", false, source) || !t.nfc_ ||
+                       nfc(utf8_to_u32(content, source)) == utf8_to_u32(content, source),
+                   source + ": added token " + quote(content) + " changes under NFC");
       t.added_.emplace_back(content, a["id"].get<int32_t>());
     }
   }
@@ -312,7 +345,11 @@ std::optional<int32_t> Qwen2Tokenizer::token_to_id(const std::string& token) con
 // ---------------------------------------------------------------- encoding
 
 // Ref: tokenizers/src/models/bpe/word.rs Word::merge_all (lowest rank first,
-// leftmost among equal ranks), model.rs BPE::tokenize_with_cache.
+// leftmost among equal ranks), model.rs BPE::tokenize_with_cache. As there,
+// the candidate pairs wait in a heap ordered by (rank, position), so a piece
+// of n bytes costs O(n log n): rescanning every pair after each merge was
+// O(n^2) lookups, and 64 KB of letters took minutes (found with
+// fuzz/fuzz_tokenizer, docs/reliability.md).
 void Qwen2Tokenizer::bpe(const std::string& piece, std::vector<int32_t>& out) const {
   const auto& bc = byte_chars();
   if (ignore_merges_) {
@@ -323,21 +360,49 @@ void Qwen2Tokenizer::bpe(const std::string& piece, std::vector<int32_t>& out) co
       return;
     }
   }
-  std::vector<std::string> sym;
-  for (unsigned char b : piece) sym.push_back(bc[b]);
-  while (sym.size() > 1) {
-    int32_t best = std::numeric_limits<int32_t>::max();
-    size_t at = 0;
-    for (size_t i = 0; i + 1 < sym.size(); ++i) {
-      auto it = merge_rank_.find(sym[i] + " " + sym[i + 1]);
-      if (it != merge_rank_.end() && it->second < best) best = it->second, at = i;
-    }
-    if (best == std::numeric_limits<int32_t>::max()) break;
-    sym[at] += sym[at + 1];
-    sym.erase(sym.begin() + long(at) + 1);
+  // The symbols as a linked list over the piece's bytes: sym[i] is the symbol
+  // that starts at byte i while alive[i]; next[i] == n ends the list.
+  const size_t n = piece.size(), none = size_t(-1);
+  std::vector<std::string> sym(n);
+  std::vector<size_t> next(n), prev(n);
+  std::vector<char> alive(n, 1);
+  for (size_t i = 0; i < n; ++i) {
+    sym[i] = bc[static_cast<unsigned char>(piece[i])];
+    next[i] = i + 1;
+    prev[i] = i == 0 ? none : i - 1;
   }
-  for (const std::string& s : sym) {
-    auto it = vocab_.find(s);
+  // A candidate: the pair (left, right) with the symbol lengths it was ranked
+  // with (a symbol only grows by taking its right neighbour, so a start and a
+  // length name one symbol); stale candidates are skipped when popped.
+  struct Pair {
+    int32_t rank;
+    size_t left, right, left_len, right_len;
+  };
+  auto later = [](const Pair& a, const Pair& b) { return a.rank != b.rank ? a.rank > b.rank : a.left > b.left; };
+  std::priority_queue<Pair, std::vector<Pair>, decltype(later)> heap(later);
+  auto push = [&](size_t left) {
+    if (left == none || next[left] >= n) return;
+    const size_t right = next[left];
+    auto it = merge_rank_.find(sym[left] + " " + sym[right]);
+    if (it != merge_rank_.end()) heap.push({it->second, left, right, sym[left].size(), sym[right].size()});
+  };
+  for (size_t i = 0; i + 1 < n; ++i) push(i);
+  while (!heap.empty()) {
+    const Pair p = heap.top();
+    heap.pop();
+    if (!alive[p.left] || !alive[p.right] || next[p.left] != p.right || sym[p.left].size() != p.left_len ||
+        sym[p.right].size() != p.right_len)
+      continue;
+    sym[p.left] += sym[p.right];
+    sym[p.right].clear();
+    alive[p.right] = 0;
+    next[p.left] = next[p.right];
+    if (next[p.left] < n) prev[next[p.left]] = p.left;
+    push(prev[p.left]);
+    push(p.left);
+  }
+  for (size_t i = 0; i < n; i = next[i]) {
+    auto it = vocab_.find(sym[i]);
     ZIMAGE_CHECK(it != vocab_.end(), source_ + ": BPE symbol not in the vocab (a byte-level vocab holds all 256 byte characters)");
     out.push_back(it->second);
   }

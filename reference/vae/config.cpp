@@ -86,17 +86,26 @@ std::vector<std::string> as_str_list(const json& v, const std::string& key, cons
 
 std::optional<std::vector<double>> as_opt_double_list(const json* v, const std::string& key, const std::string& source) {
   if (!v || v->is_null()) return std::nullopt;
-  const std::string msg = source + ": key '" + key + "' must be null or a list of numbers, got " + brief(*v);
+  const std::string msg = source + ": key '" + key + "' must be null or a list of finite numbers, got " + brief(*v);
   ZIMAGE_CHECK(v->is_array(), msg);
   std::vector<double> out;
   for (const json& e : *v) {
-    ZIMAGE_CHECK(e.is_number(), msg);
+    ZIMAGE_CHECK(e.is_number() && std::isfinite(e.get<double>()), msg);
     out.push_back(e.get<double>());
   }
   return out;
 }
 
 std::string list_str(const std::vector<int>& v) { return json(v).dump(); }
+
+// A string from the file for a message, on one line (newlines and NUL become
+// spaces), cut to 100 bytes.
+std::string one_line(std::string s) {
+  if (s.size() > 100) s = s.substr(0, 100) + "...";
+  for (char& c : s)
+    if (c == '\n' || c == '\r' || c == '\0') c = ' ';
+  return s;
+}
 
 }  // namespace
 
@@ -177,13 +186,13 @@ void VaeConfig::validate(const std::string& source) const {
                s + "key 'up_block_types' has " + std::to_string(up_block_types.size()) + " entries, block_out_channels " +
                    std::to_string(block_out_channels.size()));
   for (const auto& t : down_block_types)
-    ZIMAGE_CHECK(t == "DownEncoderBlock2D", s + "key 'down_block_types' holds '" + t +
+    ZIMAGE_CHECK(t == "DownEncoderBlock2D", s + "key 'down_block_types' holds '" + one_line(t) +
                                                 "': only DownEncoderBlock2D is supported (the Flux / SD VAE encoder)");
   for (const auto& t : up_block_types)
     ZIMAGE_CHECK(t == "UpDecoderBlock2D",
-                 s + "key 'up_block_types' holds '" + t + "': only UpDecoderBlock2D is supported (the Flux / SD VAE decoder)");
+                 s + "key 'up_block_types' holds '" + one_line(t) + "': only UpDecoderBlock2D is supported (the Flux / SD VAE decoder)");
   ZIMAGE_CHECK(act_fn == "silu" || act_fn == "swish",
-               s + "key 'act_fn' is '" + act_fn + "': only silu (alias swish) is supported");
+               s + "key 'act_fn' is '" + one_line(act_fn) + "': only silu (alias swish) is supported");
   auto positive = [&](const char* key, int v) {
     ZIMAGE_CHECK(v > 0, s + "key '" + key + "' is " + std::to_string(v) + ", must be > 0");
   };

@@ -33,18 +33,31 @@ int GoldenFile::batch_size() const {
   return b;
 }
 
+const std::string& GoldenHeader::meta(const std::string& key) const {
+  const auto& md = file->metadata();
+  auto it = md.find(key);
+  ZIMAGE_CHECK(it != md.end(), path + ": golden metadata lacks '" + key + "'");
+  return it->second;
+}
+
+GoldenHeader golden_header(const std::string& path, const std::string& kind, std::initializer_list<const char*> keys) {
+  GoldenHeader h{path, SafetensorsFile::open(path)};
+  ZIMAGE_CHECK(h.meta("format") == "zimage-golden-v1",
+               path + ": golden format '" + h.meta("format") + "' is not zimage-golden-v1");
+  if (!kind.empty())
+    ZIMAGE_CHECK(h.meta("kind") == kind, path + ": golden kind '" + h.meta("kind") + "', expected '" + kind + "'");
+  for (const char* k : keys) h.meta(k);
+  return h;
+}
+
 GoldenFile open_golden(const std::string& path, const std::string& model_dir) {
+  const GoldenHeader h =
+      golden_header(path, "", {"diffusers_version", "diffusers_commit", "torch_version", "dtype", "seed", "command"});
+  auto meta = [&](const std::string& key) -> const std::string& { return h.meta(key); };
+  const auto& md = h.file->metadata();
   GoldenFile g;
   g.path = path;
-  g.file = SafetensorsFile::open(path);
-  const auto& md = g.file->metadata();
-  auto meta = [&](const std::string& key) -> const std::string& {
-    auto it = md.find(key);
-    ZIMAGE_CHECK(it != md.end(), path + ": golden metadata lacks '" + key + "'");
-    return it->second;
-  };
-  ZIMAGE_CHECK(meta("format") == "zimage-golden-v1", path + ": golden format '" + meta("format") + "' is not zimage-golden-v1");
-  for (const char* k : {"diffusers_version", "diffusers_commit", "torch_version", "dtype", "seed", "command"}) meta(k);
+  g.file = h.file;
   g.case_name = meta("case");
   g.kind = meta("kind");
   nlohmann::json cfg;
@@ -70,21 +83,13 @@ GoldenFile open_golden(const std::string& path, const std::string& model_dir) {
 }
 
 std::shared_ptr<SafetensorsFile> open_pipeline_part_golden(const std::string& path, const std::string& kind) {
-  auto f = SafetensorsFile::open(path);
-  const auto& md = f->metadata();
-  auto meta = [&](const std::string& key) -> const std::string& {
-    auto it = md.find(key);
-    ZIMAGE_CHECK(it != md.end(), path + ": golden metadata lacks '" + key + "'");
-    return it->second;
-  };
-  ZIMAGE_CHECK(meta("format") == "zimage-golden-v1", path + ": golden format '" + meta("format") + "' is not zimage-golden-v1");
-  ZIMAGE_CHECK(meta("kind") == kind, path + ": golden kind '" + meta("kind") + "', expected '" + kind + "'");
-  for (const char* k : {"diffusers_version", "diffusers_commit", "diffusers_scheduler_blob", "diffusers_pipeline_blob",
-                        "diffusers_torch_utils_blob", "torch_version", "torch_cpu_capability", "dtype", "seed", "command"})
-    meta(k);
-  ZIMAGE_CHECK(meta("dtype") == "float32", path + ": golden dtype '" + meta("dtype") + "' is not float32");
-  for (const auto& name : f->names()) screen_golden_tensor(path, f->view(name));
-  return f;
+  const GoldenHeader h = golden_header(path, kind,
+                                       {"diffusers_version", "diffusers_commit", "diffusers_scheduler_blob",
+                                        "diffusers_pipeline_blob", "diffusers_torch_utils_blob", "torch_version",
+                                        "torch_cpu_capability", "dtype", "seed", "command"});
+  ZIMAGE_CHECK(h.meta("dtype") == "float32", path + ": golden dtype '" + h.meta("dtype") + "' is not float32");
+  for (const auto& name : h.file->names()) screen_golden_tensor(path, h.file->view(name));
+  return h.file;
 }
 
 }  // namespace zimage

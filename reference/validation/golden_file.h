@@ -1,6 +1,7 @@
 // A golden file (docs/goldens.md) opened for validation: its tensors, its
 // provenance, the config, and where the weights come from.
 #pragma once
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,21 @@ struct GoldenFile {
   std::vector<std::string> module_outputs() const;
   int batch_size() const;  // number of x.{i} tensors (kind=model)
 };
+
+// A golden's header: the opened file and its metadata, read with the checks
+// every golden reader shares.
+struct GoldenHeader {
+  std::string path;
+  std::shared_ptr<SafetensorsFile> file;
+  // The metadata value of `key`; throws "<path>: golden metadata lacks '<key>'".
+  const std::string& meta(const std::string& key) const;
+};
+
+// Opens `path` and checks the format tag (zimage-golden-v1), the kind when
+// `kind` is not empty, and that every key in `keys` is in the metadata.
+// Tensors are not screened (see screen_golden_tensor).
+GoldenHeader golden_header(const std::string& path, const std::string& kind = "",
+                           std::initializer_list<const char*> keys = {});
 
 // Opens and screens a golden: format tag, provenance keys, config; every
 // float tensor finite and not constant (a cached black image once

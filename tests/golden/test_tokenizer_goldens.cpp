@@ -97,6 +97,14 @@ TEST(TokenizerGolden, RefusesOtherKinds) {
       {"GPT-2 pattern", [](nlohmann::json& j) { j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\s+"; }, "Qwen2's pattern"},
       {"NFKC", [](nlohmann::json& j) { j["normalizer"] = {{"type", "NFKC"}}; }, "NFKC"},
       {"subword prefix", [](nlohmann::json& j) { j["model"]["continuing_subword_prefix"] = "##"; }, "subword prefix"},
+      // fuzz/fuzz_tokenizer's first run (docs/reliability.md): json::value() threw its own type_error on a
+      // non-boolean flag. Review of the same parser: strings from the file made multi-line messages, and
+      // ids outside int32 were taken.
+      {"byte_fallback not a bool", [](nlohmann::json& j) { j["model"]["byte_fallback"] = "no"; }, "\"byte_fallback\" is string"},
+      {"lstrip not a bool", [](nlohmann::json& j) { j["added_tokens"][0]["lstrip"] = 0; }, "\"lstrip\" is number"},
+      {"normalizer with a newline", [](nlohmann::json& j) { j["normalizer"] = {{"type", "NF\nKC"}}; }, "\"NF KC\""},
+      {"negative added id", [](nlohmann::json& j) { j["added_tokens"][0]["id"] = -1; }, "malformed added_tokens entry"},
+      {"vocab id past int32", [](nlohmann::json& j) { j["model"]["vocab"]["a\nb"] = 2147483648LL; }, "\"a b\" is not an integer id"},
   };
   for (const Bad& b : bad) {
     nlohmann::json j = good;

@@ -53,21 +53,14 @@ inline DitInputs<float> golden_dit_inputs(const GoldenFile& g) {
 inline std::optional<std::shared_ptr<SafetensorsFile>> open_bf16_golden(const GoldenFile& fp32) {
   const std::string path = bf16_golden_path(fp32.case_name);
   if (!std::filesystem::exists(path)) return std::nullopt;
-  auto f = SafetensorsFile::open(path);
-  const auto& md = f->metadata();
-  auto meta = [&](const std::string& key) -> const std::string& {
-    auto it = md.find(key);
-    ZIMAGE_CHECK(it != md.end(), path + ": golden metadata lacks '" + key + "'");
-    return it->second;
-  };
-  ZIMAGE_CHECK(meta("format") == "zimage-golden-v1", path + ": format is not zimage-golden-v1");
-  ZIMAGE_CHECK(meta("kind") == "model_bf16", path + ": kind '" + meta("kind") + "', expected model_bf16");
+  const GoldenHeader h = golden_header(path, "model_bf16", {"torch_version", "command", "threads", "attention_backend", "device"});
+  const auto& f = h.file;
+  auto meta = [&](const std::string& key) -> const std::string& { return h.meta(key); };
   ZIMAGE_CHECK(meta("dtype") == "bfloat16", path + ": dtype '" + meta("dtype") + "', expected bfloat16");
   ZIMAGE_CHECK(meta("case") == fp32.case_name, path + ": case '" + meta("case") + "', expected " + fp32.case_name);
   for (const char* k : {"diffusers_commit", "diffusers_z_image_blob"})
     ZIMAGE_CHECK(meta(k) == fp32.file->metadata().at(k),
                  path + ": " + k + " differs from the fp32 golden's (" + fp32.file->metadata().at(k) + ")");
-  for (const char* k : {"torch_version", "command", "threads", "attention_backend", "device"}) meta(k);
   const auto digests = nlohmann::json::parse(meta("inputs_fnv1a64"));
   ZIMAGE_CHECK(digests.size() == size_t(2 * fp32.batch_size() + 1), path + ": inputs_fnv1a64 lists " +
                                                                         std::to_string(digests.size()) + " inputs");

@@ -94,15 +94,9 @@ inline std::vector<std::string> pipeline_cases() { return golden_cases_of_kind("
 // latents.step.{k} per step of the golden's shape, and screens every tensor.
 inline std::shared_ptr<SafetensorsFile> open_pipeline_bf16_golden(const PipelineGolden& g) {
   const std::string path = std::string(ZIMAGE_GOLDEN_DIR) + "/" + g.name + ".bf16.safetensors";
-  auto f = SafetensorsFile::open(path);
-  const auto& md = f->metadata();
-  auto meta = [&](const std::string& key) -> const std::string& {
-    auto it = md.find(key);
-    ZIMAGE_CHECK(it != md.end(), path + ": golden metadata lacks '" + key + "'");
-    return it->second;
-  };
-  ZIMAGE_CHECK(meta("format") == "zimage-golden-v1", path + ": format is not zimage-golden-v1");
-  ZIMAGE_CHECK(meta("kind") == "pipeline_bf16", path + ": kind '" + meta("kind") + "', expected pipeline_bf16");
+  const GoldenHeader h = golden_header(path, "pipeline_bf16");
+  const auto& f = h.file;
+  auto meta = [&](const std::string& key) -> const std::string& { return h.meta(key); };
   ZIMAGE_CHECK(meta("dtype") == "bfloat16", path + ": dtype '" + meta("dtype") + "', expected bfloat16");
   for (const char* k : {"case", "model_dir", "options", "diffusers_commit", "diffusers_z_image_blob"})
     ZIMAGE_CHECK(meta(k) == g.file->metadata().at(k), path + ": " + k + " differs from the fp32 golden's");

@@ -2,6 +2,8 @@
 // implies. Counts were taken from diffusers itself: AutoencoderKL(**FLUX)
 // on the meta device at commit 58eb52c has 244 tensors, 83,819,683
 // parameters (decoder 49,545,475, encoder 34,274,208; tools/golden/dump_vae.py FLUX).
+#include <limits>
+
 #include "support/test_support.h"
 #include "vae/autoencoder_kl.h"
 
@@ -140,7 +142,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadKey{"shift_string", "shift_factor", "0.1", "key 'shift_factor' must be a finite number"},
         BadKey{"quant_not_bool", "use_post_quant_conv", 1, "key 'use_post_quant_conv' must be true or false"},
         BadKey{"other_class", "_class_name", "AutoencoderTiny", "key '_class_name' is \"AutoencoderTiny\""},
-        BadKey{"negative_layers", "layers_per_block", -1, "key 'layers_per_block' is -1"}),
+        BadKey{"negative_layers", "layers_per_block", -1, "key 'layers_per_block' is -1"},
+        // Found reviewing the parser for fuzz/fuzz_vae_config (docs/reliability.md): a newline in a string
+        // value made a two-line message; an infinite latents_mean entry (in-memory JSON only: the file
+        // parser refuses 1e999) was accepted and written back as null.
+        BadKey{"act_fn_newline", "act_fn", "gelu\nx", "key 'act_fn' is 'gelu x'"},
+        BadKey{"latents_mean_inf", "latents_mean",
+               nlohmann::json::array({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, std::numeric_limits<double>::infinity()}),
+               "key 'latents_mean' must be null or a list of finite numbers"}),
     [](const auto& info) { return info.param.name; });
 
 TEST(VaeConfig, FileErrorsNameThePath) {
