@@ -96,7 +96,8 @@ struct EncodedPrompts {
 };
 
 // A text-encoder backend for the folder's encoder (the CUDA one: gpu::cuda_text_encoder), made for
-// these hidden layers; see PromptEncoder::set_hidden_states_backend.
+// these hidden layers; see PromptEncoder::set_hidden_states_backend. The function it returns may be
+// called after that encoder is gone (generate() reuses it for the negatives): it must hold what it needs.
 using TextEncoderBackend =
     std::function<PromptEncoder::HiddenStatesFn(const Qwen3TextEncoder&, const std::vector<int>& hidden_layers)>;
 

@@ -34,7 +34,9 @@ struct CountingBackend {
   TextEncoderBackend factory() {
     return [this](const Qwen3TextEncoder& te, const std::vector<int>&) -> PromptEncoder::HiddenStatesFn {
       ++made;
-      return [this, &te](const Tensor<int32_t>& ids, const Tensor<int32_t>& mask, const std::vector<int>& ks) {
+      // A copy of the encoder (its config and a shared weight source): the backend outlives the
+      // PromptEncoder it was made from (generate() reuses it for the negatives).
+      return [this, te](const Tensor<int32_t>& ids, const Tensor<int32_t>& mask, const std::vector<int>& ks) {
         ++calls;
         std::vector<Tensor<float>> hs = te.hidden_states<float>(ids, mask, ks);
         for (auto& h : hs)
