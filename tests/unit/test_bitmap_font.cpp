@@ -7,6 +7,7 @@
 #include <array>
 #include <climits>
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -97,6 +98,7 @@ TEST(BitmapFont, Utf8_e_acute_IsOneUnknownGlyph) {
 struct GlyphSplit {
   std::string name, bytes, glyphs;
 };
+void PrintTo(const GlyphSplit& p, std::ostream* os) { *os << p.name; }
 
 class BitmapFontSplit : public ::testing::TestWithParam<GlyphSplit> {};
 
@@ -156,6 +158,7 @@ struct ClipCase {
   int64_t x, y;
   bool visible;  // some glyph pixel lands in the canvas
 };
+void PrintTo(const ClipCase& p, std::ostream* os) { *os << p.name; }
 
 class BitmapFontClip : public ::testing::TestWithParam<ClipCase> {};
 

@@ -3,6 +3,7 @@
 // the size formula against rendered sheets, empty cells, labels, and every refusal.
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,7 @@ ContactSheet grid(const std::vector<std::vector<const Image8*>>& cells) {
 struct FitCase {
   int64_t h, w, cell, fitted_h, fitted_w;
 };
+void PrintTo(const FitCase& p, std::ostream* os) { *os << p.h << "x" << p.w << " in " << p.cell; }
 
 class ContactSheetFittedSize : public ::testing::TestWithParam<FitCase> {};
 
@@ -196,6 +198,7 @@ struct SizeCase {
   int64_t rows, columns, cell;
   bool title;
 };
+void PrintTo(const SizeCase& p, std::ostream* os) { *os << p.rows << "x" << p.columns << " cell " << p.cell; }
 
 class ContactSheetSize : public ::testing::TestWithParam<SizeCase> {};
 
@@ -262,6 +265,7 @@ struct BadSheet {
   std::string says;
   bool counts_only;  // contact_sheet_size refuses it too
 };
+void PrintTo(const BadSheet& p, std::ostream* os) { *os << p.name; }
 
 const Image8 kGood = solid(4, 4, 1);
 const Image8 kGray{4, 4, 1, std::vector<uint8_t>(16, 1)};
