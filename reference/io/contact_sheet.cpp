@@ -20,8 +20,9 @@ constexpr std::array<uint8_t, 3> kMidGrey{128, 128, 128}, kDarkGrey{64, 64, 64};
 struct Layout {
   int scale;
   int64_t cell, line, gap, rows, columns, header;  // header: everything above row 0's label strip
+  int64_t min_width = 0;
 
-  int64_t width() const { return gap + columns * (cell + gap); }
+  int64_t width() const { return std::max(gap + columns * (cell + gap), min_width); }
   int64_t height() const { return header + rows * (line + cell + gap); }
   int64_t cell_x(int64_t c) const { return gap + c * (cell + gap); }
   int64_t row_label_y(int64_t r) const { return header + r * (line + cell + gap); }
@@ -51,6 +52,9 @@ Layout layout_of(const ContactSheet& sheet, int64_t cell_px) {
   l.rows = static_cast<int64_t>(sheet.cells.size());
   l.columns = static_cast<int64_t>(sheet.column_labels.size());
   l.header = l.gap + (sheet.title.empty() ? 0 : l.line + l.gap) + l.line + l.gap;
+  ZIMAGE_CHECK(sheet.min_width >= 0 && sheet.min_width <= 65536,
+               "contact sheet: min_width must be 0 .. 65536, not " + std::to_string(sheet.min_width));
+  l.min_width = sheet.min_width;
   return l;
 }
 

@@ -7,9 +7,10 @@
 //   title line (line + gap)                       only when the title is not empty
 //   column labels (line + gap), each centred over its column
 //   per row: its label strip (line), full width, then the row's cells (cell_px) + gap
-// Columns are cell_px wide with a gap before the first, between them and after the last.
+// Columns are cell_px wide with a gap before the first, between them and after the last
+// (a wider sheet, for min_width, leaves white on the right of the columns).
 // So the sheet is
-//   width  = gap + columns * (cell_px + gap)
+//   width  = max(gap + columns * (cell_px + gap), min_width)
 //   height = gap + (title empty ? 0 : line + gap) + (line + gap) + rows * (line + cell_px + gap)
 // (contact_sheet_size). Cell (r, c) has its top-left at
 //   x = gap + c * (cell_px + gap),
@@ -32,6 +33,7 @@ struct ContactSheet {
   std::vector<std::string> column_labels;     // one per column, e.g. "seed 0", drawn above the columns
   std::vector<std::string> row_labels;        // one per row, drawn as a full-width strip above that row's images
   std::vector<std::vector<const Image8*>> cells;  // [row][column]; nullptr: an empty cell (drawn mid grey with an X)
+  int64_t min_width = 0;  // the sheet is at least this wide (room for long labels); 0 .. 65536
 };
 
 // Every image is fitted into a cell_px x cell_px box keeping its aspect ratio (fit_image).

@@ -37,12 +37,18 @@ struct NonFinite {
 // Activations keyed by diffusers module path ("layers.7.attention"), recorded
 // in execution order; a null pointer records nothing. With check_finite, the
 // first output holding NaN/Inf is kept in first_nonfinite (how porters bisect
-// an fp16 overflow); with store false, outputs are only checked, not kept.
+// an fp16 overflow); with store false, outputs are only checked, not kept;
+// with `keep` non-empty, only those paths are kept (a probe of a few modules
+// of a real-size forward: zimage sweep's caption drift).
 template <class T>
 struct Activations : std::map<std::string, Tensor<T>> {
   bool store = true;
   bool check_finite = false;
   std::optional<NonFinite> first_nonfinite;
+  std::vector<std::string> keep;
+  bool keeps(const std::string& path) const {
+    return store && (keep.empty() || std::find(keep.begin(), keep.end(), path) != keep.end());
+  }
 };
 
 template <class T>
@@ -54,7 +60,7 @@ inline void record(Activations<T>* acts, const std::string& path, const Tensor<T
       if (!std::isfinite(value[i]) && nf.count++ == 0) nf.first = i;
     if (nf.count) acts->first_nonfinite = nf;
   }
-  if (acts->store) (*acts)[path] = value;
+  if (acts->keeps(path)) (*acts)[path] = value;
 }
 
 // Key mask [B, L]: 1 = this key takes part in attention. Absent (nullptr)

@@ -1,4 +1,4 @@
-// The one tolerance policy (../shared/docs/numerics.md), used by every test
+// The one tolerance policy (docs/tolerances.md), used by every test
 // and by `zimage validate`.
 //
 // Per op with reduction length K, n_r roundings to the storage precision u_s,

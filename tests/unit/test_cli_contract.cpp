@@ -34,8 +34,8 @@ CliRun run(const std::string& args) {
   return r;
 }
 
-const std::vector<std::string> kCommands = {"dit",     "validate", "rope-limits",     "generate",
-                                            "encode",  "inspect",  "write-synthetic", "vae"};
+const std::vector<std::string> kCommands = {"dit",     "validate", "rope-limits",     "generate", "encode",
+                                            "inspect", "sweep",    "write-synthetic", "vae"};
 
 TEST(CliContract, EveryCommandHelpExits0WithItsUsage) {
   for (const std::string& cmd : kCommands)
@@ -87,6 +87,9 @@ TEST(CliContract, BadNumbersAreOneLineExit2NamingTheFlag) {
       {"encode --model /nonexistent --prompt a --out /nonexistent/o --hidden-layer abc", "--hidden-layer", "abc"},
       {"encode --model /nonexistent --prompt a --out /nonexistent/o --max-sequence-length 5.5", "--max-sequence-length",
        "5.5"},
+      {"sweep --model /nonexistent --prompt a --seeds 0 --out /nonexistent/o --vary steps=2,two", "--steps", "two"},
+      {"sweep --model /nonexistent --prompt a --seeds 0-x --out /nonexistent/o", "--seeds", "x"},
+      {"sweep --model /nonexistent --prompt a --seeds 0 --out /nonexistent/o --sheet-cell wide", "--sheet-cell", "wide"},
       {"vae decode --synthetic --random-latents 1,16,x,4", "--random-latents", "x"},
       {"vae decode --synthetic --random-latents 1,16,4,4 --tiled --tile-latent big", "--tile-latent", "big"},
       {"vae decode --synthetic --random-latents 1,16,4,4 --tiled --tile-overlap half", "--tile-overlap", "half"},

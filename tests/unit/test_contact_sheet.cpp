@@ -194,6 +194,33 @@ TEST(ContactSheet, Size_2x3_Cell256_WithTitle_Is624x800) {
   EXPECT_EQ(contact_sheet_size(s, 256), std::make_pair(int64_t{598}, int64_t{800}));
 }
 
+// min_width widens the sheet (room for long row labels) and nothing else: the cells stay where
+// they were, the label strip gets the room, the right side is white.
+TEST(ContactSheet, MinWidth_1x1_Cell32_Widened_To200) {
+  const Image8 black{32, 32, 3, std::vector<uint8_t>(32 * 32 * 3, 0)};
+  ContactSheet s = grid({{&black}});
+  s.row_labels = {"a label much longer than one cell of 32 px"};
+  const Image8 narrow = render_contact_sheet(s, 32);
+  EXPECT_EQ(narrow.width, 4 + 36);
+  s.min_width = 200;
+  EXPECT_EQ(contact_sheet_size(s, 32), std::make_pair(narrow.height, int64_t{200}));
+  const Image8 wide = render_contact_sheet(s, 32);
+  ASSERT_EQ(wide.width, 200);
+  int64_t inked_right = 0;  // label pixels right of the narrow sheet's edge
+  for (int64_t y = 0; y < wide.height; ++y)
+    for (int64_t x = narrow.width; x < wide.width; ++x) inked_right += wide.pixels[size_t((y * wide.width + x) * 3)] != 255;
+  EXPECT_GT(inked_right, 0) << "the longer label should use the room";
+  // The cell is where it was: the 32x32 black block at the same place in both.
+  const int64_t cy = narrow.height - 4 - 32, cx = 4;
+  for (int64_t y = cy; y < cy + 32; ++y)
+    for (int64_t x = cx; x < cx + 32; ++x) {
+      EXPECT_EQ(wide.pixels[size_t((y * wide.width + x) * 3)], 0);
+      EXPECT_EQ(narrow.pixels[size_t((y * narrow.width + x) * 3)], 0);
+    }
+  s.min_width = -1;
+  EXPECT_THROW(contact_sheet_size(s, 32), Error);
+}
+
 struct SizeCase {
   int64_t rows, columns, cell;
   bool title;

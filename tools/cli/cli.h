@@ -82,6 +82,20 @@ inline constexpr const char* kUsage =
     "             [--shard-gb 5] [--inputs FILE [--latent 64] [--caption 128]]\n"
     "      A transformer folder in the diffusers sharded layout (default config: Z-Image-Turbo, 24.6 GB\n"
     "      in float32) with synthetic bf16-exact weights; --inputs also writes x.0, cap_feats.0, t.\n"
+    "  zimage sweep --model PIPELINE_DIR --prompt TEXT [--prompt TEXT ...] [--negative-prompt TEXT]\n"
+    "             [--vary KNOB=V1,V2,... ...] --seeds 0-3 --out DIR [--sheet-cell 256] [generate's options]\n"
+    "      A controlled comparison: for each prompt, the baseline (generate's options as given) and every\n"
+    "      combination of the --vary values, each with every seed; one image per cell, a contact sheet\n"
+    "      (DIR/contact_sheet.png: rows = knob values, columns = seeds, labels drawn), DIR/results.csv and\n"
+    "      DIR/results.json (seconds, latent mean/std, image mean/std per channel, mean absolute difference\n"
+    "      to the baseline image, cosine of the prompt embedding and of the refined caption to the\n"
+    "      baseline's). KNOB is a generate option without '--': height width steps guidance\n"
+    "      cfg-normalization cfg-truncation shift dtype weights attention rope-scaling rope-extend\n"
+    "      skip-context-refiner long-prompt-mode long-prompt-target hidden-layer hidden-layers\n"
+    "      hidden-layer-weights max-sequence-length think system-prompt padding-side negative-prompt.\n"
+    "      Values split at ';' when the list holds one (hidden-layers=-2;-2,-3), else at ','; @none = the\n"
+    "      option absent; switches take on|off. --seeds: 0-3, 1,5,9 or 0-2,7. Progress and ETA on\n"
+    "      stderr; rerun with the same arguments to resume (finished cells are skipped).\n"
     "  zimage vae decode|encode|validate ...\n"
     "      The Flux VAE (AutoencoderKL): decode latents, encode images, check VAE goldens\n"
     "      (zimage vae --help for its options).\n"
@@ -147,5 +161,6 @@ extern const std::vector<std::string> kPromptOptionFlags;
 PromptOptions parse_prompt_options(const Args& args);
 int cmd_inspect(int argc, char** argv);  // zimage inspect DIR|FILE [--no-values] (tools/cli/cmd_inspect.cpp)
 int cmd_write_synthetic(const Args& args);  // tools/cli/cmd_write_synthetic.cpp
+int cmd_sweep(const Args& args);            // tools/cli/cmd_sweep.cpp
 
 }  // namespace zimage::cli

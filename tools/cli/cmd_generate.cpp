@@ -8,13 +8,11 @@
 #include <functional>
 #include <type_traits>
 
-#include "cli.h"
-#include "pipeline/generate.h"
+#include "generate_setup.h"
 #include "pipeline/pipeline_files.h"
 #ifdef ZIMAGE_WITH_CUDA
-#include "dit_model_cuda.h"  // cuda/dit_model_cuda.h
-#include "qwen3_cuda.h"      // cuda/qwen3_cuda.h
-#include "vae_cuda.h"        // cuda/vae_cuda.h
+#include "qwen3_cuda.h"  // cuda/qwen3_cuda.h
+#include "vae_cuda.h"    // cuda/vae_cuda.h
 #endif
 
 namespace zimage::cli {
@@ -40,18 +38,6 @@ std::string seconds(double s) {
   std::snprintf(buf, sizeof buf, "%.1f s", s);
   return buf;
 }
-
-// The transformer and the VAE decode --device cuda asks for (the text encoder stays on the CPU for
-// now, issue 17); empty for --device cpu.
-using OpenDit = std::function<std::unique_ptr<DitModel<float>>(const ModelFolder&, DitWeights)>;
-using DecodeHook = std::function<Tensor<float>(const VaeModel&, const Tensor<float>&)>;
-
-// What --device cuda puts on the GPU; all empty for --device cpu.
-struct DeviceHooks {
-  OpenDit open_dit;
-  DecodeHook decode;
-  TextEncoderBackend text_encoder;
-};
 
 template <class T>
 int run(const PipelineFolder& pipe, const GenerateRequest& req, const std::vector<std::string>& outs,
@@ -106,20 +92,26 @@ int run(const PipelineFolder& pipe, const GenerateRequest& req, const std::vecto
 
 }  // namespace
 
-int cmd_generate(const Args& args) {
-  std::vector<std::string> known = {"--model", "--prompt-embeds", "--negative-prompt-embeds", "--height", "--width",
-                                    "--steps", "--guidance", "--cfg-normalization", "--cfg-truncation", "--shift", "--seed",
-                                    "--latents", "--out", "--save-latents", "--num-images-per-prompt", "--dtype",
-                                    "--check-finite", "--weights", "--prompt", "--negative-prompt", "--device",
-                                    "--attention"};
-  known.insert(known.end(), kDitKnobFlags.begin(), kDitKnobFlags.end());
-  known.insert(known.end(), kPromptOptionFlags.begin(), kPromptOptionFlags.end());
-  allow_only(args, known);
-  const std::string device = args.get("--device", "cpu");
+const std::vector<std::string>& generate_option_flags() {
+  static const std::vector<std::string> flags = [] {  // built on first use: kPromptOptionFlags is another file's
+    std::vector<std::string> f = {"--height", "--width", "--steps", "--guidance", "--cfg-normalization",
+                                  "--cfg-truncation", "--shift", "--seed", "--num-images-per-prompt", "--dtype",
+                                  "--check-finite", "--weights", "--device", "--attention"};
+    f.insert(f.end(), kDitKnobFlags.begin(), kDitKnobFlags.end());
+    f.insert(f.end(), kPromptOptionFlags.begin(), kPromptOptionFlags.end());
+    return f;
+  }();
+  return flags;
+}
+
+GenerateSetup parse_generate_setup(const Args& args) {
+  GenerateSetup s;
+  s.device = args.get("--device", "cpu");
+  const std::string& device = s.device;
   ZIMAGE_CHECK(device == "cpu" || device == "cuda", "--device must be cpu or cuda, not '" + device + "'");
   ZIMAGE_CHECK(!args.has("--attention") || device == "cuda",
                "--attention chooses the CUDA attention kernel (auto, v1_simt, mma, cudnn): it needs --device cuda");
-  GenerateRequest req;  // every number first: a bad one is refused before any file is opened
+  GenerateRequest& req = s.req;
   GenerateOptions& opt = req.opt;
   opt.height = args.get_int("--height", 1024);
   opt.width = args.get_int("--width", 1024);
@@ -140,20 +132,20 @@ int cmd_generate(const Args& args) {
   req.prompt_options = parse_prompt_options(args);
   for (const auto& f : kPromptOptionFlags)  // they shape the text encoding: meaningless for given embeddings
     ZIMAGE_CHECK(!args.has(f) || args.has("--prompt"), f + " needs --prompt (it changes how prompts are encoded)");
-  const std::string dtype = args.get("--dtype", "float32");
+  s.dtype = args.get("--dtype", "float32");
+  const std::string& dtype = s.dtype;
   if (device == "cpu")
     ZIMAGE_CHECK(dtype == "float32" || dtype == "float64",
                  "--dtype must be float32 or float64 with --device cpu (float32 or bfloat16 with --device cuda), not '" +
                      dtype + "'");
 #ifdef ZIMAGE_WITH_CUDA
-  gpu::CudaOptions cuda;
   if (device == "cuda") {
     ZIMAGE_CHECK(dtype == "float32" || dtype == "bfloat16",
                  "--dtype must be float32 or bfloat16 with --device cuda (float64 is the CPU's truth), not '" + dtype + "'");
     ZIMAGE_CHECK(!args.has("--weights"),
                  "--weights sets how the CPU holds the transformer; with --device cuda it is uploaded block by block");
-    cuda.dtype = gpu::parse_dtype(dtype);
-    cuda.attention = gpu::parse_attention_version(args.get("--attention", "auto"));
+    s.cuda.dtype = gpu::parse_dtype(dtype);
+    s.cuda.attention = gpu::parse_attention_version(args.get("--attention", "auto"));
     std::string why;  // before any file is read: no text encoder runs for an image that cannot be made
     ZIMAGE_CHECK(gpu::device_available(&why), "--device cuda: no CUDA device: " + why);
   }
@@ -161,7 +153,43 @@ int cmd_generate(const Args& args) {
   ZIMAGE_CHECK(device == "cpu", "--device cuda: this zimage was built without the CUDA path (configure with "
                                 "-DZIMAGE_CUDA=ON and a CUDA toolkit)");
 #endif
+  return s;
+}
 
+DeviceHooks device_hooks([[maybe_unused]] const GenerateSetup& s, [[maybe_unused]] const PipelineFolder& pipe) {
+  DeviceHooks dev;
+#ifdef ZIMAGE_WITH_CUDA
+  if (s.device == "cuda") {
+    gpu::check_cuda_dit_options(pipe.transformer.config, s.cuda);  // the attention version against head_dim
+    const gpu::CudaOptions cuda = s.cuda;
+    dev.open_dit = [cuda](const ModelFolder& f, DitWeights) { return gpu::open_cuda_dit(f, cuda); };
+    gpu::VaeCudaOptions vae;
+    vae.dtype = cuda.dtype;
+    dev.decode = gpu::cuda_vae_decoder(vae);
+    gpu::Qwen3CudaOptions te;
+    te.dtype = cuda.dtype;
+    dev.text_encoder = gpu::cuda_text_encoder(te);
+  }
+#endif
+  return dev;
+}
+
+std::string producer([[maybe_unused]] const GenerateSetup& s) {
+#ifdef ZIMAGE_WITH_CUDA
+  if (s.device == "cuda")
+    return "zimage generate --device cuda (text encoder, transformer and VAE " + s.dtype + " on " +
+           gpu::describe_device() + "; the loop on the host)";
+#endif
+  return "zimage generate (CPU reference)";
+}
+
+int cmd_generate(const Args& args) {
+  std::vector<std::string> known = {"--model", "--prompt-embeds", "--negative-prompt-embeds", "--latents", "--out",
+                                    "--save-latents", "--prompt", "--negative-prompt"};
+  known.insert(known.end(), generate_option_flags().begin(), generate_option_flags().end());
+  allow_only(args, known);
+  GenerateSetup setup = parse_generate_setup(args);  // every number first: a bad one is refused before any file is opened
+  GenerateRequest& req = setup.req;
   if (args.has("--prompt")) {
     ZIMAGE_CHECK(!args.has("--prompt-embeds") && !args.has("--negative-prompt-embeds"),
                  "--prompt and --prompt-embeds exclude each other");
@@ -177,28 +205,11 @@ int cmd_generate(const Args& args) {
   }
   if (args.has("--latents")) req.latents = read_latents(args.get("--latents"));
   const int64_t prompts = int64_t(req.prompts.empty() ? req.prompt_embeds.size() : req.prompts.size());
-  const std::vector<std::string> outs = output_paths(args.required("--out"), prompts * opt.num_images_per_prompt);
+  const std::vector<std::string> outs = output_paths(args.required("--out"), prompts * req.opt.num_images_per_prompt);
   const std::string save_latents = args.get("--save-latents");
-#ifdef ZIMAGE_WITH_CUDA
-  if (device == "cuda") {
-    gpu::check_cuda_dit_options(pipe.transformer.config, cuda);  // the attention version against head_dim
-    DeviceHooks dev;
-    dev.open_dit = [cuda](const ModelFolder& f, DitWeights) { return gpu::open_cuda_dit(f, cuda); };
-    gpu::VaeCudaOptions vae;
-    vae.dtype = cuda.dtype;
-    dev.decode = gpu::cuda_vae_decoder(vae);
-    gpu::Qwen3CudaOptions te;
-    te.dtype = cuda.dtype;
-    dev.text_encoder = gpu::cuda_text_encoder(te);
-    return run<float>(pipe, req, outs, save_latents, dtype,
-                      "zimage generate --device cuda (text encoder, transformer and VAE " + dtype + " on " +
-                          gpu::describe_device() + "; the loop on the host)",
-                      dev);
-  }
-#endif
-  const std::string producer = "zimage generate (CPU reference)";
-  return dtype == "float32" ? run<float>(pipe, req, outs, save_latents, dtype, producer)
-                            : run<double>(pipe, req, outs, save_latents, dtype, producer);
+  const DeviceHooks dev = device_hooks(setup, pipe);
+  return setup.dtype == "float64" ? run<double>(pipe, req, outs, save_latents, setup.dtype, producer(setup), dev)
+                                  : run<float>(pipe, req, outs, save_latents, setup.dtype, producer(setup), dev);
 }
 
 }  // namespace zimage::cli

@@ -3,6 +3,7 @@
 //   zimage validate  [--goldens FILE ...] [--model DIR] [--dtype float64|float32]
 //   zimage rope-limits --model DIR
 //   zimage generate  --model PIPELINE_DIR --prompt-embeds FILE ... --out IMAGE.png
+//   zimage sweep     --model PIPELINE_DIR --prompt TEXT --vary KNOB=V1,V2 --seeds 0-3 --out DIR
 //   (and encode, inspect, write-synthetic, vae: `zimage --help` lists them all; `zimage CMD --help`
 //   prints one command's usage and exits 0)
 // Every user error is one line on stderr and exit status 2; a failed
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
     if (cmd == "generate") return cmd_generate(args);
     if (cmd == "encode") return cmd_encode(args);
     if (cmd == "write-synthetic") return cmd_write_synthetic(args);
+    if (cmd == "sweep") return cmd_sweep(args);
     throw zimage::Error("unknown command '" + cmd + "' (try: zimage --help)");
   } catch (const zimage::Error& e) {
     std::fprintf(stderr, "zimage: error: %s\n", e.what());

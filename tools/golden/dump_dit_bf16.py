@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """diffusers bf16 goldens of whole-model cases: the peer of the CUDA bf16 forward (tier T4,
-../shared/docs/numerics.md: max|cuda - ref| <= 2 max|peer - ref| + floor, same for RMS).
+docs/tolerances.md: max|cuda - ref| <= 2 max|peer - ref| + floor, same for RMS).
 
 For each case it reads the fp32 golden golden/<case>.safetensors (dump_dit.py), rebuilds the SAME
 ZImageTransformer2DModel (from the shipped folder golden/<model_dir> with from_pretrained, or, for

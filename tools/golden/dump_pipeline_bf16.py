@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """diffusers bf16 pipeline goldens: the peer of `zimage generate --device cuda --dtype bfloat16`
-(tier T5 of ../shared/docs/numerics.md: per-step latent drift against the fp64 run within 2x of
+(tier T5 of docs/tolerances.md: per-step latent drift against the fp64 run within 2x of
 the peer's drift, final PSNR within 6 dB of the peer's).
 
 For each case it reads the fp32 pipeline golden golden/<case>.safetensors (dump_pipeline.py),
