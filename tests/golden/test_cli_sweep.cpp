@@ -300,6 +300,7 @@ TEST(CliSweep, BadInputIsOneLineExit2AndNothingWritten) {
       {" --vary shift=1", "--seeds"},
       {" --seeds 0 --num-images-per-prompt 2", "unknown argument --num-images-per-prompt"},
       {" --seeds 0 --sheet-cell 8", "--sheet-cell"},
+      {" --seeds 0-9999 --vary shift=1,2,3 --sheet-cell 4096", "use a smaller --sheet-cell"},
   };
   for (const auto& [args, needle] : cases) {
     fs::remove_all(out);

@@ -13,6 +13,7 @@
 
 #include "generate_setup.h"
 #include "pipeline/pipeline_files.h"
+#include "io/contact_sheet.h"
 #include "pipeline/sweep.h"
 #include "sweep_output.h"
 #include "text_encoder/prompt_encoder.h"
@@ -197,6 +198,16 @@ int cmd_sweep(const Args& args) {
   ZIMAGE_CHECK(grid.rows.size() * grid.seeds.size() <= kSweepMaxCells,
                "the grid has " + std::to_string(grid.rows.size()) + " rows x " + std::to_string(grid.seeds.size()) +
                    " seeds, more than " + std::to_string(kSweepMaxCells) + " cells");
+  {  // the sheet must fit in memory: at most 2^28 pixels (768 MB as RGB)
+    ContactSheet shape;
+    shape.title = "t";
+    shape.column_labels.assign(grid.seeds.size(), "");
+    shape.row_labels.assign(grid.rows.size(), "");
+    shape.cells.assign(grid.rows.size(), std::vector<const Image8*>(grid.seeds.size(), nullptr));
+    const auto [h, w] = contact_sheet_size(shape, cell_px);
+    ZIMAGE_CHECK(h * w <= (int64_t(1) << 28), "the contact sheet would be " + std::to_string(h) + "x" + std::to_string(w) +
+                                                  " pixels (at most 2^28): use a smaller --sheet-cell");
+  }
   const Args base = baseline_args(args);
 
   // Every cell's options parsed, then checked against the model's configs, before anything is written.
