@@ -80,7 +80,7 @@ Comparison compare(const Tensor<A>& a, const Tensor<R>& r) {
   return compare(da.data(), dr.data(), a.numel());
 }
 
-// ulp_max of numerics.md for elementwise fp32 ops: the largest distance in
+// ulp_max (the T0 rule of docs/tolerances.md) for elementwise fp32 ops: the largest distance in
 // fp32 units in the last place between a and r, and where (NaN counts as far).
 struct UlpDistance {
   int64_t max_ulp = 0;
@@ -91,7 +91,7 @@ UlpDistance ulp_distance(const Tensor<float>& a, const Tensor<float>& r);
 
 bool passes(const Comparison& c, const Budget& b);  // nonfinite == 0 and both gates
 
-// T4 peer rule (numerics.md, the FlashAttention rule): the candidate may be at
+// T4 peer rule (docs/tolerances.md, the FlashAttention rule): the candidate may be at
 // most twice as far from the fp64 reference as a same-precision peer, plus a
 // floor, on the max and on the RMS (both normalized by the same rms(ref)):
 //   max_n(cand) <= 2 max_n(peer) + floor  and  rel_rms(cand) <= 2 rel_rms(peer) + floor

@@ -119,7 +119,7 @@ INSTANTIATE_TEST_SUITE_P(
              "_K" + std::to_string(s[2]);
     });
 
-// Mutation: TF32 on must fail the T3 gate (numerics.md: "Must fail if TF32 is switched on").
+// Mutation: TF32 on must fail the T3 gate (docs/tolerances.md: "Must fail if TF32 is switched on").
 TEST(CudaGemmMutation, Tf32FailsT3Gate) {
   ZIMAGE_REQUIRE_CUDA();
   if (gpu::compute_capability() < 80) GTEST_SKIP() << "no TF32 before sm_80: the mutation cannot be injected";

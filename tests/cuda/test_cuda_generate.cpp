@@ -1,7 +1,7 @@
 // The pipeline with the transformer on the GPU (cuda/dit_model_cuda.h behind generate()'s
 // GenerateHooks::open_dit, and `zimage generate --device cuda`), on the tiny diffusers pipeline
 // goldens (golden/pipeline_{turbo,cfg}):
-//   - fp32 (TF32 off): the free-running loop under T5 (numerics.md) with diffusers' fp32 run as
+//   - fp32 (TF32 off): the free-running loop under T5 (docs/tolerances.md) with diffusers' fp32 run as
 //     the peer, and the PNG pixels against diffusers' PIL image (the CPU's pixel gate);
 //   - bf16 storage: T5 with diffusers' bf16-transformer run (golden/pipeline_*.bf16) as the peer,
 //     the final image's PSNR against the fp64 image within 6 dB of the peer's;

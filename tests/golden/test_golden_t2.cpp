@@ -1,6 +1,6 @@
 // T2, teacher forced: every module output recorded in every golden, computed
 // by the reference (float and double) from the golden's own inputs for that
-// module, within 2 x the fp32 chain budget (numerics.md T2).
+// module, within 2 x the fp32 chain budget (docs/tolerances.md T2).
 #include <map>
 #include <mutex>
 

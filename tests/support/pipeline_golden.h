@@ -1,5 +1,5 @@
 // The end-to-end pipeline goldens (golden/pipeline_*.safetensors, tools/golden/dump_pipeline.py)
-// as the CPU and the CUDA pipeline tests read them, and the T5 rule of numerics.md that both
+// as the CPU and the CUDA pipeline tests read them, and the T5 rule of docs/tolerances.md that both
 // apply: the free-running loop's per-step latent drift against our fp64 run, within twice a
 // peer's drift, the peer's own drift bounded by the accumulated model-output budget.
 #pragma once
