@@ -70,17 +70,6 @@ DeviceQwen3Layer upload_qwen3_layer(const Qwen3LayerW<float>& w, DType dt, Runti
   return d;
 }
 
-Tensor<float> qwen3_cos_sin_table(const Qwen3Config& cfg, int64_t L) {
-  const int half = cfg.head_dim / 2;
-  const Tensor<float> a = qwen3_rope_angles(cfg.head_dim, L, cfg.rope_theta);
-  Tensor<float> cs({L, int64_t(half), 2});
-  for (int64_t i = 0; i < L * half; ++i) {
-    cs[2 * i] = float(std::cos(double(a[i])));
-    cs[2 * i + 1] = float(std::sin(double(a[i])));
-  }
-  return cs;
-}
-
 void run_qwen3_layer(Runtime& rt, const DeviceQwen3Layer& w, const Qwen3Config& cfg, DType dt, void* x, int64_t B,
                      int64_t L, const int32_t* mask, const float* cos_sin, Qwen3Scratch& sc,
                      const Qwen3CudaOptions& opts) {

@@ -26,6 +26,7 @@
 
 #include "forward.h"
 #include "pipeline/generate.h"
+#include "qwen3_rope_table.h"
 #include "text_encoder/qwen3_model.h"
 
 namespace zimage::gpu {
@@ -55,10 +56,7 @@ AttentionVersion check_qwen3_attention(const Qwen3Config& cfg, const Qwen3CudaOp
 // Refuses float16 (one line), then uploads one layer in opts.dtype.
 DeviceQwen3Layer upload_qwen3_layer(const Qwen3LayerW<float>& w, DType dt, Runtime& rt);
 
-// Twin: reference/text_encoder/qwen3_modules.h qwen3_rotary_embedding (Qwen3RotaryEmbedding.forward).
-// cos, sin of the reference's fp32 angles (qwen3_rope_angles), evaluated in double and rounded
-// once: [L, D/2, 2] fp32, pair k of position p = (cos, sin) of angle[p, k].
-Tensor<float> qwen3_cos_sin_table(const Qwen3Config& cfg, int64_t L);
+// qwen3_cos_sin_table: qwen3_rope_table.h.
 
 // Twin: reference/text_encoder/qwen3_modules.h qwen3_decoder_layer.
 // x [B, L, C] on the device, updated in place; mask [B, L] int32 (1 = real token) or nullptr when

@@ -5,7 +5,11 @@
 # labels under it (not slow), except the double-precision twins of the
 # long-caption RoPE sweep cases (992 tokens and up; their float twins and the
 # double cases up to 513 tokens run the same code here, and all of them run
-# unsanitized in the main job): preset "asan", docs/reliability.md. Any
+# unsanitized in the main job), and without the mutation tests and the
+# mutants build of the reference they link (ZIMAGE_BUILD_MUTATION_TESTS=OFF:
+# they prove gates fail on injected bugs, not memory safety; the main job runs
+# them; leaving them out here pays for the main job's second compile of the
+# reference): preset "asan", docs/reliability.md. Any
 # sanitizer report aborts the test that hit it, so the exit status is non-zero
 # on any finding or test failure.
 # Sanitizer options are set by the "asan" test preset in CMakePresets.json.

@@ -1,4 +1,8 @@
+// The mutation switch: compiled only into zimage_ref_mutants (numerics/mutation.h); in the shipped
+// zimage_ref this file is empty.
 #include "numerics/mutation.h"
+
+#ifdef ZIMAGE_MUTANTS
 
 #include <atomic>
 
@@ -40,3 +44,5 @@ const char* mutation_name(Mutation m) {
 }
 
 }  // namespace zimage
+
+#endif  // ZIMAGE_MUTANTS

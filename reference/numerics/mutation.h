@@ -1,7 +1,20 @@
 // Injected bugs for mutation tests (../shared/docs/numerics.md, "Proving the
-// gates can fail"). Only tests set a mutation; the CLI never does. Each one
-// reproduces a porting bug seen in the wild, and tests/golden/
-// test_mutations.cpp names the gate that must catch it.
+// gates can fail"). Each one reproduces a porting bug seen in the wild, and a
+// test_*mutations.cpp file names the gate that must catch it
+// (docs/tolerances.md, "Mutation tests").
+//
+// Two builds (reference/CMakeLists.txt). zimage_ref, the shipped library (installed; linked by
+//   `zimage`, the bench and every test but the mutation tests), has no ZIMAGE_MUTANTS: mutated()
+//   is a constexpr false, so every `if (mutated(...))` branch is compiled out, and set_mutation,
+//   active_mutation, mutation_name and ScopedMutation do not exist (code that sets a mutation
+//   does not compile against it). tests/check_no_mutation_symbols.cmake checks with nm that
+//   `zimage` and libzimage_ref.a hold none of those symbols. zimage_ref_mutants, test-only, has
+//   ZIMAGE_MUTANTS as a PUBLIC definition (the reference is mostly header templates instantiated
+//   in the tests' own translation units, which must see the same mutated()); only the
+//   test_*mutations.cpp executables link it, never together with zimage_ref. The sources that
+//   reach no mutation branch are compiled once for both libraries, with ZIMAGE_MUTATION_FREE
+//   (end of this file: one that reaches a branch fails to link); only
+//   ZIMAGE_REF_MUTATION_SOURCES are compiled twice.
 #pragma once
 
 namespace zimage {
@@ -33,9 +46,10 @@ enum class Mutation {
   TextRopeInterleaved,      // Qwen3 RoPE on interleaved pairs (x[2k], x[2k+1]) instead of rotate_half
 };
 
+#ifdef ZIMAGE_MUTANTS
 const char* mutation_name(Mutation m);
 Mutation active_mutation();
-// Tests only. Not thread-safe against a running forward: set before, reset after.
+// Not thread-safe against a running forward: set before, reset after.
 void set_mutation(Mutation m);
 inline bool mutated(Mutation m) { return active_mutation() == m; }
 
@@ -46,5 +60,23 @@ struct ScopedMutation {
   ScopedMutation(const ScopedMutation&) = delete;
   ScopedMutation& operator=(const ScopedMutation&) = delete;
 };
+#elif !defined(ZIMAGE_MUTATION_FREE)
+// The shipped build: no switch, no branch.
+constexpr bool mutated(Mutation) { return false; }
+#endif
 
 }  // namespace zimage
+
+#ifdef ZIMAGE_MUTATION_FREE
+namespace zimage {
+// Sources compiled once for both libraries (zimage_ref_shared in reference/CMakeLists.txt) and the
+// CUDA kernels (zimage_cuda_kernels): they must reach no mutation branch, or the shipped copy of
+// it would end up in the mutants. Here mutated() is declared and defined nowhere, so a source
+// that calls it, itself or through a template it instantiates, fails to link, naming
+// zimage::mutation_free::mutated: add that source to ZIMAGE_REF_MUTATION_SOURCES.
+namespace mutation_free {
+bool mutated(Mutation m);
+}  // namespace mutation_free
+using mutation_free::mutated;
+}  // namespace zimage
+#endif

@@ -6,6 +6,8 @@
 //     reference, bf16 T4 (plus the peer rule where the torch bf16 op sequence is emulated:
 //     the row kernels). Real width (2560, 32 heads, 8 KV heads, head_dim 128, 9728) with the
 //     te_real_layer golden's weights, and the tiny config.
+//     The gates' negative controls (interleaved-pair RoPE, no causal mask: each must fail T3) are in
+//     test_cuda_qwen3_mutations.cpp, against the mutants build of the reference.
 //   Qwen3CudaGolden: CudaQwen3::hidden_state against every hidden_states.{k} of the transformers
 //     goldens in golden/text_encoder (left and right padding), fp32 T3, bf16 T4.
 //   Qwen3CudaConfig: the refusals made before any device work (run without a GPU too).
@@ -19,16 +21,26 @@
 #include "kernels/embedding.h"
 #include "kernels/flash_attention.h"
 #include "kernels/qwen3_qk_norm_rope.h"
-#include "numerics/mutation.h"
 #include "pipeline/generate.h"
 #include "qwen3_cuda.h"
+#include "qwen3_kernel_cases.h"
 #include "support/cli_runner.h"
 #include "text_encoder/te_golden.h"
 
 namespace zimage {
 namespace {
 
+using testing::AttnCase;
+using testing::attn_cases;
+using testing::attn_name;
+using testing::columns;
 using testing::DType;
+using testing::fuse_qkv;
+using testing::pad_mask;
+using testing::qk_cases;
+using testing::qk_name;
+using testing::QkCase;
+using testing::small_config;
 
 std::string te_golden(const std::string& c) { return std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder/" + c + ".safetensors"; }
 
@@ -37,45 +49,6 @@ const TextEncoderGolden& golden(const std::string& c) {
   auto it = cache.find(c);
   if (it == cache.end()) it = cache.emplace(c, open_text_encoder_golden(te_golden(c))).first;
   return it->second;
-}
-
-// A [B, L] padding mask: item b has lens[b] real tokens, at the end (left padding) or the start.
-Tensor<int32_t> pad_mask(int64_t L, const std::vector<int64_t>& lens, bool left) {
-  Tensor<int32_t> m({int64_t(lens.size()), L}, 0);
-  for (size_t b = 0; b < lens.size(); ++b)
-    for (int64_t l = 0; l < L; ++l) m[int64_t(b) * L + l] = left ? l >= L - lens[b] : l < lens[b];
-  return m;
-}
-
-// The fused qkv rows [B, L, (H + 2G) D] of q [B, L, H, D], k and v [B, L, G, D].
-Tensor<float> fuse_qkv(const Tensor<float>& q, const Tensor<float>& k, const Tensor<float>& v) {
-  const int64_t N = q.dim(0) * q.dim(1), QD = q.dim(2) * q.dim(3), KD = k.dim(2) * k.dim(3), W = QD + 2 * KD;
-  Tensor<float> out({q.dim(0), q.dim(1), W});
-  for (int64_t n = 0; n < N; ++n) {
-    std::copy(q.ptr() + n * QD, q.ptr() + (n + 1) * QD, out.ptr() + n * W);
-    std::copy(k.ptr() + n * KD, k.ptr() + (n + 1) * KD, out.ptr() + n * W + QD);
-    std::copy(v.ptr() + n * KD, v.ptr() + (n + 1) * KD, out.ptr() + n * W + QD + KD);
-  }
-  return out;
-}
-// Columns [c0, c0 + width) of rows [N, W] as [shape].
-Tensor<float> columns(const Tensor<float>& rows, int64_t c0, int64_t width, Shape shape) {
-  const int64_t W = rows.dim(-1), N = rows.numel() / W;
-  Tensor<float> out(std::move(shape));
-  for (int64_t n = 0; n < N; ++n) std::copy(rows.ptr() + n * W + c0, rows.ptr() + n * W + c0 + width, out.ptr() + n * width);
-  return out;
-}
-
-Qwen3Config small_config() {
-  Qwen3Config c;
-  c.vocab_size = 300;
-  c.hidden_size = 64;
-  c.intermediate_size = 160;
-  c.num_hidden_layers = 3;
-  c.num_attention_heads = 8;
-  c.num_key_value_heads = 2;
-  c.head_dim = 16;
-  return c;
 }
 
 // ---- The kernels -------------------------------------------------------------------------------
@@ -99,23 +72,6 @@ TEST(Qwen3CudaKernels, EmbeddingGatherIsExact_f32_bf16) {
     testing::expect_exact("embedding_gather " + testing::dtype_tag(dt), numerics::compare(got, ref.cast<double>()));
     out.expect_guards_intact("embedding_gather " + testing::dtype_tag(dt));
   }
-}
-
-struct QkCase {
-  DType dt;
-  int64_t B, L, H, G, D;
-};
-std::string qk_name(const ::testing::TestParamInfo<QkCase>& i) {
-  const QkCase& c = i.param;
-  return testing::dtype_tag(c.dt) + "_B" + std::to_string(c.B) + "_L" + std::to_string(c.L) + "_H" + std::to_string(c.H) +
-         "_G" + std::to_string(c.G) + "_D" + std::to_string(c.D);
-}
-std::vector<QkCase> qk_cases() {
-  std::vector<QkCase> out;
-  for (DType dt : {DType::F32, DType::BF16})
-    for (auto [B, L, H, G, D] : std::vector<std::array<int64_t, 5>>{{1, 97, 32, 8, 128}, {2, 12, 8, 2, 16}, {2, 37, 4, 4, 64}})
-      out.push_back({dt, B, L, H, G, D});
-  return out;
 }
 
 class Qwen3QkNormRope : public ::testing::TestWithParam<QkCase> {};
@@ -183,16 +139,6 @@ TEST_P(Qwen3QkNormRope, HalfSplitMatchesReference) {
     }
     const Tensor<float> got_part = columns(got, part ? c.H * c.D : 0, heads * c.D, {c.B, c.L, heads, c.D});
     testing::expect_t3_or_t4(std::string(part ? "k" : "q") + " " + qk_name(::testing::TestParamInfo<QkCase>(GetParam(), 0)), c.dt, got_part, &peer, ref, ops);
-    if (c.dt == DType::F32) {  // the gate tells the layouts apart: the DiT's interleaved pairs fail it
-      Tensor<double> wrong = qwen3_rms_norm(x.cast<double>(), w.cast<double>(), cfg.rms_norm_eps);
-      {
-        ScopedMutation interleaved(Mutation::TextRopeInterleaved);
-        qwen3_apply_rotary_pos_emb(wrong, cos_d, sin_d);
-      }
-      const auto cmp = numerics::compare(got_part, wrong);
-      std::printf("  against interleaved pairs: %s\n", numerics::describe(cmp, numerics::budget_for(numerics::Tier::T3, ops)).c_str());
-      EXPECT_FALSE(numerics::passes(cmp, numerics::budget_for(numerics::Tier::T3, ops)));
-    }
   }
   // v is not touched.
   testing::expect_exact("v untouched", numerics::compare(columns(got, (c.H + c.G) * c.D, c.G * c.D, v.shape), v.cast<double>()));
@@ -200,25 +146,6 @@ TEST_P(Qwen3QkNormRope, HalfSplitMatchesReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Qwen3QkNormRope, ::testing::ValuesIn(qk_cases()), qk_name);
-
-struct AttnCase {
-  DType dt;
-  int64_t L, H, G, D;
-  bool left;
-};
-std::string attn_name(const ::testing::TestParamInfo<AttnCase>& i) {
-  const AttnCase& c = i.param;
-  return testing::dtype_tag(c.dt) + "_L" + std::to_string(c.L) + "_H" + std::to_string(c.H) + "_G" + std::to_string(c.G) +
-         "_D" + std::to_string(c.D) + (c.left ? "_left" : "_right");
-}
-std::vector<AttnCase> attn_cases() {
-  std::vector<AttnCase> out;
-  for (DType dt : {DType::F32, DType::BF16})
-    for (bool left : {true, false})
-      for (auto [L, H, G, D] : std::vector<std::array<int64_t, 4>>{{97, 32, 8, 128}, {512, 32, 8, 128}, {12, 8, 2, 16}, {70, 6, 3, 64}})
-        out.push_back({dt, L, H, G, D, left});
-  return out;
-}
 
 class Qwen3Attention : public ::testing::TestWithParam<AttnCase> {};
 
@@ -263,17 +190,6 @@ TEST_P(Qwen3Attention, GroupedCausalPaddedMatchesReference) {
   const std::vector<numerics::Op> ops{testing::op_linear(double(c.D)), testing::op_elem("softmax", true),
                                       testing::op_linear(double(c.L))};
   testing::expect_t3_or_t4("qwen3 attention " + attn_name(::testing::TestParamInfo<AttnCase>(GetParam(), 0)), c.dt, got, &peer, ref, ops);
-  if (c.dt == DType::F32) {  // the gate sees a missing causal mask
-    Tensor<double> wrong;
-    {
-      ScopedMutation no_causal(Mutation::TextNoCausalMask);
-      wrong = qwen3_sdpa(q.cast<double>(), k.cast<double>(), v.cast<double>(), mask);
-    }
-    const auto b = numerics::budget_for(numerics::Tier::T3, ops);
-    const auto cmp = numerics::compare(got, wrong);
-    std::printf("  against attention without the causal mask: %s\n", numerics::describe(cmp, b).c_str());
-    EXPECT_FALSE(numerics::passes(cmp, b));
-  }
   out.expect_guards_intact("qwen3 attention");
 }
 

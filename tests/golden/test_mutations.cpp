@@ -1,6 +1,8 @@
 // Mutation tests (numerics.md, "Proving the gates can fail"): each injected
 // porting bug must make a named golden check fail, and the same check must
 // pass without it. A tolerance that lets one of these through is too loose.
+// Linked against the mutants build of the reference (zimage_ref_mutants;
+// reference/numerics/mutation.h, docs/tolerances.md).
 #include "numerics/mutation.h"
 #include "support/goldens.h"
 #include "support/test_support.h"

@@ -5,10 +5,10 @@
 #include <cmath>
 
 #include "io/safetensors.h"
-#include "numerics/mutation.h"
 #include "pipeline/generate.h"
 #include "pipeline/torch_generator.h"
 #include "support/goldens.h"
+#include "support/pipeline_checks.h"
 #include "support/pipeline_golden.h"
 #include "support/test_support.h"
 
@@ -21,6 +21,8 @@ using numerics::Tier;
 
 using testing::PipelineGolden;
 using testing::pipeline_cases;
+using testing::check_model_outputs;
+using testing::decode_vs_golden;
 using testing::widen;
 
 // ---------------------------------------------------------------- T0: seeded latents, schedule, Euler step
@@ -79,70 +81,11 @@ INSTANTIATE_TEST_SUITE_P(Goldens, PipelineExact, ::testing::ValuesIn(pipeline_ca
 
 // ---------------------------------------------------------------- T2: model output per step, decode
 
-// The CFG combination pred = (1 + g) pos - g neg scales the transformer's
-// error by (|1 + g| ||pos|| + |g| ||neg||) / ||pred|| (first order); the cap
-// and the negation are exact scalings.
-double cfg_amplification(double g, const Tensor<double>& pos, const Tensor<double>& neg, const Tensor<double>& pred) {
-  if (g <= 0) return 1.0;
-  auto norm = [](const Tensor<double>& t) {
-    double s = 0;
-    for (double v : t.data) s += v * v;
-    return std::sqrt(s);
-  };
-  return (std::abs(1 + g) * norm(pos) + std::abs(g) * norm(neg)) / norm(pred);
-}
-
-// expect_pass false (mutation tests): at least one of the first `steps` steps must fail.
-template <class T>
-void check_model_outputs(const PipelineGolden& g, bool expect_pass = true, int steps = -1) {
-  const ZImageWeights<T> w = load_weights<T>(g.pipe.transformer.config, *g.pipe.transformer.params);
-  const Schedule s = pipeline_schedule(g.pipe.scheduler, g.opt, g.latent_shape());
-  const auto pos = g.embeds<T>("prompt_embeds."), neg = g.negatives<T>();
-  bool all_pass = true;
-  for (int k = 0; k < (steps < 0 ? g.opt.steps : steps); ++k) {
-    const Tensor<T> x = g.get<T>(g.latents_before(k));
-    const Tensor<T> mo = pipeline_model_output(w, s, k, g.opt.cfg, x, pos, neg);
-    const Tensor<double> want = g.get<double>("model_output." + std::to_string(k));
-    // Budget: the whole transformer (T2) at this batch's longest sequence, times the CFG amplification.
-    int64_t L = 0;
-    for (const auto& e : pos) L = std::max(L, e.shape[0]);
-    for (const auto& e : neg) L = std::max(L, e.shape[0]);
-    L += (x.shape[2] / 2) * (x.shape[3] / 2);
-    Budget b = numerics::module_budget(Tier::T2, "sample.0", g.pipe.transformer.config, L);
-    const double gk = cfg_scale_at_step(g.opt.cfg, s, k);
-    double amp = 1;
-    if (gk > 0) {  // the pos and neg outputs on the golden latents (a scale factor: T is precise enough)
-      const CfgOptions off;
-      amp = cfg_amplification(gk, widen(pipeline_model_output(w, s, k, off, x, pos, {})),
-                              widen(pipeline_model_output(w, s, k, off, x, neg, {})), want);
-    }
-    b.rel_rms *= amp;
-    b.max_n *= amp;
-    const Comparison c = numerics::compare(mo, want);
-    std::printf("  step %d (guidance %.2f, x%.2f): %s\n", k, gk, amp, numerics::describe(c, b).c_str());
-    all_pass = all_pass && numerics::passes(c, b);
-    if (expect_pass) {
-      EXPECT_TRUE(numerics::passes(c, b)) << "step " << k;
-    }
-  }
-  if (!expect_pass) {
-    EXPECT_FALSE(all_pass) << "the mutation went unnoticed";
-  }
-}
-
 class PipelineModelOutput : public ::testing::TestWithParam<std::string> {};
 TEST_P(PipelineModelOutput, TeacherForcedWithinBudget_double) { check_model_outputs<double>(PipelineGolden(GetParam())); }
 TEST_P(PipelineModelOutput, TeacherForcedWithinBudget_float) { check_model_outputs<float>(PipelineGolden(GetParam())); }
 INSTANTIATE_TEST_SUITE_P(Goldens, PipelineModelOutput, ::testing::ValuesIn(pipeline_cases()),
                          [](const auto& info) { return testing::test_name(info.param); });
-
-template <class T>
-Comparison decode_vs_golden(const PipelineGolden& g, Budget* b) {
-  const VaeWeights<T> w = load_vae_weights<T>(g.pipe.vae.config, *g.pipe.vae.params, VaePart::Decoder);
-  const Tensor<T> z = g.get<T>("latents.step." + std::to_string(g.opt.steps - 1));
-  *b = numerics::vae_module_budget(Tier::T2, "decode", g.pipe.vae.config, z.shape);
-  return numerics::compare(decode_latents(g.pipe.vae.config, w, z), g.get<double>("image.decoded"));
-}
 
 class PipelineDecode : public ::testing::TestWithParam<std::string> {};
 TEST_P(PipelineDecode, FinalLatentsDecodeWithinBudget_double) {
@@ -196,40 +139,6 @@ TEST_P(PipelineFreeRunning, FloatDriftWithinTwicePeerAndPeerWithinBudget) {
 
 INSTANTIATE_TEST_SUITE_P(Goldens, PipelineFreeRunning, ::testing::ValuesIn(pipeline_cases()),
                          [](const auto& info) { return testing::test_name(info.param); });
-
-// ---------------------------------------------------------------- mutations (numerics.md)
-
-TEST(PipelineMutation, MissingOutputNegationFailsTheModelOutputGate) {
-  const PipelineGolden g("pipeline_turbo");
-  ScopedMutation m(Mutation::NoOutputNegation);
-  check_model_outputs<double>(g, /*expect_pass=*/false, /*steps=*/2);
-}
-
-TEST(PipelineMutation, InvertedLatentScaleFailsTheDecodeGate) {
-  const PipelineGolden g("pipeline_turbo");
-  Budget b;
-  const Comparison clean = decode_vs_golden<double>(g, &b);
-  EXPECT_TRUE(numerics::passes(clean, b)) << numerics::describe(clean, b);
-  ScopedMutation m(Mutation::WrongLatentScale);
-  const Comparison bad = decode_vs_golden<double>(g, &b);
-  std::printf("  mutated decode [%s]: %s\n", mutation_name(Mutation::WrongLatentScale), numerics::describe(bad, b).c_str());
-  EXPECT_FALSE(numerics::passes(bad, b));
-}
-
-TEST(PipelineMutation, SigmasOutOfStepFailsTheEulerStepGate) {
-  const PipelineGolden g("pipeline_cfg");
-  const Schedule s = pipeline_schedule(g.pipe.scheduler, g.opt, g.latent_shape());
-  ScopedMutation m(Mutation::SigmasTimestepsOutOfStep);
-  int64_t mismatches = 0;
-  for (int k = 0; k < g.opt.steps; ++k) {
-    Tensor<float> x = g.get<float>(g.latents_before(k));
-    pipeline_step(s, k, g.get<float>("model_output." + std::to_string(k)), x);
-    mismatches += numerics::compare(x, g.get<float>("latents.step." + std::to_string(k))).mismatches;
-  }
-  std::printf("  mutated [%s]: %lld latent values differ over %d steps\n", mutation_name(Mutation::SigmasTimestepsOutOfStep),
-              (long long)mismatches, g.opt.steps);
-  EXPECT_GT(mismatches, 0);
-}
 
 }  // namespace
 }  // namespace zimage

@@ -4,14 +4,14 @@
 // custom timesteps, set_timesteps without sigmas), the transformer's timestep
 // input, torch.linspace under both CPU capabilities, and step() results. Each
 // comparison counts mismatching elements and prints the largest ulp distance;
-// the gate is 0 mismatches. The mutation test shows the step gate failing when
-// sigmas and timesteps are out of step.
+// the gate is 0 mismatches. test_scheduler_mutations.cpp shows the step gate
+// failing when sigmas and timesteps are out of step.
 #include <nlohmann/json.hpp>
 
-#include "numerics/mutation.h"
 #include "numerics/tolerance.h"
 #include "pipeline/scheduler.h"
 #include "support/goldens.h"
+#include "support/scheduler_golden.h"
 #include "support/test_support.h"
 #include "validation/golden_file.h"
 
@@ -20,10 +20,7 @@ namespace {
 
 using json = nlohmann::json;
 
-const std::shared_ptr<SafetensorsFile>& golden() {
-  static const auto f = open_pipeline_part_golden(testing::golden_path("scheduler"), "scheduler");
-  return f;
-}
+const std::shared_ptr<SafetensorsFile>& golden() { return testing::scheduler_golden(); }
 
 json meta_json(const std::string& key) { return json::parse(golden()->metadata().at(key)); }
 
@@ -171,30 +168,10 @@ Schedule stored_schedule(const std::string& prefix) {
   return s;
 }
 
-// The 8-step trajectory: sample_{i+1} = step(model_output_i, t_i, sample_i),
-// ours chained from sample_0 (errors would accumulate). Returns the mismatches.
-int64_t run_trajectory(bool print) {
-  const Schedule s = zimage_pipeline_schedule(FlowMatchSchedulerConfig{.shift = 3.0}, 8, 4096);
-  std::vector<float> x = golden()->get<float>("step.traj.sample.0").data;
-  int64_t total = 0;
-  for (int i = 0; i < s.steps(); ++i) {
-    const auto mo = golden()->get<float>("step.traj.model_output." + std::to_string(i));
-    flow_match_step(s, i, mo.ptr(), x.data(), int64_t(x.size()));
-    const std::string k = "step.traj.sample." + std::to_string(i + 1);
-    const auto ref = golden()->get<float>(k);
-    const auto u = numerics::ulp_distance(Tensor<float>(ref.shape, x), ref);
-    if (print)
-      std::printf("  %s: %lld of %lld differ, max ulp %lld\n", k.c_str(), (long long)u.differ, (long long)ref.numel(),
-                  (long long)u.max_ulp);
-    total += u.differ;
-  }
-  return total;
-}
-
 TEST(SchedulerStep, TrajectoryOf8StepsBitExact) {
   const Schedule s = zimage_pipeline_schedule(FlowMatchSchedulerConfig{.shift = 3.0}, 8, 4096);
   expect_bitwise("step.traj.sigmas", s.sigmas, golden()->get<float>("step.traj.sigmas"));
-  EXPECT_EQ(run_trajectory(true), 0);
+  EXPECT_EQ(testing::scheduler_trajectory_mismatches(true), 0);
 }
 
 TEST(SchedulerStep, SingleStepsBitExact) {
@@ -208,21 +185,6 @@ TEST(SchedulerStep, SingleStepsBitExact) {
     flow_match_step(s, i, mo.ptr(), x.data(), int64_t(x.size()));
     expect_bitwise(k + ".prev", x, golden()->get<float>(k + ".prev"));
   }
-}
-
-// Mutation (numerics.md): step i paired with the wrong sigmas must fail the
-// trajectory gate, which passes without it.
-TEST(SchedulerMutation, SigmasTimestepsOutOfStepIsCaught) {
-  const int64_t clean = run_trajectory(false);
-  int64_t mutated_count;
-  {
-    ScopedMutation m(Mutation::SigmasTimestepsOutOfStep);
-    mutated_count = run_trajectory(false);
-  }
-  std::printf("  clean: %lld mismatching elements over 8 steps; mutated [%s]: %lld\n", (long long)clean,
-              mutation_name(Mutation::SigmasTimestepsOutOfStep), (long long)mutated_count);
-  EXPECT_EQ(clean, 0);
-  EXPECT_GT(mutated_count, 0);
 }
 
 }  // namespace

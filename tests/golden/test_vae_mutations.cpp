@@ -2,6 +2,8 @@
 // injected porting bug must make a named VAE golden gate fail, and the same
 // gate must pass without it. The gate is the T2 check of test_vae_golden.cpp
 // (run in double: the reference's own rounding cannot be what fails it).
+// Linked against the mutants build of the reference (zimage_ref_mutants;
+// reference/numerics/mutation.h, docs/tolerances.md).
 #include "numerics/mutation.h"
 #include "support/goldens.h"
 #include "support/test_support.h"

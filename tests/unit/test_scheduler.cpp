@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <fstream>
 
-#include "numerics/mutation.h"
 #include "pipeline/cfg.h"
 #include "pipeline/scheduler.h"
 #include "pipeline/torch_generator.h"
@@ -171,20 +170,6 @@ TEST(SchedulerFacts, EulerStepOnHandValues) {
   EXPECT_EQ(x, (std::vector<float>{1.0f, -3.0f}));
   flow_match_step(s, 1, v.data(), x.data(), 2);  // dt = -0.75
   EXPECT_EQ(x, (std::vector<float>{-2.0f, -9.0f}));
-}
-
-TEST(SchedulerFacts, MutationShiftsTheSigmaPair) {
-  const Schedule s = zimage_pipeline_schedule(kTurbo, 2, 4096);  // sigmas [1, 0.75, 0]
-  std::vector<float> x = {0.0f}, v = {1.0f};
-  {
-    ScopedMutation m(Mutation::SigmasTimestepsOutOfStep);
-    flow_match_step(s, 0, v.data(), x.data(), 1);  // sigmas[2] - sigmas[1]
-    EXPECT_EQ(x[0], -0.75f);
-    flow_match_step(s, 1, v.data(), x.data(), 1);  // clamped: sigmas[2] - sigmas[2]
-    EXPECT_EQ(x[0], -0.75f);
-  }
-  flow_match_step(s, 0, v.data(), x.data(), 1);
-  EXPECT_EQ(x[0], -1.0f);
 }
 
 TEST(SchedulerErrors, BadArgumentsAreOneLineErrors) {

@@ -1,0 +1,132 @@
+// Negative controls of the Qwen3 CUDA gates (test_cuda_qwen3.cpp): the T3 gate that the fp32
+// kernels pass against the fp64 reference must fail against the reference with a porting bug
+// injected (numerics.md, "Proving the gates can fail"):
+//   qwen3_qk_norm_rope against interleaved-pair RoPE (the DiT's layout; Mutation::TextRopeInterleaved),
+//   grouped causal attention against attention without the causal mask (Mutation::TextNoCausalMask).
+// Same inputs and launches as Qwen3QkNormRope and Qwen3Attention there, fp32 cases only. Linked
+// against the mutants build of the reference (zimage_ref_mutants; reference/numerics/mutation.h)
+// and the mutation-free part of the CUDA library (zimage_cuda_kernels; tests/CMakeLists.txt).
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cuda_support.h"
+#include "kernels/flash_attention.h"
+#include "kernels/qwen3_qk_norm_rope.h"
+#include "numerics/mutation.h"
+#include "qwen3_kernel_cases.h"
+#include "qwen3_rope_table.h"
+#include "text_encoder/qwen3_modules.h"
+
+namespace zimage {
+namespace {
+
+using testing::AttnCase;
+using testing::attn_name;
+using testing::columns;
+using testing::DType;
+using testing::fuse_qkv;
+using testing::pad_mask;
+using testing::qk_name;
+using testing::QkCase;
+using testing::small_config;
+
+template <class C>
+std::vector<C> f32_only(const std::vector<C>& all) {
+  std::vector<C> out;
+  for (const C& c : all)
+    if (c.dt == DType::F32) out.push_back(c);
+  return out;
+}
+
+class Qwen3QkNormRopeMutation : public ::testing::TestWithParam<QkCase> {};
+
+// The gate tells the layouts apart: the DiT's interleaved pairs fail it.
+TEST_P(Qwen3QkNormRopeMutation, InterleavedPairsFailT3) {
+  ZIMAGE_REQUIRE_CUDA();
+  const QkCase c = GetParam();
+  Qwen3Config cfg = small_config();
+  cfg.num_attention_heads = int(c.H), cfg.num_key_value_heads = int(c.G), cfg.head_dim = int(c.D);
+  const uint64_t seed = testing::test_seed();
+  const Tensor<float> q = testing::round_to(c.dt, testing::randn<float>({c.B, c.L, c.H, c.D}, seed, 2.0));
+  const Tensor<float> k = testing::round_to(c.dt, testing::randn<float>({c.B, c.L, c.G, c.D}, seed + 1, 2.0));
+  const Tensor<float> v = testing::round_to(c.dt, testing::randn<float>({c.B, c.L, c.G, c.D}, seed + 2));
+  Tensor<float> wq = testing::randn<float>({c.D}, seed + 3, 0.2), wk = testing::randn<float>({c.D}, seed + 4, 0.2);
+  for (auto* w : {&wq, &wk})
+    for (auto& x : w->data) x += 1;
+  wq = testing::round_to(c.dt, wq), wk = testing::round_to(c.dt, wk);
+
+  const int64_t W = (c.H + 2 * c.G) * c.D;
+  testing::Guarded qkv(c.dt, {c.B, c.L, W});
+  testing::upload_into_guarded(fuse_qkv(q, k, v), c.dt, qkv);
+  const auto wqd = testing::to_device(wq, c.dt), wkd = testing::to_device(wk, c.dt);
+  const Tensor<float> cs = gpu::qwen3_cos_sin_table(cfg, c.L);
+  const auto csd = testing::to_device(cs, DType::F32);
+  gpu::qwen3_qk_norm_rope(c.dt, qkv.data(), gpu::offset(qkv.data(), c.H * c.D, c.dt), W, wqd.data(), wkd.data(),
+                          static_cast<const float*>(csd.data()), c.B, c.L, c.H, c.G, c.D, cfg.rms_norm_eps,
+                          testing::rt().stream());
+  const Tensor<float> got = qkv.host();
+
+  const auto [cos_d, sin_d] = qwen3_rotary_embedding<double>(cfg, c.L);
+  const std::vector<numerics::Op> ops{testing::op_rms(double(c.D)), testing::op_elem("rope", true)};
+  for (int part = 0; part < 2; ++part) {
+    const Tensor<float>& x = part ? k : q;
+    const Tensor<float>& w = part ? wk : wq;
+    const int64_t heads = part ? c.G : c.H;
+    const Tensor<float> got_part = columns(got, part ? c.H * c.D : 0, heads * c.D, {c.B, c.L, heads, c.D});
+    Tensor<double> wrong = qwen3_rms_norm(x.cast<double>(), w.cast<double>(), cfg.rms_norm_eps);
+    {
+      ScopedMutation interleaved(Mutation::TextRopeInterleaved);
+      qwen3_apply_rotary_pos_emb(wrong, cos_d, sin_d);
+    }
+    const auto cmp = numerics::compare(got_part, wrong);
+    std::printf("  %s against interleaved pairs: %s\n", part ? "k" : "q",
+                numerics::describe(cmp, numerics::budget_for(numerics::Tier::T3, ops)).c_str());
+    EXPECT_FALSE(numerics::passes(cmp, numerics::budget_for(numerics::Tier::T3, ops)));
+  }
+  qkv.expect_guards_intact("qwen3_qk_norm_rope");
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Qwen3QkNormRopeMutation, ::testing::ValuesIn(f32_only(testing::qk_cases())), qk_name);
+
+class Qwen3AttentionMutation : public ::testing::TestWithParam<AttnCase> {};
+
+// The gate sees a missing causal mask.
+TEST_P(Qwen3AttentionMutation, NoCausalMaskFailsT3) {
+  ZIMAGE_REQUIRE_CUDA();
+  const AttnCase c = GetParam();
+  const int64_t B = 3;
+  const uint64_t seed = testing::test_seed();
+  const Tensor<float> q = testing::round_to(c.dt, testing::randn<float>({B, c.L, c.H, c.D}, seed, 2.0));
+  const Tensor<float> k = testing::round_to(c.dt, testing::randn<float>({B, c.L, c.G, c.D}, seed + 1, 2.0));
+  const Tensor<float> v = testing::round_to(c.dt, testing::randn<float>({B, c.L, c.G, c.D}, seed + 2));
+  const Tensor<int32_t> mask = pad_mask(c.L, {c.L, c.L / 2 + 1, 1}, c.left);
+  const int64_t W = (c.H + 2 * c.G) * c.D;
+  const auto qkv = testing::to_device(fuse_qkv(q, k, v), c.dt);
+  gpu::DeviceBuffer mask_d(size_t(mask.numel()) * sizeof(int32_t));
+  testing::copy_to_device(mask_d.get(), mask.ptr(), size_t(mask.numel()) * sizeof(int32_t));
+  gpu::AttentionVariant var;
+  var.kv_heads = c.G, var.causal = true, var.zero_empty_rows = true;
+  testing::Guarded out(c.dt, {B, c.L, c.H, c.D});
+  gpu::flash_attention(c.dt, qkv.data(), gpu::offset(qkv.data(), c.H * c.D, c.dt),
+                       gpu::offset(qkv.data(), (c.H + c.G) * c.D, c.dt), W, mask_d.as<const int32_t>(), out.data(),
+                       c.H * c.D, B, c.L, c.H, c.D, testing::rt().stream(), gpu::AttentionVersion::automatic, nullptr, var);
+  const Tensor<float> got = out.host();
+  const std::vector<numerics::Op> ops{testing::op_linear(double(c.D)), testing::op_elem("softmax", true),
+                                      testing::op_linear(double(c.L))};
+  Tensor<double> wrong;
+  {
+    ScopedMutation no_causal(Mutation::TextNoCausalMask);
+    wrong = qwen3_sdpa(q.cast<double>(), k.cast<double>(), v.cast<double>(), mask);
+  }
+  const auto b = numerics::budget_for(numerics::Tier::T3, ops);
+  const auto cmp = numerics::compare(got, wrong);
+  std::printf("  against attention without the causal mask: %s\n", numerics::describe(cmp, b).c_str());
+  EXPECT_FALSE(numerics::passes(cmp, b));
+  out.expect_guards_intact("qwen3 attention");
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Qwen3AttentionMutation, ::testing::ValuesIn(f32_only(testing::attn_cases())), attn_name);
+
+}  // namespace
+}  // namespace zimage
