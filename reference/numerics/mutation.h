@@ -1,5 +1,4 @@
-// Injected bugs for mutation tests (../shared/docs/numerics.md, "Proving the
-// gates can fail"). Each one reproduces a porting bug seen in the wild, and a
+// Injected bugs for mutation tests: proving the gates can fail. Each one reproduces a porting bug seen in the wild, and a
 // test_*mutations.cpp file names the gate that must catch it
 // (docs/tolerances.md, "Mutation tests").
 //

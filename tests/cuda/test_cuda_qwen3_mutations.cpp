@@ -1,6 +1,6 @@
 // Negative controls of the Qwen3 CUDA gates (test_cuda_qwen3.cpp): the T3 gate that the fp32
 // kernels pass against the fp64 reference must fail against the reference with a porting bug
-// injected (numerics.md, "Proving the gates can fail"):
+// injected (docs/tolerances.md, "Mutation tests"):
 //   qwen3_qk_norm_rope against interleaved-pair RoPE (the DiT's layout; Mutation::TextRopeInterleaved),
 //   grouped causal attention against attention without the causal mask (Mutation::TextNoCausalMask).
 // Same inputs and launches as Qwen3QkNormRope and Qwen3Attention there, fp32 cases only. Linked

@@ -1,4 +1,4 @@
-// Mutation tests (numerics.md, "Proving the gates can fail"): each injected
+// Mutation tests (docs/tolerances.md, "Mutation tests"): each injected
 // porting bug must make a named golden check fail, and the same check must
 // pass without it. A tolerance that lets one of these through is too loose.
 // Linked against the mutants build of the reference (zimage_ref_mutants;

@@ -1,7 +1,7 @@
 // ZImagePipeline end to end against diffusers (golden/pipeline_*.safetensors,
 // tools/golden/dump_pipeline.py): seeded latents, the schedule, every step's
 // model output and Euler step teacher-forced, the free-running loop (T5 of
-// numerics.md), the VAE decode and the PIL pixels. docs/pipeline.md.
+// docs/tolerances.md), the VAE decode and the PIL pixels. docs/pipeline.md.
 #include <cmath>
 
 #include "io/safetensors.h"
@@ -105,7 +105,7 @@ INSTANTIATE_TEST_SUITE_P(Goldens, PipelineDecode, ::testing::ValuesIn(pipeline_c
 
 // ---------------------------------------------------------------- T5: the free-running loop
 
-// numerics.md T5: per-step latent rel_rms of our fp32 run against our fp64
+// docs/tolerances.md T5: per-step latent rel_rms of our fp32 run against our fp64
 // run within 2x of the peer's (diffusers fp32 against our fp64 run), and the
 // final image's PSNR within 6 dB of the peer's. The peer's own drift is
 // bounded too, so a wrong fp64 run cannot make the 2x rule easy: at step k it

@@ -1,4 +1,4 @@
-// Pipeline mutation tests (numerics.md, "Proving the gates can fail"): the
+// Pipeline mutation tests (docs/tolerances.md, "Mutation tests"): the
 // model-output, decode and Euler-step gates of test_pipeline_goldens.cpp each
 // fail on an injected porting bug. Linked against the mutants build of the
 // reference (zimage_ref_mutants; reference/numerics/mutation.h). docs/pipeline.md.
@@ -17,7 +17,7 @@ using testing::check_model_outputs;
 using testing::decode_vs_golden;
 using testing::PipelineGolden;
 
-// ---------------------------------------------------------------- mutations (numerics.md)
+// ---------------------------------------------------------------- mutations (docs/tolerances.md)
 
 TEST(PipelineMutation, MissingOutputNegationFailsTheModelOutputGate) {
   const PipelineGolden g("pipeline_turbo");

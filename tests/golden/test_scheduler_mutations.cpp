@@ -1,4 +1,4 @@
-// Scheduler mutation test (numerics.md, "Proving the gates can fail"): the
+// Scheduler mutation test (docs/tolerances.md, "Mutation tests"): the
 // trajectory gate of test_scheduler_goldens.cpp (bit-exact against diffusers)
 // fails when sigmas and timesteps are out of step. Linked against the mutants
 // build of the reference (zimage_ref_mutants; reference/numerics/mutation.h).
@@ -11,7 +11,7 @@
 namespace zimage {
 namespace {
 
-// Mutation (numerics.md): step i paired with the wrong sigmas must fail the
+// Mutation (docs/tolerances.md): step i paired with the wrong sigmas must fail the
 // trajectory gate, which passes without it.
 TEST(SchedulerMutation, SigmasTimestepsOutOfStepIsCaught) {
   const int64_t clean = testing::scheduler_trajectory_mismatches(false);

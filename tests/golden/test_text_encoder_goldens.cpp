@@ -2,7 +2,7 @@
 // (golden/text_encoder/, tools/golden/dump_text_encoder.py):
 //   T2: every recorded module, teacher forced, and every hidden_states[k] of
 //       the whole forward, in float and in double, within 2 x the fp32 chain
-//       budget (numerics.md); pad rows included (left-pad queries whose keys
+//       budget (docs/tolerances.md); pad rows included (left-pad queries whose keys
 //       are all masked must be exactly the zero rows torch gives).
 // The mutation tests of these checks are in test_text_encoder_mutations.cpp.
 #include <filesystem>

@@ -1,4 +1,4 @@
-// Text encoder mutation tests (numerics.md, "Proving the gates can fail"):
+// Text encoder mutation tests (docs/tolerances.md, "Mutation tests"):
 // hidden_states[-1] for [-2], no causal mask, interleaved RoPE each make a
 // named T2 check of test_text_encoder_goldens.cpp fail that passes without
 // them. Linked against the mutants build of the reference (zimage_ref_mutants;

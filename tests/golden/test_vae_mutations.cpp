@@ -1,4 +1,4 @@
-// VAE mutation tests (numerics.md, "Proving the gates can fail"): each
+// VAE mutation tests (docs/tolerances.md, "Mutation tests"): each
 // injected porting bug must make a named VAE golden gate fail, and the same
 // gate must pass without it. The gate is the T2 check of test_vae_golden.cpp
 // (run in double: the reference's own rounding cannot be what fails it).
