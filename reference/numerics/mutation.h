@@ -1,6 +1,6 @@
-// Injected bugs for mutation tests: proving the gates can fail. Each one reproduces a porting bug seen in the wild, and a
-// test_*mutations.cpp file names the gate that must catch it
-// (docs/tolerances.md, "Mutation tests").
+// Injected bugs for mutation tests: proving the gates can fail. Each one
+// reproduces a porting bug seen in the wild, and a test_*mutations.cpp file
+// names the gate that must catch it (docs/tolerances.md, "Mutation tests").
 //
 // Two builds (reference/CMakeLists.txt). zimage_ref, the shipped library (installed; linked by
 //   `zimage`, the bench and every test but the mutation tests), has no ZIMAGE_MUTANTS: mutated()
