@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "cuda_support.h"
+#include "kernels/qwen3_qk_norm_rope.h"
+#include "qwen3_rope_table.h"
 #include "text_encoder/qwen3_config.h"
 
 namespace zimage::testing {
@@ -66,6 +68,40 @@ inline std::vector<QkCase> qk_cases() {
     for (auto [B, L, H, G, D] : std::vector<std::array<int64_t, 5>>{{1, 97, 32, 8, 128}, {2, 12, 8, 2, 16}, {2, 37, 4, 4, 64}})
       out.push_back({dt, B, L, H, G, D});
   return out;
+}
+
+// One qwen3_qk_norm_rope launch for case c (small_config with the case's heads and head_dim):
+// q [B, L, H, D] and k [B, L, G, D] ~ N(0, 2^2), v [B, L, G, D] ~ N(0, 1), the norm weights 1 + N(0, 0.2^2), all rounded to
+// the case's dtype, fused with v into qkv rows; `got` is those rows after the kernel (q and k
+// normalized and rotated in place), the buffer's guards checked.
+struct QkRun {
+  Qwen3Config cfg;
+  Tensor<float> q, k, v, wq, wk, got;
+};
+inline QkRun run_qk_norm_rope(const QkCase& c) {
+  QkRun r;
+  r.cfg = small_config();
+  r.cfg.num_attention_heads = int(c.H), r.cfg.num_key_value_heads = int(c.G), r.cfg.head_dim = int(c.D);
+  const uint64_t seed = test_seed();
+  r.q = round_to(c.dt, randn<float>({c.B, c.L, c.H, c.D}, seed, 2.0));
+  r.k = round_to(c.dt, randn<float>({c.B, c.L, c.G, c.D}, seed + 1, 2.0));
+  r.v = round_to(c.dt, randn<float>({c.B, c.L, c.G, c.D}, seed + 2));
+  r.wq = randn<float>({c.D}, seed + 3, 0.2), r.wk = randn<float>({c.D}, seed + 4, 0.2);
+  for (auto* w : {&r.wq, &r.wk})
+    for (auto& x : w->data) x += 1;
+  r.wq = round_to(c.dt, r.wq), r.wk = round_to(c.dt, r.wk);
+
+  const int64_t W = (c.H + 2 * c.G) * c.D;
+  Guarded qkv(c.dt, {c.B, c.L, W});
+  upload_into_guarded(fuse_qkv(r.q, r.k, r.v), c.dt, qkv);
+  const auto wqd = to_device(r.wq, c.dt), wkd = to_device(r.wk, c.dt);
+  const auto csd = to_device(gpu::qwen3_cos_sin_table(r.cfg, c.L), DType::F32);
+  gpu::qwen3_qk_norm_rope(c.dt, qkv.data(), gpu::offset(qkv.data(), c.H * c.D, c.dt), W, wqd.data(), wkd.data(),
+                          static_cast<const float*>(csd.data()), c.B, c.L, c.H, c.G, c.D, r.cfg.rms_norm_eps,
+                          rt().stream());
+  r.got = qkv.host();
+  qkv.expect_guards_intact("qwen3_qk_norm_rope");
+  return r;
 }
 
 struct AttnCase {

@@ -45,27 +45,13 @@ class Qwen3QkNormRopeMutation : public ::testing::TestWithParam<QkCase> {};
 TEST_P(Qwen3QkNormRopeMutation, InterleavedPairsFailT3) {
   ZIMAGE_REQUIRE_CUDA();
   const QkCase c = GetParam();
-  Qwen3Config cfg = small_config();
-  cfg.num_attention_heads = int(c.H), cfg.num_key_value_heads = int(c.G), cfg.head_dim = int(c.D);
-  const uint64_t seed = testing::test_seed();
-  const Tensor<float> q = testing::round_to(c.dt, testing::randn<float>({c.B, c.L, c.H, c.D}, seed, 2.0));
-  const Tensor<float> k = testing::round_to(c.dt, testing::randn<float>({c.B, c.L, c.G, c.D}, seed + 1, 2.0));
-  const Tensor<float> v = testing::round_to(c.dt, testing::randn<float>({c.B, c.L, c.G, c.D}, seed + 2));
-  Tensor<float> wq = testing::randn<float>({c.D}, seed + 3, 0.2), wk = testing::randn<float>({c.D}, seed + 4, 0.2);
-  for (auto* w : {&wq, &wk})
-    for (auto& x : w->data) x += 1;
-  wq = testing::round_to(c.dt, wq), wk = testing::round_to(c.dt, wk);
-
-  const int64_t W = (c.H + 2 * c.G) * c.D;
-  testing::Guarded qkv(c.dt, {c.B, c.L, W});
-  testing::upload_into_guarded(fuse_qkv(q, k, v), c.dt, qkv);
-  const auto wqd = testing::to_device(wq, c.dt), wkd = testing::to_device(wk, c.dt);
-  const Tensor<float> cs = gpu::qwen3_cos_sin_table(cfg, c.L);
-  const auto csd = testing::to_device(cs, DType::F32);
-  gpu::qwen3_qk_norm_rope(c.dt, qkv.data(), gpu::offset(qkv.data(), c.H * c.D, c.dt), W, wqd.data(), wkd.data(),
-                          static_cast<const float*>(csd.data()), c.B, c.L, c.H, c.G, c.D, cfg.rms_norm_eps,
-                          testing::rt().stream());
-  const Tensor<float> got = qkv.host();
+  const testing::QkRun run = testing::run_qk_norm_rope(c);
+  const Qwen3Config& cfg = run.cfg;
+  const Tensor<float>& q = run.q;
+  const Tensor<float>& k = run.k;
+  const Tensor<float>& wq = run.wq;
+  const Tensor<float>& wk = run.wk;
+  const Tensor<float>& got = run.got;
 
   const auto [cos_d, sin_d] = qwen3_rotary_embedding<double>(cfg, c.L);
   const std::vector<numerics::Op> ops{testing::op_rms(double(c.D)), testing::op_elem("rope", true)};
@@ -84,7 +70,6 @@ TEST_P(Qwen3QkNormRopeMutation, InterleavedPairsFailT3) {
                 numerics::describe(cmp, numerics::budget_for(numerics::Tier::T3, ops)).c_str());
     EXPECT_FALSE(numerics::passes(cmp, numerics::budget_for(numerics::Tier::T3, ops)));
   }
-  qkv.expect_guards_intact("qwen3_qk_norm_rope");
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Qwen3QkNormRopeMutation, ::testing::ValuesIn(f32_only(testing::qk_cases())), qk_name);

@@ -14,55 +14,38 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path make_pipeline() {
-  const fs::path d = testing::scratch_dir("gen_prompt");
-  const fs::path src = fs::path(ZIMAGE_GOLDEN_DIR) / "models" / "pipeline_tiny";
-  for (const char* sub : {"transformer", "vae", "scheduler"})
-    if (!fs::exists(d / sub)) fs::create_directory_symlink(src / sub, d / sub);
-  fs::copy_file(src / "model_index.json", d / "model_index.json", fs::copy_options::overwrite_existing);
-  const fs::path te = fs::path(ZIMAGE_GOLDEN_DIR) / "text_encoder";
-  if (!fs::exists(d / "text_encoder")) fs::create_directory_symlink(te / "tiny_te", d / "text_encoder");
-  if (!fs::exists(d / "tokenizer")) fs::create_directory_symlink(te / "tokenizer", d / "tokenizer");
-  return d;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 void run_ok(const std::string& cmd) {
   const auto r = testing::run_zimage(cmd);
   ASSERT_EQ(r.status, 0) << cmd << "\n" << r.err;
 }
 
 TEST(CliGeneratePrompt, SameImageAsEncodeThenPromptEmbeds) {
-  const fs::path d = make_pipeline();
+  const fs::path d = testing::tiny_text_pipeline("gen_prompt");
   const std::string common = " --model " + d.string() + " --height 32 --width 32 --steps 1 --seed 3";
   run_ok("encode --model " + d.string() + " --prompt 'a red fox' --out " + (d / "pos.safetensors").string());
   run_ok("generate" + common + " --prompt-embeds " + (d / "pos.safetensors").string() + " --out " + (d / "a.png").string());
   run_ok("generate" + common + " --prompt 'a red fox' --out " + (d / "b.png").string());
-  const std::string a = slurp(d / "a.png"), b = slurp(d / "b.png");
+  const std::string a = testing::slurp(d / "a.png"), b = testing::slurp(d / "b.png");
   ASSERT_FALSE(a.empty());
   EXPECT_TRUE(a == b) << "generate --prompt differs from encode + --prompt-embeds";
 }
 
 TEST(CliGeneratePrompt, CfgWithNegativePrompt) {
-  const fs::path d = make_pipeline();
+  const fs::path d = testing::tiny_text_pipeline("gen_prompt");
   const std::string common = " --model " + d.string() + " --height 32 --width 32 --steps 1 --seed 4 --guidance 3";
   run_ok("encode --model " + d.string() + " --prompt 'a red fox' --out " + (d / "p.safetensors").string());
   run_ok("encode --model " + d.string() + " --prompt 'blurry' --out " + (d / "n.safetensors").string());
   run_ok("generate" + common + " --prompt-embeds " + (d / "p.safetensors").string() + " --negative-prompt-embeds " +
          (d / "n.safetensors").string() + " --out " + (d / "c.png").string());
   run_ok("generate" + common + " --prompt 'a red fox' --negative-prompt blurry --out " + (d / "e.png").string());
-  EXPECT_TRUE(slurp(d / "c.png") == slurp(d / "e.png"));
+  EXPECT_TRUE(testing::slurp(d / "c.png") == testing::slurp(d / "e.png"));
   // Without --negative-prompt, CFG uses "" as diffusers does: a different image.
   run_ok("generate" + common + " --prompt 'a red fox' --out " + (d / "f.png").string());
-  EXPECT_FALSE(slurp(d / "f.png") == slurp(d / "e.png"));
+  EXPECT_FALSE(testing::slurp(d / "f.png") == testing::slurp(d / "e.png"));
 }
 
 TEST(CliGeneratePrompt, BadCombinations) {
-  const fs::path d = make_pipeline();
+  const fs::path d = testing::tiny_text_pipeline("gen_prompt");
   const auto r1 = testing::run_zimage("generate --model " + d.string() + " --negative-prompt x --prompt-embeds y --out z.png");
   EXPECT_EQ(r1.status, 2);
   EXPECT_NE(r1.err.find("--negative-prompt needs --prompt"), std::string::npos) << r1.err;

@@ -21,23 +21,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-fs::path make_pipeline() {
-  const fs::path d = testing::scratch_dir("sweep_pipe");
-  const fs::path src = fs::path(ZIMAGE_GOLDEN_DIR) / "models" / "pipeline_tiny";
-  for (const char* sub : {"transformer", "vae", "scheduler"})
-    if (!fs::exists(d / sub)) fs::create_directory_symlink(src / sub, d / sub);
-  fs::copy_file(src / "model_index.json", d / "model_index.json", fs::copy_options::overwrite_existing);
-  const fs::path te = fs::path(ZIMAGE_GOLDEN_DIR) / "text_encoder";
-  if (!fs::exists(d / "text_encoder")) fs::create_directory_symlink(te / "tiny_te", d / "text_encoder");
-  if (!fs::exists(d / "tokenizer")) fs::create_directory_symlink(te / "tokenizer", d / "tokenizer");
-  return d;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 size_t count(const std::string& s, const std::string& needle) {
   size_t n = 0;
   for (size_t at = s.find(needle); at != std::string::npos; at = s.find(needle, at + 1)) ++n;
@@ -67,11 +50,11 @@ struct Sweep {
 const Sweep& sweep() {
   static const Sweep s = [] {
     Sweep s;
-    s.pipe = make_pipeline();
+    s.pipe = testing::tiny_text_pipeline("sweep_pipe");
     s.out = testing::scratch_dir("sweep_out") / "grid";
     fs::remove_all(s.out);
     s.r = testing::run_zimage("sweep --model " + s.pipe.string() + kCommon + kGrid + " --out " + s.out.string());
-    if (s.r.status == 0) s.results = json::parse(slurp(s.out / "results.json"));
+    if (s.r.status == 0) s.results = json::parse(testing::slurp(s.out / "results.json"));
     return s;
   }();
   return s;
@@ -93,7 +76,7 @@ TEST(CliSweep, Grid_1prompt_2x2knobs_2seeds_WritesEveryFile) {
   }
   // results.csv: a header and one line per cell, each with the header's field count (no field
   // of this sweep holds a comma).
-  const auto csv = lines(slurp(s.out / "results.csv"));
+  const auto csv = lines(testing::slurp(s.out / "results.csv"));
   ASSERT_EQ(csv.size(), 11u);
   EXPECT_EQ(csv[0],
             "row,prompt_index,prompt,shift,skip-context-refiner,seed,status,reused,image,seconds,latent_mean,latent_std,"
@@ -152,14 +135,14 @@ TEST(CliSweep, EachCellIsWhatGenerateMakes_shift1_skipOn_seed1) {
                                      " --prompt 'a red fox' --height 32 --width 32 --steps 2 --shift 1"
                                      " --skip-context-refiner --seed 1 --out " + png.string());
   ASSERT_EQ(r.status, 0) << r.err;
-  const std::string a = slurp(png), b = slurp(s.out / c["image"].get<std::string>());
+  const std::string a = testing::slurp(png), b = testing::slurp(s.out / c["image"].get<std::string>());
   ASSERT_FALSE(a.empty());
   EXPECT_TRUE(a == b) << "the sweep's cell differs from zimage generate with the same options";
   // And the baseline cell is generate with the options as given.
   const auto r0 = testing::run_zimage("generate --model " + s.pipe.string() +
                                       " --prompt 'a red fox' --height 32 --width 32 --steps 2 --seed 0 --out " + png.string());
   ASSERT_EQ(r0.status, 0) << r0.err;
-  EXPECT_TRUE(slurp(png) == slurp(s.out / "cells" / "row000_seed0.png"));
+  EXPECT_TRUE(testing::slurp(png) == testing::slurp(s.out / "cells" / "row000_seed0.png"));
 }
 
 TEST(CliSweep, MeasuresAgainstTheBaseline) {
@@ -201,7 +184,7 @@ TEST(CliSweep, ResumeSkipsFinishedCellsAndRunsARemovedOne) {
   fs::remove_all(out);
   fs::copy(s.out, out, fs::copy_options::recursive);
   fs::remove(out / "cells" / "row003_seed1.json");
-  const std::string csv_before = slurp(out / "results.csv");
+  const std::string csv_before = testing::slurp(out / "results.csv");
   const auto r = testing::run_zimage("sweep --model " + s.pipe.string() + kCommon + kGrid + " --out " + out.string());
   std::printf("%s", r.err.c_str());
   ASSERT_EQ(r.status, 0) << r.err;
@@ -209,7 +192,7 @@ TEST(CliSweep, ResumeSkipsFinishedCellsAndRunsARemovedOne) {
   EXPECT_EQ(count(r.err, "ETA"), 1u);
   // Every field but the rerun cell's seconds is what it was: its measures against the baseline
   // come from the baseline's stored record (it was skipped) and must match the first run's.
-  const auto a = lines(csv_before), b = lines(slurp(out / "results.csv"));
+  const auto a = lines(csv_before), b = lines(testing::slurp(out / "results.csv"));
   ASSERT_EQ(a.size(), b.size());
   auto without_seconds = [](const std::string& line) {  // field 10 (after row..image) is seconds
     std::vector<std::string> f;
@@ -230,20 +213,20 @@ TEST(CliSweep, ResumeSkipsFinishedCellsAndRunsARemovedOne) {
   }
   EXPECT_LE(seconds_changed, 1u);
   // Other settings into the same folder: refused, nothing changed.
-  const std::string csv_after = slurp(out / "results.csv"), config = slurp(out / "sweep.json");
+  const std::string csv_after = testing::slurp(out / "results.csv"), config = testing::slurp(out / "sweep.json");
   const auto other = testing::run_zimage("sweep --model " + s.pipe.string() + kCommon + " --vary shift=1,2 --seeds 0-1 --out " +
                                          out.string());
   EXPECT_EQ(other.status, 2);
   EXPECT_NE(other.err.find("other settings"), std::string::npos) << other.err;
-  EXPECT_EQ(slurp(out / "results.csv"), csv_after);
-  EXPECT_EQ(slurp(out / "sweep.json"), config);
+  EXPECT_EQ(testing::slurp(out / "results.csv"), csv_after);
+  EXPECT_EQ(testing::slurp(out / "sweep.json"), config);
 }
 
 // Two prompts under CFG (one batched forward, the positive first: the probe measures the
 // positive prompt), a think block varied: "@none" is the baseline's own options (its cells are
 // reused, not run), a think block with content moves the prompt embedding.
 TEST(CliSweep, TwoPromptsCfgThink_ReuseAndEmbeddingDrift) {
-  const fs::path pipe = make_pipeline();
+  const fs::path pipe = testing::tiny_text_pipeline("sweep_pipe");
   const fs::path out = testing::scratch_dir("sweep_out") / "think";
   fs::remove_all(out);
   const auto r = testing::run_zimage("sweep --model " + pipe.string() +
@@ -253,7 +236,7 @@ TEST(CliSweep, TwoPromptsCfgThink_ReuseAndEmbeddingDrift) {
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(count(r.err, "its cell reused"), 2u);
   EXPECT_EQ(count(r.err, "ETA"), 4u);
-  const json res = json::parse(slurp(out / "results.json"));
+  const json res = json::parse(testing::slurp(out / "results.json"));
   ASSERT_EQ(res["cells"].size(), 6u);
   for (int p = 0; p < 2; ++p) {
     const json &base = res["cells"][3 * p], &none = res["cells"][3 * p + 1], &think = res["cells"][3 * p + 2];
@@ -269,7 +252,7 @@ TEST(CliSweep, TwoPromptsCfgThink_ReuseAndEmbeddingDrift) {
     EXPECT_GT(think["caption_tokens"].get<int>(), base["caption_tokens"].get<int>());
   }
   // Each prompt's rows are its own: the two baselines are different images.
-  EXPECT_NE(slurp(out / res["cells"][0]["image"].get<std::string>()), slurp(out / res["cells"][3]["image"].get<std::string>()));
+  EXPECT_NE(testing::slurp(out / res["cells"][0]["image"].get<std::string>()), testing::slurp(out / res["cells"][3]["image"].get<std::string>()));
   // 6 rows x 1 seed on the sheet.
   ContactSheet layout;
   layout.title = "t";
@@ -280,7 +263,7 @@ TEST(CliSweep, TwoPromptsCfgThink_ReuseAndEmbeddingDrift) {
 }
 
 TEST(CliSweep, BadInputIsOneLineExit2AndNothingWritten) {
-  const fs::path pipe = make_pipeline();
+  const fs::path pipe = testing::tiny_text_pipeline("sweep_pipe");
   const fs::path out = testing::scratch_dir("sweep_out") / "bad";
   const std::string base = "sweep --model " + pipe.string() + " --prompt fox --height 32 --width 32 --steps 1";
   const std::vector<std::pair<std::string, std::string>> cases = {

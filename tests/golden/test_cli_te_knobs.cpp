@@ -81,21 +81,10 @@ TEST_P(CliTeKnobsRun, EncodeWritesWhatTransformersComputes) {
 }
 INSTANTIATE_TEST_SUITE_P(Golden, CliTeKnobsRun, ::testing::Values(1, 2, 3));
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 // generate --prompt with the knobs makes the image that encode with the same knobs + generate
 // --prompt-embeds makes (the knobs reach the library's encoding), and not the default's image.
 TEST(CliTeKnobs, GenerateUsesTheKnobs) {
-  const fs::path d = testing::scratch_dir("te_knobs_generate");
-  const fs::path src = fs::path(ZIMAGE_GOLDEN_DIR) / "models" / "pipeline_tiny";
-  for (const char* sub : {"transformer", "vae", "scheduler"})
-    if (!fs::exists(d / sub)) fs::create_directory_symlink(src / sub, d / sub);
-  fs::copy_file(src / "model_index.json", d / "model_index.json", fs::copy_options::overwrite_existing);
-  if (!fs::exists(d / "text_encoder")) fs::create_directory_symlink(fs::path(kDir) / "tiny_te", d / "text_encoder");
-  if (!fs::exists(d / "tokenizer")) fs::create_directory_symlink(fs::path(kDir) / "tokenizer", d / "tokenizer");
+  const fs::path d = testing::tiny_text_pipeline("te_knobs_generate");
   const std::string knobs = " --system-prompt 'You draw.' --think '' --padding-side left --hidden-layers -2,-3 --hidden-layer-weights 1,3";
   const std::string common = " --model " + d.string() + " --height 32 --width 32 --steps 1 --seed 5";
   auto ok = [](const std::string& cmd) {
@@ -106,7 +95,7 @@ TEST(CliTeKnobs, GenerateUsesTheKnobs) {
   ok("generate" + common + " --prompt-embeds " + (d / "k.safetensors").string() + " --out " + (d / "a.png").string());
   ok("generate" + common + " --prompt 'a red fox'" + knobs + " --out " + (d / "b.png").string());
   ok("generate" + common + " --prompt 'a red fox' --out " + (d / "c.png").string());
-  const std::string a = slurp(d / "a.png"), b = slurp(d / "b.png"), c = slurp(d / "c.png");
+  const std::string a = testing::slurp(d / "a.png"), b = testing::slurp(d / "b.png"), c = testing::slurp(d / "c.png");
   ASSERT_FALSE(a.empty());
   EXPECT_TRUE(a == b) << "generate --prompt with knobs differs from encode with knobs + --prompt-embeds";
   EXPECT_FALSE(b == c) << "the knobs changed nothing";

@@ -14,18 +14,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path make_pipeline() {
-  const fs::path d = testing::scratch_dir("te_backend");
-  const fs::path src = fs::path(ZIMAGE_GOLDEN_DIR) / "models" / "pipeline_tiny";
-  for (const char* sub : {"transformer", "vae", "scheduler"})
-    if (!fs::exists(d / sub)) fs::create_directory_symlink(src / sub, d / sub);
-  fs::copy_file(src / "model_index.json", d / "model_index.json", fs::copy_options::overwrite_existing);
-  const fs::path te = fs::path(ZIMAGE_GOLDEN_DIR) / "text_encoder";
-  if (!fs::exists(d / "text_encoder")) fs::create_directory_symlink(te / "tiny_te", d / "text_encoder");
-  if (!fs::exists(d / "tokenizer")) fs::create_directory_symlink(te / "tokenizer", d / "tokenizer");
-  return d;
-}
-
 // A backend that runs the CPU encoder (as the CUDA one runs CudaQwen3), scaled by `factor`,
 // counting how often it is made and called.
 struct CountingBackend {
@@ -55,7 +43,7 @@ PromptOptions mix_options() {
 }
 
 TEST(TextEncoderBackend, CpuBackendIsBitwiseTheDefaultAndItsOutputIsUsed) {
-  const fs::path d = make_pipeline();
+  const fs::path d = testing::tiny_text_pipeline("te_backend");
   const std::vector<std::string> prompts = {"a red fox", "a cat in the snow"};
   for (const PromptOptions& opt : {PromptOptions{}, mix_options()}) {
     const EncodedPrompts ref = encode_prompts<float>(d.string(), prompts, opt, false);
@@ -83,7 +71,7 @@ TEST(TextEncoderBackend, CpuBackendIsBitwiseTheDefaultAndItsOutputIsUsed) {
 }
 
 TEST(TextEncoderBackend, Float64RefusesABackend) {
-  const fs::path d = make_pipeline();
+  const fs::path d = testing::tiny_text_pipeline("te_backend");
   CountingBackend b;
   try {
     (void)encode_prompts<double>(d.string(), {"a fox"}, PromptOptions{}, false, {}, b.factory());
@@ -97,7 +85,7 @@ TEST(TextEncoderBackend, Float64RefusesABackend) {
 // Under CFG generate() encodes the prompts and the negatives with one backend, made once; the
 // images equal the default run's bit for bit.
 TEST(TextEncoderBackend, GenerateMakesTheBackendOnceForPromptsAndNegatives) {
-  const fs::path d = make_pipeline();
+  const fs::path d = testing::tiny_text_pipeline("te_backend");
   const PipelineFolder pipe = open_pipeline_folder(d.string());
   GenerateRequest req;
   req.opt.height = 32;

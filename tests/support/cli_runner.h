@@ -37,4 +37,26 @@ inline std::filesystem::path scratch_dir(const std::string& tag) {
   return d;
 }
 
+// A file's bytes ("" when it cannot be read).
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// A pipeline folder that can encode prompts: golden/models/pipeline_tiny's transformer, vae and
+// scheduler with the tiny Qwen3 of golden/text_encoder/tiny_te (hidden 32 = the tiny DiT's
+// cap_feat_dim) and the test tokenizer, linked into scratch_dir(tag).
+inline std::filesystem::path tiny_text_pipeline(const std::string& tag) {
+  namespace fs = std::filesystem;
+  const fs::path d = scratch_dir(tag);
+  const fs::path src = fs::path(ZIMAGE_GOLDEN_DIR) / "models" / "pipeline_tiny";
+  for (const char* sub : {"transformer", "vae", "scheduler"})
+    if (!fs::exists(d / sub)) fs::create_directory_symlink(src / sub, d / sub);
+  fs::copy_file(src / "model_index.json", d / "model_index.json", fs::copy_options::overwrite_existing);
+  const fs::path te = fs::path(ZIMAGE_GOLDEN_DIR) / "text_encoder";
+  if (!fs::exists(d / "text_encoder")) fs::create_directory_symlink(te / "tiny_te", d / "text_encoder");
+  if (!fs::exists(d / "tokenizer")) fs::create_directory_symlink(te / "tokenizer", d / "tokenizer");
+  return d;
+}
+
 }  // namespace zimage::testing
