@@ -6,11 +6,11 @@
 // weights and outputs once).
 #include "bench_shapes.h"
 #include "bench_support.h"
-#include "modules/attention.h"
-#include "modules/feed_forward.h"
-#include "modules/final_layer.h"
-#include "modules/timestep_embedder.h"
-#include "modules/transformer_block.h"
+#include "dit/attention.h"
+#include "dit/feed_forward.h"
+#include "dit/final_layer.h"
+#include "dit/timestep_embedder.h"
+#include "dit/transformer_block.h"
 
 namespace zimage::bench {
 namespace {

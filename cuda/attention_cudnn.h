@@ -3,7 +3,7 @@
 // no cudnn-frontend, libcudnn loaded at run time with dlopen ("libcudnn_graph.so.9", else
 // "libcudnn.so.9"), so the build needs only the headers and a machine without cuDNN still runs
 // the other versions.
-// Twin: reference/modules/attention.h scaled_dot_product_attention (torch SDPA math backend,
+// Twin: reference/dit/attention.h scaled_dot_product_attention (torch SDPA math backend,
 //       boolean key mask broadcast as mask[:, None, None, :]).
 // Computes softmax(q k^T / sqrt(D)) v per (item, head), fp32 softmax and accumulation (cuDNN's
 // compute type), bf16 storage.

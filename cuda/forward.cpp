@@ -10,9 +10,9 @@
 #include "kernels/rope_gather.h"
 #include "kernels/swiglu.h"
 #include "kernels/timestep_embedding.h"
-#include "model/rope_limits.h"
-#include "modules/attention.h"    // kQkNormEps
-#include "modules/final_layer.h"  // kFinalNormEps
+#include "dit/rope_limits.h"
+#include "dit/attention.h"    // kQkNormEps
+#include "dit/final_layer.h"  // kFinalNormEps
 #include "weight_layout.h"
 
 namespace zimage::gpu {
@@ -281,7 +281,7 @@ struct CudaModel::Stream {
   const int32_t* mask_ptr() const { return mask.as<const int32_t>(); }
 };
 
-// Twin: reference/modules/timestep_embedder.h timestep_embedder on t * t_scale (the fp32 product
+// Twin: reference/dit/timestep_embedder.h timestep_embedder on t * t_scale (the fp32 product
 // on the host, as reference<float> computes it) -> adaln_input [B, A].
 DeviceTensor CudaModel::timestep_embedder(const Tensor<float>& t_in) {
   Runtime& rt = *rt_;
@@ -419,7 +419,7 @@ void CudaModel::unify(const Stream& x, const Stream& cap, Stream& u) {
   }
 }
 
-// Twin: reference/modules/final_layer.h final_layer (LayerNorm * (1 + Linear(SiLU(adaln_input))),
+// Twin: reference/dit/final_layer.h final_layer (LayerNorm * (1 + Linear(SiLU(adaln_input))),
 // Linear(C, P)), then patchify.h unpatchify of each item's image rows -> sample.{i} fp32.
 std::vector<Tensor<float>> CudaModel::final_layer(const Stream& u, const DeviceTensor& adaln, const DitInputs<float>& in) {
   Runtime& rt = *rt_;
@@ -442,7 +442,7 @@ std::vector<Tensor<float>> CudaModel::final_layer(const Stream& u, const DeviceT
   return samples;
 }
 
-// Twin: reference/model/transformer.cpp forward_impl, step for step (see the header comment).
+// Twin: reference/dit/transformer.cpp forward_impl, step for step (see the header comment).
 std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const ForwardOptions& fopts) {
   std::vector<Shape> x_shapes, cap_shapes;
   for (const auto& x : in.x) x_shapes.push_back(x.shape);

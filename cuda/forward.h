@@ -1,7 +1,7 @@
 // ZImageTransformer2DModel (basic mode) on the GPU: the same model API as the reference
-// (reference/model/transformer.h): ZImageWeights<float> or a ParamSource in, DitInputs<float>
+// (reference/dit/transformer.h): ZImageWeights<float> or a ParamSource in, DitInputs<float>
 // in, sample.{i} [C, F, H, W] fp32 out (not negated).
-// Twin: reference/model/transformer.cpp forward_impl, step for step: t_embedder, image patchify +
+// Twin: reference/dit/transformer.cpp forward_impl, step for step: t_embedder, image patchify +
 // x_embedder + x_pad_token + noise_refiner, cap_embedder + cap_pad_token + context_refiner,
 // [image, caption] through the layers, final layer, unpatchify. (Queued in another order: both
 // embedders and every upload first, then the refiners, so that no host synchronization falls
@@ -18,8 +18,8 @@
 #include "gemm_lt.h"
 #include "kernels/flash_attention.h"
 #include "kernels/rope_gather.h"
-#include "model/transformer.h"
-#include "modules/patchify.h"
+#include "dit/transformer.h"
+#include "dit/patchify.h"
 
 namespace zimage::gpu {
 
@@ -60,7 +60,7 @@ DeviceLinear upload_fused_linear(const std::vector<const LinearW<float>*>& ls, D
 
 DeviceBlock upload_block(const TransformerBlockW<float>& w, DType dt, Runtime& rt);
 
-// Twin: reference/modules/transformer_block.h transformer_block.
+// Twin: reference/dit/transformer_block.h transformer_block.
 // x [B, L, C] on the device, updated in place; mask [B, L] int32 or nullptr, with seqlens its item
 // lengths on the host (key_mask(seqlens); nullptr when unknown); freqs [B, L, D/2, 2] fp32; adaln
 // [B, A] (modulated blocks) or nullptr. Asynchronous on rt.stream().
@@ -93,7 +93,7 @@ class CudaModel {
   // One token stream on the device (image, caption, or both unified), defined in forward.cpp.
   struct Stream;
   void upload_shared(const ZImageWeights<float>& w);
-  // The steps of forward(), each the twin of a step of reference/model/transformer.cpp forward_impl.
+  // The steps of forward(), each the twin of a step of reference/dit/transformer.cpp forward_impl.
   DeviceTensor timestep_embedder(const Tensor<float>& t);
   void embed_image(const DitInputs<float>& in, const std::vector<PaddedIds>& ids, const DeviceBuffer& rope,
                    const RopeAxes& axes, Stream& out);

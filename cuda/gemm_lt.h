@@ -1,5 +1,5 @@
 // GEMMs through cuBLASLt, fp32 accumulation.
-// Twin: reference/modules/linear.h linear (torch.nn.Linear.forward: y = x W^T + b).
+// Twin: reference/nn/linear.h linear (torch.nn.Linear.forward: y = x W^T + b).
 // Shapes (row-major, PyTorch order): x [N, K] (row stride ldx), W [M, K] (contiguous), bias [M]
 // or nullptr -> y [N, M] (row stride ldy). All four in the storage dtype; the bias is added in
 // the epilogue in fp32 before the single rounding of y.

@@ -12,7 +12,7 @@
 // is the same dot product as in the unfused one.
 #pragma once
 #include "core/tensor.h"
-#include "modules/common.h"
+#include "nn/common.h"
 
 namespace zimage::gpu {
 

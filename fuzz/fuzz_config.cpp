@@ -12,7 +12,7 @@
 #include <optional>
 
 #include "fuzz_common.h"
-#include "model/config.h"
+#include "dit/config.h"
 
 using namespace zimage;
 using json = nlohmann::json;

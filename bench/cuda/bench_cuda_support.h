@@ -29,8 +29,8 @@
 #include "device_tensor.h"
 #include "gemm_lt.h"
 #include "io/safetensors.h"
-#include "model/param_source.h"
-#include "model/synthetic.h"
+#include "io/param_source.h"
+#include "io/synthetic.h"
 #include "numerics/tolerance.h"
 
 namespace zimage::bench::cuda {
@@ -239,7 +239,7 @@ inline void release_fixture() {
 
 // ---------------------------------------------------------------- host data
 
-// Uniform values in [-scale, scale] from the counter-based generator (model/synthetic.h): fast,
+// Uniform values in [-scale, scale] from the counter-based generator (io/synthetic.h): fast,
 // and the same on every machine.
 inline Tensor<float> uniform(Shape s, uint64_t seed, double scale) {
   Tensor<float> t(std::move(s));
@@ -256,7 +256,7 @@ inline Tensor<float> round_to(DType dt, Tensor<float> t) {
 }
 
 // Every parameter of ZImageTransformer2DModel(cfg), with the synthetic checkpoint's values
-// (model/synthetic_checkpoint.h synthetic_bf16_values: the golden dumper's rule, rounded to bf16,
+// (dit/synthetic_checkpoint.h synthetic_bf16_values: the golden dumper's rule, rounded to bf16,
 // so every fp32 value is bf16-exact like Z-Image-Turbo's shards). fp32 and bf16 runs therefore
 // hold the same weights. Each tensor is generated when loaded (nothing is stored).
 class SyntheticBf16Source : public ParamSource {

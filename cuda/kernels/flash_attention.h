@@ -1,6 +1,6 @@
 // Fused scaled-dot-product attention with a key-padding mask: online softmax over key tiles, no
 // L x L matrix in memory.
-// Twin: reference/modules/attention.h scaled_dot_product_attention (torch SDPA math backend,
+// Twin: reference/dit/attention.h scaled_dot_product_attention (torch SDPA math backend,
 //       boolean key mask broadcast as mask[:, None, None, :]).
 // Shapes: q, k, v [B, L, H, D] as rows of a wider buffer: token n = b * L + l, head h starts at
 // n * ld + h * D (the fused to_qkv output: ld = 3C; weight_layout.h); mask [B, L] int32 (1 = the

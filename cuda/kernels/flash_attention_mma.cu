@@ -7,7 +7,7 @@ namespace zimage::gpu {
 namespace {
 
 // flash_attention_mma: FlashAttention-2-style forward on the tensor cores (mma.sync, sm_80+).
-// Twin: reference/modules/attention.h scaled_dot_product_attention (see flash_attention_mma.h).
+// Twin: reference/dit/attention.h scaled_dot_product_attention (see flash_attention_mma.h).
 // Shapes: q, k, v [B, L, H, D] bf16 rows of a wider buffer (token n = b L + l, head h at n ld + h D),
 // mask [B, L] int32 or nullptr, out [B, L, H, D] bf16 with token stride ldo.
 // Tiling: grid (ceil(L / 64), H, B), 128 threads = 4 warps; a block owns 64 query rows of one

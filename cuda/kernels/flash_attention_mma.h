@@ -1,6 +1,6 @@
 // The `mma` AttentionVersion of kernels/flash_attention.h: a FlashAttention-2-style bf16
 // tensor-core kernel (mma.sync m16n8k16, ldmatrix, cp.async double buffering; sm_80 and sm_90).
-// Twin: reference/modules/attention.h scaled_dot_product_attention (torch SDPA math backend,
+// Twin: reference/dit/attention.h scaled_dot_product_attention (torch SDPA math backend,
 //       boolean key mask broadcast as mask[:, None, None, :]).
 // Shapes and semantics as v1_simt: q, k, v [B, L, H, D] as rows of a wider buffer: token
 // n = b * L + l, head h starts at n * ld + h * D (the fused to_qkv output: ld = 3C); mask [B, L]

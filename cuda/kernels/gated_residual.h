@@ -1,5 +1,5 @@
 // Gated residual with the post-norm folded in.
-// Twin: reference/modules/norms.h rms_norm, then reference/modules/transformer_block.h add_gated
+// Twin: reference/nn/norms.h rms_norm, then reference/dit/transformer_block.h add_gated
 //       (ZImageTransformerBlock.forward: x + gate_msa * attention_norm2(attn),
 //        x + gate_mlp * ffn_norm2(ffn); unmodulated blocks: gate 1).
 // Shapes: x [B, L, C] updated in place (row stride ldx), y [B, L, C] the branch output (row stride

@@ -1,11 +1,11 @@
 // Layout kernels of patchify_and_embed and unpatchify (T0: pure copies).
-// patchify_image  Twin: reference/modules/patchify.h patchify_image, then pad_rows_with_last:
+// patchify_image  Twin: reference/dit/patchify.h patchify_image, then pad_rows_with_last:
 //                 image [C, F, H, W] -> tokens [total_rows, pf*p*p*C], in-patch order (pf, ph, pw, c)
 //                 with c fastest, tokens in (f, h, w) order; rows past the image repeat its last
 //                 token (_pad_with_ids: feat[-1:].repeat). total_rows >= (F/pf)(H/p)(W/p).
-// fill_rows       Twin: the pad-token substitution of reference/modules/patchify.h prepare_sequence:
+// fill_rows       Twin: the pad-token substitution of reference/dit/patchify.h prepare_sequence:
 //                 rows [row_begin, row_end) of x [rows, C] (row stride ldx) <- token [C].
-// unpatchify      Twin: reference/modules/patchify.h unpatchify: x [>= n_tokens, P] (rows past the
+// unpatchify      Twin: reference/dit/patchify.h unpatchify: x [>= n_tokens, P] (rows past the
 //                 image ignored) -> image [C, F, H, W] written as fp32.
 // Versions: v1 (only): one thread per output element, grid-stride.
 #pragma once

@@ -1,7 +1,7 @@
 // Per-head RMSNorm of q and k, then RoPE, in place.
-// Twin: reference/modules/norms.h rms_norm over D (Attention norm_q / norm_k, eps 1e-5), then
-//       reference/modules/rope.h apply_rotary_emb (interleaved adjacent pairs (x[2k], x[2k+1])),
-//       as reference/modules/attention.h attention applies them.
+// Twin: reference/nn/norms.h rms_norm over D (Attention norm_q / norm_k, eps 1e-5), then
+//       reference/dit/rope.h apply_rotary_emb (interleaved adjacent pairs (x[2k], x[2k+1])),
+//       as reference/dit/attention.h attention applies them.
 // Shapes: q, k [B, L, H, D] as rows of a wider buffer: token n's head h starts at n * ld + h * D
 // (the fused to_qkv output has ld = 3C, q at column 0 and k at column C; weight_layout.h).
 // norm_q, norm_k [D] (both nullptr when qk_norm is false: RoPE only), freqs [B, L, D/2, 2] fp32

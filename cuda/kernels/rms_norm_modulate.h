@@ -1,5 +1,5 @@
 // RMSNorm with the adaLN scale folded in.
-// Twin: reference/modules/norms.h rms_norm, then reference/modules/transformer_block.h
+// Twin: reference/nn/norms.h rms_norm, then reference/dit/transformer_block.h
 //       mul_rows(h, 1 + scale) (ZImageTransformerBlock.forward: attention_norm1(x) * scale_msa,
 //       ffn_norm1(x) * scale_mlp); with mod == nullptr it is rms_norm alone (cap_embedder.0,
 //       unmodulated context_refiner blocks; and reference/text_encoder/qwen3_modules.h

@@ -1,7 +1,7 @@
 // RoPE frequency gather with bounds checks.
-// Twin: reference/modules/rope.h rope_embedder (RopeEmbedder.__call__): per axis a, row ids[n, a]
+// Twin: reference/dit/rope.h rope_embedder (RopeEmbedder.__call__): per axis a, row ids[n, a]
 //       of table a, the axes concatenated in order.
-// Shapes: tables: the fp32 (cos, sin) tables of reference/modules/rope.h precompute_freqs_cis<float>,
+// Shapes: tables: the fp32 (cos, sin) tables of reference/dit/rope.h precompute_freqs_cis<float>,
 // concatenated: axis a holds [len_a, pairs_a, 2] at float offset offset_a. ids [N, 3] int32 ->
 // freqs [N, sum(pairs_a), 2] fp32. Copies only (T0).
 // Out of table positions: the host checks first (check_rope_positions, same one-line error as the

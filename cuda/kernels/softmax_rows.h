@@ -1,5 +1,5 @@
 // Row softmax of scaled scores (the VAE mid-block attention as GEMM, softmax, GEMM: vae_cuda.cpp).
-// Twin: reference/modules/softmax.h masked_softmax_row with every key allowed, on S * scale, as
+// Twin: reference/nn/softmax.h masked_softmax_row with every key allowed, on S * scale, as
 //       reference/vae/layers.cpp vae_attention applies it (S = q k^T, then S *= scale).
 // Shapes: s [R, L] with row stride lds, in place: p = exp(s * scale - max) / sum, fp32 math, one
 // rounding to the storage dtype.

@@ -2,7 +2,7 @@
 
 #include "kernels/device_common.cuh"
 #include "kernels/timestep_embedding.h"
-#include "modules/timestep_frequencies.h"
+#include "dit/timestep_frequencies.h"
 
 namespace zimage::gpu {
 namespace {

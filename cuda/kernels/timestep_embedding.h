@@ -1,8 +1,8 @@
 // Sinusoidal timestep embedding, cos first.
-// Twin: reference/modules/timestep_embedder.h timestep_embedding
+// Twin: reference/dit/timestep_embedder.h timestep_embedding
 //       (TimestepEmbedder.timestep_embedding: freqs and args in fp32, then cos | sin).
 // Shapes: t [B] fp32, already multiplied by t_scale -> emb [B, dim] in storage dtype:
-//   freq_k = the twin's table (reference/modules/timestep_frequencies.h, computed on the host with
+//   freq_k = the twin's table (reference/dit/timestep_frequencies.h, computed on the host with
 //   the same expression and libm, passed to the kernel by value), arg = t * freq_k (fp32: the same
 //   bits as the twin), emb = [cos(arg), sin(arg)], a trailing 0 column when dim is odd.
 // Versions: v2 (only; v1 computed freq_k with the device's expf, one ulp away from glibc's at

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "model/config.h"
+#include "dit/config.h"
 #include "vae/config.h"
 #include "text_encoder/qwen3_config.h"
 

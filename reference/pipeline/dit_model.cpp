@@ -1,6 +1,6 @@
 #include "pipeline/dit_model.h"
 
-#include "model/held_bf16.h"
+#include "io/held_bf16.h"
 
 namespace zimage {
 

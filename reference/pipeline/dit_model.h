@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "model/param_source.h"
-#include "model/transformer.h"
+#include "io/param_source.h"
+#include "dit/transformer.h"
 
 namespace zimage {
 

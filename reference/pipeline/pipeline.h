@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "io/png.h"
-#include "model/transformer.h"
+#include "dit/transformer.h"
 #include "pipeline/dit_model.h"
 #include "pipeline/cfg.h"
 #include "pipeline/scheduler.h"

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "model/param_source.h"
+#include "io/param_source.h"
 #include "text_encoder/qwen3_modules.h"
 
 namespace zimage {

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "modules/linear.h"
-#include "modules/norms.h"
-#include "modules/softmax.h"
+#include "nn/linear.h"
+#include "nn/norms.h"
+#include "nn/softmax.h"
 #include "text_encoder/qwen3_config.h"
 
 namespace zimage {

@@ -15,7 +15,7 @@
 #include <memory>
 #include <utility>
 
-#include "model/param_source.h"
+#include "io/param_source.h"
 #include "vae/config.h"
 #include "vae/layers.h"
 

@@ -6,8 +6,8 @@
 #include <limits>
 #include <omp.h>
 
-#include "modules/linear.h"
-#include "modules/softmax.h"
+#include "nn/linear.h"
+#include "nn/softmax.h"
 #include "vae/config.h"
 
 namespace zimage {

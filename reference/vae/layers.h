@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "modules/common.h"
+#include "nn/common.h"
 
 namespace zimage {
 

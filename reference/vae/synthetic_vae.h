@@ -1,5 +1,5 @@
 // Synthetic AutoencoderKL weights: the counter-based generator
-// (model/synthetic.h) with the VAE rule of tools/golden/dump_vae.py
+// (io/synthetic.h) with the VAE rule of tools/golden/dump_vae.py
 // (vae_rule), so that a spec made here and one made by the dumper agree:
 //   GroupNorm weight [C]        offset 1, scale 0.2
 //   every bias                  offset 0, scale 0.05

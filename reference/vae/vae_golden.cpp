@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "modules/linear.h"
+#include "nn/linear.h"
 #include "validation/golden_file.h"
 
 namespace zimage {

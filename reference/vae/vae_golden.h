@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "io/safetensors.h"
-#include "model/param_source.h"
+#include "io/param_source.h"
 #include "validation/validate.h"
 #include "vae/autoencoder_kl.h"
 

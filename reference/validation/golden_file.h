@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "io/safetensors.h"
-#include "model/config.h"
-#include "model/param_source.h"
+#include "dit/config.h"
+#include "io/param_source.h"
 
 namespace zimage {
 

@@ -2,7 +2,7 @@
 
 #include <regex>
 
-#include "model/transformer.h"
+#include "dit/transformer.h"
 
 namespace zimage {
 

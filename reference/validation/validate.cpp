@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-#include "model/transformer.h"
+#include "dit/transformer.h"
 #include "validation/module_runner.h"
 
 namespace zimage {

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "model/synthetic.h"
-#include "model/transformer.h"
+#include "io/synthetic.h"
+#include "dit/transformer.h"
 #include "validation/validate.h"
 
 namespace zimage {

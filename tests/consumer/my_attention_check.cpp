@@ -9,7 +9,7 @@
 #include <limits>
 #include <random>
 
-#include "modules/attention.h"
+#include "dit/attention.h"
 #include "numerics/tolerance.h"
 
 namespace {

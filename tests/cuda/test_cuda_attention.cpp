@@ -12,8 +12,8 @@
 #include "cuda_support.h"
 #include "weight_layout.h"
 #include "kernels/flash_attention.h"
-#include "modules/attention.h"
-#include "modules/patchify.h"
+#include "dit/attention.h"
+#include "dit/patchify.h"
 #include "support/sdpa_peer.h"
 
 namespace zimage {

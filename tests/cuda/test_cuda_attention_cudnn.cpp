@@ -9,8 +9,8 @@
 #include "attention_cudnn.h"
 #include "cuda_support.h"
 #include "weight_layout.h"
-#include "modules/attention.h"
-#include "modules/patchify.h"
+#include "dit/attention.h"
+#include "dit/patchify.h"
 
 namespace zimage {
 namespace {

@@ -1,10 +1,10 @@
-// cuBLASLt GEMMs (gemm_lt.h) against reference/modules/linear.h linear: exact small-integer
+// cuBLASLt GEMMs (gemm_lt.h) against reference/nn/linear.h linear: exact small-integer
 // products (fp32 and bf16 storage, with and without bias, ragged shapes, strided x), T3 at real
 // widths (fp32 vs the fp64 reference, rows sampled for the 4096 + 512 token shapes), the TF32
 // mutation (the T3 gate must reject it), bf16 T4 (absolute bound + peer: the fp32 product of the
 // same bf16 values, rounded once), guard bands, and bitwise-equal repeated runs.
 #include "cuda_support.h"
-#include "modules/linear.h"
+#include "nn/linear.h"
 #include "numerics/row_sample.h"
 
 namespace zimage {

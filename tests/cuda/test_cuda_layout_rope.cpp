@@ -1,5 +1,5 @@
 // Layout and RoPE kernels: patchify_image / unpatchify / fill_rows (T0: exact copies, against
-// reference/modules/patchify.h), rope_gather (T0 against rope_embedder, including the table rows
+// reference/dit/patchify.h), rope_gather (T0 against rope_embedder, including the table rows
 // 1504..1535 of axis 0 and the bounds guard), and qk_norm_rope (T3 / T4 against rms_norm over D +
 // apply_rotary_emb, with freqs of caption positions 1504..1535).
 #include "cuda_support.h"
@@ -7,9 +7,9 @@
 #include "kernels/patchify.h"
 #include "kernels/qk_norm_rope.h"
 #include "kernels/rope_gather.h"
-#include "model/rope_limits.h"
-#include "modules/attention.h"
-#include "modules/patchify.h"
+#include "dit/rope_limits.h"
+#include "dit/attention.h"
+#include "dit/patchify.h"
 
 namespace zimage {
 namespace {

@@ -15,7 +15,7 @@
 
 #include "cuda_support.h"
 #include "forward.h"
-#include "model/rope_limits.h"
+#include "dit/rope_limits.h"
 #include "support/bf16_goldens.h"
 #include "support/goldens.h"
 #include "validation/golden_file.h"

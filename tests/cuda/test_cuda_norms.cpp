@@ -10,9 +10,9 @@
 #include "kernels/rms_norm_modulate.h"
 #include "kernels/swiglu.h"
 #include "kernels/timestep_embedding.h"
-#include "modules/final_layer.h"
-#include "modules/timestep_embedder.h"
-#include "modules/transformer_block.h"
+#include "dit/final_layer.h"
+#include "dit/timestep_embedder.h"
+#include "dit/transformer_block.h"
 
 namespace zimage {
 namespace {

@@ -17,7 +17,7 @@
 #include "kernels/im2col.h"
 #include "kernels/softmax_rows.h"
 #include "kernels/transpose.h"
-#include "modules/softmax.h"
+#include "nn/softmax.h"
 #include "support/cli_runner.h"
 #include "support/goldens.h"
 #include "vae/synthetic_vae.h"

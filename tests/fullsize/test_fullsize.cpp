@@ -14,9 +14,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "model/held_bf16.h"
-#include "model/synthetic_checkpoint.h"
-#include "model/transformer.h"
+#include "io/held_bf16.h"
+#include "dit/synthetic_checkpoint.h"
+#include "dit/transformer.h"
 
 namespace zimage {
 namespace {

@@ -19,7 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
-#include "model/synthetic.h"
+#include "io/synthetic.h"
 #include "support/cli_runner.h"
 #include "support/test_support.h"
 #include "text_encoder/qwen3_model.h"

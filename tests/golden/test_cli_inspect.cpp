@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
-#include "model/config.h"
-#include "model/param_source.h"
+#include "dit/config.h"
+#include "io/param_source.h"
 #include "support/cli_runner.h"
 
 namespace zimage {

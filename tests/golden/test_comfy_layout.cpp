@@ -1,4 +1,4 @@
-// ComfyUI single-file layout (reference/model/comfy_layout.h) against
+// ComfyUI single-file layout (reference/dit/comfy_layout.h) against
 // diffusers' converter: golden/comfy/comfy_tiny.safetensors is a ComfyUI-
 // layout file; tools/golden/dump_comfy.py ran diffusers'
 // convert_z_image_transformer_checkpoint_to_diffusers on it and recorded what
@@ -9,9 +9,9 @@
 
 #include <cstring>
 
-#include "model/comfy_layout.h"
-#include "model/synthetic.h"
-#include "model/transformer.h"
+#include "dit/comfy_layout.h"
+#include "io/synthetic.h"
+#include "dit/transformer.h"
 
 namespace zimage {
 namespace {

@@ -320,7 +320,7 @@ TEST(LayerIndex, EveryCellMatchesTheTree) {
 // The checker must be able to fail: one wrong entry per column (and one unparsable cell), each
 // in a row that is otherwise right, gives exactly those problems and no others.
 TEST(LayerIndex, CheckerCatchesOneWrongEntryPerColumn) {
-  const std::string good_ref = "`rms_norm` (`reference/modules/norms.h`)";
+  const std::string good_ref = "`rms_norm` (`reference/nn/norms.h`)";
   const std::string good_golden = "`golden/tiny_single.safetensors`: `layers.0.attention_norm1`";
   const std::string good_cuda = "`rms_norm_modulate` (`cuda/kernels/rms_norm_modulate.h`)";
   const std::string good_test = "`Cuda/RowKernels.RmsNormModulate/*` (`tests/cuda/test_cuda_norms.cpp`)";
@@ -334,7 +334,7 @@ TEST(LayerIndex, CheckerCatchesOneWrongEntryPerColumn) {
   std::string table = "| layer | module | reference | golden | cuda | tests | benchmark |\n"
                       "| --- | --- | --- | --- | --- | --- | --- |\n";
   table += row({"good", m, good_ref, good_golden, good_cuda, good_test, good_bench});
-  table += row({"bad ref", m, good_ref + "; `no_such_function` (`reference/modules/norms.h`)", good_golden, good_cuda,
+  table += row({"bad ref", m, good_ref + "; `no_such_function` (`reference/nn/norms.h`)", good_golden, good_cuda,
                 good_test, good_bench});
   table += row({"bad golden", m, good_ref, "`golden/tiny_single.safetensors`: `layers.0.no_such_tensor`", good_cuda,
                 good_test, good_bench});
@@ -344,7 +344,7 @@ TEST(LayerIndex, CheckerCatchesOneWrongEntryPerColumn) {
   table += row({"bad tests", m, good_ref, good_golden, good_cuda,
                 "`Cuda/NoSuchSuite.RmsNormModulate/*` (`tests/cuda/test_cuda_norms.cpp`)", good_bench});
   table += row({"bad benchmark", m, good_ref, good_golden, good_cuda, good_test, "`BM_NoSuchRow` (`bench/bench_dit.cpp`)"});
-  table += row({"bad cell", m, "rms_norm in reference/modules/norms.h", good_golden, "-", good_test, "-"});
+  table += row({"bad cell", m, "rms_norm in reference/nn/norms.h", good_golden, "-", good_test, "-"});
   table += "\nafter the table\n";
 
   const auto problems = check_layer_index(table, ZIMAGE_SOURCE_DIR, {.every_kernel_header_listed = false});

@@ -7,7 +7,7 @@
 //  - the caption-length sweep through a narrow model with the real axes_lens:
 //    the same lengths succeed and fail as in diffusers, successes match;
 //  - --rope-extend against diffusers run with axes_lens[0] = 4096.
-#include "modules/rope.h"
+#include "dit/rope.h"
 #include "support/goldens.h"
 #include "support/test_support.h"
 #include "validation/validate.h"

@@ -9,7 +9,7 @@
 //   function, so the GPU test's error against our fp64 is comparable with torch's against its own.
 #include <cmath>
 
-#include "modules/attention.h"
+#include "dit/attention.h"
 #include "support/sdpa_peer.h"
 #include "support/test_support.h"
 

@@ -2,14 +2,14 @@
 // mapped pages released) is the same computation as the all-in-memory
 // zimage_forward: bitwise equal samples and activations on every shipped
 // tiny model golden, in float and double; also from the ComfyUI layout and
-// from a bf16-held copy (reference/model/held_bf16.h).
+// from a bf16-held copy (reference/io/held_bf16.h).
 #include <gtest/gtest.h>
 
 #include <cstring>
 
-#include "model/comfy_layout.h"
-#include "model/held_bf16.h"
-#include "model/transformer.h"
+#include "dit/comfy_layout.h"
+#include "io/held_bf16.h"
+#include "dit/transformer.h"
 #include "support/goldens.h"
 
 namespace zimage {

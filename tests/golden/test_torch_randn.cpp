@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
-#include "model/synthetic.h"  // fnv1a64
+#include "io/synthetic.h"  // fnv1a64
 #include "numerics/tolerance.h"
 #include "pipeline/torch_generator.h"
 #include "support/goldens.h"

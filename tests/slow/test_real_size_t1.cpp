@@ -1,7 +1,7 @@
 // T1 at real Z-Image width (C 3840, 30 x 128 heads, F 10240, adaLN 256 ->
 // 15360): a modulated block, its attention and its FFN in float vs double,
 // with synthetic weights, at a short length and at a ragged one (97, 1025).
-#include "model/transformer.h"
+#include "dit/transformer.h"
 #include "support/test_support.h"
 
 namespace zimage {

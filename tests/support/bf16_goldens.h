@@ -12,9 +12,9 @@
 #include <string_view>
 
 #include "io/safetensors.h"
-#include "model/rope_limits.h"
-#include "model/synthetic.h"  // fnv1a64
-#include "model/transformer.h"
+#include "dit/rope_limits.h"
+#include "io/synthetic.h"  // fnv1a64
+#include "dit/transformer.h"
 #include "support/goldens.h"
 #include "validation/golden_file.h"
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "io/safetensors.h"
-#include "model/synthetic.h"  // fnv1a64
+#include "io/synthetic.h"  // fnv1a64
 #include "numerics/tolerance.h"
 #include "pipeline/generate.h"
 #include "support/goldens.h"

@@ -12,7 +12,7 @@
 
 #include "core/tensor.h"
 #include "io/safetensors.h"
-#include "model/synthetic.h"  // fnv1a64
+#include "io/synthetic.h"  // fnv1a64
 #include "numerics/tolerance.h"
 #include "pipeline/torch_generator.h"
 #include "support/goldens.h"

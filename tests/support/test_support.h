@@ -10,7 +10,7 @@
 #include <random>
 #include <string>
 
-#include "model/param_source.h"
+#include "io/param_source.h"
 #include "numerics/tolerance.h"
 
 namespace zimage::testing {

@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "io/safetensors.h"
-#include "model/transformer.h"
+#include "dit/transformer.h"
 #include "support/test_support.h"
 
 namespace zimage {

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "model/config.h"
+#include "dit/config.h"
 #include "core/error.h"
 
 namespace zimage {

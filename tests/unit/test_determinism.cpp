@@ -3,8 +3,8 @@
 // depend on how work is split between threads: reference/core/gemm.h).
 #include <omp.h>
 
-#include "model/synthetic.h"
-#include "model/transformer.h"
+#include "io/synthetic.h"
+#include "dit/transformer.h"
 #include "support/test_support.h"
 
 namespace zimage {

@@ -1,15 +1,15 @@
-// The DiT-side knobs (model/dit_knobs.h, docs/experiments.md) against their
+// The DiT-side knobs (dit/dit_knobs.h, docs/experiments.md) against their
 // definitions on small hand-computed cases: the long-prompt modes (edges: N
 // equal to the length, one token over, several times N; an all-zero-weight
 // group; a zero row), RoPE scaling against its formula (linear, ntk; every
 // row in range bitwise the table's), and the defaults bitwise unchanged.
 #include <cmath>
 
-#include "model/dit_knobs.h"
-#include "model/rope_limits.h"
-#include "model/synthetic.h"
-#include "model/transformer.h"
-#include "modules/rope.h"
+#include "dit/dit_knobs.h"
+#include "dit/rope_limits.h"
+#include "io/synthetic.h"
+#include "dit/transformer.h"
+#include "dit/rope.h"
 #include "support/test_support.h"
 
 namespace zimage {

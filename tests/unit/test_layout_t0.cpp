@@ -1,7 +1,7 @@
 // T0 exact: patchify/unpatchify, padding, position ids, key masks, pad-token
 // substitution, RoPE gather bounds. Expected values are derived by hand from
 // diffusers' definitions (cited per test), not from our output.
-#include "modules/patchify.h"
+#include "dit/patchify.h"
 #include "support/test_support.h"
 
 namespace zimage {

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <string>
 
-#include "model/param_source.h"
+#include "io/param_source.h"
 
 namespace zimage {
 namespace {

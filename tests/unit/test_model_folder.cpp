@@ -9,8 +9,8 @@
 #include <fstream>
 
 #include "io/safetensors.h"
-#include "model/param_source.h"
-#include "model/synthetic.h"
+#include "io/param_source.h"
+#include "io/synthetic.h"
 
 namespace zimage {
 namespace {

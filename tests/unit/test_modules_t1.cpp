@@ -2,7 +2,7 @@
 // at a tiny width with synthetic weights, within the fp32 chain budget of
 // reference/numerics/tolerance.h. Shapes pair a multiple of 32 with ragged
 // lengths (97, 1025).
-#include "model/transformer.h"
+#include "dit/transformer.h"
 #include "support/test_support.h"
 
 namespace zimage {

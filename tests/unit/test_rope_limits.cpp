@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "model/rope_limits.h"
-#include "model/transformer.h"
+#include "dit/rope_limits.h"
+#include "dit/transformer.h"
 #include "support/test_support.h"
 
 namespace zimage {

@@ -9,8 +9,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "model/param_source.h"
-#include "model/synthetic.h"
+#include "io/param_source.h"
+#include "io/synthetic.h"
 
 namespace zimage {
 namespace {

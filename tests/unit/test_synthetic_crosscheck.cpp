@@ -1,4 +1,4 @@
-// The C++ synthetic weight generator (reference/model/synthetic.h) must
+// The C++ synthetic weight generator (reference/io/synthetic.h) must
 // reproduce, bit for bit, the tensors that tools/golden/synthetic.py wrote to
 // golden/synthetic_check.safetensors (tools/golden/dump_synthetic_check.py).
 // Each check's generator call is in the metadata key "synthetic_check":
@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "io/safetensors.h"
-#include "model/synthetic.h"
+#include "io/synthetic.h"
 
 namespace {
 

@@ -11,7 +11,7 @@
 //   Determinism: bitwise equal outputs for 1, 2 and 4 OpenMP threads.
 #include <omp.h>
 
-#include "model/synthetic.h"
+#include "io/synthetic.h"
 #include "support/test_support.h"
 #include "vae/autoencoder_kl.h"
 #include "vae/synthetic_vae.h"

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "model/transformer.h"
+#include "dit/transformer.h"
 
 namespace zimage {
 struct PromptOptions;  // pipeline/generate.h

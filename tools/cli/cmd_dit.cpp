@@ -4,7 +4,7 @@
 
 #include "cli.h"
 #include "io/safetensors.h"
-#include "model/transformer.h"
+#include "dit/transformer.h"
 #ifdef ZIMAGE_WITH_CUDA
 #include "forward.h"  // cuda/forward.h
 #endif

@@ -17,9 +17,9 @@
 
 #include "cli.h"
 #include "io/safetensors.h"
-#include "model/comfy_layout.h"
-#include "model/held_bf16.h"
-#include "model/param_source.h"
+#include "dit/comfy_layout.h"
+#include "io/held_bf16.h"
+#include "io/param_source.h"
 #include "vae/autoencoder_kl.h"
 
 namespace zimage::cli {
@@ -243,7 +243,7 @@ void inspect_comfy(const std::string& path, bool scan, Report& r) {
   const auto src = open_comfy_single_file(path);
   const auto shapes = src->shapes();
   std::printf("%s: ComfyUI single-file Z-Image transformer (keys mapped to diffusers' names as\n"
-              "  diffusers' convert_z_image_transformer_checkpoint_to_diffusers does; see reference/model/comfy_layout.h)\n",
+              "  diffusers' convert_z_image_transformer_checkpoint_to_diffusers does; see reference/dit/comfy_layout.h)\n",
               path.c_str());
   ZImageConfig cfg;
   auto dim0 = [&](const std::string& n, int i) -> int64_t {

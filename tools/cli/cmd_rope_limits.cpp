@@ -4,7 +4,7 @@
 #include <filesystem>
 
 #include "cli.h"
-#include "model/rope_limits.h"
+#include "dit/rope_limits.h"
 
 namespace zimage::cli {
 

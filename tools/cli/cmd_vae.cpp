@@ -25,7 +25,7 @@
 
 #include "cli.h"
 #include "io/safetensors.h"
-#include "model/param_source.h"
+#include "io/param_source.h"
 #include "vae/autoencoder_kl.h"
 #include "vae/synthetic_vae.h"
 #include "vae/vae_golden.h"

@@ -1,12 +1,12 @@
 // zimage write-synthetic: a full-size transformer checkpoint in the real
 // diffusers layout with synthetic (bf16-exact) weights, for loading, inspect
-// and memory tests without the 24.6 GB download (model/synthetic_checkpoint.h).
+// and memory tests without the 24.6 GB download (dit/synthetic_checkpoint.h).
 #include <chrono>
 #include <cstdio>
 
 #include "cli.h"
-#include "model/synthetic.h"
-#include "model/synthetic_checkpoint.h"
+#include "io/synthetic.h"
+#include "dit/synthetic_checkpoint.h"
 
 namespace zimage::cli {
 

@@ -10,7 +10,7 @@ then runs diffusers' convert_z_image_transformer_checkpoint_to_diffusers on
 it and requires the result to be exactly the model's state_dict (same names,
 shapes and bits). What the converter produced is recorded in the metadata
 ("converted": name -> shape and fnv1a64 of the float32 bytes), so the C++
-reader (reference/model/comfy_layout.h) is checked against diffusers'
+reader (reference/dit/comfy_layout.h) is checked against diffusers'
 mapping, not against itself (tests/golden/test_comfy_layout.cpp).
 
     cd /work/main && DIFFUSERS_SRC=/work/scratch/src OMP_NUM_THREADS=1 /work/shared/golden-env/run \

@@ -12,7 +12,7 @@ seed S, flat row-major index i:
     mix64(z): z ^= z >> 30; z *= 0xBF58476D1CE4E5B9; z ^= z >> 27;
               z *= 0x94D049BB133111EB; z ^= z >> 31
 
-The C++ twin is reference/model/synthetic.{h,cpp}; golden/synthetic_check.safetensors
+The C++ twin is reference/io/synthetic.{h,cpp}; golden/synthetic_check.safetensors
 holds tensors made here (and the FNV-1a 64 digest of one large one) that the C++ test
 compares bit for bit.
 

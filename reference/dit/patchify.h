@@ -2,9 +2,9 @@
 #include <array>
 #include <vector>
 
-#include "model/config.h"
-#include "modules/common.h"
-#include "modules/rope.h"
+#include "dit/config.h"
+#include "nn/common.h"
+#include "dit/rope.h"
 
 namespace zimage {
 
@@ -172,7 +172,7 @@ inline std::optional<KeyMask> key_mask(const std::vector<int64_t>& seqlens) {
 // feats[i] [L_i, C] (embedded), pos_ids[i] [>= L_i, 3], pad_mask[i] [L_i]:
 // pad rows replaced by pad_token [1, C]; freqs from the RoPE tables; batch
 // padded; key mask when lengths differ. `item_freqs` (RoPE scaling,
-// model/dit_knobs.h) replaces the gathered freqs, one [L_i, D/2, 2] per item.
+// dit/dit_knobs.h) replaces the gathered freqs, one [L_i, D/2, 2] per item.
 template <class T>
 Sequence<T> prepare_sequence(std::vector<Tensor<T>> feats, const std::vector<Tensor<int32_t>>& pos_ids,
                              const std::vector<Tensor<int32_t>>& pad_mask, const Tensor<T>& pad_token,

@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "model/param_source.h"
+#include "io/param_source.h"
 
 namespace zimage {
 

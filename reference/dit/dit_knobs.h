@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "model/config.h"
+#include "dit/config.h"
 
 namespace zimage {
 

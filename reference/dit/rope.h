@@ -1,7 +1,7 @@
 #pragma once
 #include <vector>
 
-#include "modules/common.h"
+#include "nn/common.h"
 
 namespace zimage {
 

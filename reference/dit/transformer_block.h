@@ -1,6 +1,6 @@
 #pragma once
-#include "modules/attention.h"
-#include "modules/feed_forward.h"
+#include "dit/attention.h"
+#include "dit/feed_forward.h"
 
 namespace zimage {
 

@@ -1,5 +1,5 @@
 #pragma once
-#include "modules/common.h"
+#include "nn/common.h"
 
 namespace zimage {
 

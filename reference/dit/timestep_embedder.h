@@ -1,6 +1,6 @@
 #pragma once
-#include "modules/linear.h"
-#include "modules/timestep_frequencies.h"
+#include "nn/linear.h"
+#include "dit/timestep_frequencies.h"
 
 namespace zimage {
 

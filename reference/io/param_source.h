@@ -9,7 +9,7 @@
 
 #include "core/tensor.h"
 #include "io/safetensors.h"
-#include "model/config.h"
+#include "dit/config.h"
 
 namespace zimage {
 
@@ -71,7 +71,7 @@ struct ModelFolder {
 };
 ModelFolder open_model_folder(const std::string& dir);
 
-// Counter-based synthetic weights (see model/synthetic.h) described by the
+// Counter-based synthetic weights (see io/synthetic.h) described by the
 // JSON a golden stores in its "synthetic_weights" metadata.
 std::shared_ptr<ParamSource> synthetic_param_source(const std::string& spec_json);
 

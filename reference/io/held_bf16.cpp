@@ -1,4 +1,4 @@
-#include "model/held_bf16.h"
+#include "io/held_bf16.h"
 
 #include <cstdio>
 #include <cstring>

@@ -1,10 +1,10 @@
 #pragma once
 #include <limits>
 
-#include "modules/linear.h"
-#include "modules/norms.h"
-#include "modules/rope.h"
-#include "modules/softmax.h"
+#include "nn/linear.h"
+#include "nn/norms.h"
+#include "dit/rope.h"
+#include "nn/softmax.h"
 
 namespace zimage {
 

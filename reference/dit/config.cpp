@@ -1,7 +1,7 @@
 // ZImageConfig <-> config.json. Every field of the struct is a required key;
 // other keys (_class_name, _diffusers_version, ...) are ignored. from_json
 // validates, so a config read from a file is always runnable.
-#include "model/config.h"
+#include "dit/config.h"
 
 #include <cmath>
 #include <fstream>

@@ -1,4 +1,4 @@
-#include "model/comfy_layout.h"
+#include "dit/comfy_layout.h"
 
 #include <map>
 #include <utility>

@@ -1,7 +1,7 @@
 // Synthetic weight generator and its ParamSource (see synthetic.h).
 // The double arithmetic below must not be fused into FMAs: the project builds
 // with -ffp-contract=off, and each operation is a separate statement.
-#include "model/synthetic.h"
+#include "io/synthetic.h"
 
 #include <limits>
 #include <map>
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "model/param_source.h"
+#include "io/param_source.h"
 
 namespace zimage {
 

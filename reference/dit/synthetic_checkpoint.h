@@ -5,7 +5,7 @@
 // Stands in for the real 24.6 GB download in tests of loading, inspect and
 // memory (tools/test-fullsize.sh), never for numerics against diffusers.
 //
-// Values: the counter-based generator (model/synthetic.h) with the golden
+// Values: the counter-based generator (io/synthetic.h) with the golden
 // dumper's rule (tools/golden/synthetic.py default_rule: RMSNorm weights
 // 1 +- 0.2, biases +- 0.05, Linear weights +- 1/sqrt(fan_in), pad tokens
 // +- 1), then rounded to bf16 (nearest even), so that, like Z-Image-Turbo's
@@ -18,7 +18,7 @@
 #include <utility>
 
 #include "io/safetensors.h"
-#include "model/config.h"
+#include "dit/config.h"
 
 namespace zimage {
 

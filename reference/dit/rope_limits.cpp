@@ -1,4 +1,4 @@
-#include "model/rope_limits.h"
+#include "dit/rope_limits.h"
 
 #include <sstream>
 

@@ -5,13 +5,13 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
-#include "model/dit_knobs.h"
-#include "model/param_source.h"
-#include "modules/final_layer.h"
-#include "modules/patchify.h"
-#include "modules/timestep_embedder.h"
-#include "modules/transformer_block.h"
+#include "dit/config.h"
+#include "dit/dit_knobs.h"
+#include "io/param_source.h"
+#include "dit/final_layer.h"
+#include "dit/patchify.h"
+#include "dit/timestep_embedder.h"
+#include "dit/transformer_block.h"
 
 namespace zimage {
 
@@ -62,7 +62,7 @@ struct ForwardOptions {
   // past the trained range; rows inside the table are bitwise the same).
   // Off: a position past a table is an error before any compute.
   bool rope_extend = false;
-  // --rope-scaling (model/dit_knobs.h, docs/experiments.md): Extrapolate is rope_extend; Linear
+  // --rope-scaling (dit/dit_knobs.h, docs/experiments.md): Extrapolate is rope_extend; Linear
   // and Ntk change the RoPE of items whose caption pads past rope_limits' longest one.
   RopeScaling rope_scaling = RopeScaling::None;
   // --skip-context-refiner: caption features go from cap_embedder straight into the unified

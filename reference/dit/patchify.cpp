@@ -1,6 +1,6 @@
-#include "modules/patchify.h"
+#include "dit/patchify.h"
 
-#include "model/config.h"
+#include "dit/config.h"
 
 namespace zimage {
 

@@ -1,6 +1,6 @@
 #pragma once
-#include "modules/linear.h"
-#include "modules/norms.h"
+#include "nn/linear.h"
+#include "nn/norms.h"
 
 namespace zimage {
 

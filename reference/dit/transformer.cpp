@@ -1,6 +1,6 @@
-#include "model/transformer.h"
+#include "dit/transformer.h"
 
-#include "model/rope_limits.h"
+#include "dit/rope_limits.h"
 
 #include <functional>
 #include <type_traits>
@@ -200,7 +200,7 @@ std::vector<Tensor<T>> forward_impl(const ZImageWeights<T>& w, const BlockSource
   const std::vector<Tensor<T>> tables =
       precompute_freqs_cis<T>(cfg.axes_dims, rope_table_lens(cfg, x_shapes, cap_shapes, opts.extends_tables()), cfg.rope_theta);
   // --rope-scaling linear|ntk: items whose caption pads past the limit get their RoPE from the
-  // formula (model/dit_knobs.h); the others gather from the tables as always.
+  // formula (dit/dit_knobs.h); the others gather from the tables as always.
   std::vector<Tensor<T>> x_freqs, cap_freqs;
   bool scaled = false;
   if (opts.scales_captions())

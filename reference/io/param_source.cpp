@@ -1,6 +1,6 @@
 // The parameter list of ZImageTransformer2DModel, completeness checks, and
 // the safetensors-backed ParamSource of a diffusers model folder.
-#include "model/param_source.h"
+#include "io/param_source.h"
 
 #include <sys/mman.h>
 #include <unistd.h>

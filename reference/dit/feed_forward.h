@@ -1,5 +1,5 @@
 #pragma once
-#include "modules/linear.h"
+#include "nn/linear.h"
 
 namespace zimage {
 

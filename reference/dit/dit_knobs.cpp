@@ -1,10 +1,10 @@
-#include "model/dit_knobs.h"
+#include "dit/dit_knobs.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
-#include "model/rope_limits.h"
+#include "dit/rope_limits.h"
 
 namespace zimage {
 

@@ -1,4 +1,4 @@
-#include "model/synthetic_checkpoint.h"
+#include "dit/synthetic_checkpoint.h"
 
 #include <cmath>
 #include <cstdio>
@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "model/param_source.h"
-#include "model/synthetic.h"
+#include "io/param_source.h"
+#include "io/synthetic.h"
 
 namespace zimage {
 
@@ -80,7 +80,7 @@ int64_t write_synthetic_checkpoint(const ZImageConfig& cfg, const std::string& d
       weight_map[name] = fname;
     }
     header["__metadata__"] = {{"format", "pt"}, {"producer", "zimage write-synthetic"}, {"seed", std::to_string(opt.seed)},
-                              {"values", "counter-based synthetic weights (model/synthetic.h), rounded to bf16"}};
+                              {"values", "counter-based synthetic weights (io/synthetic.h), rounded to bf16"}};
     std::string h = header.dump();
     while (h.size() % 8) h += ' ';  // data section 8-byte aligned
     const std::string path = (fs::path(dir) / fname).string(), tmp = path + ".tmp";

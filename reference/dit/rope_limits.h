@@ -12,7 +12,7 @@
 #include <string>
 
 #include "core/tensor.h"
-#include "model/config.h"
+#include "dit/config.h"
 
 namespace zimage {
 

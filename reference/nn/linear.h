@@ -1,6 +1,6 @@
 #pragma once
 #include "core/gemm.h"
-#include "modules/common.h"
+#include "nn/common.h"
 
 namespace zimage {
 
