@@ -1,4 +1,5 @@
 #include "dit_model_cuda.h"
+#include "dit/model_folder.h"
 
 namespace zimage::gpu {
 

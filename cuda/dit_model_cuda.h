@@ -11,6 +11,7 @@
 
 #include "forward.h"
 #include "pipeline/dit_model.h"
+#include "dit/model_folder.h"
 
 namespace zimage::gpu {
 

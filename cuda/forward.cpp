@@ -14,6 +14,7 @@
 #include "dit/attention.h"    // kQkNormEps
 #include "dit/final_layer.h"  // kFinalNormEps
 #include "weight_layout.h"
+#include "dit/model_folder.h"
 
 namespace zimage::gpu {
 

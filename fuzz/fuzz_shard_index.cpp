@@ -28,7 +28,7 @@
 
 #include "fuzz_common.h"
 #include "io/safetensors.h"
-#include "io/param_source.h"
+#include "dit/model_folder.h"
 
 using namespace zimage;
 using json = nlohmann::json;

@@ -38,6 +38,8 @@
 #include "dit/rope.h"
 #include "dit/transformer_block.h"
 #include "validation/golden_file.h"
+#include "dit/model_folder.h"
+#include "dit/module_table.h"
 
 #ifndef ZIMAGE_GOLDEN_DIR
 #error "ZIMAGE_GOLDEN_DIR must name the golden/ folder (bench/CMakeLists.txt defines it)"
@@ -311,7 +313,7 @@ BENCHMARK_TEMPLATE(BM_CudaFlashAttention, bf16)
 // image tokens (cap + 1, h, w) on a square grid, caption rows (1 + i, 0, 0).
 // Each timed run starts from the same x (a device-to-device copy before the flush, not timed:
 // the block updates x in place). Validation: the whole block against transformer_block<double>
-// on the same (dtype-rounded) x and adaLN input, chain module_ops("layers.0", cfg, L), T3 / T4.
+// on the same (dtype-rounded) x and adaLN input, chain dit_module_ops("layers.0", cfg, L), T3 / T4.
 // The fp64 block costs about 2 TFLOP on the host at L 4608: expect seconds per configuration.
 
 template <class T>
@@ -381,7 +383,7 @@ void BM_CudaTransformerBlock(benchmark::State& st) {
     const Tensor<double> ref = transformer_block(block_x(dt, L).cast<double>(), nullptr, block_freqs<double>(cfg, img, cap),
                                                  &ad, wd, cfg.n_heads, cfg.norm_eps);
     return judge(key + " layers.0 " + numerics::tier_name(tier_of(dt)), numerics::compare(got, ref),
-                 numerics::module_budget(tier_of(dt), "layers.0", cfg, L));
+                 dit_module_budget(tier_of(dt), "layers.0", cfg, L));
   });
   if (!require(st, v)) return;
   const double seconds = timed_loop(st, rt.stream(), restore, op);
@@ -479,7 +481,7 @@ Verdict check_dit_golden() {
   for (size_t i = 0; i < got.size(); ++i) {
     const std::string name = "sample." + std::to_string(i);
     const Verdict v = judge("golden " + g.case_name + " " + name + " bf16 T4", numerics::compare(got[i], g.get<double>(name)),
-                            numerics::module_budget(numerics::Tier::T4, name, g.config, L));
+                            dit_module_budget(numerics::Tier::T4, name, g.config, L));
     all.ok = all.ok && v.ok;
     all.line += (all.line.empty() ? "" : "; ") + v.line;
     all.used = std::max(all.used, v.used);

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "io/param_source.h"
+#include "dit/model_folder.h"
 #include "io/synthetic.h"
 
 namespace zimage {

@@ -1,6 +1,7 @@
 #include "dit/transformer.h"
 
 #include "dit/rope_limits.h"
+#include "dit/model_folder.h"
 
 #include <functional>
 #include <type_traits>

@@ -9,7 +9,6 @@
 
 #include "core/tensor.h"
 #include "io/safetensors.h"
-#include "dit/config.h"
 
 namespace zimage {
 
@@ -44,10 +43,6 @@ class ParamSource {
 // SafetensorsFile::from_bytes it would zero the bytes.
 void release_mapped_pages(const TensorView& v);
 
-// Every parameter ZImageTransformer2DModel(config) has in basic mode, with
-// its shape, named as in diffusers' state_dict.
-std::map<std::string, Shape> expected_parameter_shapes(const ZImageConfig& cfg);
-
 // Throws zimage::Error naming the first missing tensor, unexpected tensor,
 // or tensor whose shape does not match the config. `model` names the class
 // in the unexpected-tensor message.
@@ -62,14 +57,6 @@ void check_complete(const ParamSource& src, const std::map<std::string, Shape>& 
 // `stem` names the files: transformers saves model.safetensors and
 // model.safetensors.index.json (the text encoder passes "model").
 std::shared_ptr<ParamSource> open_weight_folder(const std::string& dir, const std::string& stem = "diffusion_pytorch_model");
-
-// A diffusers folder: config.json plus diffusion_pytorch_model.safetensors,
-// or shards listed in diffusion_pytorch_model.safetensors.index.json.
-struct ModelFolder {
-  ZImageConfig config;
-  std::shared_ptr<ParamSource> params;
-};
-ModelFolder open_model_folder(const std::string& dir);
 
 // Counter-based synthetic weights (see io/synthetic.h) described by the
 // JSON a golden stores in its "synthetic_weights" metadata.

@@ -22,9 +22,6 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "dit/config.h"
-#include "vae/config.h"
-#include "text_encoder/qwen3_config.h"
 
 namespace zimage::numerics {
 
@@ -52,13 +49,11 @@ struct Budget {
   std::string chain;   // the ops the budget was derived from, for the log
 };
 
-// The op chain of a diffusers module, by its path ("layers.3.attention",
-// "noise_refiner.0.feed_forward.w2", "t_embedder", "sample.0", ...).
-// `seq_len` is the attention length L where it matters. Throws for a path
-// this policy does not know: every comparison must have a derived budget.
-std::vector<Op> module_ops(const std::string& path, const ZImageConfig& cfg, int64_t seq_len);
+// The budget of a chain: the sum of its ops' eps at the tier's precisions
+// (T2 doubled). Each model's module table (dit/, vae/, text_encoder/
+// module_table.h) gives the chain of a module by its path; op builders are
+// in numerics/op_chain.h.
 Budget budget_for(Tier tier, const std::vector<Op>& ops);
-Budget module_budget(Tier tier, const std::string& path, const ZImageConfig& cfg, int64_t seq_len);
 
 // The measurements of one comparison (candidate a, reference r, both in fp64).
 struct Comparison {
@@ -106,42 +101,5 @@ std::string describe(const Comparison& c, const Budget& b);
 std::string describe_exact(const Comparison& c);
 // Share of the budget used: max(rel_rms / b.rel_rms, max_n / b.max_n).
 double budget_used(const Comparison& c, const Budget& b);
-
-// ---------------------------------------------------------------- VAE (AutoencoderKL)
-// Op chains of diffusers' AutoencoderKL modules (docs/vae.md), by path
-// ("decoder.up_blocks.1.resnets.0", "decoder.mid_block.attentions.0.to_q",
-// "post_quant_conv", ...) and the whole-model rows "decode", "tiled_decode",
-// "encode.mean", "encode.logvar", "unscale". `in` is the module's input shape
-// ([B, C, H, W]; the attention's group_norm [B, C, L]; its Linears [B, L, C]).
-// K per op, derived from the layer:
-//   conv:        K = C_in * kh * kw + 1 (the bias is one more term of the sum)
-//   group_norm:  K = 2 * (C / G) * spatial (mean and variance over the group, as layer_norm)
-//                + rsqrt, 3 roundings (subtract, scale, affine)
-//   attention:   group_norm(C/G * L), linear(K = C) for q/k/v, q k^T (K = C),
-//                softmax (K = L, exp), p v (K = L), linear(K = C), residual add
-//   resnet:      group_norm, silu, conv(C_in*9), group_norm, silu, conv(C_out*9),
-//                [conv_shortcut(C_in)], residual add
-// Whole encoder / decoder chains walk the blocks with the spatial size of
-// each stage (the decoder doubles it per upsampler, the encoder maps
-// H -> (H - 2) / 2 + 1 per downsampler).
-std::vector<Op> vae_module_ops(const std::string& path, const VaeConfig& cfg, const Shape& in);
-Budget vae_module_budget(Tier tier, const std::string& path, const VaeConfig& cfg, const Shape& in);
-
-// ---------------------------------------------------------------- Qwen3 text encoder
-// Op chains of transformers' Qwen3Model modules (docs/text_encoder.md), by
-// path ("layers.3.self_attn.q_norm", "layers.0.mlp", "norm", "embed_tokens",
-// "rotary_emb.cos") and the whole-model rows "hidden_states.{k}" (k = 0..n,
-// transformers' index after resolving negatives). L is the sequence length.
-//   rms_norm:  K = C (or D for q_norm / k_norm), rsqrt, 3 roundings
-//   attention: linear(K = C), rms_norm(D), rope (2 products + 1 add), q k^T (K = D),
-//              softmax (K = L, exp), p v (K = L), o_proj linear(K = H*D)
-//   mlp:       linear(K = C), silu, gate mul, down_proj linear(K = F)
-//   layer:     rms_norm(C) + attention + residual + rms_norm(C) + mlp + residual
-//   hidden_states.{k}: the embedding gather is exact; k layers' chains, plus
-//              the final rms_norm for k = n.
-//   rotary_emb.cos / .sin: the angle is the same fp32 number on both sides;
-//              one cos/sin evaluation (transcendental) and one rounding.
-std::vector<Op> text_encoder_module_ops(const std::string& path, const Qwen3Config& cfg, int64_t seq_len);
-Budget text_encoder_module_budget(Tier tier, const std::string& path, const Qwen3Config& cfg, int64_t seq_len);
 
 }  // namespace zimage::numerics

@@ -1,6 +1,7 @@
 #include "pipeline/dit_model.h"
 
 #include "io/held_bf16.h"
+#include "dit/model_folder.h"
 
 namespace zimage {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "io/param_source.h"
+#include "dit/model_folder.h"
 #include "dit/transformer.h"
 
 namespace zimage {

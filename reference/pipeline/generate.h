@@ -13,6 +13,7 @@
 #include "pipeline/dit_model.h"
 #include "pipeline/pipeline.h"
 #include "text_encoder/prompt_encoder.h"
+#include "dit/model_folder.h"
 
 namespace zimage {
 

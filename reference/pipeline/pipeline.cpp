@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "numerics/mutation.h"
+#include "dit/model_folder.h"
 
 namespace zimage {
 

@@ -20,6 +20,7 @@
 #include "pipeline/cfg.h"
 #include "pipeline/scheduler.h"
 #include "vae/autoencoder_kl.h"
+#include "dit/model_folder.h"
 
 namespace zimage {
 

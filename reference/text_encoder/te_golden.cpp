@@ -1,7 +1,5 @@
 #include "text_encoder/te_golden.h"
 
-#include <regex>
-
 #include "validation/golden_file.h"
 
 namespace zimage {
@@ -58,56 +56,5 @@ std::vector<std::string> TextEncoderGolden::checks() const {
   }
   return out;
 }
-
-template <class T>
-std::optional<Tensor<T>> run_text_encoder_check(const TextEncoderGolden& g, const std::string& check) {
-  const Qwen3Config& c = g.config;
-  const Qwen3TextEncoder& enc = *g.encoder;
-  auto in = [&](const std::string& arg) { return g.get<T>(check + ":in." + arg); };
-  if (check.rfind("hidden_states.", 0) == 0) return enc.hidden_state<T>(g.input_ids, g.attention_mask, std::stoi(check.substr(14)));
-  if (check == "rotary_emb.cos" || check == "rotary_emb.sin") {
-    auto [cos, sin] = qwen3_rotary_embedding<T>(c, g.seq_len());
-    return check == "rotary_emb.cos" ? cos : sin;
-  }
-  if (check == "embed_tokens") return enc.embed<T>(g.input_ids);
-  if (check == "norm") return qwen3_rms_norm(in("hidden_states"), enc.param<T>("norm.weight"), c.rms_norm_eps);
-  static const std::regex layer_re(R"(^layers\.(\d+)(\.(.*))?$)");
-  std::smatch m;
-  if (!std::regex_match(check, m, layer_re)) return std::nullopt;
-  const int i = std::stoi(m[1]);
-  const std::string sub = m[3];
-  const std::string l = "layers." + std::to_string(i) + ".";
-  auto P = [&](const std::string& n) { return enc.param<T>(l + n); };
-  auto lin = [&](const std::string& n) {
-    LinearW<T> w;
-    w.weight = P(n + ".weight");
-    if (c.attention_bias && n.rfind("self_attn.", 0) == 0) w.bias = P(n + ".bias");
-    return w;
-  };
-  auto attn = [&]() {
-    return Qwen3AttentionW<T>{lin("self_attn.q_proj"), lin("self_attn.k_proj"), lin("self_attn.v_proj"),
-                              lin("self_attn.o_proj"), P("self_attn.q_norm.weight"), P("self_attn.k_norm.weight")};
-  };
-  auto mlp = [&]() { return Qwen3MlpW<T>{lin("mlp.gate_proj"), lin("mlp.up_proj"), lin("mlp.down_proj")}; };
-  // Only the weights a check needs are loaded (a real-size layer is 100M synthetic values).
-  if (sub.empty() || sub == "self_attn") {
-    const auto [cos, sin] = qwen3_rotary_embedding<T>(c, g.seq_len());
-    if (sub == "self_attn") return qwen3_attention(in("hidden_states"), attn(), g.attention_mask, cos, sin, c);
-    return qwen3_decoder_layer(in("hidden_states"), enc.layer<T>(i), g.attention_mask, cos, sin, c);
-  }
-  if (sub == "input_layernorm" || sub == "post_attention_layernorm")
-    return qwen3_rms_norm(in("hidden_states"), P(sub + ".weight"), c.rms_norm_eps);
-  if (sub == "self_attn.q_norm" || sub == "self_attn.k_norm")
-    return qwen3_rms_norm(in("hidden_states"), P(sub + ".weight"), c.rms_norm_eps);
-  if (sub == "mlp") return qwen3_mlp(in("x"), mlp());
-  static const char* kLinears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                                   "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
-  for (const char* n : kLinears)
-    if (sub == n) return linear(in("input"), lin(n));
-  return std::nullopt;
-}
-
-template std::optional<Tensor<float>> run_text_encoder_check<float>(const TextEncoderGolden&, const std::string&);
-template std::optional<Tensor<double>> run_text_encoder_check<double>(const TextEncoderGolden&, const std::string&);
 
 }  // namespace zimage

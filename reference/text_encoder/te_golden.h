@@ -1,6 +1,6 @@
 // Text-encoder goldens (kind text_encoder, tools/golden/dump_text_encoder.py):
-// opening them with their provenance, and running any recorded module of
-// them teacher forced (the golden's own inputs for that module).
+// opening them with their provenance. Running their recorded modules teacher
+// forced: text_encoder/module_table.h.
 #pragma once
 #include <map>
 #include <memory>
@@ -38,10 +38,5 @@ struct TextEncoderGolden {
 // (transformers version and the blob id of modeling_qwen3.py among them),
 // every float tensor finite and not constant, the config.
 TextEncoderGolden open_text_encoder_golden(const std::string& path);
-
-// The reference's value of one recorded output, computed in T from the
-// golden's inputs (teacher forced), or nullopt when the golden lacks them.
-template <class T>
-std::optional<Tensor<T>> run_text_encoder_check(const TextEncoderGolden& g, const std::string& check);
 
 }  // namespace zimage

@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <regex>
 
-#include "nn/linear.h"
 #include "validation/golden_file.h"
+#include "vae/module_table.h"
 
 namespace zimage {
 
@@ -109,77 +108,6 @@ std::optional<std::string> vae_input_name(const VaeGolden& g, const std::string&
   return std::nullopt;
 }
 
-numerics::Budget vae_row_budget(const VaeGolden& g, const std::string& path) {
-  const auto in = vae_input_name(g, path);
-  ZIMAGE_CHECK(in, g.path + ": no input recorded for '" + path + "'");
-  return numerics::vae_module_budget(numerics::Tier::T2, path, g.config, g.shape(*in));
-}
-
-template <class T>
-std::optional<Tensor<T>> run_vae_module(const VaeGolden& g, const std::string& path) {
-  const auto in_name = vae_input_name(g, path);
-  if (!in_name) return std::nullopt;
-  const Tensor<T> x = g.get<T>(*in_name);
-  const VaeConfig& c = g.config;
-  const ParamSource& src = *g.params;
-  const int G = c.norm_num_groups;
-
-  if (path == "unscale") return unscale_latents(c, x);
-  if (path == "decode" || path == "tiled_decode") {
-    const VaeWeights<T> w = load_vae_weights<T>(c, src, VaePart::Decoder);
-    return path == "decode" ? vae_decode(c, w, x) : vae_tiled_decode(c, w, x, g.tiles);
-  }
-  if (path == "encode.mean" || path == "encode.logvar") {
-    const VaeWeights<T> w = load_vae_weights<T>(c, src, VaePart::Encoder);
-    auto [mean, logvar] = vae_encode(c, w, x);
-    return path == "encode.mean" ? mean : logvar;
-  }
-  if (path == "quant_conv" || path == "post_quant_conv") return conv2d(x, load_conv2d<T>(src, path), ConvGeom::pointwise());
-  if (path == "encoder") return vae_encoder_forward(c, load_vae_encoder<T>(c, src), x);
-  if (path == "decoder") return vae_decoder_forward(c, load_vae_decoder<T>(c, src), x);
-
-  std::smatch m;
-  static const std::regex top_re(R"(^(encoder|decoder)\.(.+)$)");
-  ZIMAGE_CHECK(std::regex_match(path, m, top_re), g.path + ": no reference module for '" + path + "'");
-  const std::string top = std::string(m[1]) + ".", sub = m[2];
-  if (sub == "conv_in" || sub == "conv_out") return conv2d(x, load_conv2d<T>(src, path), ConvGeom::same3x3());
-  if (sub == "conv_norm_out") return group_norm(x, load_group_norm<T>(src, path), G, kVaeNormEps);
-  if (sub == "mid_block") return unet_mid_block_2d(x, load_unet_mid_block_2d<T>(c, src, path), G);
-
-  static const std::regex block_re(R"(^(down_blocks|up_blocks)\.(\d+)$)");
-  static const std::regex resnet_re(R"(^(.*\.resnets\.\d+)(\.(norm1|norm2|conv1|conv2|conv_shortcut))?$)");
-  static const std::regex attn_re(R"(^(mid_block\.attentions\.0)(\.(group_norm|to_q|to_k|to_v|to_out\.0))?$)");
-  static const std::regex sampler_re(R"(^((down_blocks|up_blocks)\.\d+\.(downsamplers|upsamplers)\.0)(\.conv)?$)");
-  if (std::regex_match(sub, m, block_re)) {
-    const int i = std::stoi(m[2]);
-    if (m[1] == "down_blocks") return down_encoder_block_2d(x, load_down_encoder_block_2d<T>(c, src, i), G);
-    return up_decoder_block_2d(x, load_up_decoder_block_2d<T>(c, src, i), G);
-  }
-  if (std::regex_match(sub, m, resnet_re)) {
-    const std::string prefix = top + std::string(m[1]), leaf = m[3];
-    if (leaf.empty()) return resnet_block_2d(x, load_resnet_block_2d<T>(src, prefix), G);
-    if (leaf == "norm1" || leaf == "norm2") return group_norm(x, load_group_norm<T>(src, path), G, kVaeNormEps);
-    if (leaf == "conv_shortcut") return conv2d(x, load_conv2d<T>(src, path), ConvGeom::pointwise());
-    return conv2d(x, load_conv2d<T>(src, path), ConvGeom::same3x3());
-  }
-  if (std::regex_match(sub, m, attn_re)) {
-    const std::string prefix = top + std::string(m[1]), leaf = m[3];
-    if (leaf.empty()) return vae_attention(x, load_vae_attention<T>(src, prefix), G);
-    if (leaf == "group_norm") return group_norm(x, load_group_norm<T>(src, path), G, kVaeNormEps);
-    const LinearW<T> lin{src.load(path + ".weight").template cast<T>(), src.load(path + ".bias").template cast<T>()};
-    return linear(x, lin);
-  }
-  if (std::regex_match(sub, m, sampler_re)) {
-    const std::string prefix = top + std::string(m[1]);
-    const bool down = m[3] == "downsamplers";
-    const Conv2dW<T> conv = load_conv2d<T>(src, prefix + ".conv");
-    if (m[4].matched)  // the bare conv: its input is already padded (down) / upsampled (up)
-      return conv2d(x, conv, down ? ConvGeom{2, 0, 0, 0, 0, 1} : ConvGeom::same3x3());
-    return down ? downsample_2d(x, conv) : upsample_2d(x, conv);
-  }
-  throw Error(g.path + ": no reference module for '" + path + "'");
-}
-
 template <class T>
 std::vector<ValidationRow> validate_vae_golden(const VaeGolden& g) {
   std::vector<ValidationRow> rows;
@@ -201,7 +129,6 @@ std::vector<ValidationRow> validate_vae_golden(const VaeGolden& g) {
 }
 
 #define ZIMAGE_VAE_GOLDEN(T)                                                                  \
-  template std::optional<Tensor<T>> run_vae_module<T>(const VaeGolden&, const std::string&); \
   template std::vector<ValidationRow> validate_vae_golden<T>(const VaeGolden&);
 ZIMAGE_VAE_GOLDEN(float)
 ZIMAGE_VAE_GOLDEN(double)

@@ -1,6 +1,6 @@
 // VAE goldens (tools/golden/dump_vae.py, docs/vae.md): opening and
 // screening them, teacher forcing one AutoencoderKL module on the inputs a
-// golden recorded for it, and `validate`-style rows for a whole golden.
+// golden recorded for it (vae/module_table.h), and `validate`-style rows for a whole golden.
 //
 // Kinds: "vae" (a whole tiny AutoencoderKL whose weights are shipped under
 // golden/models/, hooks on its modules, plus the rows decode, encode.mean,
@@ -52,14 +52,6 @@ VaeGolden open_vae_golden(const std::string& path, const std::string& model_dir 
 // The golden input of a row / module: "<path>:in.<arg>" for arg in input,
 // input_tensor, hidden_states, sample, z, x, latents (the first present).
 std::optional<std::string> vae_input_name(const VaeGolden& g, const std::string& path);
-
-// Runs the module (or row) at `path` on its golden input. nullopt when the
-// golden has no input for it; throws for a path this runner does not know.
-template <class T>
-std::optional<Tensor<T>> run_vae_module(const VaeGolden& g, const std::string& path);
-
-// The T2 budget of a row: vae_module_budget over the shape of its input.
-numerics::Budget vae_row_budget(const VaeGolden& g, const std::string& path);
 
 // Every output with an input, teacher forced, within the T2 budget.
 template <class T>

@@ -1,4 +1,5 @@
 #include "validation/golden_file.h"
+#include "dit/model_folder.h"
 
 #include <cmath>
 #include <filesystem>

@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "dit/transformer.h"
-#include "validation/module_runner.h"
+#include "dit/module_table.h"
 
 namespace zimage {
 
@@ -33,7 +33,7 @@ ValidationRow t2_row(const GoldenFile& g, const std::string& name, const Tensor<
   const Tensor<double> ref = g.get<double>(name);
   r.shape = ref.shape;
   r.cmp = numerics::compare(got, ref);
-  r.budget = numerics::module_budget(Tier::T2, budget_path, g.config, seq_len);
+  r.budget = dit_module_budget(Tier::T2, budget_path, g.config, seq_len);
   r.pass = numerics::passes(r.cmp, r.budget);
   return r;
 }
@@ -76,7 +76,7 @@ std::vector<ValidationRow> validate_golden(const GoldenFile& g) {
       rows.push_back(t2_row(g, "sample." + std::to_string(i), samples[i], "T2 whole-model", "sample." + std::to_string(i), L));
   }
   for (const auto& name : g.module_outputs()) {
-    const std::optional<Tensor<T>> got = run_module<T>(g, name);
+    const std::optional<Tensor<T>> got = run_dit_module<T>(g, name);
     if (!got) continue;
     rows.push_back(t2_row(g, name, *got, "T2 teacher-forced", name, module_seq_len(g, name)));
   }

@@ -8,6 +8,7 @@
 #include "support/cli_runner.h"
 #include "support/goldens.h"
 #include "validation/golden_file.h"
+#include "dit/module_table.h"
 
 namespace zimage {
 namespace {
@@ -71,7 +72,7 @@ TEST_F(CudaCli, Float32AndBfloat16RunOnGpu) {
     if (std::string(dt) == "float32")
       testing::expect_within("zimage dit --device cuda float32 sample.0 vs golden T2",
                              numerics::compare(s, g.get<double>("sample.0")),
-                             numerics::module_budget(numerics::Tier::T2, "sample.0", g.config, 64 + 32));
+                             dit_module_budget(numerics::Tier::T2, "sample.0", g.config, 64 + 32));
     else
       for (double v : s.data) ASSERT_TRUE(std::isfinite(v));
   }

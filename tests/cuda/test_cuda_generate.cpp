@@ -15,6 +15,7 @@
 #include "support/cli_runner.h"
 #include "support/pipeline_golden.h"
 #include "support/pixels.h"
+#include "dit/model_folder.h"
 
 namespace zimage {
 namespace {

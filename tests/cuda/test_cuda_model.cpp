@@ -19,6 +19,7 @@
 #include "support/bf16_goldens.h"
 #include "support/goldens.h"
 #include "validation/golden_file.h"
+#include "dit/module_table.h"
 
 namespace zimage {
 namespace {
@@ -69,16 +70,16 @@ TEST_P(CudaGoldenModel, Fp32T2T3Bf16T4Deterministic) {
       testing::expect_exact(what + " run twice", numerics::compare(s2[i], s1[i]));
       if (dt == DType::F32) {
         testing::expect_within(what + " vs diffusers fp32 golden T2", numerics::compare(s1[i], g.get<double>(name)),
-                               numerics::module_budget(numerics::Tier::T2, name, cfg, L));
+                               dit_module_budget(numerics::Tier::T2, name, cfg, L));
         testing::expect_within(what + " vs fp64 reference T3", numerics::compare(s1[i], ref[i]),
-                               numerics::module_budget(numerics::Tier::T3, name, cfg, L));
+                               dit_module_budget(numerics::Tier::T3, name, cfg, L));
       } else {
         testing::expect_within(what + " vs fp64 reference T4", numerics::compare(s1[i], ref[i]),
-                               numerics::module_budget(numerics::Tier::T4, name, cfg, L));
+                               dit_module_budget(numerics::Tier::T4, name, cfg, L));
         // Peer rule against diffusers bf16 (floor: the whole model's T3 rel_rms budget).
         if (bf16_peer)
           testing::expect_peer(what + " vs fp64 reference, diffusers bf16 peer", s1[i], (*bf16_peer)->get<float>(name),
-                               ref[i], numerics::module_ops(name, cfg, L));
+                               ref[i], dit_module_ops(name, cfg, L));
       }
     }
   }
@@ -140,7 +141,7 @@ TEST(CudaRealBlock, ModulatedBlock_C3840_L97_T3_T4) {
     const Tensor<double> ref =
         transformer_block(x.cast<double>(), nullptr, real_freqs<double>(cfg, L), &ad, wrd, cfg.n_heads, cfg.norm_eps);
     testing::expect_tier("layers.0 real L97 " + testing::dtype_tag(dt), dt, got, ref,
-                         numerics::module_ops("layers.0", cfg, L));
+                         dit_module_ops("layers.0", cfg, L));
   }
 }
 
@@ -193,7 +194,7 @@ TEST(CudaRopeLimits, Caption1504RunsAnd1505IsRefused) {
     const auto src = synthetic_param_source(testing::synthetic_spec(cfg, 7));
     const auto ref = zimage_forward(load_weights<double>(cfg, *src), ind);
     testing::expect_within("caption 1504 (positions up to 1536-row table's end) T3", numerics::compare(got[0], ref[0]),
-                           numerics::module_budget(numerics::Tier::T3, "sample.0", cfg, unified_len(cfg, in)));
+                           dit_module_budget(numerics::Tier::T3, "sample.0", cfg, unified_len(cfg, in)));
   }
   const DitInputs<float> bad = tiny_inputs(cfg, 1505);
   std::string cpu_msg;
@@ -241,7 +242,7 @@ TEST(CudaModelHeadDim, HeadDim64And96_fp32T3_bf16T4) {
       testing::expect_within("head_dim " + std::to_string(hd) + " " + testing::dtype_tag(dt) + " sample.0 " +
                                  numerics::tier_name(tier),
                              numerics::compare(got[0], ref[0]),
-                             numerics::module_budget(tier, "sample.0", cfg, unified_len(cfg, in)));
+                             dit_module_budget(tier, "sample.0", cfg, unified_len(cfg, in)));
     }
   }
 }

@@ -26,6 +26,7 @@
 #include "qwen3_kernel_cases.h"
 #include "support/cli_runner.h"
 #include "text_encoder/te_golden.h"
+#include "text_encoder/module_table.h"
 
 namespace zimage {
 namespace {
@@ -217,7 +218,7 @@ TEST(Qwen3CudaKernels, DecoderLayerRealWidthLeftAndRightPadding) {
       const Tensor<float> got = gpu::qwen3_decoder_layer_cuda(wf, cfg, xs, mask, opts, testing::rt());
       const auto [cos, sin] = qwen3_rotary_embedding<double>(cfg, L);
       const Tensor<double> ref = qwen3_decoder_layer(xs.cast<double>(), wd, mask, cos, sin, cfg);
-      const auto ops = numerics::text_encoder_module_ops("layers.0", cfg, L);
+      const auto ops = text_encoder_module_ops("layers.0", cfg, L);
       testing::expect_tier(std::string("decoder layer ") + testing::dtype_tag(dt) + (left ? " left" : " right"), dt, got, ref, ops);
     }
 }
@@ -239,7 +240,7 @@ TEST_P(Qwen3CudaGolden, EveryHiddenStateMatchesTransformers) {
       const std::string name = "hidden_states." + std::to_string(k);
       if (!g.has(name)) continue;
       const Tensor<float> got = model.hidden_state(g.input_ids, g.attention_mask, k);
-      auto ops = numerics::text_encoder_module_ops(name, g.config, g.seq_len());
+      auto ops = text_encoder_module_ops(name, g.config, g.seq_len());
       // bf16 rounds the weights to storage too; the fp64 truth uses them as they are.
       if (dt == DType::BF16) ops.insert(ops.begin(), {"weights to bf16", 1, 1, false});
       const std::string what = GetParam() + " " + name + " " + testing::dtype_tag(dt);
@@ -270,7 +271,7 @@ TEST(Qwen3CudaGoldenLayers, HiddenMinus2UploadsNoLaterLayer) {
   const std::string name = "hidden_states." + std::to_string(n - 1);
   testing::expect_tier("te_tiny_left hidden_states[-2]", DType::F32, got,
                        g.encoder->hidden_state<double>(g.input_ids, g.attention_mask, -2),
-                       numerics::text_encoder_module_ops(name, g.config, g.seq_len()));
+                       text_encoder_module_ops(name, g.config, g.seq_len()));
   try {
     model.hidden_state(g.input_ids, g.attention_mask, -1);
     ADD_FAILURE() << "hidden_states[-1] must be refused by a model built for [-2]";
@@ -304,7 +305,7 @@ TEST(CudaTextEncoderBackend, EncodeMatchesTheCpuEncode) {
       for (size_t i = 0; i < got.embeds.size(); ++i) {
         ASSERT_EQ(got.embeds[i].shape, truth.embeds[i].shape);
         const int deepest = enc.text_encoder().config().num_hidden_layers;
-        auto ops = numerics::text_encoder_module_ops("hidden_states." + std::to_string(deepest),
+        auto ops = text_encoder_module_ops("hidden_states." + std::to_string(deepest),
                                                      enc.text_encoder().config(), opt.max_sequence_length);
         if (dt == DType::BF16) ops.insert(ops.begin(), {"weights to bf16", 1, 1, false});
         testing::expect_tier("encode prompt " + std::to_string(i) + (opt.hidden_layers.empty() ? "" : " mix") + " " +
@@ -394,7 +395,7 @@ TEST(Qwen3CudaConfig, CosSinTableMatchesTransformersRotaryEmbedding) {
       ts[p * D + i] = cs[(p * half + i % half) * 2 + 1];
     }
   // transformers' cos/sin are fp32 cos/sin of the fp32 angle: one rounding each, as ours.
-  const auto ops = numerics::text_encoder_module_ops("rotary_emb.cos", g.config, L);
+  const auto ops = text_encoder_module_ops("rotary_emb.cos", g.config, L);
   testing::expect_within("cos table", numerics::compare(tc, cos.cast<double>()),
                          numerics::budget_for(numerics::Tier::T3, ops));
   testing::expect_within("sin table", numerics::compare(ts, sin.cast<double>()),

@@ -22,6 +22,7 @@
 #include "support/goldens.h"
 #include "vae/synthetic_vae.h"
 #include "vae_cuda.h"
+#include "vae/module_table.h"
 
 namespace zimage {
 namespace {
@@ -132,7 +133,7 @@ TEST_P(VaeCudaGroupNorm, MatchesReference) {
   Tensor<float> peer = testing::round_to(c.dt, group_norm(x, w, int(c.G), kVaeNormEps));
   VaeConfig cfg;  // the policy's op chain of a VAE GroupNorm with these groups and this input
   cfg.norm_num_groups = int(c.G);
-  std::vector<numerics::Op> ops = numerics::vae_module_ops("decoder.conv_norm_out", cfg, x.shape);
+  std::vector<numerics::Op> ops = vae_module_ops("decoder.conv_norm_out", cfg, x.shape);
   if (c.silu) {
     silu_(ref);
     silu_(peer);
@@ -206,7 +207,7 @@ TEST_P(VaeCudaGolden, TeacherForcedModuleMatches) {
     opts.dtype = dt;
     const auto got = gpu::run_vae_module_cuda(g, row, opts, testing::rt());
     ASSERT_TRUE(got.has_value());
-    auto ops = numerics::vae_module_ops(row, g.config, in);
+    auto ops = vae_module_ops(row, g.config, in);
     // In bf16 the golden input and the weights are rounded to storage too (the fp64 truth uses
     // them unrounded): two more roundings than the policy's chain, which starts from its inputs.
     if (dt == DType::BF16) ops.insert(ops.begin(), {{"input to bf16", 1, 1, false}, {"weights to bf16", 1, 1, false}});
@@ -246,7 +247,7 @@ TEST(CudaVaeCli, DecodeMatchesTheCpuRun) {
     return SafetensorsFile::open(out.string())->get<double>("image");
   };
   const Tensor<double> truth = image(" --dtype float64", "cpu64");
-  const auto ops = numerics::vae_module_ops("decode", cfg, Shape{1, 16, 12, 10});
+  const auto ops = vae_module_ops("decode", cfg, Shape{1, 16, 12, 10});
   for (DType dt : {DType::F32, DType::BF16}) {
     const std::string tag = dt == DType::F32 ? "float32" : "bfloat16";
     const Tensor<double> got = image(" --device cuda --dtype " + tag, "cuda_" + tag);
@@ -298,7 +299,7 @@ TEST(VaeCudaConfig, Im2colTimesPermutedWeightIsTheReferenceConv) {
   // The T3 budget of a 3x3 conv over 6 channels (the policy's conv_in chain); the difference here
   // is one fp32 rounding of an fp64 result, a wrong column order or pad is O(1).
   const numerics::Budget exact_order =
-      numerics::budget_for(numerics::Tier::T3, numerics::vae_module_ops("decoder.conv_in", VaeConfig{}, x.shape));
+      numerics::budget_for(numerics::Tier::T3, vae_module_ops("decoder.conv_in", VaeConfig{}, x.shape));
   const std::vector<std::pair<std::string, std::pair<Tensor<double>, Tensor<double>>>> cases = {
       {"same3x3", {as_gemm(w3, gpu::geom_same3x3()), conv2d(xd, wd(w3), ConvGeom::same3x3())}},
       {"upsample", {as_gemm(w3, gpu::geom_same3x3(2)), upsample_2d(xd, wd(w3))}},

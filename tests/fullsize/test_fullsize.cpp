@@ -17,6 +17,7 @@
 #include "io/held_bf16.h"
 #include "dit/synthetic_checkpoint.h"
 #include "dit/transformer.h"
+#include "dit/model_folder.h"
 
 namespace zimage {
 namespace {

@@ -5,13 +5,14 @@
 //   digests of the inputs equal the fp32 golden's inputs, every value a bfloat16 number, finite,
 //   not constant;
 // - every sample.{i} against the fp64 reference forward (the fp32 golden's weights and inputs)
-//   within the absolute T4 bound (module_budget(T4, "sample.i"));
+//   within the absolute T4 bound (dit_module_budget(T4, "sample.i"));
 // - its error is a bf16 error: rel_rms at least 100 x the fp32 golden's against the same
 //   reference, and at least u_bf16 / 16 (a run that kept fp32 anywhere near the whole model would
 //   be orders of magnitude below both).
 #include "numerics/tolerance.h"
 #include "support/bf16_goldens.h"
 #include "support/test_support.h"
+#include "dit/module_table.h"
 
 namespace zimage {
 namespace {
@@ -43,12 +44,12 @@ TEST_P(Bf16Golden, WithinT4OfFp64AndARealBf16Run) {
     const numerics::Comparison cb = numerics::compare((*bf)->get<float>(name), ref[i]);
     const numerics::Comparison c32 = numerics::compare(g.get<float>(name), ref[i]);
     testing::expect_within(c + " " + name + " diffusers bf16 vs fp64 reference T4", cb,
-                           numerics::module_budget(numerics::Tier::T4, name, g.config, L));
+                           dit_module_budget(numerics::Tier::T4, name, g.config, L));
     const double ratio = cb.rel_rms / c32.rel_rms;
     std::printf("  %s %s: diffusers bf16 rel_rms %.3e max_n %.3e; diffusers fp32 rel_rms %.3e max_n %.3e; ratio %.0f\n",
                 c.c_str(), name.c_str(), cb.rel_rms, cb.max_n, c32.rel_rms, c32.max_n, ratio);
     // What the CUDA bf16 sample must meet (tests/cuda/test_cuda_model.cpp, testing::expect_peer).
-    const double floor = numerics::budget_for(numerics::Tier::T3, numerics::module_ops(name, g.config, L)).rel_rms;
+    const double floor = numerics::budget_for(numerics::Tier::T3, dit_module_ops(name, g.config, L)).rel_rms;
     std::printf("  %s %s: peer limits for a CUDA bf16 sample: rel_rms <= %.3e, max_n <= %.3e (floor %.3e)\n",
                 c.c_str(), name.c_str(), 2 * cb.rel_rms + floor, 2 * cb.max_n + floor, floor);
     EXPECT_GE(ratio, 100.0) << c << " " << name << ": the bf16 golden is too close to fp32 to be a bf16 run";

@@ -9,6 +9,7 @@
 #include "support/cli_runner.h"
 #include "support/test_support.h"
 #include "text_encoder/qwen3_model.h"
+#include "text_encoder/module_table.h"
 
 namespace zimage {
 namespace {
@@ -40,7 +41,7 @@ TEST(CliEncode, WritesWhatDiffusersEncodes) {
   ASSERT_EQ(r.status, 0) << r.err;
   const auto f = SafetensorsFile::open(out.string());
   const auto cfg = Qwen3Config::from_file((p / "text_encoder" / "config.json").string());
-  const auto b = numerics::text_encoder_module_budget(numerics::Tier::T2, "hidden_states." + std::to_string(cfg.num_hidden_layers - 1), cfg, 512);
+  const auto b = text_encoder_module_budget(numerics::Tier::T2, "hidden_states." + std::to_string(cfg.num_hidden_layers - 1), cfg, 512);
   for (size_t i = 0; i < runs[0]["prompts"].size(); ++i) {
     const std::string n = "prompt_embeds." + std::to_string(i);
     ASSERT_TRUE(f->contains(n));
@@ -64,7 +65,7 @@ TEST(CliEncode, TruncationWarnsWithTheDroppedCount) {
   const auto f = SafetensorsFile::open(out.string());
   EXPECT_EQ(f->view("prompt_embeds.0").shape[0], L);
   const auto cfg = Qwen3Config::from_file((p / "text_encoder" / "config.json").string());
-  const auto b = numerics::text_encoder_module_budget(numerics::Tier::T2, "hidden_states." + std::to_string(cfg.num_hidden_layers - 1), cfg, L);
+  const auto b = text_encoder_module_budget(numerics::Tier::T2, "hidden_states." + std::to_string(cfg.num_hidden_layers - 1), cfg, L);
   testing::expect_within("cli truncated", numerics::compare(f->get<double>("prompt_embeds.0"), golden->get<double>("run1.prompt_embeds.0")), b);
 }
 

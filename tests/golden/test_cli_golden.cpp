@@ -10,6 +10,7 @@
 #include "io/safetensors.h"
 #include "support/goldens.h"
 #include "support/test_support.h"
+#include "dit/module_table.h"
 
 namespace zimage {
 namespace {
@@ -52,7 +53,7 @@ TEST(CliGolden, DitOnShardedDiffusersFolderMatchesGoldenSample_tiny_batch2) {
     const std::string s = "sample." + std::to_string(i);
     // The output is stored as F32, which adds one fp32 rounding to the double result.
     testing::expect_within("zimage dit " + s, numerics::compare(o->get<double>(s), g.get<double>(s)),
-                           numerics::module_budget(numerics::Tier::T2, s, g.config, 96));
+                           dit_module_budget(numerics::Tier::T2, s, g.config, 96));
   }
   const auto a = SafetensorsFile::open(acts.string());
   for (const char* n : {"t_embedder", "noise_refiner.0", "context_refiner.1", "layers.1.attention", "layers.0.feed_forward.w2",

@@ -14,6 +14,7 @@
 #include "support/cli_runner.h"
 #include "support/test_support.h"
 #include "text_encoder/qwen3_model.h"
+#include "text_encoder/module_table.h"
 
 namespace zimage {
 namespace {
@@ -69,7 +70,7 @@ TEST_P(CliTeKnobsRun, EncodeWritesWhatTransformersComputes) {
   const auto cfg = Qwen3Config::from_file((p / "text_encoder" / "config.json").string());
   int deepest = 0;
   for (const auto& k : run["hidden_layers"]) deepest = std::max(deepest, qwen3_hidden_index(cfg, k.get<int>()));
-  const auto b = numerics::text_encoder_module_budget(numerics::Tier::T2, "hidden_states." + std::to_string(std::max(1, deepest)),
+  const auto b = text_encoder_module_budget(numerics::Tier::T2, "hidden_states." + std::to_string(std::max(1, deepest)),
                                                       cfg, run["max_sequence_length"].get<int>());
   for (size_t i = 0; i < run["prompts"].size(); ++i) {
     const std::string n = "prompt_embeds." + std::to_string(i);

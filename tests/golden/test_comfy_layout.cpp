@@ -12,6 +12,7 @@
 #include "dit/comfy_layout.h"
 #include "io/synthetic.h"
 #include "dit/transformer.h"
+#include "dit/model_folder.h"
 
 namespace zimage {
 namespace {

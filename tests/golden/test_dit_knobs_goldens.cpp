@@ -21,6 +21,8 @@
 #include "support/goldens.h"
 #include "support/test_support.h"
 #include "validation/golden_file.h"
+#include "dit/model_folder.h"
+#include "dit/module_table.h"
 
 namespace zimage {
 namespace {
@@ -63,7 +65,7 @@ void skip_matches_diffusers() {
   o.skip_context_refiner = true;
   const auto out = zimage_forward<T>(w, golden_inputs<T>(g), nullptr, o);
   testing::expect_within("sample.0 (skip_context_refiner)", numerics::compare(out[0], g.get<double>("sample.0")),
-                         numerics::module_budget(numerics::Tier::T2, "sample.0", g.config, kSeq));
+                         dit_module_budget(numerics::Tier::T2, "sample.0", g.config, kSeq));
 }
 TEST(SkipContextRefinerGolden, MatchesDiffusersWithRefinerEmptied_float) { skip_matches_diffusers<float>(); }
 TEST(SkipContextRefinerGolden, MatchesDiffusersWithRefinerEmptied_double) { skip_matches_diffusers<double>(); }
@@ -74,7 +76,7 @@ TEST(SkipContextRefinerGolden, GateFailsWithoutTheKnob) {
   const GoldenFile& g = skip_golden();
   const ZImageWeights<double> w = load_weights<double>(g.config, *g.params);
   const auto normal = zimage_forward<double>(w, golden_inputs<double>(g));
-  const numerics::Budget b = numerics::module_budget(numerics::Tier::T2, "sample.0", g.config, kSeq);
+  const numerics::Budget b = dit_module_budget(numerics::Tier::T2, "sample.0", g.config, kSeq);
   const numerics::Comparison wrong = numerics::compare(normal[0], g.get<double>("sample.0"));
   std::printf("  normal forward vs the skip golden: %s\n", numerics::describe(wrong, b).c_str());
   EXPECT_FALSE(numerics::passes(wrong, b));
@@ -295,7 +297,7 @@ TEST_F(CliDitKnobs, SkipContextRefinerMatchesTheGolden) {
   const Tensor<float> out = run_dit(testing::golden_path("skip_context_refiner"), "--skip-context-refiner");
   ASSERT_GT(out.numel(), 0);
   testing::expect_within("zimage dit --skip-context-refiner", numerics::compare(out, g.get<double>("sample.0")),
-                         numerics::module_budget(numerics::Tier::T2, "sample.0", g.config, kSeq));
+                         dit_module_budget(numerics::Tier::T2, "sample.0", g.config, kSeq));
 }
 
 // A 40-token caption (pads to 64 > 32): refused without a knob; each knob runs what the library runs.

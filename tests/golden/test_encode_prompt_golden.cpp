@@ -9,6 +9,7 @@
 #include "io/safetensors.h"
 #include "support/test_support.h"
 #include "text_encoder/prompt_encoder.h"
+#include "text_encoder/module_table.h"
 
 namespace zimage {
 namespace {
@@ -51,7 +52,7 @@ TEST_P(EncodePromptRun, IdsMasksAndEmbeddingsMatchDiffusers) {
     std::printf("  warning: %s\n", w.c_str());
     EXPECT_NE(w.find("tokens dropped"), std::string::npos);
   }
-  const auto budget = numerics::text_encoder_module_budget(
+  const auto budget = text_encoder_module_budget(
       numerics::Tier::T2, "hidden_states." + std::to_string(qwen3_hidden_index(encoder().text_encoder().config(), -2)),
       encoder().text_encoder().config(), L);
   auto check = [&](const std::vector<std::string>& ps, const std::string& name) {
@@ -78,7 +79,7 @@ TEST(EncodePrompt, HiddenLayerMinusOneIsCaught) {
   const std::vector<std::string> p{runs()[0]["prompts"][0].get<std::string>()};
   const auto ref = golden().get<double>("run0.prompt_embeds.0");
   const auto got = encoder().encode<double>(p, 512, -1);
-  const auto b = numerics::text_encoder_module_budget(numerics::Tier::T2, "hidden_states.3", encoder().text_encoder().config(), 512);
+  const auto b = text_encoder_module_budget(numerics::Tier::T2, "hidden_states.3", encoder().text_encoder().config(), 512);
   const auto cmp = numerics::compare(got[0], ref);
   std::printf("  hidden layer -1 vs golden -2: %s\n", numerics::describe(cmp, b).c_str());
   EXPECT_FALSE(numerics::passes(cmp, b));

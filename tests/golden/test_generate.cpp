@@ -10,6 +10,7 @@
 #include "support/goldens.h"
 #include "support/pixels.h"
 #include "support/test_support.h"
+#include "dit/model_folder.h"
 
 namespace zimage {
 namespace {

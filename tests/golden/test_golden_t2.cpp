@@ -6,7 +6,7 @@
 
 #include "support/goldens.h"
 #include "support/test_support.h"
-#include "validation/module_runner.h"
+#include "dit/module_table.h"
 
 namespace zimage {
 namespace {
@@ -47,9 +47,9 @@ TEST_P(GoldenModuleT2, TeacherForcedWithinBudget) {
   const auto& [c, module] = GetParam();
   const GoldenFile& g = golden(c);
   const Tensor<double> ref = g.get<double>(module);
-  const numerics::Budget b = numerics::module_budget(numerics::Tier::T2, module, g.config, module_seq_len(g, module));
-  const auto f = run_module<float>(g, module);
-  const auto d = run_module<double>(g, module);
+  const numerics::Budget b = dit_module_budget(numerics::Tier::T2, module, g.config, module_seq_len(g, module));
+  const auto f = run_dit_module<float>(g, module);
+  const auto d = run_dit_module<double>(g, module);
   ASSERT_TRUE(f && d) << "golden " << c << " lacks the inputs of " << module;
   testing::expect_within(c + " " + module + " float", numerics::compare(*f, ref), b);
   testing::expect_within(c + " " + module + " double", numerics::compare(*d, ref), b);

@@ -6,7 +6,7 @@
 #include "numerics/mutation.h"
 #include "support/goldens.h"
 #include "support/test_support.h"
-#include "validation/module_runner.h"
+#include "dit/module_table.h"
 #include "validation/validate.h"
 
 namespace zimage {
@@ -33,9 +33,9 @@ std::pair<bool, std::string> run_check(const MutationCase& m) {
         return {r.pass, r.exact ? numerics::describe_exact(r.cmp) : numerics::describe(r.cmp, r.budget)};
     throw Error("no row " + m.check);
   }
-  const auto got = run_module<double>(g, m.check);
+  const auto got = run_dit_module<double>(g, m.check);
   if (!got) throw Error("golden lacks inputs of " + m.check);
-  const auto b = numerics::module_budget(numerics::Tier::T2, m.check, g.config, module_seq_len(g, m.check));
+  const auto b = dit_module_budget(numerics::Tier::T2, m.check, g.config, module_seq_len(g, m.check));
   const auto cmp = numerics::compare(*got, g.get<double>(m.check));
   return {numerics::passes(cmp, b), numerics::describe(cmp, b)};
 }

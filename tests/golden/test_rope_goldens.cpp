@@ -11,6 +11,7 @@
 #include "support/goldens.h"
 #include "support/test_support.h"
 #include "validation/validate.h"
+#include "dit/module_table.h"
 
 namespace zimage {
 namespace {
@@ -69,7 +70,7 @@ TEST_P(RopeTableRow, MatchesDiffusersPrecomputeFreqsCis) {
               (long long)(2 * half));
   EXPECT_LE(u.max_ulp, 1) << "float table row beyond 1 ulp at element " << u.worst;
   testing::expect_within("double cos/sin row", numerics::compare(slice(td, 2 * half), slice(golden_table, 2 * half)),
-                         numerics::module_budget(numerics::Tier::T2, "rope_embedder.freqs_cis." + a, c, 1));
+                         dit_module_budget(numerics::Tier::T2, "rope_embedder.freqs_cis." + a, c, 1));
 }
 
 INSTANTIATE_TEST_SUITE_P(RealConfig, RopeTableRow, ::testing::ValuesIn(table_rows()), [](const auto& info) {

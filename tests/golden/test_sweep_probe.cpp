@@ -3,7 +3,7 @@
 // caption's real rows (pad rows excluded) of cap_feats[0] and of the module output the main layers
 // receive: the last context_refiner block, or cap_embedder with --skip-context-refiner. Only the
 // first forward is probed.
-#include "io/param_source.h"
+#include "dit/model_folder.h"
 #include "pipeline/dit_model.h"
 #include "pipeline/sweep.h"
 #include "support/test_support.h"

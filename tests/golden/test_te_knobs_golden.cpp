@@ -15,6 +15,7 @@
 #include "io/safetensors.h"
 #include "support/test_support.h"
 #include "text_encoder/prompt_encoder.h"
+#include "text_encoder/module_table.h"
 
 namespace zimage {
 namespace {
@@ -53,7 +54,7 @@ numerics::Budget mix_budget(const EncodeOptions& o) {
   int deepest = 0;
   for (int k : o.hidden_layers) deepest = std::max(deepest, qwen3_hidden_index(cfg, k));
   const std::string path = deepest == 0 ? "hidden_states.1" : "hidden_states." + std::to_string(deepest);
-  return numerics::text_encoder_module_budget(numerics::Tier::T2, path, cfg, o.max_sequence_length);
+  return text_encoder_module_budget(numerics::Tier::T2, path, cfg, o.max_sequence_length);
 }
 
 class TeKnobsRun : public ::testing::TestWithParam<int> {};

@@ -11,6 +11,7 @@
 
 #include "support/test_support.h"
 #include "text_encoder/te_golden.h"
+#include "text_encoder/module_table.h"
 
 namespace zimage {
 namespace {
@@ -53,7 +54,7 @@ TEST_P(TextEncoderT2, TeacherForcedWithinBudget) {
   const auto& [c, check] = GetParam();
   const TextEncoderGolden& g = golden(c);
   const Tensor<double> ref = g.file->get<double>(check);
-  const auto b = numerics::text_encoder_module_budget(numerics::Tier::T2, check, g.config, g.seq_len());
+  const auto b = text_encoder_module_budget(numerics::Tier::T2, check, g.config, g.seq_len());
   const auto f = run_text_encoder_check<float>(g, check);
   const auto d = run_text_encoder_check<double>(g, check);
   ASSERT_TRUE(f && d) << c << " lacks the inputs of " << check;
@@ -74,7 +75,7 @@ TEST(TextEncoderGolden, NegativeHiddenIndicesMatchTransformers) {
     const int idx = qwen3_hidden_index(g.config, k);
     const Tensor<double> ref = g.file->get<double>("hidden_states." + std::to_string(idx));
     const auto got = g.encoder->hidden_state<double>(g.input_ids, g.attention_mask, k);
-    const auto b = numerics::text_encoder_module_budget(numerics::Tier::T2, "hidden_states." + std::to_string(idx), g.config,
+    const auto b = text_encoder_module_budget(numerics::Tier::T2, "hidden_states." + std::to_string(idx), g.config,
                                                         g.seq_len());
     testing::expect_within("hidden_states[" + std::to_string(k) + "]", numerics::compare(got, ref), b);
   }

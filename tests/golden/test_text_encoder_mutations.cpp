@@ -9,6 +9,7 @@
 #include "numerics/mutation.h"
 #include "support/test_support.h"
 #include "text_encoder/te_golden.h"
+#include "text_encoder/module_table.h"
 
 namespace zimage {
 namespace {
@@ -36,7 +37,7 @@ void PrintTo(const MutationCase& m, std::ostream* os) { *os << mutation_name(m.m
 std::pair<bool, std::string> run_check(const MutationCase& m) {
   const TextEncoderGolden& g = golden(m.golden);
   const Tensor<double> ref = g.file->get<double>(m.check);
-  const auto b = numerics::text_encoder_module_budget(numerics::Tier::T2, m.check, g.config, g.seq_len());
+  const auto b = text_encoder_module_budget(numerics::Tier::T2, m.check, g.config, g.seq_len());
   const Tensor<double> got = m.hidden != 0 ? g.encoder->hidden_state<double>(g.input_ids, g.attention_mask, m.hidden)
                                            : *run_text_encoder_check<double>(g, m.check);
   const auto cmp = numerics::compare(got, ref);

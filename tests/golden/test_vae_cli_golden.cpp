@@ -11,6 +11,7 @@
 #include "support/goldens.h"
 #include "support/test_support.h"
 #include "vae/vae_golden.h"
+#include "vae/module_table.h"
 
 namespace zimage {
 namespace {

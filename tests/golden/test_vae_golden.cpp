@@ -11,6 +11,7 @@
 #include "support/test_support.h"
 #include "vae/synthetic_vae.h"
 #include "vae/vae_golden.h"
+#include "vae/module_table.h"
 
 namespace zimage {
 namespace {

@@ -3,6 +3,7 @@
 // with synthetic weights, at a short length and at a ragged one (97, 1025).
 #include "dit/transformer.h"
 #include "support/test_support.h"
+#include "dit/module_table.h"
 
 namespace zimage {
 namespace {
@@ -44,7 +45,7 @@ TEST_P(RealSizeT1, ModulatedBlock_C3840) {
   const Tensor<float> of = transformer_block(xf, nullptr, freqs<float>(L), &af, *wf_, cfg.n_heads, cfg.norm_eps);
   const Tensor<double> od = transformer_block(xf.cast<double>(), nullptr, freqs<double>(L), &ad, *wd_, cfg.n_heads, cfg.norm_eps);
   testing::expect_within("layers.0 real T1 L" + std::to_string(L), numerics::compare(of, od),
-                         numerics::module_budget(numerics::Tier::T1, "layers.0", cfg, L));
+                         dit_module_budget(numerics::Tier::T1, "layers.0", cfg, L));
 }
 
 TEST_P(RealSizeT1, Attention_H30_D128) {
@@ -53,7 +54,7 @@ TEST_P(RealSizeT1, Attention_H30_D128) {
   const Tensor<float> of = attention(xf, wf_->attention, nullptr, freqs<float>(L), cfg.n_heads);
   const Tensor<double> od = attention(xf.cast<double>(), wd_->attention, nullptr, freqs<double>(L), cfg.n_heads);
   testing::expect_within("layers.0.attention real T1 L" + std::to_string(L), numerics::compare(of, od),
-                         numerics::module_budget(numerics::Tier::T1, "layers.0.attention", cfg, L));
+                         dit_module_budget(numerics::Tier::T1, "layers.0.attention", cfg, L));
 }
 
 TEST_P(RealSizeT1, FeedForward_F10240) {
@@ -62,7 +63,7 @@ TEST_P(RealSizeT1, FeedForward_F10240) {
   const Tensor<float> of = feed_forward(xf, wf_->feed_forward);
   const Tensor<double> od = feed_forward(xf.cast<double>(), wd_->feed_forward);
   testing::expect_within("layers.0.feed_forward real T1 L" + std::to_string(L), numerics::compare(of, od),
-                         numerics::module_budget(numerics::Tier::T1, "layers.0.feed_forward", cfg, L));
+                         dit_module_budget(numerics::Tier::T1, "layers.0.feed_forward", cfg, L));
 }
 
 INSTANTIATE_TEST_SUITE_P(Lengths, RealSizeT1, ::testing::Values(97, 1025),

@@ -5,6 +5,7 @@
 
 #include "support/test_support.h"
 #include "text_encoder/qwen3_model.h"
+#include "text_encoder/module_table.h"
 
 namespace zimage {
 namespace {
@@ -44,7 +45,7 @@ TEST_P(TextEncoderRealT1, DecoderLayerFloatWithinBudgetOfDouble) {
   const auto [cd, sd] = qwen3_rotary_embedding<double>(c, L);
   const auto f = qwen3_decoder_layer(x.cast<float>(), wf, mask, cf, sf, c);
   const auto d = qwen3_decoder_layer(x, wd, mask, cd, sd, c);
-  const auto b = numerics::text_encoder_module_budget(numerics::Tier::T1, "layers.0", c, L);
+  const auto b = text_encoder_module_budget(numerics::Tier::T1, "layers.0", c, L);
   testing::expect_within("layers.0 L" + std::to_string(L), numerics::compare(f, d), b);
 }
 

@@ -9,6 +9,7 @@
 #include "support/test_support.h"
 #include "vae/autoencoder_kl.h"
 #include "vae/synthetic_vae.h"
+#include "vae/module_table.h"
 
 namespace zimage {
 namespace {
@@ -39,7 +40,7 @@ TEST(VaeRealT1, DecodeFloatVsDouble) {
   EXPECT_EQ(d.shape, (Shape{1, 3, 64, 96}));
   std::printf("  Flux decode [1,16,8,12] -> [1,3,64,96]: float %.2f s, double %.2f s\n", tf, td);
   testing::expect_within("Flux decode [1,16,8,12] T1", numerics::compare(f, d),
-                         numerics::vae_module_budget(Tier::T1, "decode", flux(), z.shape));
+                         vae_module_budget(Tier::T1, "decode", flux(), z.shape));
 }
 
 TEST(VaeRealT1, EncodeFloatVsDouble) {
@@ -47,7 +48,7 @@ TEST(VaeRealT1, EncodeFloatVsDouble) {
   const auto [mf, lf] = vae_encode(flux(), load_vae_weights<float>(flux(), params(), VaePart::Encoder), x.cast<float>());
   const auto [md, ld] = vae_encode(flux(), load_vae_weights<double>(flux(), params(), VaePart::Encoder), x);
   EXPECT_EQ(md.shape, (Shape{1, 16, 8, 6}));
-  const auto b = numerics::vae_module_budget(Tier::T1, "encode.mean", flux(), x.shape);
+  const auto b = vae_module_budget(Tier::T1, "encode.mean", flux(), x.shape);
   testing::expect_within("Flux encode.mean [1,3,64,48] T1", numerics::compare(mf, md), b);
   testing::expect_within("Flux encode.logvar [1,3,64,48] T1", numerics::compare(lf, ld), b);
 }

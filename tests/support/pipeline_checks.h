@@ -8,6 +8,8 @@
 #include <cstdio>
 
 #include "support/pipeline_golden.h"
+#include "dit/module_table.h"
+#include "vae/module_table.h"
 
 namespace zimage::testing {
 
@@ -40,7 +42,7 @@ void check_model_outputs(const PipelineGolden& g, bool expect_pass = true, int s
     for (const auto& e : pos) L = std::max(L, e.shape[0]);
     for (const auto& e : neg) L = std::max(L, e.shape[0]);
     L += (x.shape[2] / 2) * (x.shape[3] / 2);
-    numerics::Budget b = numerics::module_budget(numerics::Tier::T2, "sample.0", g.pipe.transformer.config, L);
+    numerics::Budget b = dit_module_budget(numerics::Tier::T2, "sample.0", g.pipe.transformer.config, L);
     const double gk = cfg_scale_at_step(g.opt.cfg, s, k);
     double amp = 1;
     if (gk > 0) {  // the pos and neg outputs on the golden latents (a scale factor: T is precise enough)
@@ -66,7 +68,7 @@ template <class T>
 numerics::Comparison decode_vs_golden(const PipelineGolden& g, numerics::Budget* b) {
   const VaeWeights<T> w = load_vae_weights<T>(g.pipe.vae.config, *g.pipe.vae.params, VaePart::Decoder);
   const Tensor<T> z = g.get<T>("latents.step." + std::to_string(g.opt.steps - 1));
-  *b = numerics::vae_module_budget(numerics::Tier::T2, "decode", g.pipe.vae.config, z.shape);
+  *b = vae_module_budget(numerics::Tier::T2, "decode", g.pipe.vae.config, z.shape);
   return numerics::compare(decode_latents(g.pipe.vae.config, w, z), g.get<double>("image.decoded"));
 }
 

@@ -17,6 +17,7 @@
 #include "pipeline/generate.h"
 #include "support/goldens.h"
 #include "support/test_support.h"
+#include "dit/module_table.h"
 
 namespace zimage::testing {
 
@@ -157,7 +158,7 @@ inline Fp64Loop fp64_loop(const PipelineGolden& g) {
 
 inline std::vector<double> drift_budget(const PipelineGolden& g, const Fp64Loop& truth, numerics::Tier tier) {
   const Schedule s = g.schedule();
-  const double eps_model = numerics::module_budget(tier, "sample.0", g.pipe.transformer.config, g.longest_sequence()).rel_rms;
+  const double eps_model = dit_module_budget(tier, "sample.0", g.pipe.transformer.config, g.longest_sequence()).rel_rms;
   std::vector<double> out;
   double acc = 0;
   for (int k = 0; k < g.opt.steps; ++k) {

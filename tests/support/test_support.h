@@ -10,7 +10,7 @@
 #include <random>
 #include <string>
 
-#include "io/param_source.h"
+#include "dit/model_folder.h"
 #include "numerics/tolerance.h"
 
 namespace zimage::testing {

@@ -9,7 +9,7 @@
 #include <fstream>
 
 #include "io/safetensors.h"
-#include "io/param_source.h"
+#include "dit/model_folder.h"
 #include "io/synthetic.h"
 
 namespace zimage {

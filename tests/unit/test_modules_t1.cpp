@@ -4,6 +4,7 @@
 // lengths (97, 1025).
 #include "dit/transformer.h"
 #include "support/test_support.h"
+#include "dit/module_table.h"
 
 namespace zimage {
 namespace {
@@ -80,7 +81,7 @@ TEST_P(ModuleT1, FloatWithinBudgetOfDouble) {
   const T1Case& c = GetParam();
   const Tensor<float> f = run<float>(c);
   const Tensor<double> d = run<double>(c);
-  testing::expect_within(c.module + " T1", numerics::compare(f, d), numerics::module_budget(Tier::T1, c.module, cfg, c.L));
+  testing::expect_within(c.module + " T1", numerics::compare(f, d), dit_module_budget(Tier::T1, c.module, cfg, c.L));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -116,7 +117,7 @@ TEST_P(WholeModelT1, FloatWithinBudgetOfDouble) {
   const auto sd = zimage_forward(wd, in);
   for (int b = 0; b < B; ++b)
     testing::expect_within("sample." + std::to_string(b) + " T1", numerics::compare(sf[size_t(b)], sd[size_t(b)]),
-                           numerics::module_budget(Tier::T1, "sample." + std::to_string(b), cfg, 96));
+                           dit_module_budget(Tier::T1, "sample." + std::to_string(b), cfg, 96));
 }
 
 INSTANTIATE_TEST_SUITE_P(Batch, WholeModelT1, ::testing::Values(1, 2),
@@ -136,7 +137,7 @@ TEST(RopeTableT1, RealAxes_32_48_48_Lens_1536_512_512) {
   ZImageConfig cfg;
   for (size_t a = 0; a < 3; ++a)
     testing::expect_within("rope_embedder.freqs_cis." + std::to_string(a) + " T1", numerics::compare(f[a], d[a]),
-                           numerics::module_budget(numerics::Tier::T1, "rope_embedder.freqs_cis." + std::to_string(a), cfg, 1));
+                           dit_module_budget(numerics::Tier::T1, "rope_embedder.freqs_cis." + std::to_string(a), cfg, 1));
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "support/test_support.h"
 #include "text_encoder/qwen3_model.h"
 #include "text_encoder/tokenizer.h"
+#include "text_encoder/module_table.h"
 
 namespace zimage {
 namespace {
@@ -74,7 +75,7 @@ TEST_P(TextEncoderT1, FloatWithinBudgetOfDouble) {
   const Batch b = batch(17, {17, 9, 4}, left, testing::test_seed() + 1);
   const auto f = te.hidden_state<float>(b.ids, b.mask, k);
   const auto d = te.hidden_state<double>(b.ids, b.mask, k);
-  const auto budget = numerics::text_encoder_module_budget(numerics::Tier::T1, "hidden_states." + std::to_string(qwen3_hidden_index(c, k)), c, 17);
+  const auto budget = text_encoder_module_budget(numerics::Tier::T1, "hidden_states." + std::to_string(qwen3_hidden_index(c, k)), c, 17);
   testing::expect_within(std::string(left ? "left" : "right") + " hidden_states[" + std::to_string(k) + "]", numerics::compare(f, d), budget);
 }
 
@@ -102,7 +103,7 @@ TEST(TextEncoder, PaddingDoesNotChangeRealTokens) {
   Tensor<double> l({6, C}), r({6, C});
   std::copy(hl.ptr() + 4 * C, hl.ptr() + 10 * C, l.ptr());
   std::copy(hr.ptr(), hr.ptr() + 6 * C, r.ptr());
-  const auto b = numerics::text_encoder_module_budget(numerics::Tier::T1, "hidden_states.2", c, 10);
+  const auto b = text_encoder_module_budget(numerics::Tier::T1, "hidden_states.2", c, 10);
   testing::expect_within("right-padded vs unpadded", numerics::compare(r, h.reshaped({6, C})), b);
   // Left padding shifts positions (transformers uses arange(L), not the mask): RoPE angles differ,
   // but attention depends only on relative positions, so the values agree up to rounding.

@@ -15,6 +15,7 @@
 #include "support/test_support.h"
 #include "vae/autoencoder_kl.h"
 #include "vae/synthetic_vae.h"
+#include "vae/module_table.h"
 
 namespace zimage {
 namespace {
@@ -237,7 +238,7 @@ TEST_P(VaeLayerT1, FloatVsDoubleWithinBudget) {
   const Tensor<double> d = run_layer<double>(c, x);
   const Tensor<float> f = run_layer<float>(c, x.cast<float>());
   testing::expect_within(c.path + " " + shape_str(c.x) + " T1", numerics::compare(f, d),
-                         numerics::vae_module_budget(Tier::T1, c.path, cfg(), c.x));
+                         vae_module_budget(Tier::T1, c.path, cfg(), c.x));
 }
 
 TEST_P(VaeLayerT1, BitwiseAcrossThreadCounts) {

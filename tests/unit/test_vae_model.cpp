@@ -9,6 +9,7 @@
 #include "support/test_support.h"
 #include "vae/autoencoder_kl.h"
 #include "vae/synthetic_vae.h"
+#include "vae/module_table.h"
 
 namespace zimage {
 namespace {
@@ -41,7 +42,7 @@ TEST(VaeModelT1, DecodeFloatVsDouble) {
     const Tensor<float> f = vae_decode(c, weights<float>(c), z.cast<float>());
     EXPECT_EQ(d.shape, (Shape{2, 3, 36, 28}));
     testing::expect_within(std::string("decode [2,16,9,7] T1") + (quant ? " (post_quant_conv)" : ""),
-                           numerics::compare(f, d), numerics::vae_module_budget(Tier::T1, "decode", c, z.shape));
+                           numerics::compare(f, d), vae_module_budget(Tier::T1, "decode", c, z.shape));
   }
 }
 
@@ -52,7 +53,7 @@ TEST(VaeModelT1, EncodeFloatVsDouble) {
     const auto [md, lvd] = vae_encode(c, weights<double>(c), x);
     const auto [mf, lvf] = vae_encode(c, weights<float>(c), x.cast<float>());
     EXPECT_EQ(md.shape, (Shape{1, 16, 9, 5}));
-    const auto b = numerics::vae_module_budget(Tier::T1, "encode.mean", c, x.shape);
+    const auto b = vae_module_budget(Tier::T1, "encode.mean", c, x.shape);
     const std::string q = quant ? " (quant_conv)" : "";
     testing::expect_within("encode.mean [1,3,36,20] T1" + q, numerics::compare(mf, md), b);
     testing::expect_within("encode.logvar [1,3,36,20] T1" + q, numerics::compare(lvf, lvd), b);
@@ -171,7 +172,7 @@ TEST(VaeTiledDecode, FloatVsDoubleWithinBudget) {
   const Tensor<float> f = vae_tiled_decode(c, weights<float>(c), z.cast<float>());
   EXPECT_EQ(d.shape, (Shape{1, 3, 48, 28}));
   testing::expect_within("tiled_decode [1,16,12,7] T1", numerics::compare(f, d),
-                         numerics::vae_module_budget(Tier::T1, "tiled_decode", c, z.shape));
+                         vae_module_budget(Tier::T1, "tiled_decode", c, z.shape));
 }
 
 TEST(VaeModel, DecodeBitwiseAcrossThreadCounts) {

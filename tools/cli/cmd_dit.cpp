@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "io/safetensors.h"
 #include "dit/transformer.h"
+#include "dit/model_folder.h"
 #ifdef ZIMAGE_WITH_CUDA
 #include "forward.h"  // cuda/forward.h
 #endif

@@ -10,6 +10,7 @@
 
 #include "generate_setup.h"
 #include "pipeline/pipeline_files.h"
+#include "dit/model_folder.h"
 #ifdef ZIMAGE_WITH_CUDA
 #include "qwen3_cuda.h"  // cuda/qwen3_cuda.h
 #include "vae_cuda.h"    // cuda/vae_cuda.h

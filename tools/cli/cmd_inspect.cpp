@@ -19,7 +19,7 @@
 #include "io/safetensors.h"
 #include "dit/comfy_layout.h"
 #include "io/held_bf16.h"
-#include "io/param_source.h"
+#include "dit/model_folder.h"
 #include "vae/autoencoder_kl.h"
 
 namespace zimage::cli {

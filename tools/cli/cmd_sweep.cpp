@@ -18,6 +18,7 @@
 #include "sweep_output.h"
 #include "text_encoder/prompt_encoder.h"
 #include "text_encoder/qwen3_model.h"
+#include "dit/model_folder.h"
 
 namespace zimage::cli {
 

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "pipeline/generate.h"
+#include "dit/model_folder.h"
 #ifdef ZIMAGE_WITH_CUDA
 #include "dit_model_cuda.h"  // cuda/dit_model_cuda.h
 #endif
