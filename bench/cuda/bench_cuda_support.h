@@ -26,6 +26,7 @@
 #include <string>
 
 #include "common.h"
+#include "dit/config.h"
 #include "device_tensor.h"
 #include "gemm_lt.h"
 #include "io/safetensors.h"
