@@ -30,6 +30,7 @@ import torch.nn as nn  # noqa: E402
 
 import golden_io as gio  # noqa: E402
 from synthetic import fill_module  # noqa: E402
+from thin_rules import RULES as THIN_RULES, drop_by_rule  # noqa: E402
 
 # --------------------------------------------------------------------------- cases
 
@@ -57,13 +58,13 @@ MODEL_CASES = {
     # items: (latent H, latent W, caption tokens)
     "tiny_single": dict(seed=1001, config=TINY, items=[(10, 10, 7)], hooks="all", ship="single"),
     "tiny_batch2": dict(seed=1002, config={**TINY, "axes_lens": [1536, 512, 512]},
-                        items=[(12, 8, 5), (6, 14, 40)], hooks="all", ship="sharded"),
+                        items=[(12, 8, 5), (6, 14, 40)], hooks="all", ship="sharded", thin="later-block-leaves"),
     "tiny_wide": dict(seed=1003, config={**TINY, "dim": 96, "n_heads": 3, "n_kv_heads": 3, "cap_feat_dim": 48,
                                           "axes_dims": [16, 8, 8], "axes_lens": [256, 64, 64]},
-                      items=[(16, 16, 32)], hooks="wide", ship="single"),
+                      items=[(16, 16, 32)], hooks="wide", ship=None),
     "narrow_full_depth": dict(seed=1004, config={**TINY, "n_layers": 30, "cap_feat_dim": 64,
                                                   "axes_lens": [1536, 512, 512]},
-                              items=[(16, 16, 40)], hooks="narrow", ship=None),
+                              items=[(16, 16, 40)], hooks="narrow", ship=None, thin="middle-blocks"),
 }
 REAL_SEED = 1005
 # --real-hooks lean (the default): the leaf Linears of layers.0 are left out (their inputs/outputs
@@ -277,10 +278,18 @@ def run_model_case(name: str, case: dict, args) -> list[str]:
         outputs.append(dst)
 
     items = [{"H": h, "W": w, "cap_len": lc} for h, w, lc in case["items"]]
+    extra = {"modules": rec.fired, "items": items}
+    rule = case.get("thin")
+    if rule:  # golden size (tools/golden/README.md "Thinned goldens"); as thin_golden.py does
+        dropped = set(drop_by_rule(rule, rec.tensors))
+        rec.tensors = {n: v for n, v in rec.tensors.items() if n not in dropped}
+        kept_paths = {n.split(":", 1)[0] for n in rec.tensors}
+        extra["modules"] = [m for m in rec.fired if m in kept_paths]
+        extra["thinned"] = f"{rule}: {THIN_RULES[rule]} ({len(dropped)} tensors left out)"
     meta = gio.provenance(
         case=name, kind="model", seed=seed, config_json=config_json_of(model), synthetic_spec=spec,
         commit=args.commit, model_dir=model_dir,
-        extra={"modules": rec.fired, "items": items},
+        extra=extra,
     )
     path = os.path.join(args.out, f"{name}.safetensors")
     gio.save(path, rec.tensors, meta)
