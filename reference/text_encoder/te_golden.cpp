@@ -7,18 +7,12 @@ namespace zimage {
 TextEncoderGolden open_text_encoder_golden(const std::string& path) {
   TextEncoderGolden g;
   g.path = path;
-  g.file = SafetensorsFile::open(path);
+  const GoldenHeader h = golden_header(path, "text_encoder",
+                                       {"transformers_version", "transformers_qwen3_blob", "torch_version", "dtype",
+                                        "seed", "command", "synthetic_weights", "padding_side"});
+  g.file = h.file;
   const auto& md = g.file->metadata();
-  auto meta = [&](const std::string& key) -> const std::string& {
-    auto it = md.find(key);
-    ZIMAGE_CHECK(it != md.end(), path + ": golden metadata lacks '" + key + "'");
-    return it->second;
-  };
-  ZIMAGE_CHECK(meta("format") == "zimage-golden-v1", path + ": golden format '" + meta("format") + "' is not zimage-golden-v1");
-  ZIMAGE_CHECK(meta("kind") == "text_encoder", path + ": golden kind '" + meta("kind") + "', expected 'text_encoder'");
-  for (const char* k : {"transformers_version", "transformers_qwen3_blob", "torch_version", "dtype", "seed", "command",
-                        "synthetic_weights", "padding_side"})
-    meta(k);
+  auto meta = [&](const std::string& key) -> const std::string& { return h.meta(key); };
   ZIMAGE_CHECK(meta("dtype") == "float32", path + ": golden dtype '" + meta("dtype") + "' is not float32");
   nlohmann::json cfg;
   try {

@@ -51,17 +51,11 @@ json parse_meta_json(const std::string& path, const std::string& key, const std:
 VaeGolden open_vae_golden(const std::string& path, const std::string& model_dir) {
   VaeGolden g;
   g.path = path;
-  g.file = SafetensorsFile::open(path);
+  const GoldenHeader h = golden_header(path, "", {"diffusers_version", "diffusers_commit", "torch_version", "dtype",
+                                                  "seed", "command", "diffusers_vae_blobs"});
+  g.file = h.file;
   const auto& md = g.file->metadata();
-  auto meta = [&](const std::string& key) -> const std::string& {
-    auto it = md.find(key);
-    ZIMAGE_CHECK(it != md.end(), path + ": golden metadata lacks '" + key + "'");
-    return it->second;
-  };
-  ZIMAGE_CHECK(meta("format") == "zimage-golden-v1", path + ": golden format '" + meta("format") + "' is not zimage-golden-v1");
-  for (const char* k : {"diffusers_version", "diffusers_commit", "torch_version", "dtype", "seed", "command",
-                        "diffusers_vae_blobs"})
-    meta(k);
+  auto meta = [&](const std::string& key) -> const std::string& { return h.meta(key); };
   g.case_name = meta("case");
   g.kind = meta("kind");
   ZIMAGE_CHECK(is_vae_golden_kind(g.kind), path + ": golden kind '" + g.kind + "' is not a VAE golden (vae, vae_modules)");
