@@ -8,26 +8,32 @@
 
 namespace zimage::cli {
 
-Args parse_args(int argc, char** argv) {
+Args parse_args(int argc, char** argv, const ArgSpec& spec) {
   Args a;
   for (int i = 0; i < argc; ++i) {
     const std::string k = argv[i];
-    ZIMAGE_CHECK(k.rfind("--", 0) == 0 && k.size() > 2, "unexpected argument '" + k + "'");
-    if (std::find(kSwitches.begin(), kSwitches.end(), k) != kSwitches.end()) {
+    if (k.rfind("--", 0) != 0 || k.size() <= 2) {
+      ZIMAGE_CHECK(int(a.positional.size()) < spec.max_positional, spec.who + "unexpected argument '" + k + "'");
+      a.positional.push_back(k);
+      continue;
+    }
+    ZIMAGE_CHECK(spec.known.empty() || std::find(spec.known.begin(), spec.known.end(), k) != spec.known.end(),
+                 spec.who + "unknown argument " + k + " (try: zimage --help)");
+    if (std::find(spec.switches.begin(), spec.switches.end(), k) != spec.switches.end()) {
       a.values[k].push_back("on");
       continue;
     }
-    ZIMAGE_CHECK(i + 1 < argc, "argument " + k + " needs a value");
+    ZIMAGE_CHECK(i + 1 < argc, spec.who + "argument " + k + " needs a value");
     a.values[k].push_back(argv[++i]);
   }
   return a;
 }
 
-void allow_only(const Args& a, const std::vector<std::string>& known) {
+void allow_only(const Args& a, const std::vector<std::string>& known, const std::string& who) {
   for (const auto& [k, v] : a.values) {
     bool ok = false;
     for (const auto& n : known) ok = ok || n == k;
-    ZIMAGE_CHECK(ok, "unknown argument " + k + " (try: zimage --help)");
+    ZIMAGE_CHECK(ok, who + "unknown argument " + k + " (try: zimage --help)");
   }
 }
 

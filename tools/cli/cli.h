@@ -107,9 +107,11 @@ inline constexpr const char* kUsage =
 // Flags that take no value.
 inline const std::vector<std::string> kSwitches = {"--rope-extend", "--check-finite", "--skip-context-refiner"};
 
-// --flag value pairs and switches; a flag may repeat (values kept in order).
+// --flag value pairs, switches and (where a command takes them) bare arguments; a flag may repeat
+// (values kept in order).
 struct Args {
   std::map<std::string, std::vector<std::string>> values;
+  std::vector<std::string> positional;  // bare arguments in order (zimage inspect's DIR|FILE)
   bool has(const std::string& k) const { return values.count(k) != 0; }
   std::string get(const std::string& k, const std::string& def = "") const {
     auto it = values.find(k);
@@ -146,9 +148,18 @@ uint64_t parse_seed_value(const std::string& flag, const std::string& v);
 // empty when the command is unknown.
 std::string command_usage(const std::string& cmd);
 
-Args parse_args(int argc, char** argv);
+// What one command's arguments look like, for the CLI's one parser.
+struct ArgSpec {
+  std::vector<std::string> switches = kSwitches;  // flags that take no value
+  int max_positional = 0;                         // bare arguments accepted (inspect: its DIR|FILE)
+  std::string who;                                // prefix of every message ("vae: ", "inspect: ")
+  std::vector<std::string> known;                 // when not empty: every flag must be one of these
+};
+// Every command's arguments go through here: a bare argument past `max_positional`, or a flag
+// other than a switch without a value after it, is one line naming it.
+Args parse_args(int argc, char** argv, const ArgSpec& spec = {});
 // Throws naming the first flag not in `known`.
-void allow_only(const Args& a, const std::vector<std::string>& known);
+void allow_only(const Args& a, const std::vector<std::string>& known, const std::string& who = "");
 int cmd_dit(const Args& args);
 int cmd_validate(const Args& args);
 int cmd_rope_limits(const Args& args);

@@ -280,17 +280,12 @@ void inspect_comfy(const std::string& path, bool scan, Report& r) {
 }  // namespace
 
 int cmd_inspect(int argc, char** argv) {
-  std::string target;
-  bool scan = true;
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--no-values") scan = false;
-    else if (a == "--check-finite") g_check_finite = true;
-    else if (a.rfind("--", 0) == 0) throw Error("inspect: unknown argument " + a + " (usage: zimage inspect DIR|FILE [--no-values] [--check-finite])");
-    else if (target.empty()) target = a;
-    else throw Error("inspect: more than one path given ('" + target + "', '" + a + "')");
-  }
-  ZIMAGE_CHECK(!target.empty(), "inspect: missing DIR|FILE (usage: zimage inspect DIR|FILE [--no-values])");
+  const std::vector<std::string> flags = {"--no-values", "--check-finite"};
+  const Args a = parse_args(argc, argv, {flags, 1, "inspect: ", flags});
+  ZIMAGE_CHECK(!a.positional.empty(), "inspect: missing DIR|FILE (usage: zimage inspect DIR|FILE [--no-values])");
+  const std::string target = a.positional[0];
+  const bool scan = !a.has("--no-values");
+  if (a.has("--check-finite")) g_check_finite = true;
   const fs::path p(target);
   std::error_code ec;
   ZIMAGE_CHECK(fs::exists(p, ec), target + ": does not exist");

@@ -69,22 +69,6 @@ int report_nonfinite(const Activations<T>& acts, const char* what) {
   return 1;
 }
 
-Args parse_vae_args(int argc, char** argv) {
-  Args a;
-  for (int i = 0; i < argc; ++i) {
-    const std::string k = argv[i];
-    ZIMAGE_CHECK(k.rfind("--", 0) == 0 && k.size() > 2, "vae: unexpected argument '" + k + "'");
-    if (std::find(kVaeSwitches.begin(), kVaeSwitches.end(), k) != kVaeSwitches.end()) {
-      a.values[k].push_back("on");
-      continue;
-    }
-    ZIMAGE_CHECK(i + 1 < argc, "vae: argument " + k + " needs a value");
-    a.values[k].push_back(argv[++i]);
-  }
-  return a;
-}
-
-
 double peak_rss_mib() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -333,7 +317,7 @@ int cmd_vae(int argc, char** argv) {
     return argc < 1 ? 2 : 0;
   }
   const std::string sub = argv[0];
-  const Args a = parse_vae_args(argc - 1, argv + 1);
+  const Args a = parse_args(argc - 1, argv + 1, {kVaeSwitches, 0, "vae: "});
   if (sub == "validate") return validate(a);
   ZIMAGE_CHECK(sub == "decode" || sub == "encode", "vae: unknown subcommand '" + sub + "' (decode, encode, validate)");
   const std::string dtype = a.get("--dtype", "float32");
