@@ -15,6 +15,11 @@ const char* dtype_name(DType d) {
   return "?";
 }
 
+void check_view_dtype(const char* kernel, const char* operand, DType view, DType kernel_dt) {
+  ZIMAGE_CHECK(view == kernel_dt, std::string(kernel) + ": " + operand + " is " + dtype_name(view) +
+                                      ", the kernel runs " + dtype_name(kernel_dt));
+}
+
 size_t dtype_size(DType d) { return d == DType::F32 ? 4 : 2; }
 
 DType parse_dtype(const std::string& s) {

@@ -52,4 +52,33 @@ inline const void* offset(const void* p, int64_t elems, DType d) {
   return static_cast<const char*>(p) + elems * int64_t(dtype_size(d));
 }
 
+// Views the row kernels take instead of (pointer, leading dimension) pairs spread over long
+// positional lists: a device matrix whose row r starts r * ld elements after `data`, stored in
+// `dt`. A null `data` is an absent operand (rms_norm_modulate without a scale, gated_residual
+// with gate 1). Built as {pointer, ld, dtype}.
+struct DevRows {
+  void* data = nullptr;
+  int64_t ld = 0;
+  DType dt = DType::F32;
+  // The same rows from column `col` on (the k and v parts of a fused qkv buffer, a modulation chunk).
+  DevRows from_col(int64_t col) const { return {offset(data, col, dt), ld, dt}; }
+};
+struct ConstDevRows {
+  const void* data = nullptr;
+  int64_t ld = 0;
+  DType dt = DType::F32;
+  ConstDevRows() = default;
+  ConstDevRows(const void* d, int64_t l, DType t) : data(d), ld(l), dt(t) {}
+  ConstDevRows(const DevRows& r) : data(r.data), ld(r.ld), dt(r.dt) {}
+  ConstDevRows from_col(int64_t col) const { return {offset(data, col, dt), ld, dt}; }
+};
+// `rows` rows of `cols` values in items of `rows_per_batch` rows (rows = B * rows_per_batch): the
+// row kernels' per-item operands (a modulation row, a gate) are indexed by row / rows_per_batch.
+struct RowShape {
+  int64_t rows = 0, rows_per_batch = 0, cols = 0;
+};
+// Throws "<kernel>: <operand> is <dtype>, the kernel runs <dtype>" when an operand's storage dtype
+// differs from the kernel's (a view's dtype is checked, never silently reinterpreted).
+void check_view_dtype(const char* kernel, const char* operand, DType view, DType kernel_dt);
+
 }  // namespace zimage::gpu

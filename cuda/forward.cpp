@@ -155,26 +155,29 @@ void run_block(Runtime& rt, const DeviceBlock& w, DType dt, void* x, int64_t B, 
               opts.gemm);
     mod = sc.mod.get();
   }
-  auto chunk = [&](int j) -> const void* { return mod ? offset(mod, j * C, dt) : nullptr; };
+  // Chunk j of the modulation rows [B, 4C]: scale_msa, gate_msa, scale_mlp, gate_mlp (absent: none).
+  auto chunk = [&](int j) { return mod ? ConstDevRows(offset(mod, j * C, dt), 4 * C, dt) : ConstDevRows(); };
   void* qkv = sc.qkv.get();
+  const DevRows xr{x, C, dt}, h{sc.h.get(), C, dt}, qkv_rows{qkv, 3 * C, dt}, o{sc.o.get(), C, dt}, a{sc.a.get(), C, dt};
+  const RowShape shape{rows, L, C};
 
-  rms_norm_modulate(dt, x, C, w.attention_norm1.data(), chunk(0), 4 * C, rows, L, C, norm_eps, sc.h.get(), C, s);
+  rms_norm_modulate(xr, w.attention_norm1.data(), chunk(0), shape, norm_eps, h, s);
   rt.linear(dt, sc.h.get(), C, w.to_qkv.weight.data(), nullptr, qkv, 3 * C, rows, 3 * C, C, opts.gemm);
-  qk_norm_rope(dt, qkv, offset(qkv, C, dt), 3 * C, w.norm_q.empty() ? nullptr : w.norm_q.data(),
+  qk_norm_rope(qkv_rows, qkv_rows.from_col(C), w.norm_q.empty() ? nullptr : w.norm_q.data(),
                w.norm_k.empty() ? nullptr : w.norm_k.data(), freqs, rows, H, D, kQkNormEps, s);
   {
     const ProfileScope scope(&rt.profile(), StepProfile::kAttention, s);
-    flash_attention(dt, qkv, offset(qkv, C, dt), offset(qkv, 2 * C, dt), 3 * C, mask, sc.o.get(), C, B, L, H, D, s,
-                    opts.attention, seqlens);
+    flash_attention(qkv_rows, qkv_rows.from_col(C), qkv_rows.from_col(2 * C), mask, o, {B, L, H, D}, s, opts.attention,
+                    seqlens);
   }
   rt.linear(dt, sc.o.get(), C, w.to_out.weight.data(), w.to_out.b(), sc.a.get(), C, rows, C, C, opts.gemm);
-  gated_residual(dt, x, C, sc.a.get(), C, w.attention_norm2.data(), chunk(1), 4 * C, rows, L, C, norm_eps, s);
+  gated_residual(xr, a, w.attention_norm2.data(), chunk(1), shape, norm_eps, s);
 
-  rms_norm_modulate(dt, x, C, w.ffn_norm1.data(), chunk(2), 4 * C, rows, L, C, norm_eps, sc.h.get(), C, s);
+  rms_norm_modulate(xr, w.ffn_norm1.data(), chunk(2), shape, norm_eps, h, s);
   rt.linear(dt, sc.h.get(), C, w.w13.weight.data(), nullptr, sc.h13.get(), 2 * F, rows, 2 * F, C, opts.gemm);
   swiglu(dt, sc.h13.get(), rows, F, sc.g.get(), s);
   rt.linear(dt, sc.g.get(), F, w.w2.weight.data(), w.w2.b(), sc.a.get(), C, rows, C, F, opts.gemm);
-  gated_residual(dt, x, C, sc.a.get(), C, w.ffn_norm2.data(), chunk(3), 4 * C, rows, L, C, norm_eps, s);
+  gated_residual(xr, a, w.ffn_norm2.data(), chunk(3), shape, norm_eps, s);
 }
 
 Tensor<float> transformer_block_cuda(const TransformerBlockW<float>& w, const Tensor<float>& x, const KeyMask* mask,
@@ -324,7 +327,7 @@ void embed_stream(Runtime& rt, DType dt, int64_t C, int64_t D, const std::vector
   for (int64_t i = 0; i < B; ++i) {
     void* dst = offset(feats.data(), i * L * C, dt);
     rows(i, dst);
-    fill_rows(dt, dst, C, ids[size_t(i)].ori_len, ids[size_t(i)].total_len, pad_token.data(), C, s);
+    fill_rows({dst, C, dt}, ids[size_t(i)].ori_len, ids[size_t(i)].total_len, pad_token.data(), C, s);
     const std::vector<int32_t> r = id_rows(ids[size_t(i)].pos_ids, L);
     ids_dev.reserve(r.size() * sizeof(int32_t));
     rope_gather(rope.as<const float>(), axes, r, ids_dev.as<int32_t>(), freqs.as<float>() + i * L * D,
@@ -375,8 +378,8 @@ void CudaModel::embed_caption(const DitInputs<float>& in, const std::vector<Padd
     reserve(cap_in, padded.numel(), dt);
     reserve(cap_norm, padded.numel(), dt);
     upload_into(padded, dt, cap_in.get(), rt.staging(), s);
-    rms_norm_modulate(dt, cap_in.get(), capdim, cap_norm_.data(), nullptr, 0, n, n, capdim, cfg_.norm_eps,
-                      cap_norm.get(), capdim, s);
+    rms_norm_modulate({cap_in.get(), capdim, dt}, cap_norm_.data(), {}, {n, n, capdim}, cfg_.norm_eps,
+                      {cap_norm.get(), capdim, dt}, s);
     rt.linear(dt, cap_norm.get(), capdim, cap_linear_.weight.data(), cap_linear_.b(), dst, C, n, C, capdim, opts_.gemm);
   };
   embed_stream(rt, dt, C, cfg_.head_dim(), ids, cap_pad_token_, rope, axes, rows, out.feats, out.freqs, out.lens,

@@ -89,19 +89,20 @@ void run_qwen3_layer(Runtime& rt, const DeviceQwen3Layer& w, const Qwen3Config& 
   reserve(sc.h13, N * 2 * F, dt);
   reserve(sc.g, N * F, dt);
 
+  const DevRows xr{x, C, dt}, n{sc.n.get(), C, dt};
+  const RowShape shape{N, L, C};
   // h = x + self_attn(input_layernorm(x))
-  rms_norm_modulate(dt, x, C, w.input_layernorm.data(), nullptr, 0, N, L, C, eps, sc.n.get(), C, s);
+  rms_norm_modulate(xr, w.input_layernorm.data(), {}, shape, eps, n, s);
   rt.linear(dt, sc.n.get(), C, w.qkv.weight.data(), w.qkv.b(), sc.qkv.get(), Q, N, Q, C, opts.gemm);
-  void* q = sc.qkv.get();
-  void* k = offset(q, H * D, dt);
-  const void* v = offset(q, (H + G) * D, dt);
-  qwen3_qk_norm_rope(dt, q, k, Q, w.q_norm.data(), w.k_norm.data(), cos_sin, B, L, H, G, D, eps, s);
-  flash_attention(dt, q, k, v, Q, mask, sc.o.get(), H * D, B, L, H, D, s, opts.attention, nullptr,
+  // The fused qkv rows [N, Q = (H + 2G) D]: q at column 0, k at H D, v at (H + G) D.
+  const DevRows q{sc.qkv.get(), Q, dt}, k = q.from_col(H * D), v = q.from_col((H + G) * D);
+  qwen3_qk_norm_rope(q, k, w.q_norm.data(), w.k_norm.data(), cos_sin, B, L, H, G, D, eps, s);
+  flash_attention(q, k, v, mask, {sc.o.get(), H * D, dt}, {B, L, H, D}, s, opts.attention, nullptr,
                   qwen3_attention_variant(cfg));
   rt.linear(dt, sc.o.get(), H * D, w.o_proj.weight.data(), w.o_proj.b(), sc.branch.get(), C, N, C, H * D, opts.gemm);
   residual_add(dt, x, sc.branch.get(), N * C, s);
   // out = h + mlp(post_attention_layernorm(h))
-  rms_norm_modulate(dt, x, C, w.post_attention_layernorm.data(), nullptr, 0, N, L, C, eps, sc.n.get(), C, s);
+  rms_norm_modulate(xr, w.post_attention_layernorm.data(), {}, shape, eps, n, s);
   rt.linear(dt, sc.n.get(), C, w.gate_up.weight.data(), w.gate_up.b(), sc.h13.get(), 2 * F, N, 2 * F, C, opts.gemm);
   swiglu(dt, sc.h13.get(), N, F, sc.g.get(), s);
   rt.linear(dt, sc.g.get(), F, w.down_proj.weight.data(), w.down_proj.b(), sc.branch.get(), C, N, C, F, opts.gemm);
@@ -242,7 +243,7 @@ std::vector<Tensor<float>> CudaQwen3::hidden_states(const Tensor<int32_t>& ids, 
     }
     if (std::find(idx.begin(), idx.end(), n) != idx.end()) {
       DeviceTensor y(dt, {B, L, C}, s);
-      rms_norm_modulate(dt, x.data(), C, norm_.data(), nullptr, 0, N, L, C, cfg_.rms_norm_eps, y.data(), C, s);
+      rms_norm_modulate({x.data(), C, dt}, norm_.data(), {}, {N, L, C}, cfg_.rms_norm_eps, {y.data(), C, dt}, s);
       const Tensor<float> normed = download(y, rt_->staging(), s);
       for (size_t j = 0; j < ks.size(); ++j)
         if (idx[j] == n) out[j] = normed;

@@ -201,7 +201,7 @@ DeviceTensor vae_attention_nhwc(VaeRun& r, const DeviceVaeAttention& w, const De
       // S = q k^T [R, L]: x = the block's q rows, W = k [L, C].
       r.rt.linear(f32, r.q.as<float>() + (b * L + i0) * C, C, r.k.as<float>() + b * L * C, nullptr, r.scores.get(), L,
                   R, L, C, r.gemm);
-      softmax_rows(f32, r.scores.get(), L, R, L, scale, s);
+      softmax_rows({r.scores.get(), L, f32}, R, L, scale, s);
       // O = P V [R, C]: x = P, W = V^T [C, L].
       r.rt.linear(f32, r.scores.get(), L, r.vt.get(), nullptr, r.o.as<float>() + (b * L + i0) * C, C, R, C, L, r.gemm);
     }

@@ -258,8 +258,9 @@ void BM_CudaFlashAttention(benchmark::State& st) {
   }
   const void* q = f->qkv.data();
   auto op = [&] {
-    gpu::flash_attention(dt, q, gpu::offset(q, C, dt), gpu::offset(q, 2 * C, dt), 3 * C,
-                         f->mask.get() ? f->mask.as<const int32_t>() : nullptr, f->out.data(), C, B, L, H, D,
+    const gpu::ConstDevRows qkv{q, 3 * C, dt};
+    gpu::flash_attention(qkv, qkv.from_col(C), qkv.from_col(2 * C),
+                         f->mask.get() ? f->mask.as<const int32_t>() : nullptr, {f->out.data(), C, dt}, {B, L, H, D},
                          rt.stream(), version, &seqlens);
   };
   const Verdict& v = verdict(key, [&] {

@@ -223,9 +223,19 @@ AttentionVersion resolve_attention(AttentionVersion requested, DType dt, int64_t
   throw Error("attention: no version runs head_dim " + std::to_string(D) + " in " + dtype_name(dt) + " (" + why + ")");
 }
 
-void flash_attention(DType dt, const void* q, const void* k, const void* v, int64_t ld, const int32_t* mask, void* out,
-                     int64_t ldo, int64_t B, int64_t L, int64_t H, int64_t D, cudaStream_t stream,
-                     AttentionVersion version, const std::vector<int64_t>* seqlens, const AttentionVariant& variant) {
+void flash_attention(ConstDevRows qv, ConstDevRows kv, ConstDevRows vv, const int32_t* mask, DevRows outv,
+                     AttentionShape shape, cudaStream_t stream, AttentionVersion version,
+                     const std::vector<int64_t>* seqlens, const AttentionVariant& variant) {
+  const DType dt = qv.dt;
+  check_view_dtype("flash_attention", "k", kv.dt, dt);
+  check_view_dtype("flash_attention", "v", vv.dt, dt);
+  check_view_dtype("flash_attention", "out", outv.dt, dt);
+  ZIMAGE_CHECK(qv.ld == kv.ld && qv.ld == vv.ld, "flash_attention: q, k and v must share one row stride (" +
+                                                     std::to_string(qv.ld) + ", " + std::to_string(kv.ld) + ", " +
+                                                     std::to_string(vv.ld) + ")");
+  const void *q = qv.data, *k = kv.data, *v = vv.data;
+  void* out = outv.data;
+  const int64_t ld = qv.ld, ldo = outv.ld, B = shape.B, L = shape.L, H = shape.H, D = shape.D;
   if (B == 0 || L == 0) return;
   ZIMAGE_CHECK(ld >= H * D && ldo >= H * D && L < 0x7fffffff && H <= 65535 && B <= 65535,
                "flash_attention: bad shape");

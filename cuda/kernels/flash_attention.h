@@ -67,11 +67,16 @@ AttentionVersion resolve_attention(AttentionVersion requested, DType dt, int64_t
                                    bool mask_without_lengths = false, const AttentionVariant& variant = {},
                                    int64_t H = 0);
 
+// B items of L tokens, H query heads of head_dim D.
+struct AttentionShape {
+  int64_t B = 0, L = 0, H = 0, D = 0;
+};
+// q, k, v: one row stride (q.ld == k.ld == v.ld: the fused qkv buffer, k = qkv.from_col(C), ...); the
+// kernel's dtype is q.dt, and k, v and out must hold it too.
 // seqlens: the item lengths behind `mask` (key_mask(seqlens)); needed by cudnn when mask != nullptr.
 // variant.kv_heads G < H: k and v point at K/V head 0 of G heads (H % G == 0).
-void flash_attention(DType dt, const void* q, const void* k, const void* v, int64_t ld, const int32_t* mask, void* out,
-                     int64_t ldo, int64_t B, int64_t L, int64_t H, int64_t D, cudaStream_t stream,
-                     AttentionVersion version = AttentionVersion::automatic,
+void flash_attention(ConstDevRows q, ConstDevRows k, ConstDevRows v, const int32_t* mask, DevRows out,
+                     AttentionShape shape, cudaStream_t stream, AttentionVersion version = AttentionVersion::automatic,
                      const std::vector<int64_t>* seqlens = nullptr, const AttentionVariant& variant = {});
 
 }  // namespace zimage::gpu

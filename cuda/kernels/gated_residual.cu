@@ -67,8 +67,15 @@ __global__ void __launch_bounds__(1024)
 
 }  // namespace
 
-void gated_residual(DType dt, void* x, int64_t ldx, const void* y, int64_t ldy, const void* weight, const void* mod,
-                    int64_t ld_mod, int64_t rows, int64_t rows_per_batch, int64_t C, double eps, cudaStream_t stream) {
+void gated_residual(DevRows xv, ConstDevRows yv, const void* weight, ConstDevRows gate, RowShape shape, double eps,
+                    cudaStream_t stream) {
+  const DType dt = xv.dt;
+  check_view_dtype("gated_residual", "y", yv.dt, dt);
+  if (gate.data) check_view_dtype("gated_residual", "gate", gate.dt, dt);
+  void* x = xv.data;
+  const void *y = yv.data, *mod = gate.data;
+  const int64_t ldx = xv.ld, ldy = yv.ld, ld_mod = gate.data ? gate.ld : 0;
+  const int64_t rows = shape.rows, rows_per_batch = shape.rows_per_batch, C = shape.cols;
   if (rows == 0) return;
   ZIMAGE_CHECK(rows_per_batch > 0 && rows % rows_per_batch == 0 && C > 0 && rows <= 0x7fffffff,
                "gated_residual: bad shape");

@@ -2,9 +2,9 @@
 // Twin: reference/nn/norms.h rms_norm, then reference/dit/transformer_block.h add_gated
 //       (ZImageTransformerBlock.forward: x + gate_msa * attention_norm2(attn),
 //        x + gate_mlp * ffn_norm2(ffn); unmodulated blocks: gate 1).
-// Shapes: x [B, L, C] updated in place (row stride ldx), y [B, L, C] the branch output (row stride
-// ldy), weight [C], mod [B, ld_mod] whose first C values are the raw gate chunk g (the kernel uses
-// tanh(g)), or nullptr for gate 1. rows = B * L, rows_per_batch = L.
+// Shapes: x [B, L, C] updated in place (rows of x.ld), y [B, L, C] the branch output (rows of y.ld),
+// weight [C], gate [B, gate.ld] whose first C values are the raw gate chunk g (the kernel uses
+// tanh(g)); gate.data null: gate 1. shape = {B * L, L, C}. Every view in the kernel's dtype, x.dt.
 // fp32 math: x = x + tanh(g) * (y * (1 / sqrt(mean(y^2) + eps)) * w), rounded once to storage.
 // Versions: v2 (16-byte vectors, one per thread, y's row read once; when rows, weight and mod start
 //           on 16 bytes and C is at most 1024 vectors), else v1 (one 256-thread block per row).
@@ -14,7 +14,7 @@
 
 namespace zimage::gpu {
 
-void gated_residual(DType dt, void* x, int64_t ldx, const void* y, int64_t ldy, const void* weight, const void* mod,
-                    int64_t ld_mod, int64_t rows, int64_t rows_per_batch, int64_t C, double eps, cudaStream_t stream);
+void gated_residual(DevRows x, ConstDevRows y, const void* weight, ConstDevRows gate, RowShape shape, double eps,
+                    cudaStream_t stream);
 
 }  // namespace zimage::gpu

@@ -56,8 +56,10 @@ void patchify_image(DType dt, const void* image, int64_t C, int64_t F, int64_t H
   ZIMAGE_CUDA_CHECK_LAUNCH("patchify_v1");
 }
 
-void fill_rows(DType dt, void* x, int64_t ldx, int64_t row_begin, int64_t row_end, const void* token, int64_t C,
-               cudaStream_t stream) {
+void fill_rows(DevRows xv, int64_t row_begin, int64_t row_end, const void* token, int64_t C, cudaStream_t stream) {
+  const DType dt = xv.dt;
+  void* x = xv.data;
+  const int64_t ldx = xv.ld;
   if (row_end <= row_begin) return;
   const int64_t rows = row_end - row_begin;
   ZIMAGE_DISPATCH_STORAGE(dt, T, {

@@ -45,8 +45,14 @@ __global__ void __launch_bounds__(32 * kWarps)
 
 }  // namespace
 
-void qk_norm_rope(DType dt, void* q, void* k, int64_t ld, const void* norm_q, const void* norm_k, const float* freqs,
-                  int64_t n_tokens, int64_t H, int64_t D, double eps, cudaStream_t stream) {
+void qk_norm_rope(DevRows qv, DevRows kv, const void* norm_q, const void* norm_k, const float* freqs, int64_t n_tokens,
+                  int64_t H, int64_t D, double eps, cudaStream_t stream) {
+  const DType dt = qv.dt;
+  check_view_dtype("qk_norm_rope", "k", kv.dt, dt);
+  ZIMAGE_CHECK(qv.ld == kv.ld, "qk_norm_rope: q and k must share one row stride (" + std::to_string(qv.ld) + " vs " +
+                                   std::to_string(kv.ld) + ")");
+  void *q = qv.data, *k = kv.data;
+  const int64_t ld = qv.ld;
   if (n_tokens == 0) return;
   ZIMAGE_CHECK(D % 2 == 0 && D > 0 && H > 0 && ld >= H * D, "qk_norm_rope: bad shape");
   ZIMAGE_CHECK((norm_q == nullptr) == (norm_k == nullptr), "qk_norm_rope: norm_q and norm_k must both be given or both null");

@@ -41,9 +41,14 @@ __global__ void __launch_bounds__(32 * kWarps)
 
 }  // namespace
 
-void qwen3_qk_norm_rope(DType dt, void* q, void* k, int64_t ld, const void* norm_q, const void* norm_k,
-                        const float* cos_sin, int64_t B, int64_t L, int64_t H, int64_t G, int64_t D, double eps,
-                        cudaStream_t stream) {
+void qwen3_qk_norm_rope(DevRows qv, DevRows kv, const void* norm_q, const void* norm_k, const float* cos_sin, int64_t B,
+                        int64_t L, int64_t H, int64_t G, int64_t D, double eps, cudaStream_t stream) {
+  const DType dt = qv.dt;
+  check_view_dtype("qwen3_qk_norm_rope", "k", kv.dt, dt);
+  ZIMAGE_CHECK(qv.ld == kv.ld, "qwen3_qk_norm_rope: q and k must share one row stride (" + std::to_string(qv.ld) +
+                                   " vs " + std::to_string(kv.ld) + ")");
+  void *q = qv.data, *k = kv.data;
+  const int64_t ld = qv.ld;
   if (B == 0 || L == 0) return;
   ZIMAGE_CHECK(D % 2 == 0 && D > 0 && H > 0 && G > 0 && ld >= (H + 2 * G) * D && norm_q && norm_k && cos_sin,
                "qwen3_qk_norm_rope: bad shape or missing weight");

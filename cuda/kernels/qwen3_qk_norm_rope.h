@@ -13,8 +13,8 @@
 
 namespace zimage::gpu {
 
-void qwen3_qk_norm_rope(DType dt, void* q, void* k, int64_t ld, const void* norm_q, const void* norm_k,
-                        const float* cos_sin, int64_t B, int64_t L, int64_t H, int64_t G, int64_t D, double eps,
-                        cudaStream_t stream);
+// q, k: one row stride (q.ld == k.ld), the kernel's dtype q.dt.
+void qwen3_qk_norm_rope(DevRows q, DevRows k, const void* norm_q, const void* norm_k, const float* cos_sin, int64_t B,
+                        int64_t L, int64_t H, int64_t G, int64_t D, double eps, cudaStream_t stream);
 
 }  // namespace zimage::gpu

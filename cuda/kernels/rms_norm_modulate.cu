@@ -66,9 +66,15 @@ __global__ void __launch_bounds__(1024)
 
 }  // namespace
 
-void rms_norm_modulate(DType dt, const void* x, int64_t ldx, const void* weight, const void* mod, int64_t ld_mod,
-                       int64_t rows, int64_t rows_per_batch, int64_t C, double eps, void* y, int64_t ldy,
+void rms_norm_modulate(ConstDevRows xv, const void* weight, ConstDevRows scale, RowShape shape, double eps, DevRows yv,
                        cudaStream_t stream) {
+  const DType dt = xv.dt;
+  check_view_dtype("rms_norm_modulate", "y", yv.dt, dt);
+  if (scale.data) check_view_dtype("rms_norm_modulate", "scale", scale.dt, dt);
+  const void *x = xv.data, *mod = scale.data;
+  void* y = yv.data;
+  const int64_t ldx = xv.ld, ld_mod = scale.data ? scale.ld : 0, ldy = yv.ld;
+  const int64_t rows = shape.rows, rows_per_batch = shape.rows_per_batch, C = shape.cols;
   if (rows == 0) return;
   ZIMAGE_CHECK(rows_per_batch > 0 && rows % rows_per_batch == 0 && C > 0 && rows <= 0x7fffffff,
                "rms_norm_modulate: bad shape");

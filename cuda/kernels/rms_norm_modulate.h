@@ -4,9 +4,10 @@
 //       ffn_norm1(x) * scale_mlp); with mod == nullptr it is rms_norm alone (cap_embedder.0,
 //       unmodulated context_refiner blocks; and reference/text_encoder/qwen3_modules.h
 //       qwen3_rms_norm for Qwen3's input_layernorm, post_attention_layernorm: qwen3_cuda.h).
-// Shapes (PyTorch order): x [B, L, C] (row stride ldx), weight [C], mod [B, ld_mod] whose first C
-// values are the raw scale chunk s (the kernel uses 1 + s), y [B, L, C] (row stride ldy).
-// rows = B * L, rows_per_batch = L. fp32 math: y = x * (1 / sqrt(mean(x^2) + eps)) * w * (1 + s).
+// Shapes (PyTorch order): x [B, L, C] (rows of x.ld), weight [C], scale [B, scale.ld] whose first C
+// values are the raw scale chunk s (the kernel uses 1 + s; scale.data null: no modulation), y [B, L, C]
+// (rows of y.ld). shape = {B * L, L, C}. Every view in the kernel's dtype, x.dt.
+// fp32 math: y = x * (1 / sqrt(mean(x^2) + eps)) * w * (1 + s).
 // Versions: v2 (when rows, weight and mod start on 16 bytes and C is at most 1024 16-byte
 //           vectors: every Z-Image width): one thread per 16-byte vector, the row read once into
 //           registers; v1 otherwise: one 256-thread block per row, two reads of the row. Both: fp32
@@ -16,8 +17,7 @@
 
 namespace zimage::gpu {
 
-void rms_norm_modulate(DType dt, const void* x, int64_t ldx, const void* weight, const void* mod, int64_t ld_mod,
-                       int64_t rows, int64_t rows_per_batch, int64_t C, double eps, void* y, int64_t ldy,
+void rms_norm_modulate(ConstDevRows x, const void* weight, ConstDevRows scale, RowShape shape, double eps, DevRows y,
                        cudaStream_t stream);
 
 }  // namespace zimage::gpu

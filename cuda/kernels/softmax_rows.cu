@@ -37,7 +37,10 @@ __global__ void __launch_bounds__(kThreads) softmax_rows_v1(T* __restrict__ s, i
 
 }  // namespace
 
-void softmax_rows(DType dt, void* s, int64_t lds, int64_t R, int64_t L, float scale, cudaStream_t stream) {
+void softmax_rows(DevRows sv, int64_t R, int64_t L, float scale, cudaStream_t stream) {
+  const DType dt = sv.dt;
+  void* s = sv.data;
+  const int64_t lds = sv.ld;
   if (R == 0 || L == 0) return;
   ZIMAGE_CHECK(R <= 0x7fffffff && lds >= L, "softmax_rows: bad shape");
   ZIMAGE_DISPATCH_STORAGE(dt, T, {

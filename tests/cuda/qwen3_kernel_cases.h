@@ -96,9 +96,9 @@ inline QkRun run_qk_norm_rope(const QkCase& c) {
   upload_into_guarded(fuse_qkv(r.q, r.k, r.v), c.dt, qkv);
   const auto wqd = to_device(r.wq, c.dt), wkd = to_device(r.wk, c.dt);
   const auto csd = to_device(gpu::qwen3_cos_sin_table(r.cfg, c.L), DType::F32);
-  gpu::qwen3_qk_norm_rope(c.dt, qkv.data(), gpu::offset(qkv.data(), c.H * c.D, c.dt), W, wqd.data(), wkd.data(),
-                          static_cast<const float*>(csd.data()), c.B, c.L, c.H, c.G, c.D, r.cfg.rms_norm_eps,
-                          rt().stream());
+  const gpu::DevRows q{qkv.data(), W, c.dt};
+  gpu::qwen3_qk_norm_rope(q, q.from_col(c.H * c.D), wqd.data(), wkd.data(), static_cast<const float*>(csd.data()), c.B,
+                          c.L, c.H, c.G, c.D, r.cfg.rms_norm_eps, rt().stream());
   r.got = qkv.host();
   qkv.expect_guards_intact("qwen3_qk_norm_rope");
   return r;

@@ -130,9 +130,10 @@ TEST_P(FlashAttention, AgainstSdpa) {
     testing::copy_to_device(mask_d.get(), mask->ptr(), size_t(mask->numel()) * sizeof(int32_t));
   }
   auto run = [&](testing::Guarded& out) {
-    gpu::flash_attention(c.dt, qkv_d.data(), gpu::offset(qkv_d.data(), C, c.dt), gpu::offset(qkv_d.data(), 2 * C, c.dt),
-                         3 * C, mask ? mask_d.as<const int32_t>() : nullptr, out.data(), C, B, L, H, D,
-                         testing::rt().stream(), c.version, c.seqlens.empty() ? nullptr : &c.seqlens);
+    const gpu::ConstDevRows qkv{qkv_d.data(), 3 * C, c.dt};
+    gpu::flash_attention(qkv, qkv.from_col(C), qkv.from_col(2 * C), mask ? mask_d.as<const int32_t>() : nullptr,
+                         {out.data(), C, c.dt}, {B, L, H, D}, testing::rt().stream(), c.version,
+                         c.seqlens.empty() ? nullptr : &c.seqlens);
   };
   testing::Guarded out(c.dt, {B, L, H, D}), again(c.dt, {B, L, H, D});
   run(out);
@@ -213,9 +214,9 @@ TEST_P(FlashAttentionFp32Peer, TorchFp32SdpaIsThePeer) {
     }
   const auto qkv_d = testing::to_device(qkv, DType::F32);
   testing::Guarded out(DType::F32, {B, L, H, D});
-  gpu::flash_attention(DType::F32, qkv_d.data(), gpu::offset(qkv_d.data(), C, DType::F32),
-                       gpu::offset(qkv_d.data(), 2 * C, DType::F32), 3 * C, nullptr, out.data(), C, B, L, H, D,
-                       testing::rt().stream(), c.version);
+  const gpu::ConstDevRows qkv_rows{qkv_d.data(), 3 * C, DType::F32};
+  gpu::flash_attention(qkv_rows, qkv_rows.from_col(C), qkv_rows.from_col(2 * C), nullptr, {out.data(), C, DType::F32},
+                       {B, L, H, D}, testing::rt().stream(), c.version);
   const std::string what = std::string("flash_attention ") + gpu::attention_version_name(c.version) + " f32 L" +
                            std::to_string(L) + " H2 D128";
   out.expect_guards_intact(what);
@@ -249,8 +250,8 @@ TEST(CudaFlashAttention, HeadDimNoVersionRunsIsAnError_D12_D264) {
   for (int64_t D : {12, 264})
     for (auto v : {gpu::AttentionVersion::automatic, gpu::AttentionVersion::v1_simt}) {
       try {
-        gpu::flash_attention(DType::F32, nullptr, nullptr, nullptr, 3 * D, nullptr, nullptr, D, 1, 4, 1, D,
-                             nullptr, v);
+        const gpu::ConstDevRows none{nullptr, 3 * D, DType::F32};
+        gpu::flash_attention(none, none, none, nullptr, {nullptr, D, DType::F32}, {1, 4, 1, D}, nullptr, v);
         ADD_FAILURE() << "head_dim " << D << " was not refused";
       } catch (const Error& e) {
         const std::string msg = e.what();
@@ -259,6 +260,37 @@ TEST(CudaFlashAttention, HeadDimNoVersionRunsIsAnError_D12_D264) {
         EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
       }
     }
+}
+
+// The row views (cuda/common.h): an operand in another dtype than q, or q, k, v with different row
+// strides (they must be parts of one fused buffer), is one line naming the operand, before any
+// device work (null pointers: nothing may be read). Runs without a GPU.
+TEST(CudaFlashAttention, ViewsOfAnotherDtypeOrStrideAreAnError) {
+  const int64_t D = 64, C = 2 * D;
+  const gpu::ConstDevRows q{nullptr, 3 * C, DType::BF16};
+  const gpu::DevRows out{nullptr, C, DType::BF16};
+  struct Case {
+    const char* what;
+    gpu::ConstDevRows k, v;
+    gpu::DevRows out;
+    std::vector<std::string> named;
+  };
+  const std::vector<Case> cases = {
+      {"k in float32", {nullptr, 3 * C, DType::F32}, q, out, {"k is float32", "bfloat16"}},
+      {"out in float32", q, q, {nullptr, C, DType::F32}, {"out is float32"}},
+      {"v with another row stride", q, {nullptr, C, DType::BF16}, out, {"one row stride", std::to_string(C)}},
+  };
+  for (const Case& c : cases) {
+    try {
+      gpu::flash_attention(q, c.k, c.v, nullptr, c.out, {1, 4, 2, D}, nullptr, gpu::AttentionVersion::v1_simt);
+      ADD_FAILURE() << c.what << ": not refused";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      std::printf("  %s: %s\n", c.what, msg.c_str());
+      for (const std::string& n : c.named) EXPECT_NE(msg.find(n), std::string::npos) << c.what << ": " << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+  }
 }
 
 // The dispatcher: a forced version it cannot run is one line naming it; fp32 never goes to the

@@ -43,7 +43,7 @@ TEST_P(Patchify, PatchifyPadUnpatchifyExact) {
   // x_pad_token substitution on rows [n_tok, rows)
   const Tensor<float> token = testing::round_to(dt, testing::randn<float>({1, 64}, testing::test_seed() + 1));
   const auto td = testing::to_device(token, dt);
-  gpu::fill_rows(dt, tok.data(), 64, n_tok, rows, td.data(), 64, testing::rt().stream());
+  gpu::fill_rows({tok.data(), 64, dt}, n_tok, rows, td.data(), 64, testing::rt().stream());
   Tensor<float> filled = ref;
   for (int64_t r = n_tok; r < rows; ++r) std::copy(token.ptr(), token.ptr() + 64, filled.ptr() + r * 64);
   testing::expect_exact("fill_rows " + tag, numerics::compare(tok.host(), filled));
@@ -169,8 +169,9 @@ TEST_P(QkNormRope, AgainstRmsNormAndApplyRotaryEmb) {
   testing::upload_into_guarded(qkv, dt, buf);
   const auto fdev = testing::to_device(ff, DType::F32);
   const auto qd = testing::to_device(nq, dt), kd = testing::to_device(nk, dt);
-  gpu::qk_norm_rope(dt, buf.data(), gpu::offset(buf.data(), C, dt), 3 * C, qd.data(), kd.data(),
-                    fdev.buf.as<const float>(), B * L, H, D, 1e-5, testing::rt().stream());
+  const gpu::DevRows qkv_rows{buf.data(), 3 * C, dt};
+  gpu::qk_norm_rope(qkv_rows, qkv_rows.from_col(C), qd.data(), kd.data(), fdev.buf.as<const float>(), B * L, H, D, 1e-5,
+                    testing::rt().stream());
   const Tensor<float> got = buf.host();
   const std::string tag = testing::dtype_tag(dt) + "_L" + std::to_string(L) + "_C" + std::to_string(C);
 

@@ -78,8 +78,9 @@ TEST_P(RowKernels, RmsNormModulate) {
   for (bool modulated : {true, false}) {
     testing::Guarded out(dt, {B, L, C});
     // scale_mlp: chunk 2 of [B, 4C], read with row stride 4C
-    gpu::rms_norm_modulate(dt, xd.data(), C, wd.data(), modulated ? gpu::offset(md.data(), 2 * C, dt) : nullptr, 4 * C,
-                           B * L, L, C, 1e-5, out.data(), C, testing::rt().stream());
+    const gpu::ConstDevRows scale = modulated ? gpu::ConstDevRows(md.data(), 4 * C, dt).from_col(2 * C) : gpu::ConstDevRows();
+    gpu::rms_norm_modulate({xd.data(), C, dt}, wd.data(), scale, {B * L, L, C}, 1e-5, {out.data(), C, dt},
+                           testing::rt().stream());
     const Tensor<float> got = out.host();
     Tensor<double> ref = rms_norm(x.cast<double>(), w.cast<double>(), 1e-5);
     Tensor<float> peer = testing::round_to(dt, rms_norm(x, w, 1e-5));
@@ -104,8 +105,10 @@ TEST_P(RowKernels, GatedResidual) {
   for (bool gated : {true, false}) {
     testing::Guarded xo(dt, {B, L, C});
     testing::upload_into_guarded(x, dt, xo);
-    gpu::gated_residual(dt, xo.data(), C, yd.data(), C, wd.data(), gated ? gpu::offset(md.data(), 3 * C, dt) : nullptr,
-                        4 * C, B * L, L, C, 1e-5, testing::rt().stream());
+    // gate_mlp: chunk 3 of [B, 4C], read with row stride 4C
+    const gpu::ConstDevRows gate = gated ? gpu::ConstDevRows(md.data(), 4 * C, dt).from_col(3 * C) : gpu::ConstDevRows();
+    gpu::gated_residual({xo.data(), C, dt}, {yd.data(), C, dt}, wd.data(), gate, {B * L, L, C}, 1e-5,
+                        testing::rt().stream());
     const Tensor<float> got = xo.host();
     Tensor<double> ref = x.cast<double>();
     Tensor<double> g = chunk(3).cast<double>();

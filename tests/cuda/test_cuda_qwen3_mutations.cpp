@@ -93,9 +93,10 @@ TEST_P(Qwen3AttentionMutation, NoCausalMaskFailsT3) {
   gpu::AttentionVariant var;
   var.kv_heads = c.G, var.causal = true, var.zero_empty_rows = true;
   testing::Guarded out(c.dt, {B, c.L, c.H, c.D});
-  gpu::flash_attention(c.dt, qkv.data(), gpu::offset(qkv.data(), c.H * c.D, c.dt),
-                       gpu::offset(qkv.data(), (c.H + c.G) * c.D, c.dt), W, mask_d.as<const int32_t>(), out.data(),
-                       c.H * c.D, B, c.L, c.H, c.D, testing::rt().stream(), gpu::AttentionVersion::automatic, nullptr, var);
+  const gpu::ConstDevRows qkv_rows{qkv.data(), W, c.dt};
+  gpu::flash_attention(qkv_rows, qkv_rows.from_col(c.H * c.D), qkv_rows.from_col((c.H + c.G) * c.D), mask_d.as<const int32_t>(),
+                       {out.data(), c.H * c.D, c.dt}, {B, c.L, c.H, c.D}, testing::rt().stream(),
+                       gpu::AttentionVersion::automatic, nullptr, var);
   const Tensor<float> got = out.host();
   const std::vector<numerics::Op> ops{testing::op_linear(double(c.D)), testing::op_elem("softmax", true),
                                       testing::op_linear(double(c.L))};

@@ -157,7 +157,7 @@ TEST(VaeCudaKernels, SoftmaxRowsAndTranspose) {
     const Tensor<float> ss = testing::round_to(dt, s);
     testing::Guarded d(dt, {R, L});
     testing::upload_into_guarded(ss, dt, d);
-    gpu::softmax_rows(dt, d.data(), L, R, L, scale, testing::rt().stream());
+    gpu::softmax_rows({d.data(), L, dt}, R, L, scale, testing::rt().stream());
     Tensor<double> ref = ss.cast<double>();
     for (auto& v : ref.data) v *= double(scale);
     for (int64_t i = 0; i < R; ++i) masked_softmax_row(ref.ptr() + i * L, L, [](int64_t) { return true; });

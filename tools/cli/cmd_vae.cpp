@@ -317,7 +317,7 @@ int cmd_vae(int argc, char** argv) {
     return argc < 1 ? 2 : 0;
   }
   const std::string sub = argv[0];
-  const Args a = parse_args(argc - 1, argv + 1, {kVaeSwitches, 0, "vae: "});
+  const Args a = parse_args(argc - 1, argv + 1, {kVaeSwitches, 0, "vae: ", {}});
   if (sub == "validate") return validate(a);
   ZIMAGE_CHECK(sub == "decode" || sub == "encode", "vae: unknown subcommand '" + sub + "' (decode, encode, validate)");
   const std::string dtype = a.get("--dtype", "float32");
