@@ -4,7 +4,8 @@
 // over an exact-size heap copy, so AddressSanitizer sees any read outside the
 // file. A file the reader accepts must then be readable: every tensor converts
 // with to_tensor<double> / <float> (and <int64_t> for integer dtypes) without
-// an error; only the narrowing to int32 may refuse a value.
+// an error; only the narrowing to int32 may refuse a value. Aliases (metadata
+// "zimage_aliases") must read as the stored tensor they name.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -52,6 +53,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   for (const auto& [k, v] : f->metadata()) (void)k, (void)v;
+  ZIMAGE_FUZZ_REQUIRE(!f->metadata().count(SafetensorsFile::kAliasesKey), "alias key left in metadata()");
+  for (const auto& [alias, stored] : f->aliases()) {
+    ZIMAGE_FUZZ_REQUIRE(f->contains(alias) && f->contains(stored) && !f->aliases().count(stored), alias);
+    const TensorView& a = f->view(alias);
+    const TensorView& s = f->view(stored);
+    ZIMAGE_FUZZ_REQUIRE(a.name == alias && a.data == s.data && a.nbytes == s.nbytes && a.dtype == s.dtype &&
+                            a.shape == s.shape,
+                        alias);
+  }
   try {
     (void)f->view("\x01 no such tensor");
     if (!f->contains("\x01 no such tensor")) fuzz::fail("view() of an absent name did not throw");

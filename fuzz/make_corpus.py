@@ -3,7 +3,9 @@
 
 fuzz_safetensors: small valid files (every dtype, metadata, scalar, empty
 tensor, no tensors) and edge cases (truncated, header length past the end or
-absurd, overlapping / duplicate / reversed offsets, unknown dtype, bad shapes).
+absurd, overlapping / duplicate / reversed offsets, unknown dtype, bad shapes),
+aliases (metadata "zimage_aliases": valid, to a missing tensor, chained, shadowing
+a stored name, not an object).
 fuzz_config: Z-Image-Turbo's transformer config.json, the tiny golden configs,
 and a few broken ones. fuzz_shard_index: the tiny golden index, a few broken
 indexes; valid_index.json (the index matching the fuzzer's own fixture shards)
@@ -96,6 +98,15 @@ def safetensors_seeds():
         st('{"t":{"dtype":"U8","shape":[1],"data_offsets":[18446744073709551615,0]}}', bytes(1)))
     put(t, "metadata_not_string.safetensors", st('{"__metadata__":{"seed":3}}'))
     put(t, "unknown_field.safetensors", st('{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":1}}', bytes(1)))
+    # Aliases (metadata "zimage_aliases" = JSON object {alias: stored tensor}).
+    def aliased(aliases):
+        return tensors(every[:3], {"format": "pt", "zimage_aliases": aliases})
+    put(t, "aliases.safetensors", aliased('{"f64_copy":"f64","z":"bf16"}'))
+    put(t, "alias_missing.safetensors", aliased('{"z":"nope"}'))
+    put(t, "alias_chain.safetensors", aliased('{"y":"z","z":"f32"}'))
+    put(t, "alias_shadows_stored.safetensors", aliased('{"f32":"f64"}'))
+    put(t, "alias_not_object.safetensors", aliased('["f32"]'))
+    put(t, "alias_not_string.safetensors", aliased('{"z":1}'))
 
 
 def config_seeds():

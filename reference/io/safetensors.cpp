@@ -231,9 +231,12 @@ template Tensor<int64_t> to_tensor<int64_t>(const TensorView&);
 
 namespace {
 
-// Parses the header JSON and reports the first key repeated inside any one
-// object (nlohmann::json would silently keep one of them).
-json parse_header(const std::string& path, const char* text, size_t len) {
+// Parses JSON text (the header, or the alias map in the metadata) and reports
+// the first key repeated inside any one object (nlohmann::json would silently
+// keep one of them). `what` names the text in messages ("header"); `top_key`
+// names a key of the outermost object ("tensor").
+json parse_checked(const std::string& path, const std::string& what, const char* top_key, const char* text,
+                   size_t len) {
   std::vector<std::set<std::string>> open_objects;
   std::string duplicate;
   json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& parsed) {
@@ -244,7 +247,7 @@ json parse_header(const std::string& path, const char* text, size_t len) {
     } else if (ev == json::parse_event_t::key && !open_objects.empty()) {
       const std::string k = parsed.get<std::string>();
       if (!open_objects.back().insert(k).second && duplicate.empty())
-        duplicate = open_objects.size() == 1 ? "tensor " + quote(k) : "key " + quote(k);
+        duplicate = (open_objects.size() == 1 ? std::string(top_key) : std::string("key")) + " " + quote(k);
     }
     return true;
   };
@@ -252,10 +255,14 @@ json parse_header(const std::string& path, const char* text, size_t len) {
   try {
     j = json::parse(text, text + len, cb);
   } catch (const json::exception& e) {
-    throw Error(path + ": header is not valid JSON: " + one_line(e.what()));
+    throw Error(path + ": " + what + " is not valid JSON: " + one_line(e.what()));
   }
-  ZIMAGE_CHECK(duplicate.empty(), path + ": header lists " + duplicate + " more than once");
+  ZIMAGE_CHECK(duplicate.empty(), path + ": " + what + " lists " + duplicate + " more than once");
   return j;
+}
+
+json parse_header(const std::string& path, const char* text, size_t len) {
+  return parse_checked(path, "header", "tensor", text, len);
 }
 
 uint64_t offset_value(const json& v, bool& ok) {
@@ -385,6 +392,38 @@ void SafetensorsFile::parse(const uint8_t* base, uint64_t file_size) {
     ZIMAGE_CHECK(a.end <= b.begin, path + ": tensor " + quote(*b.name) + " data_offsets " + range_str(b.begin, b.end) +
                                        " overlaps tensor " + quote(*a.name) + " " + range_str(a.begin, a.end));
   }
+  resolve_aliases();
+}
+
+void SafetensorsFile::resolve_aliases() {
+  const auto md = metadata_.find(kAliasesKey);
+  if (md == metadata_.end()) return;
+  const std::string ctx = path_ + ": __metadata__ " + quote(kAliasesKey);
+  const json j = parse_checked(path_, std::string("__metadata__ ") + quote(kAliasesKey), "alias", md->second.data(),
+                               md->second.size());
+  ZIMAGE_CHECK(j.is_object(), ctx + " is not a JSON object of alias -> stored tensor names");
+  std::map<std::string, std::string> aliases;
+  for (const auto& [alias, target] : j.items()) {
+    const std::string actx = ctx + ": alias " + quote(alias);
+    ZIMAGE_CHECK(target.is_string(), actx + " does not map to a string (a stored tensor name)");
+    ZIMAGE_CHECK(!alias.empty() && alias != "__metadata__", actx + " is not a usable tensor name");
+    ZIMAGE_CHECK(!views_.count(alias), actx + " is also a stored tensor");
+    aliases.emplace(alias, target.get<std::string>());
+  }
+  for (const auto& [alias, target] : aliases) {
+    const std::string actx = ctx + ": alias " + quote(alias);
+    if (views_.count(target)) continue;
+    ZIMAGE_CHECK(!aliases.count(target), actx + " points to alias " + quote(target) +
+                                             " (an alias must name a stored tensor)");
+    throw Error(actx + " points to " + quote(target) + ", which is not a stored tensor");
+  }
+  for (const auto& [alias, target] : aliases) {
+    TensorView v = views_.at(target);  // same dtype, shape and bytes; messages name the alias
+    v.name = alias;
+    views_.emplace(alias, std::move(v));
+  }
+  aliases_ = std::move(aliases);
+  metadata_.erase(md);
 }
 
 SafetensorsFile::~SafetensorsFile() {

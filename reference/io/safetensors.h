@@ -3,6 +3,12 @@
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}},
 // then the data section; offsets are relative to the data section.
 // Every malformation is a zimage::Error naming the file (and tensor).
+//
+// Aliases: the reserved metadata key "zimage_aliases" (SafetensorsFile::kAliasesKey)
+// holds a JSON object {"alias": "stored tensor", ...}. Each alias reads as the
+// stored tensor it names (same dtype, shape and bytes) through every lookup:
+// names(), contains(), view(), get(). A deduplicated golden stores a tensor once
+// and lists its byte-identical copies as aliases (tools/golden/thin_golden.py --dedupe).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -51,9 +57,17 @@ class SafetensorsFile {
   static std::shared_ptr<SafetensorsFile> from_bytes(std::string name, std::vector<uint8_t> bytes);
   ~SafetensorsFile();
 
+  // The reserved metadata key whose value maps alias names to stored tensor names.
+  static constexpr const char* kAliasesKey = "zimage_aliases";
+
   const std::string& path() const { return path_; }
+  // __metadata__ less kAliasesKey (consumed by open(): see aliases()), so that a
+  // copy made from metadata() and names() is a valid file without aliases.
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  std::vector<std::string> names() const;  // sorted
+  // alias -> stored tensor name (empty without kAliasesKey). Every alias must name
+  // a stored tensor (not another alias) and must not itself be a stored name.
+  const std::map<std::string, std::string>& aliases() const { return aliases_; }
+  std::vector<std::string> names() const;  // sorted; stored tensors and aliases
   bool contains(const std::string& name) const { return views_.count(name) != 0; }
   const TensorView& view(const std::string& name) const;  // throws naming file + tensor
 
@@ -63,12 +77,14 @@ class SafetensorsFile {
  private:
   SafetensorsFile() = default;
   void parse(const uint8_t* base, uint64_t size);  // header + views; shared by open() and from_bytes()
+  void resolve_aliases();                           // kAliasesKey -> aliases_ and their views
   std::string path_;
   void* map_ = nullptr;
   size_t map_size_ = 0;
   std::vector<uint8_t> bytes_;  // from_bytes() only
   std::map<std::string, std::string> metadata_;
-  std::map<std::string, TensorView> views_;
+  std::map<std::string, TensorView> views_;      // stored tensors and aliases
+  std::map<std::string, std::string> aliases_;
 };
 
 // Collects tensors and writes them in one go. write() goes to PATH.tmp and

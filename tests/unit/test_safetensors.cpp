@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 
 #include "io/safetensors.h"
@@ -386,6 +387,105 @@ TEST_F(SafetensorsTest, MetadataMustBeStrings) {
   const std::string msg = error_of([&] { SafetensorsFile::open(path); });
   EXPECT_THAT(msg, HasSubstr(path));
   EXPECT_THAT(msg, HasSubstr("'seed'"));
+}
+
+// ---------------------------------------------------------------- aliases
+
+// The tensors of a small file, stored in full ("a", "b", and their copies "x", "y")
+// or deduplicated ("x", "y" listed in zimage_aliases).
+void add_alias_test_tensors(SafetensorsWriter& w, bool dedupe) {
+  const Tensor<float> a({2, 3}, std::vector<float>{1.0f, -2.5f, 0.1f, 3e38f, -0.0f, 1e-40f});
+  const Tensor<int64_t> b({2}, std::vector<int64_t>{-7, 1LL << 40});
+  w.add("a", a);
+  w.add("b", b);
+  w.add("c", a, DType::BF16);  // the same values in another dtype: not a duplicate
+  w.set_metadata("kind", "test");
+  if (dedupe) {
+    w.set_metadata(SafetensorsFile::kAliasesKey, R"({"x": "a", "y": "b"})");
+  } else {
+    w.add("x", a);
+    w.add("y", b);
+  }
+}
+
+TEST_F(SafetensorsTest, AliasesReadAsTheStoredTensorThroughEveryLookup) {
+  SafetensorsWriter full, deduped;
+  add_alias_test_tensors(full, false);
+  add_alias_test_tensors(deduped, true);
+  full.write(file("full.safetensors"));
+  deduped.write(file("dedup.safetensors"));
+  EXPECT_LT(fs::file_size(file("dedup.safetensors")), fs::file_size(file("full.safetensors")));
+  const auto f = SafetensorsFile::open(file("full.safetensors"));
+  std::ifstream in(file("dedup.safetensors"), std::ios::binary);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const auto& d : {SafetensorsFile::open(file("dedup.safetensors")), SafetensorsFile::from_bytes("mem", bytes)}) {
+    EXPECT_EQ(d->names(), f->names());
+    EXPECT_EQ(d->names(), (std::vector<std::string>{"a", "b", "c", "x", "y"}));
+    EXPECT_EQ(d->aliases(), (std::map<std::string, std::string>{{"x", "a"}, {"y", "b"}}));
+    EXPECT_TRUE(f->aliases().empty());
+    // metadata() is the file's less the consumed alias key, so a copy made from
+    // metadata() and names() is a valid file without aliases.
+    EXPECT_EQ(d->metadata(), f->metadata());
+    EXPECT_EQ(d->metadata().count(SafetensorsFile::kAliasesKey), 0u);
+    for (const std::string& n : f->names()) {
+      ASSERT_TRUE(d->contains(n)) << n;
+      const TensorView& got = d->view(n);
+      const TensorView& want = f->view(n);
+      EXPECT_EQ(got.name, n);
+      EXPECT_EQ(got.dtype, want.dtype) << n;
+      EXPECT_EQ(got.shape, want.shape) << n;
+      ASSERT_EQ(got.nbytes, want.nbytes) << n;
+      EXPECT_EQ(std::memcmp(got.data, want.data, got.nbytes), 0) << n;
+      EXPECT_EQ(d->get<double>(n).data, f->get<double>(n).data) << n;
+    }
+    EXPECT_EQ(d->view("x").data, d->view("a").data);  // stored once
+    EXPECT_EQ(d->get<int64_t>("y").data, (std::vector<int64_t>{-7, 1LL << 40}));
+    EXPECT_FALSE(d->contains("z"));
+    // A missing name still names the file; an alias's conversion error names the alias.
+    EXPECT_THAT(error_of([&] { d->view("z"); }), HasSubstr("no tensor 'z'"));
+    EXPECT_THAT(error_of([&] { d->get<int32_t>("x"); }), HasSubstr("tensor 'x': dtype F32 cannot be read as an integer"));
+  }
+  // A copy made from metadata() and names() (as tests do to perturb a golden) opens
+  // and equals the undeduplicated file.
+  const auto d = SafetensorsFile::open(file("dedup.safetensors"));
+  SafetensorsWriter copy;
+  for (const auto& [k, v] : d->metadata()) copy.set_metadata(k, v);
+  for (const std::string& n : d->names()) {
+    const TensorView& v = d->view(n);
+    copy.add_raw(n, v.dtype, v.shape, std::vector<uint8_t>(v.data, v.data + v.nbytes));
+  }
+  copy.write(file("copy.safetensors"));
+  EXPECT_EQ(SafetensorsFile::open(file("copy.safetensors"))->names(), f->names());
+}
+
+// Every kind of bad alias map is a one-line error naming the file, the key and the alias.
+TEST_F(SafetensorsTest, BadAliasesAreOneLineErrorsNamingTheAlias) {
+  const std::pair<std::string, std::vector<std::string>> cases[] = {
+      {"{\"x\": ", {"'zimage_aliases' is not valid JSON"}},
+      {"[\"x\", \"a\"]", {"'zimage_aliases' is not a JSON object"}},
+      {"\"x\"", {"'zimage_aliases' is not a JSON object"}},
+      {R"({"x": 3})", {"alias 'x' does not map to a string"}},
+      {R"({"x": ["a"]})", {"alias 'x' does not map to a string"}},
+      {R"({"x": "missing"})", {"alias 'x' points to 'missing', which is not a stored tensor"}},
+      {R"({"a": "b"})", {"alias 'a' is also a stored tensor"}},
+      {R"({"x": "y", "y": "a"})", {"alias 'x' points to alias 'y'", "must name a stored tensor"}},
+      {R"({"x": "x"})", {"alias 'x' points to alias 'x'"}},
+      {R"({"x": "a", "x": "b"})", {"lists alias 'x' more than once"}},
+      {R"({"": "a"})", {"alias '' is not a usable tensor name"}},
+      {R"({"__metadata__": "a"})", {"alias '__metadata__' is not a usable tensor name"}},
+      {R"({"x\ny": "gone\n"})", {"alias 'x y' points to 'gone ', which is not a stored tensor"}},
+  };
+  for (const auto& [aliases, wants] : cases) {
+    SafetensorsWriter w;
+    w.add("a", Tensor<float>({2}, std::vector<float>{1.0f, 2.0f}));
+    w.add("b", Tensor<float>({2}, std::vector<float>{1.0f, 2.0f}));
+    w.set_metadata(SafetensorsFile::kAliasesKey, aliases);
+    const std::string path = file("bad_alias.safetensors");
+    w.write(path);
+    const std::string msg = error_of([&] { SafetensorsFile::open(path); });  // checks: one line
+    EXPECT_THAT(msg, HasSubstr(path + ": __metadata__ 'zimage_aliases'")) << aliases;
+    for (const std::string& want : wants) EXPECT_THAT(msg, HasSubstr(want)) << aliases;
+  }
 }
 
 // ---------------------------------------------------------------- writer failures

@@ -35,7 +35,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from safetensors import safe_open  # noqa: E402
 
 import golden_io as gio  # noqa: E402
 from synthetic import fill_module, fnv1a64_bytes  # noqa: E402
@@ -48,7 +47,7 @@ def digest(t: torch.Tensor) -> str:
 
 
 def load_fp32_golden(path):
-    with safe_open(path, framework="pt") as f:
+    with gio.open_golden(path) as f:
         meta = f.metadata() or {}
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     if meta.get("kind") != "model" or meta.get("dtype") != "float32":

@@ -65,7 +65,7 @@ def run_skip_context_refiner(args) -> list[str]:
             raise gio.GoldenError(f"{shipped}: weights differ from tiny_single's synthetic weights")
     with gio.reference_mode():
         full = model([x.clone() for x in xs], t.clone(), [c.clone() for c in caps], return_dict=True).sample
-    with safe_open(os.path.join(args.out, "tiny_single.safetensors"), framework="pt") as f:
+    with gio.open_golden(os.path.join(args.out, "tiny_single.safetensors")) as f:
         for i, s in enumerate(full):
             if not torch.equal(f.get_tensor(f"x.{i}"), xs[i]) or not torch.equal(f.get_tensor(f"sample.{i}"), s):
                 raise gio.GoldenError("tiny_single: inputs or sample differ from golden/tiny_single.safetensors")

@@ -68,12 +68,11 @@ def main(argv=None):
     gio.determinism(args.seed)
 
     from diffusers.models.transformers.transformer_z_image import RopeEmbedder, ZImageTransformer2DModel
-    from safetensors import safe_open
 
     folder = model_folder(args.model)
     model = ZImageTransformer2DModel.from_pretrained(folder, torch_dtype=torch.float32).eval()
     cfg = model.config
-    with safe_open(args.prompt_embeds, "pt") as f:
+    with gio.open_golden(args.prompt_embeds) as f:
         if "prompt_embeds.0" not in f.keys():
             raise gio.GoldenError(f"{args.prompt_embeds}: no tensor prompt_embeds.0")
         cap = f.get_tensor("prompt_embeds.0")

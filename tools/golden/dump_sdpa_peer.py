@@ -188,8 +188,7 @@ def main(argv=None):
         print(f"L {L}: fp32 math rel_rms {m['rel_rms']:.4e} max_n {m['max_n']:.4e}; "
               f"default ({d['backend']}) rel_rms {d['rel_rms']:.4e} max_n {d['max_n']:.4e}", flush=True)
     if args.check:
-        from safetensors import safe_open
-        with safe_open(args.check, framework="pt") as f:
+        with gio.open_golden(args.check) as f:
             stored = json.loads(f.metadata()["sdpa_peer"])
             for k, t in tensors.items():
                 if not torch.equal(f.get_tensor(k), t):

@@ -223,12 +223,11 @@ def verify(folder: str) -> None:
     recorded modeling_qwen3.py blob against the installed transformers, every tensor finite and not
     constant, input_aliases naming stored tensors, the test tokenizer's blob, and the shipped tiny_te
     weights against their synthetic regeneration."""
-    from safetensors import safe_open
     from synthetic import synthetic
 
     installed = transformers_meta()["transformers_qwen3_blob"]
     for path in sorted(glob.glob(os.path.join(folder, "*.safetensors"))):
-        with safe_open(path, framework="pt") as f:
+        with gio.open_golden(path) as f:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         kind = meta.get("kind")

@@ -456,11 +456,9 @@ def main(argv=None):
     ap.add_argument("--verify", action="store_true", help="only check the VAE goldens in --out (check_vae_golden)")
     args = ap.parse_args(argv)
     if args.verify:
-        from safetensors import safe_open
-
         for c in ALL_CASES:
             path = os.path.join(args.out, f"{c}.safetensors")
-            with safe_open(path, framework="pt") as fh:
+            with gio.open_golden(path) as fh:
                 meta, tensors = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
             for k, t in tensors.items():
                 gio.check_tensor(k, t)

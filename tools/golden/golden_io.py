@@ -4,7 +4,9 @@
 - reference_mode(): context manager for the forward: no_grad + SDPA math backend.
 - provenance(...): the metadata every golden carries.
 - save(path, tensors, metadata): refuses NaN/Inf and constant float tensors,
-  stores complex as view_as_real (float32), bool as int32.
+  stores complex as view_as_real (float32), bool as int32, and stores a tensor
+  byte-identical to another once (the others: metadata "zimage_aliases", thin_rules.dedupe).
+- open_golden(path): safe_open with the aliases resolved (use it to read goldens back).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import sys
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from thin_rules import ALIASES_KEY, DEDUPED_KEY, dedupe, dedupe_metadata  # noqa: E402
 
 FORMAT = "zimage-golden-v1"
 
@@ -163,6 +168,12 @@ def save(path: str, tensors: dict, metadata: dict) -> None:
     for k, v in metadata.items():
         if not isinstance(v, str):
             raise GoldenError(f"{path}: metadata {k} is not a string")
+    if ALIASES_KEY in metadata or DEDUPED_KEY in metadata:
+        raise GoldenError(f"{path}: metadata keys {ALIASES_KEY} / {DEDUPED_KEY} are save()'s own")
+    raw = {name: t.numpy().tobytes() for name, t in out.items()}
+    aliases = dedupe({name: (str(t.dtype), list(t.shape), raw[name]) for name, t in out.items()})
+    metadata = {**metadata, **dedupe_metadata(aliases, sum(len(raw[n]) for n in aliases))}
+    out = {name: t for name, t in out.items() if name not in aliases}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
     save_file(out, tmp, metadata=metadata)
@@ -190,13 +201,41 @@ def _canonical_header(path: str) -> None:
         f.write(data)
 
 
-def summarize(path: str) -> str:
-    """Loads a golden back with safetensors and re-checks every tensor."""
+class _AliasedGolden:
+    """A safe_open handle with zimage_aliases resolved, as the C++ reader does: keys()
+    lists stored tensors and aliases, get_tensor(alias) is the stored tensor,
+    metadata() lacks the alias key."""
+
+    def __init__(self, f):
+        self._f = f
+        meta = dict(f.metadata() or {})
+        self._aliases = json.loads(meta.pop(ALIASES_KEY, "{}"))
+        self._meta = meta
+
+    def metadata(self):
+        return dict(self._meta)
+
+    def keys(self):
+        return sorted(list(self._f.keys()) + list(self._aliases))
+
+    def get_tensor(self, name):
+        return self._f.get_tensor(self._aliases.get(name, name))
+
+
+@contextlib.contextmanager
+def open_golden(path: str):
+    """safe_open(path, framework="pt") for a golden, aliases resolved (_AliasedGolden)."""
     from safetensors import safe_open
 
+    with safe_open(path, framework="pt") as f:
+        yield _AliasedGolden(f)
+
+
+def summarize(path: str) -> str:
+    """Loads a golden back with safetensors and re-checks every tensor."""
     n = 0
     elems = 0
-    with safe_open(path, framework="pt") as f:
+    with open_golden(path) as f:
         meta = f.metadata()
         if meta.get("format") != FORMAT:
             raise GoldenError(f"{path}: format {meta.get('format')!r}")

@@ -1,12 +1,24 @@
-"""Tensor thinning rules shared by the dumpers (dump_dit.py) and thin_golden.py.
+"""Tensor thinning rules shared by the dumpers (dump_dit.py) and thin_golden.py,
+and the deduplication every golden gets when written (golden_io.save, thin_golden.py).
 
 A rule names the captures a golden leaves out; the golden's metadata key
 "thinned" names the rule. Every rule keeps at least one case of each kind of
 module the golden covers (docs/goldens.md, "Thinned goldens").
+
+Deduplication: a tensor byte-identical to another (same dtype, shape and bytes;
+the dumpers record a module's input and the previous module's output, the same
+tensor) is stored once, under the first of its names in sorted order; the others
+are listed in the metadata key "zimage_aliases" ({"alias": "stored name"}), which
+every reader resolves (reference/io/safetensors.h, golden_io.open_golden).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+
+ALIASES_KEY = "zimage_aliases"
+DEDUPED_KEY = "deduplicated"
 
 # later-block-leaves: the sub-module captures (outputs and `:in.*` inputs) inside
 # layers.N / noise_refiner.N / context_refiner.N for N >= 1. Block 0 keeps every
@@ -46,3 +58,29 @@ def drop_by_rule(rule: str, names) -> list[str]:
     names = list(names)
     last = _last_layer(names)
     return [n for n in names if not keep_capture(rule, n, last)]
+
+
+def dedupe(entries) -> dict:
+    """entries: {name: (dtype, shape, raw bytes)}. Returns {alias: stored}: every tensor
+    byte-identical (dtype, shape, bytes) to one earlier in sorted name order is an
+    alias of the first such name, which stays stored."""
+    first = {}
+    aliases = {}
+    for name in sorted(entries):
+        dtype, shape, raw = entries[name]
+        key = (dtype, tuple(shape), len(raw), hashlib.sha256(raw).digest())
+        stored = first.setdefault(key, name)
+        if stored != name:
+            if entries[stored][2] != raw:  # (a sha256 collision: never expected)
+                raise ValueError(f"{name} and {stored}: equal sha256, different bytes")
+            aliases[name] = stored
+    return aliases
+
+
+def dedupe_metadata(aliases: dict, saved_bytes: int) -> dict:
+    """The metadata a deduplicated golden carries (empty when nothing was deduplicated)."""
+    if not aliases:
+        return {}
+    return {ALIASES_KEY: json.dumps(aliases, sort_keys=True, separators=(",", ":")),
+            DEDUPED_KEY: f"{len(aliases)} tensors byte-identical (dtype, shape, bytes) to a stored one are "
+                         f"{ALIASES_KEY} entries ({saved_bytes} bytes not stored twice)"}

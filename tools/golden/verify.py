@@ -32,7 +32,7 @@ MODEL_KEYS = ["format", "case", "kind", "diffusers_version", "diffusers_commit",
 
 
 def check_golden(path, args):
-    with safe_open(path, framework="pt") as f:
+    with gio.open_golden(path) as f:
         meta = f.metadata() or {}
         names = list(f.keys())
         tensors = {k: f.get_tensor(k) for k in names}
@@ -133,7 +133,7 @@ def check_model_bf16(path, meta, tensors, args):
     if args.expect_blob and meta["diffusers_z_image_blob"] != args.expect_blob:
         raise gio.GoldenError(f"{path}: transformer_z_image.py blob differs from {args.expect_blob}")
     src = os.path.join(os.path.dirname(path), meta["fp32_golden"])
-    with safe_open(src, framework="pt") as f:
+    with gio.open_golden(src) as f:
         m32 = f.metadata()
         for name, want in json.loads(meta["inputs_fnv1a64"]).items():
             got = "0x%016x" % fnv1a64_bytes(f.get_tensor(name).contiguous().numpy().astype("<f4").tobytes())
@@ -170,7 +170,7 @@ def check_pipeline_bf16(path, meta, tensors, args):
     if args.expect_blob and meta["diffusers_z_image_blob"] != args.expect_blob:
         raise gio.GoldenError(f"{path}: transformer_z_image.py blob differs from {args.expect_blob}")
     src = os.path.join(os.path.dirname(path), meta["fp32_golden"])
-    with safe_open(src, framework="pt") as f:
+    with gio.open_golden(src) as f:
         m32 = f.metadata()
         for name, want in json.loads(meta["inputs_fnv1a64"]).items():
             got = "0x%016x" % fnv1a64_bytes(f.get_tensor(name).contiguous().numpy().astype("<f4").tobytes())
