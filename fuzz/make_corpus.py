@@ -118,8 +118,13 @@ def config_seeds():
         "n_refiner_layers": 2, "norm_eps": 1e-05, "qk_norm": True, "rope_theta": 256.0, "t_scale": 1000.0,
     }
     put(t, "turbo_config.json", json.dumps(turbo, indent=2, sort_keys=True) + "\n")
-    for m in ("tiny_batch2", "tiny_wide"):
-        shutil.copyfile(os.path.join(SRC, "golden", "models", m, "config.json"), os.path.join(OUT, t, m + "_config.json"))
+    shutil.copyfile(os.path.join(SRC, "golden", "models", "tiny_batch2", "config.json"),
+                    os.path.join(OUT, t, "tiny_batch2_config.json"))
+    # tiny_wide has no model folder any more (its weights come from the golden's synthetic_weights spec): its
+    # config is the golden's `config` metadata, the same JSON the folder's config.json held.
+    with open(os.path.join(SRC, "golden", "tiny_wide.safetensors"), "rb") as f:
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    put(t, "tiny_wide_config.json", json.dumps(json.loads(header["__metadata__"]["config"]), indent=2) + "\n")
     put(t, "truncated.json", '{"dim": ')
     put(t, "siglip.json", json.dumps(dict(turbo, siglip_feat_dim=1152)))
     put(t, "wrong_types.json", json.dumps(dict(turbo, dim="3840", qk_norm=1, axes_lens=[1536, 512.5, 512])))
