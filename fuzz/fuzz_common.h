@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "core/error.h"
@@ -66,5 +68,50 @@ class InputFile {
   int fd_ = -1;
   std::string path_;
 };
+
+// "$TMPDIR/zimage_fuzz_<stem>.<pid>.json" (TMPDIR unset or empty: /tmp): InputFile's fallback.
+inline std::string fallback_json_path(const std::string& stem) {
+  const char* tmp = std::getenv("TMPDIR");
+  return std::string(tmp && *tmp ? tmp : "/tmp") + "/zimage_fuzz_" + stem + "." + std::to_string(::getpid()) + ".json";
+}
+
+// The two readings of one JSON input that a JSON-reading parser offers: `from_file(path)`, the
+// project's loader, on `file` holding the bytes (JSON syntax errors included), and
+// `from_json(document)`. Every refusal must be a one-line zimage::Error and both must refuse the
+// same inputs. Returns both readings and the document when both accept; nothing when both refuse.
+// Findings name the loader (`loader`) and the kind of input (`what`: "config", "tokenizer").
+template <class T>
+struct Readings {
+  nlohmann::json document;
+  T from_file, from_json;
+};
+template <class T, class FromFile, class FromJson>
+std::optional<Readings<T>> read_both_ways(InputFile& file, const uint8_t* data, size_t size, FromFile from_file,
+                                          FromJson from_json, const std::string& loader, const std::string& what) {
+  // 1. The file loader.
+  file.write(data, size);
+  std::optional<T> loaded;
+  try {
+    loaded = from_file(file.path());
+  } catch (const Error& e) {
+    check_message(e);
+  }
+  // 2. from_json on the parsed document (a syntax error here must be one the loader refused too).
+  const nlohmann::json j = nlohmann::json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    ZIMAGE_FUZZ_REQUIRE(!loaded, loader + " accepted a document json::parse refuses");
+    return std::nullopt;
+  }
+  std::optional<T> parsed;
+  try {
+    parsed = from_json(j);
+  } catch (const Error& e) {
+    check_message(e);
+    ZIMAGE_FUZZ_REQUIRE(!loaded, loader + " accepted a " + what + " from_json refuses");
+    return std::nullopt;
+  }
+  ZIMAGE_FUZZ_REQUIRE(loaded, loader + " and from_json disagree");
+  return Readings<T>{j, std::move(*loaded), std::move(*parsed)};
+}
 
 }  // namespace zimage::fuzz

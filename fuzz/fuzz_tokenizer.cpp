@@ -38,27 +38,14 @@ std::optional<Qwen2Tokenizer> g_fixed;
 constexpr int32_t kFixedIds = 805;  // 800 vocab entries + 5 added tokens (ids 800..804)
 
 void fuzz_json(const uint8_t* data, size_t size) {
-  g_file->write(data, size);
-  std::optional<Qwen2Tokenizer> loaded;
-  try {
-    loaded = Qwen2Tokenizer::from_file(g_file->path());
-  } catch (const Error& e) {
-    fuzz::check_message(e);
-  }
-  const json j = json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    ZIMAGE_FUZZ_REQUIRE(!loaded, "from_file accepted a document json::parse refuses");
-    return;
-  }
-  std::optional<Qwen2Tokenizer> t;
-  try {
-    t = Qwen2Tokenizer::from_json(j, "fuzz/tokenizer.json");
-  } catch (const Error& e) {
-    fuzz::check_message(e);
-    ZIMAGE_FUZZ_REQUIRE(!loaded, "from_file accepted a tokenizer from_json refuses");
-    return;
-  }
-  ZIMAGE_FUZZ_REQUIRE(loaded && loaded->vocab_size() == t->vocab_size(), "from_file and from_json disagree");
+  const auto both = fuzz::read_both_ways<Qwen2Tokenizer>(
+      *g_file, data, size, [](const std::string& path) { return Qwen2Tokenizer::from_file(path); },
+      [](const json& j) { return Qwen2Tokenizer::from_json(j, "fuzz/tokenizer.json"); }, "from_file", "tokenizer");
+  if (!both) return;
+  const json& j = both->document;
+  const Qwen2Tokenizer* loaded = &both->from_file;
+  const Qwen2Tokenizer* t = &both->from_json;
+  ZIMAGE_FUZZ_REQUIRE(loaded->vocab_size() == t->vocab_size(), "from_file and from_json disagree");
   for (const std::string& text : {std::string("Hello world, it's 2024!"), qwen3_chat_prompt("a cat\n\t 123", ""),
                                  std::string("caf\xC3\xA9 \xE7\x8C\xAB e\xCC\x81 \xF0\x9F\x98\x80")}) {
     try {
@@ -107,9 +94,7 @@ void fuzz_text(const uint8_t* data, size_t size) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const char* tmp = std::getenv("TMPDIR");
-  g_file = std::make_unique<fuzz::InputFile>(std::string(tmp && *tmp ? tmp : "/tmp") + "/zimage_fuzz_tokenizer." +
-                                             std::to_string(::getpid()) + ".json");
+  g_file = std::make_unique<fuzz::InputFile>(fuzz::fallback_json_path("tokenizer"));
   try {
     g_fixed = Qwen2Tokenizer::from_file(ZIMAGE_FUZZ_TOKENIZER);
   } catch (const std::exception& e) {

@@ -25,37 +25,18 @@ std::unique_ptr<fuzz::InputFile> g_file;
 }
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const char* tmp = std::getenv("TMPDIR");
-  g_file = std::make_unique<fuzz::InputFile>(std::string(tmp && *tmp ? tmp : "/tmp") + "/zimage_fuzz_vae_config." +
-                                             std::to_string(::getpid()) + ".json");
+  g_file = std::make_unique<fuzz::InputFile>(fuzz::fallback_json_path("vae_config"));
   return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  // 1. The file loader.
-  g_file->write(data, size);
-  std::optional<VaeConfig> loaded;
-  try {
-    loaded = load_vae_config(g_file->path());
-  } catch (const Error& e) {
-    fuzz::check_message(e);
-  }
-
-  // 2. from_json on the parsed document (a syntax error here must be one the loader refused too).
-  const json j = json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    ZIMAGE_FUZZ_REQUIRE(!loaded, "load_vae_config accepted a document json::parse refuses");
-    return 0;
-  }
-  VaeConfig c;
-  try {
-    c = VaeConfig::from_json(j, "fuzz/vae/config.json");
-  } catch (const Error& e) {
-    fuzz::check_message(e);
-    ZIMAGE_FUZZ_REQUIRE(!loaded, "load_vae_config accepted a config from_json refuses");
-    return 0;
-  }
-  ZIMAGE_FUZZ_REQUIRE(loaded && loaded->to_json() == c.to_json(), "load_vae_config and from_json disagree");
+  // 1, 2. The file loader and from_json on the parsed document.
+  const auto both = fuzz::read_both_ways<VaeConfig>(
+      *g_file, data, size, [](const std::string& path) { return load_vae_config(path); },
+      [](const json& j) { return VaeConfig::from_json(j, "fuzz/vae/config.json"); }, "load_vae_config", "config");
+  if (!both) return 0;
+  VaeConfig c = both->from_json;
+  ZIMAGE_FUZZ_REQUIRE(both->from_file.to_json() == c.to_json(), "load_vae_config and from_json disagree");
 
   // 3. Accepted: usable and round-trips (outside any try: an Error here is a finding).
   c.validate("fuzz/vae/config.json (again)");

@@ -38,6 +38,7 @@
 #include "dit/rope.h"
 #include "dit/transformer_block.h"
 #include "validation/golden_file.h"
+#include "validation/golden_inputs.h"
 #include "dit/model_folder.h"
 #include "dit/module_table.h"
 
@@ -470,12 +471,7 @@ Verdict check_dit_golden() {
   gpu::CudaOptions o;
   o.dtype = DType::BF16;
   gpu::CudaModel m(g.config, *g.params, o);
-  DitInputs<float> in;
-  for (int i = 0; i < g.batch_size(); ++i) {
-    in.x.push_back(g.get<float>("x." + std::to_string(i)));
-    in.cap_feats.push_back(g.get<float>("cap_feats." + std::to_string(i)));
-  }
-  in.t = g.get<float>("t");
+  const DitInputs<float> in = golden_dit_inputs<float>(g);
   const std::vector<Tensor<float>> got = m.forward(in);
   const int64_t L = unified_len(g.config, in);
   Verdict all{true, "", 0};

@@ -37,7 +37,7 @@ std::string one_line(std::string s) {
   return "'" + s + "'";
 }
 
-class ComfySource : public ParamSource {
+class ComfySource : public MappedParamSource {
  public:
   explicit ComfySource(std::shared_ptr<SafetensorsFile> f) : file_(std::move(f)) {
     const std::string& path = file_->path();
@@ -78,23 +78,10 @@ class ComfySource : public ParamSource {
     for (const auto& [name, v] : views_) out[name] = v.shape;
     return out;
   }
-  Tensor<double> load(const std::string& name) const override {
-    const TensorView& v = find(name);
-    Tensor<double> t = to_tensor<double>(v);
-    release_mapped_pages(v);
-    return t;
-  }
-  Tensor<float> load_float(const std::string& name) const override {
-    const TensorView& v = find(name);
-    Tensor<float> t = to_tensor<float>(v);
-    release_mapped_pages(v);
-    return t;
-  }
-  const TensorView* view(const std::string& name) const override { return &find(name); }
   std::string describe() const override { return file_->path() + " (ComfyUI layout)"; }
 
  private:
-  const TensorView& find(const std::string& name) const {
+  const TensorView& find(const std::string& name) const override {
     auto it = views_.find(name);
     ZIMAGE_CHECK(it != views_.end(), describe() + ": no tensor " + one_line(name));
     return it->second;

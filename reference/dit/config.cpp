@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/json_brief.h"
 #include "core/json_file.h"
 
 namespace zimage {
@@ -21,19 +22,7 @@ namespace {
 
 std::string type_of(const json& v) { return v.type_name(); }
 
-// A JSON value for a message: scalars as JSON text, lists and objects one
-// level deep ([1,[...],{...}]). json::dump() recurses, so a deeply nested
-// value in a config.json would overflow the stack.
-std::string brief(const json& v) {
-  if (!v.is_structured()) return v.dump();
-  std::string r(v.is_array() ? "[" : "{");
-  for (auto it = v.begin(); it != v.end(); ++it) {
-    if (r.size() > 1) r += ",";
-    if (v.is_object()) r += json(it.key()).dump() + ":";
-    r += it->is_array() ? "[...]" : it->is_object() ? "{...}" : it->dump();
-  }
-  return r + (v.is_array() ? "]" : "}");
-}
+std::string brief(const json& v) { return json_brief(v); }
 
 // Shortest round-trip text of a double, as JSON writes it (1e-05, 256.0).
 std::string num(double v) { return json(v).dump(); }

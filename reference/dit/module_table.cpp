@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "dit/transformer.h"
+#include "numerics/module_row.h"
 #include "numerics/op_chain.h"
 
 namespace zimage {
@@ -236,11 +237,7 @@ const std::vector<Row>& table() {
 #undef ZIMAGE_FINAL
 #undef ZIMAGE_BLOCK
 
-const Row* find_row(const std::string& path, std::smatch& m) {
-  for (const Row& r : table())
-    if (std::regex_match(path, m, r.pattern)) return &r;
-  return nullptr;
-}
+const Row* find_row(const std::string& path, std::smatch& m) { return numerics::match_row(table(), path, m); }
 
 }  // namespace
 
@@ -260,11 +257,7 @@ template <class T>
 std::optional<Tensor<T>> run_dit_module(const GoldenFile& g, const std::string& path) {
   std::smatch m;
   const Row* r = find_row(path, m);
-  Runner<T> run = nullptr;
-  if (r) {
-    if constexpr (std::is_same_v<T, float>) run = r->run_float;
-    else run = r->run_double;
-  }
+  const Runner<T> run = numerics::runner_for<T>(r);
   if (!run) throw Error(g.path + ": no reference module for golden tensor '" + path + "'");
   if (!r->input.empty() && !g.has(path + ":in." + r->input)) return std::nullopt;
   return run(RunArgs<T>{g, path, m});

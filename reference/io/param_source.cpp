@@ -63,10 +63,24 @@ void release_mapped_pages(const TensorView& v) {
   (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
+Tensor<double> MappedParamSource::load(const std::string& name) const {
+  const TensorView& v = find(name);
+  Tensor<double> t = to_tensor<double>(v);
+  release_mapped_pages(v);
+  return t;
+}
+
+Tensor<float> MappedParamSource::load_float(const std::string& name) const {
+  const TensorView& v = find(name);
+  Tensor<float> t = to_tensor<float>(v);
+  release_mapped_pages(v);
+  return t;
+}
+
 namespace {
 
 // Tensors spread over one or more mapped safetensors files; all float.
-class SafetensorsParamSource : public ParamSource {
+class SafetensorsParamSource : public MappedParamSource {
  public:
   SafetensorsParamSource(std::string describe, std::vector<std::shared_ptr<SafetensorsFile>> files)
       : describe_(std::move(describe)), files_(std::move(files)) {
@@ -87,26 +101,10 @@ class SafetensorsParamSource : public ParamSource {
     return out;
   }
 
-  Tensor<double> load(const std::string& name) const override {
-    const TensorView& v = find(name);
-    Tensor<double> t = to_tensor<double>(v);
-    release_mapped_pages(v);
-    return t;
-  }
-
-  Tensor<float> load_float(const std::string& name) const override {
-    const TensorView& v = find(name);
-    Tensor<float> t = to_tensor<float>(v);
-    release_mapped_pages(v);
-    return t;
-  }
-
-  const TensorView* view(const std::string& name) const override { return &find(name); }
-
   std::string describe() const override { return describe_; }
 
  private:
-  const TensorView& find(const std::string& name) const {
+  const TensorView& find(const std::string& name) const override {
     auto it = where_.find(name);
     ZIMAGE_CHECK(it != where_.end(), describe_ + ": no tensor " + quote(name));
     return it->second->view(name);

@@ -33,6 +33,20 @@ class ParamSource {
   }
 };
 
+// A source whose tensors are views into mapped safetensors files: load() and load_float() widen
+// the view, then drop its pages (release_mapped_pages below), so converting a model tensor by
+// tensor keeps only the tensors being converted resident.
+class MappedParamSource : public ParamSource {
+ public:
+  Tensor<double> load(const std::string& name) const override;
+  Tensor<float> load_float(const std::string& name) const override;
+  const TensorView* view(const std::string& name) const override { return &find(name); }
+
+ protected:
+  // The view of `name`; throws zimage::Error naming the source and the tensor when it has none.
+  virtual const TensorView& find(const std::string& name) const = 0;
+};
+
 // Drops the pages of a mapped tensor from this process (madvise
 // MADV_DONTNEED on the page-aligned range covering it): a read-only file
 // mapping re-reads them from the page cache or the file when touched again,

@@ -5,6 +5,7 @@
 #include <regex>
 #include <type_traits>
 
+#include "numerics/module_row.h"
 #include "numerics/op_chain.h"
 #include "text_encoder/qwen3_modules.h"
 
@@ -153,11 +154,7 @@ const std::vector<Row>& table() {
 #undef ZIMAGE_RUN
 #undef ZIMAGE_LAYER
 
-const Row* find_row(const std::string& path, std::smatch& m) {
-  for (const Row& r : table())
-    if (std::regex_match(path, m, r.pattern)) return &r;
-  return nullptr;
-}
+const Row* find_row(const std::string& path, std::smatch& m) { return numerics::match_row(table(), path, m); }
 
 }  // namespace
 
@@ -178,8 +175,7 @@ std::optional<Tensor<T>> run_text_encoder_check(const TextEncoderGolden& g, cons
   std::smatch m;
   const Row* r = find_row(check, m);
   if (!r) return std::nullopt;
-  if constexpr (std::is_same_v<T, float>) return r->run_float(RunArgs<T>{g, check, m});
-  else return r->run_double(RunArgs<T>{g, check, m});
+  return numerics::runner_for<T>(r)(RunArgs<T>{g, check, m});
 }
 
 template std::optional<Tensor<float>> run_text_encoder_check<float>(const TextEncoderGolden&, const std::string&);

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/json_brief.h"
 #include "core/json_file.h"
 
 namespace zimage {
@@ -14,18 +15,8 @@ using json = nlohmann::json;
 
 namespace {
 
-// A JSON value for a message, one level deep and on one line.
-std::string brief(const json& v) {
-  if (!v.is_structured()) return v.dump();
-  std::string r(v.is_array() ? "[" : "{");
-  for (auto it = v.begin(); it != v.end(); ++it) {
-    if (r.size() > 1) r += ",";
-    if (v.is_object()) r += json(it.key()).dump() + ":";
-    r += it->is_structured() ? (it->is_array() ? "[...]" : "{...}") : it->dump();
-    if (r.size() > 200) return r + ",...";
-  }
-  return r + (v.is_array() ? "]" : "}");
-}
+// Lists cut after 200 characters.
+std::string brief(const json& v) { return json_brief(v, 200); }
 
 const json* find(const json& j, const std::string& key) {
   auto it = j.find(key);

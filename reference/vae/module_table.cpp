@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "nn/linear.h"
+#include "numerics/module_row.h"
 #include "numerics/op_chain.h"
 #include "vae/autoencoder_kl.h"
 
@@ -268,11 +269,7 @@ const std::vector<Row>& table() {
 #undef ZIMAGE_RESNET
 #undef ZIMAGE_TOP
 
-const Row* find_row(const std::string& path, std::smatch& m) {
-  for (const Row& r : table())
-    if (std::regex_match(path, m, r.pattern)) return &r;
-  return nullptr;
-}
+const Row* find_row(const std::string& path, std::smatch& m) { return numerics::match_row(table(), path, m); }
 
 }  // namespace
 
@@ -300,11 +297,7 @@ std::optional<Tensor<T>> run_vae_module(const VaeGolden& g, const std::string& p
   if (!in_name) return std::nullopt;
   std::smatch m;
   const Row* r = find_row(path, m);
-  Runner<T> run = nullptr;
-  if (r) {
-    if constexpr (std::is_same_v<T, float>) run = r->run_float;
-    else run = r->run_double;
-  }
+  const Runner<T> run = numerics::runner_for<T>(r);
   if (!run) throw Error(g.path + ": no reference module for '" + path + "'");
   const Tensor<T> x = g.get<T>(*in_name);
   return run(RunArgs<T>{g, path, m, x});

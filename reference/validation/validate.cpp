@@ -4,25 +4,11 @@
 
 #include "dit/transformer.h"
 #include "dit/module_table.h"
+#include "validation/golden_inputs.h"
 
 namespace zimage {
 
 using numerics::Tier;
-
-namespace {
-
-template <class T>
-DitInputs<T> golden_inputs(const GoldenFile& g) {
-  DitInputs<T> in;
-  for (int i = 0; i < g.batch_size(); ++i) {
-    in.x.push_back(g.get<T>("x." + std::to_string(i)));
-    in.cap_feats.push_back(g.get<T>("cap_feats." + std::to_string(i)));
-  }
-  in.t = g.get<T>("t");
-  return in;
-}
-
-}  // namespace
 
 template <class T>
 ValidationRow t2_row(const GoldenFile& g, const std::string& name, const Tensor<T>& got, const std::string& tier,
@@ -48,7 +34,7 @@ std::vector<ValidationRow> validate_golden(const GoldenFile& g) {
     acts.check_finite = true;
     // Block by block (bitwise the same as zimage_forward(load_weights(...))): `zimage validate
     // --model DIR` on a user's real checkpoint holds one block in memory, not 6.15B parameters.
-    const std::vector<Tensor<T>> samples = zimage_forward_streaming(g.config, *g.params, golden_inputs<T>(g), &acts);
+    const std::vector<Tensor<T>> samples = zimage_forward_streaming(g.config, *g.params, golden_dit_inputs<T>(g), &acts);
     if (acts.first_nonfinite) {
       ValidationRow r;
       r.module = "check-finite";

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cuda_support.h"
+#include "kernels/flash_attention.h"
 #include "kernels/qwen3_qk_norm_rope.h"
 #include "qwen3_rope_table.h"
 #include "text_encoder/qwen3_config.h"
@@ -121,6 +122,39 @@ inline std::vector<AttnCase> attn_cases() {
       for (auto [L, H, G, D] : std::vector<std::array<int64_t, 4>>{{97, 32, 8, 128}, {512, 32, 8, 128}, {12, 8, 2, 16}, {70, 6, 3, 64}})
         out.push_back({dt, L, H, G, D, left});
   return out;
+}
+
+// One grouped causal flash_attention launch for case c, as Qwen3 runs it (G key/value heads,
+// causal, a query with no allowed key exactly 0): B = 3 items of lengths L, L/2 + 1 and 1, padded
+// on the case's side (`mask`); q [B, L, H, D] and k [B, L, G, D] ~ N(0, 2^2), v [B, L, G, D] ~ N(0, 1),
+// all rounded to the case's dtype; `got` [B, L, H, D], the output buffer's guards checked.
+struct AttnRun {
+  int64_t B = 3;
+  Tensor<float> q, k, v, got;
+  Tensor<int32_t> mask;
+};
+inline AttnRun run_grouped_attention(const AttnCase& c) {
+  AttnRun r;
+  const int64_t B = r.B;
+  const uint64_t seed = test_seed();
+  r.q = round_to(c.dt, randn<float>({B, c.L, c.H, c.D}, seed, 2.0));
+  r.k = round_to(c.dt, randn<float>({B, c.L, c.G, c.D}, seed + 1, 2.0));
+  r.v = round_to(c.dt, randn<float>({B, c.L, c.G, c.D}, seed + 2));
+  r.mask = pad_mask(c.L, {c.L, c.L / 2 + 1, 1}, c.left);
+  const int64_t W = (c.H + 2 * c.G) * c.D;
+  const auto qkv = to_device(fuse_qkv(r.q, r.k, r.v), c.dt);
+  gpu::DeviceBuffer mask_d(size_t(r.mask.numel()) * sizeof(int32_t));
+  copy_to_device(mask_d.get(), r.mask.ptr(), size_t(r.mask.numel()) * sizeof(int32_t));
+  gpu::AttentionVariant var;
+  var.kv_heads = c.G, var.causal = true, var.zero_empty_rows = true;
+  Guarded out(c.dt, {B, c.L, c.H, c.D});
+  const gpu::ConstDevRows qkv_rows{qkv.data(), W, c.dt};
+  gpu::flash_attention(qkv_rows, qkv_rows.from_col(c.H * c.D), qkv_rows.from_col((c.H + c.G) * c.D),
+                       mask_d.as<const int32_t>(), {out.data(), c.H * c.D, c.dt}, {B, c.L, c.H, c.D}, rt().stream(),
+                       gpu::AttentionVersion::automatic, nullptr, var);
+  r.got = out.host();
+  out.expect_guards_intact("qwen3 attention");
+  return r;
 }
 
 }  // namespace zimage::testing

@@ -35,7 +35,7 @@ std::vector<std::string> model_cases() {
 
 using testing::unified_len;  // longest [image, caption] sequence: the L of the attention budgets
 
-DitInputs<float> golden_inputs(const GoldenFile& g) { return testing::golden_dit_inputs(g); }
+DitInputs<float> golden_inputs(const GoldenFile& g) { return golden_dit_inputs<float>(g); }
 
 class CudaGoldenModel : public ::testing::TestWithParam<std::string> {};
 

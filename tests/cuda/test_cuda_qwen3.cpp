@@ -25,6 +25,7 @@
 #include "qwen3_cuda.h"
 #include "qwen3_kernel_cases.h"
 #include "support/cli_runner.h"
+#include "support/te_goldens.h"
 #include "text_encoder/te_golden.h"
 #include "text_encoder/module_table.h"
 
@@ -42,15 +43,7 @@ using testing::qk_cases;
 using testing::qk_name;
 using testing::QkCase;
 using testing::small_config;
-
-std::string te_golden(const std::string& c) { return std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder/" + c + ".safetensors"; }
-
-const TextEncoderGolden& golden(const std::string& c) {
-  static std::map<std::string, TextEncoderGolden> cache;
-  auto it = cache.find(c);
-  if (it == cache.end()) it = cache.emplace(c, open_text_encoder_golden(te_golden(c))).first;
-  return it->second;
-}
+using testing::te_golden;
 
 // ---- The kernels -------------------------------------------------------------------------------
 
@@ -141,24 +134,13 @@ class Qwen3Attention : public ::testing::TestWithParam<AttnCase> {};
 TEST_P(Qwen3Attention, GroupedCausalPaddedMatchesReference) {
   ZIMAGE_REQUIRE_CUDA();
   const AttnCase c = GetParam();
-  const int64_t B = 3;
-  const uint64_t seed = testing::test_seed();
-  const Tensor<float> q = testing::round_to(c.dt, testing::randn<float>({B, c.L, c.H, c.D}, seed, 2.0));
-  const Tensor<float> k = testing::round_to(c.dt, testing::randn<float>({B, c.L, c.G, c.D}, seed + 1, 2.0));
-  const Tensor<float> v = testing::round_to(c.dt, testing::randn<float>({B, c.L, c.G, c.D}, seed + 2));
-  const Tensor<int32_t> mask = pad_mask(c.L, {c.L, c.L / 2 + 1, 1}, c.left);
-  const int64_t W = (c.H + 2 * c.G) * c.D;
-  const auto qkv = testing::to_device(fuse_qkv(q, k, v), c.dt);
-  gpu::DeviceBuffer mask_d(size_t(mask.numel()) * sizeof(int32_t));
-  testing::copy_to_device(mask_d.get(), mask.ptr(), size_t(mask.numel()) * sizeof(int32_t));
-  gpu::AttentionVariant var;
-  var.kv_heads = c.G, var.causal = true, var.zero_empty_rows = true;
-  testing::Guarded out(c.dt, {B, c.L, c.H, c.D});
-  const gpu::ConstDevRows qkv_rows{qkv.data(), W, c.dt};
-  gpu::flash_attention(qkv_rows, qkv_rows.from_col(c.H * c.D), qkv_rows.from_col((c.H + c.G) * c.D), mask_d.as<const int32_t>(),
-                       {out.data(), c.H * c.D, c.dt}, {B, c.L, c.H, c.D}, testing::rt().stream(),
-                       gpu::AttentionVersion::automatic, nullptr, var);
-  const Tensor<float> got = out.host();
+  const testing::AttnRun run = testing::run_grouped_attention(c);
+  const int64_t B = run.B;
+  const Tensor<float>& q = run.q;
+  const Tensor<float>& k = run.k;
+  const Tensor<float>& v = run.v;
+  const Tensor<int32_t>& mask = run.mask;
+  const Tensor<float>& got = run.got;
   const Tensor<double> ref = qwen3_sdpa(q.cast<double>(), k.cast<double>(), v.cast<double>(), mask);
   int64_t empty_rows = 0, nonzero = 0;
   for (int64_t b = 0; b < B; ++b)
@@ -178,7 +160,6 @@ TEST_P(Qwen3Attention, GroupedCausalPaddedMatchesReference) {
   const std::vector<numerics::Op> ops{testing::op_linear(double(c.D)), testing::op_elem("softmax", true),
                                       testing::op_linear(double(c.L))};
   testing::expect_t3_or_t4("qwen3 attention " + attn_name(::testing::TestParamInfo<AttnCase>(GetParam(), 0)), c.dt, got, &peer, ref, ops);
-  out.expect_guards_intact("qwen3 attention");
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Qwen3Attention, ::testing::ValuesIn(attn_cases()), attn_name);
@@ -187,7 +168,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Qwen3Attention, ::testing::ValuesIn(attn_cases(
 // left and right padding (the golden's own run is checked whole in Qwen3CudaGolden).
 TEST(Qwen3CudaKernels, DecoderLayerRealWidthLeftAndRightPadding) {
   ZIMAGE_REQUIRE_CUDA();
-  const TextEncoderGolden& g = golden("te_real_layer");
+  const TextEncoderGolden& g = te_golden("te_real_layer");
   const Qwen3Config& cfg = g.config;
   const int64_t B = 2, L = 40, C = cfg.hidden_size;
   const Tensor<float> x = testing::randn<float>({B, L, C}, testing::test_seed());
@@ -230,7 +211,7 @@ class Qwen3CudaGolden : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Qwen3CudaGolden, EveryHiddenStateMatchesTransformers) {
   ZIMAGE_REQUIRE_CUDA();
-  const TextEncoderGolden& g = golden(GetParam());
+  const TextEncoderGolden& g = te_golden(GetParam());
   const int n = g.config.num_hidden_layers;
   for (DType dt : {DType::F32, DType::BF16}) {
     gpu::Qwen3CudaOptions opts;
@@ -264,7 +245,7 @@ INSTANTIATE_TEST_SUITE_P(Goldens, Qwen3CudaGolden, ::testing::Values("te_tiny_le
 // hidden_states[-2] (Z-Image's) uploads layers 0..n-2 only and refuses [-1] with one line.
 TEST(Qwen3CudaGoldenLayers, HiddenMinus2UploadsNoLaterLayer) {
   ZIMAGE_REQUIRE_CUDA();
-  const TextEncoderGolden& g = golden("te_tiny_left");
+  const TextEncoderGolden& g = te_golden("te_tiny_left");
   const int n = g.config.num_hidden_layers;
   gpu::CudaQwen3 model(*g.encoder, -2, {});
   EXPECT_EQ(model.layers_uploaded(), n - 1);
@@ -368,7 +349,7 @@ TEST(Qwen3CudaConfig, HeadDimNoVersionRunsIsRefused) {
 }
 
 TEST(Qwen3CudaConfig, Fp16AndBadHiddenIndexRefusedBeforeTheDevice) {
-  const TextEncoderGolden& g = golden("te_tiny_left");
+  const TextEncoderGolden& g = te_golden("te_tiny_left");
   gpu::Qwen3CudaOptions fp16;
   fp16.dtype = DType::F16;
   EXPECT_THROW(gpu::CudaQwen3(*g.encoder, -2, fp16), Error);
@@ -384,7 +365,7 @@ TEST(Qwen3CudaConfig, Fp16AndBadHiddenIndexRefusedBeforeTheDevice) {
 // The device's rotary table against transformers' (the golden's rotary_emb.cos / .sin, [L, D]
 // with the halves repeated): the same fp32 angles, cos/sin rounded once from double.
 TEST(Qwen3CudaConfig, CosSinTableMatchesTransformersRotaryEmbedding) {
-  const TextEncoderGolden& g = golden("te_tiny_right");
+  const TextEncoderGolden& g = te_golden("te_tiny_right");
   const int64_t L = g.seq_len(), D = g.config.head_dim, half = D / 2;
   const Tensor<float> cs = gpu::qwen3_cos_sin_table(g.config, L);
   const Tensor<float> cos = g.get<float>("rotary_emb.cos"), sin = g.get<float>("rotary_emb.sin");

@@ -25,8 +25,6 @@ using testing::AttnCase;
 using testing::attn_name;
 using testing::columns;
 using testing::DType;
-using testing::fuse_qkv;
-using testing::pad_mask;
 using testing::qk_name;
 using testing::QkCase;
 using testing::small_config;
@@ -46,21 +44,14 @@ TEST_P(Qwen3QkNormRopeMutation, InterleavedPairsFailT3) {
   ZIMAGE_REQUIRE_CUDA();
   const QkCase c = GetParam();
   const testing::QkRun run = testing::run_qk_norm_rope(c);
-  const Qwen3Config& cfg = run.cfg;
-  const Tensor<float>& q = run.q;
-  const Tensor<float>& k = run.k;
-  const Tensor<float>& wq = run.wq;
-  const Tensor<float>& wk = run.wk;
-  const Tensor<float>& got = run.got;
-
-  const auto [cos_d, sin_d] = qwen3_rotary_embedding<double>(cfg, c.L);
+  const auto [cos_d, sin_d] = qwen3_rotary_embedding<double>(run.cfg, c.L);
   const std::vector<numerics::Op> ops{testing::op_rms(double(c.D)), testing::op_elem("rope", true)};
   for (int part = 0; part < 2; ++part) {
-    const Tensor<float>& x = part ? k : q;
-    const Tensor<float>& w = part ? wk : wq;
+    const Tensor<float>& x = part ? run.k : run.q;
+    const Tensor<float>& w = part ? run.wk : run.wq;
     const int64_t heads = part ? c.G : c.H;
-    const Tensor<float> got_part = columns(got, part ? c.H * c.D : 0, heads * c.D, {c.B, c.L, heads, c.D});
-    Tensor<double> wrong = qwen3_rms_norm(x.cast<double>(), w.cast<double>(), cfg.rms_norm_eps);
+    const Tensor<float> got_part = columns(run.got, part ? c.H * c.D : 0, heads * c.D, {c.B, c.L, heads, c.D});
+    Tensor<double> wrong = qwen3_rms_norm(x.cast<double>(), w.cast<double>(), run.cfg.rms_norm_eps);
     {
       ScopedMutation interleaved(Mutation::TextRopeInterleaved);
       qwen3_apply_rotary_pos_emb(wrong, cos_d, sin_d);
@@ -80,36 +71,18 @@ class Qwen3AttentionMutation : public ::testing::TestWithParam<AttnCase> {};
 TEST_P(Qwen3AttentionMutation, NoCausalMaskFailsT3) {
   ZIMAGE_REQUIRE_CUDA();
   const AttnCase c = GetParam();
-  const int64_t B = 3;
-  const uint64_t seed = testing::test_seed();
-  const Tensor<float> q = testing::round_to(c.dt, testing::randn<float>({B, c.L, c.H, c.D}, seed, 2.0));
-  const Tensor<float> k = testing::round_to(c.dt, testing::randn<float>({B, c.L, c.G, c.D}, seed + 1, 2.0));
-  const Tensor<float> v = testing::round_to(c.dt, testing::randn<float>({B, c.L, c.G, c.D}, seed + 2));
-  const Tensor<int32_t> mask = pad_mask(c.L, {c.L, c.L / 2 + 1, 1}, c.left);
-  const int64_t W = (c.H + 2 * c.G) * c.D;
-  const auto qkv = testing::to_device(fuse_qkv(q, k, v), c.dt);
-  gpu::DeviceBuffer mask_d(size_t(mask.numel()) * sizeof(int32_t));
-  testing::copy_to_device(mask_d.get(), mask.ptr(), size_t(mask.numel()) * sizeof(int32_t));
-  gpu::AttentionVariant var;
-  var.kv_heads = c.G, var.causal = true, var.zero_empty_rows = true;
-  testing::Guarded out(c.dt, {B, c.L, c.H, c.D});
-  const gpu::ConstDevRows qkv_rows{qkv.data(), W, c.dt};
-  gpu::flash_attention(qkv_rows, qkv_rows.from_col(c.H * c.D), qkv_rows.from_col((c.H + c.G) * c.D), mask_d.as<const int32_t>(),
-                       {out.data(), c.H * c.D, c.dt}, {B, c.L, c.H, c.D}, testing::rt().stream(),
-                       gpu::AttentionVersion::automatic, nullptr, var);
-  const Tensor<float> got = out.host();
+  const testing::AttnRun run = testing::run_grouped_attention(c);
   const std::vector<numerics::Op> ops{testing::op_linear(double(c.D)), testing::op_elem("softmax", true),
                                       testing::op_linear(double(c.L))};
   Tensor<double> wrong;
   {
     ScopedMutation no_causal(Mutation::TextNoCausalMask);
-    wrong = qwen3_sdpa(q.cast<double>(), k.cast<double>(), v.cast<double>(), mask);
+    wrong = qwen3_sdpa(run.q.cast<double>(), run.k.cast<double>(), run.v.cast<double>(), run.mask);
   }
   const auto b = numerics::budget_for(numerics::Tier::T3, ops);
-  const auto cmp = numerics::compare(got, wrong);
+  const auto cmp = numerics::compare(run.got, wrong);
   std::printf("  against attention without the causal mask: %s\n", numerics::describe(cmp, b).c_str());
   EXPECT_FALSE(numerics::passes(cmp, b));
-  out.expect_guards_intact("qwen3 attention");
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Qwen3AttentionMutation, ::testing::ValuesIn(f32_only(testing::attn_cases())), attn_name);

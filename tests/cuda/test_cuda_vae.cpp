@@ -30,10 +30,7 @@ namespace {
 using testing::DType;
 
 const VaeGolden& golden(const std::string& c) {
-  static std::map<std::string, VaeGolden> cache;
-  auto it = cache.find(c);
-  if (it == cache.end()) it = cache.emplace(c, open_vae_golden(testing::golden_path(c))).first;
-  return it->second;
+  return testing::open_once<VaeGolden>(testing::golden_path(c), [](const std::string& p) { return open_vae_golden(p); });
 }
 
 // NCHW -> NHWC on the host.

@@ -31,7 +31,7 @@ TEST_P(Bf16Golden, WithinT4OfFp64AndARealBf16Run) {
   const GoldenFile g = open_golden(testing::golden_path(c));
   const auto bf = testing::open_bf16_golden(g);
   ASSERT_TRUE(bf.has_value());
-  const DitInputs<float> in = testing::golden_dit_inputs(g);
+  const DitInputs<float> in = golden_dit_inputs<float>(g);
   DitInputs<double> ind;
   for (const auto& x : in.x) ind.x.push_back(x.cast<double>());
   for (const auto& x : in.cap_feats) ind.cap_feats.push_back(x.cast<double>());

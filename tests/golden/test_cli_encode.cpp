@@ -17,20 +17,10 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kDir = std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder";
 
-// PIPELINE/{text_encoder, tokenizer} copied from the golden folders.
-fs::path make_pipeline(const std::string& tag) {
-  const fs::path d = testing::scratch_dir(tag);
-  fs::remove_all(d / "text_encoder");
-  fs::remove_all(d / "tokenizer");
-  fs::copy(kDir + "/tiny_te", d / "text_encoder", fs::copy_options::recursive);
-  fs::copy(kDir + "/tokenizer", d / "tokenizer", fs::copy_options::recursive);
-  return d;
-}
-
 std::string q(const std::string& s) { return "'" + s + "'"; }
 
 TEST(CliEncode, WritesWhatDiffusersEncodes) {
-  const fs::path p = make_pipeline("encode_ok");
+  const fs::path p = testing::text_encoder_pipeline("encode_ok");
   const auto golden = SafetensorsFile::open(kDir + "/te_encode_prompt.safetensors");
   const auto runs = nlohmann::json::parse(golden->metadata().at("runs"));
   const fs::path out = p / "embeds.safetensors";
@@ -51,7 +41,7 @@ TEST(CliEncode, WritesWhatDiffusersEncodes) {
 }
 
 TEST(CliEncode, TruncationWarnsWithTheDroppedCount) {
-  const fs::path p = make_pipeline("encode_trunc");
+  const fs::path p = testing::text_encoder_pipeline("encode_trunc");
   const auto golden = SafetensorsFile::open(kDir + "/te_encode_prompt.safetensors");
   const auto run = nlohmann::json::parse(golden->metadata().at("runs"))[1];
   const int L = run["max_sequence_length"].get<int>();
@@ -77,7 +67,7 @@ void expect_one_line_error(const testing::CliResult& r, const std::string& needl
 }
 
 TEST(CliEncode, BadInputIsOneLineError) {
-  const fs::path p = make_pipeline("encode_bad");
+  const fs::path p = testing::text_encoder_pipeline("encode_bad");
   const std::string out = (p / "x.safetensors").string();
   expect_one_line_error(testing::run_zimage("encode --model " + p.string() + " --prompt cat --hidden-layer 5 --out " + out),
                         "hidden layer 5 does not exist");

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "io/safetensors.h"
+#include "support/cli_runner.h"
 #include "support/goldens.h"
 #include "support/test_support.h"
 #include "dit/module_table.h"
@@ -17,10 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-int run(const std::string& args) {
-  const int raw = std::system((std::string(ZIMAGE_CLI) + " " + args + " > /dev/null 2>&1").c_str());
-  return WIFEXITED(raw) ? WEXITSTATUS(raw) : 128;
-}
+int run(const std::string& args) { return testing::run_zimage(args).status; }
 
 fs::path scratch(const std::string& name) {
   const fs::path d = fs::path(::testing::TempDir()) / ("zimage_cli_golden_" + std::to_string(::getpid()));

@@ -20,20 +20,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct CliRun {
-  int status;
-  std::string out, err;
-};
+using CliRun = testing::CliResult;
 
+// zimage ARGS, echoed with its status and output.
 CliRun zimage(const std::string& args) {
-  const fs::path d = testing::scratch_dir("inspect_io");
-  const std::string o = (d / "out.txt").string(), e = (d / "err.txt").string();
-  const int raw = std::system((std::string(ZIMAGE_CLI) + " " + args + " >" + o + " 2>" + e).c_str());
-  auto slurp = [](const std::string& p) {
-    std::ifstream in(p);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  };
-  CliRun r{WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), slurp(o), slurp(e)};
+  const CliRun r = testing::run_zimage(args);
   std::printf("$ zimage %s -> %d\n%s%s", args.c_str(), r.status, r.out.c_str(), r.err.c_str());
   return r;
 }

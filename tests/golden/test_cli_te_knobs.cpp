@@ -22,15 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kDir = std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder";
 
-fs::path make_pipeline(const std::string& tag) {
-  const fs::path d = testing::scratch_dir(tag);
-  fs::remove_all(d / "text_encoder");
-  fs::remove_all(d / "tokenizer");
-  fs::copy(kDir + "/tiny_te", d / "text_encoder", fs::copy_options::recursive);
-  fs::copy(kDir + "/tokenizer", d / "tokenizer", fs::copy_options::recursive);
-  return d;
-}
-
 std::string q(const std::string& s) {  // single-quoted for the shell
   std::string o = "'";
   for (char c : s) o += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -52,7 +43,7 @@ TEST_P(CliTeKnobsRun, EncodeWritesWhatTransformersComputes) {
   const int r = GetParam();
   const auto golden = SafetensorsFile::open(kDir + "/te_knobs.safetensors");
   const auto run = nlohmann::json::parse(golden->metadata().at("runs"))[size_t(r)];
-  const fs::path p = make_pipeline("te_knobs_" + std::to_string(r));
+  const fs::path p = testing::text_encoder_pipeline("te_knobs_" + std::to_string(r));
   const fs::path out = p / "embeds.safetensors";
   std::string cmd = "encode --model " + p.string() + " --out " + out.string() +
                     " --max-sequence-length " + std::to_string(run["max_sequence_length"].get<int>()) +

@@ -17,6 +17,7 @@
 #include "io/safetensors.h"
 #include "dit/dit_knobs.h"
 #include "dit/transformer.h"
+#include "support/expect_errors.h"
 #include "support/cli_runner.h"
 #include "support/goldens.h"
 #include "support/test_support.h"
@@ -29,16 +30,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::run_zimage;
-
-#define EXPECT_THROW_MSG_HAS(stmt, needle)                                                        \
-  do {                                                                                            \
-    try {                                                                                         \
-      (void)(stmt);                                                                               \
-      ADD_FAILURE() << #stmt " did not throw";                                                    \
-    } catch (const Error& e_) {                                                                   \
-      EXPECT_NE(std::string(e_.what()).find(needle), std::string::npos) << e_.what();            \
-    }                                                                                             \
-  } while (0)
 
 const GoldenFile& skip_golden() {
   static const GoldenFile g = open_golden(testing::golden_path("skip_context_refiner"));

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
+#include "support/te_goldens.h"
 #include "support/test_support.h"
 #include "text_encoder/prompt_encoder.h"
 #include "text_encoder/module_table.h"
@@ -14,15 +15,11 @@
 namespace zimage {
 namespace {
 
-const std::string kDir = std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder";
+using testing::tiny_prompt_encoder;
 
 const SafetensorsFile& golden() {
-  static const auto f = SafetensorsFile::open(kDir + "/te_encode_prompt.safetensors");
+  static const auto f = SafetensorsFile::open(testing::te_golden_path("te_encode_prompt"));
   return *f;
-}
-const PromptEncoder& encoder() {
-  static const PromptEncoder e = PromptEncoder::open(kDir + "/tokenizer", kDir + "/tiny_te");
-  return e;
 }
 nlohmann::json runs() { return nlohmann::json::parse(golden().metadata().at("runs")); }
 
@@ -36,7 +33,7 @@ TEST_P(EncodePromptRun, IdsMasksAndEmbeddingsMatchDiffusers) {
   std::vector<std::string> prompts, texts;
   for (const auto& p : run["prompts"]) prompts.push_back(p.get<std::string>()), texts.push_back(qwen3_chat_prompt(prompts.back()));
   std::vector<std::string> warnings;
-  const TokenizedBatch tb = encoder().tokenize(texts, L, [&](const std::string& w) { warnings.push_back(w); });
+  const TokenizedBatch tb = tiny_prompt_encoder().tokenize(texts, L, [&](const std::string& w) { warnings.push_back(w); });
   testing::expect_exact(pre + "input_ids", numerics::compare(tb.input_ids.cast<double>(), golden().get<double>(pre + "input_ids")));
   testing::expect_exact(pre + "attention_mask",
                         numerics::compare(tb.attention_mask.cast<double>(), golden().get<double>(pre + "attention_mask")));
@@ -53,11 +50,11 @@ TEST_P(EncodePromptRun, IdsMasksAndEmbeddingsMatchDiffusers) {
     EXPECT_NE(w.find("tokens dropped"), std::string::npos);
   }
   const auto budget = text_encoder_module_budget(
-      numerics::Tier::T2, "hidden_states." + std::to_string(qwen3_hidden_index(encoder().text_encoder().config(), -2)),
-      encoder().text_encoder().config(), L);
+      numerics::Tier::T2, "hidden_states." + std::to_string(qwen3_hidden_index(tiny_prompt_encoder().text_encoder().config(), -2)),
+      tiny_prompt_encoder().text_encoder().config(), L);
   auto check = [&](const std::vector<std::string>& ps, const std::string& name) {
-    const auto f = encoder().encode<float>(ps, L);
-    const auto d = encoder().encode<double>(ps, L);
+    const auto f = tiny_prompt_encoder().encode<float>(ps, L);
+    const auto d = tiny_prompt_encoder().encode<double>(ps, L);
     for (size_t i = 0; i < ps.size(); ++i) {
       const Tensor<double> ref = golden().get<double>(pre + name + "." + std::to_string(i));
       ASSERT_EQ(f[i].shape, ref.shape) << name << " " << i;
@@ -78,8 +75,8 @@ TEST(EncodePrompt, HiddenLayerMinusOneIsCaught) {
   // The wrong-layer bug as a user flag: -1 differs from diffusers' -2 far beyond the budget.
   const std::vector<std::string> p{runs()[0]["prompts"][0].get<std::string>()};
   const auto ref = golden().get<double>("run0.prompt_embeds.0");
-  const auto got = encoder().encode<double>(p, 512, -1);
-  const auto b = text_encoder_module_budget(numerics::Tier::T2, "hidden_states.3", encoder().text_encoder().config(), 512);
+  const auto got = tiny_prompt_encoder().encode<double>(p, 512, -1);
+  const auto b = text_encoder_module_budget(numerics::Tier::T2, "hidden_states.3", tiny_prompt_encoder().text_encoder().config(), 512);
   const auto cmp = numerics::compare(got[0], ref);
   std::printf("  hidden layer -1 vs golden -2: %s\n", numerics::describe(cmp, b).c_str());
   EXPECT_FALSE(numerics::passes(cmp, b));
@@ -87,7 +84,7 @@ TEST(EncodePrompt, HiddenLayerMinusOneIsCaught) {
 
 TEST(EncodePrompt, UnknownHiddenLayerIsAnError) {
   try {
-    (void)encoder().encode<float>({"a cat"}, 64, 7);
+    (void)tiny_prompt_encoder().encode<float>({"a cat"}, 64, 7);
     ADD_FAILURE() << "hidden layer 7 accepted for a 3-layer encoder";
   } catch (const Error& e) {
     std::printf("  %s\n", e.what());
@@ -96,7 +93,7 @@ TEST(EncodePrompt, UnknownHiddenLayerIsAnError) {
 }
 
 TEST(EncodePrompt, LoadsTheSavedShardedFolder) {
-  const auto& te = encoder().text_encoder();
+  const auto& te = tiny_prompt_encoder().text_encoder();
   EXPECT_EQ(te.config().num_key_value_heads * 4, te.config().num_attention_heads);
   EXPECT_NE(te.params().describe().find("model.safetensors.index.json"), std::string::npos) << te.params().describe();
 }

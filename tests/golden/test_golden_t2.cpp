@@ -33,12 +33,7 @@ std::vector<ModuleCase> module_cases() {
 
 // Goldens are opened once per process (opening screens every tensor).
 const GoldenFile& golden(const std::string& c) {
-  static std::map<std::string, GoldenFile> cache;
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(c);
-  if (it == cache.end()) it = cache.emplace(c, open_golden(testing::golden_path(c))).first;
-  return it->second;
+  return testing::open_once<GoldenFile>(testing::golden_path(c), [](const std::string& p) { return open_golden(p); });
 }
 
 class GoldenModuleT2 : public ::testing::TestWithParam<ModuleCase> {};

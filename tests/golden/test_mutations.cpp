@@ -5,6 +5,7 @@
 // reference/numerics/mutation.h, docs/tolerances.md).
 #include "numerics/mutation.h"
 #include "support/goldens.h"
+#include "support/mutation_gate.h"
 #include "support/test_support.h"
 #include "dit/module_table.h"
 #include "validation/validate.h"
@@ -43,18 +44,7 @@ std::pair<bool, std::string> run_check(const MutationCase& m) {
 class MutationIsCaught : public ::testing::TestWithParam<MutationCase> {};
 
 TEST_P(MutationIsCaught, CheckFailsWithMutationAndPassesWithout) {
-  const MutationCase& m = GetParam();
-  const auto [clean_pass, clean] = run_check(m);
-  std::printf("  clean   %s %s: %s\n", m.golden.c_str(), m.check.c_str(), clean.c_str());
-  EXPECT_TRUE(clean_pass) << "the check must pass without the mutation: " << clean;
-  std::pair<bool, std::string> mutated_result;
-  {
-    ScopedMutation scoped(m.mutation);
-    mutated_result = run_check(m);
-  }
-  std::printf("  mutated %s %s [%s]: %s\n", m.golden.c_str(), m.check.c_str(), mutation_name(m.mutation),
-              mutated_result.second.c_str());
-  EXPECT_FALSE(mutated_result.first) << mutation_name(m.mutation) << " was not caught by " << m.check;
+  testing::expect_mutation_caught(GetParam(), run_check);
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -17,10 +17,7 @@ namespace zimage {
 namespace {
 
 const GoldenFile& golden(const std::string& c) {
-  static std::map<std::string, GoldenFile> cache;
-  auto it = cache.find(c);
-  if (it == cache.end()) it = cache.emplace(c, open_golden(testing::golden_path(c))).first;
-  return it->second;
+  return testing::open_once<GoldenFile>(testing::golden_path(c), [](const std::string& p) { return open_golden(p); });
 }
 
 void expect_rows_pass(const std::vector<ValidationRow>& rows) {

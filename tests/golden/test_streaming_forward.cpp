@@ -11,20 +11,10 @@
 #include "io/held_bf16.h"
 #include "dit/transformer.h"
 #include "support/goldens.h"
+#include "validation/golden_inputs.h"
 
 namespace zimage {
 namespace {
-
-template <class T>
-DitInputs<T> golden_inputs(const GoldenFile& g) {
-  DitInputs<T> in;
-  for (int i = 0; i < g.batch_size(); ++i) {
-    in.x.push_back(g.get<T>("x." + std::to_string(i)));
-    in.cap_feats.push_back(g.get<T>("cap_feats." + std::to_string(i)));
-  }
-  in.t = g.get<T>("t");
-  return in;
-}
 
 template <class T>
 bool bitwise_equal(const Tensor<T>& a, const Tensor<T>& b) {
@@ -58,8 +48,8 @@ class StreamingForward : public ::testing::TestWithParam<std::string> {};
 TEST_P(StreamingForward, BitwiseEqualToAllInMemory) {
   const GoldenFile g = open_golden(testing::golden_path(GetParam()));
   ASSERT_EQ(g.kind, "model");
-  expect_same_forward(g.config, *g.params, golden_inputs<float>(g), GetParam() + "/float");
-  expect_same_forward(g.config, *g.params, golden_inputs<double>(g), GetParam() + "/double");
+  expect_same_forward(g.config, *g.params, golden_dit_inputs<float>(g), GetParam() + "/float");
+  expect_same_forward(g.config, *g.params, golden_dit_inputs<double>(g), GetParam() + "/double");
 }
 
 std::vector<std::string> shipped_model_cases() {
@@ -106,7 +96,7 @@ TEST(HeldBf16, ForwardUnchangedAndHalfTheBytes) {
   const GoldenFile g = open_golden(testing::golden_path("tiny_single"));
   const auto rounded = std::make_shared<Bf16Rounded>(g.params);
   const auto held = hold_as_bf16(rounded);
-  const DitInputs<float> in = golden_inputs<float>(g);
+  const DitInputs<float> in = golden_dit_inputs<float>(g);
   const auto a = zimage_forward(load_weights<float>(g.config, *rounded), in);
   const auto b = zimage_forward_streaming(g.config, *held, in);
   ASSERT_EQ(a.size(), b.size());

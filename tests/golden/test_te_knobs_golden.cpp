@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
+#include "support/te_goldens.h"
 #include "support/test_support.h"
 #include "text_encoder/prompt_encoder.h"
 #include "text_encoder/module_table.h"
@@ -20,15 +21,11 @@
 namespace zimage {
 namespace {
 
-const std::string kDir = std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder";
+using testing::tiny_prompt_encoder;
 
 const SafetensorsFile& golden() {
-  static const auto f = SafetensorsFile::open(kDir + "/te_knobs.safetensors");
+  static const auto f = SafetensorsFile::open(testing::te_golden_path("te_knobs"));
   return *f;
-}
-const PromptEncoder& encoder() {
-  static const PromptEncoder e = PromptEncoder::open(kDir + "/tokenizer", kDir + "/tiny_te");
-  return e;
 }
 nlohmann::json runs() { return nlohmann::json::parse(golden().metadata().at("runs")); }
 
@@ -50,7 +47,7 @@ EncodeOptions options_of(const nlohmann::json& run) {
 std::vector<std::string> prompts_of(const nlohmann::json& run) { return run["prompts"].get<std::vector<std::string>>(); }
 
 numerics::Budget mix_budget(const EncodeOptions& o) {
-  const auto& cfg = encoder().text_encoder().config();
+  const auto& cfg = tiny_prompt_encoder().text_encoder().config();
   int deepest = 0;
   for (int k : o.hidden_layers) deepest = std::max(deepest, qwen3_hidden_index(cfg, k));
   const std::string path = deepest == 0 ? "hidden_states.1" : "hidden_states." + std::to_string(deepest);
@@ -73,13 +70,13 @@ TEST_P(TeKnobsRun, TextIdsMasksAndEmbeddingsMatchTransformers) {
     texts.push_back(qwen3_chat_prompt(prompts[i], o.think, o.system_prompt));
     EXPECT_EQ(texts[i], run["texts"][i].get<std::string>()) << "apply_chat_template text, prompt " << i;
   }
-  const TokenizedBatch tb = encoder().tokenize(texts, o.max_sequence_length, {}, o.padding_side);
+  const TokenizedBatch tb = tiny_prompt_encoder().tokenize(texts, o.max_sequence_length, {}, o.padding_side);
   testing::expect_exact(pre + "input_ids", numerics::compare(tb.input_ids.cast<double>(), golden().get<double>(pre + "input_ids")));
   testing::expect_exact(pre + "attention_mask",
                         numerics::compare(tb.attention_mask.cast<double>(), golden().get<double>(pre + "attention_mask")));
   const auto budget = mix_budget(o);
-  const auto f = encoder().encode<float>(prompts, o);
-  const auto d = encoder().encode<double>(prompts, o);
+  const auto f = tiny_prompt_encoder().encode<float>(prompts, o);
+  const auto d = tiny_prompt_encoder().encode<double>(prompts, o);
   ASSERT_EQ(f.size(), prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) {
     const std::string name = pre + "prompt_embeds." + std::to_string(i);
@@ -98,15 +95,15 @@ TEST(TeKnobs, OneLayerIsTodaysPathBitForBit) {
   EncodeOptions o;
   o.max_sequence_length = 40;
   o.hidden_layer_weights = {0.3};
-  const auto old_path = encoder().encode<float>(p, 40, -2);
-  const auto knobs = encoder().encode<float>(p, o);
+  const auto old_path = tiny_prompt_encoder().encode<float>(p, 40, -2);
+  const auto knobs = tiny_prompt_encoder().encode<float>(p, o);
   ASSERT_EQ(old_path.size(), knobs.size());
   for (size_t i = 0; i < p.size(); ++i) {
     EXPECT_EQ(old_path[i].shape, knobs[i].shape);
     EXPECT_TRUE(old_path[i].data == knobs[i].data) << "prompt " << i << " is not bit-identical";
   }
-  const TokenizedBatch tb = encoder().tokenize({qwen3_chat_prompt(p[0])}, 40);
-  const auto& te = encoder().text_encoder();
+  const TokenizedBatch tb = tiny_prompt_encoder().tokenize({qwen3_chat_prompt(p[0])}, 40);
+  const auto& te = tiny_prompt_encoder().text_encoder();
   const auto one = te.hidden_state<float>(tb.input_ids, tb.attention_mask, -2);
   const auto several = te.hidden_states<float>(tb.input_ids, tb.attention_mask, {-2, 0, -1, -3});
   EXPECT_TRUE(several[0].data == one.data);
@@ -138,7 +135,7 @@ TEST(TeKnobs, WrongWeightsAreCaught) {
     if (variant == 0) std::reverse(o.hidden_layer_weights.begin(), o.hidden_layer_weights.end());
     else o.hidden_layers = {o.hidden_layers[0]};  // only the first layer
     if (variant == 1) o.hidden_layer_weights.clear();
-    const auto got = encoder().encode<double>({prompts_of(run)[0]}, o);
+    const auto got = tiny_prompt_encoder().encode<double>({prompts_of(run)[0]}, o);
     const auto cmp = numerics::compare(got[0], ref);
     std::printf("  %s: %s\n", variant == 0 ? "weights reversed" : "first layer only",
                 numerics::describe(cmp, mix_budget(good)).c_str());
@@ -156,7 +153,7 @@ TEST(TeKnobs, LeftAndRightPaddingAgreeBecauseRopeIsRelative) {
   EncodeOptions o = options_of(run);
   ASSERT_EQ(*o.padding_side, "left");
   o.padding_side = "right";
-  const auto got = encoder().encode<double>(prompts_of(run), o);
+  const auto got = tiny_prompt_encoder().encode<double>(prompts_of(run), o);
   const auto b = mix_budget(o);
   for (size_t i = 0; i < got.size(); ++i) {
     const auto cmp = numerics::compare(got[i], golden().get<double>("run1.prompt_embeds." + std::to_string(i)));
@@ -184,7 +181,7 @@ TEST(TeKnobs, BadMixesAreOneLineErrors) {
   EXPECT_THROW(check_padding_side("up", "--padding-side"), Error);
   EncodeOptions o;
   o.hidden_layers = {-2, 9};  // an unknown layer fails before any work
-  EXPECT_THROW((void)encoder().encode<float>({"a cat"}, o), Error);
+  EXPECT_THROW((void)tiny_prompt_encoder().encode<float>({"a cat"}, o), Error);
 }
 
 }  // namespace

@@ -7,8 +7,8 @@
 // The mutation tests of these checks are in test_text_encoder_mutations.cpp.
 #include <filesystem>
 #include <map>
-#include <mutex>
 
+#include "support/te_goldens.h"
 #include "support/test_support.h"
 #include "text_encoder/te_golden.h"
 #include "text_encoder/module_table.h"
@@ -16,17 +16,8 @@
 namespace zimage {
 namespace {
 
-std::string te_golden_dir() { return std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder"; }
-std::string te_golden_path(const std::string& c) { return te_golden_dir() + "/" + c + ".safetensors"; }
-
-const TextEncoderGolden& golden(const std::string& c) {
-  static std::map<std::string, TextEncoderGolden> cache;
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(c);
-  if (it == cache.end()) it = cache.emplace(c, open_text_encoder_golden(te_golden_path(c))).first;
-  return it->second;
-}
+using testing::te_golden;
+using testing::te_golden_dir;
 
 struct Check {
   std::string golden, check;
@@ -44,7 +35,7 @@ std::vector<Check> checks() {
   }
   std::sort(cases.begin(), cases.end());
   for (const auto& c : cases)
-    for (const auto& n : golden(c).checks()) out.push_back({c, n});
+    for (const auto& n : te_golden(c).checks()) out.push_back({c, n});
   return out;
 }
 
@@ -52,7 +43,7 @@ class TextEncoderT2 : public ::testing::TestWithParam<Check> {};
 
 TEST_P(TextEncoderT2, TeacherForcedWithinBudget) {
   const auto& [c, check] = GetParam();
-  const TextEncoderGolden& g = golden(c);
+  const TextEncoderGolden& g = te_golden(c);
   const Tensor<double> ref = g.file->get<double>(check);
   const auto b = text_encoder_module_budget(numerics::Tier::T2, check, g.config, g.seq_len());
   const auto f = run_text_encoder_check<float>(g, check);
@@ -69,7 +60,7 @@ INSTANTIATE_TEST_SUITE_P(Goldens, TextEncoderT2, ::testing::ValuesIn(checks()), 
 // transformers' hidden_states indexing, pinned on the golden: [-1] is the final
 // norm's output (hidden_states.n), [-2] the output of layer n-2 (hidden_states.n-1).
 TEST(TextEncoderGolden, NegativeHiddenIndicesMatchTransformers) {
-  const TextEncoderGolden& g = golden("te_tiny_left");
+  const TextEncoderGolden& g = te_golden("te_tiny_left");
   const int n = g.config.num_hidden_layers;
   for (int k : {-1, -2, -(n + 1)}) {
     const int idx = qwen3_hidden_index(g.config, k);
@@ -84,7 +75,7 @@ TEST(TextEncoderGolden, NegativeHiddenIndicesMatchTransformers) {
 }
 
 TEST(TextEncoderGolden, UnknownHiddenLayerIsAnError) {
-  const TextEncoderGolden& g = golden("te_tiny_left");
+  const TextEncoderGolden& g = te_golden("te_tiny_left");
   const int n = g.config.num_hidden_layers;
   for (int k : {n + 1, -(n + 2), 1000}) {
     try {

@@ -19,12 +19,7 @@ namespace {
 const std::vector<std::string> kVaeGoldens = {"vae_tiny", "vae_flux_like", "vae_real_blocks"};
 
 const VaeGolden& golden(const std::string& c) {
-  static std::map<std::string, VaeGolden> cache;
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(c);
-  if (it == cache.end()) it = cache.emplace(c, open_vae_golden(testing::golden_path(c))).first;
-  return it->second;
+  return testing::open_once<VaeGolden>(testing::golden_path(c), [](const std::string& p) { return open_vae_golden(p); });
 }
 
 // One test per block: a row "decoder.up_blocks.1.resnets.0.conv1" is checked

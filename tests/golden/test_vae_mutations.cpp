@@ -6,6 +6,7 @@
 // reference/numerics/mutation.h, docs/tolerances.md).
 #include "numerics/mutation.h"
 #include "support/goldens.h"
+#include "support/mutation_gate.h"
 #include "support/test_support.h"
 #include "vae/vae_golden.h"
 #include "vae/module_table.h"
@@ -35,18 +36,7 @@ std::pair<bool, std::string> run_check(const VaeMutationCase& m) {
 class VaeMutationIsCaught : public ::testing::TestWithParam<VaeMutationCase> {};
 
 TEST_P(VaeMutationIsCaught, CheckFailsWithMutationAndPassesWithout) {
-  const VaeMutationCase& m = GetParam();
-  const auto [clean_pass, clean] = run_check(m);
-  std::printf("  clean   %s %s: %s\n", m.golden.c_str(), m.check.c_str(), clean.c_str());
-  EXPECT_TRUE(clean_pass) << "the check must pass without the mutation: " << clean;
-  std::pair<bool, std::string> mutated_result;
-  {
-    ScopedMutation scoped(m.mutation);
-    mutated_result = run_check(m);
-  }
-  std::printf("  mutated %s %s [%s]: %s\n", m.golden.c_str(), m.check.c_str(), mutation_name(m.mutation),
-              mutated_result.second.c_str());
-  EXPECT_FALSE(mutated_result.first) << mutation_name(m.mutation) << " was not caught by " << m.check;
+  testing::expect_mutation_caught(GetParam(), run_check);
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -17,6 +17,7 @@
 #include "dit/transformer.h"
 #include "support/goldens.h"
 #include "validation/golden_file.h"
+#include "validation/golden_inputs.h"
 
 namespace zimage::testing {
 
@@ -33,16 +34,6 @@ inline int64_t unified_len(const ZImageConfig& cfg, const DitInputs<float>& in) 
     L = std::max(L, padded_caption_len(tok) + padded_caption_len(in.cap_feats[i].dim(0)));
   }
   return L;
-}
-
-inline DitInputs<float> golden_dit_inputs(const GoldenFile& g) {
-  DitInputs<float> in;
-  for (int i = 0; i < g.batch_size(); ++i) {
-    in.x.push_back(g.get<float>("x." + std::to_string(i)));
-    in.cap_feats.push_back(g.get<float>("cap_feats." + std::to_string(i)));
-  }
-  in.t = g.get<float>("t");
-  return in;
 }
 
 // The bf16 golden of `fp32` (an opened kind=model golden), or nullopt when the case has none.

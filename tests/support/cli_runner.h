@@ -1,5 +1,5 @@
-// Running the zimage CLI from a test: exit status and stderr, with a
-// per-process stderr file so parallel ctest runs do not mix.
+// Running the zimage CLI from a test: exit status, stderr and stdout, through
+// per-process files so parallel ctest runs do not mix.
 #pragma once
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,18 +15,24 @@
 namespace zimage::testing {
 
 struct CliResult {
-  int status;
-  std::string err;
+  int status;  // the exit status; 128 + the signal when it was killed
+  std::string err, out;
 };
 
+// Runs `zimage ARGS` (ARGS as the shell reads them).
 inline CliResult run_zimage(const std::string& args) {
-  const std::filesystem::path errf =
-      std::filesystem::path(::testing::TempDir()) / ("zimage_cli_stderr_" + std::to_string(::getpid()) + ".txt");
-  const std::string cmd = std::string(ZIMAGE_CLI) + " " + args + " >/dev/null 2>" + errf.string();
-  const int raw = std::system(cmd.c_str());
-  std::ifstream in(errf);
-  std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), err};
+  const std::string stem = (std::filesystem::path(::testing::TempDir()) /
+                            ("zimage_cli_run_" + std::to_string(::getpid()))).string();
+  const std::string o = stem + ".out", e = stem + ".err";
+  const int raw = std::system((std::string(ZIMAGE_CLI) + " " + args + " >" + o + " 2>" + e).c_str());
+  auto read = [](const std::string& p) {
+    std::ifstream in(p);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  CliResult r{WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), read(e), read(o)};
+  std::filesystem::remove(o);
+  std::filesystem::remove(e);
+  return r;
 }
 
 // A scratch folder for one test process.
@@ -56,6 +62,19 @@ inline std::filesystem::path tiny_text_pipeline(const std::string& tag) {
   const fs::path te = fs::path(ZIMAGE_GOLDEN_DIR) / "text_encoder";
   if (!fs::exists(d / "text_encoder")) fs::create_directory_symlink(te / "tiny_te", d / "text_encoder");
   if (!fs::exists(d / "tokenizer")) fs::create_directory_symlink(te / "tokenizer", d / "tokenizer");
+  return d;
+}
+
+// A pipeline folder with only a text encoder: golden/text_encoder's tiny_te (the tiny Qwen3 saved by
+// transformers) and the test tokenizer, copied (fresh each call) into scratch_dir(tag).
+inline std::filesystem::path text_encoder_pipeline(const std::string& tag) {
+  namespace fs = std::filesystem;
+  const fs::path d = scratch_dir(tag);
+  const fs::path te = fs::path(ZIMAGE_GOLDEN_DIR) / "text_encoder";
+  fs::remove_all(d / "text_encoder");
+  fs::remove_all(d / "tokenizer");
+  fs::copy(te / "tiny_te", d / "text_encoder", fs::copy_options::recursive);
+  fs::copy(te / "tokenizer", d / "tokenizer", fs::copy_options::recursive);
   return d;
 }
 

@@ -2,6 +2,8 @@
 #pragma once
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,18 @@ inline std::vector<std::string> golden_cases_of_kind(const std::string& kind) {
     if (e.path().extension() == ".safetensors" && golden_kind(e.path().stem()) == kind) out.push_back(e.path().stem());
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// What `open(path)` returns for a golden file, opened once per process and path (opening screens
+// every tensor); safe from several threads. One cache per Golden type and `open`.
+template <class Golden, class Open>
+const Golden& open_once(const std::string& path, Open open) {
+  static std::map<std::string, Golden> cache;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(path);
+  if (it == cache.end()) it = cache.emplace(path, open(path)).first;
+  return it->second;
 }
 
 }  // namespace zimage::testing

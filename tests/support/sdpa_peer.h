@@ -28,15 +28,11 @@ inline const std::string& sdpa_peer_path() {
 // The golden, with its format, kind and provenance keys checked and every tensor screened.
 inline const std::shared_ptr<SafetensorsFile>& sdpa_peer_golden() {
   static const std::shared_ptr<SafetensorsFile> f = [] {
-    auto g = SafetensorsFile::open(sdpa_peer_path());
-    const auto& md = g->metadata();
-    for (const char* k : {"format", "kind", "torch_version", "torch_cpu_capability", "date", "script", "dtype",
-                          "reference_dtype", "command", "threads", "attention_backend", "sdpa_peer"})
-      ZIMAGE_CHECK(md.count(k), sdpa_peer_path() + ": golden metadata lacks '" + k + "'");
-    ZIMAGE_CHECK(md.at("format") == "zimage-golden-v1", sdpa_peer_path() + ": format is not zimage-golden-v1");
-    ZIMAGE_CHECK(md.at("kind") == "sdpa_peer", sdpa_peer_path() + ": kind '" + md.at("kind") + "', expected sdpa_peer");
-    for (const auto& name : g->names()) screen_golden_tensor(sdpa_peer_path(), g->view(name));
-    return g;
+    const GoldenHeader h = golden_header(sdpa_peer_path(), "sdpa_peer",
+                                         {"torch_version", "torch_cpu_capability", "date", "script", "dtype",
+                                          "reference_dtype", "command", "threads", "attention_backend", "sdpa_peer"});
+    for (const auto& name : h.file->names()) screen_golden_tensor(sdpa_peer_path(), h.file->view(name));
+    return h.file;
   }();
   return f;
 }

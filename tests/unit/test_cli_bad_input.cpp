@@ -9,6 +9,7 @@
 
 #include "io/safetensors.h"
 #include "dit/transformer.h"
+#include "support/cli_runner.h"
 #include "support/test_support.h"
 
 namespace zimage {
@@ -16,19 +17,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct RunResult {
-  int status;
-  std::string err;
-};
-
-RunResult run_cli(const std::string& args) {
-  const fs::path errf = fs::path(::testing::TempDir()) / ("zimage_cli_stderr_" + std::to_string(::getpid()) + ".txt");
-  const std::string cmd = std::string(ZIMAGE_CLI) + " " + args + " >/dev/null 2>" + errf.string();
-  const int raw = std::system(cmd.c_str());
-  std::ifstream in(errf);
-  std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), err};
-}
+using RunResult = testing::CliResult;
+using testing::run_zimage;
 
 // A tiny model folder written with the project's writer and synthetic weights.
 class CliBadInput : public ::testing::Test {
@@ -83,56 +73,56 @@ class CliBadInput : public ::testing::Test {
 };
 
 TEST_F(CliBadInput, ValidInputsSucceed) {
-  const RunResult r = run_cli(dit_args());
+  const RunResult r = run_zimage(dit_args());
   ASSERT_EQ(r.status, 0) << r.err;
   const auto f = SafetensorsFile::open(out.string());
   EXPECT_EQ(f->view("sample.0").shape, (Shape{16, 1, 8, 8}));
 }
 
-TEST_F(CliBadInput, MissingArgument) { expect_error(run_cli("dit --model " + model.string()), "--inputs"); }
-TEST_F(CliBadInput, UnknownArgument) { expect_error(run_cli(dit_args() + " --steps 3"), "--steps"); }
-TEST_F(CliBadInput, BadDtype) { expect_error(run_cli(dit_args() + " --dtype float16"), "--dtype"); }
+TEST_F(CliBadInput, MissingArgument) { expect_error(run_zimage("dit --model " + model.string()), "--inputs"); }
+TEST_F(CliBadInput, UnknownArgument) { expect_error(run_zimage(dit_args() + " --steps 3"), "--steps"); }
+TEST_F(CliBadInput, BadDtype) { expect_error(run_zimage(dit_args() + " --dtype float16"), "--dtype"); }
 TEST_F(CliBadInput, ModelWithoutConfig) {
   fs::remove(model / "config.json");
-  expect_error(run_cli(dit_args()), "config.json");
+  expect_error(run_zimage(dit_args()), "config.json");
 }
 TEST_F(CliBadInput, TruncatedModelFile) {
   fs::resize_file(model / "diffusion_pytorch_model.safetensors", 4000);
-  expect_error(run_cli(dit_args()), "diffusion_pytorch_model.safetensors");
+  expect_error(run_zimage(dit_args()), "diffusion_pytorch_model.safetensors");
 }
 TEST_F(CliBadInput, MissingWeight) {
   write_model([](const std::string& n) { return n != "layers.0.feed_forward.w2.weight"; });
-  expect_error(run_cli(dit_args()), "layers.0.feed_forward.w2.weight");
+  expect_error(run_zimage(dit_args()), "layers.0.feed_forward.w2.weight");
 }
 TEST_F(CliBadInput, WrongWeightShape) {
   write_model([](const std::string&) { return true; }, "cap_embedder.1.weight");
-  expect_error(run_cli(dit_args()), "cap_embedder.1.weight");
+  expect_error(run_zimage(dit_args()), "cap_embedder.1.weight");
 }
 TEST_F(CliBadInput, MissingInputsFile) {
   fs::remove(inputs);
-  expect_error(run_cli(dit_args()), inputs.string());
+  expect_error(run_zimage(dit_args()), inputs.string());
 }
 TEST_F(CliBadInput, InputWrongDtype) {
   write_inputs({16, 1, 8, 8}, {5, 32}, DType::F64);
-  expect_error(run_cli(dit_args()), "x.0");
+  expect_error(run_zimage(dit_args()), "x.0");
 }
 TEST_F(CliBadInput, ImageNotDivisibleByPatch) {
   write_inputs({16, 1, 8, 7}, {5, 32}, DType::F32);
-  expect_error(run_cli(dit_args()), "x.0");
+  expect_error(run_zimage(dit_args()), "x.0");
 }
 TEST_F(CliBadInput, CaptionWidthMismatch) {
   write_inputs({16, 1, 8, 8}, {5, 31}, DType::F32);
-  expect_error(run_cli(dit_args()), "cap_feats.0");
+  expect_error(run_zimage(dit_args()), "cap_feats.0");
 }
 TEST_F(CliBadInput, InputHoldingNaNNamesTensorAndIndex) {
   write_inputs({16, 1, 8, 8}, {5, 32}, DType::F32, std::nan(""));
-  const RunResult r = run_cli(dit_args());
+  const RunResult r = run_zimage(dit_args());
   expect_error(r, "'cap_feats.0'");
   EXPECT_NE(r.err.find("flat index 7"), std::string::npos) << r.err;
 }
 TEST_F(CliBadInput, InputHoldingInfNamesTensorAndIndex) {
   write_inputs({16, 1, 8, 8}, {5, 32}, DType::F32, 0, INFINITY);
-  const RunResult r = run_cli(dit_args());
+  const RunResult r = run_zimage(dit_args());
   expect_error(r, "'t'");
   EXPECT_NE(r.err.find("flat index 0"), std::string::npos) << r.err;
 }
@@ -141,14 +131,14 @@ TEST_F(CliBadInput, CaptionPastRopeTable) {
   small.axes_lens = {64, 32, 32};  // longest caption 32
   std::ofstream(model / "config.json") << small.to_json().dump(2);
   write_inputs({16, 1, 8, 8}, {33, 32}, DType::F32);
-  expect_error(run_cli(dit_args()), "a caption of 33 tokens pads to 64");
+  expect_error(run_zimage(dit_args()), "a caption of 33 tokens pads to 64");
 }
 
 // NaN tracing: a NaN in one weight of layers.0's w3 shows up first in that
 // Linear's output, in every row of the unified sequence (B 1, L 32 + 32).
 TEST_F(CliBadInput, CheckFiniteNamesFirstModuleCountAndIndex) {
   write_model([](const std::string&) { return true; }, "", "layers.0.feed_forward.w3.weight");
-  const RunResult r = run_cli(dit_args() + " --check-finite");
+  const RunResult r = run_zimage(dit_args() + " --check-finite");
   std::printf("  stderr: %s", r.err.c_str());
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_NE(r.err.find("'layers.0.feed_forward.w3' holds 64 NaN/Inf values, the first at flat index 0"), std::string::npos)
@@ -156,17 +146,17 @@ TEST_F(CliBadInput, CheckFiniteNamesFirstModuleCountAndIndex) {
   EXPECT_FALSE(fs::exists(out)) << "a traced non-finite run must not write its output";
 }
 TEST_F(CliBadInput, CheckFiniteCleanRunWritesOutput) {
-  const RunResult r = run_cli(dit_args() + " --check-finite");
+  const RunResult r = run_zimage(dit_args() + " --check-finite");
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(fs::exists(out));
 }
 TEST_F(CliBadInput, CheckFiniteAcceptedByEverySubcommand) {
-  EXPECT_EQ(run_cli("rope-limits --model " + model.string() + " --check-finite").status, 0);
-  EXPECT_EQ(run_cli("validate --check-finite --model " + model.string() + " --goldens " + (dir / "none.safetensors").string()).status, 2);
+  EXPECT_EQ(run_zimage("rope-limits --model " + model.string() + " --check-finite").status, 0);
+  EXPECT_EQ(run_zimage("validate --check-finite --model " + model.string() + " --goldens " + (dir / "none.safetensors").string()).status, 2);
 }
 
 TEST_F(CliBadInput, ValidateMissingGolden) {
-  expect_error(run_cli("validate --goldens " + (dir / "nope.safetensors").string()), "nope.safetensors");
+  expect_error(run_zimage("validate --goldens " + (dir / "nope.safetensors").string()), "nope.safetensors");
 }
 
 }  // namespace

@@ -4,14 +4,12 @@
 // exit 2 (never an uncaught std::stoi exception, exit 3); every other kind of bad input (unknown flag,
 // flag without its value, stray argument, missing required argument, value not among the choices, path
 // that does not exist) is one line naming it, exit 2, for every command.
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
 
+#include "support/cli_runner.h"
 #include "support/test_support.h"
 
 namespace zimage {
@@ -19,24 +17,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct CliRun {
-  int status;
-  std::string out, err;
-};
-
-CliRun run(const std::string& args) {
-  const fs::path base = fs::path(::testing::TempDir()) / ("zimage_contract_" + std::to_string(::getpid()));
-  const std::string o = base.string() + ".out", e = base.string() + ".err";
-  const int raw = std::system((std::string(ZIMAGE_CLI) + " " + args + " >" + o + " 2>" + e).c_str());
-  auto slurp = [](const std::string& p) {
-    std::ifstream in(p);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  };
-  CliRun r{WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), slurp(o), slurp(e)};
-  fs::remove(o);
-  fs::remove(e);
-  return r;
-}
+using CliRun = testing::CliResult;
+using testing::run_zimage;
 
 const std::vector<std::string> kCommands = {"dit",     "validate", "rope-limits",     "generate", "encode",
                                             "inspect", "sweep",    "write-synthetic", "vae"};
@@ -44,23 +26,23 @@ const std::vector<std::string> kCommands = {"dit",     "validate", "rope-limits"
 TEST(CliContract, EveryCommandHelpExits0WithItsUsage) {
   for (const std::string& cmd : kCommands)
     for (const std::string& flag : {std::string("--help"), std::string("-h")}) {
-      const CliRun r = run(cmd + " " + flag);
+      const CliRun r = run_zimage(cmd + " " + flag);
       std::printf("  zimage %s %s -> exit %d, %zu bytes of usage\n", cmd.c_str(), flag.c_str(), r.status, r.out.size());
       EXPECT_EQ(r.status, 0) << cmd << " " << flag << ": " << r.err;
       EXPECT_NE(r.out.find("zimage " + cmd), std::string::npos) << cmd << ": " << r.out;
       EXPECT_TRUE(r.err.empty()) << cmd << ": " << r.err;
     }
   // --help after other arguments, even incomplete ones, still answers with the usage.
-  const CliRun r = run("generate --model x --help");
+  const CliRun r = run_zimage("generate --model x --help");
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("zimage generate"), std::string::npos);
 }
 
 TEST(CliContract, TopLevelHelpListsEveryCommand) {
-  const CliRun r = run("--help");
+  const CliRun r = run_zimage("--help");
   EXPECT_EQ(r.status, 0);
   for (const std::string& cmd : kCommands) EXPECT_NE(r.out.find("zimage " + cmd), std::string::npos) << cmd;
-  const CliRun u = run("bogus --help");
+  const CliRun u = run_zimage("bogus --help");
   EXPECT_EQ(u.status, 2);
   EXPECT_NE(u.err.find("unknown command 'bogus'"), std::string::npos) << u.err;
 }
@@ -99,7 +81,7 @@ TEST(CliContract, BadNumbersAreOneLineExit2NamingTheFlag) {
       {"vae decode --synthetic --random-latents 1,16,4,4 --tiled --tile-overlap half", "--tile-overlap", "half"},
   };
   for (const BadNumber& c : cases) {
-    const CliRun r = run(c.args);
+    const CliRun r = run_zimage(c.args);
     std::printf("  %s -> exit %d: %s", c.args.c_str(), r.status, r.err.c_str());
     EXPECT_EQ(r.status, 2) << c.args << "\n" << r.err;
     EXPECT_NE(r.err.find(c.flag), std::string::npos) << c.args << "\n" << r.err;
@@ -199,7 +181,7 @@ const std::vector<BadInput>& bad_inputs() {
 
 TEST(CliContract, EveryKindOfBadInputIsOneLineExit2) {
   for (const BadInput& c : bad_inputs()) {
-    const CliRun r = run(c.cmd + " " + c.args);
+    const CliRun r = run_zimage(c.cmd + " " + c.args);
     std::printf("  [%s] zimage %s %s -> exit %d: %s", bad_name(c.kind), c.cmd.c_str(), c.args.c_str(), r.status,
                 r.err.c_str());
     EXPECT_EQ(r.status, 2) << c.cmd << " " << c.args << "\n" << r.err;

@@ -9,13 +9,14 @@
 
 #include "dit/config.h"
 #include "core/error.h"
+#include "support/expect_errors.h"
 
 namespace zimage {
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-using testing::HasSubstr;
+using ::testing::HasSubstr;
 
 // Z-Image-Turbo's transformer/config.json, as diffusers writes it.
 const char* kTurbo = R"({
@@ -42,21 +43,8 @@ const char* kRequired[] = {"all_patch_size", "all_f_patch_size", "in_channels", 
                            "n_refiner_layers", "n_heads",        "n_kv_heads",  "norm_eps",    "qk_norm",
                            "cap_feat_dim",    "rope_theta",      "t_scale",     "axes_dims",   "axes_lens"};
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    return msg;
-  }
-  ADD_FAILURE() << "expected a zimage::Error";
-  return "";
-}
-
 std::string parse_error(const json& j, const std::string& source = "src/config.json") {
-  return error_of([&] { ZImageConfig::from_json(j, source); });
+  return testing::error_of([&] { ZImageConfig::from_json(j, source); });
 }
 
 TEST(Config, ParsesTurbo) {
@@ -93,7 +81,7 @@ TEST(Config, ToJsonRoundTrips) {
 }
 
 TEST(Config, FromFile) {
-  std::string tmpl = testing::TempDir() + "zimage_cfg_XXXXXX";
+  std::string tmpl = ::testing::TempDir() + "zimage_cfg_XXXXXX";
   ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
   const fs::path dir = tmpl;
   const std::string path = (dir / "config.json").string();
@@ -101,12 +89,12 @@ TEST(Config, FromFile) {
   EXPECT_EQ(ZImageConfig::from_file(path).dim, 3840);
 
   std::ofstream(path) << "{\"dim\": ";
-  std::string msg = error_of([&] { ZImageConfig::from_file(path); });
+  std::string msg = testing::error_of([&] { ZImageConfig::from_file(path); });
   EXPECT_THAT(msg, HasSubstr(path));
   EXPECT_THAT(msg, HasSubstr("JSON"));
 
   const std::string absent = (dir / "absent.json").string();
-  EXPECT_THAT(error_of([&] { ZImageConfig::from_file(absent); }), HasSubstr(absent));
+  EXPECT_THAT(testing::error_of([&] { ZImageConfig::from_file(absent); }), HasSubstr(absent));
   fs::remove_all(dir);
 }
 
@@ -235,11 +223,11 @@ TEST(Config, DeeplyNestedValueIsAnErrorNotAStackOverflow) {
     EXPECT_THAT(msg, HasSubstr("[[...]]")) << key;
     EXPECT_THAT(msg, HasSubstr(key)) << key;
   }
-  std::string tmpl = testing::TempDir() + "zimage_cfg_XXXXXX";
+  std::string tmpl = ::testing::TempDir() + "zimage_cfg_XXXXXX";
   ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
   const std::string path = (fs::path(tmpl) / "config.json").string();
   std::ofstream(path) << R"({"all_patch_size": )" << nested << "}";
-  EXPECT_THAT(error_of([&] { ZImageConfig::from_file(path); }), HasSubstr(path + ": key 'all_patch_size' must be a list of integers, got [[...]]"));
+  EXPECT_THAT(testing::error_of([&] { ZImageConfig::from_file(path); }), HasSubstr(path + ": key 'all_patch_size' must be a list of integers, got [[...]]"));
   fs::remove_all(tmpl);
 }
 

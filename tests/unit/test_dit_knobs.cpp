@@ -10,21 +10,11 @@
 #include "io/synthetic.h"
 #include "dit/transformer.h"
 #include "dit/rope.h"
+#include "support/expect_errors.h"
 #include "support/test_support.h"
 
 namespace zimage {
 namespace {
-
-// The statement throws zimage::Error whose message contains `needle`.
-#define EXPECT_THROW_MSG_HAS(stmt, needle)                                                        \
-  do {                                                                                            \
-    try {                                                                                         \
-      (void)(stmt);                                                                               \
-      ADD_FAILURE() << #stmt " did not throw";                                                    \
-    } catch (const Error& e_) {                                                                   \
-      EXPECT_NE(std::string(e_.what()).find(needle), std::string::npos) << e_.what();            \
-    }                                                                                             \
-  } while (0)
 
 // [L, 2] rows (i, i^2).
 Tensor<double> ramp(int64_t L) {

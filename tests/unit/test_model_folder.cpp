@@ -11,13 +11,16 @@
 #include "io/safetensors.h"
 #include "dit/model_folder.h"
 #include "io/synthetic.h"
+#include "support/expect_errors.h"
 
 namespace zimage {
 namespace {
 
+using testing::error_of;
+
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-using testing::HasSubstr;
+using ::testing::HasSubstr;
 
 // state_dict() shapes of diffusers' ZImageTransformer2DModel(all_patch_size=[2],
 // all_f_patch_size=[1], in_channels=4, dim=64, n_layers=2, n_refiner_layers=1,
@@ -81,19 +84,6 @@ ZImageConfig tiny_config() {
   return c;
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    return msg;
-  }
-  ADD_FAILURE() << "expected a zimage::Error";
-  return "";
-}
-
 TEST(ExpectedShapes, MatchDiffusersStateDictOfTinyModel) {
   std::map<std::string, Shape> diffusers;
   const json dumped = json::parse(kDiffusersTinyShapes);
@@ -130,10 +120,10 @@ TEST(ExpectedShapes, TurboHasExactly6154908736Parameters) {
 }
 
 // A fresh directory holding a tiny model folder.
-class ModelFolderTest : public testing::Test {
+class ModelFolderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = testing::TempDir() + "zimage_folder_XXXXXX";
+    std::string tmpl = ::testing::TempDir() + "zimage_folder_XXXXXX";
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
     cfg_ = tiny_config();

@@ -14,19 +14,22 @@
 #include <limits>
 
 #include "io/safetensors.h"
+#include "support/expect_errors.h"
 
 namespace zimage {
 namespace {
 
-namespace fs = std::filesystem;
-using testing::HasSubstr;
-using testing::Not;
+using testing::error_of;
 
-// A fresh directory under testing::TempDir() per test.
-class SafetensorsTest : public testing::Test {
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// A fresh directory under ::testing::TempDir() per test.
+class SafetensorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = testing::TempDir() + "zimage_st_XXXXXX";
+    std::string tmpl = ::testing::TempDir() + "zimage_st_XXXXXX";
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
   }
@@ -47,20 +50,6 @@ class SafetensorsTest : public testing::Test {
 
   fs::path dir_;
 };
-
-// The message of the zimage::Error f throws ("" and a failure if none).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << "message is not one line: " << msg;
-    return msg;
-  }
-  ADD_FAILURE() << "expected a zimage::Error";
-  return "";
-}
 
 uint32_t bits(float f) { return std::bit_cast<uint32_t>(f); }
 float from_bits(uint32_t b) { return std::bit_cast<float>(b); }

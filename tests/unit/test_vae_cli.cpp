@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "io/safetensors.h"
+#include "support/cli_runner.h"
 #include "support/test_support.h"
 #include "vae/autoencoder_kl.h"
 #include "vae/synthetic_vae.h"
@@ -19,21 +20,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct RunResult {
-  int status;
-  std::string out, err;
-};
-
-RunResult run_cli(const std::string& args) {
-  const std::string stem = (fs::path(::testing::TempDir()) / ("zimage_vae_cli_" + std::to_string(::getpid()))).string();
-  const std::string cmd = std::string(ZIMAGE_CLI) + " " + args + " >" + stem + ".out 2>" + stem + ".err";
-  const int raw = std::system(cmd.c_str());
-  auto slurp = [](const std::string& p) {
-    std::ifstream in(p);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  };
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), slurp(stem + ".out"), slurp(stem + ".err")};
-}
+using RunResult = testing::CliResult;
+using testing::run_zimage;
 
 VaeConfig tiny() {
   VaeConfig c = flux_vae_config();
@@ -86,7 +74,7 @@ class VaeCli : public ::testing::Test {
   // Exit status 2, one line naming `needle`, and no output file.
   void expect_error(const std::string& args, const std::string& needle) {
     fs::remove(out);
-    const RunResult r = run_cli(args);
+    const RunResult r = run_zimage(args);
     std::printf("  zimage %s\n    -> %d: %s", args.substr(0, 60).c_str(), r.status, r.err.c_str());
     EXPECT_EQ(r.status, 2) << args;
     EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr '" << r.err << "' lacks '" << needle << "'";
@@ -98,7 +86,7 @@ class VaeCli : public ::testing::Test {
 };
 
 TEST_F(VaeCli, DecodeEqualsTheLibrary) {
-  const RunResult r = run_cli(decode_args());
+  const RunResult r = run_zimage(decode_args());
   std::printf("  %s", r.out.c_str());
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("peak RSS"), std::string::npos);
@@ -106,16 +94,16 @@ TEST_F(VaeCli, DecodeEqualsTheLibrary) {
 }
 
 TEST_F(VaeCli, DecodeUnscaleAndTiledEqualTheLibrary) {
-  ASSERT_EQ(run_cli(decode_args() + " --unscale").status, 0);
+  ASSERT_EQ(run_zimage(decode_args() + " --unscale").status, 0);
   testing::expect_exact("--unscale", numerics::compare(output("image"), vae_decode(cfg, weights(), unscale_latents(cfg, z()))));
-  ASSERT_EQ(run_cli(decode_args() + " --tiled").status, 0);  // 10 x 7 latents > one 8-latent tile
+  ASSERT_EQ(run_zimage(decode_args() + " --tiled").status, 0);  // 10 x 7 latents > one 8-latent tile
   testing::expect_exact("--tiled", numerics::compare(output("image"), vae_tiled_decode(cfg, weights(), z())));
-  ASSERT_EQ(run_cli(decode_args() + " --tiled --tile-latent 4 --tile-sample 8 --tile-overlap 0.5").status, 0);
+  ASSERT_EQ(run_zimage(decode_args() + " --tiled --tile-latent 4 --tile-sample 8 --tile-overlap 0.5").status, 0);
   testing::expect_exact("--tiled 4/8/0.5", numerics::compare(output("image"), vae_tiled_decode(cfg, weights(), z(), {4, 8, 0.5})));
 }
 
 TEST_F(VaeCli, EncodeEqualsTheLibrary) {
-  const RunResult r = run_cli("vae encode --vae " + vae.string() + " --image " + image.string() + " --out " + out.string());
+  const RunResult r = run_zimage("vae encode --vae " + vae.string() + " --image " + image.string() + " --out " + out.string());
   ASSERT_EQ(r.status, 0) << r.err;
   const auto [mean, logvar] = vae_encode(cfg, weights(), SafetensorsFile::open(image.string())->get<float>("image"));
   testing::expect_exact("mean", numerics::compare(output("mean"), mean));
@@ -123,7 +111,7 @@ TEST_F(VaeCli, EncodeEqualsTheLibrary) {
 }
 
 TEST_F(VaeCli, SyntheticDecodeRuns) {
-  const RunResult r = run_cli("vae decode --synthetic --config " + config.string() + " --seed 5 --latents " + latents.string() +
+  const RunResult r = run_zimage("vae decode --synthetic --config " + config.string() + " --seed 5 --latents " + latents.string() +
                               " --out " + out.string());
   ASSERT_EQ(r.status, 0) << r.err;
   testing::expect_exact("--synthetic --seed 5 equals the folder written from seed 5",
@@ -195,7 +183,7 @@ TEST_F(VaeCli, DeviceRefusedBeforeAnyFileIsRead) {
   expect_error(enc + " --device cuda --dtype float16", "--dtype must be float32 or bfloat16 with --device cuda");
   // Without a GPU: the device refusal; with one, the absent folder (nothing else).
   fs::remove(out);
-  const RunResult r = run_cli(absent + " --device cuda");
+  const RunResult r = run_zimage(absent + " --device cuda");
   std::printf("  --device cuda -> %d: %s", r.status, r.err.c_str());
   EXPECT_EQ(r.status, 2);
   EXPECT_TRUE(r.err.find("--device cuda: no CUDA device") != std::string::npos || r.err.find("absent") != std::string::npos)

@@ -173,18 +173,22 @@ class FilesSource : public ParamSource {
   std::map<std::string, const SafetensorsFile*> where_;
 };
 
-void inspect_transformer(const fs::path& dir, bool scan, Report& r) {
+// A diffusers model folder checked against its config: the config, the parameters it implies, the
+// weights found and how they compare. `parse(config.json's JSON, its path)` reads the config (its
+// zimage::Error is the problem reported); `expected_of(config)` lists the parameters it implies.
+template <class Parse, class ExpectedOf>
+void inspect_model_folder(const fs::path& dir, bool scan, Report& r, Parse parse, ExpectedOf expected_of) {
   const fs::path cfgp = dir / "config.json";
   if (!fs::exists(cfgp)) return r.problem(dir.string() + ": no config.json");
   const json j = read_json(cfgp);
   print_config(j);
-  ZImageConfig cfg;
+  decltype(parse(j, cfgp.string())) cfg;
   try {
-    cfg = ZImageConfig::from_file(cfgp.string());
+    cfg = parse(j, cfgp.string());
   } catch (const Error& e) {
     return r.problem(e.what());
   }
-  const auto expected = expected_parameter_shapes(cfg);
+  const auto expected = expected_of(cfg);
   std::printf("  parameters implied by the config: %s in %zu tensors\n", commas(count(expected)).c_str(), expected.size());
   std::shared_ptr<ParamSource> src;
   try {
@@ -197,28 +201,16 @@ void inspect_transformer(const fs::path& dir, bool scan, Report& r) {
   compare_params(*src, expected, r);
 }
 
+void inspect_transformer(const fs::path& dir, bool scan, Report& r) {
+  inspect_model_folder(
+      dir, scan, r, [](const json&, const std::string& path) { return ZImageConfig::from_file(path); },
+      [](const ZImageConfig& cfg) { return expected_parameter_shapes(cfg); });
+}
+
 void inspect_vae(const fs::path& dir, bool scan, Report& r) {
-  const fs::path cfgp = dir / "config.json";
-  if (!fs::exists(cfgp)) return r.problem(dir.string() + ": no config.json");
-  const json j = read_json(cfgp);
-  print_config(j);
-  VaeConfig cfg;
-  try {
-    cfg = VaeConfig::from_json(j, cfgp.string());
-  } catch (const Error& e) {
-    return r.problem(e.what());
-  }
-  const auto expected = expected_vae_parameter_shapes(cfg);
-  std::printf("  parameters implied by the config: %s in %zu tensors\n", commas(count(expected)).c_str(), expected.size());
-  std::shared_ptr<ParamSource> src;
-  try {
-    src = open_weight_folder(dir.string());
-  } catch (const Error& e) {
-    return r.problem(std::string("weights: ") + e.what());
-  }
-  std::printf("  weights: %s\n", src->describe().c_str());
-  describe_tensors(*src, scan, r);
-  compare_params(*src, expected, r);
+  inspect_model_folder(
+      dir, scan, r, [](const json& j, const std::string& path) { return VaeConfig::from_json(j, path); },
+      [](const VaeConfig& cfg) { return expected_vae_parameter_shapes(cfg); });
 }
 
 void inspect_files_only(const fs::path& dir, bool scan, Report& r) {
