@@ -100,10 +100,8 @@ class CudaGenerateCli : public ::testing::Test {
   }
   void expect_refused(const std::string& extra, const std::string& needle) {
     const testing::CliResult r = testing::run_zimage(generate(extra));
-    std::printf("  zimage generate ... %s -> exit %d: %s", extra.c_str(), r.status, r.err.c_str());
-    EXPECT_EQ(r.status, 2) << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "not one line: " << r.err;
+    std::printf("  zimage generate ... %s\n", extra.c_str());
+    testing::expect_refusal(r, needle);
     EXPECT_FALSE(fs::exists(out)) << "a PNG was written";
   }
   fs::path dir, out;

@@ -94,10 +94,7 @@ TEST(CliTeKnobs, GenerateUsesTheKnobs) {
 }
 
 void expect_one_line_error(const testing::CliResult& r, const std::string& needle) {
-  std::printf("  %s", r.err.c_str());
-  EXPECT_EQ(r.status, 2);
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  testing::expect_refusal(r, needle);
   EXPECT_EQ(r.err.find("no_such_model"), std::string::npos) << "a file was looked at before the knobs were checked: " << r.err;
 }
 

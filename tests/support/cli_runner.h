@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -33,6 +35,14 @@ inline CliResult run_zimage(const std::string& args) {
   std::filesystem::remove(o);
   std::filesystem::remove(e);
   return r;
+}
+
+// `r` is a refusal of bad input: exit status 2 and one line on stderr that names `needle` (printed).
+inline void expect_refusal(const CliResult& r, const std::string& needle) {
+  std::printf("  exit %d: %s", r.status, r.err.c_str());
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "not one line: " << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "error does not name '" << needle << "': " << r.err;
 }
 
 // A scratch folder for one test process.
