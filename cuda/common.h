@@ -60,8 +60,9 @@ struct DevRows {
   void* data = nullptr;
   int64_t ld = 0;
   DType dt = DType::F32;
-  // The same rows from column `col` on (the k and v parts of a fused qkv buffer, a modulation chunk).
-  DevRows from_col(int64_t col) const { return {offset(data, col, dt), ld, dt}; }
+  // The same rows from column `col` on (the k and v parts of a fused qkv buffer, a modulation chunk);
+  // an absent operand stays absent.
+  DevRows from_col(int64_t col) const { return {data ? offset(data, col, dt) : nullptr, ld, dt}; }
 };
 struct ConstDevRows {
   const void* data = nullptr;
@@ -70,7 +71,7 @@ struct ConstDevRows {
   ConstDevRows() = default;
   ConstDevRows(const void* d, int64_t l, DType t) : data(d), ld(l), dt(t) {}
   ConstDevRows(const DevRows& r) : data(r.data), ld(r.ld), dt(r.dt) {}
-  ConstDevRows from_col(int64_t col) const { return {offset(data, col, dt), ld, dt}; }
+  ConstDevRows from_col(int64_t col) const { return {data ? offset(data, col, dt) : nullptr, ld, dt}; }
 };
 // `rows` rows of `cols` values in items of `rows_per_batch` rows (rows = B * rows_per_batch): the
 // row kernels' per-item operands (a modulation row, a gate) are indexed by row / rows_per_batch.

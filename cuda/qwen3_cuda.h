@@ -5,7 +5,7 @@
 //                       reference's message)
 //   rotary table        qwen3_cos_sin_table (host, once per L): the reference's fp32 angles, cos/sin
 //   layers 0..run-1     run_qwen3_layer (Twin: qwen3_decoder_layer):
-//     input_layernorm     kernels/rms_norm_modulate.h (mod = nullptr: RMSNorm alone), rms_norm_eps
+//     input_layernorm     kernels/rms_norm_modulate.h (no scale view: RMSNorm alone), rms_norm_eps
 //     q/k/v_proj          one GEMM on qkv.weight = cat(q_proj, k_proj, v_proj) [(H + 2G) D, C]
 //                         (weight_layout.h); q at column 0, k at H D, v at (H + G) D, ld (H + 2G) D
 //     q_norm, k_norm, RoPE kernels/qwen3_qk_norm_rope.h (half-split pairs)

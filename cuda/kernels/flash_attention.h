@@ -2,9 +2,9 @@
 // L x L matrix in memory.
 // Twin: reference/dit/attention.h scaled_dot_product_attention (torch SDPA math backend,
 //       boolean key mask broadcast as mask[:, None, None, :]).
-// Shapes: q, k, v [B, L, H, D] as rows of a wider buffer: token n = b * L + l, head h starts at
-// n * ld + h * D (the fused to_qkv output: ld = 3C; weight_layout.h); mask [B, L] int32 (1 = the
-// key takes part) or nullptr; out [B, L, H, D] with token stride ldo.
+// Shapes: q, k, v [B, L, H, D] as rows of a wider buffer with one row stride ld = q.ld: token
+// n = b * L + l, head h starts at n * ld + h * D (the fused to_qkv output: ld = 3C; weight_layout.h);
+// mask [B, L] int32 (1 = the key takes part) or nullptr; out [B, L, H, D] with row stride out.ld.
 // softmax(q k^T / sqrt(D)) v in fp32 (scores scaled after the dot product, as the twin); a query
 // row whose keys are all masked gives NaN, as torch does.
 // Versions (AttentionVersion), one dispatcher (flash_attention), the same tests

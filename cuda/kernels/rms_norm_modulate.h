@@ -1,7 +1,7 @@
 // RMSNorm with the adaLN scale folded in.
 // Twin: reference/nn/norms.h rms_norm, then reference/dit/transformer_block.h
 //       mul_rows(h, 1 + scale) (ZImageTransformerBlock.forward: attention_norm1(x) * scale_msa,
-//       ffn_norm1(x) * scale_mlp); with mod == nullptr it is rms_norm alone (cap_embedder.0,
+//       ffn_norm1(x) * scale_mlp); with an empty scale view it is rms_norm alone (cap_embedder.0,
 //       unmodulated context_refiner blocks; and reference/text_encoder/qwen3_modules.h
 //       qwen3_rms_norm for Qwen3's input_layernorm, post_attention_layernorm: qwen3_cuda.h).
 // Shapes (PyTorch order): x [B, L, C] (rows of x.ld), weight [C], scale [B, scale.ld] whose first C
