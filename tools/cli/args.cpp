@@ -8,6 +8,14 @@
 
 namespace zimage::cli {
 
+namespace {
+// The one unknown-flag check, for parse_args (ArgSpec::known) and allow_only.
+void require_known(const std::string& k, const std::vector<std::string>& known, const std::string& who) {
+  ZIMAGE_CHECK(std::find(known.begin(), known.end(), k) != known.end(),
+               who + "unknown argument " + k + " (try: zimage --help)");
+}
+}  // namespace
+
 Args parse_args(int argc, char** argv, const ArgSpec& spec) {
   Args a;
   for (int i = 0; i < argc; ++i) {
@@ -17,8 +25,7 @@ Args parse_args(int argc, char** argv, const ArgSpec& spec) {
       a.positional.push_back(k);
       continue;
     }
-    ZIMAGE_CHECK(spec.known.empty() || std::find(spec.known.begin(), spec.known.end(), k) != spec.known.end(),
-                 spec.who + "unknown argument " + k + " (try: zimage --help)");
+    if (!spec.known.empty()) require_known(k, spec.known, spec.who);
     if (std::find(spec.switches.begin(), spec.switches.end(), k) != spec.switches.end()) {
       a.values[k].push_back("on");
       continue;
@@ -30,11 +37,7 @@ Args parse_args(int argc, char** argv, const ArgSpec& spec) {
 }
 
 void allow_only(const Args& a, const std::vector<std::string>& known, const std::string& who) {
-  for (const auto& [k, v] : a.values) {
-    bool ok = false;
-    for (const auto& n : known) ok = ok || n == k;
-    ZIMAGE_CHECK(ok, who + "unknown argument " + k + " (try: zimage --help)");
-  }
+  for (const auto& [k, v] : a.values) require_known(k, known, who);
 }
 
 int64_t parse_int_value(const std::string& flag, const std::string& v) {

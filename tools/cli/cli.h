@@ -158,7 +158,7 @@ struct ArgSpec {
 // Every command's arguments go through here: a bare argument past `max_positional`, or a flag
 // other than a switch without a value after it, is one line naming it.
 Args parse_args(int argc, char** argv, const ArgSpec& spec = {});
-// Throws naming the first flag not in `known`.
+// Throws naming the first flag not in `known`, after the prefix `who` ("vae decode: ").
 void allow_only(const Args& a, const std::vector<std::string>& known, const std::string& who = "");
 int cmd_dit(const Args& args);
 int cmd_validate(const Args& args);

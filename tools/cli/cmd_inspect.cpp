@@ -203,7 +203,7 @@ void inspect_model_folder(const fs::path& dir, bool scan, Report& r, Parse parse
 
 void inspect_transformer(const fs::path& dir, bool scan, Report& r) {
   inspect_model_folder(
-      dir, scan, r, [](const json&, const std::string& path) { return ZImageConfig::from_file(path); },
+      dir, scan, r, [](const json& j, const std::string& path) { return ZImageConfig::from_json(j, path); },
       [](const ZImageConfig& cfg) { return expected_parameter_shapes(cfg); });
 }
 

@@ -179,7 +179,8 @@ template <class T>
 int decode(const Args& a, const std::string& dtype) {
   allow_only(a, {"--vae", "--synthetic", "--config", "--seed", "--latents", "--name", "--random-latents", "--out",
                  "--dtype", "--unscale", "--tiled", "--tile-latent", "--tile-sample", "--tile-overlap", "--check-finite",
-                 "--device"});
+                 "--device"},
+             "vae decode: ");
   ZIMAGE_CHECK(a.has("--latents") != a.has("--random-latents"),
                "vae decode: give exactly one of --latents FILE and --random-latents B,C,h,w");
   ZIMAGE_CHECK(a.has("--tiled") || !(a.has("--tile-latent") || a.has("--tile-sample") || a.has("--tile-overlap")),
@@ -247,7 +248,8 @@ int decode(const Args& a, const std::string& dtype) {
 template <class T>
 int encode(const Args& a, const std::string& dtype) {
   allow_only(a, {"--vae", "--synthetic", "--config", "--seed", "--image", "--name", "--out", "--dtype", "--allow-ragged",
-                 "--check-finite", "--device"});
+                 "--check-finite", "--device"},
+             "vae encode: ");
   const Model m = open_model(a);
   const std::string path = a.required("--image"), out_path = a.required("--out");
   const Tensor<T> x = read_input<T>(path, a.get("--name"), "image");
@@ -292,7 +294,7 @@ int encode(const Args& a, const std::string& dtype) {
 }
 
 int validate(const Args& a) {
-  allow_only(a, {"--golden", "--model", "--dtype", "--check-finite"});  // accepted: every row already counts NaN/Inf
+  allow_only(a, {"--golden", "--model", "--dtype", "--check-finite"}, "vae validate: ");  // accepted: every row already counts NaN/Inf
   const std::string dtype = a.get("--dtype", "float64");
   ZIMAGE_CHECK(dtype == "float64" || dtype == "float32", "--dtype must be float64 or float32, not '" + dtype + "'");
   size_t failed = 0, total = 0;
