@@ -6,12 +6,13 @@
 #       On the build machine. Configures and builds build-gpu/ (Release, ZIMAGE_CUDA=ON,
 #       CUDA archs $GPU_CHECK_ARCHS (default "80;90"), slow tests off, ZIMAGE_NATIVE=OFF,
 #       -march=x86-64-v4 so the host code runs on the GPU machine's CPU), targets zimage,
-#       zimage_bench_cuda and every test_cuda_* (tests/cuda/test_*.cpp). Strips them and packs
+#       zimage_bench_cuda, zimage_golden_weights and every test_cuda_* (tests/cuda/test_*.cpp). Strips them and packs
 #       them with the shared libraries the GPU machine may lack (libgomp, libpng16,
 #       libbenchmark, libcudart, ...; cuBLASLt, cuDNN, NVRTC and the driver are not copied)
 #       into .gpu-stage/payload.tar.xz, beside .gpu-stage/MANIFEST (commit, dirty count,
 #       flags, date, the build's source and build dirs). golden/ is tracked, so it travels
-#       anyway and is not copied. Prints the payload size and what would travel to the GPU
+#       anyway and is not copied (its synthetic weight files are not tracked: `run` writes
+#       them with zimage_golden_weights and checks their sha256 first). Prints the payload size and what would travel to the GPU
 #       machine (tracked + untracked-not-ignored files + .gpu-stage) against the 64 MiB
 #       limit; exit 1 if over.
 #   tools/gpu-check.sh run [--quick|--full|--sanitize] [--out DIR]
@@ -98,8 +99,8 @@ cmd_stage() {
   else
     echo "gpu-check stage: configuring $build: ${flags[*]}"
     cmake -S "$ROOT" -B "$build" "${flags[@]}" >/dev/null || { echo "gpu-check stage: configure failed" >&2; exit 1; }
-    echo "gpu-check stage: building zimage zimage_bench_cuda ${tests[*]}"
-    cmake --build "$build" -j "${GPU_CHECK_JOBS_BUILD:-$(nproc)}" --target zimage zimage_bench_cuda "${tests[@]}" ||
+    echo "gpu-check stage: building zimage zimage_bench_cuda zimage_golden_weights ${tests[*]}"
+    cmake --build "$build" -j "${GPU_CHECK_JOBS_BUILD:-$(nproc)}" --target zimage zimage_bench_cuda zimage_golden_weights "${tests[@]}" ||
       { echo "gpu-check stage: build failed" >&2; exit 1; }
     echo "gpu-check stage: built in $((SECONDS - t0)) s"
   fi
@@ -118,7 +119,7 @@ cmd_stage() {
   find "$STAGE" -mindepth 1 -maxdepth 1 ! -name diffusers-src.tar.xz -exec rm -rf {} +
   mkdir -p "$STAGE/bin" "$STAGE/lib"
   local name missing=0
-  for name in zimage zimage_bench_cuda "${tests[@]}"; do
+  for name in zimage zimage_bench_cuda zimage_golden_weights "${tests[@]}"; do
     if [ -x "$build/bin/$name" ]; then
       cp "$build/bin/$name" "$STAGE/bin/$name" && strip --strip-unneeded "$STAGE/bin/$name"
     else
@@ -419,6 +420,12 @@ cmd_run() {
   fi
   record env env 0 "$(awk -v a="$RUN_T0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')" env.log "" "unpack, paths, libraries, versions"
   checkpoint
+
+  # golden/models' synthetic weight files are not tracked: write them as the build does
+  # (docs/goldens.md, "Materialized weights") and check them against the digests of diffusers' files.
+  run_step golden_weights golden 60 golden-weights.log "" bash -c \
+    'LD_LIBRARY_PATH="$1" "$2" "$3/golden" && cd "$3/golden" && sha256sum -c --quiet weights/SHA256SUMS && echo "golden weights: sha256 ok"' \
+    _ "$LDP" "$BIN/zimage_golden_weights" "$ROOT"
 
   local tests=() t
   if [ -n "${GPU_CHECK_TESTS:-}" ]; then

@@ -276,7 +276,7 @@ def build(work, out, mode):
     failed_steps = [s["name"] for s in steps if s["status"] not in ("0", "skipped")]
     other_failures = [{"step": s["name"], "why": s["note"] or describe_status(s["status"]),
                        "log_tail": tail(os.path.join(work, s["log"]), 15) if s["log"] else []}
-                      for s in steps if s["kind"] in ("bench", "peer") and s["status"] not in ("0", "skipped")]
+                      for s in steps if s["kind"] in ("bench", "peer", "golden") and s["status"] not in ("0", "skipped")]
     return {
         "mode": mode,
         "commit": manifest.get("commit", "?"),
