@@ -78,6 +78,10 @@ struct ConstDevRows {
 struct RowShape {
   int64_t rows = 0, rows_per_batch = 0, cols = 0;
 };
+// B items of L tokens, H query heads of head_dim D (every attention version).
+struct AttentionShape {
+  int64_t B = 0, L = 0, H = 0, D = 0;
+};
 // Throws "<kernel>: <operand> is <dtype>, the kernel runs <dtype>" when an operand's storage dtype
 // differs from the kernel's (a view's dtype is checked, never silently reinterpreted).
 void check_view_dtype(const char* kernel, const char* operand, DType view, DType kernel_dt);

@@ -156,7 +156,7 @@ DeviceTensor group_norm_nhwc(VaeRun& r, const DeviceGroupNorm& w, const DeviceTe
   ZIMAGE_CHECK(w.weight.numel() == C, "group_norm: weight of " + std::to_string(w.weight.numel()) + " for " +
                                           std::to_string(C) + " channels");
   DeviceTensor y(r.dt, x.shape, r.rt.stream());
-  group_norm_nhwc(r.dt, x.data(), y.data(), B, P, C, r.groups, w.weight.data(), w.bias.data(), kVaeNormEps, silu,
+  group_norm_nhwc(r.dt, x.data(), y.data(), {B, P, C, r.groups}, w.weight.data(), w.bias.data(), kVaeNormEps, silu,
                   r.stats, r.rt.stream());
   return y;
 }

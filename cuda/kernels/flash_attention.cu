@@ -246,7 +246,7 @@ void flash_attention(ConstDevRows qv, ConstDevRows kv, ConstDevRows vv, const in
       resolve_attention(version, dt, D, ld, ldo, mask != nullptr && seqlens == nullptr, variant, H);
   switch (use) {
     case AttentionVersion::mma:
-      flash_attention_mma(dt, q, k, v, ld, mask, out, ldo, B, L, H, D, stream);
+      flash_attention_mma(qv, kv, vv, mask, outv, shape, stream);
       break;
     case AttentionVersion::cudnn:
       cudnn_attention(dt, q, k, v, ld, mask ? seqlens : nullptr, out, ldo, B, L, H, D, stream);

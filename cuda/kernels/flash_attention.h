@@ -67,10 +67,6 @@ AttentionVersion resolve_attention(AttentionVersion requested, DType dt, int64_t
                                    bool mask_without_lengths = false, const AttentionVariant& variant = {},
                                    int64_t H = 0);
 
-// B items of L tokens, H query heads of head_dim D.
-struct AttentionShape {
-  int64_t B = 0, L = 0, H = 0, D = 0;
-};
 // q, k, v: one row stride (q.ld == k.ld == v.ld: the fused qkv buffer, k = qkv.from_col(C), ...); the
 // kernel's dtype is q.dt, and k, v and out must hold it too.
 // seqlens: the item lengths behind `mask` (key_mask(seqlens)); needed by cudnn when mask != nullptr.

@@ -358,8 +358,16 @@ bool mma_attention_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::s
   return true;
 }
 
-void flash_attention_mma(DType dt, const void* q, const void* k, const void* v, int64_t ld, const int32_t* mask,
-                         void* out, int64_t ldo, int64_t B, int64_t L, int64_t H, int64_t D, cudaStream_t stream) {
+void flash_attention_mma(ConstDevRows qv, ConstDevRows kv, ConstDevRows vv, const int32_t* mask, DevRows outv,
+                         AttentionShape shape, cudaStream_t stream) {
+  const DType dt = qv.dt;
+  check_view_dtype("flash_attention mma", "k", kv.dt, dt);
+  check_view_dtype("flash_attention mma", "v", vv.dt, dt);
+  check_view_dtype("flash_attention mma", "out", outv.dt, dt);
+  ZIMAGE_CHECK(qv.ld == kv.ld && qv.ld == vv.ld, "flash_attention mma: q, k and v must share one row stride");
+  const void *q = qv.data, *k = kv.data, *v = vv.data;
+  void* out = outv.data;
+  const int64_t ld = qv.ld, ldo = outv.ld, B = shape.B, L = shape.L, H = shape.H, D = shape.D;
   std::string why;
   ZIMAGE_CHECK(mma_attention_supports(dt, D, ld, ldo, &why), "flash_attention: " + why);
   if (B == 0 || L == 0) return;

@@ -24,8 +24,9 @@ namespace zimage::gpu {
 bool mma_attention_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why = nullptr);
 
 // out = softmax(q k^T / sqrt(D)) v with the key mask (nullptr: every key takes part), enqueued on
-// `stream`. Throws one line naming mma for an unsupported shape or a misaligned pointer.
-void flash_attention_mma(DType dt, const void* q, const void* k, const void* v, int64_t ld, const int32_t* mask,
-                         void* out, int64_t ldo, int64_t B, int64_t L, int64_t H, int64_t D, cudaStream_t stream);
+// `stream`. q, k, v share one row stride and q's dtype, as for flash_attention. Throws one line
+// naming mma for an unsupported shape or dtype, unequal strides or a misaligned pointer.
+void flash_attention_mma(ConstDevRows q, ConstDevRows k, ConstDevRows v, const int32_t* mask, DevRows out,
+                         AttentionShape shape, cudaStream_t stream);
 
 }  // namespace zimage::gpu

@@ -51,8 +51,9 @@ __global__ void gn_apply(const T* __restrict__ x, T* __restrict__ y, int64_t P, 
 
 }  // namespace
 
-void group_norm_nhwc(DType dt, const void* x, void* y, int64_t B, int64_t P, int64_t C, int64_t G, const void* weight,
-                     const void* bias, double eps, bool silu, DeviceBuffer& scratch, cudaStream_t stream) {
+void group_norm_nhwc(DType dt, const void* x, void* y, GroupNormShape shape, const void* weight, const void* bias,
+                     double eps, bool silu, DeviceBuffer& scratch, cudaStream_t stream) {
+  const int64_t B = shape.B, P = shape.P, C = shape.C, G = shape.G;
   ZIMAGE_CHECK(G > 0 && C % G == 0 && weight && bias, "group_norm_nhwc: " + std::to_string(G) +
                                                           " groups do not divide " + std::to_string(C) + " channels");
   if (B == 0 || P == 0) return;

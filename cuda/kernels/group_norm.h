@@ -13,7 +13,11 @@
 
 namespace zimage::gpu {
 
-void group_norm_nhwc(DType dt, const void* x, void* y, int64_t B, int64_t P, int64_t C, int64_t G, const void* weight,
-                     const void* bias, double eps, bool silu, DeviceBuffer& scratch, cudaStream_t stream);
+// B items of P pixels (NHWC rows) of C channels in G groups.
+struct GroupNormShape {
+  int64_t B = 0, P = 0, C = 0, G = 0;
+};
+void group_norm_nhwc(DType dt, const void* x, void* y, GroupNormShape shape, const void* weight, const void* bias,
+                     double eps, bool silu, DeviceBuffer& scratch, cudaStream_t stream);
 
 }  // namespace zimage::gpu

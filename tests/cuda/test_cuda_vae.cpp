@@ -122,8 +122,8 @@ TEST_P(VaeCudaGroupNorm, MatchesReference) {
   const auto wd = testing::to_device(w.weight, c.dt), bd = testing::to_device(w.bias, c.dt);
   testing::Guarded out(c.dt, {c.B, c.H, c.W, c.C});
   gpu::DeviceBuffer scratch;
-  gpu::group_norm_nhwc(c.dt, xd.data(), out.data(), c.B, c.H * c.W, c.C, c.G, wd.data(), bd.data(), kVaeNormEps, c.silu,
-                       scratch, testing::rt().stream());
+  gpu::group_norm_nhwc(c.dt, xd.data(), out.data(), {c.B, c.H * c.W, c.C, c.G}, wd.data(), bd.data(), kVaeNormEps,
+                       c.silu, scratch, testing::rt().stream());
   const Tensor<float> got = out.host();
   GroupNormW<double> wdd{w.weight.cast<double>(), w.bias.cast<double>()};
   Tensor<double> ref = group_norm(x.cast<double>(), wdd, int(c.G), kVaeNormEps);
