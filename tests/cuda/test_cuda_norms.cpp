@@ -47,7 +47,7 @@ Tensor<float> map_round(DType dt, Tensor<float> t, Fn fn) {
   return testing::round_to(dt, t);
 }
 
-class RowKernels : public ::testing::TestWithParam<RowCase> {
+class RowKernelCase : public ::testing::TestWithParam<RowCase> {
  protected:
   void SetUp() override {
     ZIMAGE_REQUIRE_CUDA();
@@ -73,7 +73,12 @@ class RowKernels : public ::testing::TestWithParam<RowCase> {
   std::string name;
 };
 
-TEST_P(RowKernels, RmsNormModulate) {
+// One suite per kernel, on the same row cases.
+class RmsNormModulate : public RowKernelCase {};
+class GatedResidual : public RowKernelCase {};
+class FinalLayerNorm : public RowKernelCase {};
+
+TEST_P(RmsNormModulate, AgainstReference) {
   const auto xd = testing::to_device(x, dt), wd = testing::to_device(w, dt), md = testing::to_device(mod, dt);
   for (bool modulated : {true, false}) {
     testing::Guarded out(dt, {B, L, C});
@@ -100,7 +105,7 @@ TEST_P(RowKernels, RmsNormModulate) {
   }
 }
 
-TEST_P(RowKernels, GatedResidual) {
+TEST_P(GatedResidual, AgainstReference) {
   const auto yd = testing::to_device(y, dt), wd = testing::to_device(w, dt), md = testing::to_device(mod, dt);
   for (bool gated : {true, false}) {
     testing::Guarded xo(dt, {B, L, C});
@@ -131,7 +136,7 @@ TEST_P(RowKernels, GatedResidual) {
   }
 }
 
-TEST_P(RowKernels, FinalLayerNorm) {
+TEST_P(FinalLayerNorm, AgainstReference) {
   const auto xd = testing::to_device(x, dt);
   const Tensor<float> s = chunk(1);
   const auto sd = testing::to_device(s, dt);
@@ -150,7 +155,9 @@ TEST_P(RowKernels, FinalLayerNorm) {
   out.expect_guards_intact(what);
 }
 
-INSTANTIATE_TEST_SUITE_P(Cuda, RowKernels, ::testing::ValuesIn(row_cases()), row_case_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, RmsNormModulate, ::testing::ValuesIn(row_cases()), row_case_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, GatedResidual, ::testing::ValuesIn(row_cases()), row_case_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, FinalLayerNorm, ::testing::ValuesIn(row_cases()), row_case_name);
 
 // ---------------------------------------------------------------- SwiGLU and SiLU
 

@@ -1,6 +1,6 @@
 // Qwen3 (the text encoder) on CUDA, module by module against the reference and whole against
 // transformers' goldens (issue 17 item 1; cuda/qwen3_cuda.h).
-//   Qwen3CudaKernels: embedding_gather (exact), qwen3_qk_norm_rope (half-split RoPE), grouped-query
+//   EmbeddingGather (exact), Qwen3QkNormRope: qwen3_qk_norm_rope (half-split RoPE), grouped-query
 //     causal attention through flash_attention (left and right padding; a left-pad query's row is
 //     exactly 0, as torch's _safe_softmax gives it), run_qwen3_layer; fp32 T3 against the fp64
 //     reference, bf16 T4 (plus the peer rule where the torch bf16 op sequence is emulated:
@@ -47,7 +47,7 @@ using testing::te_golden;
 
 // ---- The kernels -------------------------------------------------------------------------------
 
-TEST(Qwen3CudaKernels, EmbeddingGatherIsExact_f32_bf16) {
+TEST(EmbeddingGather, IsExact_f32_bf16) {
   ZIMAGE_REQUIRE_CUDA();
   const int64_t V = 300, C = 2560;
   const Tensor<float> table = testing::randn<float>({V, C}, testing::test_seed());
@@ -166,7 +166,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Qwen3Attention, ::testing::ValuesIn(attn_cases(
 
 // run_qwen3_layer at the real width with the te_real_layer golden's weights, on random inputs with
 // left and right padding (the golden's own run is checked whole in Qwen3CudaGolden).
-TEST(Qwen3CudaKernels, DecoderLayerRealWidthLeftAndRightPadding) {
+TEST(Qwen3CudaDecoderLayer, RealWidthLeftAndRightPadding) {
   ZIMAGE_REQUIRE_CUDA();
   const TextEncoderGolden& g = te_golden("te_real_layer");
   const Qwen3Config& cfg = g.config;

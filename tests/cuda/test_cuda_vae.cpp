@@ -1,7 +1,8 @@
 // The VAE on CUDA (issue 17 item 2; cuda/vae_cuda.h), against the reference and diffusers' goldens.
-//   VaeCudaKernels: im2col (exact, every gather the VAE uses: 3x3 same, nearest x2, the
-//     downsampler's pad + stride 2, pointwise, ragged band starts), group_norm (+ SiLU) at real
-//     widths (T3 fp32 / T4 + peer bf16 against the fp64 reference), softmax_rows, transpose (exact).
+//   Im2colNhwc: exact, every gather the VAE uses (3x3 same, nearest x2, the downsampler's pad +
+//     stride 2, pointwise, ragged band starts). GroupNormNhwc: group_norm_nhwc (+ SiLU) at real
+//     widths (T3 fp32 / T4 + peer bf16 against the fp64 reference). SoftmaxRows, TransposeBatched
+//     (exact).
 //   VaeCudaGolden: every module row of golden/vae_tiny, vae_flux_like and vae_real_blocks that has
 //     a CUDA twin, teacher forced on its golden input: fp32 within T3 of our fp64 reference and
 //     T2 of diffusers' fp32 golden; bf16 within T4 of the fp64 reference. The whole-model rows
@@ -62,7 +63,7 @@ Tensor<float> host_im2col(const Tensor<float>& xh, const gpu::Im2colGeom& g, int
   return out;
 }
 
-TEST(VaeCudaKernels, Im2colIsExactForEveryGather) {
+TEST(Im2colNhwc, IsExactForEveryGather) {
   ZIMAGE_REQUIRE_CUDA();
   const Tensor<float> x = to_nhwc(testing::randn<float>({2, 5, 9, 7}, testing::test_seed()));
   const std::vector<std::pair<std::string, gpu::Im2colGeom>> geoms = {{"same3x3", gpu::geom_same3x3()},
@@ -106,9 +107,9 @@ std::vector<GnCase> gn_cases() {
   return out;
 }
 
-class VaeCudaGroupNorm : public ::testing::TestWithParam<GnCase> {};
+class GroupNormNhwc : public ::testing::TestWithParam<GnCase> {};
 
-TEST_P(VaeCudaGroupNorm, MatchesReference) {
+TEST_P(GroupNormNhwc, MatchesReference) {
   ZIMAGE_REQUIRE_CUDA();
   const GnCase c = GetParam();
   const uint64_t seed = testing::test_seed();
@@ -143,15 +144,20 @@ TEST_P(VaeCudaGroupNorm, MatchesReference) {
   out.expect_guards_intact("group_norm");
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, VaeCudaGroupNorm, ::testing::ValuesIn(gn_cases()), gn_name);
+INSTANTIATE_TEST_SUITE_P(Shapes, GroupNormNhwc, ::testing::ValuesIn(gn_cases()), gn_name);
 
-TEST(VaeCudaKernels, SoftmaxRowsAndTranspose) {
+// The input of SoftmaxRows and TransposeBatched: 37 rows of 4099 scores (the mid-block attention's
+// shape class: one row per query, L past a multiple of the block size).
+Tensor<float> score_rows(DType dt) {
+  return testing::round_to(dt, testing::randn<float>({37, 4099}, testing::test_seed(), 30.0));
+}
+
+TEST(SoftmaxRows, AgainstReference) {
   ZIMAGE_REQUIRE_CUDA();
   const int64_t R = 37, L = 4099;
-  const Tensor<float> s = testing::randn<float>({R, L}, testing::test_seed(), 30.0);
   const float scale = 1.0f / std::sqrt(512.0f);
   for (DType dt : {DType::F32, DType::BF16}) {
-    const Tensor<float> ss = testing::round_to(dt, s);
+    const Tensor<float> ss = score_rows(dt);
     testing::Guarded d(dt, {R, L});
     testing::upload_into_guarded(ss, dt, d);
     gpu::softmax_rows({d.data(), L, dt}, R, L, scale, testing::rt().stream());
@@ -161,7 +167,14 @@ TEST(VaeCudaKernels, SoftmaxRowsAndTranspose) {
     testing::expect_tier("softmax_rows " + testing::dtype_tag(dt), dt, d.host(), ref,
                          {testing::op_elem("scale"), {"softmax(L=4099)", 2, double(L), true}});
     d.expect_guards_intact("softmax_rows");
+  }
+}
 
+TEST(TransposeBatched, IsExact) {
+  ZIMAGE_REQUIRE_CUDA();
+  const int64_t R = 37, L = 4099;
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const Tensor<float> ss = score_rows(dt);
     const auto td = testing::to_device(ss, dt);
     testing::Guarded t(dt, {L, R});
     gpu::transpose_batched(dt, td.data(), t.data(), 1, R, L, testing::rt().stream());

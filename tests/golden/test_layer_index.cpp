@@ -323,7 +323,7 @@ TEST(LayerIndex, CheckerCatchesOneWrongEntryPerColumn) {
   const std::string good_ref = "`rms_norm` (`reference/nn/norms.h`)";
   const std::string good_golden = "`golden/tiny_single.safetensors`: `layers.0.attention_norm1`";
   const std::string good_cuda = "`rms_norm_modulate` (`cuda/kernels/rms_norm_modulate.h`)";
-  const std::string good_test = "`Cuda/RowKernels.RmsNormModulate/*` (`tests/cuda/test_cuda_norms.cpp`)";
+  const std::string good_test = "`Cuda/RmsNormModulate.AgainstReference/*` (`tests/cuda/test_cuda_norms.cpp`)";
   const std::string good_bench = "`BM_RmsNorm` (`bench/bench_dit.cpp`)";
   auto row = [](const std::vector<std::string>& c) {
     std::string s = "|";
