@@ -5,6 +5,8 @@
 #   CASE=damaged   a written file with one byte changed (same size) is written again, and matches
 #   CASE=digest    one digest changed in SHA256SUMS (what a generator bug looks like): the check
 #                  fails and names that file
+#   CASE=lists     SHA256SUMS without its last line (a file that would be written, never checked):
+#                  the check fails before writing anything
 #   CASE=header    a damaged header: zimage_golden_weights exits 2 with one line naming it
 # cmake -DPROGRAM=... -DSCRIPT=cmake/golden_weights.cmake -DGOLDEN=golden -DSCRATCH=dir -DCASE=... -P
 foreach(var PROGRAM SCRIPT GOLDEN SCRATCH CASE)
@@ -84,6 +86,16 @@ elseif(CASE STREQUAL "digest")
   materialize(rc text)
   if(rc EQUAL 0 OR NOT text MATCHES "golden/${first}: sha256 ")
     message(FATAL_ERROR "a changed digest was not caught (exit ${rc}):\n${text}")
+  endif()
+  message(STATUS "caught: ${text}")
+elseif(CASE STREQUAL "lists")
+  file(STRINGS "${g}/weights/SHA256SUMS" sums)
+  list(POP_BACK sums)
+  list(JOIN sums "\n" text)
+  file(WRITE "${g}/weights/SHA256SUMS" "${text}\n")
+  materialize(rc text)
+  if(rc EQUAL 0 OR NOT text MATCHES "do not list the same files" OR EXISTS "${g}/${first}")
+    message(FATAL_ERROR "a digest list without one file was not refused before writing (exit ${rc}):\n${text}")
   endif()
   message(STATUS "caught: ${text}")
 elseif(CASE STREQUAL "header")

@@ -422,10 +422,12 @@ cmd_run() {
   checkpoint
 
   # golden/models' synthetic weight files are not tracked: write them as the build does
-  # (docs/goldens.md, "Materialized weights") and check them against the digests of diffusers' files.
+  # (docs/goldens.md, "Materialized weights"; --force: a warm machine may keep an older commit's
+  # files) and check them against the digests of diffusers' files.
   run_step golden_weights golden 60 golden-weights.log "" bash -c \
-    'LD_LIBRARY_PATH="$1" "$2" "$3/golden" && cd "$3/golden" && sha256sum -c --quiet weights/SHA256SUMS && echo "golden weights: sha256 ok"' \
+    'LD_LIBRARY_PATH="$1" "$2" "$3/golden" --force && cd "$3/golden" && sha256sum -c --quiet weights/SHA256SUMS && echo "golden weights: sha256 ok"' \
     _ "$LDP" "$BIN/zimage_golden_weights" "$ROOT"
+  checkpoint
 
   local tests=() t
   if [ -n "${GPU_CHECK_TESTS:-}" ]; then

@@ -9,12 +9,13 @@
 // every tensor's bytes are zimage::synthetic_fill of the golden's `synthetic_weights` spec
 // (bit-identical to tools/golden/synthetic.py, tests/unit/test_synthetic_crosscheck.cpp), at
 // the header's offsets. A file that exists with the manifest's size is kept unless --force.
-// Each file is written to a temporary name and renamed, so a reader (or a second build tree
-// writing the same file) never sees half a file. cmake/golden_weights.cmake runs this and
+// Each file is written to a temporary name of its own (mkstemp) and renamed, so a reader (or a
+// second build tree writing the same file) never sees half a file. cmake/golden_weights.cmake runs this and
 // then compares every file with weights/SHA256SUMS, the digests of the files diffusers wrote.
 //
 // Bad input (a missing or malformed manifest, header or spec; a tensor the spec does not
 // describe) is one line naming the file and exit 2.
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -108,12 +109,13 @@ std::string build_file(const fs::path& golden, const Row& row, const ParamSource
     const json& off = t.value("data_offsets", json());
     ZIMAGE_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
                  tctx + ": bad data_offsets");
-    const int64_t b = off[0].get<int64_t>(), e = off[1].get<int64_t>();
-    const int64_t numel = shape_numel(it->second);
-    ZIMAGE_CHECK(e - b == 4 * numel && data_start + e <= row.bytes, tctx + ": data_offsets do not fit");
+    const uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
+    const uint64_t numel = uint64_t(shape_numel(it->second));
+    ZIMAGE_CHECK(b <= e && e <= uint64_t(row.bytes - data_start) && e - b == 4 * numel,
+                 tctx + ": data_offsets do not fit");
     const Tensor<double> v = spec.load(name);  // float32 values, exact in double
     float* dst = reinterpret_cast<float*>(out.data() + data_start + b);
-    for (int64_t k = 0; k < numel; ++k) {
+    for (uint64_t k = 0; k < numel; ++k) {
       const float x = float(v[k]);
       std::memcpy(dst + k, &x, 4);
     }
@@ -123,14 +125,25 @@ std::string build_file(const fs::path& golden, const Row& row, const ParamSource
 
 void write_atomically(const fs::path& out, const std::string& bytes) {
   fs::create_directories(out.parent_path());
-  const fs::path tmp = out.string() + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    ZIMAGE_CHECK(f.good(), tmp.string() + ": cannot write");
-    f.write(bytes.data(), std::streamsize(bytes.size()));
-    ZIMAGE_CHECK(f.good(), tmp.string() + ": write failed");
-  }
+  // A name no other writer uses (mkstemp), so two build trees never share a temporary file.
+  std::string tmpl = out.string() + ".tmp.XXXXXX";
+  const int fd = ::mkstemp(tmpl.data());
+  ZIMAGE_CHECK(fd >= 0, out.string() + ": cannot create a temporary file beside it");
+  const fs::path tmp = tmpl;
   std::error_code ec;
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n <= 0) break;
+    done += size_t(n);
+  }
+  const bool closed = ::close(fd) == 0;
+  if (done != bytes.size() || !closed) {
+    fs::remove(tmp, ec);
+    throw Error(tmp.string() + ": write failed");
+  }
+  fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read,
+                  ec);
   fs::rename(tmp, out, ec);
   if (ec) {
     fs::remove(tmp, ec);

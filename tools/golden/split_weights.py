@@ -30,10 +30,12 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 import struct
 import sys
 
-# (glob of weight files under golden/, the golden whose synthetic_weights made them)
+# (glob of weight files under golden/, the golden whose synthetic_weights made them); the
+# repository's .gitignore lists the same files: change both together.
 WEIGHTS = [
     ("models/tiny_single/diffusion_pytorch_model.safetensors", "tiny_single.safetensors"),
     ("models/tiny_batch2/diffusion_pytorch_model-*-of-*.safetensors", "tiny_batch2.safetensors"),
@@ -62,6 +64,7 @@ def main() -> int:
     args = ap.parse_args()
     root = args.golden
     out = os.path.join(root, "weights")
+    shutil.rmtree(os.path.join(out, "models"), ignore_errors=True)  # no header of a file that is gone
     rows, sums = [], []
     for pattern, spec_golden in WEIGHTS:
         files = sorted(glob.glob(os.path.join(root, pattern)))
