@@ -2,10 +2,11 @@
 // configuration validated against the CPU reference before it is timed (bench_cuda_support.h has
 // the timing, counter and validation rules; bench/README.md lists the rows and their formulas).
 //
-// main: without a usable device, one line `zimage_bench_cuda: no CUDA device: <why>` on stderr
-// and exit 2. Otherwise it measures the device's peaks first (best cuBLASLt bf16 and fp32 GEMM
-// rates over square shapes, device-to-device copy bandwidth), prints them with the device, adds
-// them to the run's context and runs Google Benchmark (all its flags work).
+// main: --benchmark_list_tests lists the rows and exits 0 without touching a device. Otherwise,
+// without a usable device, one line `zimage_bench_cuda: no CUDA device: <why>` on stderr and
+// exit 2; with one, it measures the device's peaks first (best cuBLASLt bf16 and fp32 GEMM rates
+// over square shapes, device-to-device copy bandwidth), prints them with the device, adds them to
+// the run's context and runs Google Benchmark (all its flags work).
 //
 // Rows:
 //   BM_CudaGemmSquare<fp32|bf16>   the peak's GEMMs again, as validated and timed rows
@@ -16,6 +17,11 @@
 //   BM_CudaTransformerBlock<..>    run_block: one real-size modulated block
 //   BM_CudaDitStep_bf16/1024x1024  CudaModel::forward at Z-Image-Turbo's config, 4096 image tokens,
 //                                  with its FLOP-count bound
+//   bench_cuda_kernels.cpp: one row per remaining kernel of cuda/kernels/ (rms_norm_modulate,
+//   gated_residual, qk_norm_rope, swiglu, silu, final_layer_norm, convert, residual_add,
+//   timestep_embedding, patchify_image, fill_rows, unpatchify, rope_gather, embedding_gather,
+//   qwen3_qk_norm_rope, im2col_nhwc, group_norm_nhwc, softmax_rows, transpose_batched): its header
+//   lists them.
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -63,21 +69,6 @@ namespace {
 
 // The DiT's real sizes, as bench/bench_dit.cpp (main checks them against ZImageConfig's defaults,
 // which are Z-Image-Turbo's config.json: tools/cli/cmd_write_synthetic.cpp).
-
-std::string shape_key(const char* what, DType dt, std::initializer_list<int64_t> dims) {
-  std::string s = std::string(what) + " " + gpu::dtype_name(dt);
-  for (int64_t d : dims) {
-    s += ' ';  // (not s += " " + std::to_string(d): GCC 12's -Wrestrict false positive, PR 105329)
-    s += std::to_string(d);
-  }
-  return s;
-}
-
-// Fills a device buffer with 0xFF bytes (NaN in fp32 and bf16) before a validation run: an
-// element the op forgets to write shows up as non-finite.
-void poison(const gpu::DeviceTensor& t, cudaStream_t s) {
-  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(t.data(), 0xFF, size_t(t.numel()) * gpu::dtype_size(t.dtype), s));
-}
 
 using numerics::rows_of;
 using numerics::sample_rows;
@@ -648,8 +639,21 @@ int main(int argc, char** argv) {
   using namespace zimage;
   using namespace zimage::bench;
   using namespace zimage::bench::cuda;
+  // --benchmark_list_tests only prints the row names: it needs no device (Initialize consumes the
+  // flag, so look for it first).
+  bool list_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    list_only = list_only || a == "--benchmark_list_tests" || a == "--benchmark_list_tests=true" ||
+                a == "--benchmark_list_tests=1";
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  if (list_only) {
+    benchmark::RunSpecifiedBenchmarks();  // lists, runs nothing
+    benchmark::Shutdown();
+    return 0;
+  }
   std::string why;
   if (!gpu::device_available(&why)) {
     std::fprintf(stderr, "zimage_bench_cuda: no CUDA device: %s\n", why.c_str());

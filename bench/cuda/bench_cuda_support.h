@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
@@ -205,6 +206,24 @@ inline bool require(benchmark::State& st, const Verdict& v) {
 
 // T3 for fp32 storage, T4 (the absolute chain bound) for bf16.
 inline numerics::Tier tier_of(DType dt) { return dt == DType::F32 ? numerics::Tier::T3 : numerics::Tier::T4; }
+
+// ---------------------------------------------------------------- keys and poison
+
+// A configuration's key: "<what> <dtype> <dims...>" (the verdict and fixture caches' key).
+inline std::string shape_key(const char* what, DType dt, std::initializer_list<int64_t> dims) {
+  std::string s = std::string(what) + " " + gpu::dtype_name(dt);
+  for (int64_t d : dims) {
+    s += ' ';  // (not s += " " + std::to_string(d): GCC 12's -Wrestrict false positive, PR 105329)
+    s += std::to_string(d);
+  }
+  return s;
+}
+
+// Fills a device buffer with 0xFF bytes (NaN in fp32 and bf16) before a validation run: an
+// element the op forgets to write shows up as non-finite.
+inline void poison(const gpu::DeviceTensor& t, cudaStream_t s) {
+  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(t.data(), 0xFF, size_t(t.numel()) * gpu::dtype_size(t.dtype), s));
+}
 
 // ---------------------------------------------------------------- the one live fixture
 
