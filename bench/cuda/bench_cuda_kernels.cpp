@@ -68,6 +68,12 @@ constexpr int64_t kQwenL = 512, kQwenH = 32, kQwenG = 8, kQwenD = 128, kQwenC = 
 // ---------------------------------------------------------------- the common row
 
 // The fixture of `key` (made by make()), or nullptr after skipping the benchmark with the error.
+// Seconds of measured (event) time per row: the kernels run for microseconds and every iteration
+// also flushes L2 and synchronizes outside the events, so Google Benchmark's default 0.5 s would
+// cost 2-3 s of wall time per row and push the 52 rows past tools/gpu-check.sh --full's bench
+// budget (270 s for the whole benchmark). 0.05 s is still thousands of iterations of a 10 us kernel.
+constexpr double kKernelMinTime = 0.05;
+
 template <class F, class Make>
 F* get_fixture(benchmark::State& st, const std::string& key, Make&& make) {
   try {
@@ -215,8 +221,8 @@ void BM_CudaRmsNormModulate(benchmark::State& st) {
     return within_budget(key, dt, download(f->out), ref, ops);
   }, es_of(dt) * (2.0 * kL * kC + kC + (modulated ? kC : 0)));
 }
-BENCHMARK_TEMPLATE(BM_CudaRmsNormModulate, fp32)->Arg(0)->Arg(1)->ArgName("mod")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_CudaRmsNormModulate, bf16)->Arg(0)->Arg(1)->ArgName("mod")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaRmsNormModulate, fp32)->Arg(0)->Arg(1)->ArgName("mod")->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaRmsNormModulate, bf16)->Arg(0)->Arg(1)->ArgName("mod")->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // gated_residual at [1, 4128, 3840], x in place (restored before each run), gate_mlp chunk 3.
 // Bytes es (3 L C + 2 C): x read and written, y read, weight and gate. Twin: rms_norm, then
@@ -252,8 +258,8 @@ void BM_CudaGatedResidual(benchmark::State& st) {
                          {op_rms(double(kC)), op_elem("tanh", true), op_elem("gated residual")});
   }, es_of(dt) * (3.0 * kL * kC + 2.0 * kC));
 }
-BENCHMARK_TEMPLATE(BM_CudaGatedResidual, fp32)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_CudaGatedResidual, bf16)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaGatedResidual, fp32)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaGatedResidual, bf16)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // final_layer_norm at [1, 4128, 3840] with the adaLN scale [1, C] (chunk 1), eps 1e-6.
 // Bytes es (2 L C + C). Twin: layer_norm(x, 1e-6) * (1 + scale); chain layer_norm(2C) + scale.
@@ -280,8 +286,8 @@ void BM_CudaFinalLayerNorm(benchmark::State& st) {
                          {{"layer_norm", 3, 2.0 * double(kC), true}, op_elem("scale")});
   }, es_of(dt) * (2.0 * kL * kC + kC));
 }
-BENCHMARK_TEMPLATE(BM_CudaFinalLayerNorm, fp32)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_CudaFinalLayerNorm, bf16)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaFinalLayerNorm, fp32)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaFinalLayerNorm, bf16)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // ---------------------------------------------------------------- SwiGLU, SiLU, residual add
 
@@ -315,8 +321,8 @@ void BM_CudaSwiglu(benchmark::State& st) {
     return within_budget(key, dt, download(f->out), ref, {{"silu", 2, 1, true}, op_elem("gate mul")});
   }, es_of(dt) * 3.0 * kL * kF);
 }
-BENCHMARK_TEMPLATE(BM_CudaSwiglu, fp32)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_CudaSwiglu, bf16)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaSwiglu, fp32)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaSwiglu, bf16)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // silu of n values, out of place: n 3840 is the model's own use (the final layer's adaLN SiLU on
 // [1, C]; t_embedder's is [1, 1024]), n 4128 x 10240 the bandwidth of a large one. Bytes es 2 n.
@@ -345,8 +351,8 @@ void BM_CudaSilu(benchmark::State& st) {
     return within_budget(key, dt, download(f->out), ref, {{"silu", 2, 1, true}});
   }, es_of(dt) * 2.0 * double(n));
 }
-BENCHMARK_TEMPLATE(BM_CudaSilu, fp32)->Arg(kC)->Arg(kL * kF)->ArgName("n")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_CudaSilu, bf16)->Arg(kC)->Arg(kL * kF)->ArgName("n")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaSilu, fp32)->Arg(kC)->Arg(kL * kF)->ArgName("n")->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaSilu, bf16)->Arg(kC)->Arg(kL * kF)->ArgName("n")->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // residual_add x += y on Qwen3's hidden state [512, 2560] (n 1310720) and a DiT-size [4128, 3840]
 // (n 15851520), x restored before each run. Bytes es 3 n. Twin: qwen3_decoder_layer's
@@ -378,8 +384,8 @@ void BM_CudaResidualAdd(benchmark::State& st) {
     return within_budget(key, dt, download(f->a), ref, {op_elem("residual add")});
   }, es_of(dt) * 3.0 * double(n));
 }
-BENCHMARK_TEMPLATE(BM_CudaResidualAdd, fp32)->Arg(kQwenL * kQwenC)->Arg(kL * kC)->ArgName("n")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_CudaResidualAdd, bf16)->Arg(kQwenL * kQwenC)->Arg(kL * kC)->ArgName("n")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaResidualAdd, fp32)->Arg(kQwenL * kQwenC)->Arg(kL * kC)->ArgName("n")->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaResidualAdd, bf16)->Arg(kQwenL * kQwenC)->Arg(kL * kC)->ArgName("n")->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // convert_from_f32 (dir 0: fp32 -> bf16, the upload path) and convert_to_f32 (dir 1: bf16 -> fp32,
 // the download path) of the DiT's hidden state [4128, 3840]. Bytes (4 + 2) n. Twin:
@@ -413,7 +419,7 @@ void BM_CudaConvert(benchmark::State& st) {
     return exact(key, download(f->out), round_to(dt, input()));
   }, (4.0 + es_of(dt)) * double(n));
 }
-BENCHMARK_TEMPLATE(BM_CudaConvert, bf16)->Arg(0)->Arg(1)->ArgName("dir")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaConvert, bf16)->Arg(0)->Arg(1)->ArgName("dir")->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // ---------------------------------------------------------------- timestep embedding
 // timestep_embedding of B timesteps (t * t_scale in [0, 1000]) at dim 256 (t_embedder's frequency
@@ -446,8 +452,8 @@ void BM_CudaTimestepEmbedding(benchmark::State& st) {
                          {{"timestep_embedding(cos,sin)", 1, 1, true}});
   }, 4.0 * double(B) + es_of(dt) * double(B) * dim);
 }
-BENCHMARK_TEMPLATE(BM_CudaTimestepEmbedding, fp32)->Arg(1)->Arg(2)->ArgName("B")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_CudaTimestepEmbedding, bf16)->Arg(1)->Arg(2)->ArgName("B")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaTimestepEmbedding, fp32)->Arg(1)->Arg(2)->ArgName("B")->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaTimestepEmbedding, bf16)->Arg(1)->Arg(2)->ArgName("B")->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // ---------------------------------------------------------------- layout: patchify, fill, unpatchify
 // The 1024 x 1024 latent [16, 1, 128, 128], p 2, pf 1: 4096 tokens of 64 values.
@@ -484,8 +490,8 @@ void BM_CudaPatchify(benchmark::State& st) {
     return exact(key, download(f->out), patch_tokens(dt));
   }, es_of(dt) * 2.0 * kLatC * kLatH * kLatW);
 }
-BENCHMARK_TEMPLATE(BM_CudaPatchify, fp32)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_CudaPatchify, bf16)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaPatchify, fp32)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaPatchify, bf16)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // fill_rows: the pad-token substitution on the embedded sequence [4128, 3840], rows
 // [row_begin, 4128) <- x_pad_token [3840]: rows 4104 (a 8-token caption padded to 32) and 0 (every
@@ -514,8 +520,8 @@ void BM_CudaFillRows(benchmark::State& st) {
     return exact(key, download(f->out), want);
   }, es_of(dt) * double(kC) * double(kL - begin + 1));
 }
-BENCHMARK_TEMPLATE(BM_CudaFillRows, fp32)->Arg(kL - 24)->Arg(0)->ArgName("row_begin")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_CudaFillRows, bf16)->Arg(kL - 24)->Arg(0)->ArgName("row_begin")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaFillRows, fp32)->Arg(kL - 24)->Arg(0)->ArgName("row_begin")->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaFillRows, bf16)->Arg(kL - 24)->Arg(0)->ArgName("row_begin")->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // unpatchify tokens [4096, 64] -> the fp32 latent [16, 1, 128, 128]. Bytes (es + 4) 16 x 128 x 128.
 // Twin: dit/patchify.h unpatchify; T0.
@@ -540,8 +546,8 @@ void BM_CudaUnpatchify(benchmark::State& st) {
     return exact(key, download(f->out), unpatchify(patch_tokens(dt), {1, kLatH, kLatW}, kP, kPf, kLatC));
   }, (es_of(dt) + 4.0) * kLatC * kLatH * kLatW);
 }
-BENCHMARK_TEMPLATE(BM_CudaUnpatchify, fp32)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_CudaUnpatchify, bf16)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaUnpatchify, fp32)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaUnpatchify, bf16)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // ---------------------------------------------------------------- RoPE
 
@@ -590,7 +596,7 @@ void BM_CudaRopeGather(benchmark::State& st) {
     return exact(key, got, rope_embedder(tables, ids));
   }, 12.0 * kL + 2.0 * 4.0 * kL * kD);
 }
-BENCHMARK(BM_CudaRopeGather)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_CudaRopeGather)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // qk_norm_rope in place on the fused qkv [4128, 3C] (q at column 0, k at C; restored before each
 // run), 30 heads x 128, freqs of dit_rope_ids. Bytes es 4 L C (q, k read and written) + 4 L D
@@ -650,8 +656,8 @@ void BM_CudaQkNormRope(benchmark::State& st) {
     return worst;
   }, es_of(dt) * (4.0 * kL * kC + 2.0 * kD) + 4.0 * kL * kD);
 }
-BENCHMARK_TEMPLATE(BM_CudaQkNormRope, fp32)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_CudaQkNormRope, bf16)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaQkNormRope, fp32)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaQkNormRope, bf16)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // ---------------------------------------------------------------- Qwen3
 
@@ -686,7 +692,7 @@ void BM_CudaEmbeddingGather(benchmark::State& st) {
     return exact(key, download(f->out), qwen3_embedding(ids, table()));
   }, 4.0 * N + 2.0 * es_of(dt) * double(N) * C);
 }
-BENCHMARK_TEMPLATE(BM_CudaEmbeddingGather, bf16)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaEmbeddingGather, bf16)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // qwen3_qk_norm_rope in place on the fused Qwen3 qkv [512, (32 + 2 x 8) x 128] (restored before
 // each run), cos/sin table of qwen3_cos_sin_table. Bytes es 2 L (H + G) D (q, k read and written)
@@ -737,8 +743,8 @@ void BM_CudaQwen3QkNormRope(benchmark::State& st) {
     return worst;
   }, es_of(dt) * (2.0 * L * (H + G) * D + 2.0 * D) + 4.0 * L * D);
 }
-BENCHMARK_TEMPLATE(BM_CudaQwen3QkNormRope, fp32)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_CudaQwen3QkNormRope, bf16)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaQwen3QkNormRope, fp32)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaQwen3QkNormRope, bf16)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // ---------------------------------------------------------------- VAE
 // The decoder's mid-block resolution at 1024 x 1024: [1, 128, 128, 512] NHWC.
@@ -796,8 +802,8 @@ void BM_CudaIm2col(benchmark::State& st) {
     return exact(key, download(f->out), want);
   }, es_of(dt) * (double(kVaeH) * kVaeW * kVaeC + double(P) * K));
 }
-BENCHMARK_TEMPLATE(BM_CudaIm2col, fp32)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_CudaIm2col, bf16)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaIm2col, fp32)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaIm2col, bf16)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // group_norm_nhwc at [1, 128 x 128, 512], 32 groups, eps 1e-6, without and with the fused SiLU.
 // Bytes es (2 P C + 2 C) (one read of x: the kernel's two statistic passes read it twice more).
@@ -851,8 +857,8 @@ void BM_CudaGroupNorm(benchmark::State& st) {
     return within_budget(key, dt, download(f->y), nchw_to_nhwc(ref), ops);
   }, es_of(dt) * (2.0 * P * kVaeC + 2.0 * kVaeC));
 }
-BENCHMARK_TEMPLATE(BM_CudaGroupNorm, fp32)->Arg(0)->Arg(1)->ArgName("silu")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_CudaGroupNorm, bf16)->Arg(0)->Arg(1)->ArgName("silu")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaGroupNorm, fp32)->Arg(0)->Arg(1)->ArgName("silu")->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaGroupNorm, bf16)->Arg(0)->Arg(1)->ArgName("silu")->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // softmax_rows in place on the VAE mid-block attention scores [L, L] (L = 128 x 128 at 1024 px;
 // 64 x 64 at 512 px), scale 1 / sqrt(512), restored before each run. Bytes es 2 L^2. Twin:
@@ -890,8 +896,8 @@ void BM_CudaSoftmaxRows(benchmark::State& st) {
                          {op_elem("scale"), {"softmax(L=" + std::to_string(L) + ")", 2, double(L), true}});
   }, es_of(dt) * 2.0 * double(R) * double(L));
 }
-BENCHMARK_TEMPLATE(BM_CudaSoftmaxRows, fp32)->Arg(4096)->Arg(16384)->ArgName("L")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_CudaSoftmaxRows, bf16)->Arg(4096)->Arg(16384)->ArgName("L")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaSoftmaxRows, fp32)->Arg(4096)->Arg(16384)->ArgName("L")->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaSoftmaxRows, bf16)->Arg(4096)->Arg(16384)->ArgName("L")->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // transpose_batched [1, R, Cols] -> [1, Cols, R]: the VAE attention's [16384, 512] (V -> V^T and the
 // [B, C, L] <-> [B, L, C] boundaries) and the decoder output's NHWC -> NCHW [1024 x 1024, 3].
@@ -925,13 +931,13 @@ BENCHMARK_TEMPLATE(BM_CudaTransposeBatched, fp32)
     ->Args({kVaeH * kVaeW, kVaeC})
     ->Args({1024 * 1024, 3})
     ->ArgNames({"R", "Cols"})
-    ->UseManualTime()
+    ->UseManualTime()->MinTime(kKernelMinTime)
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(BM_CudaTransposeBatched, bf16)
     ->Args({kVaeH * kVaeW, kVaeC})
     ->Args({1024 * 1024, 3})
     ->ArgNames({"R", "Cols"})
-    ->UseManualTime()
+    ->UseManualTime()->MinTime(kKernelMinTime)
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
