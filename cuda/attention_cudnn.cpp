@@ -81,6 +81,12 @@ namespace {
 constexpr const char* kNotBuilt = "built without cuDNN (ZIMAGE_CUDNN=OFF or cudnn_backend.h not found)";
 }
 
+uint64_t cudnn_workspace_generation() {
+  State& st = state();
+  std::lock_guard<std::mutex> lock(st.mu);
+  return st.workspace_generation;
+}
+
 bool cudnn_attention_available(std::string* why) { return refuse(why, kNotBuilt); }
 
 void cudnn_attention(DType dt, const void* q, const void* k, const void* v, int64_t ld, const std::vector<int64_t>* seqlens,
@@ -387,6 +393,7 @@ struct State {
     int64_t bytes = 0;
   };
   std::map<std::pair<int, cudaStream_t>, Workspace> workspaces;
+  uint64_t workspace_generation = 0;
 };
 State& state() {
   static State* s = new State;
@@ -431,6 +438,7 @@ void* workspace(State& st, int dev, cudaStream_t stream, int64_t bytes) {
     }
     ZIMAGE_CUDA_CHECK(cudaMalloc(&w.ptr, size_t(bytes)));
     w.bytes = bytes;
+    ++st.workspace_generation;
   }
   return w.ptr;
 }
@@ -462,6 +470,12 @@ void run_one(State& st, int dev, DType dt, const Shape& s, const void* q, const 
 #undef SET_DESC
 
 }  // namespace
+
+uint64_t cudnn_workspace_generation() {
+  State& st = state();
+  std::lock_guard<std::mutex> lock(st.mu);
+  return st.workspace_generation;
+}
 
 bool cudnn_attention_available(std::string* why) {
   State& st = state();

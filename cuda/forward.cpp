@@ -13,6 +13,7 @@
 #include "dit/rope_limits.h"
 #include "dit/attention.h"    // kQkNormEps
 #include "dit/final_layer.h"  // kFinalNormEps
+#include "attention_cudnn.h"  // cudnn_workspace_generation
 #include "weight_layout.h"
 #include "dit/model_folder.h"
 
@@ -25,14 +26,23 @@ DeviceTensor up(const Tensor<float>& t, DType dt, Runtime& rt) { return upload(t
 
 void reserve(DeviceBuffer& b, int64_t elems, DType dt) { b.reserve(size_t(elems) * dtype_size(dt)); }
 
-// A device int32 key mask [B, L] when item lengths differ (reference key_mask), else an empty buffer.
-DeviceBuffer upload_mask(const std::vector<int64_t>& seqlens, cudaStream_t s) {
+// The device int32 key mask [B, L] into m (grown as needed) when item lengths differ (reference
+// key_mask): returns true; false, m untouched, when they are all equal.
+bool upload_mask_into(const std::vector<int64_t>& seqlens, cudaStream_t s, DeviceBuffer& m) {
   const std::optional<KeyMask> km = key_mask(seqlens);
-  if (!km) return DeviceBuffer();
-  DeviceBuffer m(size_t(km->numel()) * sizeof(int32_t), s);
+  if (!km) return false;
+  m.reserve(size_t(km->numel()) * sizeof(int32_t));
   ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(m.get(), km->ptr(), size_t(km->numel()) * sizeof(int32_t), cudaMemcpyHostToDevice, s));
   ZIMAGE_CUDA_CHECK(cudaStreamSynchronize(s));
-  return m;
+  return true;
+}
+
+// t as a [shape] tensor of dt, its buffer kept (grown when too small): the forward's persistent
+// buffers, whose addresses a CUDA graph of the step keeps (step_graph.h).
+void shape_into(DeviceTensor& t, DType dt, Shape shape) {
+  t.dtype = dt;
+  t.shape = std::move(shape);
+  t.buf.reserve(size_t(shape_numel(t.shape)) * dtype_size(dt));
 }
 
 // The fp32 RoPE tables of precompute_freqs_cis<float>, concatenated, on the device.
@@ -132,52 +142,87 @@ DeviceBlock upload_block(const TransformerBlockW<float>& w, DType dt, Runtime& r
   return b;
 }
 
-void run_block(Runtime& rt, const DeviceBlock& w, DType dt, void* x, int64_t B, int64_t L, const int32_t* mask,
-               const std::vector<int64_t>* seqlens, const float* freqs, const void* adaln, int n_heads, double norm_eps, BlockScratch& sc,
-               const CudaOptions& opts) {
-  const int64_t rows = B * L, C = w.C, F = w.F, H = n_heads, D = C / H;
-  ZIMAGE_CHECK(H * D == C, "run_block: dim " + std::to_string(C) + " is not n_heads x head_dim");
-  const cudaStream_t s = rt.stream();
+void reserve_block_scratch(BlockScratch& sc, DType dt, int64_t rows, int64_t B, int64_t C, int64_t F) {
   reserve(sc.h, rows * C, dt);
   reserve(sc.qkv, rows * 3 * C, dt);
   reserve(sc.o, rows * C, dt);
   reserve(sc.a, rows * C, dt);
   reserve(sc.h13, rows * 2 * F, dt);
   reserve(sc.g, rows * F, dt);
+  reserve(sc.mod[0], B * 4 * C, dt);
+  reserve(sc.mod[1], B * 4 * C, dt);
+}
 
-  const void* mod = nullptr;
-  if (w.modulation) {
-    ZIMAGE_CHECK(adaln != nullptr, "run_block: modulated block needs adaln_input");
-    const int64_t A = w.adaLN_modulation.in;
-    reserve(sc.mod, B * 4 * C, dt);
-    // [B, A] -> [B, 4C]: scale_msa, gate_msa, scale_mlp, gate_mlp (no SiLU before it)
-    rt.linear(dt, adaln, A, w.adaLN_modulation.weight.data(), w.adaLN_modulation.b(), sc.mod.get(), 4 * C, B, 4 * C, A,
-              opts.gemm);
-    mod = sc.mod.get();
+void run_blocks(Runtime& rt, const DeviceBlock* blocks, size_t n, DType dt, const BlockStream& in, int n_heads,
+                double norm_eps, BlockScratch& sc, const CudaOptions& opts) {
+  if (n == 0) return;
+  const int64_t B = in.B, L = in.L, rows = B * L, C = blocks[0].C, H = n_heads, D = C / H;
+  ZIMAGE_CHECK(H * D == C, "run_blocks: dim " + std::to_string(C) + " is not n_heads x head_dim");
+  int64_t F = 0;
+  for (size_t k = 0; k < n; ++k) {
+    ZIMAGE_CHECK(blocks[k].C == C, "run_blocks: blocks of different widths in one stack");
+    ZIMAGE_CHECK(!blocks[k].modulation || in.adaln != nullptr, "run_blocks: modulated block needs adaln_input");
+    F = std::max(F, blocks[k].F);
   }
-  // Chunk j of the modulation rows [B, 4C]: scale_msa, gate_msa, scale_mlp, gate_mlp (absent: none).
-  auto chunk = [&](int j) { return mod ? ConstDevRows(offset(mod, j * C, dt), 4 * C, dt) : ConstDevRows(); };
+  const cudaStream_t s = rt.stream();
+  reserve_block_scratch(sc, dt, rows, B, C, F);
+  // Block k's modulation rows [B, 4C] (scale_msa, gate_msa, scale_mlp, gate_mlp; no SiLU before
+  // the Linear) go to mod[k % 2], made before block k - 1's last kernel needs its scale_msa.
+  auto modulation = [&](size_t k) -> const void* {
+    const DeviceBlock& w = blocks[k];
+    if (!w.modulation) return nullptr;
+    void* m = sc.mod[k % 2].get();
+    const int64_t A = w.adaLN_modulation.in;
+    rt.linear(dt, in.adaln, A, w.adaLN_modulation.weight.data(), w.adaLN_modulation.b(), m, 4 * C, B, 4 * C, A,
+              opts.gemm);
+    return m;
+  };
+  // Chunk j of a block's modulation rows (absent: none).
+  auto chunk = [&](const void* mod, int j) {
+    return mod ? ConstDevRows(offset(mod, j * C, dt), 4 * C, dt) : ConstDevRows();
+  };
   void* qkv = sc.qkv.get();
-  const DevRows xr{x, C, dt}, h{sc.h.get(), C, dt}, qkv_rows{qkv, 3 * C, dt}, o{sc.o.get(), C, dt}, a{sc.a.get(), C, dt};
+  const DevRows xr{in.x, C, dt}, h{sc.h.get(), C, dt}, qkv_rows{qkv, 3 * C, dt}, o{sc.o.get(), C, dt}, a{sc.a.get(), C, dt};
   const RowShape shape{rows, L, C};
 
-  rms_norm_modulate(xr, w.attention_norm1.data(), chunk(0), shape, norm_eps, h, s);
-  rt.linear(dt, sc.h.get(), C, w.to_qkv.weight.data(), nullptr, qkv, 3 * C, rows, 3 * C, C, opts.gemm);
-  qk_norm_rope(qkv_rows, qkv_rows.from_col(C), w.norm_q.empty() ? nullptr : w.norm_q.data(),
-               w.norm_k.empty() ? nullptr : w.norm_k.data(), freqs, rows, H, D, kQkNormEps, s);
-  {
-    const ProfileScope scope(&rt.profile(), StepProfile::kAttention, s);
-    flash_attention(qkv_rows, qkv_rows.from_col(C), qkv_rows.from_col(2 * C), mask, o, {B, L, H, D}, s, opts.attention,
-                    seqlens);
+  const void* mod = modulation(0);
+  rms_norm_modulate(xr, blocks[0].attention_norm1.data(), chunk(mod, 0), shape, norm_eps, h, s);
+  for (size_t k = 0; k < n; ++k) {
+    const DeviceBlock& w = blocks[k];
+    const int64_t Fk = w.F;
+    // h = attention_norm1(x) * (1 + scale_msa) is ready (the previous kernel wrote it).
+    rt.linear(dt, sc.h.get(), C, w.to_qkv.weight.data(), nullptr, qkv, 3 * C, rows, 3 * C, C, opts.gemm);
+    qk_norm_rope(qkv_rows, qkv_rows.from_col(C), w.norm_q.empty() ? nullptr : w.norm_q.data(),
+                 w.norm_k.empty() ? nullptr : w.norm_k.data(), in.freqs, rows, H, D, kQkNormEps, s);
+    {
+      const ProfileScope scope(&rt.profile(), StepProfile::kAttention, s);
+      flash_attention(qkv_rows, qkv_rows.from_col(C), qkv_rows.from_col(2 * C), in.mask, o, {B, L, H, D}, s,
+                      opts.attention, in.seqlens);
+    }
+    rt.linear(dt, sc.o.get(), C, w.to_out.weight.data(), w.to_out.b(), sc.a.get(), C, rows, C, C, opts.gemm);
+    // x += tanh(gate_msa) attention_norm2(a); h = ffn_norm1(x) * (1 + scale_mlp)
+    gated_residual_rms_norm(xr, a, {w.attention_norm2.data(), chunk(mod, 1), norm_eps},
+                            {w.ffn_norm1.data(), chunk(mod, 2), norm_eps}, h, shape, s);
+    rt.linear(dt, sc.h.get(), C, w.w13.weight.data(), nullptr, sc.h13.get(), 2 * Fk, rows, 2 * Fk, C, opts.gemm);
+    swiglu(dt, sc.h13.get(), rows, Fk, sc.g.get(), s);
+    rt.linear(dt, sc.g.get(), Fk, w.w2.weight.data(), w.w2.b(), sc.a.get(), C, rows, C, Fk, opts.gemm);
+    const RowNorm ffn_post{w.ffn_norm2.data(), chunk(mod, 3), norm_eps};
+    if (k + 1 == n) {
+      gated_residual(xr, a, ffn_post.weight, ffn_post.mod, shape, norm_eps, s);
+      break;
+    }
+    // x += tanh(gate_mlp) ffn_norm2(a); h = next block's attention_norm1(x) * (1 + its scale_msa)
+    const void* next = modulation(k + 1);
+    gated_residual_rms_norm(xr, a, ffn_post, {blocks[k + 1].attention_norm1.data(), chunk(next, 0), norm_eps}, h, shape,
+                            s);
+    mod = next;
   }
-  rt.linear(dt, sc.o.get(), C, w.to_out.weight.data(), w.to_out.b(), sc.a.get(), C, rows, C, C, opts.gemm);
-  gated_residual(xr, a, w.attention_norm2.data(), chunk(1), shape, norm_eps, s);
+}
 
-  rms_norm_modulate(xr, w.ffn_norm1.data(), chunk(2), shape, norm_eps, h, s);
-  rt.linear(dt, sc.h.get(), C, w.w13.weight.data(), nullptr, sc.h13.get(), 2 * F, rows, 2 * F, C, opts.gemm);
-  swiglu(dt, sc.h13.get(), rows, F, sc.g.get(), s);
-  rt.linear(dt, sc.g.get(), F, w.w2.weight.data(), w.w2.b(), sc.a.get(), C, rows, C, F, opts.gemm);
-  gated_residual(xr, a, w.ffn_norm2.data(), chunk(3), shape, norm_eps, s);
+void run_block(Runtime& rt, const DeviceBlock& w, DType dt, void* x, int64_t B, int64_t L, const int32_t* mask,
+               const std::vector<int64_t>* seqlens, const float* freqs, const void* adaln, int n_heads, double norm_eps,
+               BlockScratch& sc, const CudaOptions& opts) {
+  run_blocks(rt, &w, 1, dt, {x, B, L, mask, seqlens, freqs, adaln}, n_heads, norm_eps, sc, opts);
 }
 
 Tensor<float> transformer_block_cuda(const TransformerBlockW<float>& w, const Tensor<float>& x, const KeyMask* mask,
@@ -216,6 +261,17 @@ Tensor<float> transformer_block_cuda(const TransformerBlockW<float>& w, const Te
 
 // ---------------------------------------------------------------- CudaModel
 
+// Its buffers are the model's, kept from step to step (a CUDA graph of the step points into them).
+struct CudaModel::Stream {
+  DeviceTensor feats;         // [B, L, C] in the storage dtype
+  DeviceBuffer freqs;         // [B, L, D/2, 2] fp32
+  std::vector<int64_t> lens;  // item lengths (each padded to a multiple of 32)
+  int64_t L = 0;              // the longest
+  DeviceBuffer mask;          // key mask [B, L] when the lengths differ (masked)
+  bool masked = false;
+  const int32_t* mask_ptr() const { return masked ? mask.as<const int32_t>() : nullptr; }
+};
+
 void check_attention_config(const ZImageConfig& cfg, const CudaOptions& opts) {
   const int64_t C = cfg.dim, H = cfg.n_heads;
   ZIMAGE_CHECK(H > 0 && C % H == 0, "CUDA model: dim " + std::to_string(C) + " is not a multiple of n_heads " +
@@ -232,6 +288,7 @@ CudaModel::CudaModel(const ZImageWeights<float>& w, const CudaOptions& opts) : c
   refuse_fp16(opts.dtype);
   check_attention_config(cfg_, opts_);
   rt_ = std::make_unique<Runtime>();
+  make_step_state();
   upload_shared(w);
   for (const auto& b : w.noise_refiner) noise_refiner_.push_back(upload_block(b, opts.dtype, *rt_));
   for (const auto& b : w.context_refiner) context_refiner_.push_back(upload_block(b, opts.dtype, *rt_));
@@ -243,6 +300,7 @@ CudaModel::CudaModel(const ZImageConfig& cfg, const ParamSource& src, const Cuda
   check_attention_config(cfg_, opts_);
   check_complete(src, expected_parameter_shapes(cfg));
   rt_ = std::make_unique<Runtime>();
+  make_step_state();
   upload_shared(load_shared_weights<float>(cfg, src));
   auto stack = [&](const std::string& name, int n, bool modulation, std::vector<DeviceBlock>& out) {
     for (int i = 0; i < n; ++i)
@@ -255,6 +313,13 @@ CudaModel::CudaModel(const ZImageConfig& cfg, const ParamSource& src, const Cuda
 }
 
 CudaModel::~CudaModel() = default;
+
+void CudaModel::make_step_state() {
+  x_ = std::make_unique<Stream>();
+  cap_ = std::make_unique<Stream>();
+  u_ = std::make_unique<Stream>();
+  graphs_ = std::make_unique<StepGraphs>();
+}
 
 void CudaModel::set_attention(AttentionVersion v) {
   CudaOptions o = opts_;
@@ -276,18 +341,9 @@ void CudaModel::upload_shared(const ZImageWeights<float>& w) {
   cap_pad_token_ = up(w.cap_pad_token, dt, *rt_);
 }
 
-struct CudaModel::Stream {
-  DeviceTensor feats;         // [B, L, C] in the storage dtype
-  DeviceBuffer freqs;         // [B, L, D/2, 2] fp32
-  std::vector<int64_t> lens;  // item lengths (each padded to a multiple of 32)
-  int64_t L = 0;              // the longest
-  DeviceBuffer mask;          // key mask [B, L] when the lengths differ, else empty
-  const int32_t* mask_ptr() const { return mask.as<const int32_t>(); }
-};
-
 // Twin: reference/dit/timestep_embedder.h timestep_embedder on t * t_scale (the fp32 product
 // on the host, as reference<float> computes it) -> adaln_input [B, A].
-DeviceTensor CudaModel::timestep_embedder(const Tensor<float>& t_in) {
+const DeviceTensor& CudaModel::timestep_embedder(const Tensor<float>& t_in) {
   Runtime& rt = *rt_;
   const DType dt = opts_.dtype;
   const cudaStream_t s = rt.stream();
@@ -295,7 +351,9 @@ DeviceTensor CudaModel::timestep_embedder(const Tensor<float>& t_in) {
   Tensor<float> t = t_in;
   for (auto& v : t.data) v = float(v * float(cfg_.t_scale));
   DeviceTensor t_dev = upload(t, DType::F32, rt.staging(), s);
-  DeviceTensor emb(dt, {B, t_mlp0_.in}, s), mid(dt, {B, t_mlp0_.out}, s), adaln(dt, {B, A}, s);
+  DeviceTensor emb(dt, {B, t_mlp0_.in}, s), mid(dt, {B, t_mlp0_.out}, s);
+  DeviceTensor& adaln = adaln_;
+  shape_into(adaln, dt, {B, A});
   timestep_embedding(dt, t_dev.buf.as<const float>(), B, t_mlp0_.in, 10000.0, emb.data(), s);
   rt.linear(dt, emb.data(), t_mlp0_.in, t_mlp0_.weight.data(), t_mlp0_.b(), mid.data(), t_mlp0_.out, B, t_mlp0_.out,
             t_mlp0_.in, opts_.gemm);
@@ -313,14 +371,14 @@ namespace {
 template <class Rows>
 void embed_stream(Runtime& rt, DType dt, int64_t C, int64_t D, const std::vector<PaddedIds>& ids, const DeviceTensor& pad_token,
                   const DeviceBuffer& rope, const RopeAxes& axes, Rows rows, DeviceTensor& feats,
-                  DeviceBuffer& freqs, std::vector<int64_t>& lens, int64_t& L, DeviceBuffer& mask) {
+                  DeviceBuffer& freqs, std::vector<int64_t>& lens, int64_t& L, DeviceBuffer& mask, bool& masked) {
   const cudaStream_t s = rt.stream();
   const int64_t B = int64_t(ids.size());
   lens.clear();
   for (const auto& i : ids) lens.push_back(i.total_len);
   L = *std::max_element(lens.begin(), lens.end());
-  feats = DeviceTensor(dt, {B, L, C}, s);
-  freqs = DeviceBuffer(size_t(B * L * D) * sizeof(float), s);
+  shape_into(feats, dt, {B, L, C});
+  freqs.reserve(size_t(B * L * D) * sizeof(float));
   ZIMAGE_CUDA_CHECK(cudaMemsetAsync(feats.data(), 0, size_t(feats.numel()) * dtype_size(dt), s));
   ZIMAGE_CUDA_CHECK(cudaMemsetAsync(freqs.get(), 0, freqs.bytes(), s));
   DeviceBuffer ids_dev(0, s), rope_flag(sizeof(int), s);
@@ -333,7 +391,7 @@ void embed_stream(Runtime& rt, DType dt, int64_t C, int64_t D, const std::vector
     rope_gather(rope.as<const float>(), axes, r, ids_dev.as<int32_t>(), freqs.as<float>() + i * L * D,
                 rope_flag.as<int>(), s);
   }
-  mask = upload_mask(lens, s);
+  masked = upload_mask_into(lens, s, mask);
 }
 
 }  // namespace
@@ -358,7 +416,7 @@ void CudaModel::embed_image(const DitInputs<float>& in, const std::vector<Padded
     rt.linear(dt, tokens_dev.get(), P, x_embedder_.weight.data(), x_embedder_.b(), dst, C, n, C, P, opts_.gemm);
   };
   embed_stream(rt, dt, C, cfg_.head_dim(), ids, x_pad_token_, rope, axes, rows, out.feats, out.freqs, out.lens,
-               out.L, out.mask);
+               out.L, out.mask, out.masked);
 }
 
 // Twin: the caption half of forward_impl: captions padded with their last row (host), cap_embedder
@@ -383,7 +441,7 @@ void CudaModel::embed_caption(const DitInputs<float>& in, const std::vector<Padd
     rt.linear(dt, cap_norm.get(), capdim, cap_linear_.weight.data(), cap_linear_.b(), dst, C, n, C, capdim, opts_.gemm);
   };
   embed_stream(rt, dt, C, cfg_.head_dim(), ids, cap_pad_token_, rope, axes, rows, out.feats, out.freqs, out.lens,
-               out.L, out.mask);
+               out.L, out.mask, out.masked);
 }
 
 // The unified sequence's buffers and key mask, made before any block is queued (the mask upload
@@ -394,9 +452,9 @@ void CudaModel::unified_buffers(const Stream& x, const Stream& cap, Stream& u) {
   u.lens.clear();
   for (int64_t i = 0; i < B; ++i) u.lens.push_back(x.lens[size_t(i)] + cap.lens[size_t(i)]);
   u.L = *std::max_element(u.lens.begin(), u.lens.end());
-  u.mask = upload_mask(u.lens, s);
-  u.feats = DeviceTensor(opts_.dtype, {B, u.L, C}, s);
-  u.freqs = DeviceBuffer(size_t(B * u.L * D) * sizeof(float), s);
+  u.masked = upload_mask_into(u.lens, s, u.mask);
+  shape_into(u.feats, opts_.dtype, {B, u.L, C});
+  u.freqs.reserve(size_t(B * u.L * D) * sizeof(float));
 }
 
 // Twin: build_unified_sequence: per item [image rows, caption rows] (features and freqs), zero
@@ -459,7 +517,7 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   const int p = cfg_.patch_size(), pf = cfg_.f_patch_size();
   const int64_t B = int64_t(in.x.size());
 
-  const DeviceTensor adaln = timestep_embedder(in.t);
+  const DeviceTensor& adaln = timestep_embedder(in.t);
 
   // Position ids and pad masks exactly as patchify_and_embed builds them (reference pad_with_ids).
   std::vector<PaddedIds> cap_ids, img_ids;
@@ -472,24 +530,44 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   }
   const RopeTablesDev rope =
       upload_rope_tables(cfg_, rope_table_lens(cfg_, x_shapes, cap_shapes, fopts.extends_tables()), s);
-  Stream x, cap, u;
+  Stream &x = *x_, &cap = *cap_, &u = *u_;
   embed_image(in, img_ids, rope.buf, rope.axes, x);
   embed_caption(in, cap_ids, rope.buf, rope.axes, cap);
   unified_buffers(x, cap, u);
+  int64_t F = 0;
+  for (const auto* stack : {&noise_refiner_, &context_refiner_, &layers_})
+    for (const DeviceBlock& blk : *stack) F = std::max(F, blk.F);
+  reserve_block_scratch(scratch_, opts_.dtype, B * std::max({x.L, cap.L, u.L}), B, cfg_.dim, F);
 
-  // Every host-side upload (which synchronizes) is done: from here on the step is queued without
-  // waiting, the refiners first.
-  for (const auto& blk : noise_refiner_)
-    run_block(*rt_, blk, opts_.dtype, x.feats.data(), B, x.L, x.mask_ptr(), &x.lens, x.freqs.as<const float>(),
-              adaln.data(), cfg_.n_heads, cfg_.norm_eps, scratch_, opts_);
-  if (!fopts.skip_context_refiner)  // --skip-context-refiner: cap_embedder's output goes straight on
-    for (const auto& blk : context_refiner_)
-      run_block(*rt_, blk, opts_.dtype, cap.feats.data(), B, cap.L, cap.mask_ptr(), &cap.lens,
-                cap.freqs.as<const float>(), nullptr, cfg_.n_heads, cfg_.norm_eps, scratch_, opts_);
-  unify(x, cap, u);
-  for (const auto& blk : layers_)
-    run_block(*rt_, blk, opts_.dtype, u.feats.data(), B, u.L, u.mask_ptr(), &u.lens, u.freqs.as<const float>(),
-              adaln.data(), cfg_.n_heads, cfg_.norm_eps, scratch_, opts_);
+  // Every host-side upload (which synchronizes) is done and every buffer the blocks use has its
+  // size: from here on the step is queued without waiting (the refiners, unify, the layers), as
+  // one CUDA graph when step_graph.h's conditions hold.
+  const bool skip_cr = fopts.skip_context_refiner;  // --skip-context-refiner: cap_embedder's output goes straight on
+  GraphKey key;
+  key.add(int64_t(opts_.dtype)).add(int64_t(opts_.attention)).add(int64_t(opts_.gemm.allow_tf32));
+  key.add(int64_t(opts_.gemm.allow_reduced_precision_reduction)).add(int64_t(skip_cr)).add(B);
+  for (const Stream* st : {&x, &cap, &u})
+    key.add(st->L).add(st->lens).add(st->feats.data()).add(st->freqs.get()).add(st->mask_ptr());
+  key.add(adaln.data());
+  for (const DeviceBuffer* b : {&scratch_.mod[0], &scratch_.mod[1], &scratch_.h, &scratch_.qkv, &scratch_.o,
+                                &scratch_.a, &scratch_.h13, &scratch_.g})
+    key.add(b->get());
+  key.add(int64_t(cudnn_workspace_generation()));
+  const bool use_graph =
+      opts_.graph && graphs_enabled_by_env() && !rt_->profile().enabled() && !debug_sync_enabled();
+  graphs_->run(key, s, use_graph, [&] {
+    run_blocks(*rt_, noise_refiner_.data(), noise_refiner_.size(), opts_.dtype,
+               {x.feats.data(), B, x.L, x.mask_ptr(), &x.lens, x.freqs.as<const float>(), adaln.data()},
+               cfg_.n_heads, cfg_.norm_eps, scratch_, opts_);
+    if (!skip_cr)
+      run_blocks(*rt_, context_refiner_.data(), context_refiner_.size(), opts_.dtype,
+                 {cap.feats.data(), B, cap.L, cap.mask_ptr(), &cap.lens, cap.freqs.as<const float>(), nullptr},
+                 cfg_.n_heads, cfg_.norm_eps, scratch_, opts_);
+    unify(x, cap, u);
+    run_blocks(*rt_, layers_.data(), layers_.size(), opts_.dtype,
+               {u.feats.data(), B, u.L, u.mask_ptr(), &u.lens, u.freqs.as<const float>(), adaln.data()},
+               cfg_.n_heads, cfg_.norm_eps, scratch_, opts_);
+  });
   return final_layer(u, adaln, in);
 }
 

@@ -18,6 +18,7 @@
 #include "gemm_lt.h"
 #include "kernels/flash_attention.h"
 #include "kernels/rope_gather.h"
+#include "step_graph.h"
 #include "dit/transformer.h"
 #include "dit/patchify.h"
 
@@ -27,6 +28,7 @@ struct CudaOptions {
   DType dtype = DType::F32;
   GemmOptions gemm;  // TF32 and reduced-precision reductions off by default
   AttentionVersion attention = AttentionVersion::automatic;  // flash_attention.h: the dispatcher
+  bool graph = true;  // the step's blocks as a CUDA graph, replayed (step_graph.h; ZIMAGE_CUDA_GRAPH=0: off)
 };
 
 // Throws the one-line fp16 refusal when dt is float16; does nothing otherwise.
@@ -48,9 +50,21 @@ struct DeviceBlock {
   int64_t C = 0, F = 0;
 };
 
-// Scratch of one block call, grown as needed and reused.
+// Scratch of the block calls, grown as needed and reused (mod: two blocks' modulation rows).
 struct BlockScratch {
-  DeviceBuffer mod, h, qkv, o, a, h13, g;
+  DeviceBuffer mod[2], h, qkv, o, a, h13, g;
+};
+// Grows sc to what run_blocks needs for `rows` = B * L tokens of width C and FFN width F.
+void reserve_block_scratch(BlockScratch& sc, DType dt, int64_t rows, int64_t B, int64_t C, int64_t F);
+
+// One token stream as the blocks see it (device pointers; seqlens on the host).
+struct BlockStream {
+  void* x = nullptr;  // [B, L, C] in the storage dtype, updated in place
+  int64_t B = 0, L = 0;
+  const int32_t* mask = nullptr;                  // [B, L] int32 key mask, or nullptr
+  const std::vector<int64_t>* seqlens = nullptr;  // its item lengths (key_mask(seqlens)), or nullptr when unknown
+  const float* freqs = nullptr;                   // [B, L, D/2, 2] fp32
+  const void* adaln = nullptr;                    // [B, A] for modulated blocks, else nullptr
 };
 
 // Uploads of Linear weights in dt (shared with the Qwen3 model, qwen3_cuda.h).
@@ -60,7 +74,15 @@ DeviceLinear upload_fused_linear(const std::vector<const LinearW<float>*>& ls, D
 
 DeviceBlock upload_block(const TransformerBlockW<float>& w, DType dt, Runtime& rt);
 
-// Twin: reference/dit/transformer_block.h transformer_block.
+// Twin: reference/dit/transformer.cpp forward_impl's loops over a stack (noise_refiner,
+// context_refiner, layers): transformer_block on each of blocks[0..n) in order, x updated in place.
+// Each block's last kernel (the gated FFN residual) also writes the next block's
+// attention_norm1(x) * (1 + scale_msa) (gated_residual_rms_norm), so the next block's adaLN
+// Linear runs before it. Asynchronous on rt.stream(); no host synchronization.
+void run_blocks(Runtime& rt, const DeviceBlock* blocks, size_t n, DType dt, const BlockStream& in, int n_heads,
+                double norm_eps, BlockScratch& scratch, const CudaOptions& opts);
+
+// Twin: reference/dit/transformer_block.h transformer_block (run_blocks of one block).
 // x [B, L, C] on the device, updated in place; mask [B, L] int32 or nullptr, with seqlens its item
 // lengths on the host (key_mask(seqlens); nullptr when unknown); freqs [B, L, D/2, 2] fp32; adaln
 // [B, A] (modulated blocks) or nullptr. Asynchronous on rt.stream().
@@ -87,14 +109,20 @@ class CudaModel {
   // Changes the attention version of later forwards (check_attention_config first: throws one line
   // when it cannot run this config).
   void set_attention(AttentionVersion v);
+  // Turns the CUDA graph of later forwards on or off (CudaOptions::graph).
+  void set_graph(bool on) { opts_.graph = on; }
   Runtime& runtime() { return *rt_; }
+  // What the step's CUDA graphs did so far (step_graph.h): eager steps, captures, replays.
+  const GraphCounts& graph_counts() const { return graphs_->counts(); }
 
  private:
   // One token stream on the device (image, caption, or both unified), defined in forward.cpp.
   struct Stream;
   void upload_shared(const ZImageWeights<float>& w);
+  void make_step_state();
   // The steps of forward(), each the twin of a step of reference/dit/transformer.cpp forward_impl.
-  DeviceTensor timestep_embedder(const Tensor<float>& t);
+  // timestep_embedder writes adaln_ and returns it.
+  const DeviceTensor& timestep_embedder(const Tensor<float>& t);
   void embed_image(const DitInputs<float>& in, const std::vector<PaddedIds>& ids, const DeviceBuffer& rope,
                    const RopeAxes& axes, Stream& out);
   void embed_caption(const DitInputs<float>& in, const std::vector<PaddedIds>& ids, const DeviceBuffer& rope,
@@ -109,7 +137,11 @@ class CudaModel {
   DeviceLinear t_mlp0_, t_mlp2_, cap_linear_, x_embedder_, final_linear_, final_adaln_;
   DeviceTensor cap_norm_, x_pad_token_, cap_pad_token_;
   std::vector<DeviceBlock> noise_refiner_, context_refiner_, layers_;
+  // The step's device state, kept between forwards (every address a captured graph holds).
+  std::unique_ptr<Stream> x_, cap_, u_;  // image, caption, unified
+  DeviceTensor adaln_;                    // [B, A]
   BlockScratch scratch_;
+  std::unique_ptr<StepGraphs> graphs_;
 };
 
 }  // namespace zimage::gpu

@@ -490,7 +490,8 @@ struct DitFixture : Fixture {
 // input uploads, RoPE tables, every kernel and GEMM, the output download, and the host work and
 // allocations forward() does in between (it synchronizes inside). Counters: step_s, flops
 // (dit_step_flops), bound_s = flops / the measured bf16 GEMM peak, bound/step = bound_s / step_s
-// (the share of the FLOP-count bound reached; equals %peak_flops / 100).
+// (the share of the FLOP-count bound reached; equals %peak_flops / 100); graph_replays and
+// eager_steps: how the timed steps' blocks ran (cuda/step_graph.h).
 void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
   const ZImageConfig cfg;  // Turbo
   const int64_t cap = st.range(0), lat = side / 8;
@@ -517,6 +518,9 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
   in.t = Tensor<float>({1}, std::vector<float>{0.5f});
   gpu::CudaModel& m = *f->model;
   const gpu::AttentionVersion version = st.range(1) == 1 ? gpu::AttentionVersion::mma : gpu::AttentionVersion::automatic;
+  // attn 3: the dispatcher's choice without the CUDA graph (every kernel launched each step).
+  const bool graph = st.range(1) != 3;
+  m.set_graph(graph);
   try {
     m.set_attention(version);
   } catch (const std::exception& e) {
@@ -524,7 +528,8 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
     return;
   }
   st.SetLabel(std::string("attention ") +
-              gpu::attention_version_name(gpu::resolve_attention(version, DType::BF16, cfg.head_dim(), 3 * C, C)));
+              gpu::attention_version_name(gpu::resolve_attention(version, DType::BF16, cfg.head_dim(), 3 * C, C)) +
+              (graph ? "" : ", no CUDA graph"));
   // attn 2: the breakdown row (step_profile.h): events around every GEMM and attention call.
   const bool breakdown = st.range(1) == 2;
   m.runtime().profile().enable(breakdown);
@@ -537,9 +542,11 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
       for (int k = 0; k < gpu::StepProfile::kParts; ++k) parts[size_t(k)] += p[size_t(k)];
     }
   };
-  // Two untimed steps first: RoPE tables, cuBLASLt algorithms and cuDNN plans (about 0.5 s per new
-  // attention shape) are built once per shape, not per step.
+  // Three untimed steps first: RoPE tables, cuBLASLt algorithms and cuDNN plans (about 0.5 s per new
+  // attention shape) are built once per shape, not per step; the CUDA graph of the step is captured
+  // in the second or third (step_graph.h: eager first, captured when the key comes again).
   try {
+    op();
     op();
     op();
   } catch (const std::exception& e) {
@@ -548,8 +555,12 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
     return;
   }
   parts = {};
+  const gpu::GraphCounts before = m.graph_counts();
   const double seconds = timed_loop(st, m.runtime().stream(), [] {}, op);
   m.runtime().profile().enable(false);
+  // How the timed steps ran (replays: the CUDA graph; eager: launched kernel by kernel).
+  st.counters["graph_replays"] = double(m.graph_counts().replayed - before.replayed);
+  st.counters["eager_steps"] = double(m.graph_counts().eager - before.eager);
   if (breakdown && seconds > 0) {
     const double n = double(st.iterations()), step_ms = 1e3 * seconds / n;
     st.counters["gemm_ms"] = parts[gpu::StepProfile::kGemm] / n;
@@ -569,12 +580,14 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
 }
 // attn 0: the dispatcher's choice (auto); 1: the project's own mma kernel forced; 2: auto with the
 // per-step breakdown (gemm_ms, attention_ms, rest_ms from CUDA events; its own time includes the
-// events' cost, so the step time is row 0's).
+// events' cost, so the step time is row 0's; the events turn the CUDA graph off); 3: auto without
+// the CUDA graph (cuda/step_graph.h), for the graph's gain side by side with row 0.
 BENCHMARK_CAPTURE(BM_CudaDitStep_bf16, 1024x1024, 1024)
     ->Args({128, 0})
     ->Args({512, 0})
     ->Args({128, 1})
     ->Args({128, 2})
+    ->Args({128, 3})
     ->ArgNames({"cap", "attn"})
     ->Iterations(6)
     ->UseManualTime()

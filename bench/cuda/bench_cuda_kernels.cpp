@@ -11,6 +11,7 @@
 // Rows (DiT: 4096 image + 32 caption tokens, C 3840, 30 heads x 128, F 10240; Qwen3: 512 tokens,
 // 2560 wide, 32 heads, 8 KV heads, head_dim 128; VAE: 128 x 128 x 512 NHWC, 32 groups):
 //   BM_CudaRmsNormModulate<..>  rms_norm_modulate       BM_CudaGatedResidual<..>    gated_residual
+//   BM_CudaGatedResidualRmsNorm<..> gated_residual_rms_norm (the two above fused; compare with their sum)
 //   BM_CudaQkNormRope<..>       qk_norm_rope            BM_CudaSwiglu<..>           swiglu
 //   BM_CudaSilu<..>             silu                    BM_CudaFinalLayerNorm<..>   final_layer_norm
 //   BM_CudaConvert<bf16>        convert_from_f32 / convert_to_f32
@@ -260,6 +261,56 @@ void BM_CudaGatedResidual(benchmark::State& st) {
 }
 BENCHMARK_TEMPLATE(BM_CudaGatedResidual, fp32)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(BM_CudaGatedResidual, bf16)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+
+// gated_residual_rms_norm at [1, 4128, 3840]: gated_residual (gate_mlp, chunk 3) then
+// rms_norm_modulate of the new x (scale_msa, chunk 0; weight row_w again) into h, one kernel; x in
+// place (restored before each run). Bytes es (4 L C + 4 C): x read and written, y read, h written;
+// the pair of kernels moves es (5 L C + 4 C). Twin: add_gated, then rms_norm + mul_rows; x checked
+// with gated_residual's chain, h with that chain + rms(C) + scale.
+template <class Tag>
+void BM_CudaGatedResidualRmsNorm(benchmark::State& st) {
+  constexpr DType dt = Tag::dt;
+  gpu::Runtime& rt = runtime();
+  const std::string key = shape_key("gated_residual_rms_norm", dt, {kL, kC});
+  RowFixture* f = get_fixture<RowFixture>(st, key, [&] {
+    auto p = std::make_unique<RowFixture>();
+    p->x0 = upload(row_x(dt), dt);
+    p->x = gpu::DeviceTensor(dt, {1, kL, kC});
+    p->y = upload(row_y(dt), dt);
+    p->w = upload(row_w(dt), dt);
+    p->mod = upload(row_mod(dt), dt);
+    p->out = gpu::DeviceTensor(dt, {1, kL, kC});
+    return p;
+  });
+  if (!f) return;
+  auto prepare = [&] { copy_d2d(f->x, f->x0); };
+  auto op = [&] {
+    const gpu::ConstDevRows mods(f->mod.data(), 4 * kC, dt);
+    gpu::gated_residual_rms_norm({f->x.data(), kC, dt}, {f->y.data(), kC, dt}, {f->w.data(), mods.from_col(3 * kC), 1e-5},
+                                 {f->w.data(), mods.from_col(0), 1e-5}, {f->out.data(), kC, dt}, {kL, kL, kC},
+                                 rt.stream());
+  };
+  validate_and_time(st, key, dt, prepare, op, [&] {
+    prepare();
+    poison(f->out, rt.stream());
+    op();
+    Tensor<double> x_ref = row_x(dt).cast<double>();
+    Tensor<double> g = mod_chunk(row_mod(dt), 3).cast<double>();
+    for (auto& v : g.data) v = std::tanh(v);
+    add_gated(x_ref, &g, rms_norm(row_y(dt).cast<double>(), row_w(dt).cast<double>(), 1e-5));
+    Tensor<double> h_ref = rms_norm(x_ref, row_w(dt).cast<double>(), 1e-5);
+    mul_rows(h_ref, one_plus(mod_chunk(row_mod(dt), 0)));
+    const std::vector<numerics::Op> x_ops{op_rms(double(kC)), op_elem("tanh", true), op_elem("gated residual")};
+    std::vector<numerics::Op> h_ops = x_ops;
+    h_ops.push_back(op_rms(double(kC)));
+    h_ops.push_back(op_elem("scale"));
+    const Verdict vx = within_budget(key + " x", dt, download(f->x), x_ref, x_ops);
+    Verdict vh = within_budget(key + " h", dt, download(f->out), h_ref, h_ops);
+    return Verdict{vx.ok && vh.ok, vx.line + "; " + vh.line, std::max(vx.used, vh.used)};
+  }, es_of(dt) * (4.0 * kL * kC + 4.0 * kC));
+}
+BENCHMARK_TEMPLATE(BM_CudaGatedResidualRmsNorm, fp32)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaGatedResidualRmsNorm, bf16)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
 // final_layer_norm at [1, 4128, 3840] with the adaLN scale [1, C] (chunk 1), eps 1e-6.
 // Bytes es (2 L C + C). Twin: layer_norm(x, 1e-6) * (1 + scale); chain layer_norm(2C) + scale.

@@ -1,5 +1,6 @@
 #include "kernels/device_common.cuh"
 #include "kernels/gated_residual.h"
+#include "kernels/rms_norm_modulate.h"
 
 namespace zimage::gpu {
 namespace {
@@ -65,6 +66,66 @@ __global__ void __launch_bounds__(1024)
   *reinterpret_cast<uint4*>(xr) = *reinterpret_cast<const uint4*>(xv);
 }
 
+// gated_residual_v2, then rms_norm_modulate_v2 on the updated row still in registers: the x the
+// first writes is the x the second reads (rounded to storage), every thread reaches both block
+// sums, and each expression is the one of its twin kernel.
+template <class T>
+__global__ void __launch_bounds__(1024)
+    gated_residual_rms_norm_v2(T* __restrict__ x, int64_t ldx, const T* __restrict__ y, int64_t ldy,
+                               const T* __restrict__ w_post, const T* __restrict__ gate, int64_t ld_gate, float eps_post,
+                               const T* __restrict__ w_next, const T* __restrict__ scale, int64_t ld_scale,
+                               float eps_next, T* __restrict__ h, int64_t ldh, int64_t rows_per_batch, int C) {
+  constexpr int V = 16 / sizeof(T);
+  const int64_t r = blockIdx.x, item = r / rows_per_batch;
+  const int c0 = threadIdx.x * V;
+  const bool on = c0 < C;
+  alignas(16) T yv[V], xv[V];
+  float ss = 0.f;
+  if (on) {
+    *reinterpret_cast<uint4*>(yv) = *reinterpret_cast<const uint4*>(y + r * ldy + c0);
+#pragma unroll
+    for (int i = 0; i < V; ++i) {
+      const float v = to_f32(yv[i]);
+      ss += v * v;
+    }
+  }
+  ss = block_sum(ss);
+  const float inv = 1.0f / sqrtf(ss / float(C) + eps_post);
+  float ss_next = 0.f;
+  if (on) {
+    alignas(16) T wv[V], gv[V];
+    T* xr = x + r * ldx + c0;
+    *reinterpret_cast<uint4*>(xv) = *reinterpret_cast<const uint4*>(xr);
+    *reinterpret_cast<uint4*>(wv) = *reinterpret_cast<const uint4*>(w_post + c0);
+    if (gate) *reinterpret_cast<uint4*>(gv) = *reinterpret_cast<const uint4*>(gate + item * ld_gate + c0);
+#pragma unroll
+    for (int i = 0; i < V; ++i) {
+      const float n = to_f32(yv[i]) * inv * to_f32(wv[i]);
+      const float g = gate ? tanhf(to_f32(gv[i])) : 1.0f;
+      xv[i] = from_f32<T>(to_f32(xv[i]) + g * n);
+    }
+    *reinterpret_cast<uint4*>(xr) = *reinterpret_cast<const uint4*>(xv);
+#pragma unroll
+    for (int i = 0; i < V; ++i) {
+      const float v = to_f32(xv[i]);
+      ss_next += v * v;
+    }
+  }
+  ss_next = block_sum(ss_next);
+  const float inv_next = 1.0f / sqrtf(ss_next / float(C) + eps_next);
+  if (!on) return;
+  alignas(16) T wv[V], sv[V], hv[V];
+  *reinterpret_cast<uint4*>(wv) = *reinterpret_cast<const uint4*>(w_next + c0);
+  if (scale) *reinterpret_cast<uint4*>(sv) = *reinterpret_cast<const uint4*>(scale + item * ld_scale + c0);
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    float v = to_f32(xv[i]) * inv_next * to_f32(wv[i]);
+    if (scale) v *= 1.0f + to_f32(sv[i]);
+    hv[i] = from_f32<T>(v);
+  }
+  *reinterpret_cast<uint4*>(h + r * ldh + c0) = *reinterpret_cast<const uint4*>(hv);
+}
+
 }  // namespace
 
 void gated_residual(DevRows xv, ConstDevRows yv, const void* weight, ConstDevRows gate, RowShape shape, double eps,
@@ -95,6 +156,36 @@ void gated_residual(DevRows xv, ConstDevRows yv, const void* weight, ConstDevRow
         static_cast<const T*>(mod), ld_mod, rows_per_batch, int(C), float(eps));
   });
   ZIMAGE_CUDA_CHECK_LAUNCH("gated_residual_v1");
+}
+
+void gated_residual_rms_norm(DevRows xv, ConstDevRows yv, RowNorm post, RowNorm next, DevRows hv, RowShape shape,
+                             cudaStream_t stream) {
+  const DType dt = xv.dt;
+  check_view_dtype("gated_residual_rms_norm", "y", yv.dt, dt);
+  check_view_dtype("gated_residual_rms_norm", "h", hv.dt, dt);
+  if (post.mod.data) check_view_dtype("gated_residual_rms_norm", "gate", post.mod.dt, dt);
+  if (next.mod.data) check_view_dtype("gated_residual_rms_norm", "scale", next.mod.dt, dt);
+  ZIMAGE_CHECK(hv.data != xv.data, "gated_residual_rms_norm: h must not be x");
+  const int64_t rows = shape.rows, rows_per_batch = shape.rows_per_batch, C = shape.cols;
+  if (rows == 0) return;
+  ZIMAGE_CHECK(rows_per_batch > 0 && rows % rows_per_batch == 0 && C > 0 && rows <= 0x7fffffff,
+               "gated_residual_rms_norm: bad shape");
+  const int64_t ld_gate = post.mod.data ? post.mod.ld : 0, ld_scale = next.mod.data ? next.mod.ld : 0;
+  if (!row_kernel_v2_fits(dt, C, {xv.data, yv.data, post.weight, post.mod.data, next.weight, next.mod.data, hv.data},
+                          {xv.ld, yv.ld, ld_gate, ld_scale, hv.ld})) {
+    gated_residual(xv, yv, post.weight, post.mod, shape, post.eps, stream);
+    rms_norm_modulate(xv, next.weight, next.mod, shape, next.eps, hv, stream);
+    return;
+  }
+  const int64_t vecs = C / int64_t(16 / dtype_size(dt)), threads = (vecs + 31) / 32 * 32;
+  ZIMAGE_DISPATCH_STORAGE(dt, T, {
+    gated_residual_rms_norm_v2<T><<<unsigned(rows), unsigned(threads), 0, stream>>>(
+        static_cast<T*>(xv.data), xv.ld, static_cast<const T*>(yv.data), yv.ld, static_cast<const T*>(post.weight),
+        static_cast<const T*>(post.mod.data), ld_gate, float(post.eps), static_cast<const T*>(next.weight),
+        static_cast<const T*>(next.mod.data), ld_scale, float(next.eps), static_cast<T*>(hv.data), hv.ld,
+        rows_per_batch, int(C));
+  });
+  ZIMAGE_CUDA_CHECK_LAUNCH("gated_residual_rms_norm_v2");
 }
 
 }  // namespace zimage::gpu

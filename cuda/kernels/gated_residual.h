@@ -17,4 +17,26 @@ namespace zimage::gpu {
 void gated_residual(DevRows x, ConstDevRows y, const void* weight, ConstDevRows gate, RowShape shape, double eps,
                     cudaStream_t stream);
 
+// One RMSNorm of a row kernel: weight [C], eps, and the per-item operand `mod` (gate.ld / scale.ld
+// as above; mod.data null: none).
+struct RowNorm {
+  const void* weight = nullptr;
+  ConstDevRows mod;
+  double eps = 0;
+};
+
+// gated_residual followed by rms_norm_modulate of the updated x, in one kernel (issue 16: the
+// residual stream is read once, not twice, between two GEMMs):
+//   x = x + tanh(post.mod) * RMSNorm(y) * post.weight        (gated_residual, post.eps)
+//   h = RMSNorm(x) * next.weight * (1 + next.mod)            (rms_norm_modulate, next.eps)
+// Twin: reference/dit/transformer_block.h add_gated, then rms_norm + mul_rows of the next norm
+//       (ZImageTransformerBlock.forward: the gated attention residual and ffn_norm1 x scale_mlp;
+//       the gated FFN residual and the next block's attention_norm1 x scale_msa).
+// h must not overlap x. Versions: v2 only (the row kernels' v2 conditions for every operand): the
+// same threads, vectors, block sums and per-element expressions as gated_residual_v2 followed by
+// rms_norm_modulate_v2, so its x and h are bitwise theirs (Cuda/GatedResidualRmsNorm.*); when v2
+// does not fit it calls the two kernels.
+void gated_residual_rms_norm(DevRows x, ConstDevRows y, RowNorm post, RowNorm next, DevRows h, RowShape shape,
+                             cudaStream_t stream);
+
 }  // namespace zimage::gpu

@@ -1,9 +1,12 @@
 // Row kernels against their reference twins: rms_norm_modulate (rms_norm + mul_rows),
-// gated_residual (rms_norm + add_gated), final_layer_norm (layer_norm + 1 + scale), swiglu and
+// gated_residual (rms_norm + add_gated), gated_residual_rms_norm (the two fused: bitwise the pair of
+// kernels, and T3 against the fp64 chain in fp32), final_layer_norm (layer_norm + 1 + scale), swiglu and
 // silu (feed_forward's gate, common.h silu), timestep_embedding. fp32: T3 against the fp64
 // reference; bf16: T4 (absolute bound + peer rule against a host emulation of the torch bf16 op
 // sequence). Every output has guard bands. Real shapes (C 3840 with 4096 + 32 / 512 tokens, F 10240)
 // and ragged ones (97, 1025 tokens; B 2 with a small width).
+#include <cstring>
+
 #include "cuda_support.h"
 #include "kernels/final_layer_norm.h"
 #include "kernels/gated_residual.h"
@@ -77,6 +80,7 @@ class RowKernelCase : public ::testing::TestWithParam<RowCase> {
 class RmsNormModulate : public RowKernelCase {};
 class GatedResidual : public RowKernelCase {};
 class FinalLayerNorm : public RowKernelCase {};
+class GatedResidualRmsNorm : public RowKernelCase {};
 
 TEST_P(RmsNormModulate, AgainstReference) {
   const auto xd = testing::to_device(x, dt), wd = testing::to_device(w, dt), md = testing::to_device(mod, dt);
@@ -136,6 +140,63 @@ TEST_P(GatedResidual, AgainstReference) {
   }
 }
 
+// The fused kernel against the two kernels it fuses (gated_residual, then rms_norm_modulate on the
+// updated x): x and h bitwise equal in both dtypes (where v2 does not fit, the fused call is those
+// two calls); in fp32 also T3 of x and h against the fp64 chain add_gated, rms_norm, mul_rows.
+TEST_P(GatedResidualRmsNorm, AgainstTheTwoKernelsAndReference) {
+  const auto yd = testing::to_device(y, dt), wd = testing::to_device(w, dt), md = testing::to_device(mod, dt);
+  const Tensor<float> w_next =
+      testing::round_to(dt, map_round(DType::F32, testing::randn<float>({C}, testing::test_seed() + 4, 0.2),
+                                      [](float v) { return 1 - v; }));
+  const auto wnd = testing::to_device(w_next, dt);
+  for (bool modulated : {true, false}) {
+    const gpu::ConstDevRows mods(md.data(), 4 * C, dt);
+    const gpu::ConstDevRows gate = modulated ? mods.from_col(3 * C) : gpu::ConstDevRows();
+    const gpu::ConstDevRows scale = modulated ? mods.from_col(0) : gpu::ConstDevRows();
+    const gpu::RowShape shape{B * L, L, C};
+    testing::Guarded x_fused(dt, {B, L, C}), h_fused(dt, {B, L, C}), x_pair(dt, {B, L, C}), h_pair(dt, {B, L, C});
+    testing::upload_into_guarded(x, dt, x_fused);
+    testing::upload_into_guarded(x, dt, x_pair);
+    const cudaStream_t s = testing::rt().stream();
+    gpu::gated_residual_rms_norm({x_fused.data(), C, dt}, {yd.data(), C, dt}, {wd.data(), gate, 1e-5},
+                                 {wnd.data(), scale, 1e-6}, {h_fused.data(), C, dt}, shape, s);
+    gpu::gated_residual({x_pair.data(), C, dt}, {yd.data(), C, dt}, wd.data(), gate, shape, 1e-5, s);
+    gpu::rms_norm_modulate({x_pair.data(), C, dt}, wnd.data(), scale, shape, 1e-6, {h_pair.data(), C, dt}, s);
+    const std::string what = std::string(modulated ? "gated_residual_rms_norm " : "residual_rms_norm ") + name;
+    const Tensor<float> xf = x_fused.host(), hf = h_fused.host(), xp = x_pair.host(), hp = h_pair.host();
+    int64_t x_diff = 0, h_diff = 0;
+    for (int64_t i = 0; i < xf.numel(); ++i) {
+      x_diff += std::memcmp(&xf[i], &xp[i], sizeof(float)) != 0;
+      h_diff += std::memcmp(&hf[i], &hp[i], sizeof(float)) != 0;
+    }
+    std::printf("  %s: against gated_residual + rms_norm_modulate: %lld of %lld x values and %lld h values differ\n",
+                what.c_str(), (long long)x_diff, (long long)xf.numel(), (long long)h_diff);
+    EXPECT_EQ(x_diff, 0) << what << ": x is not bitwise the two kernels' x";
+    EXPECT_EQ(h_diff, 0) << what << ": h is not bitwise the two kernels' h";
+    if (dt == DType::F32) {
+      Tensor<double> x_ref = x.cast<double>();
+      Tensor<double> g = chunk(3).cast<double>();
+      for (auto& v : g.data) v = std::tanh(v);
+      add_gated(x_ref, modulated ? &g : nullptr, rms_norm(y.cast<double>(), w.cast<double>(), 1e-5));
+      Tensor<double> h_ref = rms_norm(x_ref, w_next.cast<double>(), 1e-6);
+      if (modulated) {
+        Tensor<double> s1 = chunk(0).cast<double>();
+        for (auto& v : s1.data) v += 1;
+        mul_rows(h_ref, s1);
+      }
+      const std::vector<numerics::Op> x_ops{testing::op_rms(double(C)), testing::op_elem("tanh", true),
+                                            testing::op_elem("gated residual")};
+      std::vector<numerics::Op> h_ops = x_ops;
+      h_ops.push_back(testing::op_rms(double(C)));
+      h_ops.push_back(testing::op_elem("scale"));
+      testing::expect_tier(what + " x", dt, xf, x_ref, x_ops);
+      testing::expect_tier(what + " h", dt, hf, h_ref, h_ops);
+    }
+    x_fused.expect_guards_intact(what + " x");
+    h_fused.expect_guards_intact(what + " h");
+  }
+}
+
 TEST_P(FinalLayerNorm, AgainstReference) {
   const auto xd = testing::to_device(x, dt);
   const Tensor<float> s = chunk(1);
@@ -158,6 +219,7 @@ TEST_P(FinalLayerNorm, AgainstReference) {
 INSTANTIATE_TEST_SUITE_P(Cuda, RmsNormModulate, ::testing::ValuesIn(row_cases()), row_case_name);
 INSTANTIATE_TEST_SUITE_P(Cuda, GatedResidual, ::testing::ValuesIn(row_cases()), row_case_name);
 INSTANTIATE_TEST_SUITE_P(Cuda, FinalLayerNorm, ::testing::ValuesIn(row_cases()), row_case_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, GatedResidualRmsNorm, ::testing::ValuesIn(row_cases()), row_case_name);
 
 // ---------------------------------------------------------------- SwiGLU and SiLU
 

@@ -1,0 +1,161 @@
+// CUDA graphs of the DiT step (cuda/step_graph.h):
+// - the policy (GraphCache), host-only, runs without a GPU: a key runs eagerly the first time, is
+//   captured the second, replayed after; a failed capture stays eager; the least recently used
+//   graph is evicted and its key starts over; keys tell apart every field, list lengths included;
+// - on a GPU: CudaModel::forward with graphs on, step after step, is bitwise the same model with
+//   graphs off (tiny_single; tiny_batch2 with its key masks; fp32 and bf16), including a new
+//   timestep between replays (the graph reads the step's inputs, it does not keep them) and a
+//   second shape in between (its own key; the first shape's graph is replayed again after it).
+#include <cstring>
+
+#include "cuda_support.h"
+#include "forward.h"
+#include "step_graph.h"
+#include "support/goldens.h"
+#include "validation/golden_file.h"
+#include "validation/golden_inputs.h"
+
+namespace zimage {
+namespace {
+
+using testing::DType;
+using gpu::GraphAction;
+using gpu::GraphCache;
+using gpu::GraphKey;
+
+GraphKey key_of(std::initializer_list<int64_t> v) {
+  GraphKey k;
+  for (int64_t x : v) k.add(x);
+  return k;
+}
+
+TEST(StepGraphPolicy, EagerThenCaptureThenReplay) {
+  GraphCache<int> c;
+  const GraphKey k = key_of({1, 2, 3});
+  EXPECT_EQ(c.next(k), GraphAction::eager);
+  EXPECT_EQ(c.next(k), GraphAction::capture);
+  c.store(k, 7);
+  EXPECT_EQ(c.next(k), GraphAction::replay);
+  ASSERT_NE(c.find(k), nullptr);
+  EXPECT_EQ(*c.find(k), 7);
+  // Another key has its own history.
+  EXPECT_EQ(c.next(key_of({1, 2, 4})), GraphAction::eager);
+  EXPECT_EQ(c.next(k), GraphAction::replay);
+}
+
+TEST(StepGraphPolicy, FailedCaptureStaysEager) {
+  GraphCache<int> c;
+  const GraphKey k = key_of({5});
+  EXPECT_EQ(c.next(k), GraphAction::eager);
+  EXPECT_EQ(c.next(k), GraphAction::capture);
+  c.fail(k);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.next(k), GraphAction::eager);
+  EXPECT_EQ(c.size(), 0u);
+}
+
+TEST(StepGraphPolicy, EvictsTheLeastRecentlyUsedAndItStartsOver) {
+  GraphCache<int> c(2);
+  const GraphKey a = key_of({1}), b = key_of({2}), d = key_of({3});
+  for (const GraphKey* k : {&a, &b, &d}) {
+    c.next(*k);
+    ASSERT_EQ(c.next(*k), GraphAction::capture);
+  }
+  c.store(a, 1);
+  c.store(b, 2);
+  EXPECT_EQ(c.next(a), GraphAction::replay);  // a is now the most recently used
+  c.store(d, 3);                              // evicts b
+  EXPECT_EQ(c.size(), 2u);
+  EXPECT_EQ(c.find(b), nullptr);
+  EXPECT_EQ(c.next(b), GraphAction::eager);  // b starts over
+  EXPECT_EQ(c.next(b), GraphAction::capture);
+  EXPECT_EQ(c.next(a), GraphAction::replay);
+  EXPECT_EQ(c.next(d), GraphAction::replay);
+}
+
+TEST(StepGraphPolicy, KeysTellApartEveryFieldAndListLengths) {
+  GraphKey x, y;
+  x.add(std::vector<int64_t>{1, 2}).add(std::vector<int64_t>{3});
+  y.add(std::vector<int64_t>{1}).add(std::vector<int64_t>{2, 3});
+  EXPECT_FALSE(x == y);
+  int a = 0, b = 0;
+  EXPECT_FALSE(GraphKey().add(&a) == GraphKey().add(&b));
+  EXPECT_TRUE(GraphKey().add(&a).add(int64_t(4)) == GraphKey().add(&a).add(int64_t(4)));
+}
+
+// ---------------------------------------------------------------- on a GPU
+
+int64_t bitwise_differences(const std::vector<Tensor<float>>& a, const std::vector<Tensor<float>>& b) {
+  if (a.size() != b.size()) return -1;
+  int64_t n = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].numel() != b[i].numel()) return -1;
+    for (int64_t j = 0; j < a[i].numel(); ++j) n += std::memcmp(&a[i][j], &b[i][j], sizeof(float)) != 0;
+  }
+  return n;
+}
+
+// The first item of a batch (another shape: B 1).
+DitInputs<float> first_item(const DitInputs<float>& in) {
+  DitInputs<float> o;
+  o.x = {in.x[0]};
+  o.cap_feats = {in.cap_feats[0]};
+  o.t = Tensor<float>({1}, std::vector<float>{in.t[0]});
+  return o;
+}
+
+class CudaStepGraph : public ::testing::TestWithParam<std::tuple<std::string, DType>> {};
+
+TEST_P(CudaStepGraph, ReplaysAreBitwiseTheEagerStep) {
+  ZIMAGE_REQUIRE_CUDA();
+  const auto [c, dt] = GetParam();
+  const GoldenFile g = open_golden(testing::golden_path(c));
+  const ZImageWeights<float> w = load_weights<float>(g.config, *g.params);
+  const DitInputs<float> in = golden_dit_inputs<float>(g);
+  DitInputs<float> later = in;  // another timestep, the same shapes
+  for (auto& t : later.t.data) t = t * 0.5f + 0.125f;
+  const DitInputs<float> other = first_item(in);
+
+  gpu::CudaOptions eager_opts;
+  eager_opts.dtype = dt;
+  eager_opts.graph = false;
+  gpu::CudaModel eager(w, eager_opts);
+  const auto want = eager.forward(in), want_later = eager.forward(later), want_other = eager.forward(other);
+  EXPECT_EQ(eager.graph_counts().captured + eager.graph_counts().replayed + eager.graph_counts().eager, 0);
+
+  gpu::CudaOptions graph_opts = eager_opts;
+  graph_opts.graph = true;
+  gpu::CudaModel m(w, graph_opts);
+  const std::string what = c + " " + testing::dtype_tag(dt);
+  // (inputs, expected, label): steps 1-4 the same shape (eager, capture, replays), a new timestep,
+  // another shape, the first shape again.
+  const std::vector<std::tuple<const DitInputs<float>*, const std::vector<Tensor<float>>*, const char*>> steps{
+      {&in, &want, "step 1"},         {&in, &want, "step 2"},           {&in, &want, "step 3"},
+      {&in, &want, "step 4"},         {&later, &want_later, "new t"},   {&other, &want_other, "B 1"},
+      {&in, &want, "first shape again"}};
+  for (const auto& [inputs, expected, label] : steps) {
+    const int64_t diff = bitwise_differences(m.forward(*inputs), *expected);
+    const gpu::GraphCounts& n = m.graph_counts();
+    std::printf("  %s %s: %lld values differ from the eager model (graph counts: eager %lld, captured %lld, "
+                "replayed %lld, failed %lld)\n",
+                what.c_str(), label, (long long)diff, (long long)n.eager, (long long)n.captured,
+                (long long)n.replayed, (long long)n.failed);
+    EXPECT_EQ(diff, 0) << what << " " << label;
+  }
+  const gpu::GraphCounts& n = m.graph_counts();
+  EXPECT_EQ(n.failed, 0) << what;
+  EXPECT_EQ(n.eager + n.captured + n.replayed, int64_t(steps.size())) << what;
+  // The first shape: one eager step, or two when cuDNN grew its workspace in the first (a new
+  // workspace is a new key), then one capture and replays: steps 4 and "new t" at least.
+  EXPECT_GE(n.captured, 1) << what;
+  EXPECT_GE(n.replayed, 2) << what;
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, CudaStepGraph,
+                         ::testing::Combine(::testing::Values("tiny_single", "tiny_batch2"),
+                                            ::testing::Values(DType::F32, DType::BF16)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" + testing::dtype_tag(std::get<1>(info.param));
+                         });
+
+}  // namespace
+}  // namespace zimage
