@@ -187,6 +187,31 @@ struct RowFixture : Fixture {
   gpu::DeviceTensor x, x0, y, w, mod, out;
 };
 
+// The gated-residual kernels' fixture: x restored from x0 before each run, y, weight, the four
+// adaLN chunks, and optionally h.
+std::unique_ptr<RowFixture> gated_residual_fixture(DType dt, bool with_out) {
+  auto p = std::make_unique<RowFixture>();
+  p->x0 = upload(row_x(dt), dt);
+  p->x = gpu::DeviceTensor(dt, {1, kL, kC});
+  p->y = upload(row_y(dt), dt);
+  p->w = upload(row_w(dt), dt);
+  p->mod = upload(row_mod(dt), dt);
+  if (with_out) p->out = gpu::DeviceTensor(dt, {1, kL, kC});
+  return p;
+}
+
+// Twin of gated_residual with gate_mlp (chunk 3): x + tanh(gate) * rms_norm(y) * w, and its chain.
+Tensor<double> gated_residual_twin(DType dt) {
+  Tensor<double> ref = row_x(dt).cast<double>();
+  Tensor<double> g = mod_chunk(row_mod(dt), 3).cast<double>();
+  for (auto& v : g.data) v = std::tanh(v);
+  add_gated(ref, &g, rms_norm(row_y(dt).cast<double>(), row_w(dt).cast<double>(), 1e-5));
+  return ref;
+}
+std::vector<numerics::Op> gated_residual_ops() {
+  return {op_rms(double(kC)), op_elem("tanh", true), op_elem("gated residual")};
+}
+
 // rms_norm_modulate at [1, 4128, 3840] (mod 1: scale_mlp applied; mod 0: rms_norm alone).
 // Bytes es (2 L C + C [+ C]). Twin: rms_norm, then mul_rows(h, 1 + scale); chain rms(C) + scale.
 template <class Tag>
@@ -233,15 +258,7 @@ void BM_CudaGatedResidual(benchmark::State& st) {
   constexpr DType dt = Tag::dt;
   gpu::Runtime& rt = runtime();
   const std::string key = shape_key("gated_residual", dt, {kL, kC});
-  RowFixture* f = get_fixture<RowFixture>(st, key, [&] {
-    auto p = std::make_unique<RowFixture>();
-    p->x0 = upload(row_x(dt), dt);
-    p->x = gpu::DeviceTensor(dt, {1, kL, kC});
-    p->y = upload(row_y(dt), dt);
-    p->w = upload(row_w(dt), dt);
-    p->mod = upload(row_mod(dt), dt);
-    return p;
-  });
+  RowFixture* f = get_fixture<RowFixture>(st, key, [&] { return gated_residual_fixture(dt, false); });
   if (!f) return;
   auto prepare = [&] { copy_d2d(f->x, f->x0); };
   auto op = [&] {
@@ -251,12 +268,7 @@ void BM_CudaGatedResidual(benchmark::State& st) {
   validate_and_time(st, key, dt, prepare, op, [&] {
     prepare();
     op();
-    Tensor<double> ref = row_x(dt).cast<double>();
-    Tensor<double> g = mod_chunk(row_mod(dt), 3).cast<double>();
-    for (auto& v : g.data) v = std::tanh(v);
-    add_gated(ref, &g, rms_norm(row_y(dt).cast<double>(), row_w(dt).cast<double>(), 1e-5));
-    return within_budget(key, dt, download(f->x), ref,
-                         {op_rms(double(kC)), op_elem("tanh", true), op_elem("gated residual")});
+    return within_budget(key, dt, download(f->x), gated_residual_twin(dt), gated_residual_ops());
   }, es_of(dt) * (3.0 * kL * kC + 2.0 * kC));
 }
 BENCHMARK_TEMPLATE(BM_CudaGatedResidual, fp32)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
@@ -272,16 +284,7 @@ void BM_CudaGatedResidualRmsNorm(benchmark::State& st) {
   constexpr DType dt = Tag::dt;
   gpu::Runtime& rt = runtime();
   const std::string key = shape_key("gated_residual_rms_norm", dt, {kL, kC});
-  RowFixture* f = get_fixture<RowFixture>(st, key, [&] {
-    auto p = std::make_unique<RowFixture>();
-    p->x0 = upload(row_x(dt), dt);
-    p->x = gpu::DeviceTensor(dt, {1, kL, kC});
-    p->y = upload(row_y(dt), dt);
-    p->w = upload(row_w(dt), dt);
-    p->mod = upload(row_mod(dt), dt);
-    p->out = gpu::DeviceTensor(dt, {1, kL, kC});
-    return p;
-  });
+  RowFixture* f = get_fixture<RowFixture>(st, key, [&] { return gated_residual_fixture(dt, true); });
   if (!f) return;
   auto prepare = [&] { copy_d2d(f->x, f->x0); };
   auto op = [&] {
@@ -294,13 +297,10 @@ void BM_CudaGatedResidualRmsNorm(benchmark::State& st) {
     prepare();
     poison(f->out, rt.stream());
     op();
-    Tensor<double> x_ref = row_x(dt).cast<double>();
-    Tensor<double> g = mod_chunk(row_mod(dt), 3).cast<double>();
-    for (auto& v : g.data) v = std::tanh(v);
-    add_gated(x_ref, &g, rms_norm(row_y(dt).cast<double>(), row_w(dt).cast<double>(), 1e-5));
+    const Tensor<double> x_ref = gated_residual_twin(dt);
     Tensor<double> h_ref = rms_norm(x_ref, row_w(dt).cast<double>(), 1e-5);
     mul_rows(h_ref, one_plus(mod_chunk(row_mod(dt), 0)));
-    const std::vector<numerics::Op> x_ops{op_rms(double(kC)), op_elem("tanh", true), op_elem("gated residual")};
+    const std::vector<numerics::Op> x_ops = gated_residual_ops();
     std::vector<numerics::Op> h_ops = x_ops;
     h_ops.push_back(op_rms(double(kC)));
     h_ops.push_back(op_elem("scale"));

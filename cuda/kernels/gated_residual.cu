@@ -1,6 +1,7 @@
 #include "kernels/device_common.cuh"
 #include "kernels/gated_residual.h"
 #include "kernels/rms_norm_modulate.h"
+#include "kernels/row_vector.cuh"
 
 namespace zimage::gpu {
 namespace {
@@ -30,100 +31,60 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // One 16-byte vector per thread, y's row in registers (one read), 16-byte loads and stores;
-// blockDim = C / V rounded up to a warp. Per element v1's fp32 expression.
+// blockDim = C / V rounded up to a warp. Per element v1's fp32 expression (row_vector.cuh).
 template <class T>
 __global__ void __launch_bounds__(1024)
     gated_residual_v2(T* __restrict__ x, int64_t ldx, const T* __restrict__ y, int64_t ldy, const T* __restrict__ w,
                       const T* __restrict__ mod, int64_t ld_mod, int64_t rows_per_batch, int C, float eps) {
-  constexpr int V = 16 / sizeof(T);
+  using namespace row_vec;
   const int64_t r = blockIdx.x;
-  const int c0 = threadIdx.x * V;
+  const int c0 = threadIdx.x * kLanes<T>;
   const bool on = c0 < C;
-  alignas(16) T yv[V];
-  float ss = 0.f;
-  if (on) {
-    *reinterpret_cast<uint4*>(yv) = *reinterpret_cast<const uint4*>(y + r * ldy + c0);
-#pragma unroll
-    for (int i = 0; i < V; ++i) {
-      const float v = to_f32(yv[i]);
-      ss += v * v;
-    }
-  }
-  ss = block_sum(ss);
-  const float inv = 1.0f / sqrtf(ss / float(C) + eps);
+  alignas(16) T yv[kLanes<T>];
+  if (on) load(yv, y + r * ldy + c0);
+  const float inv = inv_rms(block_sum(on ? sum_squares(yv) : 0.f), C, eps);
   if (!on) return;
-  alignas(16) T xv[V], wv[V], gv[V];
+  alignas(16) T xv[kLanes<T>], wv[kLanes<T>], gv[kLanes<T>];
   T* xr = x + r * ldx + c0;
-  *reinterpret_cast<uint4*>(xv) = *reinterpret_cast<const uint4*>(xr);
-  *reinterpret_cast<uint4*>(wv) = *reinterpret_cast<const uint4*>(w + c0);
-  if (mod) *reinterpret_cast<uint4*>(gv) = *reinterpret_cast<const uint4*>(mod + (r / rows_per_batch) * ld_mod + c0);
-#pragma unroll
-  for (int i = 0; i < V; ++i) {
-    const float n = to_f32(yv[i]) * inv * to_f32(wv[i]);
-    const float gate = mod ? tanhf(to_f32(gv[i])) : 1.0f;
-    xv[i] = from_f32<T>(to_f32(xv[i]) + gate * n);
-  }
-  *reinterpret_cast<uint4*>(xr) = *reinterpret_cast<const uint4*>(xv);
+  load(xv, xr);
+  load(wv, w + c0);
+  if (mod) load(gv, mod + (r / rows_per_batch) * ld_mod + c0);
+  add_gated(xv, yv, inv, wv, gv, mod != nullptr);
+  store(xr, xv);
 }
 
 // gated_residual_v2, then rms_norm_modulate_v2 on the updated row still in registers: the x the
 // first writes is the x the second reads (rounded to storage), every thread reaches both block
-// sums, and each expression is the one of its twin kernel.
+// sums, and each step is the one of its twin kernel (row_vector.cuh).
 template <class T>
 __global__ void __launch_bounds__(1024)
     gated_residual_rms_norm_v2(T* __restrict__ x, int64_t ldx, const T* __restrict__ y, int64_t ldy,
                                const T* __restrict__ w_post, const T* __restrict__ gate, int64_t ld_gate, float eps_post,
                                const T* __restrict__ w_next, const T* __restrict__ scale, int64_t ld_scale,
                                float eps_next, T* __restrict__ h, int64_t ldh, int64_t rows_per_batch, int C) {
-  constexpr int V = 16 / sizeof(T);
+  using namespace row_vec;
   const int64_t r = blockIdx.x, item = r / rows_per_batch;
-  const int c0 = threadIdx.x * V;
+  const int c0 = threadIdx.x * kLanes<T>;
   const bool on = c0 < C;
-  alignas(16) T yv[V], xv[V];
-  float ss = 0.f;
+  alignas(16) T yv[kLanes<T>], xv[kLanes<T>];
+  if (on) load(yv, y + r * ldy + c0);
+  const float inv = inv_rms(block_sum(on ? sum_squares(yv) : 0.f), C, eps_post);
   if (on) {
-    *reinterpret_cast<uint4*>(yv) = *reinterpret_cast<const uint4*>(y + r * ldy + c0);
-#pragma unroll
-    for (int i = 0; i < V; ++i) {
-      const float v = to_f32(yv[i]);
-      ss += v * v;
-    }
-  }
-  ss = block_sum(ss);
-  const float inv = 1.0f / sqrtf(ss / float(C) + eps_post);
-  float ss_next = 0.f;
-  if (on) {
-    alignas(16) T wv[V], gv[V];
+    alignas(16) T wv[kLanes<T>], gv[kLanes<T>];
     T* xr = x + r * ldx + c0;
-    *reinterpret_cast<uint4*>(xv) = *reinterpret_cast<const uint4*>(xr);
-    *reinterpret_cast<uint4*>(wv) = *reinterpret_cast<const uint4*>(w_post + c0);
-    if (gate) *reinterpret_cast<uint4*>(gv) = *reinterpret_cast<const uint4*>(gate + item * ld_gate + c0);
-#pragma unroll
-    for (int i = 0; i < V; ++i) {
-      const float n = to_f32(yv[i]) * inv * to_f32(wv[i]);
-      const float g = gate ? tanhf(to_f32(gv[i])) : 1.0f;
-      xv[i] = from_f32<T>(to_f32(xv[i]) + g * n);
-    }
-    *reinterpret_cast<uint4*>(xr) = *reinterpret_cast<const uint4*>(xv);
-#pragma unroll
-    for (int i = 0; i < V; ++i) {
-      const float v = to_f32(xv[i]);
-      ss_next += v * v;
-    }
+    load(xv, xr);
+    load(wv, w_post + c0);
+    if (gate) load(gv, gate + item * ld_gate + c0);
+    add_gated(xv, yv, inv, wv, gv, gate != nullptr);
+    store(xr, xv);
   }
-  ss_next = block_sum(ss_next);
-  const float inv_next = 1.0f / sqrtf(ss_next / float(C) + eps_next);
+  const float inv_next = inv_rms(block_sum(on ? sum_squares(xv) : 0.f), C, eps_next);
   if (!on) return;
-  alignas(16) T wv[V], sv[V], hv[V];
-  *reinterpret_cast<uint4*>(wv) = *reinterpret_cast<const uint4*>(w_next + c0);
-  if (scale) *reinterpret_cast<uint4*>(sv) = *reinterpret_cast<const uint4*>(scale + item * ld_scale + c0);
-#pragma unroll
-  for (int i = 0; i < V; ++i) {
-    float v = to_f32(xv[i]) * inv_next * to_f32(wv[i]);
-    if (scale) v *= 1.0f + to_f32(sv[i]);
-    hv[i] = from_f32<T>(v);
-  }
-  *reinterpret_cast<uint4*>(h + r * ldh + c0) = *reinterpret_cast<const uint4*>(hv);
+  alignas(16) T wv[kLanes<T>], sv[kLanes<T>], hv[kLanes<T>];
+  load(wv, w_next + c0);
+  if (scale) load(sv, scale + item * ld_scale + c0);
+  norm_modulate(hv, xv, inv_next, wv, sv, scale != nullptr);
+  store(h + r * ldh + c0, hv);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "kernels/device_common.cuh"
 #include "kernels/rms_norm_modulate.h"
+#include "kernels/row_vector.cuh"
 
 namespace zimage::gpu {
 namespace {
@@ -35,33 +36,19 @@ template <class T>
 __global__ void __launch_bounds__(1024)
     rms_norm_modulate_v2(const T* __restrict__ x, int64_t ldx, const T* __restrict__ w, const T* __restrict__ mod,
                          int64_t ld_mod, int64_t rows_per_batch, int C, float eps, T* __restrict__ y, int64_t ldy) {
-  constexpr int V = 16 / sizeof(T);
+  using namespace row_vec;
   const int64_t r = blockIdx.x;
-  const int c0 = threadIdx.x * V;
+  const int c0 = threadIdx.x * kLanes<T>;
   const bool on = c0 < C;
-  alignas(16) T xv[V];
-  float ss = 0.f;
-  if (on) {
-    *reinterpret_cast<uint4*>(xv) = *reinterpret_cast<const uint4*>(x + r * ldx + c0);
-#pragma unroll
-    for (int i = 0; i < V; ++i) {
-      const float v = to_f32(xv[i]);
-      ss += v * v;
-    }
-  }
-  ss = block_sum(ss);
-  const float inv = 1.0f / sqrtf(ss / float(C) + eps);
+  alignas(16) T xv[kLanes<T>];
+  if (on) load(xv, x + r * ldx + c0);
+  const float inv = inv_rms(block_sum(on ? sum_squares(xv) : 0.f), C, eps);
   if (!on) return;
-  alignas(16) T wv[V], sv[V], yv[V];
-  *reinterpret_cast<uint4*>(wv) = *reinterpret_cast<const uint4*>(w + c0);
-  if (mod) *reinterpret_cast<uint4*>(sv) = *reinterpret_cast<const uint4*>(mod + (r / rows_per_batch) * ld_mod + c0);
-#pragma unroll
-  for (int i = 0; i < V; ++i) {
-    float v = to_f32(xv[i]) * inv * to_f32(wv[i]);
-    if (mod) v *= 1.0f + to_f32(sv[i]);
-    yv[i] = from_f32<T>(v);
-  }
-  *reinterpret_cast<uint4*>(y + r * ldy + c0) = *reinterpret_cast<const uint4*>(yv);
+  alignas(16) T wv[kLanes<T>], sv[kLanes<T>], yv[kLanes<T>];
+  load(wv, w + c0);
+  if (mod) load(sv, mod + (r / rows_per_batch) * ld_mod + c0);
+  norm_modulate(yv, xv, inv, wv, sv, mod != nullptr);
+  store(y + r * ldy + c0, yv);
 }
 
 }  // namespace

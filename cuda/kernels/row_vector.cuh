@@ -1,0 +1,64 @@
+// The per-thread steps of the v2 row kernels (rms_norm_modulate_v2, gated_residual_v2 and their
+// fusion gated_residual_rms_norm_v2): one 16-byte vector of a row per thread, V = 16 / sizeof(T)
+// elements. Each step is the fp32 expression of its v1 twin, written once, so the fused kernel
+// computes exactly what the two kernels compute one after the other.
+#pragma once
+#include "kernels/device_common.cuh"
+
+namespace zimage::gpu::row_vec {
+
+template <class T>
+constexpr int kLanes = 16 / int(sizeof(T));
+
+template <class T>
+__device__ __forceinline__ void load(T (&v)[kLanes<T>], const T* src) {
+  *reinterpret_cast<uint4*>(v) = *reinterpret_cast<const uint4*>(src);
+}
+
+template <class T>
+__device__ __forceinline__ void store(T* dst, const T (&v)[kLanes<T>]) {
+  *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(v);
+}
+
+// This thread's part of the row's sum of squares, in lane order.
+template <class T>
+__device__ __forceinline__ float sum_squares(const T (&v)[kLanes<T>]) {
+  float ss = 0.f;
+#pragma unroll
+  for (int i = 0; i < kLanes<T>; ++i) {
+    const float f = to_f32(v[i]);
+    ss += f * f;
+  }
+  return ss;
+}
+
+// 1 / sqrt(mean(v^2) + eps) from the block's sum of squares.
+__device__ __forceinline__ float inv_rms(float block_ss, int C, float eps) {
+  return 1.0f / sqrtf(block_ss / float(C) + eps);
+}
+
+// x += tanh(gate) * (y * inv * w), gate = 1 without a gate (gated_residual's expression).
+template <class T>
+__device__ __forceinline__ void add_gated(T (&x)[kLanes<T>], const T (&y)[kLanes<T>], float inv, const T (&w)[kLanes<T>],
+                                          const T (&gate)[kLanes<T>], bool has_gate) {
+#pragma unroll
+  for (int i = 0; i < kLanes<T>; ++i) {
+    const float n = to_f32(y[i]) * inv * to_f32(w[i]);
+    const float g = has_gate ? tanhf(to_f32(gate[i])) : 1.0f;
+    x[i] = from_f32<T>(to_f32(x[i]) + g * n);
+  }
+}
+
+// out = x * inv * w * (1 + scale), no factor without a scale (rms_norm_modulate's expression).
+template <class T>
+__device__ __forceinline__ void norm_modulate(T (&out)[kLanes<T>], const T (&x)[kLanes<T>], float inv,
+                                              const T (&w)[kLanes<T>], const T (&scale)[kLanes<T>], bool has_scale) {
+#pragma unroll
+  for (int i = 0; i < kLanes<T>; ++i) {
+    float v = to_f32(x[i]) * inv * to_f32(w[i]);
+    if (has_scale) v *= 1.0f + to_f32(scale[i]);
+    out[i] = from_f32<T>(v);
+  }
+}
+
+}  // namespace zimage::gpu::row_vec
