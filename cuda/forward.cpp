@@ -37,6 +37,30 @@ bool upload_mask_into(const std::vector<int64_t>& seqlens, cudaStream_t s, Devic
   return true;
 }
 
+// One token stream on the device (image, caption, or both unified): CudaModel::Stream. Its buffers
+// are the model's, kept from step to step (a CUDA graph of the step points into them); what
+// depends on the shapes only is rebuilt when they change (ShapeMemo).
+struct StreamState {
+  DeviceTensor feats;         // [B, L, C] in the storage dtype
+  DeviceBuffer freqs;         // [B, L, D/2, 2] fp32
+  std::vector<int64_t> lens;  // item lengths (each padded to a multiple of 32)
+  int64_t L = 0;              // the longest
+  DeviceBuffer mask;          // key mask [B, L] when the lengths differ (masked)
+  bool masked = false;
+  ShapeMemo freqs_memo, mask_memo;
+  const int32_t* mask_ptr() const { return masked ? mask.as<const int32_t>() : nullptr; }
+};
+
+// st.mask and st.masked for st.lens, uploaded only when the lengths changed since the last step.
+void refresh_mask(StreamState& st, cudaStream_t s) {
+  GraphKey key;
+  key.add(st.lens);
+  if (st.mask_memo.holds(key)) return;
+  st.mask_memo.forget();
+  st.masked = upload_mask_into(st.lens, s, st.mask);
+  st.mask_memo.remember(std::move(key));
+}
+
 // t as a [shape] tensor of dt, its buffer kept (grown when too small): the forward's persistent
 // buffers, whose addresses a CUDA graph of the step keeps (step_graph.h).
 void shape_into(DeviceTensor& t, DType dt, Shape shape) {
@@ -45,27 +69,24 @@ void shape_into(DeviceTensor& t, DType dt, Shape shape) {
   t.buf.reserve(size_t(shape_numel(t.shape)) * dtype_size(dt));
 }
 
-// The fp32 RoPE tables of precompute_freqs_cis<float>, concatenated, on the device.
-struct RopeTablesDev {
-  DeviceBuffer buf;
-  RopeAxes axes;
-};
-RopeTablesDev upload_rope_tables(const ZImageConfig& cfg, const std::vector<int>& lens, cudaStream_t s) {
+// The fp32 RoPE tables of precompute_freqs_cis<float> for table lengths `lens`, concatenated, into
+// buf (grown as needed); their layout into axes.
+void upload_rope_tables(const ZImageConfig& cfg, const std::vector<int>& lens, cudaStream_t s, DeviceBuffer& buf,
+                        RopeAxes& axes) {
   const std::vector<Tensor<float>> tables = precompute_freqs_cis<float>(cfg.axes_dims, lens, cfg.rope_theta);
   ZIMAGE_CHECK(tables.size() == 3, "CUDA forward: RoPE needs 3 axes, the config has " + std::to_string(tables.size()));
-  RopeTablesDev r;
-  r.axes.n_axes = 3;
+  axes = RopeAxes{};
+  axes.n_axes = 3;
   std::vector<float> all;
   for (size_t a = 0; a < 3; ++a) {
-    r.axes.offset[a] = int64_t(all.size());
-    r.axes.len[a] = int(tables[a].dim(0));
-    r.axes.pairs[a] = int(tables[a].dim(1));
+    axes.offset[a] = int64_t(all.size());
+    axes.len[a] = int(tables[a].dim(0));
+    axes.pairs[a] = int(tables[a].dim(1));
     all.insert(all.end(), tables[a].data.begin(), tables[a].data.end());
   }
-  r.buf = DeviceBuffer(all.size() * sizeof(float), s);
-  ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(r.buf.get(), all.data(), all.size() * sizeof(float), cudaMemcpyHostToDevice, s));
+  buf.reserve(all.size() * sizeof(float));
+  ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(buf.get(), all.data(), all.size() * sizeof(float), cudaMemcpyHostToDevice, s));
   ZIMAGE_CUDA_CHECK(cudaStreamSynchronize(s));
-  return r;
 }
 
 // The first `rows` rows of ids [n, 3] as a flat vector.
@@ -261,16 +282,7 @@ Tensor<float> transformer_block_cuda(const TransformerBlockW<float>& w, const Te
 
 // ---------------------------------------------------------------- CudaModel
 
-// Its buffers are the model's, kept from step to step (a CUDA graph of the step points into them).
-struct CudaModel::Stream {
-  DeviceTensor feats;         // [B, L, C] in the storage dtype
-  DeviceBuffer freqs;         // [B, L, D/2, 2] fp32
-  std::vector<int64_t> lens;  // item lengths (each padded to a multiple of 32)
-  int64_t L = 0;              // the longest
-  DeviceBuffer mask;          // key mask [B, L] when the lengths differ (masked)
-  bool masked = false;
-  const int32_t* mask_ptr() const { return masked ? mask.as<const int32_t>() : nullptr; }
-};
+struct CudaModel::Stream : StreamState {};
 
 void check_attention_config(const ZImageConfig& cfg, const CudaOptions& opts) {
   const int64_t C = cfg.dim, H = cfg.n_heads;
@@ -365,41 +377,61 @@ const DeviceTensor& CudaModel::timestep_embedder(const Tensor<float>& t_in) {
 
 namespace {
 
+// The RoPE freqs of each item's position ids into st.freqs [B, L, D/2, 2] (zero past an item's
+// rows), gathered only when the ids or the tables (rope_generation) changed since the last step.
+void refresh_freqs(StreamState& st, const std::vector<PaddedIds>& ids, int64_t D, const DeviceBuffer& rope,
+                   const RopeAxes& axes, int64_t rope_generation, cudaStream_t s) {
+  const int64_t B = int64_t(ids.size()), L = st.L;
+  std::vector<std::vector<int32_t>> rows;
+  GraphKey key;
+  key.add(rope_generation).add(B).add(L);
+  for (const auto& i : ids) {
+    rows.push_back(id_rows(i.pos_ids, L));
+    key.add(int64_t(rows.back().size()));
+    for (const int32_t v : rows.back()) key.add(int64_t(v));
+  }
+  st.freqs.reserve(size_t(B * L * D) * sizeof(float));
+  if (st.freqs_memo.holds(key)) return;
+  st.freqs_memo.forget();
+  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(st.freqs.get(), 0, st.freqs.bytes(), s));
+  DeviceBuffer ids_dev(0, s), rope_flag(sizeof(int), s);
+  for (int64_t i = 0; i < B; ++i) {
+    ids_dev.reserve(rows[size_t(i)].size() * sizeof(int32_t));
+    rope_gather(rope.as<const float>(), axes, rows[size_t(i)], ids_dev.as<int32_t>(), st.freqs.as<float>() + i * L * D,
+                rope_flag.as<int>(), s);
+  }
+  st.freqs_memo.remember(std::move(key));
+}
+
 // The part of embed_image / embed_caption they share (reference prepare_sequence): per item, the
 // token rows `rows(i, dst)` writes into [B, L, C], then pad-token rows from ori_len, and the RoPE
 // freqs of the item's position ids; the key mask when lengths differ.
 template <class Rows>
-void embed_stream(Runtime& rt, DType dt, int64_t C, int64_t D, const std::vector<PaddedIds>& ids, const DeviceTensor& pad_token,
-                  const DeviceBuffer& rope, const RopeAxes& axes, Rows rows, DeviceTensor& feats,
-                  DeviceBuffer& freqs, std::vector<int64_t>& lens, int64_t& L, DeviceBuffer& mask, bool& masked) {
+void embed_stream(Runtime& rt, DType dt, int64_t C, int64_t D, const std::vector<PaddedIds>& ids,
+                  const DeviceTensor& pad_token, const DeviceBuffer& rope, const RopeAxes& axes, int64_t rope_generation,
+                  Rows rows, StreamState& st) {
   const cudaStream_t s = rt.stream();
   const int64_t B = int64_t(ids.size());
-  lens.clear();
-  for (const auto& i : ids) lens.push_back(i.total_len);
-  L = *std::max_element(lens.begin(), lens.end());
-  shape_into(feats, dt, {B, L, C});
-  freqs.reserve(size_t(B * L * D) * sizeof(float));
-  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(feats.data(), 0, size_t(feats.numel()) * dtype_size(dt), s));
-  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(freqs.get(), 0, freqs.bytes(), s));
-  DeviceBuffer ids_dev(0, s), rope_flag(sizeof(int), s);
+  st.lens.clear();
+  for (const auto& i : ids) st.lens.push_back(i.total_len);
+  st.L = *std::max_element(st.lens.begin(), st.lens.end());
+  const int64_t L = st.L;
+  shape_into(st.feats, dt, {B, L, C});
+  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(st.feats.data(), 0, size_t(st.feats.numel()) * dtype_size(dt), s));
   for (int64_t i = 0; i < B; ++i) {
-    void* dst = offset(feats.data(), i * L * C, dt);
+    void* dst = offset(st.feats.data(), i * L * C, dt);
     rows(i, dst);
     fill_rows({dst, C, dt}, ids[size_t(i)].ori_len, ids[size_t(i)].total_len, pad_token.data(), C, s);
-    const std::vector<int32_t> r = id_rows(ids[size_t(i)].pos_ids, L);
-    ids_dev.reserve(r.size() * sizeof(int32_t));
-    rope_gather(rope.as<const float>(), axes, r, ids_dev.as<int32_t>(), freqs.as<float>() + i * L * D,
-                rope_flag.as<int>(), s);
   }
-  masked = upload_mask_into(lens, s, mask);
+  refresh_freqs(st, ids, D, rope, axes, rope_generation, s);
+  refresh_mask(st, s);
 }
 
 }  // namespace
 
 // Twin: the image half of forward_impl: patchify (+ repeated last row), x_embedder (all_x_embedder),
 // prepare_sequence (x_pad_token, rope_embedder.x).
-void CudaModel::embed_image(const DitInputs<float>& in, const std::vector<PaddedIds>& ids, const DeviceBuffer& rope,
-                            const RopeAxes& axes, Stream& out) {
+void CudaModel::embed_image(const DitInputs<float>& in, const std::vector<PaddedIds>& ids, Stream& out) {
   Runtime& rt = *rt_;
   const DType dt = opts_.dtype;
   const cudaStream_t s = rt.stream();
@@ -415,16 +447,14 @@ void CudaModel::embed_image(const DitInputs<float>& in, const std::vector<Padded
     patchify_image(dt, image_dev.get(), x.dim(0), x.dim(1), x.dim(2), x.dim(3), p, pf, n, tokens_dev.get(), s);
     rt.linear(dt, tokens_dev.get(), P, x_embedder_.weight.data(), x_embedder_.b(), dst, C, n, C, P, opts_.gemm);
   };
-  embed_stream(rt, dt, C, cfg_.head_dim(), ids, x_pad_token_, rope, axes, rows, out.feats, out.freqs, out.lens,
-               out.L, out.mask, out.masked);
+  embed_stream(rt, dt, C, cfg_.head_dim(), ids, x_pad_token_, rope_buf_, rope_axes_, rope_generation_, rows, out);
 }
 
 // Twin: the caption half of forward_impl: captions padded with their last row (host), cap_embedder
 // (RMSNorm, Linear), prepare_sequence (cap_pad_token, rope_embedder.cap). diffusers' caption ids
 // carry pad_len extra (0,0,0) rows; pad_sequence keeps the first L (reference prepare_sequence), so
 // a shorter item's batch-padding rows get position (0,0,0).
-void CudaModel::embed_caption(const DitInputs<float>& in, const std::vector<PaddedIds>& ids, const DeviceBuffer& rope,
-                              const RopeAxes& axes, Stream& out) {
+void CudaModel::embed_caption(const DitInputs<float>& in, const std::vector<PaddedIds>& ids, Stream& out) {
   Runtime& rt = *rt_;
   const DType dt = opts_.dtype;
   const cudaStream_t s = rt.stream();
@@ -440,11 +470,10 @@ void CudaModel::embed_caption(const DitInputs<float>& in, const std::vector<Padd
                       {cap_norm.get(), capdim, dt}, s);
     rt.linear(dt, cap_norm.get(), capdim, cap_linear_.weight.data(), cap_linear_.b(), dst, C, n, C, capdim, opts_.gemm);
   };
-  embed_stream(rt, dt, C, cfg_.head_dim(), ids, cap_pad_token_, rope, axes, rows, out.feats, out.freqs, out.lens,
-               out.L, out.mask, out.masked);
+  embed_stream(rt, dt, C, cfg_.head_dim(), ids, cap_pad_token_, rope_buf_, rope_axes_, rope_generation_, rows, out);
 }
 
-// The unified sequence's buffers and key mask, made before any block is queued (the mask upload
+// The unified sequence's buffers and key mask, made before any block is queued (a mask upload
 // synchronizes; nothing after it does until the end of the step).
 void CudaModel::unified_buffers(const Stream& x, const Stream& cap, Stream& u) {
   const cudaStream_t s = rt_->stream();
@@ -452,7 +481,7 @@ void CudaModel::unified_buffers(const Stream& x, const Stream& cap, Stream& u) {
   u.lens.clear();
   for (int64_t i = 0; i < B; ++i) u.lens.push_back(x.lens[size_t(i)] + cap.lens[size_t(i)]);
   u.L = *std::max_element(u.lens.begin(), u.lens.end());
-  u.masked = upload_mask_into(u.lens, s, u.mask);
+  refresh_mask(u, s);
   shape_into(u.feats, opts_.dtype, {B, u.L, C});
   u.freqs.reserve(size_t(B * u.L * D) * sizeof(float));
 }
@@ -528,11 +557,20 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
     const std::array<int64_t, 3> tokens{xs[1] / pf, xs[2] / p, xs[3] / p};
     img_ids.push_back(pad_with_ids(tokens[0] * tokens[1] * tokens[2], tokens, {cap_ids.back().total_len + 1, 0, 0}));
   }
-  const RopeTablesDev rope =
-      upload_rope_tables(cfg_, rope_table_lens(cfg_, x_shapes, cap_shapes, fopts.extends_tables()), s);
+  // The RoPE tables, uploaded when their lengths change (a new table content moves
+  // rope_generation_, so each stream gathers its freqs again).
+  const std::vector<int> table_lens = rope_table_lens(cfg_, x_shapes, cap_shapes, fopts.extends_tables());
+  GraphKey rope_key;
+  for (const int n : table_lens) rope_key.add(int64_t(n));
+  if (!rope_memo_.holds(rope_key)) {
+    rope_memo_.forget();
+    ++rope_generation_;
+    upload_rope_tables(cfg_, table_lens, s, rope_buf_, rope_axes_);
+    rope_memo_.remember(std::move(rope_key));
+  }
   Stream &x = *x_, &cap = *cap_, &u = *u_;
-  embed_image(in, img_ids, rope.buf, rope.axes, x);
-  embed_caption(in, cap_ids, rope.buf, rope.axes, cap);
+  embed_image(in, img_ids, x);
+  embed_caption(in, cap_ids, cap);
   unified_buffers(x, cap, u);
   int64_t F = 0;
   for (const auto* stack : {&noise_refiner_, &context_refiner_, &layers_})

@@ -123,10 +123,9 @@ class CudaModel {
   // The steps of forward(), each the twin of a step of reference/dit/transformer.cpp forward_impl.
   // timestep_embedder writes adaln_ and returns it.
   const DeviceTensor& timestep_embedder(const Tensor<float>& t);
-  void embed_image(const DitInputs<float>& in, const std::vector<PaddedIds>& ids, const DeviceBuffer& rope,
-                   const RopeAxes& axes, Stream& out);
-  void embed_caption(const DitInputs<float>& in, const std::vector<PaddedIds>& ids, const DeviceBuffer& rope,
-                     const RopeAxes& axes, Stream& out);
+  // embed_* read the RoPE tables rope_buf_ (forward() uploads them when their lengths change).
+  void embed_image(const DitInputs<float>& in, const std::vector<PaddedIds>& ids, Stream& out);
+  void embed_caption(const DitInputs<float>& in, const std::vector<PaddedIds>& ids, Stream& out);
   void unified_buffers(const Stream& x, const Stream& cap, Stream& u);
   void unify(const Stream& x, const Stream& cap, Stream& u);
   std::vector<Tensor<float>> final_layer(const Stream& u, const DeviceTensor& adaln, const DitInputs<float>& in);
@@ -140,6 +139,10 @@ class CudaModel {
   // The step's device state, kept between forwards (every address a captured graph holds).
   std::unique_ptr<Stream> x_, cap_, u_;  // image, caption, unified
   DeviceTensor adaln_;                    // [B, A]
+  DeviceBuffer rope_buf_;                 // the RoPE tables, fp32, the three axes concatenated
+  RopeAxes rope_axes_;
+  ShapeMemo rope_memo_;                   // the table lengths rope_buf_ holds
+  int64_t rope_generation_ = 0;           // moves at each upload of the tables
   BlockScratch scratch_;
   std::unique_ptr<StepGraphs> graphs_;
 };

@@ -9,8 +9,10 @@
 // eagerly, so that every buffer it needs has grown and every cuBLASLt algorithm and cuDNN plan
 // exists (nothing captured allocates, builds a plan or synchronizes); seen a second time it is
 // captured and launched; after that it is replayed. A key holds every shape, length, option and
-// device pointer the queued work reads, plus allocation_epoch() (common.h), which moves whenever a
-// buffer a graph may point into is reallocated: a graph never replays on freed memory. A capture
+// device pointer the queued work reads, plus cudnn_workspace_generation() (attention_cudnn.h),
+// which moves whenever cuDNN's workspace is reallocated (the one buffer outside the model's step
+// state that a graph may point into; cuBLASLt's workspace is fixed when the Runtime is made): a
+// graph never replays on freed memory. A capture
 // that fails (an operation the stream cannot capture) marks its key eager-only, says so once on
 // stderr, and the step runs eagerly. At most `capacity` graphs are kept, the least recently used
 // evicted.
@@ -45,6 +47,24 @@ struct GraphKey {
   }
   bool operator<(const GraphKey& o) const { return values < o.values; }
   bool operator==(const GraphKey& o) const { return values == o.values; }
+};
+
+// Device data that depends on the step's shapes only (the RoPE tables, the gathered freqs, the key
+// masks: issue 16 item 2, "built once per shape"): rebuilt when the key that made it changes.
+// Usage: `if (!memo.holds(key)) { memo.forget(); rebuild...; memo.remember(key); }`, so that a
+// rebuild that throws half-way leaves nothing claimed as built.
+class ShapeMemo {
+ public:
+  bool holds(const GraphKey& key) const { return valid_ && key == key_; }
+  void remember(GraphKey key) {
+    key_ = std::move(key);
+    valid_ = true;
+  }
+  void forget() { valid_ = false; }
+
+ private:
+  GraphKey key_;
+  bool valid_ = false;
 };
 
 enum class GraphAction { eager, capture, replay };

@@ -303,7 +303,7 @@ san_filter() {
   case "$1" in
     test_cuda_gemm) echo '*ExactGemm*_N97_M64_K64*:*ExactGemm*_N33_M64_K97*:*RealGemm*_N1_M15360_K256*' ;;
     test_cuda_norms) echo '*RmsNormModulate*_B2_L97_C64:*GatedResidual*_B2_L97_C64:*FinalLayerNorm*_B2_L97_C64:*SwiGlu*_N97:*TimestepEmbedding*' ;;
-    test_cuda_layout_rope) echo '*Patchify*:*CudaRopeGather*:*QkNormRope*_L97_C64:WeightLayout.*' ;;
+    test_cuda_layout_rope) echo '*Patchify*:*CudaRopeGather*:*QkNormRope*_L97_*:WeightLayout.*' ;;
     test_cuda_attention) echo '*AgainstSdpa/*_B2_L97_H2_D32_*:*AgainstSdpa/*_B3_L67_H3_D32_*:CudaFlashAttention.*' ;;
     test_cuda_attention_cudnn) echo 'CudnnAttention.*' ;;
     test_cuda_model) echo 'Goldens/*tiny_single*:CudaFp16.*' ;;

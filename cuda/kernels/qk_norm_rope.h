@@ -7,11 +7,23 @@
 // column C: q = qkv, k = qkv.from_col(C); weight_layout.h).
 // norm_q, norm_k [D] (both nullptr when qk_norm is false: RoPE only), freqs [B, L, D/2, 2] fp32
 // (cos, sin), n_tokens = B * L. fp32 math between norm and rotation (no intermediate rounding).
-// Versions: v1 (only): one warp per (token, head, q|k); lanes stride over the D/2 pairs.
+// Versions, chosen per call: v2 when D / 32 elements per lane are 2, 4 or 8 in at most 16 bytes
+// (bf16: D 64, 128, 256; fp32: D 64, 128) and every lane's vectors are aligned: one warp
+// per (token, head, q|k), each lane one vector load of its D / 32 contiguous values, held in
+// registers (the head is read once). v1 otherwise: one warp per (token, head, q|k), lanes stride
+// over the D/2 pairs (the head read twice). The same per-pair expressions; the sum of squares is
+// partitioned over the lanes differently (not bitwise v1).
 #pragma once
+#include <initializer_list>
+
 #include "common.h"
 
 namespace zimage::gpu {
+
+// Host side of the choice: D / 32, the elements per lane, when v2 runs a call with these q, k,
+// norm_q, norm_k (nullptr allowed) and freqs pointers; 0 when v1 does.
+int qk_norm_rope_v2_lanes(DType dt, int64_t D, int64_t ld, std::initializer_list<const void*> ptrs,
+                          const float* freqs);
 
 void qk_norm_rope(DevRows q, DevRows k, const void* norm_q, const void* norm_k, const float* freqs, int64_t n_tokens,
                   int64_t H, int64_t D, double eps, cudaStream_t stream);

@@ -82,6 +82,20 @@ TEST(StepGraphPolicy, KeysTellApartEveryFieldAndListLengths) {
   EXPECT_TRUE(GraphKey().add(&a).add(int64_t(4)) == GraphKey().add(&a).add(int64_t(4)));
 }
 
+TEST(ShapeMemo, HoldsOnlyTheLastKeyRememberedAndNothingAfterForget) {
+  gpu::ShapeMemo m;
+  const GraphKey a = GraphKey().add(int64_t(1)).add(int64_t(32)), b = GraphKey().add(int64_t(1)).add(int64_t(64));
+  EXPECT_FALSE(m.holds(a));  // nothing built yet
+  m.remember(a);
+  EXPECT_TRUE(m.holds(a));
+  EXPECT_FALSE(m.holds(b));
+  m.forget();  // a rebuild began (and may throw): nothing is claimed
+  EXPECT_FALSE(m.holds(a));
+  m.remember(b);
+  EXPECT_TRUE(m.holds(b));
+  EXPECT_FALSE(m.holds(a));
+}
+
 // ---------------------------------------------------------------- on a GPU
 
 int64_t bitwise_differences(const std::vector<Tensor<float>>& a, const std::vector<Tensor<float>>& b) {
@@ -119,7 +133,10 @@ TEST_P(CudaStepGraph, ReplaysAreBitwiseTheEagerStep) {
   eager_opts.dtype = dt;
   eager_opts.graph = false;
   gpu::CudaModel eager(w, eager_opts);
-  const auto want = eager.forward(in), want_later = eager.forward(later), want_other = eager.forward(other);
+  const auto want = eager.forward(in), want_later = eager.forward(later);
+  // The other shape from a model that never saw the first: m below, which saw it, must not keep
+  // any of its per-shape state (RoPE tables, freqs, masks: ShapeMemo) into the B 1 step.
+  const auto want_other = gpu::CudaModel(w, eager_opts).forward(other);
   EXPECT_EQ(eager.graph_counts().captured + eager.graph_counts().replayed + eager.graph_counts().eager, 0);
 
   gpu::CudaOptions graph_opts = eager_opts;

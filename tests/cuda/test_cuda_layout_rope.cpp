@@ -141,14 +141,27 @@ TEST(CudaRopeGather, Rows1504To1535ExactAndGuarded) {
 
 // ---------------------------------------------------------------- q/k norm + RoPE
 
-class QkNormRope : public ::testing::TestWithParam<std::tuple<DType, int64_t, int64_t>> {};
+// Widths and head_dims: C 3840 D 128 (the model's) and C 512 D 64 run v2 in both dtypes; C 1024
+// D 256 runs v2 in bf16 (8 elements per lane, 16 bytes) and v1 in fp32 (32 bytes per lane); C 64
+// D 32 runs v1 (D not a multiple of 64).
+struct HeadWidth {
+  int64_t C, D;
+};
+class QkNormRope : public ::testing::TestWithParam<std::tuple<DType, int64_t, HeadWidth>> {};
+
+std::string qk_norm_rope_case_name(const ::testing::TestParamInfo<std::tuple<DType, int64_t, HeadWidth>>& i) {
+  const HeadWidth w = std::get<2>(i.param);
+  return testing::dtype_tag(std::get<0>(i.param)) + "_L" + std::to_string(std::get<1>(i.param)) + "_C" +
+         std::to_string(w.C) + "_D" + std::to_string(w.D);
+}
 
 TEST_P(QkNormRope, AgainstRmsNormAndApplyRotaryEmb) {
   ZIMAGE_REQUIRE_CUDA();
-  const auto [dt, L, C] = GetParam();
-  const int64_t D = C == 3840 ? 128 : 32, H = C / D, B = 1;
+  const auto [dt, L, width] = GetParam();
+  const int64_t C = width.C, D = width.D;
+  const int64_t H = C / D, B = 1;
   ZImageConfig cfg;
-  if (D == 32) cfg.axes_dims = {8, 12, 12};
+  cfg.axes_dims = {int(D / 4), int(D * 3 / 8), int(D * 3 / 8)};  // the model's 32, 48, 48 split at D 128
   // Positions: the boundary ids (captions at 1504..1535, image at 1505 on the grid corner), cycled.
   const Tensor<int32_t> bids = boundary_ids();
   Tensor<int32_t> ids({L, 3});
@@ -173,7 +186,8 @@ TEST_P(QkNormRope, AgainstRmsNormAndApplyRotaryEmb) {
   gpu::qk_norm_rope(qkv_rows, qkv_rows.from_col(C), qd.data(), kd.data(), fdev.buf.as<const float>(), B * L, H, D, 1e-5,
                     testing::rt().stream());
   const Tensor<float> got = buf.host();
-  const std::string tag = testing::dtype_tag(dt) + "_L" + std::to_string(L) + "_C" + std::to_string(C);
+  const std::string tag =
+      testing::dtype_tag(dt) + "_L" + std::to_string(L) + "_C" + std::to_string(C) + "_D" + std::to_string(D);
 
   for (int which = 0; which < 3; ++which) {  // q, k rotated; v untouched
     const Tensor<float> part = gpu::qkv_part(qkv, which).reshaped({B, L, H, D});
@@ -197,11 +211,33 @@ TEST_P(QkNormRope, AgainstRmsNormAndApplyRotaryEmb) {
 INSTANTIATE_TEST_SUITE_P(Cuda, QkNormRope,
                          ::testing::Combine(::testing::Values(DType::F32, DType::BF16),
                                             ::testing::Values(int64_t{97}, int64_t{1025}, int64_t{4096 + 32}),
-                                            ::testing::Values(int64_t{3840}, int64_t{64})),
-                         [](const auto& i) {
-                           return testing::dtype_tag(std::get<0>(i.param)) + "_L" + std::to_string(std::get<1>(i.param)) +
-                                  "_C" + std::to_string(std::get<2>(i.param));
-                         });
+                                            ::testing::Values(HeadWidth{3840, 128}, HeadWidth{512, 64},
+                                                              HeadWidth{1024, 256}, HeadWidth{64, 32})),
+                         qk_norm_rope_case_name);
+
+// Host-side, no device: which head_dims, dtypes and layouts qk_norm_rope runs as v2 (and so which
+// the cases above reach). Addresses are only compared, never read.
+TEST(QkNormRopeVersion, V2ForTwoFourOrEightAlignedElementsPerLane) {
+  alignas(256) static char pool[1024];
+  const void* a = pool;            // 256-byte aligned
+  const void* odd8 = pool + 8;     // 8-byte aligned only
+  const float* f = reinterpret_cast<const float*>(pool);
+  const float* f8 = reinterpret_cast<const float*>(pool + 8);
+  using gpu::qk_norm_rope_v2_lanes;
+  EXPECT_EQ(qk_norm_rope_v2_lanes(DType::BF16, 128, 3 * 3840, {a, a, a, a}, f), 4);
+  EXPECT_EQ(qk_norm_rope_v2_lanes(DType::F32, 128, 3 * 3840, {a, a, a, a}, f), 4);
+  EXPECT_EQ(qk_norm_rope_v2_lanes(DType::BF16, 64, 3 * 512, {a, a, nullptr, nullptr}, f), 2);
+  EXPECT_EQ(qk_norm_rope_v2_lanes(DType::BF16, 256, 3 * 1024, {a, a, a, a}, f), 8);
+  EXPECT_EQ(qk_norm_rope_v2_lanes(DType::F32, 256, 3 * 1024, {a, a, a, a}, f), 0);   // 32 bytes a lane
+  EXPECT_EQ(qk_norm_rope_v2_lanes(DType::BF16, 192, 3 * 768, {a, a, a, a}, f), 0);   // 6 a lane
+  EXPECT_EQ(qk_norm_rope_v2_lanes(DType::BF16, 32, 3 * 64, {a, a, a, a}, f), 0);     // 1 a lane
+  EXPECT_EQ(qk_norm_rope_v2_lanes(DType::BF16, 96, 3 * 288, {a, a, a, a}, f), 0);    // 3 a lane
+  EXPECT_EQ(qk_norm_rope_v2_lanes(DType::BF16, 128, 3 * 3840 + 2, {a, a, a, a}, f), 0);  // row stride
+  EXPECT_EQ(qk_norm_rope_v2_lanes(DType::F32, 128, 3 * 3840, {a, odd8, a, a}, f), 0);    // k on 8 bytes
+  EXPECT_EQ(qk_norm_rope_v2_lanes(DType::BF16, 128, 3 * 3840, {a, odd8, a, a}, f), 4);   // 8 bytes suffice
+  EXPECT_EQ(qk_norm_rope_v2_lanes(DType::BF16, 128, 3 * 3840, {a, a, a, a}, f8), 0);     // freqs on 8 bytes
+  EXPECT_EQ(qk_norm_rope_v2_lanes(DType::BF16, 64, 3 * 512, {a, a, a, a}, f8), 2);       // 8 bytes suffice
+}
 
 // Host-side, no device: qkv_part undoes the fused to_qkv column layout
 // (weight_layout.h) exactly; every value of a [2, 3, 3C] tensor is distinct.
