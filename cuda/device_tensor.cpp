@@ -1,5 +1,8 @@
 #include "device_tensor.h"
 
+#include <algorithm>
+#include <string>
+
 #include "kernels/convert.h"
 
 namespace zimage::gpu {
@@ -52,6 +55,54 @@ void upload_into(const Tensor<float>& t, DType dt, void* dst, DeviceBuffer& stag
   ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(staging.get(), t.ptr(), n * sizeof(float), cudaMemcpyHostToDevice, stream));
   convert_from_f32(dt, staging.as<float>(), dst, int64_t(n), stream);
   ZIMAGE_CUDA_CHECK(cudaStreamSynchronize(stream));  // staging is reused by the next upload
+}
+
+size_t ArenaCursor::footprint(const std::vector<size_t>& sizes) {
+  size_t total = 0;
+  for (const size_t b : sizes) total += rounded(b);
+  return total;
+}
+
+size_t ArenaCursor::take(size_t bytes, const char* what) {
+  const size_t at = used, end = used + rounded(bytes);
+  ZIMAGE_CHECK(end <= capacity, std::string("pinned staging: ") + what + " needs " + std::to_string(bytes) +
+                                    " bytes, the step reserved " + std::to_string(capacity - used) + " more");
+  used = end;
+  return at;
+}
+
+PinnedArena::~PinnedArena() {
+  if (base_) cudaFreeHost(base_);
+}
+
+void PinnedArena::reset(size_t bytes) {
+  if (bytes > cursor_.capacity) {
+    if (base_) ZIMAGE_CUDA_CHECK(cudaFreeHost(base_));
+    base_ = nullptr;
+    cursor_.capacity = 0;
+    ZIMAGE_CUDA_CHECK(cudaMallocHost(&base_, bytes));
+    cursor_.capacity = bytes;
+  }
+  cursor_.used = 0;
+}
+
+float* PinnedArena::take(size_t n, const char* what) {
+  return reinterpret_cast<float*>(static_cast<char*>(base_) + cursor_.take(n * sizeof(float), what));
+}
+
+void upload_into_async(const Tensor<float>& t, DType dt, void* dst, PinnedArena& pinned, DeviceBuffer& staging,
+                       cudaStream_t stream) {
+  const size_t n = size_t(t.numel());
+  if (n == 0) return;
+  float* host = pinned.take(n, "an upload");
+  std::copy(t.data.begin(), t.data.end(), host);
+  if (dt == DType::F32) {
+    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(dst, host, n * sizeof(float), cudaMemcpyHostToDevice, stream));
+    return;
+  }
+  staging.reserve(n * sizeof(float));
+  ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(staging.get(), host, n * sizeof(float), cudaMemcpyHostToDevice, stream));
+  convert_from_f32(dt, staging.as<float>(), dst, int64_t(n), stream);
 }
 
 DeviceTensor upload(const Tensor<float>& t, DType dt, DeviceBuffer& staging, cudaStream_t stream) {

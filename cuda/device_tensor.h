@@ -3,6 +3,7 @@
 // downloads convert back (exact).
 #pragma once
 #include <utility>
+#include <vector>
 
 #include "common.h"
 #include "core/tensor.h"
@@ -59,9 +60,45 @@ struct DeviceTensor {
   void* data() const { return buf.get(); }
 };
 
+// The bookkeeping of PinnedArena (host-only, tested without a GPU): regions handed out front to
+// back, each starting on kAlign bytes, within a capacity fixed by reset().
+struct ArenaCursor {
+  static constexpr size_t kAlign = 256;
+  size_t capacity = 0, used = 0;
+  static size_t rounded(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+  // The room regions of these sizes take together.
+  static size_t footprint(const std::vector<size_t>& sizes);
+  // The offset of the next region of `bytes`; throws one line (naming `what`) past the capacity.
+  size_t take(size_t bytes, const char* what);
+};
+
+// Page-locked host memory (cudaMallocHost) that a step stages its inputs and outputs in, so that
+// its copies run asynchronously instead of waiting for the device after each one. reset() reuses
+// the memory: the caller makes sure no copy from or to it is still queued (the step's final sync).
+class PinnedArena {
+ public:
+  PinnedArena() = default;
+  ~PinnedArena();
+  PinnedArena(const PinnedArena&) = delete;
+  PinnedArena& operator=(const PinnedArena&) = delete;
+  // Empties the arena, with room for at least `bytes` (reallocated when larger).
+  void reset(size_t bytes);
+  // The next n floats (ArenaCursor::kAlign-aligned) of the room reset() made.
+  float* take(size_t n, const char* what);
+
+ private:
+  void* base_ = nullptr;
+  ArenaCursor cursor_;
+};
+
 // Host fp32 -> device storage dtype. `staging` is an fp32 scratch buffer (grown as needed).
 DeviceTensor upload(const Tensor<float>& t, DType dt, DeviceBuffer& staging, cudaStream_t stream);
 void upload_into(const Tensor<float>& t, DType dt, void* dst, DeviceBuffer& staging, cudaStream_t stream);
+// The same without waiting: t is copied into `pinned` first, then copied and converted on the
+// stream. `staging` is reused in stream order (reserve it beforehand so that it does not grow in
+// the middle of a step: growing frees it with cudaFree, which waits for the device).
+void upload_into_async(const Tensor<float>& t, DType dt, void* dst, PinnedArena& pinned, DeviceBuffer& staging,
+                       cudaStream_t stream);
 // Device storage -> host fp32 (synchronizes the stream).
 Tensor<float> download(const void* src, DType dt, Shape shape, DeviceBuffer& staging, cudaStream_t stream);
 inline Tensor<float> download(const DeviceTensor& t, DeviceBuffer& staging, cudaStream_t stream) {

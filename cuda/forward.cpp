@@ -362,7 +362,8 @@ const DeviceTensor& CudaModel::timestep_embedder(const Tensor<float>& t_in) {
   const int64_t B = t_in.numel(), A = t_mlp2_.out;
   Tensor<float> t = t_in;
   for (auto& v : t.data) v = float(v * float(cfg_.t_scale));
-  DeviceTensor t_dev = upload(t, DType::F32, rt.staging(), s);
+  DeviceTensor t_dev(DType::F32, {B}, s);
+  upload_into_async(t, DType::F32, t_dev.data(), rt.pinned(), rt.staging(), s);
   DeviceTensor emb(dt, {B, t_mlp0_.in}, s), mid(dt, {B, t_mlp0_.out}, s);
   DeviceTensor& adaln = adaln_;
   shape_into(adaln, dt, {B, A});
@@ -442,7 +443,7 @@ void CudaModel::embed_image(const DitInputs<float>& in, const std::vector<Padded
     const Tensor<float>& x = in.x[size_t(i)];
     const int64_t n = ids[size_t(i)].total_len;
     reserve(image_dev, x.numel(), dt);
-    upload_into(x, dt, image_dev.get(), rt.staging(), s);
+    upload_into_async(x, dt, image_dev.get(), rt.pinned(), rt.staging(), s);
     reserve(tokens_dev, n * P, dt);
     patchify_image(dt, image_dev.get(), x.dim(0), x.dim(1), x.dim(2), x.dim(3), p, pf, n, tokens_dev.get(), s);
     rt.linear(dt, tokens_dev.get(), P, x_embedder_.weight.data(), x_embedder_.b(), dst, C, n, C, P, opts_.gemm);
@@ -465,7 +466,7 @@ void CudaModel::embed_caption(const DitInputs<float>& in, const std::vector<Padd
     const Tensor<float> padded = pad_rows_with_last(in.cap_feats[size_t(i)], n);
     reserve(cap_in, padded.numel(), dt);
     reserve(cap_norm, padded.numel(), dt);
-    upload_into(padded, dt, cap_in.get(), rt.staging(), s);
+    upload_into_async(padded, dt, cap_in.get(), rt.pinned(), rt.staging(), s);
     rms_norm_modulate({cap_in.get(), capdim, dt}, cap_norm_.data(), {}, {n, n, capdim}, cfg_.norm_eps,
                       {cap_norm.get(), capdim, dt}, s);
     rt.linear(dt, cap_norm.get(), capdim, cap_linear_.weight.data(), cap_linear_.b(), dst, C, n, C, capdim, opts_.gemm);
@@ -523,14 +524,50 @@ std::vector<Tensor<float>> CudaModel::final_layer(const Stream& u, const DeviceT
   rt.linear(dt, sa.data(), A, final_adaln_.weight.data(), final_adaln_.b(), scale.data(), C, B, C, A, opts_.gemm);
   final_layer_norm(dt, u.feats.data(), scale.data(), B * Lu, Lu, C, kFinalNormEps, hn.data(), s);
   rt.linear(dt, hn.data(), C, final_linear_.weight.data(), final_linear_.b(), out.data(), P, B * Lu, P, C, opts_.gemm);
-  std::vector<Tensor<float>> samples;
+  // Every item's image into one fp32 buffer, one copy into pinned memory, the step's one wait.
+  int64_t total = 0;
+  for (const auto& x : in.x) total += x.numel();
+  DeviceBuffer img(size_t(total) * sizeof(float), s);
+  float* host = rt.pinned().take(size_t(total), "the samples");
+  int64_t at = 0;
   for (int64_t i = 0; i < B; ++i) {
     const Shape& xs = in.x[size_t(i)].shape;
-    DeviceBuffer img(size_t(shape_numel(xs)) * sizeof(float), s);
-    unpatchify(dt, offset(out.data(), i * Lu * P, dt), cfg_.in_channels, xs[1], xs[2], xs[3], p, pf, img.as<float>(), s);
-    samples.push_back(download(img.get(), DType::F32, xs, rt.staging(), s));
+    unpatchify(dt, offset(out.data(), i * Lu * P, dt), cfg_.in_channels, xs[1], xs[2], xs[3], p, pf,
+               img.as<float>() + at, s);
+    at += shape_numel(xs);
+  }
+  ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(host, img.get(), size_t(total) * sizeof(float), cudaMemcpyDeviceToHost, s));
+  rt.sync();
+  std::vector<Tensor<float>> samples;
+  at = 0;
+  for (const auto& x : in.x) {
+    Tensor<float> sample(x.shape);
+    std::copy(host + at, host + at + sample.numel(), sample.data.begin());
+    at += sample.numel();
+    samples.push_back(std::move(sample));
   }
   return samples;
+}
+
+// Room for everything the step copies between host and device (timesteps, latents, padded
+// captions in; the samples out) in the pinned arena, and the fp32 staging for the largest upload,
+// so that neither grows in the middle of the step. The stream is idle here (the last step ended
+// with its download; a step that threw is waited for).
+void CudaModel::stage_step(const DitInputs<float>& in, const std::vector<PaddedIds>& cap_ids) {
+  rt_->sync();
+  std::vector<size_t> bytes{size_t(in.t.numel()) * sizeof(float)};
+  size_t largest = bytes[0], samples = 0;
+  for (size_t i = 0; i < in.x.size(); ++i) {
+    const size_t x = size_t(in.x[i].numel()) * sizeof(float);
+    const size_t cap = size_t(cap_ids[i].total_len * cfg_.cap_feat_dim) * sizeof(float);
+    bytes.push_back(x);
+    bytes.push_back(cap);
+    samples += x;
+    largest = std::max({largest, x, cap});
+  }
+  bytes.push_back(samples);
+  rt_->pinned().reset(ArenaCursor::footprint(bytes));
+  if (opts_.dtype != DType::F32) rt_->staging().reserve(largest);
 }
 
 // Twin: reference/dit/transformer.cpp forward_impl, step for step (see the header comment).
@@ -546,8 +583,6 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   const int p = cfg_.patch_size(), pf = cfg_.f_patch_size();
   const int64_t B = int64_t(in.x.size());
 
-  const DeviceTensor& adaln = timestep_embedder(in.t);
-
   // Position ids and pad masks exactly as patchify_and_embed builds them (reference pad_with_ids).
   std::vector<PaddedIds> cap_ids, img_ids;
   for (int64_t i = 0; i < B; ++i) {
@@ -557,6 +592,9 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
     const std::array<int64_t, 3> tokens{xs[1] / pf, xs[2] / p, xs[3] / p};
     img_ids.push_back(pad_with_ids(tokens[0] * tokens[1] * tokens[2], tokens, {cap_ids.back().total_len + 1, 0, 0}));
   }
+  stage_step(in, cap_ids);
+
+  const DeviceTensor& adaln = timestep_embedder(in.t);
   // The RoPE tables, uploaded when their lengths change (a new table content moves
   // rope_generation_, so each stream gathers its freqs again).
   const std::vector<int> table_lens = rope_table_lens(cfg_, x_shapes, cap_shapes, fopts.extends_tables());

@@ -120,6 +120,8 @@ class CudaModel {
   struct Stream;
   void upload_shared(const ZImageWeights<float>& w);
   void make_step_state();
+  // The pinned arena and staging the step's copies need, made before anything is queued.
+  void stage_step(const DitInputs<float>& in, const std::vector<PaddedIds>& cap_ids);
   // The steps of forward(), each the twin of a step of reference/dit/transformer.cpp forward_impl.
   // timestep_embedder writes adaln_ and returns it.
   const DeviceTensor& timestep_embedder(const Tensor<float>& t);

@@ -40,6 +40,8 @@ class Runtime {
   cudaStream_t stream() const { return stream_; }
   void sync() const;
   DeviceBuffer& staging() { return staging_; }
+  // Page-locked host staging for a step's asynchronous uploads and its one download.
+  PinnedArena& pinned() { return pinned_; }
   // The per-step breakdown (step_profile.h): off unless enabled.
   StepProfile& profile() { return profile_; }
 
@@ -52,6 +54,7 @@ class Runtime {
   std::unique_ptr<Impl> impl_;
   cudaStream_t stream_ = nullptr;
   DeviceBuffer staging_;
+  PinnedArena pinned_;
   StepProfile profile_;
 };
 

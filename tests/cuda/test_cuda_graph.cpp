@@ -5,7 +5,10 @@
 // - on a GPU: CudaModel::forward with graphs on, step after step, is bitwise the same model with
 //   graphs off (tiny_single; tiny_batch2 with its key masks; fp32 and bf16), including a new
 //   timestep between replays (the graph reads the step's inputs, it does not keep them) and a
-//   second shape in between (its own key; the first shape's graph is replayed again after it).
+//   second shape in between (its own key; the first shape's graph is replayed again after it,
+//   and the second is compared with a model that never saw the first: no stale per-shape state);
+// - the step's state kept between forwards, host-only: ShapeMemo (what is rebuilt when shapes
+//   change) and ArenaCursor (the pinned staging's regions).
 #include <cstring>
 
 #include "cuda_support.h"
@@ -94,6 +97,30 @@ TEST(ShapeMemo, HoldsOnlyTheLastKeyRememberedAndNothingAfterForget) {
   m.remember(b);
   EXPECT_TRUE(m.holds(b));
   EXPECT_FALSE(m.holds(a));
+}
+
+TEST(ArenaCursor, RegionsAreAlignedDisjointAndWithinTheReservedRoom) {
+  using gpu::ArenaCursor;
+  const std::vector<size_t> sizes{4, 256, 257, 1000, 1};
+  gpu::ArenaCursor c;
+  c.capacity = ArenaCursor::footprint(sizes);
+  EXPECT_EQ(c.capacity, size_t(256 + 256 + 512 + 1024 + 256));
+  size_t end = 0;
+  for (const size_t b : sizes) {
+    const size_t at = c.take(b, "a region");
+    EXPECT_EQ(at % ArenaCursor::kAlign, 0u) << b;
+    EXPECT_GE(at, end) << b;  // after the previous region's last byte
+    end = at + b;
+  }
+  EXPECT_LE(end, c.capacity);
+  try {
+    c.take(1, "the samples");
+    ADD_FAILURE() << "a region past the reserved room was handed out";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "pinned staging: the samples needs 1 bytes, the step reserved 0 more");
+  }
+  c.used = 0;  // reset(): the same room again
+  EXPECT_EQ(c.take(c.capacity, "everything"), 0u);
 }
 
 // ---------------------------------------------------------------- on a GPU
