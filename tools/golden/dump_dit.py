@@ -16,11 +16,9 @@ and real_modules (kind=modules). See tools/golden/README.md.
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import os
-import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -201,6 +199,24 @@ def save_rope_tables(rope, rec: Recorder, RopeEmbedder):
         rec.put(f"rope_embedder.freqs_cis.{a}", tab)
 
 
+def forward_recorded(model, paths, rec: Recorder, xs, t, caps, RopeEmbedder):
+    """One reference-mode forward model(xs, t, caps).sample (clones of the inputs) with the modules
+    in paths hooked, the RoPE embedder and patchify spied on; afterwards the hooks and spies are
+    removed and the RoPE tables recorded (save_rope_tables). Returns the samples."""
+    handles = hook_modules(model, paths, rec)
+    inner_rope = model.rope_embedder
+    model.rope_embedder = RopeSpy(inner_rope, rec)
+    spy_patchify(model, rec)
+    with gio.reference_mode():
+        out = model([x.clone() for x in xs], t.clone(), [c.clone() for c in caps], return_dict=True).sample
+    for hd in handles:
+        hd.remove()
+    del model.patchify_and_embed
+    model.rope_embedder = inner_rope
+    save_rope_tables(inner_rope, rec, RopeEmbedder)
+    return out
+
+
 def config_json_of(model) -> str:
     return json.dumps(json.loads(model.to_json_string()), separators=(",", ":"))
 
@@ -239,19 +255,7 @@ def run_model_case(name: str, case: dict, args) -> list[str]:
                  or any(p.startswith(h) and p[len(h):].isdigit() for h in NARROW_HOOKS)]
         if not set(extra) <= set(paths):
             raise gio.GoldenError(f"{name}: extra hooks {sorted(set(extra) - set(paths))} are not modules")
-    handles = hook_modules(model, paths, rec)
-    inner_rope = model.rope_embedder
-    model.rope_embedder = RopeSpy(inner_rope, rec)
-    spy_patchify(model, rec)
-
-    with gio.reference_mode():
-        out = model([x.clone() for x in xs], t.clone(), [c.clone() for c in caps], return_dict=True).sample
-
-    for h in handles:
-        h.remove()
-    del model.patchify_and_embed
-    model.rope_embedder = inner_rope
-    save_rope_tables(inner_rope, rec, RopeEmbedder)
+    out = forward_recorded(model, paths, rec, xs, t, caps, RopeEmbedder)
     for i, s in enumerate(out):
         rec.put(f"sample.{i}", s)
 
@@ -264,16 +268,7 @@ def run_model_case(name: str, case: dict, args) -> list[str]:
     if case["ship"]:
         model_dir = f"models/{name}"
         dst = os.path.join(args.out, model_dir)
-        if os.path.exists(dst):
-            shutil.rmtree(dst)
-        if case["ship"] == "sharded":
-            model.save_pretrained(dst, max_shard_size="100KB")
-            if not os.path.exists(os.path.join(dst, "diffusion_pytorch_model.safetensors.index.json")):
-                raise gio.GoldenError(f"{dst}: expected a sharded checkpoint with an index json")
-        else:
-            model.save_pretrained(dst)
-            if not os.path.exists(os.path.join(dst, "diffusion_pytorch_model.safetensors")):
-                raise gio.GoldenError(f"{dst}: expected a single safetensors file")
+        gio.save_pretrained_checked(model, dst, case["ship"] == "sharded", "100KB")
         check_shipped(dst, model, xs, t, caps, out)
         outputs.append(dst)
 
@@ -301,16 +296,7 @@ def check_shipped(dst, model, xs, t, caps, out):
     """Reloads the shipped folder with diffusers and checks weights and outputs bit for bit."""
     from diffusers.models.transformers.transformer_z_image import ZImageTransformer2DModel
 
-    m2 = ZImageTransformer2DModel.from_pretrained(dst).eval()
-    sd1, sd2 = model.state_dict(), m2.state_dict()
-    if set(sd1) != set(sd2) or any(not torch.equal(sd1[k], sd2[k]) or sd2[k].dtype != torch.float32 for k in sd1):
-        raise gio.GoldenError(f"{dst}: reloaded weights differ")
-    c1 = json.loads(model.to_json_string())
-    c2 = {k: v for k, v in json.loads(m2.to_json_string()).items() if k != "_name_or_path"}
-    with open(os.path.join(dst, "config.json")) as f:
-        c3 = json.load(f)
-    if not (c1 == c2 == c3):
-        raise gio.GoldenError(f"{dst}: reloaded config differs")
+    m2 = gio.reload_shipped(dst, model, ZImageTransformer2DModel)
     with gio.reference_mode():
         out2 = m2([x.clone() for x in xs], t.clone(), [c.clone() for c in caps], return_dict=True).sample
     for a, b in zip(out, out2):
@@ -446,32 +432,19 @@ def run_real_modules(args) -> list[str]:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--case", action="append", choices=ALL_CASES + ["all"], help="case to dump (repeatable)")
-    ap.add_argument("--out", default="golden", help="golden folder (default golden)")
-    ap.add_argument("--diffusers-commit", default=None, help="git sha of the diffusers source (or DIFFUSERS_COMMIT)")
+    ap = gio.case_parser(__doc__, ALL_CASES)
     ap.add_argument("--ctx-hooks", choices=["block", "all"], default="block",
                     help="real_modules: hook only context_refiner.0 itself (default) or all its submodules")
     ap.add_argument("--real-hooks", choices=["full", "lean"], default="lean",
                     help="real_modules: leave out the leaf Linears of layers.0 (default) or hook every submodule")
     args = ap.parse_args(argv)
-    args.commit = gio.diffusers_commit(args.diffusers_commit)
-    cases = args.case or ["all"]
-    if "all" in cases:
-        cases = ALL_CASES
-    if os.environ.get("DIFFUSERS_ATTN_BACKEND", "native") != "native":
-        raise gio.GoldenError("unset DIFFUSERS_ATTN_BACKEND")
     written = []
-    for c in cases:
+    for c in gio.select_cases(args, ALL_CASES):
         if c == "real_modules":
             written += run_real_modules(args)
         else:
             written += run_model_case(c, MODEL_CASES[c], args)
-    for w in written:
-        if w.endswith(".safetensors"):
-            print(gio.summarize(w))
-        else:
-            print(f"{w}: " + ", ".join(sorted(os.listdir(w))))
+    gio.print_written(written)
 
 
 if __name__ == "__main__":

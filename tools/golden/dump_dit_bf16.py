@@ -25,15 +25,12 @@ peer rule for the CUDA bf16 samples).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import golden_io as gio  # noqa: E402
@@ -44,15 +41,6 @@ CASES = ("tiny_single", "tiny_batch2", "narrow_full_depth")
 
 def digest(t: torch.Tensor) -> str:
     return "0x%016x" % fnv1a64_bytes(t.contiguous().numpy().astype("<f4").tobytes())
-
-
-def load_fp32_golden(path):
-    with gio.open_golden(path) as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    if meta.get("kind") != "model" or meta.get("dtype") != "float32":
-        raise gio.GoldenError(f"{path}: not a float32 kind=model golden")
-    return meta, tensors
 
 
 def build_model(golden_dir, meta):
@@ -78,7 +66,7 @@ def build_model(golden_dir, meta):
 
 def run_case(name, args):
     src = os.path.join(args.golden, f"{name}.safetensors")
-    meta, g = load_fp32_golden(src)
+    meta, g = gio.load_fp32_golden(src, "model")
     seed = int(meta["seed"])
     gio.determinism(seed)
     model, how = build_model(args.golden, meta)
@@ -113,62 +101,23 @@ def run_case(name, args):
         e = (s.double() - ref)
         errs.append(float(torch.linalg.vector_norm(e) / torch.linalg.vector_norm(ref)))
 
-    import diffusers
-    src_root = os.path.dirname(os.path.dirname(diffusers.__file__))
-    out_meta = {
-        "format": gio.FORMAT,
-        "case": name,
-        "kind": "model_bf16",
-        "fp32_golden": f"{name}.safetensors",
-        "diffusers_version": str(diffusers.__version__),
-        "diffusers_commit": args.commit,
-        "diffusers_z_image_blob": gio.git_blob_id(os.path.join(src_root, gio.ZIMAGE_MODEL_FILE)),
-        "torch_version": str(torch.__version__),
-        "numpy_version": str(np.__version__),
-        "safetensors_version": gio._version("safetensors"),
-        "python_version": platform.python_version(),
-        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "dtype": "bfloat16",
+    out_meta = gio.bf16_metadata(case=name, kind="model_bf16", commit=args.commit, fp32_meta=meta, extra={
         "stored_as": "float32 (every value is a bfloat16 output, exactly representable)",
-        "seed": meta["seed"],
-        "config": meta["config"],
         "model": how,
         "weights": "model.to(torch.bfloat16) (round to nearest even from the fp32 weights)",
         "inputs": "x.{i}, cap_feats.{i} of the fp32 golden cast to bfloat16; t float32 (as ZImagePipeline passes it)",
         "inputs_fnv1a64": json.dumps({k: digest(g[k]) for k in
                                       [f"x.{i}" for i in range(n)] + [f"cap_feats.{i}" for i in range(n)] + ["t"]},
                                      separators=(",", ":")),
-        "fp32_rerun_bitwise": "true",
         "rel_rms_vs_fp32_golden": json.dumps(errs),
-        "command": " ".join(sys.argv),
-        "threads": str(torch.get_num_threads()),
-        "tf32": "off",
-        "attention_backend": "math",
-        "diffusers_attention_backend": gio._diffusers_backend(),
-        "device": "cpu",
-    }
-    if out_meta["threads"] != "1":
-        raise gio.GoldenError(f"not in reference mode: threads={out_meta['threads']}")
-    path = os.path.join(args.golden, f"{name}.bf16.safetensors")
-    gio.save(path, samples, out_meta)
+    })
+    path = gio.save_bf16(args.golden, name, samples, out_meta)
     print(f"{name}: bf16 vs fp32 golden rel_rms {', '.join(f'{e:.3e}' for e in errs)}")
     return path
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--case", action="append", choices=list(CASES) + ["all"])
-    ap.add_argument("--golden", default="golden", help="folder with the fp32 goldens; the bf16 files go there too")
-    ap.add_argument("--diffusers-commit", default=None)
-    args = ap.parse_args(argv)
-    args.commit = gio.diffusers_commit(args.diffusers_commit)
-    if os.environ.get("DIFFUSERS_ATTN_BACKEND", "native") != "native":
-        raise gio.GoldenError("unset DIFFUSERS_ATTN_BACKEND")
-    cases = args.case or ["all"]
-    if "all" in cases:
-        cases = list(CASES)
-    for c in cases:
-        print(gio.summarize(run_case(c, args)))
+    gio.bf16_main(__doc__, CASES, run_case, argv)
 
 
 if __name__ == "__main__":

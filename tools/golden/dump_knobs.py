@@ -20,7 +20,6 @@ Cases:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -160,22 +159,12 @@ def check_knob_golden(path, meta, tensors):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--case", action="append", choices=ALL_CASES + ["all"], help="case to dump (repeatable)")
-    ap.add_argument("--out", default="golden", help="golden folder (default golden; must hold tiny_single)")
-    ap.add_argument("--diffusers-commit", default=None, help="git sha of the diffusers source (or DIFFUSERS_COMMIT)")
+    ap = gio.case_parser(__doc__, ALL_CASES, out_help="golden folder (default golden; must hold tiny_single)")
     args = ap.parse_args(argv)
-    args.commit = gio.diffusers_commit(args.diffusers_commit)
-    cases = args.case or ["all"]
-    if "all" in cases:
-        cases = ALL_CASES
-    if os.environ.get("DIFFUSERS_ATTN_BACKEND", "native") != "native":
-        raise gio.GoldenError("unset DIFFUSERS_ATTN_BACKEND")
     written = []
-    for c in cases:
+    for c in gio.select_cases(args, ALL_CASES):
         written += run_skip_context_refiner(args) if c == "skip_context_refiner" else run_long_prompt(args)
-    for w in written:
-        print(gio.summarize(w))
+    gio.print_written(written)
 
 
 if __name__ == "__main__":

@@ -32,10 +32,8 @@ tests/cuda/test_cuda_generate.cpp (the T5 rule for the CUDA bf16 loop).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -51,15 +49,6 @@ CASES = ("pipeline_turbo", "pipeline_cfg")
 
 def digest(t: torch.Tensor) -> str:
     return "0x%016x" % fnv1a64_bytes(t.contiguous().numpy().astype("<f4").tobytes())
-
-
-def load_fp32_golden(path):
-    with gio.open_golden(path) as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    if meta.get("kind") != "pipeline" or meta.get("dtype") != "float32":
-        raise gio.GoldenError(f"{path}: not a float32 kind=pipeline golden")
-    return meta, tensors
 
 
 def run_pipeline(pipe, opts, seed, pos, neg):
@@ -114,7 +103,7 @@ def run_case(name, args):
     from diffusers import ZImagePipeline
 
     src = os.path.join(args.golden, f"{name}.safetensors")
-    meta, g = load_fp32_golden(src)
+    meta, g = gio.load_fp32_golden(src, "pipeline")
     opts = json.loads(meta["options"])
     seed = int(meta["seed"])
     gio.determinism(seed)
@@ -159,62 +148,25 @@ def run_case(name, args):
     import diffusers
     src_root = os.path.dirname(os.path.dirname(diffusers.__file__))
     inputs = ["latents.init"] + [k for k in sorted(g) if "prompt_embeds." in k]
-    out_meta = {
-        "format": gio.FORMAT,
-        "case": name,
-        "kind": "pipeline_bf16",
-        "fp32_golden": f"{name}.safetensors",
+    out_meta = gio.bf16_metadata(case=name, kind="pipeline_bf16", commit=args.commit, fp32_meta=meta, extra={
         "model_dir": meta["model_dir"],
         "options": meta["options"],
-        "diffusers_version": str(diffusers.__version__),
-        "diffusers_commit": args.commit,
-        "diffusers_z_image_blob": gio.git_blob_id(os.path.join(src_root, gio.ZIMAGE_MODEL_FILE)),
         "diffusers_pipeline_blob": gio.git_blob_id(os.path.join(src_root, "diffusers/pipelines/z_image/pipeline_z_image.py")),
-        "torch_version": str(torch.__version__),
-        "numpy_version": str(np.__version__),
-        "safetensors_version": gio._version("safetensors"),
         "pil_version": __import__("PIL").__version__,
-        "python_version": platform.python_version(),
-        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "dtype": "bfloat16",
         "stored_as": "float32 (latents, model outputs and the decode are float32 in the pipeline)",
-        "seed": meta["seed"],
-        "config": meta["config"],
         "transformer": "ZImagePipeline.from_pretrained(model_dir).transformer.to(torch.bfloat16)",
         "inputs": "latents.init and prompt embeddings of the fp32 golden; the embeddings cast to bfloat16; "
                   "scheduler and VAE float32",
         "inputs_fnv1a64": json.dumps({k: digest(g[k]) for k in inputs}, separators=(",", ":")),
-        "fp32_rerun_bitwise": "true",
         "latents_rel_rms_vs_fp32_golden": json.dumps(drift),
-        "command": " ".join(sys.argv),
-        "threads": str(torch.get_num_threads()),
-        "tf32": "off",
-        "attention_backend": "math",
-        "diffusers_attention_backend": gio._diffusers_backend(),
-        "device": "cpu",
-    }
-    if out_meta["threads"] != "1":
-        raise gio.GoldenError(f"not in reference mode: threads={out_meta['threads']}")
-    path = os.path.join(args.golden, f"{name}.bf16.safetensors")
-    gio.save(path, out, out_meta)
+    })
+    path = gio.save_bf16(args.golden, name, out, out_meta)
     print(f"{name}: bf16 latents vs fp32 golden rel_rms per step {', '.join(f'{e:.3e}' for e in drift)}")
     return path
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--case", action="append", choices=list(CASES) + ["all"])
-    ap.add_argument("--golden", default="golden", help="folder with the fp32 goldens; the bf16 files go there too")
-    ap.add_argument("--diffusers-commit", default=None)
-    args = ap.parse_args(argv)
-    args.commit = gio.diffusers_commit(args.diffusers_commit)
-    if os.environ.get("DIFFUSERS_ATTN_BACKEND", "native") != "native":
-        raise gio.GoldenError("unset DIFFUSERS_ATTN_BACKEND")
-    cases = args.case or ["all"]
-    if "all" in cases:
-        cases = list(CASES)
-    for c in cases:
-        print(gio.summarize(run_case(c, args)))
+    gio.bf16_main(__doc__, CASES, run_case, argv)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ import sys
 if "--emit-default-capability" in sys.argv:  # child: must be set before torch loads its kernels
     os.environ["ATEN_CPU_CAPABILITY"] = "default"
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import subprocess  # noqa: E402
@@ -608,19 +607,10 @@ def main(argv=None):
     if argv and argv[0] == "--emit-default-capability":
         emit_default_capability(argv[1], argv[2])
         return
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--case", action="append", choices=ALL_CASES + ["all"], help="case to dump (repeatable)")
-    ap.add_argument("--out", default="golden", help="golden folder (default golden)")
-    ap.add_argument("--diffusers-commit", default=None, help="git sha of the diffusers source (or DIFFUSERS_COMMIT)")
-    args = ap.parse_args(argv)
-    args.commit = gio.diffusers_commit(args.diffusers_commit)
-    cases = args.case or ["all"]
-    if "all" in cases:
-        cases = ALL_CASES
+    args = gio.case_parser(__doc__, ALL_CASES).parse_args(argv)
+    cases = gio.select_cases(args, ALL_CASES, native_backend=False)
     run = {"scheduler": run_scheduler, "cfg": run_cfg, "torch_randn": run_torch_randn}
-    written = [run[c](args) for c in cases]
-    for w in written:
-        print(gio.summarize(w))
+    gio.print_written([run[c](args) for c in cases])
 
 
 if __name__ == "__main__":

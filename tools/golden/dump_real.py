@@ -36,8 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
 import golden_io as gio  # noqa: E402
-from dump_dit import (NARROW_HOOKS, Recorder, RopeSpy, all_hookable, config_json_of, hook_modules,  # noqa: E402
-                      save_rope_tables, spy_patchify)
+from dump_dit import NARROW_HOOKS, Recorder, all_hookable, config_json_of, forward_recorded  # noqa: E402
 
 
 def model_folder(path: str) -> str:
@@ -100,17 +99,7 @@ def main(argv=None):
         unknown = [e for e in args.expand if e not in dict(model.named_modules())]
         if unknown:
             raise gio.GoldenError(f"--expand {unknown[0]}: not a module of the model")
-    handles = hook_modules(model, paths, rec)
-    inner_rope = model.rope_embedder
-    model.rope_embedder = RopeSpy(inner_rope, rec)
-    spy_patchify(model, rec)
-    with gio.reference_mode():
-        out = model([x.clone()], t.clone(), [cap.clone()], return_dict=True).sample
-    for hd in handles:
-        hd.remove()
-    del model.patchify_and_embed
-    model.rope_embedder = inner_rope
-    save_rope_tables(inner_rope, rec, RopeEmbedder)
+    out = forward_recorded(model, paths, rec, [x], t, [cap], RopeEmbedder)
     rec.put("sample.0", out[0])
     missing = sorted(set(paths) - set(rec.fired))
     if missing:

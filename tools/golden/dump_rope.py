@@ -24,7 +24,6 @@ See tools/golden/README.md, section "RoPE goldens".
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -395,21 +394,10 @@ def run_rope_sweep(args) -> str:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--case", action="append", choices=ALL_CASES + ["all"], help="case to dump (repeatable)")
-    ap.add_argument("--out", default="golden", help="golden folder (default golden)")
-    ap.add_argument("--diffusers-commit", default=None, help="git sha of the diffusers source (or DIFFUSERS_COMMIT)")
-    args = ap.parse_args(argv)
-    args.commit = gio.diffusers_commit(args.diffusers_commit)
-    cases = args.case or ["all"]
-    if "all" in cases:
-        cases = ALL_CASES
-    if os.environ.get("DIFFUSERS_ATTN_BACKEND", "native") != "native":
-        raise gio.GoldenError("unset DIFFUSERS_ATTN_BACKEND")
+    args = gio.case_parser(__doc__, ALL_CASES).parse_args(argv)
+    cases = gio.select_cases(args, ALL_CASES)
     run = {"rope_table": run_rope_table, "rope_gather": run_rope_gather, "rope_sweep": run_rope_sweep}
-    written = [run[c](args) for c in cases]
-    for w in written:
-        print(gio.summarize(w))
+    gio.print_written([run[c](args) for c in cases])
 
 
 if __name__ == "__main__":

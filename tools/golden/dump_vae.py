@@ -29,11 +29,9 @@ ZImagePipeline's latents / scaling_factor + shift_factor).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -173,16 +171,7 @@ def check_shipped(dst, model, calls):
     """Reloads the shipped folder with diffusers; weights, config and outputs must match bit for bit."""
     from diffusers import AutoencoderKL
 
-    m2 = AutoencoderKL.from_pretrained(dst).eval()
-    sd1, sd2 = model.state_dict(), m2.state_dict()
-    if set(sd1) != set(sd2) or any(not torch.equal(sd1[k], sd2[k]) or sd2[k].dtype != torch.float32 for k in sd1):
-        raise gio.GoldenError(f"{dst}: reloaded weights differ")
-    c1 = json.loads(model.to_json_string())
-    c2 = {k: v for k, v in json.loads(m2.to_json_string()).items() if k != "_name_or_path"}
-    with open(os.path.join(dst, "config.json")) as f:
-        c3 = json.load(f)
-    if not (c1 == c2 == c3):
-        raise gio.GoldenError(f"{dst}: reloaded config differs")
+    m2 = gio.reload_shipped(dst, model, AutoencoderKL)
     with gio.reference_mode():
         for name, fn, ref in calls:
             if not torch.equal(fn(m2), ref):
@@ -246,16 +235,7 @@ def run_model_case(name: str, case: dict, args) -> list[str]:
 
     model_dir = f"models/{name}"
     dst = os.path.join(args.out, model_dir)
-    if os.path.exists(dst):
-        shutil.rmtree(dst)
-    if case["ship"] == "sharded":
-        model.save_pretrained(dst, max_shard_size="300KB")
-        if not os.path.exists(os.path.join(dst, "diffusion_pytorch_model.safetensors.index.json")):
-            raise gio.GoldenError(f"{dst}: expected a sharded checkpoint with an index json")
-    else:
-        model.save_pretrained(dst)
-        if not os.path.exists(os.path.join(dst, "diffusion_pytorch_model.safetensors")):
-            raise gio.GoldenError(f"{dst}: expected a single safetensors file")
+    gio.save_pretrained_checked(model, dst, case["ship"] == "sharded", "300KB")
     check_shipped(dst, model, [
         ("decode", lambda m: m.decode(z.clone()).sample, dec),
         ("encode mean", lambda m: m.encode(x.clone()).latent_dist.mean, dist.mean),
@@ -387,14 +367,7 @@ def check_vae_golden(path, meta, tensors, expect_commit=None):
     """What verify.py checks for the VAE kinds (vae, vae_modules): provenance in reference mode,
     the blobs of the imported diffusers VAE files, the config, aliases that resolve, and the
     rows each kind promises with their inputs and shapes."""
-    missing = [k for k in REFERENCE_KEYS if k not in meta]
-    if missing:
-        raise gio.GoldenError(f"{path}: metadata lacks {missing}")
-    if (meta["threads"], meta["tf32"], meta["attention_backend"], meta["device"], meta["dtype"]) != \
-            ("1", "off", "math", "cpu", "float32"):
-        raise gio.GoldenError(f"{path}: not a reference-mode golden")
-    if expect_commit and meta["diffusers_commit"] != expect_commit:
-        raise gio.GoldenError(f"{path}: diffusers_commit {meta['diffusers_commit']} != {expect_commit}")
+    gio.check_reference_golden(path, meta, REFERENCE_KEYS, expect_commit)
     blobs = json.loads(meta["diffusers_vae_blobs"])
     if set(blobs) != {f"src/diffusers/{f}" for f in VAE_FILES}:
         raise gio.GoldenError(f"{path}: diffusers_vae_blobs names {sorted(blobs)}")
@@ -449,10 +422,7 @@ def check_vae_golden(path, meta, tensors, expect_commit=None):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--case", action="append", choices=ALL_CASES + ["all"], help="case to dump (repeatable)")
-    ap.add_argument("--out", default="golden", help="golden folder (default golden)")
-    ap.add_argument("--diffusers-commit", default=None, help="git sha of the diffusers source (or DIFFUSERS_COMMIT)")
+    ap = gio.case_parser(__doc__, ALL_CASES)
     ap.add_argument("--verify", action="store_true", help="only check the VAE goldens in --out (check_vae_golden)")
     args = ap.parse_args(argv)
     if args.verify:
@@ -465,21 +435,10 @@ def main(argv=None):
             check_vae_golden(path, meta, tensors, args.diffusers_commit)
             print(f"{path}: ok ({meta['kind']}, {len(tensors)} tensors, {len(json.loads(meta['aliases']))} aliases)")
         return
-    args.commit = gio.diffusers_commit(args.diffusers_commit)
-    cases = args.case or ["all"]
-    if "all" in cases:
-        cases = ALL_CASES
-    if os.environ.get("DIFFUSERS_ATTN_BACKEND", "native") != "native":
-        raise gio.GoldenError("unset DIFFUSERS_ATTN_BACKEND")
     written = []
-    for c in cases:
+    for c in gio.select_cases(args, ALL_CASES):
         written += run_real_blocks(args) if c == "vae_real_blocks" else run_model_case(c, MODEL_CASES[c], args)
-    for wpath in written:
-        if wpath.endswith(".safetensors"):
-            print(gio.summarize(wpath))
-        else:
-            size = sum(os.path.getsize(os.path.join(wpath, f)) for f in os.listdir(wpath))
-            print(f"{wpath}: " + ", ".join(sorted(os.listdir(wpath))) + f" ({size} bytes)")
+    gio.print_written(written, folder_size=True)
 
 
 if __name__ == "__main__":

@@ -7,15 +7,23 @@
   stores complex as view_as_real (float32), bool as int32, and stores a tensor
   byte-identical to another once (the others: metadata "zimage_aliases", thin_rules.dedupe).
 - open_golden(path): safe_open with the aliases resolved (use it to read goldens back).
+- check_reference_golden(...): the missing-key / reference-mode / commit checks of a reader.
+- case_parser / select_cases / print_written: the shared command line of the dumpers.
+- save_pretrained_checked(...) / reload_shipped(...): ships a model folder (single file or
+  sharded) and reloads it with its weights and config checked.
+- load_fp32_golden / bf16_metadata / save_bf16 / bf16_main: what the bf16 peer dumpers share.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import importlib.metadata
 import json
 import os
+import platform
+import shutil
 import sys
 
 import numpy as np
@@ -76,21 +84,29 @@ def diffusers_commit(cli_value: str | None) -> str:
     return c
 
 
-def provenance(*, case: str, kind: str, seed: int, config_json: str, synthetic_spec: dict,
-               commit: str, model_dir: str | None = None, extra: dict | None = None) -> dict:
+def _source_versions(commit: str) -> dict:
+    """The diffusers version, commit and transformer_z_image.py blob, and the torch / numpy /
+    safetensors versions: the part of the provenance every diffusers golden records."""
     import diffusers
 
     src_root = os.path.dirname(os.path.dirname(diffusers.__file__))
-    meta = {
-        "format": FORMAT,
-        "case": case,
-        "kind": kind,
+    return {
         "diffusers_version": str(diffusers.__version__),
         "diffusers_commit": commit,
         "diffusers_z_image_blob": git_blob_id(os.path.join(src_root, ZIMAGE_MODEL_FILE)),
         "torch_version": str(torch.__version__),
         "numpy_version": str(np.__version__),
         "safetensors_version": _version("safetensors"),
+    }
+
+
+def provenance(*, case: str, kind: str, seed: int, config_json: str, synthetic_spec: dict,
+               commit: str, model_dir: str | None = None, extra: dict | None = None) -> dict:
+    meta = {
+        "format": FORMAT,
+        "case": case,
+        "kind": kind,
+        **_source_versions(commit),
         "dtype": "float32",
         "seed": str(int(seed)),
         "config": config_json,
@@ -246,3 +262,149 @@ def summarize(path: str) -> str:
             elems += t.numel()
     size = os.path.getsize(path)
     return f"{path}: {n} tensors, {elems} elements, {size} bytes ({size / 2**20:.2f} MiB), case={meta.get('case')}"
+
+
+def check_reference_golden(path: str, meta: dict, keys, expect_commit: str | None) -> None:
+    """A reader's first checks of a float32 reference-mode golden: every key in `keys` present,
+    threads 1 / tf32 off / math attention / cpu / float32, and the diffusers commit when one is expected."""
+    missing = [k for k in keys if k not in meta]
+    if missing:
+        raise GoldenError(f"{path}: metadata lacks {missing}")
+    if (meta["threads"], meta["tf32"], meta["attention_backend"], meta["device"], meta["dtype"]) != \
+            ("1", "off", "math", "cpu", "float32"):
+        raise GoldenError(f"{path}: not a reference-mode golden")
+    if expect_commit and meta["diffusers_commit"] != expect_commit:
+        raise GoldenError(f"{path}: diffusers_commit {meta['diffusers_commit']} != {expect_commit}")
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def case_parser(doc: str, all_cases, out_help: str = "golden folder (default golden)") -> argparse.ArgumentParser:
+    """The dumpers' parser: --case (repeatable, from all_cases or "all"), --out, --diffusers-commit."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--case", action="append", choices=list(all_cases) + ["all"], help="case to dump (repeatable)")
+    ap.add_argument("--out", default="golden", help=out_help)
+    ap.add_argument("--diffusers-commit", default=None, help="git sha of the diffusers source (or DIFFUSERS_COMMIT)")
+    return ap
+
+
+def select_cases(args, all_cases, native_backend: bool = True) -> list:
+    """Sets args.commit (diffusers_commit), returns the cases args.case names (all_cases for none
+    or "all") and, with native_backend, refuses a DIFFUSERS_ATTN_BACKEND other than native."""
+    args.commit = diffusers_commit(args.diffusers_commit)
+    cases = args.case or ["all"]
+    if "all" in cases:
+        cases = list(all_cases)
+    if native_backend and os.environ.get("DIFFUSERS_ATTN_BACKEND", "native") != "native":
+        raise GoldenError("unset DIFFUSERS_ATTN_BACKEND")
+    return cases
+
+
+def print_written(written, folder_size: bool = False) -> None:
+    """Prints summarize() of each golden written, and the files of each model folder written
+    (with their total size when folder_size)."""
+    for w in written:
+        if w.endswith(".safetensors"):
+            print(summarize(w))
+        else:
+            line = f"{w}: " + ", ".join(sorted(os.listdir(w)))
+            if folder_size:
+                line += f" ({sum(os.path.getsize(os.path.join(w, f)) for f in os.listdir(w))} bytes)"
+            print(line)
+
+
+def save_pretrained_checked(model, dst: str, sharded: bool, max_shard_size: str) -> None:
+    """Replaces dst by model.save_pretrained(dst): sharded at max_shard_size (an index json
+    required) or a single diffusion_pytorch_model.safetensors."""
+    if os.path.exists(dst):
+        shutil.rmtree(dst)
+    if sharded:
+        model.save_pretrained(dst, max_shard_size=max_shard_size)
+        if not os.path.exists(os.path.join(dst, "diffusion_pytorch_model.safetensors.index.json")):
+            raise GoldenError(f"{dst}: expected a sharded checkpoint with an index json")
+    else:
+        model.save_pretrained(dst)
+        if not os.path.exists(os.path.join(dst, "diffusion_pytorch_model.safetensors")):
+            raise GoldenError(f"{dst}: expected a single safetensors file")
+
+
+def reload_shipped(dst: str, model, model_cls):
+    """model_cls.from_pretrained(dst) in eval mode, once its weights (float32) equal model's bit for
+    bit and its config equals model's and dst/config.json; the caller compares the outputs."""
+    m2 = model_cls.from_pretrained(dst).eval()
+    sd1, sd2 = model.state_dict(), m2.state_dict()
+    if set(sd1) != set(sd2) or any(not torch.equal(sd1[k], sd2[k]) or sd2[k].dtype != torch.float32 for k in sd1):
+        raise GoldenError(f"{dst}: reloaded weights differ")
+    c1 = json.loads(model.to_json_string())
+    c2 = {k: v for k, v in json.loads(m2.to_json_string()).items() if k != "_name_or_path"}
+    with open(os.path.join(dst, "config.json")) as f:
+        c3 = json.load(f)
+    if not (c1 == c2 == c3):
+        raise GoldenError(f"{dst}: reloaded config differs")
+    return m2
+
+
+# --------------------------------------------------------------------------- bf16 peers
+
+
+def bf16_metadata(*, case: str, kind: str, commit: str, fp32_meta: dict, extra: dict) -> dict:
+    """Provenance of a bf16 peer golden (dump_dit_bf16.py, dump_pipeline_bf16.py): the versions,
+    the z-image blob, seed and config of the fp32 golden <case>.safetensors, reference mode
+    (threads 1, tf32 off, math SDPA, cpu), the fp32 rerun found bitwise equal, plus the dumper's
+    own keys in extra."""
+    meta = {
+        "format": FORMAT,
+        "case": case,
+        "kind": kind,
+        "fp32_golden": f"{case}.safetensors",
+        **_source_versions(commit),
+        "python_version": platform.python_version(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "dtype": "bfloat16",
+        "seed": fp32_meta["seed"],
+        "config": fp32_meta["config"],
+        "fp32_rerun_bitwise": "true",
+        "command": " ".join(sys.argv),
+        "threads": str(torch.get_num_threads()),
+        "tf32": "off",
+        "attention_backend": "math",
+        "diffusers_attention_backend": _diffusers_backend(),
+        "device": "cpu",
+    }
+    for k, v in extra.items():
+        if k in meta:
+            raise GoldenError(f"metadata key {k} set twice")
+        meta[k] = v
+    return meta
+
+
+def load_fp32_golden(path: str, kind: str):
+    """(metadata, tensors) of the float32 golden of the given kind that a bf16 peer pairs with."""
+    with open_golden(path) as f:
+        meta = f.metadata() or {}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if meta.get("kind") != kind or meta.get("dtype") != "float32":
+        raise GoldenError(f"{path}: not a float32 kind={kind} golden")
+    return meta, tensors
+
+
+def save_bf16(golden_dir: str, case: str, tensors: dict, metadata: dict) -> str:
+    """Saves a bf16 peer golden as golden_dir/<case>.bf16.safetensors (one thread required); its path."""
+    if metadata["threads"] != "1":
+        raise GoldenError(f"not in reference mode: threads={metadata['threads']}")
+    path = os.path.join(golden_dir, f"{case}.bf16.safetensors")
+    save(path, tensors, metadata)
+    return path
+
+
+def bf16_main(doc: str, all_cases, run_case, argv=None) -> None:
+    """The bf16 peer dumpers' main: --case / --golden / --diffusers-commit, then
+    print(summarize(run_case(case, args))) for each case."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--case", action="append", choices=list(all_cases) + ["all"])
+    ap.add_argument("--golden", default="golden", help="folder with the fp32 goldens; the bf16 files go there too")
+    ap.add_argument("--diffusers-commit", default=None)
+    args = ap.parse_args(argv)
+    for c in select_cases(args, all_cases):
+        print(summarize(run_case(c, args)))

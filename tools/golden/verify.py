@@ -14,6 +14,7 @@ diffusers golden must record it, which proves the dump imported that exact file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -96,14 +97,7 @@ ROPE_KINDS = ("rope_table", "rope_gather", "rope_sweep")
 
 def check_reference_meta(path, meta, args, weight_seed=False, model_config=True):
     """The provenance checks every diffusers golden passes (all kinds but synthetic_check)."""
-    missing = [k for k in MODEL_KEYS if k not in meta]
-    if missing:
-        raise gio.GoldenError(f"{path}: metadata lacks {missing}")
-    if (meta["threads"], meta["tf32"], meta["attention_backend"], meta["device"], meta["dtype"]) != \
-            ("1", "off", "math", "cpu", "float32"):
-        raise gio.GoldenError(f"{path}: not a reference-mode golden")
-    if args.expect_commit and meta["diffusers_commit"] != args.expect_commit:
-        raise gio.GoldenError(f"{path}: diffusers_commit {meta['diffusers_commit']} != {args.expect_commit}")
+    gio.check_reference_golden(path, meta, MODEL_KEYS, args.expect_commit)
     if args.expect_blob and meta.get("diffusers_z_image_blob") != args.expect_blob:
         raise gio.GoldenError(f"{path}: transformer_z_image.py blob {meta.get('diffusers_z_image_blob')} "
                               f"!= {args.expect_blob}: the dump did not import the expected diffusers source")
@@ -117,17 +111,19 @@ def check_reference_meta(path, meta, args, weight_seed=False, model_config=True)
             raise gio.GoldenError(f"{path}: config lacks {k}")
 
 
-def check_model_bf16(path, meta, tensors, args):
-    """diffusers bf16 samples (tools/golden/dump_dit_bf16.py): provenance equal to the fp32 golden's,
-    the same inputs (fnv1a64 digests), one sample per item, every value a bfloat16 number."""
+@contextlib.contextmanager
+def bf16_pair(path, meta, args, keys, what, same):
+    """What check_model_bf16 and check_pipeline_bf16 share: the metadata keys, bf16 reference mode
+    (the error names `what`), the expected commit and blob, and the fnv1a64 of every input against
+    the fp32 golden meta["fp32_golden"]; yields (fp32 golden handle, its metadata, its path) and,
+    when the caller's checks pass, requires the `same` keys to equal the fp32 golden's."""
     from synthetic import fnv1a64_bytes
-    for k in ("case", "fp32_golden", "diffusers_commit", "diffusers_z_image_blob", "torch_version", "dtype",
-              "inputs_fnv1a64", "fp32_rerun_bitwise", "command", "threads", "attention_backend", "device"):
+    for k in keys:
         if k not in meta:
             raise gio.GoldenError(f"{path}: metadata lacks {k}")
     if (meta["dtype"], meta["threads"], meta["attention_backend"], meta["device"], meta["fp32_rerun_bitwise"]) != \
             ("bfloat16", "1", "math", "cpu", "true"):
-        raise gio.GoldenError(f"{path}: not a reference-mode bf16 golden")
+        raise gio.GoldenError(f"{path}: not a reference-mode {what}")
     if args.expect_commit and meta["diffusers_commit"] != args.expect_commit:
         raise gio.GoldenError(f"{path}: diffusers_commit {meta['diffusers_commit']} != {args.expect_commit}")
     if args.expect_blob and meta["diffusers_z_image_blob"] != args.expect_blob:
@@ -139,6 +135,19 @@ def check_model_bf16(path, meta, tensors, args):
             got = "0x%016x" % fnv1a64_bytes(f.get_tensor(name).contiguous().numpy().astype("<f4").tobytes())
             if got != want:
                 raise gio.GoldenError(f"{path}: input {name} digest {want} is not {src}'s ({got})")
+        yield f, m32, src
+    for k in same:
+        if meta[k] != m32[k]:
+            raise gio.GoldenError(f"{path}: {k} differs from {src}")
+
+
+def check_model_bf16(path, meta, tensors, args):
+    """diffusers bf16 samples (tools/golden/dump_dit_bf16.py): provenance equal to the fp32 golden's,
+    the same inputs (fnv1a64 digests), one sample per item, every value a bfloat16 number."""
+    keys = ("case", "fp32_golden", "diffusers_commit", "diffusers_z_image_blob", "torch_version", "dtype",
+            "inputs_fnv1a64", "fp32_rerun_bitwise", "command", "threads", "attention_backend", "device")
+    with bf16_pair(path, meta, args, keys, "bf16 golden", ("diffusers_commit", "diffusers_z_image_blob", "case")) \
+            as (f, m32, src):
         n = len(json.loads(m32["items"]))
         for i in range(n):
             s = tensors.get(f"sample.{i}")
@@ -146,9 +155,6 @@ def check_model_bf16(path, meta, tensors, args):
                 raise gio.GoldenError(f"{path}: sample.{i} missing or misshapen")
             if not torch.equal(s, s.to(torch.bfloat16).float()):
                 raise gio.GoldenError(f"{path}: sample.{i} holds values that are not bfloat16 numbers")
-    for k in ("diffusers_commit", "diffusers_z_image_blob", "case"):
-        if meta[k] != m32[k]:
-            raise gio.GoldenError(f"{path}: {k} differs from {src}")
     if set(tensors) != {f"sample.{i}" for i in range(n)}:
         raise gio.GoldenError(f"{path}: tensors other than sample.{{i}}")
 
@@ -157,25 +163,10 @@ def check_pipeline_bf16(path, meta, tensors, args):
     """diffusers' pipeline with a bf16 transformer (tools/golden/dump_pipeline_bf16.py): provenance
     equal to the fp32 pipeline golden's, the same inputs (fnv1a64 digests), the same tensors and shapes
     as the fp32 golden's outputs."""
-    from synthetic import fnv1a64_bytes
-    for k in ("case", "fp32_golden", "model_dir", "options", "diffusers_commit", "diffusers_z_image_blob", "dtype",
-              "inputs_fnv1a64", "fp32_rerun_bitwise", "command", "threads", "attention_backend", "device"):
-        if k not in meta:
-            raise gio.GoldenError(f"{path}: metadata lacks {k}")
-    if (meta["dtype"], meta["threads"], meta["attention_backend"], meta["device"], meta["fp32_rerun_bitwise"]) != \
-            ("bfloat16", "1", "math", "cpu", "true"):
-        raise gio.GoldenError(f"{path}: not a reference-mode bf16 pipeline golden")
-    if args.expect_commit and meta["diffusers_commit"] != args.expect_commit:
-        raise gio.GoldenError(f"{path}: diffusers_commit {meta['diffusers_commit']} != {args.expect_commit}")
-    if args.expect_blob and meta["diffusers_z_image_blob"] != args.expect_blob:
-        raise gio.GoldenError(f"{path}: transformer_z_image.py blob differs from {args.expect_blob}")
-    src = os.path.join(os.path.dirname(path), meta["fp32_golden"])
-    with gio.open_golden(src) as f:
-        m32 = f.metadata()
-        for name, want in json.loads(meta["inputs_fnv1a64"]).items():
-            got = "0x%016x" % fnv1a64_bytes(f.get_tensor(name).contiguous().numpy().astype("<f4").tobytes())
-            if got != want:
-                raise gio.GoldenError(f"{path}: input {name} digest {want} is not {src}'s ({got})")
+    keys = ("case", "fp32_golden", "model_dir", "options", "diffusers_commit", "diffusers_z_image_blob", "dtype",
+            "inputs_fnv1a64", "fp32_rerun_bitwise", "command", "threads", "attention_backend", "device")
+    same = ("diffusers_commit", "diffusers_z_image_blob", "case", "model_dir", "options")
+    with bf16_pair(path, meta, args, keys, "bf16 pipeline golden", same) as (f, m32, src):
         steps = json.loads(m32["options"])["steps"]
         want = {f"latents.step.{k}" for k in range(steps)} | {f"model_output.{k}" for k in range(steps)} | \
             {"image.decoded", "image.uint8"}
@@ -184,9 +175,6 @@ def check_pipeline_bf16(path, meta, tensors, args):
         for k in want:
             if tensors[k].shape != f.get_tensor(k).shape:
                 raise gio.GoldenError(f"{path}: {k} shape differs from {src}'s")
-    for k in ("diffusers_commit", "diffusers_z_image_blob", "case", "model_dir", "options"):
-        if meta[k] != m32[k]:
-            raise gio.GoldenError(f"{path}: {k} differs from {src}")
 
 
 def check_sdpa_peer(path, meta, tensors):
