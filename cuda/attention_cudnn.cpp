@@ -81,11 +81,7 @@ namespace {
 constexpr const char* kNotBuilt = "built without cuDNN (ZIMAGE_CUDNN=OFF or cudnn_backend.h not found)";
 }
 
-uint64_t cudnn_workspace_generation() {
-  State& st = state();
-  std::lock_guard<std::mutex> lock(st.mu);
-  return st.workspace_generation;
-}
+uint64_t cudnn_workspace_generation() { return 0; }  // no cuDNN: no workspace is ever made
 
 bool cudnn_attention_available(std::string* why) { return refuse(why, kNotBuilt); }
 

@@ -53,12 +53,7 @@ struct StreamState {
 
 // st.mask and st.masked for st.lens, uploaded only when the lengths changed since the last step.
 void refresh_mask(StreamState& st, cudaStream_t s) {
-  GraphKey key;
-  key.add(st.lens);
-  if (st.mask_memo.holds(key)) return;
-  st.mask_memo.forget();
-  st.masked = upload_mask_into(st.lens, s, st.mask);
-  st.mask_memo.remember(std::move(key));
+  st.mask_memo.refresh(GraphKey().add(st.lens), [&] { st.masked = upload_mask_into(st.lens, s, st.mask); });
 }
 
 // t as a [shape] tensor of dt, its buffer kept (grown when too small): the forward's persistent
@@ -391,17 +386,16 @@ void refresh_freqs(StreamState& st, const std::vector<PaddedIds>& ids, int64_t D
     key.add(int64_t(rows.back().size()));
     for (const int32_t v : rows.back()) key.add(int64_t(v));
   }
-  st.freqs.reserve(size_t(B * L * D) * sizeof(float));
-  if (st.freqs_memo.holds(key)) return;
-  st.freqs_memo.forget();
-  ZIMAGE_CUDA_CHECK(cudaMemsetAsync(st.freqs.get(), 0, st.freqs.bytes(), s));
-  DeviceBuffer ids_dev(0, s), rope_flag(sizeof(int), s);
-  for (int64_t i = 0; i < B; ++i) {
-    ids_dev.reserve(rows[size_t(i)].size() * sizeof(int32_t));
-    rope_gather(rope.as<const float>(), axes, rows[size_t(i)], ids_dev.as<int32_t>(), st.freqs.as<float>() + i * L * D,
-                rope_flag.as<int>(), s);
-  }
-  st.freqs_memo.remember(std::move(key));
+  st.freqs_memo.refresh(std::move(key), [&] {
+    st.freqs.reserve(size_t(B * L * D) * sizeof(float));
+    ZIMAGE_CUDA_CHECK(cudaMemsetAsync(st.freqs.get(), 0, st.freqs.bytes(), s));
+    DeviceBuffer ids_dev(0, s), rope_flag(sizeof(int), s);
+    for (int64_t i = 0; i < B; ++i) {
+      ids_dev.reserve(rows[size_t(i)].size() * sizeof(int32_t));
+      rope_gather(rope.as<const float>(), axes, rows[size_t(i)], ids_dev.as<int32_t>(),
+                  st.freqs.as<float>() + i * L * D, rope_flag.as<int>(), s);
+    }
+  });
 }
 
 // The part of embed_image / embed_caption they share (reference prepare_sequence): per item, the
@@ -600,12 +594,10 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   const std::vector<int> table_lens = rope_table_lens(cfg_, x_shapes, cap_shapes, fopts.extends_tables());
   GraphKey rope_key;
   for (const int n : table_lens) rope_key.add(int64_t(n));
-  if (!rope_memo_.holds(rope_key)) {
-    rope_memo_.forget();
+  rope_memo_.refresh(std::move(rope_key), [&] {
     ++rope_generation_;
     upload_rope_tables(cfg_, table_lens, s, rope_buf_, rope_axes_);
-    rope_memo_.remember(std::move(rope_key));
-  }
+  });
   Stream &x = *x_, &cap = *cap_, &u = *u_;
   embed_image(in, img_ids, x);
   embed_caption(in, cap_ids, cap);
@@ -615,8 +607,8 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
     for (const DeviceBlock& blk : *stack) F = std::max(F, blk.F);
   reserve_block_scratch(scratch_, opts_.dtype, B * std::max({x.L, cap.L, u.L}), B, cfg_.dim, F);
 
-  // Every host-side upload (which synchronizes) is done and every buffer the blocks use has its
-  // size: from here on the step is queued without waiting (the refiners, unify, the layers), as
+  // Every upload is queued (those that synchronize, on a shape change, are done) and every buffer
+  // the blocks use has its size: from here on the step is queued without waiting (the refiners, unify, the layers), as
   // one CUDA graph when step_graph.h's conditions hold.
   const bool skip_cr = fopts.skip_context_refiner;  // --skip-context-refiner: cap_embedder's output goes straight on
   GraphKey key;

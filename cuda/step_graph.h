@@ -51,11 +51,18 @@ struct GraphKey {
 
 // Device data that depends on the step's shapes only (the RoPE tables, the gathered freqs, the key
 // masks: issue 16 item 2, "built once per shape"): rebuilt when the key that made it changes.
-// Usage: `if (!memo.holds(key)) { memo.forget(); rebuild...; memo.remember(key); }`, so that a
-// rebuild that throws half-way leaves nothing claimed as built.
 class ShapeMemo {
  public:
   bool holds(const GraphKey& key) const { return valid_ && key == key_; }
+  // Runs rebuild() unless the memo holds key, then remembers key; forgotten first, so a rebuild
+  // that throws half-way leaves nothing claimed as built.
+  template <class Rebuild>
+  void refresh(GraphKey key, Rebuild&& rebuild) {
+    if (holds(key)) return;
+    forget();
+    rebuild();
+    remember(std::move(key));
+  }
   void remember(GraphKey key) {
     key_ = std::move(key);
     valid_ = true;

@@ -99,6 +99,20 @@ TEST(ShapeMemo, HoldsOnlyTheLastKeyRememberedAndNothingAfterForget) {
   EXPECT_FALSE(m.holds(a));
 }
 
+TEST(ShapeMemo, RefreshRebuildsOnlyForANewKeyAndClaimsNothingAfterAThrow) {
+  gpu::ShapeMemo m;
+  const GraphKey a = GraphKey().add(int64_t(1)), b = GraphKey().add(int64_t(2));
+  int rebuilds = 0;
+  m.refresh(a, [&] { ++rebuilds; });
+  m.refresh(a, [&] { ++rebuilds; });
+  EXPECT_EQ(rebuilds, 1);
+  EXPECT_THROW(m.refresh(b, [&] { throw Error("half-way"); }), Error);
+  EXPECT_FALSE(m.holds(a));  // the failed rebuild may have overwritten a's data
+  EXPECT_FALSE(m.holds(b));
+  m.refresh(a, [&] { ++rebuilds; });
+  EXPECT_EQ(rebuilds, 2);
+}
+
 TEST(ArenaCursor, RegionsAreAlignedDisjointAndWithinTheReservedRoom) {
   using gpu::ArenaCursor;
   const std::vector<size_t> sizes{4, 256, 257, 1000, 1};
