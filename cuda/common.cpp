@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <sstream>
 
 namespace zimage::gpu {
@@ -18,6 +19,17 @@ const char* dtype_name(DType d) {
 void check_view_dtype(const char* kernel, const char* operand, DType view, DType kernel_dt) {
   ZIMAGE_CHECK(view == kernel_dt, std::string(kernel) + ": " + operand + " is " + dtype_name(view) +
                                       ", the kernel runs " + dtype_name(kernel_dt));
+}
+
+bool rows_overlap(ConstDevRows a, ConstDevRows b, RowShape shape) {
+  if (!a.data || !b.data || shape.rows <= 0 || shape.cols <= 0) return false;
+  const auto span = [&](const ConstDevRows& v) {
+    const auto begin = reinterpret_cast<uintptr_t>(v.data);
+    return std::make_pair(begin, begin + uintptr_t(((shape.rows - 1) * v.ld + shape.cols) * int64_t(dtype_size(v.dt))));
+  };
+  const auto [a0, a1] = span(a);
+  const auto [b0, b1] = span(b);
+  return a0 < b1 && b0 < a1;
 }
 
 size_t dtype_size(DType d) { return d == DType::F32 ? 4 : 2; }

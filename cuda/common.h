@@ -85,5 +85,10 @@ struct AttentionShape {
 // Throws "<kernel>: <operand> is <dtype>, the kernel runs <dtype>" when an operand's storage dtype
 // differs from the kernel's (a view's dtype is checked, never silently reinterpreted).
 void check_view_dtype(const char* kernel, const char* operand, DType view, DType kernel_dt);
+// True when the bytes that `shape.rows` rows of `shape.cols` values of a and b span (from a row's
+// first value to the last row's last value, the gaps between rows included) intersect: a kernel
+// that writes one while other blocks read the other would race. Conservative for interleaved
+// views (two column ranges of one buffer count as overlapping). Absent operands overlap nothing.
+bool rows_overlap(ConstDevRows a, ConstDevRows b, RowShape shape);
 
 }  // namespace zimage::gpu

@@ -126,9 +126,10 @@ void gated_residual_rms_norm(DevRows xv, ConstDevRows yv, RowNorm post, RowNorm 
   check_view_dtype("gated_residual_rms_norm", "h", hv.dt, dt);
   if (post.mod.data) check_view_dtype("gated_residual_rms_norm", "gate", post.mod.dt, dt);
   if (next.mod.data) check_view_dtype("gated_residual_rms_norm", "scale", next.mod.dt, dt);
-  ZIMAGE_CHECK(hv.data != xv.data, "gated_residual_rms_norm: h must not be x");
   const int64_t rows = shape.rows, rows_per_batch = shape.rows_per_batch, C = shape.cols;
   if (rows == 0) return;
+  ZIMAGE_CHECK(!rows_overlap(hv, xv, shape), "gated_residual_rms_norm: h overlaps x (one block's h row would be "
+                                             "another block's x row)");
   ZIMAGE_CHECK(rows_per_batch > 0 && rows % rows_per_batch == 0 && C > 0 && rows <= 0x7fffffff,
                "gated_residual_rms_norm: bad shape");
   const int64_t ld_gate = post.mod.data ? post.mod.ld : 0, ld_scale = next.mod.data ? next.mod.ld : 0;

@@ -32,7 +32,7 @@ struct RowNorm {
 // Twin: reference/dit/transformer_block.h add_gated, then rms_norm + mul_rows of the next norm
 //       (ZImageTransformerBlock.forward: the gated attention residual and ffn_norm1 x scale_mlp;
 //       the gated FFN residual and the next block's attention_norm1 x scale_msa).
-// h must not overlap x. Versions: v2 only (the row kernels' v2 conditions for every operand): the
+// h must not overlap x (refused: rows_overlap in common.h). Versions: v2 only (the row kernels' v2 conditions for every operand): the
 // same threads, vectors, block sums and per-element expressions as gated_residual_v2 followed by
 // rms_norm_modulate_v2, so its x and h are bitwise theirs (Cuda/GatedResidualRmsNorm.*); when v2
 // does not fit it calls the two kernels.

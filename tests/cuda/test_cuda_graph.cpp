@@ -6,7 +6,9 @@
 //   graphs off (tiny_single; tiny_batch2 with its key masks; fp32 and bf16), including a new
 //   timestep between replays (the graph reads the step's inputs, it does not keep them) and a
 //   second shape in between (its own key; the first shape's graph is replayed again after it,
-//   and the second is compared with a model that never saw the first: no stale per-shape state);
+//   and the second is compared with a model that never saw the first: no stale per-shape state),
+//   a larger shape that reallocates every buffer, the first shape after it, and the larger shape
+//   transposed (the same key, other position ids);
 // - the step's state kept between forwards, host-only: ShapeMemo (what is rebuilt when shapes
 //   change) and ArenaCursor (the pinned staging's regions).
 #include <cstring>
@@ -158,6 +160,52 @@ DitInputs<float> first_item(const DitInputs<float>& in) {
   return o;
 }
 
+// Every image of the batch doubled in width, [C, F, H, W] -> [C, F, H, 2W] (the image repeated
+// side by side): a larger shape, so every per-shape buffer grows (is reallocated).
+DitInputs<float> widened(const DitInputs<float>& in) {
+  DitInputs<float> o = in;
+  for (Tensor<float>& x : o.x) {
+    const int64_t rows = x.numel() / x.dim(3), W = x.dim(3);
+    Tensor<float> w({x.dim(0), x.dim(1), x.dim(2), 2 * W});
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < 2 * W; ++c) w[r * 2 * W + c] = x[r * W + c % W];
+    x = std::move(w);
+  }
+  return o;
+}
+
+// Every image transposed, [C, F, H, W] -> [C, F, W, H]: when H != W, the same batch size and
+// token counts (the same graph key) with other position ids, so other RoPE freqs.
+DitInputs<float> transposed(const DitInputs<float>& in) {
+  DitInputs<float> o = in;
+  for (Tensor<float>& x : o.x) {
+    const int64_t planes = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3);
+    Tensor<float> t({x.dim(0), x.dim(1), W, H});
+    for (int64_t p = 0; p < planes; ++p)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t w = 0; w < W; ++w) t[(p * W + w) * H + h] = x[(p * H + h) * W + w];
+    x = std::move(t);
+  }
+  return o;
+}
+
+// The two shape changes above, host-only: widened repeats each row, transposed moves (h, w) to
+// (w, h) and undoes itself.
+TEST(StepGraphInputs, WidenedRepeatsRowsAndTransposedSwapsHeightAndWidth) {
+  DitInputs<float> in;
+  std::vector<float> v(2 * 1 * 2 * 3);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float(i);
+  in.x = {Tensor<float>({2, 1, 2, 3}, v)};
+  const DitInputs<float> wide = widened(in), tall = transposed(wide);
+  ASSERT_EQ(wide.x[0].shape, (Shape{2, 1, 2, 6}));
+  EXPECT_EQ(wide.x[0][7], 4.0f);   // channel 0, row 1, column 1: the original (1, 1)
+  EXPECT_EQ(wide.x[0][10], 4.0f);  // row 1, column 4 = 1 + 3: the same value repeated
+  ASSERT_EQ(tall.x[0].shape, (Shape{2, 1, 6, 2}));
+  EXPECT_EQ(tall.x[0][4 * 2 + 1], wide.x[0][1 * 6 + 4]);  // (h 4, w 1) of tall is (h 1, w 4) of wide
+  EXPECT_EQ(tall.x[0][12 + 3 * 2 + 0], wide.x[0][12 + 0 * 6 + 3]);  // channel 1
+  EXPECT_EQ(transposed(tall).x[0].data, wide.x[0].data);
+}
+
 class CudaStepGraph : public ::testing::TestWithParam<std::tuple<std::string, DType>> {};
 
 TEST_P(CudaStepGraph, ReplaysAreBitwiseTheEagerStep) {
@@ -169,6 +217,8 @@ TEST_P(CudaStepGraph, ReplaysAreBitwiseTheEagerStep) {
   DitInputs<float> later = in;  // another timestep, the same shapes
   for (auto& t : later.t.data) t = t * 0.5f + 0.125f;
   const DitInputs<float> other = first_item(in);
+  const DitInputs<float> wide = widened(in), tall = transposed(wide);
+  ASSERT_NE(wide.x[0].dim(2), wide.x[0].dim(3)) << c << ": transposing must change the position ids";
 
   gpu::CudaOptions eager_opts;
   eager_opts.dtype = dt;
@@ -178,6 +228,8 @@ TEST_P(CudaStepGraph, ReplaysAreBitwiseTheEagerStep) {
   // The other shape from a model that never saw the first: m below, which saw it, must not keep
   // any of its per-shape state (RoPE tables, freqs, masks: ShapeMemo) into the B 1 step.
   const auto want_other = gpu::CudaModel(w, eager_opts).forward(other);
+  const auto want_wide = gpu::CudaModel(w, eager_opts).forward(wide);
+  const auto want_tall = gpu::CudaModel(w, eager_opts).forward(tall);
   EXPECT_EQ(eager.graph_counts().captured + eager.graph_counts().replayed + eager.graph_counts().eager, 0);
 
   gpu::CudaOptions graph_opts = eager_opts;
@@ -185,11 +237,22 @@ TEST_P(CudaStepGraph, ReplaysAreBitwiseTheEagerStep) {
   gpu::CudaModel m(w, graph_opts);
   const std::string what = c + " " + testing::dtype_tag(dt);
   // (inputs, expected, label): steps 1-4 the same shape (eager, capture, replays), a new timestep,
-  // another shape, the first shape again.
+  // another shape, the first shape again; then a larger shape (every buffer reallocated: a graph
+  // kept from before must not be replayed over freed memory), the first shape after it, the
+  // larger one transposed (the same key, other position ids: the graph must read the freqs
+  // gathered for this step) and the larger one again.
   const std::vector<std::tuple<const DitInputs<float>*, const std::vector<Tensor<float>>*, const char*>> steps{
-      {&in, &want, "step 1"},         {&in, &want, "step 2"},           {&in, &want, "step 3"},
-      {&in, &want, "step 4"},         {&later, &want_later, "new t"},   {&other, &want_other, "B 1"},
-      {&in, &want, "first shape again"}};
+      {&in, &want, "step 1"},
+      {&in, &want, "step 2"},
+      {&in, &want, "step 3"},
+      {&in, &want, "step 4"},
+      {&later, &want_later, "new t"},
+      {&other, &want_other, "B 1"},
+      {&in, &want, "first shape again"},
+      {&wide, &want_wide, "wider images"},
+      {&in, &want, "first shape after the wider one"},
+      {&tall, &want_tall, "wider images transposed"},
+      {&wide, &want_wide, "wider images again"}};
   for (const auto& [inputs, expected, label] : steps) {
     const int64_t diff = bitwise_differences(m.forward(*inputs), *expected);
     const gpu::GraphCounts& n = m.graph_counts();

@@ -141,18 +141,22 @@ TEST(CudaRopeGather, Rows1504To1535ExactAndGuarded) {
 
 // ---------------------------------------------------------------- q/k norm + RoPE
 
-// Widths and head_dims: C 3840 D 128 (the model's) and C 512 D 64 run v2 in both dtypes; C 1024
-// D 256 runs v2 in bf16 (8 elements per lane, 16 bytes) and v1 in fp32 (32 bytes per lane); C 64
-// D 32 runs v1 (D not a multiple of 64).
+// Widths and head_dims, with the version each dtype runs (v2's elements per lane, 0 for v1; the
+// test checks the kernel's own choice against it): C 3840 D 128 (the model's) and C 512 D 64 run
+// v2 in both dtypes; C 1024 D 256 runs v2 in bf16 (8 elements per lane, 16 bytes) and v1 in fp32
+// (32 bytes per lane); C 64 D 32 runs v1 (D not a multiple of 64); C 640 D 128 has an odd head
+// count (5); the rope_only cases pass no norm weights (qk_norm false: RoPE alone).
 struct HeadWidth {
   int64_t C, D;
+  bool norm;
+  int lanes_bf16, lanes_f32;
 };
 class QkNormRope : public ::testing::TestWithParam<std::tuple<DType, int64_t, HeadWidth>> {};
 
 std::string qk_norm_rope_case_name(const ::testing::TestParamInfo<std::tuple<DType, int64_t, HeadWidth>>& i) {
   const HeadWidth w = std::get<2>(i.param);
   return testing::dtype_tag(std::get<0>(i.param)) + "_L" + std::to_string(std::get<1>(i.param)) + "_C" +
-         std::to_string(w.C) + "_D" + std::to_string(w.D);
+         std::to_string(w.C) + "_D" + std::to_string(w.D) + (w.norm ? "" : "_rope_only");
 }
 
 TEST_P(QkNormRope, AgainstRmsNormAndApplyRotaryEmb) {
@@ -183,11 +187,17 @@ TEST_P(QkNormRope, AgainstRmsNormAndApplyRotaryEmb) {
   const auto fdev = testing::to_device(ff, DType::F32);
   const auto qd = testing::to_device(nq, dt), kd = testing::to_device(nk, dt);
   const gpu::DevRows qkv_rows{buf.data(), 3 * C, dt};
-  gpu::qk_norm_rope(qkv_rows, qkv_rows.from_col(C), qd.data(), kd.data(), fdev.buf.as<const float>(), B * L, H, D, 1e-5,
+  const void* norm_q = width.norm ? qd.data() : nullptr;
+  const void* norm_k = width.norm ? kd.data() : nullptr;
+  const std::string tag = testing::dtype_tag(dt) + "_L" + std::to_string(L) + "_C" + std::to_string(C) + "_D" +
+                          std::to_string(D) + (width.norm ? "" : "_rope_only");
+  const int lanes = gpu::qk_norm_rope_v2_lanes(dt, D, 3 * C, {qkv_rows.data, qkv_rows.from_col(C).data, norm_q, norm_k},
+                                               fdev.buf.as<const float>());
+  std::printf("  %s runs %s\n", tag.c_str(), lanes ? ("v2, " + std::to_string(lanes) + " elements a lane").c_str() : "v1");
+  EXPECT_EQ(lanes, dt == DType::F32 ? width.lanes_f32 : width.lanes_bf16) << tag << ": not the version this case is for";
+  gpu::qk_norm_rope(qkv_rows, qkv_rows.from_col(C), norm_q, norm_k, fdev.buf.as<const float>(), B * L, H, D, 1e-5,
                     testing::rt().stream());
   const Tensor<float> got = buf.host();
-  const std::string tag =
-      testing::dtype_tag(dt) + "_L" + std::to_string(L) + "_C" + std::to_string(C) + "_D" + std::to_string(D);
 
   for (int which = 0; which < 3; ++which) {  // q, k rotated; v untouched
     const Tensor<float> part = gpu::qkv_part(qkv, which).reshaped({B, L, H, D});
@@ -197,13 +207,15 @@ TEST_P(QkNormRope, AgainstRmsNormAndApplyRotaryEmb) {
       continue;
     }
     const Tensor<float>& nw = which ? nk : nq;
-    Tensor<double> ref = rms_norm(part.cast<double>(), nw.cast<double>(), 1e-5);
+    Tensor<double> ref = width.norm ? rms_norm(part.cast<double>(), nw.cast<double>(), 1e-5) : part.cast<double>();
     apply_rotary_emb(ref, fd);
-    Tensor<float> peer = testing::round_to(dt, rms_norm(part, nw, 1e-5));
+    Tensor<float> peer = width.norm ? testing::round_to(dt, rms_norm(part, nw, 1e-5)) : part;
     apply_rotary_emb(peer, ff.reshaped({B, L, D / 2, 2}));
     peer = testing::round_to(dt, peer);
-    testing::expect_t3_or_t4(std::string(which ? "k" : "q") + " norm+rope " + tag, dt, res, &peer, ref,
-                             {testing::op_rms(double(D)), {"rope", 2, 2, false}, {"cos/sin of an fp32 angle", 1, 1, true}});
+    std::vector<numerics::Op> chain{{"rope", 2, 2, false}, {"cos/sin of an fp32 angle", 1, 1, true}};
+    if (width.norm) chain.insert(chain.begin(), testing::op_rms(double(D)));
+    testing::expect_t3_or_t4(std::string(which ? "k" : "q") + (width.norm ? " norm+rope " : " rope ") + tag, dt, res,
+                             &peer, ref, chain);
   }
   buf.expect_guards_intact("qk_norm_rope " + tag);
 }
@@ -211,8 +223,11 @@ TEST_P(QkNormRope, AgainstRmsNormAndApplyRotaryEmb) {
 INSTANTIATE_TEST_SUITE_P(Cuda, QkNormRope,
                          ::testing::Combine(::testing::Values(DType::F32, DType::BF16),
                                             ::testing::Values(int64_t{97}, int64_t{1025}, int64_t{4096 + 32}),
-                                            ::testing::Values(HeadWidth{3840, 128}, HeadWidth{512, 64},
-                                                              HeadWidth{1024, 256}, HeadWidth{64, 32})),
+                                            ::testing::Values(HeadWidth{3840, 128, true, 4, 4}, HeadWidth{512, 64, true, 2, 2},
+                                                              HeadWidth{1024, 256, true, 8, 0}, HeadWidth{64, 32, true, 0, 0},
+                                                              HeadWidth{640, 128, true, 4, 4},
+                                                              HeadWidth{3840, 128, false, 4, 4},
+                                                              HeadWidth{512, 64, false, 2, 2})),
                          qk_norm_rope_case_name);
 
 // Host-side, no device: which head_dims, dtypes and layouts qk_norm_rope runs as v2 (and so which

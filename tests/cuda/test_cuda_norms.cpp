@@ -291,6 +291,40 @@ INSTANTIATE_TEST_SUITE_P(Cuda, SwiGlu,
                                   "_F" + std::to_string(std::get<2>(i.param));
                          });
 
+// Host-side, no device: rows_overlap's byte spans, and gated_residual_rms_norm refusing an h that
+// overlaps x, wholly or in part, before anything is launched (addresses are compared, never read).
+TEST(RowsOverlap, SpansFromTheFirstValueToTheLastRowsLastValue) {
+  alignas(16) static char pool[4096];
+  const auto at = [](size_t bytes) { return static_cast<void*>(pool + bytes); };
+  const gpu::RowShape three_rows{3, 3, 8};  // 3 rows of 8 fp32 values, ld 16: bytes [0, 160)
+  const gpu::ConstDevRows x{at(0), 16, DType::F32};
+  EXPECT_TRUE(gpu::rows_overlap(x, x, three_rows));
+  EXPECT_TRUE(gpu::rows_overlap(x, {at(156), 8, DType::F32}, three_rows));   // starts on x's last value
+  EXPECT_FALSE(gpu::rows_overlap(x, {at(160), 8, DType::F32}, three_rows));  // right after it
+  EXPECT_TRUE(gpu::rows_overlap(x, {at(32), 16, DType::F32}, three_rows));   // columns 8-15: between x's rows
+  EXPECT_FALSE(gpu::rows_overlap({at(400), 16, DType::F32}, x, three_rows));  // wholly after: symmetric
+  EXPECT_TRUE(gpu::rows_overlap({at(0), 16, DType::BF16}, {at(76), 8, DType::BF16}, three_rows));  // 2-byte values
+  EXPECT_FALSE(gpu::rows_overlap({at(0), 16, DType::BF16}, {at(80), 8, DType::BF16}, three_rows));
+  EXPECT_FALSE(gpu::rows_overlap(x, {nullptr, 16, DType::F32}, three_rows));  // absent operand
+  EXPECT_FALSE(gpu::rows_overlap(x, x, {0, 1, 8}));                           // no rows
+}
+
+TEST(RowsOverlap, GatedResidualRmsNormRefusesAnHThatOverlapsX) {
+  alignas(16) static char pool[4096];
+  const gpu::RowShape shape{3, 3, 8};
+  const gpu::DevRows x{pool, 16, DType::F32};
+  const gpu::ConstDevRows y{pool + 2048, 8, DType::F32};
+  for (const size_t h_at : {size_t(0), size_t(64), size_t(156)}) {
+    try {
+      gpu::gated_residual_rms_norm(x, y, {pool + 3072, {}, 1e-6}, {pool + 3200, {}, 1e-6}, {pool + h_at, 8, DType::F32},
+                                   shape, nullptr);
+      ADD_FAILURE() << "h at byte " << h_at << " overlaps x and was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("gated_residual_rms_norm: h overlaps x", 0), 0u) << e.what();
+    }
+  }
+}
+
 // ---------------------------------------------------------------- timestep embedding
 
 class TimestepEmbedding : public ::testing::TestWithParam<DType> {};
