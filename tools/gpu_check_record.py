@@ -71,6 +71,7 @@ def main():
     rec["step_ms_cap512"], r512 = ms(base + "cap:512/attn:0/", "step cap 512")
     rec["step_ms_cap128_mma"], _ = ms(base + "cap:128/attn:1/", "step cap 128, mma")
     rec["step_ms_cap128_no_graph"], _ = ms(base + "cap:128/attn:3/", "step cap 128, no CUDA graph")
+    rec["step_ms_cap128_mma_wide"], _ = ms(base + "cap:128/attn:4/", "step cap 128, mma_wide")
     rec["bound_ms_cap128"] = round(1e3 * r128["bound_s"], 3) if r128 else None
     rec["bound_ms_cap512"] = round(1e3 * r512["bound_s"], 3) if r512 else None
     rec["step_attention"] = (r128 or {}).get("label")
@@ -90,7 +91,7 @@ def main():
     rec["diffusers_compile_ms_cap128"] = peer("compile", 128)
     rec["diffusers_eager_ms_cap512"] = peer("eager", 512)
     att = {}
-    for ver, name in ((0, "v1_simt"), (1, "mma"), (2, "cudnn")):
+    for ver, name in ((0, "v1_simt"), (1, "mma"), (2, "cudnn"), (3, "mma_wide")):
         r = find(rows, f"BM_CudaFlashAttention<bf16>/img:4096/cap:32/mask:0/B:1/ver:{ver}/")
         att[name] = round(r["FLOP/s"] / 1e12, 1) if r else None
         if r is None:

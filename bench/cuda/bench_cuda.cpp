@@ -277,7 +277,7 @@ void BM_CudaFlashAttention(benchmark::State& st) {
   const double es = double(gpu::dtype_size(dt));
   set_counters(st, 4.0 * B * H * double(L) * double(L) * D, es * 4.0 * B * double(L) * C, seconds, dt);
 }
-// ver: the index in gpu::kAttentionVersions (0 v1_simt, 1 mma, 2 cudnn). B 1 without a mask at
+// ver: the index in gpu::kAttentionVersions (0 v1_simt, 1 mma, 2 cudnn, 3 mma_wide). B 1 without a mask at
 // 4096 + 32 tokens is the step's own layer shape (docs/perf/cuda_h200.json attention_tflops).
 void attn_args_versions(benchmark::internal::Benchmark* b, std::initializer_list<int64_t> versions) {
   for (int64_t ver : versions) {
@@ -293,7 +293,7 @@ BENCHMARK_TEMPLATE(BM_CudaFlashAttention, fp32)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_CudaFlashAttention, bf16)
-    ->Apply([](auto* b) { attn_args_versions(b, {0, 1, 2}); })
+    ->Apply([](auto* b) { attn_args_versions(b, {0, 1, 2, 3}); })
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 
@@ -517,7 +517,9 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
   in.cap_feats.push_back(uniform({cap, cfg.cap_feat_dim}, 108, 1.7));
   in.t = Tensor<float>({1}, std::vector<float>{0.5f});
   gpu::CudaModel& m = *f->model;
-  const gpu::AttentionVersion version = st.range(1) == 1 ? gpu::AttentionVersion::mma : gpu::AttentionVersion::automatic;
+  const gpu::AttentionVersion version = st.range(1) == 1   ? gpu::AttentionVersion::mma
+                                        : st.range(1) == 4 ? gpu::AttentionVersion::mma_wide
+                                                           : gpu::AttentionVersion::automatic;
   // attn 3: the dispatcher's choice without the CUDA graph (every kernel launched each step).
   const bool graph = st.range(1) != 3;
   m.set_graph(graph);
@@ -581,13 +583,15 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
 // attn 0: the dispatcher's choice (auto); 1: the project's own mma kernel forced; 2: auto with the
 // per-step breakdown (gemm_ms, attention_ms, rest_ms from CUDA events; its own time includes the
 // events' cost, so the step time is row 0's; the events turn the CUDA graph off); 3: auto without
-// the CUDA graph (cuda/step_graph.h), for the graph's gain side by side with row 0.
+// the CUDA graph (cuda/step_graph.h), for the graph's gain side by side with row 0; 4: mma_wide
+// forced (beside row 1: which tiling of the project's kernel makes the faster step).
 BENCHMARK_CAPTURE(BM_CudaDitStep_bf16, 1024x1024, 1024)
     ->Args({128, 0})
     ->Args({512, 0})
     ->Args({128, 1})
     ->Args({128, 2})
     ->Args({128, 3})
+    ->Args({128, 4})
     ->ArgNames({"cap", "attn"})
     ->Iterations(6)
     ->UseManualTime()

@@ -158,15 +158,16 @@ const char* attention_version_name(AttentionVersion v) {
     case AttentionVersion::v1_simt: return "v1_simt";
     case AttentionVersion::mma: return "mma";
     case AttentionVersion::cudnn: return "cudnn";
+    case AttentionVersion::mma_wide: return "mma_wide";
   }
   return "?";
 }
 
 AttentionVersion parse_attention_version(const std::string& s) {
   for (AttentionVersion v : {AttentionVersion::automatic, AttentionVersion::v1_simt, AttentionVersion::mma,
-                             AttentionVersion::cudnn})
+                             AttentionVersion::cudnn, AttentionVersion::mma_wide})
     if (s == attention_version_name(v)) return v;
-  throw Error("--attention: unknown version '" + s + "' (auto, v1_simt, mma or cudnn)");
+  throw Error("--attention: unknown version '" + s + "' (auto, v1_simt, mma, mma_wide or cudnn)");
 }
 
 bool attention_supports(AttentionVersion v, DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why,
@@ -188,6 +189,8 @@ bool attention_supports(AttentionVersion v, DType dt, int64_t D, int64_t ld, int
       return v1_supports(D, why);
     case AttentionVersion::mma:
       return mma_attention_supports(dt, D, ld, ldo, why);
+    case AttentionVersion::mma_wide:
+      return mma_wide_attention_supports(dt, D, ld, ldo, why);
     case AttentionVersion::cudnn:
       if (!cudnn_attention_supports(dt, D, ld, ldo, why)) return false;
       return cudnn_attention_available(why);
@@ -247,6 +250,9 @@ void flash_attention(ConstDevRows qv, ConstDevRows kv, ConstDevRows vv, const in
   switch (use) {
     case AttentionVersion::mma:
       flash_attention_mma(qv, kv, vv, mask, outv, shape, stream);
+      break;
+    case AttentionVersion::mma_wide:
+      flash_attention_mma_wide(qv, kv, vv, mask, outv, shape, stream);
       break;
     case AttentionVersion::cudnn:
       cudnn_attention(dt, q, k, v, ld, mask ? seqlens : nullptr, out, ldo, B, L, H, D, stream);

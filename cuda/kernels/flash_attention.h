@@ -35,9 +35,9 @@
 
 namespace zimage::gpu {
 
-enum class AttentionVersion { automatic, v1_simt, mma, cudnn };
-const char* attention_version_name(AttentionVersion v);  // "auto", "v1_simt", "mma", "cudnn"
-// "auto" | "v1_simt" | "mma" | "cudnn"; anything else throws naming --attention.
+enum class AttentionVersion { automatic, v1_simt, mma, cudnn, mma_wide };
+const char* attention_version_name(AttentionVersion v);  // "auto", "v1_simt", "mma", "cudnn", "mma_wide"
+// "auto" | "v1_simt" | "mma" | "cudnn" | "mma_wide"; anything else throws naming --attention.
 AttentionVersion parse_attention_version(const std::string& s);
 // Beyond plain key-masked attention (see the header comment). The default is plain attention.
 struct AttentionVariant {
@@ -49,10 +49,12 @@ struct AttentionVariant {
 
 // The concrete versions, for tests and benchmarks.
 inline constexpr AttentionVersion kAttentionVersions[] = {AttentionVersion::v1_simt, AttentionVersion::mma,
-                                                          AttentionVersion::cudnn};
-// What `automatic` tries, in order.
+                                                          AttentionVersion::cudnn, AttentionVersion::mma_wide};
+// What `automatic` tries, in order: the measured speed order (docs/attention.md). mma_wide has not
+// been timed on a GPU yet, so it comes after mma (which runs every shape it does): auto does not
+// pick it until a GPU check has shown it faster.
 inline constexpr AttentionVersion kAttentionPreference[] = {AttentionVersion::cudnn, AttentionVersion::mma,
-                                                            AttentionVersion::v1_simt};
+                                                            AttentionVersion::mma_wide, AttentionVersion::v1_simt};
 
 // Whether `v` runs this dtype, head_dim and row strides here (cudnn: also whether cuDNN loads);
 // otherwise false and the reason in `why`. Touches no device memory. A non-plain `variant` (with

@@ -1,5 +1,8 @@
-// The `mma` AttentionVersion of kernels/flash_attention.h: a FlashAttention-2-style bf16
-// tensor-core kernel (mma.sync m16n8k16, ldmatrix, cp.async double buffering; sm_80 and sm_90).
+// The `mma` and `mma_wide` AttentionVersions of kernels/flash_attention.h: a FlashAttention-2-style
+// bf16 tensor-core kernel (mma.sync m16n8k16, ldmatrix, cp.async double buffering; sm_80 and sm_90)
+// in two tilings: mma, 64 query rows a block (16 a warp); mma_wide, 128 query rows a block (32 a
+// warp, FlashAttention-2's tiling: every K and V fragment serves two m-tiles), head_dim <= 128.
+// The two give bitwise the same output (the same per-row arithmetic in the same order).
 // Twin: reference/dit/attention.h scaled_dot_product_attention (torch SDPA math backend,
 //       boolean key mask broadcast as mask[:, None, None, :]).
 // Shapes and semantics as v1_simt: q, k, v [B, L, H, D] as rows of a wider buffer: token
@@ -11,6 +14,9 @@
 // Supported: dt BF16; D % 8 == 0 and 8 <= D <= 256 (head-dim buckets 32, 64, 128, 256 with the
 // tail of the head zero-padded in shared memory; D 64 and 128 have dedicated instantiations);
 // ld and ldo multiples of 8 elements; q, k, v and out 16-byte aligned (checked at the call).
+// Shared memory per block: mma 85.5 KiB at D <= 128, 99.3 KiB above; mma_wide 102.5 KiB at D 128.
+// sm_80 and sm_90 allow that; sm_86/sm_89 cards (99 KiB a block) refuse the larger launches with a
+// CUDA error naming cudaFuncSetAttribute.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -28,5 +34,10 @@ bool mma_attention_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::s
 // naming mma for an unsupported shape or dtype, unequal strides or a misaligned pointer.
 void flash_attention_mma(ConstDevRows q, ConstDevRows k, ConstDevRows v, const int32_t* mask, DevRows out,
                          AttentionShape shape, cudaStream_t stream);
+
+// The same for mma_wide: head_dim 8..128 (136..256 is refused with a line that points to mma, which runs it).
+bool mma_wide_attention_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why = nullptr);
+void flash_attention_mma_wide(ConstDevRows q, ConstDevRows k, ConstDevRows v, const int32_t* mask, DevRows out,
+                              AttentionShape shape, cudaStream_t stream);
 
 }  // namespace zimage::gpu

@@ -4,9 +4,10 @@
 // [L, 3C] layout (weight_layout.h). Key masks (batch 2, ragged lengths), real shapes (30 heads of
 // 128 at 4096 + 32 and 4096 + 512 tokens: the fp64 reference is computed for heads 0 and 29) and
 // ragged ones (97, 1025), every head_dim bucket (8 to 256). Guard bands on the output; two runs
-// bitwise equal. A version that cannot run a case here (cudnn without a loadable cuDNN) skips with
-// the reason. fp32 also gets the peer rule with torch's own fp32 SDPA as the peer
+// bitwise equal; mma_wide also bitwise mma. A version that cannot run a case here (cudnn without a
+// loadable cuDNN, mma_wide past head_dim 128) skips with the reason. fp32 also gets the peer rule with torch's own fp32 SDPA as the peer
 // (FlashAttentionFp32Peer: golden/sdpa_fp32_peer.safetensors, B 1, H 2, D 128, L 1025 / 4128 / 4608).
+#include <algorithm>
 #include <limits>
 
 #include "cuda_support.h"
@@ -141,6 +142,16 @@ TEST_P(FlashAttention, AgainstSdpa) {
   const Tensor<float> got = out.host();
   testing::expect_exact("flash_attention run twice " + attn_name(c), numerics::compare(again.host(), got));
   out.expect_guards_intact("flash_attention " + attn_name(c));
+  if (c.version == gpu::AttentionVersion::mma_wide) {
+    // The same per-row arithmetic as mma in another tiling: bit for bit mma's output.
+    testing::Guarded narrow(c.dt, {B, L, H, D});
+    const gpu::ConstDevRows rows{qkv_d.data(), 3 * C, c.dt};
+    gpu::flash_attention(rows, rows.from_col(C), rows.from_col(2 * C), mask ? mask_d.as<const int32_t>() : nullptr,
+                         {narrow.data(), C, c.dt}, {B, L, H, D}, testing::rt().stream(), gpu::AttentionVersion::mma,
+                         c.seqlens.empty() ? nullptr : &c.seqlens);
+    testing::expect_exact("flash_attention mma_wide against mma " + attn_name(c), numerics::compare(got, narrow.host()));
+    narrow.expect_guards_intact("flash_attention mma " + attn_name(c));
+  }
 
   const Tensor<float> q = gpu::qkv_part(qkv, 0).reshaped({B, L, H, D}), k = gpu::qkv_part(qkv, 1).reshaped({B, L, H, D}),
                       v = gpu::qkv_part(qkv, 2).reshaped({B, L, H, D});
@@ -300,7 +311,7 @@ TEST(CudaFlashAttention, DispatcherRefusesAndResolves) {
             gpu::AttentionVersion::v1_simt);
   EXPECT_EQ(gpu::resolve_attention(gpu::AttentionVersion::automatic, DType::F32, 64, 3 * 64, 64),
             gpu::AttentionVersion::v1_simt);
-  for (auto v : {gpu::AttentionVersion::mma, gpu::AttentionVersion::cudnn}) {
+  for (auto v : {gpu::AttentionVersion::mma, gpu::AttentionVersion::cudnn, gpu::AttentionVersion::mma_wide}) {
     try {
       gpu::resolve_attention(v, DType::F32, 128, 3 * 3840, 3840);
       ADD_FAILURE() << gpu::attention_version_name(v) << " accepted float32";
@@ -310,7 +321,27 @@ TEST(CudaFlashAttention, DispatcherRefusesAndResolves) {
     }
   }
   EXPECT_EQ(gpu::parse_attention_version("mma"), gpu::AttentionVersion::mma);
+  EXPECT_EQ(gpu::parse_attention_version("mma_wide"), gpu::AttentionVersion::mma_wide);
   EXPECT_THROW(gpu::parse_attention_version("flash3"), Error);
+  // mma_wide: bf16 head_dim 8..128; past 128 one line that names mma_wide and sends to mma, which runs it.
+  std::string why;
+  EXPECT_TRUE(gpu::attention_supports(gpu::AttentionVersion::mma_wide, DType::BF16, 128, 3 * 3840, 3840, &why)) << why;
+  EXPECT_TRUE(gpu::attention_supports(gpu::AttentionVersion::mma_wide, DType::BF16, 8, 3 * 8, 8, &why)) << why;
+  for (const int64_t D : {136, 256}) {
+    EXPECT_FALSE(gpu::attention_supports(gpu::AttentionVersion::mma_wide, DType::BF16, D, 3 * D, D, &why));
+    std::printf("  mma_wide head_dim %lld: %s\n", (long long)D, why.c_str());
+    EXPECT_EQ(why.rfind("mma_wide runs head_dim 8..128", 0), 0u) << why;
+    EXPECT_NE(why.find("mma runs it"), std::string::npos) << why;
+    EXPECT_TRUE(gpu::attention_supports(gpu::AttentionVersion::mma, DType::BF16, D, 3 * D, D));
+  }
+  EXPECT_FALSE(gpu::attention_supports(gpu::AttentionVersion::mma_wide, DType::BF16, 12, 3 * 12, 12, &why));
+  EXPECT_EQ(why, "mma_wide runs head_dim 8..128 in steps of 8, not 12");
+  EXPECT_FALSE(gpu::attention_supports(gpu::AttentionVersion::mma_wide, DType::BF16, 128, 3 * 3840 + 4, 3840, &why));
+  EXPECT_EQ(why.rfind("mma_wide needs row strides", 0), 0u) << why;
+  // Not timed on a GPU yet: behind mma, which runs every shape it runs, so auto never picks it.
+  const auto& pref = gpu::kAttentionPreference;
+  const auto at = [&](gpu::AttentionVersion v) { return std::find(std::begin(pref), std::end(pref), v) - std::begin(pref); };
+  EXPECT_LT(at(gpu::AttentionVersion::mma), at(gpu::AttentionVersion::mma_wide));
   ::setenv("ZIMAGE_ATTENTION", "v1_simt", 1);
   EXPECT_EQ(gpu::resolve_attention(gpu::AttentionVersion::automatic, DType::BF16, 128, 3 * 3840, 3840),
             gpu::AttentionVersion::v1_simt);

@@ -16,7 +16,7 @@ inline constexpr const char* kUsage =
     "usage (zimage COMMAND --help prints one command's):\n"
     "  zimage dit --model DIR --inputs IN.safetensors --output OUT.safetensors\n"
     "             [--device cpu|cuda] [--dtype float32|float64] [--dump-activations ACTS.safetensors]\n"
-    "             [--rope-extend] [--check-finite] [--attention auto|v1_simt|mma|cudnn]\n"
+    "             [--rope-extend] [--check-finite] [--attention auto|v1_simt|mma|mma_wide|cudnn]\n"
     "             [--rope-scaling extrapolate|linear|ntk] [--skip-context-refiner]\n"
     "             [--long-prompt-mode truncate|interpolate|pool|attention_pool [--long-prompt-target N]]\n"
     "      Runs ZImageTransformer2DModel on x.{i} [C,1,H,W], cap_feats.{i} [L_i,cap_feat_dim], t [B]\n"

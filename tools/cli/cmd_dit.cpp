@@ -155,7 +155,7 @@ int cmd_dit(const Args& args) {
   const DitKnobs knobs = parse_dit_knobs(args);  // bad values refused before any file is read
   const std::string device = args.get("--device", "cpu");
   ZIMAGE_CHECK(!args.has("--attention") || device == "cuda",
-               "--attention chooses the CUDA attention kernel (auto, v1_simt, mma, cudnn): it needs --device cuda");
+               "--attention chooses the CUDA attention kernel (auto, v1_simt, mma, mma_wide, cudnn): it needs --device cuda");
   const std::string dtype = args.get("--dtype", "float32");
   if (device == "cuda") {
     ZIMAGE_CHECK(!knobs.forward.scales_captions(), "--rope-scaling linear|ntk runs on the CPU reference only (--device cpu)");

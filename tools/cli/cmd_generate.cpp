@@ -111,7 +111,7 @@ GenerateSetup parse_generate_setup(const Args& args) {
   const std::string& device = s.device;
   ZIMAGE_CHECK(device == "cpu" || device == "cuda", "--device must be cpu or cuda, not '" + device + "'");
   ZIMAGE_CHECK(!args.has("--attention") || device == "cuda",
-               "--attention chooses the CUDA attention kernel (auto, v1_simt, mma, cudnn): it needs --device cuda");
+               "--attention chooses the CUDA attention kernel (auto, v1_simt, mma, mma_wide, cudnn): it needs --device cuda");
   GenerateRequest& req = s.req;
   GenerateOptions& opt = req.opt;
   opt.height = args.get_int("--height", 1024);
