@@ -57,9 +57,10 @@ TEST_P(RopeTableRow, MatchesDiffusersPrecomputeFreqsCis) {
   const auto tf = precompute_freqs_cis<float>(c.axes_dims, c.axes_lens, c.rope_theta)[size_t(axis)];
   const auto td = precompute_freqs_cis<double>(c.axes_dims, c.axes_lens, c.rope_theta)[size_t(axis)];
   const Tensor<float> golden_table = g.get<float>("rope_embedder.freqs_cis." + a);
+  const int64_t r = row;  // a lambda captures a variable, not a structured binding (clang 14)
   auto slice = [&](const auto& t, int64_t w) {
     using V = std::decay_t<decltype(t.data[0])>;
-    return Tensor<V>({w}, std::vector<V>(t.data.begin() + row * w, t.data.begin() + (row + 1) * w));
+    return Tensor<V>({w}, std::vector<V>(t.data.begin() + r * w, t.data.begin() + (r + 1) * w));
   };
   testing::expect_exact("angles row", numerics::compare(slice(angles, half), slice(golden_angles, half)));
   const numerics::UlpDistance u = numerics::ulp_distance(slice(tf, 2 * half), slice(golden_table, 2 * half));

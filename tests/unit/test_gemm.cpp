@@ -76,7 +76,7 @@ class GemmShapes : public ::testing::TestWithParam<GemmCase> {};
 // float, so any order of summation gives the exact product.
 TEST_P(GemmShapes, SmallIntegersExactInFloatAndDouble) {
   const GemmCase& c = GetParam();
-  std::mt19937 rng(unsigned(testing::test_seed()));
+  std::mt19937 rng{unsigned(testing::test_seed())};
   std::uniform_int_distribution<int> u(-4, 4);
   const auto pf = make_problem<float>(c, [&] { return float(u(rng)); });
   Guarded<float> cf(c.n, c.m);

@@ -86,7 +86,8 @@ TEST(SchedulerConfig, BadValuesNameTheKey) {
       {R"({"_class_name": "EulerDiscreteScheduler"})", "_class_name"},
   };
   for (const auto& [text, key] : cases) {
-    const std::string msg = error_of([&] { parse(text); });
+    const std::string& json = text;  // a lambda captures a variable, not a structured binding (clang 14)
+    const std::string msg = error_of([&] { parse(json); });
     EXPECT_NE(msg.find(key), std::string::npos) << text << " -> '" << msg << "'";
     EXPECT_NE(msg.find("sched.json"), std::string::npos) << msg;
   }
