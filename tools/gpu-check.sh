@@ -57,7 +57,8 @@
 #   GPU_CHECK_BUDGET_S     run: whole-run seconds (default quick 170, full 470, sanitize 470)
 #   GPU_CHECK_BENCH_FILTER run: --benchmark_filter for --quick (default QUICK_BENCH_FILTER below:
 #                          BM_CudaFlashAttention<bf16> at img 4096, cap 32, no mask, batch 1 and 2,
-#                          every version; BM_CudaDitStep_bf16 at caption 128, auto and mma;
+#                          every version; BM_CudaDitStep_bf16, every row (auto at caption 128
+#                          and 512, mma, mma_wide, the breakdown, no graph); one block;
 #                          --benchmark_min_time=0.2)
 #   GPU_CHECK_PEERS=1      run: the peers (torch's fp32 SDPA error, diffusers' DiT step) in --quick too;
 #                          =diffusers: only diffusers' DiT step
