@@ -2,8 +2,8 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <utility>
 #include <sstream>
+#include <utility>
 
 namespace zimage::gpu {
 
