@@ -383,8 +383,28 @@ void launch_mma(const void* q, const void* k, const void* v, int64_t ld, const i
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
+// The two tilings: the version's name and the widest head_dim whose M m-tiles of accumulators fit
+// in a thread's registers.
+template <int M>
+struct Tiling;
+template <>
+struct Tiling<1> {
+  static constexpr const char* name = "mma";
+  static constexpr const char* kernel = "flash_attention_mma";  // in launch errors
+  static constexpr int64_t max_D = 256;
+};
+template <>
+struct Tiling<2> {
+  static constexpr const char* name = "mma_wide";
+  static constexpr const char* kernel = "flash_attention_mma_wide";
+  static constexpr int64_t max_D = 128;
+};
+
 // What a tiling runs: bf16, head_dim 8..max_D in steps of 8, row strides of whole 16-byte chunks.
-bool tiling_supports(const char* name, int64_t max_D, DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why) {
+template <int M>
+bool tiling_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why) {
+  const char* name = Tiling<M>::name;
+  const int64_t max_D = Tiling<M>::max_D;
   if (dt != DType::BF16) {
     if (why) *why = std::string(name) + " is built for bfloat16 only, not " + dtype_name(dt);
     return false;
@@ -406,12 +426,13 @@ bool tiling_supports(const char* name, int64_t max_D, DType dt, int64_t D, int64
   return true;
 }
 
-// The checks both tilings make (`name` in the messages), then the launch of the head-dim bucket.
+// The checks both tilings make (the tiling's name in the messages), then the launch of the
+// head-dim bucket.
 template <int M>
-void run_mma(const char* name, ConstDevRows qv, ConstDevRows kv, ConstDevRows vv, const int32_t* mask, DevRows outv,
-             AttentionShape shape, cudaStream_t stream) {
+void run_mma(ConstDevRows qv, ConstDevRows kv, ConstDevRows vv, const int32_t* mask, DevRows outv, AttentionShape shape,
+             cudaStream_t stream) {
   const DType dt = qv.dt;
-  const std::string kernel = std::string("flash_attention ") + name;
+  const std::string kernel = std::string("flash_attention ") + Tiling<M>::name;
   check_view_dtype(kernel.c_str(), "k", kv.dt, dt);
   check_view_dtype(kernel.c_str(), "v", vv.dt, dt);
   check_view_dtype(kernel.c_str(), "out", outv.dt, dt);
@@ -420,7 +441,7 @@ void run_mma(const char* name, ConstDevRows qv, ConstDevRows kv, ConstDevRows vv
   void* out = outv.data;
   const int64_t ld = qv.ld, ldo = outv.ld, B = shape.B, L = shape.L, H = shape.H, D = shape.D;
   std::string why;
-  ZIMAGE_CHECK(tiling_supports(name, M == 1 ? 256 : 128, dt, D, ld, ldo, &why), "flash_attention: " + why);
+  ZIMAGE_CHECK(tiling_supports<M>(dt, D, ld, ldo, &why), "flash_attention: " + why);
   if (B == 0 || L == 0) return;
   ZIMAGE_CHECK(ld >= H * D && ldo >= H * D && L < 0x7fffffff && H >= 1 && H <= 65535 && B <= 65535,
                kernel + ": bad shape");
@@ -443,27 +464,27 @@ void run_mma(const char* name, ConstDevRows qv, ConstDevRows kv, ConstDevRows vv
     launch_mma<256, 32, 1, false, false>(q, k, v, ld, mask, out, ldo, B, L, H, D, stream);
   else
     throw Error(kernel + ": no head-dim bucket for head_dim " + std::to_string(D));  // tiling_supports refused it
-  ZIMAGE_CUDA_CHECK_LAUNCH(M == 1 ? "flash_attention_mma" : "flash_attention_mma_wide");
+  ZIMAGE_CUDA_CHECK_LAUNCH(Tiling<M>::kernel);
 }
 
 }  // namespace
 
 bool mma_attention_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why) {
-  return tiling_supports("mma", 256, dt, D, ld, ldo, why);
+  return tiling_supports<1>(dt, D, ld, ldo, why);
 }
 
 bool mma_wide_attention_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why) {
-  return tiling_supports("mma_wide", 128, dt, D, ld, ldo, why);
+  return tiling_supports<2>(dt, D, ld, ldo, why);
 }
 
 void flash_attention_mma(ConstDevRows q, ConstDevRows k, ConstDevRows v, const int32_t* mask, DevRows out,
                          AttentionShape shape, cudaStream_t stream) {
-  run_mma<1>("mma", q, k, v, mask, out, shape, stream);
+  run_mma<1>(q, k, v, mask, out, shape, stream);
 }
 
 void flash_attention_mma_wide(ConstDevRows q, ConstDevRows k, ConstDevRows v, const int32_t* mask, DevRows out,
                               AttentionShape shape, cudaStream_t stream) {
-  run_mma<2>("mma_wide", q, k, v, mask, out, shape, stream);
+  run_mma<2>(q, k, v, mask, out, shape, stream);
 }
 
 }  // namespace zimage::gpu
