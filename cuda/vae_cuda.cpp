@@ -302,6 +302,21 @@ Tensor<float> CudaVae::decode(const Tensor<float>& z) {
   return download_nchw(vae_decoder_nhwc(r, *decoder_, std::move(x)), *rt_);
 }
 
+// Twin: vae_tiled_decode (reference/vae/autoencoder_kl.h): its tiling, blends and crops
+// (tiled_decode_with, on the host), each tile through decode() on the GPU.
+Tensor<float> CudaVae::tiled_decode(const Tensor<float>& z, TileOptions opts) {
+  ZIMAGE_CHECK(decoder_, "vae tiled decode on CUDA: the decoder was not loaded (VaePart::Decoder)");
+  return tiled_decode_with<float>(cfg_, z, opts, [this](const Tensor<float>& tile) { return decode(tile); });
+}
+
+// Twin: vae_decode_maybe_tiled.
+Tensor<float> CudaVae::decode_maybe_tiled(const Tensor<float>& z, TileOptions opts) {
+  check_vae_latents(cfg_, z.shape, "vae_decode");
+  opts = resolved_tiles(cfg_, opts);
+  if (z.dim(2) > opts.tile_latent || z.dim(3) > opts.tile_latent) return tiled_decode(z, opts);
+  return decode(z);
+}
+
 std::pair<Tensor<float>, Tensor<float>> CudaVae::encode(const Tensor<float>& x) {
   ZIMAGE_CHECK(encoder_, "vae encode on CUDA: the encoder was not loaded (VaePart::Encoder)");
   check_vae_image(cfg_, x.shape, "vae_encode");
@@ -342,9 +357,10 @@ std::optional<Tensor<float>> run_vae_module_cuda(const VaeGolden& g, const std::
   VaeRun r(rt, dt, opts.gemm, c.norm_num_groups);
   auto to_host = [&](const DeviceTensor& y) { return download_nchw(y, rt); };
 
-  if (path == "decode" || path == "encode.mean" || path == "encode.logvar") {
-    CudaVae vae(c, src, path == "decode" ? VaePart::Decoder : VaePart::Encoder, opts);
+  if (path == "decode" || path == "tiled_decode" || path == "encode.mean" || path == "encode.logvar") {
+    CudaVae vae(c, src, path.rfind("encode.", 0) == 0 ? VaePart::Encoder : VaePart::Decoder, opts);
     if (path == "decode") return vae.decode(x);
+    if (path == "tiled_decode") return vae.tiled_decode(x, g.tiles);
     auto [mean, logvar] = vae.encode(x);
     return path == "encode.mean" ? mean : logvar;
   }

@@ -137,6 +137,12 @@ class CudaVae {
   ~CudaVae();
   // Ref: vae_decode. z [B, latent_channels, h, w] (unscaled) -> image [B, out_channels, f h, f w].
   Tensor<float> decode(const Tensor<float>& z);
+  // Ref: vae_tiled_decode. The tiles as diffusers cuts them, each one decode() on the GPU; the
+  // blends, crops and concatenation on the host in fp32 (tiled_decode_with: the reference's own
+  // code). Memory: one tile's activations at a time.
+  Tensor<float> tiled_decode(const Tensor<float>& z, TileOptions opts = {});
+  // Ref: vae_decode_maybe_tiled: tiled_decode when z is larger than a tile in h or w, else decode.
+  Tensor<float> decode_maybe_tiled(const Tensor<float>& z, TileOptions opts = {});
   // Ref: vae_encode. x [B, in_channels, H, W] -> (mean, logvar clamped to [-30, 20]).
   std::pair<Tensor<float>, Tensor<float>> encode(const Tensor<float>& x);
   const VaeConfig& config() const { return cfg_; }
@@ -157,7 +163,8 @@ std::function<Tensor<float>(const VaeModel&, const Tensor<float>&)> cuda_vae_dec
 
 // The twin of run_vae_module (reference/vae/vae_golden.h) on the GPU: the module at `path` on its
 // golden input, NCHW in and out (a Linear's rows as they are). nullopt when the golden has no
-// input for it; throws for a path without a CUDA twin (tiled_decode, unscale: host-side steps).
+// input for it; throws for a path without a CUDA twin (unscale: a host-side step). tiled_decode
+// uses the golden's tile options (metadata "tile").
 std::optional<Tensor<float>> run_vae_module_cuda(const VaeGolden& g, const std::string& path, const VaeCudaOptions& opts,
                                                  Runtime& rt);
 

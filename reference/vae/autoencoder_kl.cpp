@@ -366,6 +366,16 @@ Tensor<T> crop(const Tensor<T>& t, int64_t h0, int64_t h1, int64_t w0, int64_t w
 template <class T>
 Tensor<T> vae_tiled_decode(const VaeConfig& cfg, const VaeWeights<T>& w, const Tensor<T>& z, TileOptions opts) {
   ZIMAGE_CHECK(w.decoder, "vae_tiled_decode: the decoder weights were not loaded (VaePart::Decoder)");
+  return tiled_decode_with<T>(cfg, z, opts, [&](const Tensor<T>& part) {
+    Tensor<T> tile = part;
+    if (cfg.use_post_quant_conv && !mutated(Mutation::NoPostQuantConv))
+      tile = conv2d(tile, *w.post_quant_conv, ConvGeom::pointwise());
+    return vae_decoder_forward(cfg, *w.decoder, std::move(tile));
+  });
+}
+
+template <class T>
+Tensor<T> tiled_decode_with(const VaeConfig& cfg, const Tensor<T>& z, TileOptions opts, const TileDecoder<T>& decode_tile) {
   check_vae_latents(cfg, z.shape, "vae_tiled_decode");
   opts = resolved_tiles(cfg, opts);
   const int64_t overlap_size = int64_t(double(opts.tile_latent) * (1.0 - opts.overlap));
@@ -377,10 +387,10 @@ Tensor<T> vae_tiled_decode(const VaeConfig& cfg, const VaeWeights<T>& w, const T
   for (int64_t i = 0; i < H; i += overlap_size) {
     rows.emplace_back();
     for (int64_t j = 0; j < W; j += overlap_size) {
-      Tensor<T> tile = crop(z, i, i + opts.tile_latent, j, j + opts.tile_latent);
-      if (cfg.use_post_quant_conv && !mutated(Mutation::NoPostQuantConv))
-        tile = conv2d(tile, *w.post_quant_conv, ConvGeom::pointwise());
-      rows.back().push_back(vae_decoder_forward(cfg, *w.decoder, std::move(tile)));
+      rows.back().push_back(decode_tile(crop(z, i, i + opts.tile_latent, j, j + opts.tile_latent)));
+      const Shape& s = rows.back().back().shape;
+      ZIMAGE_CHECK(s.size() == 4 && s[0] == z.dim(0), "tiled decode: the tile decoder returned " + shape_str(s) +
+                                                          " for a batch of " + std::to_string(z.dim(0)));
     }
   }
   // Blend in raster order, in place (a tile's upper / left neighbour has already been blended), crop, concatenate.
@@ -439,6 +449,7 @@ Tensor<T> vae_decode_maybe_tiled(const VaeConfig& cfg, const VaeWeights<T>& w, c
                                                       Activations<T>*);                                                \
   template Tensor<T> unscale_latents(const VaeConfig&, const Tensor<T>&);                                              \
   template Tensor<T> vae_tiled_decode(const VaeConfig&, const VaeWeights<T>&, const Tensor<T>&, TileOptions);          \
+  template Tensor<T> tiled_decode_with(const VaeConfig&, const Tensor<T>&, TileOptions, const TileDecoder<T>&);        \
   template Tensor<T> vae_decode_maybe_tiled(const VaeConfig&, const VaeWeights<T>&, const Tensor<T>&, TileOptions);
 ZIMAGE_VAE_MODEL(float)
 ZIMAGE_VAE_MODEL(double)

@@ -12,6 +12,7 @@
 // "decoder.up_blocks.1.resnets.0.conv1", "decoder", "encoder", "quant_conv", ...
 // docs/vae.md describes the structure and the tests.
 #pragma once
+#include <functional>
 #include <memory>
 #include <utility>
 
@@ -121,6 +122,16 @@ struct TileOptions {
 };
 template <class T>
 Tensor<T> vae_tiled_decode(const VaeConfig& cfg, const VaeWeights<T>& w, const Tensor<T>& z, TileOptions opts = {});
+
+// vae_tiled_decode with each tile's decode supplied: `decode_tile` maps a latent crop
+// [B, latent_channels, <= tile_latent, <= tile_latent] to its image, post_quant_conv included
+// (what AutoencoderKL.tiled_decode does per tile). The tiling, the blends, the crops and the
+// concatenation are vae_tiled_decode's, on the host in T: vae_tiled_decode passes the reference's
+// decode, the CUDA VAE (gpu::CudaVae::tiled_decode) its own.
+template <class T>
+using TileDecoder = std::function<Tensor<T>(const Tensor<T>& tile)>;
+template <class T>
+Tensor<T> tiled_decode_with(const VaeConfig& cfg, const Tensor<T>& z, TileOptions opts, const TileDecoder<T>& decode_tile);
 
 // Ref: AutoencoderKL._decode with use_tiling True: tiled_decode only when
 // z is larger than tile_latent in h or w, else the plain decode.

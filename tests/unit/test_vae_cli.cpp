@@ -179,7 +179,6 @@ TEST_F(VaeCli, DeviceRefusedBeforeAnyFileIsRead) {
   expect_error(absent + " --dtype bfloat16", "--dtype must be float32 or float64 with --device cpu");
 #ifdef ZIMAGE_CLI_HAS_CUDA
   expect_error(absent + " --device cuda --dtype float64", "--dtype must be float32 or bfloat16 with --device cuda");
-  expect_error(absent + " --device cuda --tiled", "--tiled runs on the CPU only");
   expect_error(enc + " --device cuda --dtype float16", "--dtype must be float32 or bfloat16 with --device cuda");
   // Without a GPU: the device refusal; with one, the absent folder (nothing else).
   fs::remove(out);
