@@ -31,6 +31,7 @@ void synthetic_bf16_values(uint64_t seed, const std::string& name, const Shape& 
   const auto [offset, scale] = synthetic_rule(name, shape);
   const int64_t n = shape_numel(shape);
   synthetic_fill(seed, name, offset, scale, out, n);
+#pragma omp parallel for schedule(static) if (n >= (int64_t(1) << 20))
   for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_float(float_to_bf16(out[i]));
 }
 

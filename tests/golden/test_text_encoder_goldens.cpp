@@ -7,11 +7,13 @@
 // The mutation tests of these checks are in test_text_encoder_mutations.cpp.
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "support/te_goldens.h"
 #include "support/test_support.h"
 #include "text_encoder/te_golden.h"
 #include "text_encoder/module_table.h"
+#include "text_encoder/synthetic_qwen3.h"
 
 namespace zimage {
 namespace {
@@ -87,6 +89,28 @@ TEST(TextEncoderGolden, UnknownHiddenLayerIsAnError) {
       EXPECT_NE(msg.find("hidden layer " + std::to_string(k)), std::string::npos) << msg;
       EXPECT_EQ(msg.find('\n'), std::string::npos);
     }
+  }
+}
+
+// qwen3_synthetic_spec is the dumper's te_rule: every tensor spec a golden's "synthetic_weights"
+// holds (written by tools/golden/dump_text_encoder.py) is the one the C++ rule gives for the
+// golden's config and seed, shape, offset and scale exactly, and every parameter has one
+// (te_real_layer: Qwen3-4B's width, one layer).
+TEST(TextEncoderGoldenSynthetic, SpecMatchesTheDumper) {
+  for (const std::string c : {"te_tiny_left", "te_tiny_right", "te_real_layer"}) {
+    const TextEncoderGolden& g = te_golden(c);
+    const nlohmann::json dumped = nlohmann::json::parse(g.file->metadata().at("synthetic_weights"));
+    const uint64_t seed = dumped.at("seed").get<uint64_t>();
+    const nlohmann::json ours = nlohmann::json::parse(qwen3_synthetic_spec(g.config, seed));
+    ASSERT_EQ(ours.at("seed"), dumped.at("seed")) << c;
+    int n = 0;
+    for (const auto& [name, t] : dumped.at("tensors").items()) {
+      ASSERT_TRUE(ours.at("tensors").contains(name)) << c << ": " << name << " is not a parameter of the config";
+      EXPECT_EQ(ours.at("tensors").at(name), t) << c << ": " << name;
+      ++n;
+    }
+    EXPECT_EQ(dumped.at("tensors").size(), ours.at("tensors").size()) << c;
+    std::printf("  %s: %d synthetic specs agree\n", c.c_str(), n);
   }
 }
 
