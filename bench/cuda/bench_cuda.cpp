@@ -54,17 +54,6 @@
 
 namespace zimage::bench::cuda {
 
-SyntheticBf16Source::SyntheticBf16Source(const ZImageConfig& cfg, uint64_t seed)
-    : seed_(seed), shapes_(expected_parameter_shapes(cfg)) {}
-
-Tensor<float> SyntheticBf16Source::load_float(const std::string& name) const {
-  const auto it = shapes_.find(name);
-  ZIMAGE_CHECK(it != shapes_.end(), describe() + ": no tensor '" + name + "'");
-  Tensor<float> t(it->second);
-  synthetic_bf16_values(seed_, name, it->second, t.ptr());
-  return t;
-}
-
 namespace {
 
 // The DiT's real sizes, as bench/bench_dit.cpp (main checks them against ZImageConfig's defaults,
@@ -299,7 +288,7 @@ BENCHMARK_TEMPLATE(BM_CudaFlashAttention, bf16)
 
 // ---------------------------------------------------------------- one block
 // run_block (cuda/forward.h) on layers.0 of a Turbo-size model with synthetic bf16-exact weights
-// (SyntheticBf16Source), batch 1, L = img + cap tokens, no mask, modulated (adaLN input [1, A]):
+// (synthetic_dit_source), batch 1, L = img + cap tokens, no mask, modulated (adaLN input [1, A]):
 // the same work as the CPU BM_TransformerBlock. FLOPs 8 L C^2 + 4 L^2 C + 6 L C F + 8 A C (every
 // GEMM and both attention products; norms, RoPE, SwiGLU, gates not counted); bytes
 // es (4 C^2 + 3 C F + 4 C A + 10 L C), as the CPU row. RoPE positions as the model gives them:
@@ -346,8 +335,8 @@ void BM_CudaTransformerBlock(benchmark::State& st) {
   try {
     f = &fixture<BlockFixture>(key, [&] {
       auto p = std::make_unique<BlockFixture>();
-      const SyntheticBf16Source src(cfg, kWeightSeed);
-      p->w = gpu::upload_block(load_block<float>(src, "layers.0", true, cfg.qk_norm), dt, rt);
+      const auto src = synthetic_dit_source(cfg, kWeightSeed);
+      p->w = gpu::upload_block(load_block<float>(*src, "layers.0", true, cfg.qk_norm), dt, rt);
       p->x0 = gpu::upload(block_x(dt, L), dt, rt.staging(), rt.stream());
       p->x = gpu::DeviceTensor(dt, {1, L, C});
       p->freqs = gpu::upload(block_freqs<float>(cfg, img, cap), DType::F32, rt.staging(), rt.stream());
@@ -370,8 +359,8 @@ void BM_CudaTransformerBlock(benchmark::State& st) {
     restore();
     op();
     const Tensor<float> got = gpu::download(f->x, rt.staging(), rt.stream());
-    const SyntheticBf16Source src(cfg, kWeightSeed);
-    const TransformerBlockW<double> wd = load_block<double>(src, "layers.0", true, cfg.qk_norm);
+    const auto src = synthetic_dit_source(cfg, kWeightSeed);
+    const TransformerBlockW<double> wd = load_block<double>(*src, "layers.0", true, cfg.qk_norm);
     const Tensor<double> ad = block_adaln(dt).cast<double>();
     const Tensor<double> ref = transformer_block(block_x(dt, L).cast<double>(), nullptr, block_freqs<double>(cfg, img, cap),
                                                  &ad, wd, cfg.n_heads, cfg.norm_eps);
@@ -505,7 +494,7 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
       auto p = std::make_unique<DitFixture>();
       gpu::CudaOptions o;
       o.dtype = DType::BF16;
-      p->model = std::make_unique<gpu::CudaModel>(cfg, SyntheticBf16Source(cfg, kWeightSeed), o);
+      p->model = std::make_unique<gpu::CudaModel>(cfg, *synthetic_dit_source(cfg, kWeightSeed), o);
       return p;
     });
   } catch (const std::exception& e) {

@@ -275,21 +275,4 @@ inline Tensor<float> round_to(DType dt, Tensor<float> t) {
   return t;
 }
 
-// Every parameter of ZImageTransformer2DModel(cfg), with the synthetic checkpoint's values
-// (dit/synthetic_checkpoint.h synthetic_bf16_values: the golden dumper's rule, rounded to bf16,
-// so every fp32 value is bf16-exact like Z-Image-Turbo's shards). fp32 and bf16 runs therefore
-// hold the same weights. Each tensor is generated when loaded (nothing is stored).
-class SyntheticBf16Source : public ParamSource {
- public:
-  SyntheticBf16Source(const ZImageConfig& cfg, uint64_t seed);
-  std::map<std::string, Shape> shapes() const override { return shapes_; }
-  Tensor<double> load(const std::string& name) const override { return load_float(name).cast<double>(); }
-  Tensor<float> load_float(const std::string& name) const override;
-  std::string describe() const override { return "synthetic bf16-exact (seed " + std::to_string(seed_) + ")"; }
-
- private:
-  uint64_t seed_;
-  std::map<std::string, Shape> shapes_;
-};
-
 }  // namespace zimage::bench::cuda

@@ -37,6 +37,34 @@ void synthetic_bf16_values(uint64_t seed, const std::string& name, const Shape& 
 
 namespace {
 
+class SyntheticDitSource : public ParamSource {
+ public:
+  SyntheticDitSource(const ZImageConfig& cfg, uint64_t seed) : seed_(seed), shapes_(expected_parameter_shapes(cfg)) {}
+  std::map<std::string, Shape> shapes() const override { return shapes_; }
+  Tensor<double> load(const std::string& name) const override { return load_float(name).cast<double>(); }
+  Tensor<float> load_float(const std::string& name) const override {
+    const auto it = shapes_.find(name);
+    ZIMAGE_CHECK(it != shapes_.end(), describe() + ": no tensor '" + name + "'");
+    Tensor<float> t(it->second);
+    synthetic_bf16_values(seed_, name, it->second, t.ptr());
+    return t;
+  }
+  std::string describe() const override { return "synthetic bf16-exact transformer (seed " + std::to_string(seed_) + ")"; }
+
+ private:
+  uint64_t seed_;
+  std::map<std::string, Shape> shapes_;
+};
+
+}  // namespace
+
+std::shared_ptr<ParamSource> synthetic_dit_source(const ZImageConfig& cfg, uint64_t seed) {
+  cfg.validate("synthetic transformer config");
+  return std::make_shared<SyntheticDitSource>(cfg, seed);
+}
+
+namespace {
+
 void write_all(std::FILE* f, const void* p, size_t n, const std::string& path) {
   ZIMAGE_CHECK(std::fwrite(p, 1, n, f) == n, path + ": write failed (disk full?)");
 }

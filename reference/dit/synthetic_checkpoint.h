@@ -14,9 +14,11 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 
+#include "io/param_source.h"
 #include "io/safetensors.h"
 #include "dit/config.h"
 
@@ -27,6 +29,11 @@ std::pair<double, double> synthetic_rule(const std::string& name, const Shape& s
 
 // The synthetic value block of one parameter, bf16-rounded, as fp32.
 void synthetic_bf16_values(uint64_t seed, const std::string& name, const Shape& shape, float* out);
+
+// Every parameter of ZImageTransformer2DModel(cfg) with these values (synthetic_bf16_values), each
+// generated when loaded, nothing stored: the checkpoint write_synthetic_checkpoint writes, held in
+// memory (the GPU benchmarks' real-size transformer). fp32 and bf16 runs hold the same weights.
+std::shared_ptr<ParamSource> synthetic_dit_source(const ZImageConfig& cfg, uint64_t seed);
 
 struct SyntheticCheckpointOptions {
   uint64_t seed = 0;

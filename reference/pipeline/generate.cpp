@@ -1,6 +1,7 @@
 #include "pipeline/generate.h"
 
 #include <cmath>
+#include <optional>
 
 #include "pipeline/torch_generator.h"
 #include "text_encoder/prompt_encoder.h"
@@ -59,10 +60,23 @@ EncodedPrompts encode_prompts(const std::string& pipeline_dir, const std::vector
   ZIMAGE_CHECK(PromptEncoder::pipeline_has_text_encoder(pipeline_dir),
                pipeline_dir + ": no text_encoder/config.json and tokenizer/tokenizer.json (a pipeline folder with a text encoder)");
   PromptEncoder enc = PromptEncoder::open_pipeline(pipeline_dir);
+  return encode_prompts<T>(enc, prompts, opt, check_finite, warn, backend);
+}
+
+template <class T>
+EncodedPrompts encode_prompts(PromptEncoder& enc, const std::vector<std::string>& prompts, const PromptOptions& opt,
+                              bool check_finite, const std::function<void(const std::string&)>& warn,
+                              const TextEncoderBackend& backend) {
+  ZIMAGE_CHECK(!prompts.empty(), "no prompt to encode");
+  ZIMAGE_CHECK(opt.max_sequence_length > 0, "--max-sequence-length must be positive");
   const EncodeOptions eo = opt.encode_options();
   (void)hidden_layer_mix_weights(eo.hidden_layers, eo.hidden_layer_weights);
   if (eo.padding_side) check_padding_side(*eo.padding_side, "--padding-side");
   for (int k : eo.hidden_layers) (void)qwen3_hidden_index(enc.text_encoder().config(), k);  // names the layer before any compute
+  struct BackendForThisCall {  // the encoder keeps no copy of the backend past this call
+    PromptEncoder& e;
+    ~BackendForThisCall() { e.set_hidden_states_backend({}); }
+  } scope{enc};
   if (backend) enc.set_hidden_states_backend(backend(enc.text_encoder(), eo.hidden_layers));
   Activations<T> acts;
   acts.store = false;
@@ -130,11 +144,19 @@ Generated<T> generate(const PipelineFolder& pipe, const GenerateRequest& req, co
         if (!made) made = hooks.text_encoder(te, ks);
         return made;
       };
-    EncodedPrompts p = encode_prompts<T>(pipe.dir, req.prompts, req.prompt_options, req.check_finite, hooks.warn, once);
+    // The pipeline's encoder in memory, or opened here once for both calls (released with `opened`).
+    std::optional<PromptEncoder> opened;
+    if (!pipe.prompt_encoder) {
+      ZIMAGE_CHECK(PromptEncoder::pipeline_has_text_encoder(pipe.dir),
+                   pipe.dir + ": no text_encoder/config.json and tokenizer/tokenizer.json (a pipeline folder with a text encoder)");
+      opened.emplace(PromptEncoder::open_pipeline(pipe.dir));
+    }
+    PromptEncoder& enc = pipe.prompt_encoder ? *pipe.prompt_encoder : *opened;
+    EncodedPrompts p = encode_prompts<T>(enc, req.prompts, req.prompt_options, req.check_finite, hooks.warn, once);
     if (p.nonfinite) return out.nonfinite = p.nonfinite, out;
     pos = std::move(p.embeds);
     if (cfg) {
-      EncodedPrompts n = encode_prompts<T>(pipe.dir, negs, req.prompt_options, req.check_finite, hooks.warn, once);
+      EncodedPrompts n = encode_prompts<T>(enc, negs, req.prompt_options, req.check_finite, hooks.warn, once);
       if (n.nonfinite) return out.nonfinite = n.nonfinite, out;
       neg = std::move(n.embeds);
     }
@@ -203,6 +225,9 @@ Generated<T> generate(const PipelineFolder& pipe, const GenerateRequest& req, co
   template EncodedPrompts encode_prompts<T>(const std::string&, const std::vector<std::string>&,                     \
                                             const PromptOptions&, bool,                                              \
                                             const std::function<void(const std::string&)>&,                         \
+                                            const TextEncoderBackend&);                                             \
+  template EncodedPrompts encode_prompts<T>(PromptEncoder&, const std::vector<std::string>&, const PromptOptions&,   \
+                                            bool, const std::function<void(const std::string&)>&,                    \
                                             const TextEncoderBackend&);                                             \
   template Generated<T> generate(const PipelineFolder&, const GenerateRequest&, const GenerateHooks<T>&);
 ZIMAGE_GENERATE_INSTANTIATE(float)

@@ -10,6 +10,7 @@
 // docs/pipeline.md walks through one step and what each test checks.
 #pragma once
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +25,8 @@
 
 namespace zimage {
 
+class PromptEncoder;  // text_encoder/prompt_encoder.h
+
 // What ZImagePipeline.save_pretrained writes: model_index.json, transformer/,
 // vae/, scheduler/ (text_encoder/ and tokenizer/ may be absent).
 struct PipelineFolder {
@@ -32,6 +35,10 @@ struct PipelineFolder {
   VaeModel vae;
   FlowMatchSchedulerConfig scheduler;
   bool has_text_encoder = false, has_tokenizer = false;
+  // The tokenizer and text encoder held in memory (a pipeline made in memory, e.g. synthetic
+  // weights at the real configs: pipeline/synthetic_pipeline.h); null: generate() opens them from
+  // dir/tokenizer and dir/text_encoder when it encodes prompts.
+  std::shared_ptr<PromptEncoder> prompt_encoder;
 };
 // Errors name the folder and the missing or malformed component.
 PipelineFolder open_pipeline_folder(const std::string& dir);

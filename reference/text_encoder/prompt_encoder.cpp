@@ -61,13 +61,16 @@ bool PromptEncoder::pipeline_has_text_encoder(const std::string& dir) {
 }
 
 PromptEncoder PromptEncoder::open(const std::string& tokenizer_dir, const std::string& text_encoder_dir) {
+  return open(tokenizer_dir, std::make_shared<Qwen3TextEncoder>(Qwen3TextEncoder::open_folder(text_encoder_dir)));
+}
+
+PromptEncoder PromptEncoder::open(const std::string& tokenizer_dir, std::shared_ptr<Qwen3TextEncoder> te) {
   const fs::path t(tokenizer_dir);
   std::error_code ec;
   ZIMAGE_CHECK(fs::exists(t / "tokenizer.json", ec), tokenizer_dir + ": no tokenizer.json");
   Qwen2Tokenizer tok = Qwen2Tokenizer::from_file((t / "tokenizer.json").string());
   TokenizerConfig tc;
   if (fs::exists(t / "tokenizer_config.json", ec)) tc = TokenizerConfig::from_file((t / "tokenizer_config.json").string());
-  auto te = std::make_shared<Qwen3TextEncoder>(Qwen3TextEncoder::open_folder(text_encoder_dir));
   return PromptEncoder(std::move(tok), std::move(tc), std::move(te));
 }
 

@@ -55,6 +55,8 @@ class PromptEncoder {
   static bool pipeline_has_text_encoder(const std::string& dir);
   // The same from the two folders themselves.
   static PromptEncoder open(const std::string& tokenizer_dir, const std::string& text_encoder_dir);
+  // The tokenizer folder with a text encoder already made (e.g. synthetic weights in memory).
+  static PromptEncoder open(const std::string& tokenizer_dir, std::shared_ptr<Qwen3TextEncoder> te);
 
   const Qwen2Tokenizer& tokenizer() const { return tok_; }
   const Qwen3TextEncoder& text_encoder() const { return *te_; }

@@ -1,13 +1,18 @@
 // The library's generate() (pipeline/generate.h) on the tiny diffusers
 // pipeline folder, without the CLI: images against diffusers' PIL images, the
 // step callback, the DiT hook the CUDA model plugs into, and every input
-// check before any model is loaded.
+// check before any model is loaded. synthetic_pipeline: a pipeline made in
+// memory (the GPU benchmark's), its weights and its refusals.
+#include <cmath>
 #include <filesystem>
 
 #include "io/safetensors.h"
 #include "pipeline/generate.h"
 #include "pipeline/pipeline_files.h"
+#include "pipeline/synthetic_pipeline.h"
+#include "dit/synthetic_checkpoint.h"
 #include "support/goldens.h"
+#include "support/cli_runner.h"
 #include "support/pixels.h"
 #include "support/test_support.h"
 #include "dit/model_folder.h"
@@ -157,6 +162,92 @@ TEST(Generate, BadRequestsAreRefusedBeforeAnyModelLoads) {
     EXPECT_EQ(what.find('\n'), std::string::npos) << c.name;
   }
   EXPECT_EQ(opened, 0) << "a bad request opened the transformer";
+}
+
+// ---- synthetic_pipeline ---------------------------------------------------------------------
+
+const std::string kTokenizer = std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder/tokenizer";
+
+// The tiny pipeline's transformer and VAE configs with the tiny Qwen3 (hidden 32 = the tiny DiT's
+// cap_feat_dim).
+SyntheticPipelineSpec tiny_spec() {
+  SyntheticPipelineSpec s;
+  s.transformer = ZImageConfig::from_file(kPipeline + "/transformer/config.json");
+  s.text_encoder = Qwen3Config::from_file(std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder/tiny_te/config.json");
+  s.vae = load_vae_config(kPipeline + "/vae/config.json");
+  s.tokenizer_dir = kTokenizer;
+  s.seed = 11;
+  return s;
+}
+
+// Prompt to images in memory, twice: the same latents bit for bit, finite 8-bit images of the
+// asked size; the transformer's weights are the ones write_synthetic_checkpoint writes to disk.
+TEST(SyntheticPipeline, TinyConfigsGenerateRepeatablyWithTheCheckpointsWeights) {
+  const PipelineFolder pipe = synthetic_pipeline(tiny_spec());
+  GenerateRequest req;
+  req.opt.height = 32;
+  req.opt.width = 48;
+  req.opt.steps = 2;
+  req.prompts = {"a red fox"};
+  const Generated<float> a = generate<float>(pipe, req), b = generate<float>(pipe, req);
+  ASSERT_EQ(a.images.size(), 1u);
+  EXPECT_EQ(a.images[0].height, 32);
+  EXPECT_EQ(a.images[0].width, 48);
+  EXPECT_TRUE(a.latents.data == b.latents.data);
+  for (float v : a.latents.data) ASSERT_TRUE(std::isfinite(v));
+
+  const auto dir = testing::scratch_dir("synthetic_pipeline");
+  SyntheticCheckpointOptions o;
+  o.seed = 11;
+  write_synthetic_checkpoint(pipe.transformer.config, dir.string(), o);
+  const ModelFolder disk = open_model_folder(dir.string());
+  int n = 0;
+  for (const auto& [name, shape] : disk.params->shapes()) {
+    ASSERT_EQ(pipe.transformer.params->shapes().at(name), shape) << name;
+    ASSERT_TRUE(pipe.transformer.params->load_float(name).data == disk.params->load_float(name).data) << name;
+    ++n;
+  }
+  EXPECT_EQ(size_t(n), pipe.transformer.params->shapes().size());
+  std::printf("  %d transformer tensors equal the written checkpoint's\n", n);
+  std::filesystem::remove_all(dir);
+}
+
+// At the real configs nothing is generated until a model loads it: the pipeline is made at once.
+// Its transformer has the parameter count diffusers' ZImageTransformer2DModel reported at the
+// Turbo config (tools/gpu_peers/peer_diffusers.py on the 2026-12-04 H200: "# params 6154908736").
+TEST(SyntheticPipeline, RealConfigsMadeWithoutGeneratingWeights) {
+  SyntheticPipelineSpec s;
+  s.tokenizer_dir = kTokenizer;
+  const PipelineFolder pipe = synthetic_pipeline(s);
+  int64_t params = 0;
+  for (const auto& [name, shape] : pipe.transformer.params->shapes()) params += shape_numel(shape);
+  EXPECT_EQ(params, 6154908736);
+  EXPECT_EQ(pipe.scheduler.shift, 3.0);
+  EXPECT_EQ(pipe.prompt_encoder->text_encoder().config().num_hidden_layers, 36);
+  EXPECT_EQ(pipe.vae.config.latent_channels, 16);
+}
+
+TEST(SyntheticPipeline, MismatchedConfigsAndAMissingTokenizerAreRefused) {
+  auto expect_error = [](const SyntheticPipelineSpec& s, const std::string& want) {
+    try {
+      (void)synthetic_pipeline(s);
+      ADD_FAILURE() << "accepted; expected: " << want;
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      std::printf("  %s\n", m.c_str());
+      EXPECT_NE(m.find(want), std::string::npos) << m;
+      EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+    }
+  };
+  SyntheticPipelineSpec s = tiny_spec();
+  s.text_encoder.hidden_size = 64;
+  expect_error(s, "cap_feat_dim 32 is not the text encoder's hidden_size 64");
+  s = tiny_spec();
+  s.vae.latent_channels = 4;
+  expect_error(s, "is not the VAE's latent_channels 4");
+  s = tiny_spec();
+  s.tokenizer_dir = kTokenizer + "/absent";
+  expect_error(s, "absent: no tokenizer.json");
 }
 
 }  // namespace

@@ -4,8 +4,10 @@
 // default path bit for bit; generate() makes the backend once for the prompts and the negatives;
 // float64 refuses a backend. On the tiny pipeline with the tiny text encoder (golden/text_encoder).
 #include <filesystem>
+#include <memory>
 
 #include "pipeline/generate.h"
+#include "text_encoder/prompt_encoder.h"
 #include "support/cli_runner.h"
 #include "support/test_support.h"
 
@@ -104,6 +106,47 @@ TEST(TextEncoderBackend, GenerateMakesTheBackendOnceForPromptsAndNegatives) {
   EXPECT_EQ(b.calls, 2);
   ASSERT_EQ(got.images.size(), ref.images.size());
   for (size_t i = 0; i < ref.images.size(); ++i) EXPECT_TRUE(got.images[i].pixels == ref.images[i].pixels) << i;
+}
+
+// A pipeline whose encoder is held in memory (PipelineFolder::prompt_encoder, as synthetic_pipeline
+// makes it) gives the folder's images bit for bit, and the encoder keeps no copy of the backend once
+// generate() returns: what the backend holds (the GPU text encoder's memory) is released before the
+// transformer loads and stays released. Checked with a token only the backend holds.
+TEST(TextEncoderBackend, EncoderInMemoryIsTheFoldersAndKeepsNoBackend) {
+  const fs::path d = testing::tiny_text_pipeline("te_backend");
+  const PipelineFolder pipe = open_pipeline_folder(d.string());
+  PipelineFolder held = pipe;
+  held.prompt_encoder = std::make_shared<PromptEncoder>(PromptEncoder::open_pipeline(d.string()));
+  GenerateRequest req;
+  req.opt.height = 32;
+  req.opt.width = 32;
+  req.opt.steps = 1;
+  req.opt.cfg.guidance_scale = 3;
+  req.seed = 5;
+  req.prompts = {"a red fox"};
+  const Generated<float> ref = generate<float>(pipe, req);
+  std::weak_ptr<int> alive;
+  CountingBackend b;
+  GenerateHooks<float> hooks;
+  hooks.text_encoder = [&](const Qwen3TextEncoder& te, const std::vector<int>& ks) {
+    auto token = std::make_shared<int>(1);
+    alive = token;
+    auto fn = b.factory()(te, ks);
+    return PromptEncoder::HiddenStatesFn([token, fn](const Tensor<int32_t>& ids, const Tensor<int32_t>& mask,
+                                                     const std::vector<int>& k) { return fn(ids, mask, k); });
+  };
+  bool released_before_load = false;
+  hooks.on_stage = [&](const std::string& stage, const std::string&) {
+    if (stage == "load") released_before_load = alive.expired();
+  };
+  const Generated<float> got = generate<float>(held, req, hooks);
+  EXPECT_EQ(b.made, 1);
+  EXPECT_EQ(b.calls, 2) << "the prompt and the empty negative";
+  EXPECT_TRUE(released_before_load) << "the in-memory encoder still held the backend when the transformer loaded";
+  EXPECT_TRUE(alive.expired()) << "the in-memory encoder still holds the backend after generate()";
+  ASSERT_EQ(got.images.size(), ref.images.size());
+  for (size_t i = 0; i < ref.images.size(); ++i) EXPECT_TRUE(got.images[i].pixels == ref.images[i].pixels) << i;
+  EXPECT_TRUE(got.latents.data == ref.latents.data);
 }
 
 // zimage encode --device: refused before any file is read (the --model folder does not exist).
