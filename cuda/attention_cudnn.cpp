@@ -17,6 +17,8 @@
 #include <mutex>
 #include <type_traits>
 #include <utility>
+
+#include "device_tensor.h"  // note_device_alloc / note_device_free
 #endif
 
 namespace zimage::gpu {
@@ -430,10 +432,12 @@ void* workspace(State& st, int dev, cudaStream_t stream, int64_t bytes) {
     if (w.ptr) {
       ZIMAGE_CUDA_CHECK(cudaStreamSynchronize(stream));  // earlier calls on this stream may still use it
       ZIMAGE_CUDA_CHECK(cudaFree(w.ptr));
+      note_device_free(size_t(w.bytes));
       w = {};
     }
     ZIMAGE_CUDA_CHECK(cudaMalloc(&w.ptr, size_t(bytes)));
     w.bytes = bytes;
+    note_device_alloc(size_t(bytes));
     ++st.workspace_generation;
   }
   return w.ptr;

@@ -1,18 +1,78 @@
 #include "device_tensor.h"
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 #include <string>
 
 #include "kernels/convert.h"
 
 namespace zimage::gpu {
 
+namespace {
+
+struct Accounting {
+  std::mutex mu;
+  MemoryPeaks peaks;
+  std::atomic<bool> watching{false};
+};
+Accounting& accounting() {
+  static Accounting* a = new Accounting();  // never destroyed: buffers may be freed during static destruction
+  return *a;
+}
+
+}  // namespace
+
+MemoryPeaks device_memory() {
+  Accounting& a = accounting();
+  std::lock_guard<std::mutex> lock(a.mu);
+  return a.peaks;
+}
+
+void watch_device_memory(bool on) {
+  Accounting& a = accounting();
+  {
+    std::lock_guard<std::mutex> lock(a.mu);
+    if (on) a.peaks.reset_peaks();
+  }
+  a.watching = on;
+  if (on) sample_device_memory();
+}
+
+void sample_device_memory() {
+  Accounting& a = accounting();
+  if (!a.watching) return;
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return;  // a sample is not worth an error
+  std::lock_guard<std::mutex> lock(a.mu);
+  a.peaks.on_sample(total_b - free_b);
+}
+
+void note_device_alloc(size_t bytes) {
+  Accounting& a = accounting();
+  {
+    std::lock_guard<std::mutex> lock(a.mu);
+    a.peaks.on_alloc(bytes);
+  }
+  sample_device_memory();
+}
+
+void note_device_free(size_t bytes) {
+  Accounting& a = accounting();
+  std::lock_guard<std::mutex> lock(a.mu);
+  a.peaks.on_free(bytes);
+}
+
 DeviceBuffer::DeviceBuffer(size_t bytes) : bytes_(bytes) {
-  if (bytes) ZIMAGE_CUDA_CHECK(cudaMalloc(&p_, bytes));
+  if (!bytes) return;
+  ZIMAGE_CUDA_CHECK(cudaMalloc(&p_, bytes));
+  note_device_alloc(bytes);
 }
 
 DeviceBuffer::DeviceBuffer(size_t bytes, cudaStream_t stream) : bytes_(bytes), stream_(stream), ordered_(true) {
-  if (bytes) ZIMAGE_CUDA_CHECK(cudaMallocAsync(&p_, bytes, stream));
+  if (!bytes) return;
+  ZIMAGE_CUDA_CHECK(cudaMallocAsync(&p_, bytes, stream));
+  note_device_alloc(bytes);
 }
 
 // No throw from a destructor; a failing free leaves the context broken anyway.
@@ -22,6 +82,7 @@ void DeviceBuffer::release() noexcept {
     cudaFreeAsync(p_, stream_);
   else
     cudaFree(p_);
+  note_device_free(bytes_);
   p_ = nullptr;
 }
 

@@ -2,6 +2,9 @@
 // Uploads convert fp32 host values to the storage dtype on the device (round to nearest even),
 // downloads convert back (exact).
 #pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <utility>
 #include <vector>
 
@@ -9,6 +12,34 @@
 #include "core/tensor.h"
 
 namespace zimage::gpu {
+
+// ---- Device memory accounting (docs/cuda.md, "Memory") ----------------------------------------
+// Two figures, each with its high-water mark since the last reset:
+//   allocated    bytes this process holds through DeviceBuffer and the cuDNN workspace (exact; no
+//                CUDA call: counted on allocation and free).
+//   device_used  total - free of cudaMemGetInfo: everything the GPU holds, this process's CUDA
+//                context, library handles and the stream-ordered pool's cached blocks included
+//                (and any other process's). Sampled only while watching: after each allocation of
+//                ours and at sample_device_memory(); its peak is what the 24 GB goal is judged on.
+struct MemoryPeaks {
+  size_t allocated = 0, peak_allocated = 0;
+  size_t peak_device_used = 0;  // 0 until a sample was taken
+  int64_t samples = 0;
+  void on_alloc(size_t bytes) { allocated += bytes, peak_allocated = std::max(peak_allocated, allocated); }
+  void on_free(size_t bytes) { allocated -= std::min(bytes, allocated); }
+  void on_sample(size_t device_used) { peak_device_used = std::max(peak_device_used, device_used), ++samples; }
+  void reset_peaks() { peak_allocated = allocated, peak_device_used = 0, samples = 0; }
+};
+// The process's figures (a copy, taken under the accounting lock).
+MemoryPeaks device_memory();
+// Starts (or stops) sampling device_used; starting resets both peaks.
+void watch_device_memory(bool on);
+// One device_used sample now, when watching (a stage boundary: the libraries allocate inside
+// their calls too).
+void sample_device_memory();
+// For allocations made outside DeviceBuffer (the cuDNN workspace).
+void note_device_alloc(size_t bytes);
+void note_device_free(size_t bytes);
 
 // Device bytes, freed on destruction; move-only. Without a stream: cudaMalloc / cudaFree (which
 // waits for the device). With a stream: cudaMallocAsync / cudaFreeAsync on it (stream-ordered: the

@@ -15,7 +15,7 @@
 #       them with zimage_golden_weights and checks their sha256 first). Prints the payload size and what would travel to the GPU
 #       machine (tracked + untracked-not-ignored files + .gpu-stage) against the 64 MiB
 #       limit; exit 1 if over.
-#   tools/gpu-check.sh run [--quick|--full|--sanitize] [--out DIR]
+#   tools/gpu-check.sh run [--quick|--full|--pipeline|--sanitize] [--out DIR]
 #       On the GPU machine, from the repo root (as root). The device tool's call is:
 #         run(command="bash tools/gpu-check.sh run --quick", carry=[".gpu-stage"], timeout_s=300)
 #       Unpacks the payload to /tmp/gpu-check, makes the compiled-in source dir (golden/, the
@@ -29,6 +29,13 @@
 #                    tools/gpu_peers/peer_sdpa.py (torch's fp32 SDPA error against fp64) and
 #                    tools/gpu_peers/peer_diffusers.py (diffusers' DiT step, eager and
 #                    torch.compile; needs .gpu-stage/diffusers-src.tar.xz, else skipped).
+#         --pipeline (< 7 min) issue 17's figures: test_cuda_generate, test_cuda_qwen3 and
+#                    test_cuda_vae, then the whole-image rows of zimage_bench_cuda (BM_CudaImage*:
+#                    prompt to PNG at 1024x1024 in 8 steps with the weights resident, and the peak
+#                    device memory of the zimage generate --device cuda flow), then
+#                    tools/gpu_peers/peer_pipeline.py (diffusers' ZImagePipeline at the same configs;
+#                    needs .gpu-stage/diffusers-src.tar.xz, else skipped; GPU_CHECK_PEER_COMPILE=1
+#                    adds torch.compile of its transformer).
 #         --sanitize compute-sanitizer memcheck, racecheck, initcheck and synccheck over each
 #                    test program with the short gtest filter of the table san_filter below
 #                    (tool by tool, each run at most 90 s; what the budget leaves out is
@@ -54,8 +61,9 @@
 #   GPU_CHECK_DIFFUSERS_SRC stage: a diffusers source tree to pack as
 #                          .gpu-stage/diffusers-src.tar.xz (an existing one is kept)
 #   GPU_CHECK_JOBS         run: test programs at once (default 4; sanitizer runs are serial)
-#   GPU_CHECK_BUDGET_S     run: whole-run seconds (default quick 170, full 470, sanitize 470)
-#   GPU_CHECK_BENCH_FILTER run: --benchmark_filter for --quick (default QUICK_BENCH_FILTER below:
+#   GPU_CHECK_BUDGET_S     run: whole-run seconds (default quick 170, pipeline 420, full 470, sanitize 470)
+#   GPU_CHECK_BENCH_FILTER run: --benchmark_filter for --quick and --pipeline (default for --pipeline:
+#                          ^BM_CudaImage; for --quick QUICK_BENCH_FILTER below:
 #                          BM_CudaFlashAttention<bf16> at img 4096, cap 32, no mask, batch 1 and 2,
 #                          every version; BM_CudaDitStep_bf16, every row (auto at caption 128
 #                          and 512, mma, mma_wide, the breakdown, no graph); one block;
@@ -72,6 +80,7 @@ STAGE="$ROOT/.gpu-stage"
 LIMIT=$((64 * 1024 * 1024))
 WORK=/tmp/gpu-check
 QUICK_BENCH_FILTER='^BM_CudaFlashAttention<bf16>/img:4096/cap:32/mask:0/|^BM_CudaDitStep_bf16/1024x1024/|^BM_CudaTransformerBlock<bf16>/img:4096/cap:32/'
+PIPELINE_BENCH_FILTER='^BM_CudaImage'
 
 usage() { sed -n '2,/^set -uo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 die() { echo "gpu-check: $*" >&2; exit 2; }
@@ -317,6 +326,31 @@ san_filter() {
   esac
 }
 
+# diffusers' ZImagePipeline, prompt to PNG (tools/gpu_peers/peer_pipeline.py), for --pipeline.
+run_pipeline_peer() {
+  if ! env -u LD_LIBRARY_PATH python3 -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
+    record peer_pipeline peer skipped 0 "" "" "python3 has no torch with CUDA"
+    return
+  fi
+  if [ ! -f "$STAGE/diffusers-src.tar.xz" ]; then
+    record peer_pipeline peer skipped 0 "" "" "no .gpu-stage/diffusers-src.tar.xz staged"
+    return
+  fi
+  mkdir -p "$WORK/diffusers-src"
+  xz -dc "$STAGE/diffusers-src.tar.xz" | tar -C "$WORK/diffusers-src" -xf -
+  local dsrc extra=()
+  dsrc=$(find "$WORK/diffusers-src" -maxdepth 3 -path '*/diffusers/__init__.py' | head -1)
+  if [ -z "$dsrc" ]; then
+    record peer_pipeline peer skipped 0 "" "" "no diffusers/__init__.py in diffusers-src.tar.xz"
+    return
+  fi
+  [ "${GPU_CHECK_PEER_COMPILE:-0}" != 0 ] && extra=(--compile)
+  run_step peer_pipeline peer 180 peer-pipeline.log "" env -u LD_LIBRARY_PATH PYTHONUNBUFFERED=1 \
+    python3 "$ROOT/tools/gpu_peers/peer_pipeline.py" --diffusers-src "$(dirname "$(dirname "$dsrc")")" "${extra[@]}"
+  grep -h '^{' "$LOGS/peer-pipeline.log" >>"$LOGS/peers.jsonl" 2>/dev/null
+  checkpoint
+}
+
 cmd_run() {
   MODE=quick
   DIR=${OUT:-}
@@ -326,6 +360,7 @@ cmd_run() {
       --quick) MODE=quick ;;
       --full) MODE=full ;;
       --sanitize) MODE=sanitize ;;
+      --pipeline) MODE=pipeline ;;
       --out) [ $# -ge 2 ] || die "--out needs a folder"; DIR=$2; shift ;;
       -h|--help) usage; exit 0 ;;
       *) die "unknown run option '$1' (see --help)" ;;
@@ -336,7 +371,7 @@ cmd_run() {
   if [ ! -f "$STAGE/payload.tar.xz" ] || [ ! -f "$STAGE/MANIFEST" ]; then
     die "no $STAGE/payload.tar.xz or MANIFEST: run 'tools/gpu-check.sh stage' on the build machine and carry .gpu-stage"
   fi
-  case $MODE in quick) BUDGET=${GPU_CHECK_BUDGET_S:-170} ;; *) BUDGET=${GPU_CHECK_BUDGET_S:-470} ;; esac
+  case $MODE in quick) BUDGET=${GPU_CHECK_BUDGET_S:-170} ;; pipeline) BUDGET=${GPU_CHECK_BUDGET_S:-420} ;; *) BUDGET=${GPU_CHECK_BUDGET_S:-470} ;; esac
   RUN_T0=$(now)
   mkdir -p "$DIR" || die "cannot create $DIR"
   DIR=$(cd "$DIR" && pwd)
@@ -434,6 +469,8 @@ cmd_run() {
   local tests=() t
   if [ -n "${GPU_CHECK_TESTS:-}" ]; then
     read -r -a tests <<<"$GPU_CHECK_TESTS"
+  elif [ "$MODE" = pipeline ]; then
+    for t in test_cuda_generate test_cuda_qwen3 test_cuda_vae; do [ -x "$BIN/$t" ] && tests+=("$t"); done
   else
     for t in "$BIN"/test_cuda_*; do [ -x "$t" ] && tests+=("$(basename "$t")"); done
   fi
@@ -458,6 +495,7 @@ cmd_run() {
     # Each program's timeout leaves the benchmark (and the peers) a share of the budget.
     local jobs=${GPU_CHECK_JOBS:-4} limit=150 reserve=60
     [ "$MODE" = full ] && limit=240 reserve=240
+    [ "$MODE" = pipeline ] && limit=120 reserve=300
     [ "$limit" -le $(($(remaining) - reserve)) ] || limit=$(($(remaining) - reserve))
     [ "$limit" -ge 30 ] || limit=30
     for t in "${tests[@]}"; do
@@ -472,12 +510,17 @@ cmd_run() {
     if [ "$MODE" = quick ]; then
       bench_args+=("--benchmark_filter=${GPU_CHECK_BENCH_FILTER:-$QUICK_BENCH_FILTER}" --benchmark_min_time=0.2)
       run_step zimage_bench_cuda bench 150 bench-cuda.log "" "${X[@]}" "$BIN/zimage_bench_cuda" "${bench_args[@]}"
+    elif [ "$MODE" = pipeline ]; then
+      bench_args+=("--benchmark_filter=${GPU_CHECK_BENCH_FILTER:-$PIPELINE_BENCH_FILTER}")
+      run_step zimage_bench_cuda bench 200 bench-cuda.log "" "${X[@]}" "$BIN/zimage_bench_cuda" "${bench_args[@]}"
     else
       run_step zimage_bench_cuda bench 270 bench-cuda.log "" "${X[@]}" "$BIN/zimage_bench_cuda" "${bench_args[@]}"
     fi
     checkpoint
 
-    if [ "$MODE" = full ] || [ "${GPU_CHECK_PEERS:-0}" != 0 ]; then
+    if [ "$MODE" = pipeline ]; then
+      run_pipeline_peer
+    elif [ "$MODE" = full ] || [ "${GPU_CHECK_PEERS:-0}" != 0 ]; then
       if ! env -u LD_LIBRARY_PATH python3 -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
         record peer_sdpa peer skipped 0 "" "" "python3 has no torch with CUDA"
         record peer_diffusers peer skipped 0 "" "" "python3 has no torch with CUDA"

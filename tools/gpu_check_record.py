@@ -2,8 +2,10 @@
 """Writes docs/perf/cuda_h200.json (issue 16's record) from one tools/gpu-check.sh run's output
 folder (summary.json, bench-cuda.json, peers.jsonl): commit, machine, the DiT step at caption
 128 / 512 (the dispatcher's choice and the mma kernel forced), its FLOP-count bound, the per-step
-breakdown, diffusers' step from the same run (null where the run did not measure it), and each
-attention version's rate at 4096 + 32 tokens (batch 1, no mask).
+breakdown, diffusers' step from the same run (null where the run did not measure it), each
+attention version's rate at 4096 + 32 tokens (batch 1, no mask), and (issue 17, from a --pipeline
+run) the whole image at 1024x1024 in 8 steps with its breakdown, the peak device memory of the
+zimage generate --device cuda flow, and diffusers' ZImagePipeline from the same run.
 
     python3 tools/gpu_check_record.py RUN_DIR [--out docs/perf/cuda_h200.json]
 
@@ -88,8 +90,35 @@ def main():
         return None
 
     rec["diffusers_eager_ms_cap128"] = peer("eager", 128)
-    rec["diffusers_compile_ms_cap128"] = peer("compile", 128)
+    # peer_diffusers.py names the mode "torch.compile" (before 2026-12-07 this looked for "compile",
+    # which it never prints: the field stayed null).
+    rec["diffusers_compile_ms_cap128"] = peer("torch.compile", 128)
     rec["diffusers_eager_ms_cap512"] = peer("eager", 512)
+
+    # Issue 17: the whole image (tools/gpu-check.sh run --pipeline).
+    _, ri = ms("BM_CudaImage_bf16/1024x1024/steps:8/", "image 1024x1024, 8 steps")
+    rec["image_s_1024_8steps"] = round(ri["image_s"], 4) if ri else None
+    rec["image_breakdown_ms"] = (
+        {k: round(ri[k + "_ms"], 2) for k in ("encode", "denoise", "step", "decode", "png", "rest")} if ri else None)
+    _, rl = ms("BM_CudaImageLean_bf16/1024x1024/steps:8/", "image memory, the zimage generate --device cuda flow")
+    rec["memory_gib_1024_8steps"] = (
+        {k: round(rl[k], 3) for k in ("peak_used_gib", "peak_allocated_gib", "baseline_used_gib", "encode_peak_used_gib",
+                                      "load_peak_used_gib", "denoise_peak_used_gib", "decode_peak_used_gib") if k in rl}
+        if rl else None)
+
+    def pipeline_peer(mode):
+        for p in peers:
+            if p.get("peer") == "diffusers_pipeline" and p.get("mode") == mode and "median_s" in p:
+                return p
+        notes.append(f"diffusers pipeline {mode}: not measured in this run")
+        return None
+
+    pe = pipeline_peer("eager")
+    rec["diffusers_image_s_1024_8steps"] = round(pe["median_s"], 4) if pe else None
+    rec["diffusers_max_memory_allocated_gib"] = pe.get("max_memory_allocated_gib") if pe else None
+    pc = next((p for p in peers if p.get("peer") == "diffusers_pipeline" and p.get("mode") == "torch.compile"
+               and "median_s" in p), None)
+    rec["diffusers_compile_image_s_1024_8steps"] = round(pc["median_s"], 4) if pc else None
     att = {}
     for ver, name in ((0, "v1_simt"), (1, "mma"), (2, "cudnn"), (3, "mma_wide")):
         r = find(rows, f"BM_CudaFlashAttention<bf16>/img:4096/cap:32/mask:0/B:1/ver:{ver}/")

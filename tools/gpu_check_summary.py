@@ -390,7 +390,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="/tmp/gpu-check/logs", help="the run's log folder")
     ap.add_argument("--out", default=os.environ.get("OUT") or "gpu-check-out", help="where summary.* go")
-    ap.add_argument("--mode", default="?", help="quick, full or sanitize")
+    ap.add_argument("--mode", default="?", help="quick, full, pipeline or sanitize")
     a = ap.parse_args()
     r = build(a.work, a.out, a.mode)
     os.makedirs(a.out, exist_ok=True)

@@ -11,6 +11,8 @@
 
 #include "cuda_support.h"
 #include "dit_model_cuda.h"
+#include "pipeline/synthetic_pipeline.h"
+#include "pipeline_cuda.h"
 #include "io/png.h"
 #include "support/cli_runner.h"
 #include "support/pipeline_golden.h"
@@ -82,6 +84,64 @@ TEST_P(CudaGenerate, Bf16LoopT5AgainstDiffusersBf16Pipeline) {
 
 INSTANTIATE_TEST_SUITE_P(Goldens, CudaGenerate, ::testing::ValuesIn(testing::pipeline_cases()),
                          [](const auto& info) { return testing::test_name(info.param); });
+
+// ---------------------------------------------------------------- the resident pipeline
+
+// ResidentCudaPipeline (what BM_CudaImage_bf16 times) against the cuda_generate_hooks flow (what
+// `zimage generate --device cuda` runs and the tests above gate against diffusers): on the tiny
+// configs in memory, a prompt and a negative through the GPU text encoder, CFG, the GPU VAE; the
+// latents and the 8-bit images bit for bit, for a second image too (the resident models keep no
+// state between images that changes them), in fp32 and bf16.
+TEST(ResidentCudaPipeline, BitwiseTheLeanFlowOnTheTinyConfigs) {
+  ZIMAGE_REQUIRE_CUDA();
+  SyntheticPipelineSpec s;
+  s.transformer = ZImageConfig::from_file(std::string(ZIMAGE_GOLDEN_DIR) + "/models/pipeline_tiny/transformer/config.json");
+  s.text_encoder = Qwen3Config::from_file(std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder/tiny_te/config.json");
+  s.vae = load_vae_config(std::string(ZIMAGE_GOLDEN_DIR) + "/models/pipeline_tiny/vae/config.json");
+  s.tokenizer_dir = std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder/tokenizer";
+  s.seed = 3;
+  const PipelineFolder pipe = synthetic_pipeline(s);
+  GenerateRequest req;
+  req.opt.height = 64;
+  req.opt.width = 96;
+  req.opt.steps = 3;
+  req.opt.cfg.guidance_scale = 3;
+  req.seed = 7;
+  req.prompts = {"a red fox in the snow"};
+  req.negative_prompts = {"blurry"};
+  for (gpu::DType dt : {gpu::DType::F32, gpu::DType::BF16}) {
+    gpu::CudaPipelineOptions o;
+    o.dtype = dt;
+    const Generated<float> lean = generate<float>(pipe, req, gpu::cuda_generate_hooks(pipe.transformer.config, o));
+    const gpu::ResidentCudaPipeline resident(pipe, o);
+    for (int image = 0; image < 2; ++image) {
+      const Generated<float> got = resident.generate(req);
+      const std::string what = std::string(gpu::dtype_name(dt)) + " image " + std::to_string(image);
+      EXPECT_TRUE(got.latents.data == lean.latents.data) << what;
+      ASSERT_EQ(got.images.size(), lean.images.size()) << what;
+      for (size_t i = 0; i < got.images.size(); ++i) EXPECT_TRUE(got.images[i].pixels == lean.images[i].pixels) << what;
+    }
+  }
+}
+
+// The hooks refuse before any model is read: float16 with its one line, and, without a GPU, the
+// missing device.
+TEST(CudaGenerateHooks, Float16AndAMissingDeviceAreRefused) {
+  const ZImageConfig cfg = ZImageConfig::from_file(std::string(ZIMAGE_GOLDEN_DIR) + "/models/pipeline_tiny/transformer/config.json");
+  gpu::CudaPipelineOptions o;
+  o.dtype = gpu::DType::F16;
+  EXPECT_THROW((void)gpu::cuda_generate_hooks(cfg, o), Error);
+  std::string why;
+  if (gpu::device_available(&why)) return;
+  o.dtype = gpu::DType::BF16;
+  try {
+    (void)gpu::cuda_generate_hooks(cfg, o);
+    ADD_FAILURE() << "no device, yet the hooks were made";
+  } catch (const Error& e) {
+    std::printf("  %s\n", e.what());
+    EXPECT_NE(std::string(e.what()).find("--device cuda: no CUDA device"), std::string::npos) << e.what();
+  }
+}
 
 // ---------------------------------------------------------------- the CLI
 

@@ -139,7 +139,54 @@ TEST(ArenaCursor, RegionsAreAlignedDisjointAndWithinTheReservedRoom) {
   EXPECT_EQ(c.take(c.capacity, "everything"), 0u);
 }
 
+// The device memory accounting's bookkeeping (device_tensor.h MemoryPeaks): the high-water marks
+// follow allocations and samples, a reset keeps what is still allocated as the new peak, and a
+// free never takes the count below zero.
+TEST(MemoryPeaks, HighWaterMarksFollowAllocationsSamplesAndResets) {
+  gpu::MemoryPeaks m;
+  m.on_alloc(100);
+  m.on_alloc(50);
+  m.on_free(100);
+  EXPECT_EQ(m.allocated, 50u);
+  EXPECT_EQ(m.peak_allocated, 150u);
+  m.on_sample(1000);
+  m.on_sample(400);
+  EXPECT_EQ(m.peak_device_used, 1000u);
+  EXPECT_EQ(m.samples, 2);
+  m.reset_peaks();
+  EXPECT_EQ(m.peak_allocated, 50u);
+  EXPECT_EQ(m.peak_device_used, 0u);
+  EXPECT_EQ(m.samples, 0);
+  m.on_alloc(10);
+  EXPECT_EQ(m.peak_allocated, 60u);
+  m.on_free(500);
+  EXPECT_EQ(m.allocated, 0u);
+}
+
 // ---------------------------------------------------------------- on a GPU
+
+// The process's figures on a GPU: a 64 MiB buffer is counted while it lives, and the device's
+// used memory sampled while watching rises by at least its size.
+TEST(DeviceMemory, CountsBuffersAndSamplesTheDevice) {
+  ZIMAGE_REQUIRE_CUDA();
+  gpu::watch_device_memory(true);
+  const gpu::MemoryPeaks before = gpu::device_memory();
+  ASSERT_EQ(before.samples, 1);
+  const size_t bytes = size_t(64) << 20;
+  {
+    const gpu::DeviceBuffer b(bytes);
+    const gpu::MemoryPeaks during = gpu::device_memory();
+    EXPECT_EQ(during.allocated, before.allocated + bytes);
+    EXPECT_GE(during.peak_device_used, before.peak_device_used + bytes);
+    EXPECT_GE(during.samples, 2);
+  }
+  const gpu::MemoryPeaks after = gpu::device_memory();
+  EXPECT_EQ(after.allocated, before.allocated);
+  EXPECT_EQ(after.peak_allocated, before.allocated + bytes);
+  gpu::watch_device_memory(false);
+  std::printf("  device used: %.1f MiB before, peak %.1f MiB with the buffer\n", double(before.peak_device_used) / 1048576,
+              double(after.peak_device_used) / 1048576);
+}
 
 int64_t bitwise_differences(const std::vector<Tensor<float>>& a, const std::vector<Tensor<float>>& b) {
   if (a.size() != b.size()) return -1;

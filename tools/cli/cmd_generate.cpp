@@ -12,8 +12,7 @@
 #include "pipeline/pipeline_files.h"
 #include "dit/model_folder.h"
 #ifdef ZIMAGE_WITH_CUDA
-#include "qwen3_cuda.h"  // cuda/qwen3_cuda.h
-#include "vae_cuda.h"    // cuda/vae_cuda.h
+#include "pipeline_cuda.h"  // cuda/pipeline_cuda.h
 #endif
 
 namespace zimage::cli {
@@ -161,15 +160,14 @@ DeviceHooks device_hooks([[maybe_unused]] const GenerateSetup& s, [[maybe_unused
   DeviceHooks dev;
 #ifdef ZIMAGE_WITH_CUDA
   if (s.device == "cuda") {
-    gpu::check_cuda_dit_options(pipe.transformer.config, s.cuda);  // the attention version against head_dim
-    const gpu::CudaOptions cuda = s.cuda;
-    dev.open_dit = [cuda](const ModelFolder& f, DitWeights) { return gpu::open_cuda_dit(f, cuda); };
-    gpu::VaeCudaOptions vae;
-    vae.dtype = cuda.dtype;
-    dev.decode = gpu::cuda_vae_decoder(vae);
-    gpu::Qwen3CudaOptions te;
-    te.dtype = cuda.dtype;
-    dev.text_encoder = gpu::cuda_text_encoder(te);
+    gpu::CudaPipelineOptions o;
+    o.dtype = s.cuda.dtype;
+    o.attention = s.cuda.attention;
+    // Checks the attention version against head_dim first.
+    const GenerateHooks<float> h = gpu::cuda_generate_hooks(pipe.transformer.config, o);
+    dev.open_dit = h.open_dit;
+    dev.decode = h.decode;
+    dev.text_encoder = h.text_encoder;
   }
 #endif
   return dev;
