@@ -84,13 +84,9 @@ bool same_run(const Generated<float>& a, const Generated<float>& b, std::string*
 }
 
 Verdict check_resident_pipeline(DType dt) {
-  SyntheticPipelineSpec s;
-  s.transformer = ZImageConfig::from_file(golden("models/pipeline_tiny/transformer/config.json"));
-  s.text_encoder = Qwen3Config::from_file(golden("text_encoder/tiny_te/config.json"));
-  s.vae = load_vae_config(golden("models/pipeline_tiny/vae/config.json"));
-  s.tokenizer_dir = golden("text_encoder/tokenizer");
-  s.seed = kPipelineSeed;
-  const PipelineFolder pipe = synthetic_pipeline(s);
+  const PipelineFolder pipe = synthetic_pipeline(SyntheticPipelineSpec::from_files(
+      golden("models/pipeline_tiny/transformer/config.json"), golden("text_encoder/tiny_te/config.json"),
+      golden("models/pipeline_tiny/vae/config.json"), golden("text_encoder/tokenizer"), kPipelineSeed));
   GenerateRequest req;
   req.opt.height = 64;
   req.opt.width = 96;

@@ -19,6 +19,19 @@ FlowMatchSchedulerConfig SyntheticPipelineSpec::turbo_scheduler_config() {
   return s;
 }
 
+SyntheticPipelineSpec SyntheticPipelineSpec::from_files(const std::string& transformer_config,
+                                                        const std::string& text_encoder_config,
+                                                        const std::string& vae_config, const std::string& tokenizer_dir,
+                                                        uint64_t seed) {
+  SyntheticPipelineSpec s;
+  s.transformer = ZImageConfig::from_file(transformer_config);
+  s.text_encoder = Qwen3Config::from_file(text_encoder_config);
+  s.vae = load_vae_config(vae_config);
+  s.tokenizer_dir = tokenizer_dir;
+  s.seed = seed;
+  return s;
+}
+
 PipelineFolder synthetic_pipeline(const SyntheticPipelineSpec& spec) {
   const std::string name = "synthetic(seed=" + std::to_string(spec.seed) + ")";
   spec.scheduler.validate(name + " scheduler");

@@ -30,6 +30,9 @@ struct SyntheticPipelineSpec {
   uint64_t seed = 0;                              // one seed; each model's tensors differ by name
   // Z-Image-Turbo's scheduler_config.json: FlowMatchEulerDiscreteScheduler, 1000 train steps, shift 3.0.
   static FlowMatchSchedulerConfig turbo_scheduler_config();
+  // The three models' config.json files (diffusers' and transformers' keys), the Turbo scheduler.
+  static SyntheticPipelineSpec from_files(const std::string& transformer_config, const std::string& text_encoder_config,
+                                          const std::string& vae_config, const std::string& tokenizer_dir, uint64_t seed);
 };
 
 // Checks every config (one line naming the model) and the tokenizer folder; makes no weight.

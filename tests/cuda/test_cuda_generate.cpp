@@ -94,13 +94,10 @@ INSTANTIATE_TEST_SUITE_P(Goldens, CudaGenerate, ::testing::ValuesIn(testing::pip
 // state between images that changes them), in fp32 and bf16.
 TEST(ResidentCudaPipeline, BitwiseTheLeanFlowOnTheTinyConfigs) {
   ZIMAGE_REQUIRE_CUDA();
-  SyntheticPipelineSpec s;
-  s.transformer = ZImageConfig::from_file(std::string(ZIMAGE_GOLDEN_DIR) + "/models/pipeline_tiny/transformer/config.json");
-  s.text_encoder = Qwen3Config::from_file(std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder/tiny_te/config.json");
-  s.vae = load_vae_config(std::string(ZIMAGE_GOLDEN_DIR) + "/models/pipeline_tiny/vae/config.json");
-  s.tokenizer_dir = std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder/tokenizer";
-  s.seed = 3;
-  const PipelineFolder pipe = synthetic_pipeline(s);
+  const std::string g = ZIMAGE_GOLDEN_DIR;
+  const PipelineFolder pipe = synthetic_pipeline(SyntheticPipelineSpec::from_files(
+      g + "/models/pipeline_tiny/transformer/config.json", g + "/text_encoder/tiny_te/config.json",
+      g + "/models/pipeline_tiny/vae/config.json", g + "/text_encoder/tokenizer", 3));
   GenerateRequest req;
   req.opt.height = 64;
   req.opt.width = 96;

@@ -171,13 +171,9 @@ const std::string kTokenizer = std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder/t
 // The tiny pipeline's transformer and VAE configs with the tiny Qwen3 (hidden 32 = the tiny DiT's
 // cap_feat_dim).
 SyntheticPipelineSpec tiny_spec() {
-  SyntheticPipelineSpec s;
-  s.transformer = ZImageConfig::from_file(kPipeline + "/transformer/config.json");
-  s.text_encoder = Qwen3Config::from_file(std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder/tiny_te/config.json");
-  s.vae = load_vae_config(kPipeline + "/vae/config.json");
-  s.tokenizer_dir = kTokenizer;
-  s.seed = 11;
-  return s;
+  return SyntheticPipelineSpec::from_files(kPipeline + "/transformer/config.json",
+                                           std::string(ZIMAGE_GOLDEN_DIR) + "/text_encoder/tiny_te/config.json",
+                                           kPipeline + "/vae/config.json", kTokenizer, 11);
 }
 
 // Prompt to images in memory, twice: the same latents bit for bit, finite 8-bit images of the
