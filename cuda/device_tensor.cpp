@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "kernels/convert.h"
 
@@ -63,15 +66,80 @@ void note_device_free(size_t bytes) {
   a.peaks.on_free(bytes);
 }
 
+namespace {
+
+thread_local std::vector<std::string> memory_scopes;
+
+std::string mib(size_t bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f MiB", double(bytes) / 1048576.0);
+  return b;
+}
+
+// cudaMalloc or cudaMallocAsync, with the limit and the out-of-memory line.
+void* device_alloc(size_t bytes, cudaStream_t stream, bool ordered) {
+  if (const size_t limit = memory_limit(); limit > 0) {
+    const size_t held = device_memory().allocated;
+    if (held + bytes > limit) throw Error(out_of_memory_message(MemoryScope::current(), bytes, held, 0, limit));
+  }
+  void* p = nullptr;
+  const cudaError_t e = ordered ? cudaMallocAsync(&p, bytes, stream) : cudaMalloc(&p, bytes);
+  if (e == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();  // not sticky: clear it so the next call does not report it again
+    size_t free_b = 0, total_b = 0;
+    (void)cudaMemGetInfo(&free_b, &total_b);
+    throw Error(out_of_memory_message(MemoryScope::current(), bytes, free_b, total_b));
+  }
+  check_cuda(e, ordered ? "cudaMallocAsync" : "cudaMalloc", __FILE__, __LINE__);
+  return p;
+}
+
+}  // namespace
+
+MemoryScope::MemoryScope(std::string component) { memory_scopes.push_back(std::move(component)); }
+MemoryScope::~MemoryScope() { memory_scopes.pop_back(); }
+std::string MemoryScope::current() { return memory_scopes.empty() ? "the CUDA path" : memory_scopes.back(); }
+
+std::string out_of_memory_message(const std::string& component, size_t bytes, size_t free_bytes, size_t total_bytes,
+                                  size_t limit) {
+  if (limit > 0)
+    return "out of GPU memory: " + component + " asked for " + mib(bytes) + " past ZIMAGE_CUDA_MEMORY_LIMIT (" +
+           mib(limit) + "; " + mib(free_bytes) + " held)";
+  return "out of GPU memory: " + component + " asked for " + mib(bytes) + "; " + mib(free_bytes) + " of " +
+         mib(total_bytes) + " free";
+}
+
+size_t parse_memory_limit(const std::string& value) {
+  const std::string what = "ZIMAGE_CUDA_MEMORY_LIMIT '" + value + "'";
+  size_t digits = 0;
+  while (digits < value.size() && value[digits] >= '0' && value[digits] <= '9') ++digits;
+  const std::string unit = value.substr(digits);
+  ZIMAGE_CHECK(digits > 0 && digits <= 15 && (unit.empty() || unit == "K" || unit == "M" || unit == "G"),
+               what + " must be a whole number of bytes with an optional K, M or G, e.g. 24G");
+  size_t n = size_t(std::stoull(value.substr(0, digits)));
+  const int shift = unit == "K" ? 10 : unit == "M" ? 20 : unit == "G" ? 30 : 0;
+  ZIMAGE_CHECK(n > 0, what + " must be positive");
+  ZIMAGE_CHECK(n <= (SIZE_MAX >> shift), what + " is too large");
+  return n << shift;
+}
+
+size_t memory_limit() {
+  static const size_t limit = [] {
+    const char* e = std::getenv("ZIMAGE_CUDA_MEMORY_LIMIT");
+    return e && *e ? parse_memory_limit(e) : size_t(0);
+  }();
+  return limit;
+}
+
 DeviceBuffer::DeviceBuffer(size_t bytes) : bytes_(bytes) {
   if (!bytes) return;
-  ZIMAGE_CUDA_CHECK(cudaMalloc(&p_, bytes));
+  p_ = device_alloc(bytes, nullptr, false);
   note_device_alloc(bytes);
 }
 
 DeviceBuffer::DeviceBuffer(size_t bytes, cudaStream_t stream) : bytes_(bytes), stream_(stream), ordered_(true) {
   if (!bytes) return;
-  ZIMAGE_CUDA_CHECK(cudaMallocAsync(&p_, bytes, stream));
+  p_ = device_alloc(bytes, stream, true);
   note_device_alloc(bytes);
 }
 

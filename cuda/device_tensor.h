@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -13,7 +14,7 @@
 
 namespace zimage::gpu {
 
-// ---- Device memory accounting (docs/cuda.md, "Memory") ----------------------------------------
+// ---- Device memory accounting (docs/cuda.md, "Resident models and memory") -------------------------------------
 // Two figures, each with its high-water mark since the last reset:
 //   allocated    bytes this process holds through DeviceBuffer and the cuDNN workspace (exact; no
 //                CUDA call: counted on allocation and free).
@@ -40,6 +41,33 @@ void sample_device_memory();
 // For allocations made outside DeviceBuffer (the cuDNN workspace).
 void note_device_alloc(size_t bytes);
 void note_device_free(size_t bytes);
+
+// ---- Out of device memory (docs/cuda.md, "Resident models and memory") -----------------------------------------
+// A DeviceBuffer that cannot be allocated throws one line naming the component that asked (the
+// innermost MemoryScope alive on this thread, else "the CUDA path") and the size, e.g.
+//   out of GPU memory: the transformer (upload) asked for 150.0 MiB; 80.3 MiB of 81559.0 MiB free
+// ZIMAGE_CUDA_MEMORY_LIMIT=N[K|M|G] (binary units) caps the bytes this process's buffers hold
+// (`allocated` above, not the CUDA context or the libraries' own memory): past it an allocation
+// fails the same way, naming the limit. It emulates a smaller card (e.g. 24G on an 80 GB GPU) and
+// lets the tests reach the out-of-memory path.
+class MemoryScope {
+ public:
+  explicit MemoryScope(std::string component);
+  ~MemoryScope();
+  MemoryScope(const MemoryScope&) = delete;
+  MemoryScope& operator=(const MemoryScope&) = delete;
+  // The innermost scope's component on this thread, or "the CUDA path".
+  static std::string current();
+};
+// The line above. `limit` > 0: the limit's form ("... asked for X past ZIMAGE_CUDA_MEMORY_LIMIT
+// (L MiB; H MiB held)", with `free_bytes` the bytes held).
+std::string out_of_memory_message(const std::string& component, size_t bytes, size_t free_bytes, size_t total_bytes,
+                                  size_t limit = 0);
+// Parses a ZIMAGE_CUDA_MEMORY_LIMIT value: digits with an optional K, M or G (x 1024^k); throws
+// one line naming the variable otherwise, or for 0.
+size_t parse_memory_limit(const std::string& value);
+// The process's limit (read once), 0 for none.
+size_t memory_limit();
 
 // Device bytes, freed on destruction; move-only. Without a stream: cudaMalloc / cudaFree (which
 // waits for the device). With a stream: cudaMallocAsync / cudaFreeAsync on it (stream-ordered: the

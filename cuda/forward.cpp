@@ -292,6 +292,7 @@ void check_attention_config(const ZImageConfig& cfg, const CudaOptions& opts) {
 }
 
 CudaModel::CudaModel(const ZImageWeights<float>& w, const CudaOptions& opts) : cfg_(w.config), opts_(opts) {
+  const MemoryScope scope("the transformer (upload)");
   refuse_fp16(opts.dtype);
   check_attention_config(cfg_, opts_);
   rt_ = std::make_unique<Runtime>();
@@ -303,6 +304,7 @@ CudaModel::CudaModel(const ZImageWeights<float>& w, const CudaOptions& opts) : c
 }
 
 CudaModel::CudaModel(const ZImageConfig& cfg, const ParamSource& src, const CudaOptions& opts) : cfg_(cfg), opts_(opts) {
+  const MemoryScope scope("the transformer (upload)");
   refuse_fp16(opts.dtype);
   check_attention_config(cfg_, opts_);
   check_complete(src, expected_parameter_shapes(cfg));
@@ -566,6 +568,7 @@ void CudaModel::stage_step(const DitInputs<float>& in, const std::vector<PaddedI
 
 // Twin: reference/dit/transformer.cpp forward_impl, step for step (see the header comment).
 std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const ForwardOptions& fopts) {
+  const MemoryScope scope("the transformer (forward)");
   std::vector<Shape> x_shapes, cap_shapes;
   for (const auto& x : in.x) x_shapes.push_back(x.shape);
   for (const auto& c : in.cap_feats) cap_shapes.push_back(c.shape);

@@ -148,6 +148,7 @@ CudaQwen3::CudaQwen3(const Qwen3TextEncoder& te, const std::vector<int>& hidden_
 
 CudaQwen3::CudaQwen3(const Qwen3TextEncoder& te, int hidden_layer, const Qwen3CudaOptions& opts)
     : cfg_(te.config()), opts_(opts) {
+  const MemoryScope scope("the text encoder (upload)");
   refuse_fp16(opts.dtype);
   const int idx = qwen3_hidden_index(cfg_, hidden_layer);  // one-line error for a bad index
   check_qwen3_attention(cfg_, opts_);
@@ -195,6 +196,7 @@ Tensor<float> CudaQwen3::hidden_state(const Tensor<int32_t>& ids, const Tensor<i
 
 std::vector<Tensor<float>> CudaQwen3::hidden_states(const Tensor<int32_t>& ids, const Tensor<int32_t>& attention_mask,
                                                     const std::vector<int>& ks) {
+  const MemoryScope scope("the text encoder (forward)");
   check_inputs(cfg_, ids, attention_mask);
   const int n = cfg_.num_hidden_layers;
   std::vector<int> idx;

@@ -271,6 +271,7 @@ Tensor<float> download_nchw(const DeviceTensor& x, Runtime& rt) {
 
 CudaVae::CudaVae(const VaeConfig& cfg, const ParamSource& src, VaePart part, const VaeCudaOptions& opts)
     : cfg_(cfg), opts_(opts) {
+  const MemoryScope scope("the VAE (upload)");
   refuse_fp16(opts.dtype);
   const VaeWeights<float> w = load_vae_weights<float>(cfg, src, part);
   rt_ = std::make_unique<Runtime>();
@@ -291,6 +292,7 @@ CudaVae::~CudaVae() {
 }
 
 Tensor<float> CudaVae::decode(const Tensor<float>& z) {
+  const MemoryScope scope("the VAE (decode)");
   ZIMAGE_CHECK(decoder_, "vae decode on CUDA: the decoder was not loaded (VaePart::Decoder)");
   check_vae_latents(cfg_, z.shape, "vae_decode");
   VaeRun r(*rt_, opts_.dtype, opts_.gemm, cfg_.norm_num_groups);
@@ -318,6 +320,7 @@ Tensor<float> CudaVae::decode_maybe_tiled(const Tensor<float>& z, TileOptions op
 }
 
 std::pair<Tensor<float>, Tensor<float>> CudaVae::encode(const Tensor<float>& x) {
+  const MemoryScope scope("the VAE (encode)");
   ZIMAGE_CHECK(encoder_, "vae encode on CUDA: the encoder was not loaded (VaePart::Encoder)");
   check_vae_image(cfg_, x.shape, "vae_encode");
   VaeRun r(*rt_, opts_.dtype, opts_.gemm, cfg_.norm_num_groups);

@@ -181,6 +181,15 @@ TEST_F(CudaGenerateCli, BadOptionsRefusedBeforeAnyDeviceWork) {  // with or with
   expect_refused("--dtype bfloat16", "--dtype must be float32 or float64 with --device cpu");
 }
 
+// Out of GPU memory (ZIMAGE_CUDA_MEMORY_LIMIT below the transformer's size): one line naming the
+// component and the size it asked for, exit 2, no PNG.
+TEST_F(CudaGenerateCli, OutOfMemoryIsOneLineNamingTheComponentNoPng) {
+  ZIMAGE_REQUIRE_CUDA();
+  ASSERT_EQ(setenv("ZIMAGE_CUDA_MEMORY_LIMIT", "64K", 1), 0);
+  expect_refused("--device cuda", "out of GPU memory: the transformer (upload) asked for ");
+  unsetenv("ZIMAGE_CUDA_MEMORY_LIMIT");
+}
+
 TEST_F(CudaGenerateCli, Fp32PngMatchesDiffusersPixels) {
   ZIMAGE_REQUIRE_CUDA();
   const testing::CliResult r = testing::run_zimage(generate("--device cuda --steps 8"));

@@ -163,7 +163,65 @@ TEST(MemoryPeaks, HighWaterMarksFollowAllocationsSamplesAndResets) {
   EXPECT_EQ(m.allocated, 0u);
 }
 
+// Out of device memory: one line naming the innermost MemoryScope and the size; scopes nest and
+// unwind; ZIMAGE_CUDA_MEMORY_LIMIT's values.
+TEST(OutOfMemory, TheLineNamesTheComponentTheSizeAndTheLimit) {
+  EXPECT_EQ(gpu::MemoryScope::current(), "the CUDA path");
+  {
+    const gpu::MemoryScope outer("the transformer (upload)");
+    {
+      const gpu::MemoryScope inner("the VAE (decode)");
+      EXPECT_EQ(gpu::MemoryScope::current(), "the VAE (decode)");
+    }
+    EXPECT_EQ(gpu::MemoryScope::current(), "the transformer (upload)");
+    EXPECT_EQ(gpu::out_of_memory_message(gpu::MemoryScope::current(), size_t(150) << 20, size_t(80) << 20,
+                                         size_t(81559) << 20),
+              "out of GPU memory: the transformer (upload) asked for 150.0 MiB; 80.0 MiB of 81559.0 MiB free");
+  }
+  EXPECT_EQ(gpu::MemoryScope::current(), "the CUDA path");
+  EXPECT_EQ(gpu::out_of_memory_message("the VAE (decode)", size_t(3) << 19, size_t(23) << 30, 0, size_t(24) << 30),
+            "out of GPU memory: the VAE (decode) asked for 1.5 MiB past ZIMAGE_CUDA_MEMORY_LIMIT (24576.0 MiB; "
+            "23552.0 MiB held)");
+  EXPECT_EQ(gpu::parse_memory_limit("24G"), size_t(24) << 30);
+  EXPECT_EQ(gpu::parse_memory_limit("512M"), size_t(512) << 20);
+  EXPECT_EQ(gpu::parse_memory_limit("64K"), size_t(64) << 10);
+  EXPECT_EQ(gpu::parse_memory_limit("1000"), size_t(1000));
+  for (const char* bad : {"", "G", "24GB", "1.5G", "-1", "24 G", "0", "0M", "99999999999999999"}) {
+    try {
+      (void)gpu::parse_memory_limit(bad);
+      ADD_FAILURE() << "'" << bad << "' was accepted";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("ZIMAGE_CUDA_MEMORY_LIMIT '"), std::string::npos) << m;
+      EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+    }
+  }
+}
+
 // ---------------------------------------------------------------- on a GPU
+
+// An allocation larger than the device: the one line, and the error does not stick (the next
+// allocation works).
+TEST(OutOfMemory, AnAllocationPastTheDeviceIsOneLineAndDoesNotStick) {
+  ZIMAGE_REQUIRE_CUDA();
+  size_t free_b = 0, total_b = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_b, &total_b), cudaSuccess);
+  const gpu::MemoryScope scope("an out-of-memory test");
+  const size_t held = gpu::device_memory().allocated;
+  try {
+    const gpu::DeviceBuffer b(total_b + (size_t(1) << 30));
+    ADD_FAILURE() << "an allocation past the device succeeded";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    std::printf("  %s\n", m.c_str());
+    EXPECT_EQ(m.rfind("out of GPU memory: an out-of-memory test asked for ", 0), 0u) << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  }
+  EXPECT_EQ(gpu::device_memory().allocated, held) << "a failed allocation was counted";
+  const gpu::DeviceBuffer small(size_t(1) << 20);
+  EXPECT_NE(small.get(), nullptr);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+}
 
 // The process's figures on a GPU: a 64 MiB buffer is counted while it lives, and the device's
 // used memory sampled while watching rises by at least its size.
