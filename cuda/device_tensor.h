@@ -14,7 +14,7 @@
 
 namespace zimage::gpu {
 
-// ---- Device memory accounting (docs/cuda.md, "Resident models and memory") -------------------------------------
+// ---- Device memory accounting (docs/cuda.md, "Resident models and memory") ------------------
 // Two figures, each with its high-water mark since the last reset:
 //   allocated    bytes this process holds through DeviceBuffer and the cuDNN workspace (exact; no
 //                CUDA call: counted on allocation and free).
@@ -42,7 +42,7 @@ void sample_device_memory();
 void note_device_alloc(size_t bytes);
 void note_device_free(size_t bytes);
 
-// ---- Out of device memory (docs/cuda.md, "Resident models and memory") -----------------------------------------
+// ---- Out of device memory (docs/cuda.md, "Resident models and memory") ----------------------
 // A DeviceBuffer that cannot be allocated throws one line naming the component that asked (the
 // innermost MemoryScope alive on this thread, else "the CUDA path") and the size, e.g.
 //   out of GPU memory: the transformer (upload) asked for 150.0 MiB; 80.3 MiB of 81559.0 MiB free
