@@ -46,7 +46,10 @@ void sample_device_memory() {
   Accounting& a = accounting();
   if (!a.watching) return;
   size_t free_b = 0, total_b = 0;
-  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return;  // a sample is not worth an error
+  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {  // a sample is not worth an error
+    (void)cudaGetLastError();
+    return;
+  }
   std::lock_guard<std::mutex> lock(a.mu);
   a.peaks.on_sample(total_b - free_b);
 }

@@ -1,7 +1,5 @@
 #include "pipeline_cuda.h"
 
-#include <optional>
-
 #include "text_encoder/prompt_encoder.h"
 
 namespace zimage::gpu {
@@ -58,11 +56,10 @@ ResidentCudaPipeline::ResidentCudaPipeline(const PipelineFolder& pipe, const Cud
                                            const std::vector<int>& hidden_layers)
     : pipe_(pipe), opts_(opts) {
   check_cuda_dit_options(pipe.transformer.config, opts.dit());
-  std::optional<PromptEncoder> opened;
-  if (!pipe.prompt_encoder && PromptEncoder::pipeline_has_text_encoder(pipe.dir))
-    opened.emplace(PromptEncoder::open_pipeline(pipe.dir));
-  const PromptEncoder* enc = pipe.prompt_encoder ? pipe.prompt_encoder.get() : opened ? &*opened : nullptr;
-  if (enc) text_encoder_ = std::make_shared<CudaQwen3>(enc->text_encoder(), hidden_layers, opts.text_encoder());
+  if (!pipe_.prompt_encoder && PromptEncoder::pipeline_has_text_encoder(pipe_.dir))
+    pipe_.prompt_encoder = std::make_shared<PromptEncoder>(PromptEncoder::open_pipeline(pipe_.dir));
+  if (pipe_.prompt_encoder)
+    text_encoder_ = std::make_shared<CudaQwen3>(pipe_.prompt_encoder->text_encoder(), hidden_layers, opts.text_encoder());
   transformer_ = open_cuda_dit(pipe.transformer, opts.dit());
   vae_ = std::make_shared<CudaVae>(pipe.vae.config, *pipe.vae.params, VaePart::Decoder, opts.vae());
 }
@@ -73,7 +70,8 @@ GenerateHooks<float> ResidentCudaPipeline::hooks() const {
   GenerateHooks<float> h;
   h.open_dit = [m = transformer_](const ModelFolder&, DitWeights) { return std::make_unique<LentDit>(m); };
   if (text_encoder_)
-    h.text_encoder = [te = text_encoder_](const Qwen3TextEncoder&, const std::vector<int>&) {
+    h.text_encoder = [te = text_encoder_](const Qwen3TextEncoder&, const std::vector<int>& layers) {
+      te->check_hidden_layers(layers);  // before tokenization
       return PromptEncoder::HiddenStatesFn(
           [te](const Tensor<int32_t>& ids, const Tensor<int32_t>& mask, const std::vector<int>& ks) {
             return te->hidden_states(ids, mask, ks);

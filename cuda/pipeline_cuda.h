@@ -38,7 +38,9 @@ class ResidentCudaPipeline {
  public:
   // Uploads the pipeline's text encoder (the layers that hidden_layers need; none when the pipeline
   // has no text encoder: requests then give prompt embeddings), transformer and VAE decoder, in that
-  // order. The pipeline folder (or in-memory pipeline) is kept by reference: it must outlive this.
+  // order. Keeps a copy of `pipe` (shared weight sources) with its tokenizer and text encoder open,
+  // so an image reads no file. A request for a deeper hidden layer is refused, in one line, before
+  // tokenization. Not for concurrent generate() calls (the encoder's backend is set per call).
   ResidentCudaPipeline(const PipelineFolder& pipe, const CudaPipelineOptions& opts,
                        const std::vector<int>& hidden_layers = {-2});
   ~ResidentCudaPipeline();
@@ -53,7 +55,7 @@ class ResidentCudaPipeline {
   const PipelineFolder& pipeline() const { return pipe_; }
 
  private:
-  const PipelineFolder& pipe_;
+  PipelineFolder pipe_;
   CudaPipelineOptions opts_;
   std::shared_ptr<CudaQwen3> text_encoder_;
   std::shared_ptr<DitModel<float>> transformer_;

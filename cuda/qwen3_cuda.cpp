@@ -194,22 +194,29 @@ Tensor<float> CudaQwen3::hidden_state(const Tensor<int32_t>& ids, const Tensor<i
   return std::move(hidden_states(ids, attention_mask, {k})[0]);
 }
 
+int CudaQwen3::check_hidden_layers(const std::vector<int>& ks) const {
+  const int n = cfg_.num_hidden_layers;
+  int run = 0;
+  for (int k : ks) {
+    const int idx = qwen3_hidden_index(cfg_, k);
+    const int needs = idx == n ? n : idx;
+    ZIMAGE_CHECK(needs <= int(layers_.size()) && (idx != n || !norm_.empty()),
+                 "text encoder on CUDA: hidden_states[" + std::to_string(k) + "] needs " + std::to_string(needs) +
+                     " layers" + (idx == n ? " and the final norm" : "") + "; this model was built with " +
+                     std::to_string(layers_.size()) + (norm_.empty() ? "" : " and the norm"));
+    run = std::max(run, needs);
+  }
+  return run;
+}
+
 std::vector<Tensor<float>> CudaQwen3::hidden_states(const Tensor<int32_t>& ids, const Tensor<int32_t>& attention_mask,
                                                     const std::vector<int>& ks) {
   const MemoryScope scope("the text encoder (forward)");
   check_inputs(cfg_, ids, attention_mask);
+  const int run = check_hidden_layers(ks);
   const int n = cfg_.num_hidden_layers;
   std::vector<int> idx;
-  int run = 0;
-  for (int k : ks) {
-    idx.push_back(qwen3_hidden_index(cfg_, k));
-    const int needs = idx.back() == n ? n : idx.back();
-    ZIMAGE_CHECK(needs <= int(layers_.size()) && (idx.back() != n || !norm_.empty()),
-                 "text encoder on CUDA: hidden_states[" + std::to_string(k) + "] needs " + std::to_string(needs) +
-                     " layers" + (idx.back() == n ? " and the final norm" : "") + "; this model was built with " +
-                     std::to_string(layers_.size()) + (norm_.empty() ? "" : " and the norm"));
-    run = std::max(run, needs);
-  }
+  for (int k : ks) idx.push_back(qwen3_hidden_index(cfg_, k));
   const DType dt = opts_.dtype;
   const cudaStream_t s = rt_->stream();
   const int64_t B = ids.dim(0), L = ids.dim(1), N = B * L, C = cfg_.hidden_size;

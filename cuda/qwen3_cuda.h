@@ -88,6 +88,9 @@ class CudaQwen3 {
 
   const Qwen3Config& config() const { return cfg_; }
   int layers_uploaded() const { return int(layers_.size()); }
+  // One line when hidden_states[k] for some k in ks needs a layer (or the final norm) this model
+  // did not upload; else the number of layers a forward for ks runs.
+  int check_hidden_layers(const std::vector<int>& ks) const;
   Runtime& runtime() { return *rt_; }
 
  private:

@@ -346,7 +346,7 @@ run_pipeline_peer() {
   fi
   [ "${GPU_CHECK_PEER_COMPILE:-0}" != 0 ] && extra=(--compile)
   run_step peer_pipeline peer 180 peer-pipeline.log "" env -u LD_LIBRARY_PATH PYTHONUNBUFFERED=1 \
-    python3 "$ROOT/tools/gpu_peers/peer_pipeline.py" --diffusers-src "$(dirname "$(dirname "$dsrc")")" "${extra[@]}"
+    python3 "$ROOT/tools/gpu_peers/peer_pipeline.py" --diffusers-src "$(dirname "$(dirname "$dsrc")")" ${extra[@]+"${extra[@]}"}
   grep -h '^{' "$LOGS/peer-pipeline.log" >>"$LOGS/peers.jsonl" 2>/dev/null
   checkpoint
 }

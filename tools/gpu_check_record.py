@@ -10,7 +10,9 @@ zimage generate --device cuda flow, and diffusers' ZImagePipeline from the same 
     python3 tools/gpu_check_record.py RUN_DIR [--out docs/perf/cuda_h200.json]
 
 Only numbers present in RUN_DIR are written; a missing one is null with its reason in "notes".
-Standard library only.
+An existing --out is merged: fields this run did not measure keep their earlier values, and
+"measured_at" maps each measured field to the commit of the run that measured it (--replace
+writes this run alone). Standard library only.
 """
 import argparse
 import json
@@ -33,6 +35,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir")
     ap.add_argument("--out", default="docs/perf/cuda_h200.json")
+    ap.add_argument("--replace", action="store_true", help="write only this run's fields (no merge with --out)")
     a = ap.parse_args()
     try:
         summary = json.load(open(os.path.join(a.run_dir, "summary.json")))
@@ -115,7 +118,8 @@ def main():
 
     pe = pipeline_peer("eager")
     rec["diffusers_image_s_1024_8steps"] = round(pe["median_s"], 4) if pe else None
-    rec["diffusers_max_memory_allocated_gib"] = pe.get("max_memory_allocated_gib") if pe else None
+    # torch's allocator with every model resident: not the same quantity as our lean flow's peak.
+    rec["diffusers_resident_max_memory_allocated_gib"] = pe.get("max_memory_allocated_gib") if pe else None
     pc = next((p for p in peers if p.get("peer") == "diffusers_pipeline" and p.get("mode") == "torch.compile"
                and "median_s" in p), None)
     rec["diffusers_compile_image_s_1024_8steps"] = round(pc["median_s"], 4) if pc else None
@@ -127,6 +131,28 @@ def main():
             notes.append(f"attention {name}: no row at 4096 + 32 tokens")
     rec["attention_tflops_4128"] = att
     rec["notes"] = notes
+    # A run measures some fields only (--quick: the step and attention; --pipeline: the image): the
+    # record keeps the others from earlier runs, and "measured_at" says which commit each came from.
+    meta = ("commit", "run_mode", "date", "gpu", "driver", "cuda", "cudnn", "cublaslt", "peak_bf16_gemm_tflops", "tests",
+            "notes")
+    old = {}
+    if os.path.exists(a.out) and not a.replace:
+        with open(a.out) as f:
+            old = json.load(f)
+    merged = dict(old)
+    measured_at = dict(old.get("measured_at", {}))
+    if old and "measured_at" not in old:  # a record from before the merge: all of it from its own commit
+        measured_at = {k: old.get("commit") for k, v in old.items() if k not in meta and v is not None}
+    for k, v in rec.items():
+        if k in meta:
+            merged[k] = v
+        elif v is not None and v != {} and not (isinstance(v, dict) and all(x is None for x in v.values())):
+            merged[k] = v
+            measured_at[k] = rec["commit"]
+        elif k not in merged:
+            merged[k] = v
+    merged["measured_at"] = measured_at
+    rec = merged
     with open(a.out, "w") as f:
         json.dump(rec, f, indent=1)
         f.write("\n")

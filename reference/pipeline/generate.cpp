@@ -73,10 +73,11 @@ EncodedPrompts encode_prompts(PromptEncoder& enc, const std::vector<std::string>
   (void)hidden_layer_mix_weights(eo.hidden_layers, eo.hidden_layer_weights);
   if (eo.padding_side) check_padding_side(*eo.padding_side, "--padding-side");
   for (int k : eo.hidden_layers) (void)qwen3_hidden_index(enc.text_encoder().config(), k);  // names the layer before any compute
-  struct BackendForThisCall {  // the encoder keeps no copy of the backend past this call
+  struct BackendForThisCall {  // the encoder keeps no copy of this call's backend past it
     PromptEncoder& e;
-    ~BackendForThisCall() { e.set_hidden_states_backend({}); }
-  } scope{enc};
+    PromptEncoder::HiddenStatesFn before;
+    ~BackendForThisCall() { e.set_hidden_states_backend(std::move(before)); }
+  } scope{enc, backend ? enc.hidden_states_backend() : PromptEncoder::HiddenStatesFn{}};
   if (backend) enc.set_hidden_states_backend(backend(enc.text_encoder(), eo.hidden_layers));
   Activations<T> acts;
   acts.store = false;

@@ -109,9 +109,10 @@ EncodedPrompts encode_prompts(const std::string& pipeline_dir, const std::vector
                               const PromptOptions& opt, bool check_finite,
                               const std::function<void(const std::string&)>& warn = {},
                               const TextEncoderBackend& backend = {});
-// The same with an open encoder. A backend is set on `enc` for this call only: the encoder holds
-// no copy of it afterwards (nor after an exception), so whatever the backend holds (the GPU
-// text encoder's memory) is released with the caller's last copy.
+// The same with an open encoder. A backend is set on `enc` for this call only: afterwards (and
+// after an exception) the encoder holds the backend it had before, not this one, so whatever the
+// backend holds (the GPU text encoder's memory) is released with the caller's last copy. Not for
+// concurrent calls on one encoder.
 template <class T>
 EncodedPrompts encode_prompts(PromptEncoder& enc, const std::vector<std::string>& prompts, const PromptOptions& opt,
                               bool check_finite, const std::function<void(const std::string&)>& warn = {},

@@ -69,6 +69,7 @@ class PromptEncoder {
   using HiddenStatesFn = std::function<std::vector<Tensor<float>>(const Tensor<int32_t>& ids, const Tensor<int32_t>& mask,
                                                                   const std::vector<int>& ks)>;
   void set_hidden_states_backend(HiddenStatesFn f) { backend_ = std::move(f); }
+  const HiddenStatesFn& hidden_states_backend() const { return backend_; }
 
   // Ref: PreTrainedTokenizerBase.__call__(texts, padding="max_length", max_length, truncation=True).
   // `warn` receives one line per truncated item naming how many tokens were dropped.

@@ -223,8 +223,9 @@ TEST(OutOfMemory, AnAllocationPastTheDeviceIsOneLineAndDoesNotStick) {
   EXPECT_EQ(cudaGetLastError(), cudaSuccess);
 }
 
-// The process's figures on a GPU: a 64 MiB buffer is counted while it lives, and the device's
-// used memory sampled while watching rises by at least its size.
+// The process's figures on a GPU: a 64 MiB buffer is counted while it lives and sampled while
+// watching. The device's used memory is printed, not asserted: gpu-check runs test programs side
+// by side, and cudaMemGetInfo sees theirs too.
 TEST(DeviceMemory, CountsBuffersAndSamplesTheDevice) {
   ZIMAGE_REQUIRE_CUDA();
   gpu::watch_device_memory(true);
@@ -235,7 +236,7 @@ TEST(DeviceMemory, CountsBuffersAndSamplesTheDevice) {
     const gpu::DeviceBuffer b(bytes);
     const gpu::MemoryPeaks during = gpu::device_memory();
     EXPECT_EQ(during.allocated, before.allocated + bytes);
-    EXPECT_GE(during.peak_device_used, before.peak_device_used + bytes);
+    EXPECT_GT(during.peak_device_used, 0u);
     EXPECT_GE(during.samples, 2);
   }
   const gpu::MemoryPeaks after = gpu::device_memory();

@@ -58,7 +58,7 @@ constexpr const char* kVaeUsage =
     "      Checks a VAE golden (golden/vae_*.safetensors): one row per module, exit 1 on a failure.\n"
     "Both decode and encode print the wall time and the process's peak RSS. --device cuda runs the VAE\n"
     "on the GPU (cuda/vae_cuda.h) in --dtype float32 or bfloat16 (default float32): --tiled decodes each\n"
-    "tile there and blends on the host; --check-finite then screens the output only.\n";
+    "tile there and blends on the host; --check-finite screens the output only (not with --tiled).\n";
 
 const std::vector<std::string> kVaeSwitches = {"--synthetic", "--tiled", "--unscale", "--allow-ragged", "--check-finite"};
 
