@@ -26,7 +26,8 @@
 //       up, the transformer, the output down, the Euler step on the host), denoise_ms, decode_ms
 //       (unscale, the VAE, the download, the 8-bit conversion), png_ms, rest_ms (the remainder:
 //       the checks before "encode" and lending the transformer). The timed image is checked:
-//       finite latents, not one flat colour.
+//       finite latents, not one flat colour. caption_tokens: the prompt's length in tokens (the
+//       test tokenizer's; the transformer's caption rows).
 //       Differences from the peer (tools/gpu_peers/peer_pipeline.py), by design: transformers'
 //       Qwen3Model runs all 36 layers and the final norm for hidden_states[-2], ours the 35 it
 //       needs; the peer saves its PNG to memory, ours to a file.
@@ -54,6 +55,8 @@
 #include "pipeline/generate.h"
 #include "pipeline/synthetic_pipeline.h"
 #include "pipeline_cuda.h"
+#include "text_encoder/prompt_encoder.h"
+#include "text_encoder/tokenizer.h"
 
 #ifndef ZIMAGE_GOLDEN_DIR
 #error "ZIMAGE_GOLDEN_DIR must name the golden/ folder (bench/CMakeLists.txt defines it)"
@@ -71,7 +74,9 @@ std::string golden(const std::string& rel) {
 }
 
 constexpr uint64_t kPipelineSeed = 20261204;
-// A prompt of Z-Image's kind; with the test tokenizer it is about as many tokens as words.
+// A prompt of Z-Image's kind: 92 tokens in the chat template with the test tokenizer (counted with
+// transformers' apply_chat_template in the golden env; the row's caption_tokens counts it again),
+// so the transformer sees a 96-row caption, near the step rows' cap:128.
 const char* const kPrompt =
     "A red fox sitting in fresh snow at dawn, soft golden light through pine trees, "
     "photographed with a telephoto lens, shallow depth of field, highly detailed fur";
@@ -335,6 +340,11 @@ void BM_CudaImage_bf16(benchmark::State& st, int64_t side) {
   st.counters["step_ms"] = nsteps ? 1e3 * steps / double(nsteps) : 0;
   st.counters["decode_ms"] = 1e3 * decode / n;
   st.counters["png_ms"] = 1e3 * png_s / n;
+  // The caption's length (the transformer's cap tokens): the test tokenizer's ids of the chat text.
+  const TokenizedBatch tok = f->pipe.prompt_encoder->tokenize({qwen3_chat_prompt(kPrompt)}, 512);
+  int64_t caption = 0;
+  for (int32_t m : tok.attention_mask.data) caption += m;
+  st.counters["caption_tokens"] = double(caption);
   st.counters["rest_ms"] = 1e3 * (total - encode - denoise - decode - png_s) / n;
   st.SetLabel("prompt to PNG, weights resident");
 }
