@@ -84,18 +84,24 @@ TEST(TextEncoderBackend, Float64RefusesABackend) {
   }
 }
 
+// One prompt at 32x32, one step, under CFG (guidance 3).
+GenerateRequest cfg_request(uint64_t seed) {
+  GenerateRequest r;
+  r.opt.height = 32;
+  r.opt.width = 32;
+  r.opt.steps = 1;
+  r.opt.cfg.guidance_scale = 3;
+  r.seed = seed;
+  r.prompts = {"a red fox"};
+  return r;
+}
+
 // Under CFG generate() encodes the prompts and the negatives with one backend, made once; the
 // images equal the default run's bit for bit.
 TEST(TextEncoderBackend, GenerateMakesTheBackendOnceForPromptsAndNegatives) {
   const fs::path d = testing::tiny_text_pipeline("te_backend");
   const PipelineFolder pipe = open_pipeline_folder(d.string());
-  GenerateRequest req;
-  req.opt.height = 32;
-  req.opt.width = 32;
-  req.opt.steps = 1;
-  req.opt.cfg.guidance_scale = 3;
-  req.seed = 4;
-  req.prompts = {"a red fox"};
+  GenerateRequest req = cfg_request(4);
   req.negative_prompts = {"blurry"};
   const Generated<float> ref = generate<float>(pipe, req);
   CountingBackend b;
@@ -117,13 +123,7 @@ TEST(TextEncoderBackend, EncoderInMemoryIsTheFoldersAndKeepsNoBackend) {
   const PipelineFolder pipe = open_pipeline_folder(d.string());
   PipelineFolder held = pipe;
   held.prompt_encoder = std::make_shared<PromptEncoder>(PromptEncoder::open_pipeline(d.string()));
-  GenerateRequest req;
-  req.opt.height = 32;
-  req.opt.width = 32;
-  req.opt.steps = 1;
-  req.opt.cfg.guidance_scale = 3;
-  req.seed = 5;
-  req.prompts = {"a red fox"};
+  const GenerateRequest req = cfg_request(5);  // the negative is "" (two encodings)
   const Generated<float> ref = generate<float>(pipe, req);
   std::weak_ptr<int> alive;
   CountingBackend b;
