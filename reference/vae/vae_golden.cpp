@@ -12,7 +12,28 @@ namespace zimage {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-bool is_vae_golden_kind(const std::string& kind) { return kind == "vae" || kind == "vae_modules"; }
+bool is_vae_golden_kind(const std::string& kind) {
+  return kind == "vae" || kind == "vae_modules" || kind == "vae_sampled";
+}
+
+VaeSampledDecode vae_sampled_decode(const VaeGolden& g) {
+  ZIMAGE_CHECK(g.kind == "vae_sampled", g.path + ": kind '" + g.kind + "', expected vae_sampled");
+  VaeSampledDecode d;
+  d.z = g.get<float>("decode:in.z");
+  check_vae_latents(g.config, d.z.shape, g.path + ": decode:in.z");
+  const int64_t f = g.config.spatial_factor();
+  d.image = {d.z.dim(0), g.config.out_channels, f * d.z.dim(2), f * d.z.dim(3)};
+  const Tensor<int64_t> rows = g.get<int64_t>("decode.rows");
+  d.rows = rows.data;
+  d.sampled = g.get<double>("decode.sampled");
+  const int64_t n_rows = d.image[0] * d.image[1] * d.image[2];
+  bool ok = !d.rows.empty() && d.sampled.shape == Shape{int64_t(d.rows.size()), d.image[3]};
+  for (size_t i = 0; ok && i < d.rows.size(); ++i)
+    ok = d.rows[i] >= 0 && d.rows[i] < n_rows && (i == 0 || d.rows[i] > d.rows[i - 1]);
+  ZIMAGE_CHECK(ok, g.path + ": decode.rows " + shape_str(rows.shape) + " / decode.sampled " + shape_str(d.sampled.shape) +
+                       " do not fit the image " + shape_str(d.image) + " (increasing rows of [B*C*H, W])");
+  return d;
+}
 
 const std::string& VaeGolden::stored(const std::string& name) const {
   auto it = aliases.find(name);
@@ -58,7 +79,8 @@ VaeGolden open_vae_golden(const std::string& path, const std::string& model_dir)
   auto meta = [&](const std::string& key) -> const std::string& { return h.meta(key); };
   g.case_name = meta("case");
   g.kind = meta("kind");
-  ZIMAGE_CHECK(is_vae_golden_kind(g.kind), path + ": golden kind '" + g.kind + "' is not a VAE golden (vae, vae_modules)");
+  ZIMAGE_CHECK(is_vae_golden_kind(g.kind),
+               path + ": golden kind '" + g.kind + "' is not a VAE golden (vae, vae_modules, vae_sampled)");
   g.config = VaeConfig::from_json(parse_meta_json(path, "config", meta("config")), path + " (metadata config)");
   if (md.count("aliases")) {
     const json a = parse_meta_json(path, "aliases", md.at("aliases"));

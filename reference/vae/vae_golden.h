@@ -4,8 +4,9 @@
 //
 // Kinds: "vae" (a whole tiny AutoencoderKL whose weights are shipped under
 // golden/models/, hooks on its modules, plus the rows decode, encode.mean,
-// encode.logvar, tiled_decode, unscale) and "vae_modules" (real-size single
-// blocks with synthetic weights). Tensors bitwise equal to an earlier one are
+// encode.logvar, tiled_decode, unscale), "vae_modules" (real-size single
+// blocks with synthetic weights) and "vae_sampled" (the whole decode at full
+// size with synthetic weights, sampled rows of the image: vae_sampled_decode). Tensors bitwise equal to an earlier one are
 // stored once; metadata "aliases" maps the left-out names to stored ones.
 #pragma once
 #include <map>
@@ -39,7 +40,18 @@ struct VaeGolden {
   std::vector<std::string> outputs() const;
 };
 
-bool is_vae_golden_kind(const std::string& kind);  // "vae" or "vae_modules"
+bool is_vae_golden_kind(const std::string& kind);  // "vae", "vae_modules" or "vae_sampled"
+
+// A "vae_sampled" golden's decode (tools/golden/dump_vae.py vae_flux_1024): AutoencoderKL.decode(z)
+// is `image`-shaped; viewed as [B * C * H, W], its rows `rows` are `sampled`. Checks the rows
+// (increasing, inside the image), the shapes and that the image shape is the decode's for z.
+struct VaeSampledDecode {
+  Tensor<float> z;             // decode:in.z
+  Shape image;                 // [B, out_channels, f h, f w]
+  std::vector<int64_t> rows;   // decode.rows
+  Tensor<double> sampled;      // decode.sampled [rows, W]
+};
+VaeSampledDecode vae_sampled_decode(const VaeGolden& g);
 
 // Opens and screens a VAE golden: format, provenance keys (with
 // diffusers_vae_blobs), config (a valid VaeConfig), every float tensor finite

@@ -19,6 +19,7 @@
 #include "kernels/softmax_rows.h"
 #include "kernels/transpose.h"
 #include "nn/softmax.h"
+#include "numerics/row_sample.h"
 #include "support/cli_runner.h"
 #include "support/goldens.h"
 #include "vae/synthetic_vae.h"
@@ -232,6 +233,36 @@ INSTANTIATE_TEST_SUITE_P(Goldens, VaeCudaGolden, ::testing::ValuesIn(rows()),
                          [](const ::testing::TestParamInfo<Row>& i) {
                            return testing::test_name(i.param.golden + "__" + i.param.row);
                          });
+
+// ---- The whole decoder at full size --------------------------------------------------------------
+
+// AutoencoderKL.decode at the Flux config and 1024 x 1024 (golden/vae_flux_1024, kind vae_sampled:
+// diffusers fp32 on the CPU, synthetic weights), the GPU's image on the golden's 64 sampled rows of
+// [B * C * H, W]: fp32 within the whole-model T2 budget of the decode chain at 128 x 128 latents;
+// bf16 within T4 of the chain plus the two roundings to storage (the golden's own fp32 error is
+// far below the bf16 bound, as for the DiT in bf16).
+TEST(VaeCudaFullSize, Decode1024MatchesDiffusersOnSampledRows) {
+  ZIMAGE_REQUIRE_CUDA();
+  const VaeGolden& g = golden("vae_flux_1024");
+  const VaeSampledDecode d = vae_sampled_decode(g);
+  for (DType dt : {DType::F32, DType::BF16}) {
+    gpu::VaeCudaOptions opts;
+    opts.dtype = dt;
+    gpu::CudaVae vae(g.config, *g.params, VaePart::Decoder, opts);
+    const Tensor<float> image = vae.decode(d.z);
+    ASSERT_EQ(image.shape, d.image);
+    const Tensor<float> got = numerics::rows_of(image, d.rows);  // the image as rows of its last dim
+    const std::string what = std::string("vae_flux_1024 decode 1024x1024 ") + testing::dtype_tag(dt);
+    if (dt == DType::F32) {
+      testing::expect_within(what + " vs diffusers T2", numerics::compare(got, d.sampled),
+                             vae_module_budget(numerics::Tier::T2, "decode", g.config, d.z.shape));
+    } else {
+      auto ops = vae_module_ops("decode", g.config, d.z.shape);
+      ops.insert(ops.begin(), {{"input to bf16", 1, 1, false}, {"weights to bf16", 1, 1, false}});
+      testing::expect_tier(what + " vs diffusers fp32", dt, got, d.sampled, ops);
+    }
+  }
+}
 
 // ---- The command line ---------------------------------------------------------------------------
 

@@ -104,6 +104,28 @@ TEST(VaeGoldenInventory, CasesAndRowsPresent) {
     EXPECT_TRUE(r.has(m) && vae_input_name(r, m)) << "vae_real_blocks lacks " << m;
 }
 
+// vae_flux_1024 (kind vae_sampled): diffusers' whole decode at the Flux config and full size,
+// latents [1, 16, 128, 128] -> [1, 3, 1024, 1024], 64 sampled rows from the first to the last; its
+// synthetic spec is exactly vae_synthetic_spec's for the Flux config (every parameter). The GPU
+// decode is compared with it in tests/cuda/test_cuda_vae.cpp (VaeCudaFullSize).
+TEST(VaeGoldenInventory, FullSizeDecodeIsSampledRowsOfTheFluxVae) {
+  const VaeGolden& g = golden("vae_flux_1024");
+  EXPECT_EQ(g.kind, "vae_sampled");
+  EXPECT_EQ(g.config.to_json(), flux_vae_config().to_json());
+  const VaeSampledDecode d = vae_sampled_decode(g);
+  EXPECT_EQ(d.z.shape, (Shape{1, 16, 128, 128}));
+  EXPECT_EQ(d.image, (Shape{1, 3, 1024, 1024}));
+  ASSERT_EQ(d.rows.size(), 64u);
+  EXPECT_EQ(d.rows.front(), 0);
+  EXPECT_EQ(d.rows.back(), 3 * 1024 - 1);
+  const nlohmann::json dumped = nlohmann::json::parse(g.file->metadata().at("synthetic_weights"));
+  const nlohmann::json ours =
+      nlohmann::json::parse(vae_synthetic_spec(g.config, dumped.at("seed").get<uint64_t>())).at("tensors");
+  EXPECT_EQ(dumped.at("tensors"), ours) << "the dumper's spec is not vae_synthetic_spec's";
+  std::printf("  %zu sampled rows of %s, %zu synthetic specs agree\n", d.rows.size(), shape_str(d.image).c_str(),
+              ours.size());
+}
+
 // The tiled golden crosses tiles, and in vae_flux_like its last tile column
 // is narrower than the blend extent (diffusers clips the extent): docs/vae.md.
 TEST(VaeGoldenInventory, TiledInputsSpanSeveralTiles) {

@@ -19,6 +19,11 @@ Cases (docs/vae.md, "Goldens"):
                   weights shipped sharded as golden/models/vae_flux_like.
   vae_real_blocks kind=vae_modules: real-size (Flux config) single blocks at 512 / 256 /
                   128 channels with synthetic weights (only the spec is stored).
+  vae_flux_1024   kind=vae_sampled: the whole AutoencoderKL.decode at the Flux config and full
+                  size, latents [1, 16, 128, 128] -> image [1, 3, 1024, 1024], synthetic weights
+                  (only the spec is stored); the input and 64 evenly spaced rows of the image
+                  (viewed as [3072, 1024]) are stored: decode:in.z, decode.rows, decode.sampled.
+                  About 10 TFLOP on one thread (minutes).
 Tensors bitwise equal to an earlier one (a block's input is the previous block's output) are
 stored once; the metadata "aliases" maps each left-out name to the stored one.
 Each kind=vae case also holds whole-model rows: decode (AutoencoderKL.decode),
@@ -91,7 +96,11 @@ REAL_BLOCKS = [
     ("decoder.up_blocks.3.resnets.0", (1, 256, 10, 10)),       # 256 -> 128, conv_shortcut
     ("encoder.down_blocks.0.downsamplers.0", (1, 128, 13, 11)),  # odd sizes: pad (0, 1, 0, 1)
 ]
-ALL_CASES = list(MODEL_CASES) + ["vae_real_blocks"]
+# vae_flux_1024: the whole decode at full size, sampled rows of the image.
+FULL_SEED = 2004
+FULL_LATENT = (1, 16, 128, 128)
+FULL_ROWS = 64
+ALL_CASES = list(MODEL_CASES) + ["vae_real_blocks", "vae_flux_1024"]
 
 
 # --------------------------------------------------------------------------- synthetic rule
@@ -355,6 +364,51 @@ def run_real_blocks(args) -> list[str]:
     return [path]
 
 
+# --------------------------------------------------------------------------- kind=vae_sampled
+
+
+def sampled_rows(n_rows: int, count: int) -> list[int]:
+    """`count` evenly spaced row indices in [0, n_rows), the first and the last included."""
+    return sorted({round(i * (n_rows - 1) / (count - 1)) for i in range(count)})
+
+
+def run_full_decode(args) -> list[str]:
+    from diffusers import AutoencoderKL
+
+    seed = FULL_SEED
+    gio.determinism(seed)
+    model = AutoencoderKL(**FLUX).eval()
+    spec = fill_module(model, seed, rule=vae_rule)
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(FULL_LATENT, generator=gen)
+    with gio.reference_mode():
+        image = model.decode(z).sample
+    f = 2 ** (len(FLUX["block_out_channels"]) - 1)
+    want = [FULL_LATENT[0], FLUX["out_channels"], f * FULL_LATENT[2], f * FULL_LATENT[3]]
+    if list(image.shape) != want:
+        raise gio.GoldenError(f"vae_flux_1024: decode gave {list(image.shape)}, expected {want}")
+    flat = image.reshape(-1, image.shape[-1])
+    rows = sampled_rows(flat.shape[0], FULL_ROWS)
+    meta = gio.provenance(
+        case="vae_flux_1024", kind="vae_sampled", seed=seed, config_json=config_json_of(model), synthetic_spec=spec,
+        commit=args.commit,
+        extra={
+            "aliases": {},
+            "diffusers_vae_blobs": vae_blobs(),
+            "synthetic_rule": "vae_rule (tools/golden/dump_vae.py)",
+            "image_shape": want,
+            "sampled": "decode.sampled = AutoencoderKL.decode(decode:in.z).sample viewed as [rows, width], "
+                       "at the rows decode.rows (evenly spaced, first and last included)",
+            "inputs": "Generator(seed): decode:in.z = randn",
+        },
+    )
+    out = {"decode:in.z": z, "decode.rows": torch.tensor(rows, dtype=torch.int64),
+           "decode.sampled": flat[rows].contiguous()}
+    path = os.path.join(args.out, "vae_flux_1024.safetensors")
+    gio.save(path, out, meta)
+    return [path]
+
+
 # --------------------------------------------------------------------------- verify
 
 
@@ -364,7 +418,7 @@ REFERENCE_KEYS = ["format", "case", "kind", "diffusers_version", "diffusers_comm
 
 
 def check_vae_golden(path, meta, tensors, expect_commit=None):
-    """What verify.py checks for the VAE kinds (vae, vae_modules): provenance in reference mode,
+    """What verify.py checks for the VAE kinds (vae, vae_modules, vae_sampled): provenance in reference mode,
     the blobs of the imported diffusers VAE files, the config, aliases that resolve, and the
     rows each kind promises with their inputs and shapes."""
     gio.check_reference_golden(path, meta, REFERENCE_KEYS, expect_commit)
@@ -407,6 +461,18 @@ def check_vae_golden(path, meta, tensors, expect_commit=None):
             raise gio.GoldenError(f"{path}: unscale shape")
         for m in json.loads(meta["modules"]):
             get(m)
+    elif meta["kind"] == "vae_sampled":
+        if cfg != json.loads(json.dumps({**cfg, **FLUX})):
+            raise gio.GoldenError(f"{path}: vae_sampled must carry the Flux config")
+        z, rows, sampled = get("decode:in.z"), get("decode.rows"), get("decode.sampled")
+        shape = json.loads(meta["image_shape"])
+        f = 2 ** (len(cfg["block_out_channels"]) - 1)
+        if shape != [z.shape[0], cfg["out_channels"], f * z.shape[2], f * z.shape[3]]:
+            raise gio.GoldenError(f"{path}: image_shape {shape} for input {list(z.shape)}")
+        n_rows = shape[0] * shape[1] * shape[2]
+        r = rows.tolist()
+        if r != sorted(set(r)) or r[0] < 0 or r[-1] >= n_rows or list(sampled.shape) != [len(r), shape[3]]:
+            raise gio.GoldenError(f"{path}: decode.rows / decode.sampled do not fit the image {shape}")
     elif meta["kind"] == "vae_modules":
         if cfg != json.loads(json.dumps({**cfg, **FLUX})):
             raise gio.GoldenError(f"{path}: vae_modules must carry the Flux config")
@@ -437,7 +503,12 @@ def main(argv=None):
         return
     written = []
     for c in gio.select_cases(args, ALL_CASES):
-        written += run_real_blocks(args) if c == "vae_real_blocks" else run_model_case(c, MODEL_CASES[c], args)
+        if c == "vae_real_blocks":
+            written += run_real_blocks(args)
+        elif c == "vae_flux_1024":
+            written += run_full_decode(args)
+        else:
+            written += run_model_case(c, MODEL_CASES[c], args)
     gio.print_written(written, folder_size=True)
 
 

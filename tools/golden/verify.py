@@ -64,7 +64,7 @@ def check_golden(path, args):
     elif kind in ("scheduler", "cfg", "torch_randn"):
         from dump_pipeline_parts import check_pipeline_golden  # the dumper owns these kinds' checks
         check_pipeline_golden(path, meta, tensors, args.expect_commit)
-    elif kind in ("vae", "vae_modules"):
+    elif kind in ("vae", "vae_modules", "vae_sampled"):
         from dump_vae import check_vae_golden  # the dumper owns these kinds' checks
         check_vae_golden(path, meta, tensors, args.expect_commit)
     elif kind == "synthetic":
