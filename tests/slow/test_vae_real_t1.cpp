@@ -3,12 +3,16 @@
 // whole decode and encode in float against double within the chained fp32
 // budget (T1), on a small spatial size with a ragged aspect. The 1024x1024
 // decode (time, peak RSS) is measured with `zimage vae decode --synthetic`
-// (docs/vae.md, "Memory and time").
+// (docs/vae.md, "Memory and time"). VaeRealT2: the reference's whole decode at 1024x1024 against
+// diffusers' on the sampled rows of golden/vae_flux_1024 (minutes: about 10 TFLOP per dtype).
 #include <chrono>
+#include <type_traits>
 
+#include "support/goldens.h"
 #include "support/test_support.h"
 #include "vae/autoencoder_kl.h"
 #include "vae/synthetic_vae.h"
+#include "vae/vae_golden.h"
 #include "vae/module_table.h"
 
 namespace zimage {
@@ -52,6 +56,28 @@ TEST(VaeRealT1, EncodeFloatVsDouble) {
   testing::expect_within("Flux encode.mean [1,3,64,48] T1", numerics::compare(mf, md), b);
   testing::expect_within("Flux encode.logvar [1,3,64,48] T1", numerics::compare(lf, ld), b);
 }
+
+// golden/vae_flux_1024 (kind vae_sampled): diffusers' AutoencoderKL.decode at the Flux config and
+// full size; the reference's decode in T, on the golden's 64 sampled rows, within the whole-model
+// T2 budget of the decode chain at 128 x 128 latents (what the GPU decode is held to).
+template <class T>
+void full_size_decode_t2() {
+  const VaeGolden g = open_vae_golden(testing::golden_path("vae_flux_1024"));
+  const VaeSampledDecode d = vae_sampled_decode(g);
+  const auto t0 = std::chrono::steady_clock::now();
+  const Tensor<T> image = vae_decode(g.config, load_vae_weights<T>(g.config, *g.params, VaePart::Decoder), d.z.cast<T>());
+  std::printf("  decode [1,16,128,128] -> %s in %s: %.1f s\n", shape_str(image.shape).c_str(),
+              std::is_same_v<T, double> ? "double" : "float", seconds_since(t0));
+  ASSERT_EQ(image.shape, d.image);
+  Tensor<double> got({int64_t(d.rows.size()), d.image[3]});
+  for (size_t i = 0; i < d.rows.size(); ++i)
+    for (int64_t x = 0; x < d.image[3]; ++x) got[int64_t(i) * d.image[3] + x] = double(image[d.rows[i] * d.image[3] + x]);
+  testing::expect_within(std::string("vae_flux_1024 decode vs diffusers T2 (") + (std::is_same_v<T, double> ? "double" : "float") + ")",
+                         numerics::compare(got, d.sampled), vae_module_budget(Tier::T2, "decode", g.config, d.z.shape));
+}
+
+TEST(VaeRealT2, FullSizeDecodeMatchesDiffusersOnSampledRows_double) { full_size_decode_t2<double>(); }
+TEST(VaeRealT2, FullSizeDecodeMatchesDiffusersOnSampledRows_float) { full_size_decode_t2<float>(); }
 
 }  // namespace
 }  // namespace zimage
