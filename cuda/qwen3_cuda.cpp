@@ -156,23 +156,34 @@ CudaQwen3::CudaQwen3(const Qwen3TextEncoder& te, int hidden_layer, const Qwen3Cu
   const DType dt = opts_.dtype;
   const int64_t V = cfg_.vocab_size, C = cfg_.hidden_size;
 
-  // embed_tokens in chunks of rows: a mapped file converts one chunk at a time to fp32.
+  // embed_tokens in chunks of 64 MB of fp32 rows: the device staging (and, for a mapped file, the
+  // host's converted copy) holds one chunk.
   embed_tokens_ = DeviceTensor(dt, {V, C});
+  const int64_t chunk = std::max<int64_t>(1, (int64_t(64) << 20) / (C * 4));
+  auto check_shape = [&](const Shape& s) {
+    ZIMAGE_CHECK(s == Shape({V, C}), "text encoder: embed_tokens.weight " + shape_str(s) + " for vocab_size " +
+                                         std::to_string(V) + " x hidden " + std::to_string(C));
+  };
+  auto upload_rows = [&](const Tensor<float>& rows, int64_t r0) {
+    upload_into(rows, dt, offset(embed_tokens_.data(), r0 * C, dt), rt_->staging(), rt_->stream());
+  };
   if (const TensorView* view = te.params().view("embed_tokens.weight")) {
-    ZIMAGE_CHECK(view->shape == Shape({V, C}), "text encoder: embed_tokens.weight " + shape_str(view->shape) +
-                                                    " for vocab_size " + std::to_string(V) + " x hidden " + std::to_string(C));
-    const int64_t chunk = std::max<int64_t>(1, (int64_t(64) << 20) / (C * 4));  // 64 MB of fp32
+    check_shape(view->shape);
     const size_t row_bytes = size_t(C) * dtype_size(view->dtype);
     for (int64_t r0 = 0; r0 < V; r0 += chunk) {
-      const int64_t r = std::min(chunk, V - r0);
       TensorView part = *view;
-      part.shape = {r, C};
+      part.shape = {std::min(chunk, V - r0), C};
       part.data = view->data + size_t(r0) * row_bytes;
-      part.nbytes = size_t(r) * row_bytes;
-      upload_into(to_tensor<float>(part), dt, offset(embed_tokens_.data(), r0 * C, dt), rt_->staging(), rt_->stream());
+      part.nbytes = size_t(part.shape[0]) * row_bytes;
+      upload_rows(to_tensor<float>(part), r0);
     }
-  } else {
-    upload_into(te.param<float>("embed_tokens.weight"), dt, embed_tokens_.data(), rt_->staging(), rt_->stream());
+  } else {  // a source that computes its values (synthetic weights): one host copy, the same chunks
+    const Tensor<float> all = te.param<float>("embed_tokens.weight");
+    check_shape(all.shape);
+    for (int64_t r0 = 0; r0 < V; r0 += chunk) {
+      const int64_t r = std::min(chunk, V - r0);
+      upload_rows(Tensor<float>({r, C}, std::vector<float>(all.ptr() + r0 * C, all.ptr() + (r0 + r) * C)), r0);
+    }
   }
   const int n = cfg_.num_hidden_layers;
   const int run = idx == n ? n : idx;
