@@ -144,7 +144,6 @@ PipelineFolder real_pipeline() {
   return synthetic_pipeline(s);
 }
 
-
 struct PipelineOnly : Fixture {
   PipelineFolder pipe;
 };
