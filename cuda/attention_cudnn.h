@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "common.h"
+#include "cudnn_session.h"  // cudnn_workspace_generation, shared with conv_cudnn.h
 
 namespace zimage::gpu {
 
@@ -36,9 +37,6 @@ namespace zimage::gpu {
 // one line naming cuDNN, e.g. "cuDNN 9.10.0 is too old for the fused SDPA operation (needs >=
 // 9.13.1)". The result for the current device is remembered (the first try's reason too).
 bool cudnn_attention_available(std::string* why = nullptr);
-// How many times a cuDNN workspace has been (re)allocated in this process: a CUDA graph that
-// captured a cuDNN call points into the workspace of its time (step_graph.h keys on this).
-uint64_t cudnn_workspace_generation();
 
 // Whether the shape is supported, without touching the GPU or loading cuDNN (so true even in a
 // build without cuDNN: ask cudnn_attention_available too): dt BF16,

@@ -2,13 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <regex>
 
+#include "conv_cudnn.h"
 #include "kernels/convert.h"
 #include "kernels/group_norm.h"
 #include "kernels/residual_add.h"
 #include "kernels/softmax_rows.h"
 #include "kernels/transpose.h"
+#include "kernels/upsample.h"
 
 namespace zimage::gpu {
 
@@ -88,18 +91,25 @@ DeviceMidBlock upload_mid_block(const UNetMidBlock2DW<float>& w, DType dt, Runti
   return d;
 }
 
-DeviceSampledBlock upload_up_block(const UpDecoderBlock2DW<float>& w, DType dt, Runtime& rt) {
+namespace {
+
+// The resnets and the optional sampler conv of an up or a down block.
+DeviceSampledBlock upload_sampled_block(const std::vector<ResnetBlock2DW<float>>& resnets,
+                                        const std::optional<Conv2dW<float>>& sampler, DType dt, Runtime& rt) {
   DeviceSampledBlock d;
-  for (const auto& r : w.resnets) d.resnets.push_back(upload_resnet(r, dt, rt));
-  if (w.upsampler) d.sampler = upload_conv(*w.upsampler, dt, rt);
+  for (const auto& r : resnets) d.resnets.push_back(upload_resnet(r, dt, rt));
+  if (sampler) d.sampler = upload_conv(*sampler, dt, rt);
   return d;
 }
 
+}  // namespace
+
+DeviceSampledBlock upload_up_block(const UpDecoderBlock2DW<float>& w, DType dt, Runtime& rt) {
+  return upload_sampled_block(w.resnets, w.upsampler, dt, rt);
+}
+
 DeviceSampledBlock upload_down_block(const DownEncoderBlock2DW<float>& w, DType dt, Runtime& rt) {
-  DeviceSampledBlock d;
-  for (const auto& r : w.resnets) d.resnets.push_back(upload_resnet(r, dt, rt));
-  if (w.downsampler) d.sampler = upload_conv(*w.downsampler, dt, rt);
-  return d;
+  return upload_sampled_block(w.resnets, w.downsampler, dt, rt);
 }
 
 DeviceVaeDecoder upload_vae_decoder(const VaeDecoderW<float>& w, DType dt, Runtime& rt) {
@@ -123,6 +133,46 @@ DeviceVaeEncoder upload_vae_encoder(const VaeEncoderW<float>& w, DType dt, Runti
 }
 
 // Twin: reference/vae/layers.h conv2d.
+const char* vae_conv_version_name(VaeConvVersion v) {
+  switch (v) {
+    case VaeConvVersion::im2col:
+      return "im2col";
+    case VaeConvVersion::cudnn:
+      return "cudnn";
+    default:
+      return "auto";
+  }
+}
+
+VaeConvVersion parse_vae_conv_version(const std::string& s, const std::string& what) {
+  for (VaeConvVersion v : {VaeConvVersion::automatic, VaeConvVersion::im2col, VaeConvVersion::cudnn})
+    if (s == vae_conv_version_name(v)) return v;
+  throw Error(what + ": unknown VAE convolution version '" + s + "' (auto, im2col or cudnn)");
+}
+
+CudnnConvShape cudnn_conv_shape(int64_t cin, int64_t cout, int64_t B, int64_t H, int64_t W, const Im2colGeom& g,
+                                bool bias) {
+  CudnnConvShape c;
+  c.B = B, c.H = H * g.up, c.W = W * g.up, c.cin = cin, c.cout = cout, c.kh = g.kh, c.kw = g.kw;
+  c.stride = g.stride, c.pad_top = g.pad_top, c.pad_left = g.pad_left, c.pad_bottom = g.pad_bottom;
+  c.pad_right = g.pad_right, c.bias = bias;
+  return c;
+}
+
+VaeConvVersion resolve_vae_conv(VaeConvVersion requested, DType dt, int64_t cin, int64_t cout, const Im2colGeom& g,
+                                std::string* why) {
+  if (requested == VaeConvVersion::automatic) {
+    const char* env = std::getenv("ZIMAGE_VAE_CONV");
+    requested = env && *env ? parse_vae_conv_version(env, "ZIMAGE_VAE_CONV") : VaeConvVersion::im2col;
+    if (requested == VaeConvVersion::automatic) requested = VaeConvVersion::im2col;
+  }
+  if (requested != VaeConvVersion::cudnn) return VaeConvVersion::im2col;
+  // The image size does not decide: one as large as the kernel.
+  const CudnnConvShape c = cudnn_conv_shape(cin, cout, 1, std::max(g.kh, 1), std::max(g.kw, 1), g, true);
+  if (!cudnn_conv_supports(dt, c, why) || !cudnn_available(why)) return VaeConvVersion::im2col;
+  return VaeConvVersion::cudnn;
+}
+
 DeviceTensor conv2d_nhwc(VaeRun& r, const DeviceConv& w, const DeviceTensor& x, const Im2colGeom& geom) {
   check_nhwc(x, w.cin, "conv2d");
   Im2colGeom g = geom;
@@ -132,6 +182,17 @@ DeviceTensor conv2d_nhwc(VaeRun& r, const DeviceConv& w, const DeviceTensor& x, 
   const cudaStream_t s = r.rt.stream();
   DeviceTensor out(r.dt, {B, Ho, Wo, w.cout}, s);
   const void* bias = w.bias.empty() ? nullptr : w.bias.data();
+  if (resolve_vae_conv(r.conv, r.dt, w.cin, w.cout, g) == VaeConvVersion::cudnn) {
+    const CudnnConvShape c = cudnn_conv_shape(w.cin, w.cout, B, H, W, g, bias != nullptr);
+    if (g.up == 1) {
+      cudnn_conv(r.dt, x.data(), w.weight.data(), bias, out.data(), c, s);
+    } else {  // Upsample2D: the nearest x2 image, then the conv on it
+      const DeviceTensor xu(r.dt, {B, c.H, c.W, w.cin}, s);
+      upsample_nearest_nhwc(r.dt, x.data(), B, H, W, w.cin, g.up, xu.data(), s);
+      cudnn_conv(r.dt, xu.data(), w.weight.data(), bias, out.data(), c, s);
+    }
+    return out;
+  }
   const bool pointwise = g.kh == 1 && g.kw == 1 && g.stride == 1 && g.up == 1 && g.pad_top == 0 && g.pad_left == 0 &&
                          g.pad_bottom == 0 && g.pad_right == 0;
   if (pointwise) {
@@ -295,7 +356,7 @@ Tensor<float> CudaVae::decode(const Tensor<float>& z) {
   const MemoryScope scope("the VAE (decode)");
   ZIMAGE_CHECK(decoder_, "vae decode on CUDA: the decoder was not loaded (VaePart::Decoder)");
   check_vae_latents(cfg_, z.shape, "vae_decode");
-  VaeRun r(*rt_, opts_.dtype, opts_.gemm, cfg_.norm_num_groups);
+  VaeRun r(*rt_, opts_, cfg_.norm_num_groups);
   DeviceTensor x = upload_nchw(z, opts_.dtype, *rt_);
   if (cfg_.use_post_quant_conv) {
     ZIMAGE_CHECK(post_quant_conv_, "vae_decode: the config has use_post_quant_conv but no post_quant_conv was loaded");
@@ -313,9 +374,7 @@ Tensor<float> CudaVae::tiled_decode(const Tensor<float>& z, TileOptions opts) {
 
 // Twin: vae_decode_maybe_tiled.
 Tensor<float> CudaVae::decode_maybe_tiled(const Tensor<float>& z, TileOptions opts) {
-  check_vae_latents(cfg_, z.shape, "vae_decode");
-  opts = resolved_tiles(cfg_, opts);
-  if (z.dim(2) > opts.tile_latent || z.dim(3) > opts.tile_latent) return tiled_decode(z, opts);
+  if (const std::optional<TileOptions> tiles = tiles_for_decode(cfg_, z.shape, opts)) return tiled_decode(z, *tiles);
   return decode(z);
 }
 
@@ -323,7 +382,7 @@ std::pair<Tensor<float>, Tensor<float>> CudaVae::encode(const Tensor<float>& x) 
   const MemoryScope scope("the VAE (encode)");
   ZIMAGE_CHECK(encoder_, "vae encode on CUDA: the encoder was not loaded (VaePart::Encoder)");
   check_vae_image(cfg_, x.shape, "vae_encode");
-  VaeRun r(*rt_, opts_.dtype, opts_.gemm, cfg_.norm_num_groups);
+  VaeRun r(*rt_, opts_, cfg_.norm_num_groups);
   DeviceTensor h = vae_encoder_nhwc(r, *encoder_, upload_nchw(x, opts_.dtype, *rt_));
   if (cfg_.use_quant_conv) {
     ZIMAGE_CHECK(quant_conv_, "vae_encode: the config has use_quant_conv but no quant_conv was loaded");
@@ -357,7 +416,7 @@ std::optional<Tensor<float>> run_vae_module_cuda(const VaeGolden& g, const std::
   const ParamSource& src = *g.params;
   const DType dt = opts.dtype;
   refuse_fp16(dt);
-  VaeRun r(rt, dt, opts.gemm, c.norm_num_groups);
+  VaeRun r(rt, opts, c.norm_num_groups);
   auto to_host = [&](const DeviceTensor& y) { return download_nchw(y, rt); };
 
   if (path == "decode" || path == "tiled_decode" || path == "encode.mean" || path == "encode.logvar") {

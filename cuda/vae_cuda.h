@@ -2,7 +2,8 @@
 // Twin: reference/vae/autoencoder_kl.h vae_decode / vae_encode and reference/vae/layers.h, step for
 // step:
 //   conv2d          im2col of bands of output pixels (kernels/im2col.h) times the weight through
-//                   cuBLASLt (bias in the epilogue); 1x1 convs are one GEMM on the activation itself
+//                   cuBLASLt (bias in the epilogue); 1x1 convs are one GEMM on the activation itself;
+//                   or cuDNN's convolution (VaeConvVersion below)
 //   group_norm      kernels/group_norm.h (fp32 chunk sums added in double; SiLU fused where the
 //                   reference applies silu_ right after the norm)
 //   ResnetBlock2D   norm1+silu, conv1, norm2+silu, conv2, conv_shortcut, + residual (residual_add)
@@ -12,7 +13,8 @@
 //                   kQueryBlock query rows: S = q k^T (GEMM), softmax of S * C^-0.5
 //                   (kernels/softmax_rows.h), O = P V (GEMM on V^T, kernels/transpose.h); O rounded
 //                   to storage once; to_out.0, + residual
-//   Upsample2D      the nearest x2 fused into the conv's gather (Im2colGeom::up = 2), as the reference
+//   Upsample2D      the nearest x2 fused into the conv's gather (Im2colGeom::up = 2), as the reference;
+//                   with cuDNN, the x2 image written first (kernels/upsample.h)
 //   Downsample2D    F.pad (0, 1, 0, 1) then the stride-2 conv: the pad is the gather's bottom/right pad
 // Activations are NHWC on the device ([B, H, W, C]: a pixel's channels are one GEMM row); inputs and
 // outputs are NCHW host tensors, transposed on the device. Conv weights are uploaded permuted to
@@ -26,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "conv_cudnn.h"
 #include "forward.h"
 #include "kernels/im2col.h"
 #include "vae/autoencoder_kl.h"
@@ -33,9 +36,25 @@
 
 namespace zimage::gpu {
 
+// How conv2d_nhwc convolves (docs/cuda.md, "The VAE's convolutions"):
+//   im2col  bands of output pixels gathered by kernels/im2col.h times the weight through cuBLASLt
+//           (1x1 convs: one GEMM on the activation itself): every dtype and geometry
+//   cudnn   cuDNN's convolution with the bias fused (conv_cudnn.h) for the convs it takes
+//           (bfloat16, C_in and C_out multiples of 8), Upsample2D's x2 materialized first
+//           (kernels/upsample.h); im2col for the others (the encoder's conv_in, the decoder's
+//           conv_out)
+// automatic: ZIMAGE_VAE_CONV (im2col | cudnn) when set, else im2col. cudnn has not run on a GPU yet:
+// auto does not take it until a GPU check has shown it within budget and faster.
+enum class VaeConvVersion { automatic, im2col, cudnn };
+const char* vae_conv_version_name(VaeConvVersion v);  // "auto", "im2col", "cudnn"
+// "auto" | "im2col" | "cudnn"; anything else throws one line naming `what` (e.g. "--vae-conv").
+VaeConvVersion parse_vae_conv_version(const std::string& s, const std::string& what = "--vae-conv");
+inline constexpr VaeConvVersion kVaeConvVersions[] = {VaeConvVersion::im2col, VaeConvVersion::cudnn};
+
 struct VaeCudaOptions {
   DType dtype = DType::F32;
   GemmOptions gemm;
+  VaeConvVersion conv = VaeConvVersion::automatic;
 };
 
 constexpr int64_t kColElements = int64_t(64) << 20;  // im2col band: at most 64 Mi values
@@ -97,16 +116,28 @@ DeviceVaeEncoder upload_vae_encoder(const VaeEncoderW<float>& w, DType dt, Runti
 // The scratch buffers are stream-ordered: growing one frees the old memory after the work queued
 // before it, without a device-wide synchronization.
 struct VaeRun {
-  VaeRun(Runtime& runtime, DType d, GemmOptions g, int norm_groups)
-      : rt(runtime), dt(d), gemm(g), groups(norm_groups), col(0, runtime.stream()), scores(0, runtime.stream()),
-        vt(0, runtime.stream()), q(0, runtime.stream()), k(0, runtime.stream()), v(0, runtime.stream()),
-        o(0, runtime.stream()), stats(0, runtime.stream()) {}
+  VaeRun(Runtime& runtime, const VaeCudaOptions& o, int norm_groups)
+      : rt(runtime), dt(o.dtype), gemm(o.gemm), conv(o.conv), groups(norm_groups), col(0, runtime.stream()),
+        scores(0, runtime.stream()), vt(0, runtime.stream()), q(0, runtime.stream()), k(0, runtime.stream()),
+        v(0, runtime.stream()), o(0, runtime.stream()), stats(0, runtime.stream()) {}
   Runtime& rt;
   DType dt;
   GemmOptions gemm;
+  VaeConvVersion conv;
   int groups;
   DeviceBuffer col, scores, vt, q, k, v, o, stats;  // q, k, v, o, scores, vt: fp32 (the attention core)
 };
+
+// The cuDNN request of one conv of geometry g (kh, kw set) on x [B, H, W, C_in]: Upsample2D's x2
+// applied to H and W (the caller upsamples first), the gather's pads as pre / post paddings.
+CudnnConvShape cudnn_conv_shape(int64_t cin, int64_t cout, int64_t B, int64_t H, int64_t W, const Im2colGeom& g,
+                                bool bias);
+
+// The version conv2d_nhwc runs for one conv of this dtype, channels and geometry: `requested`
+// resolved (automatic: ZIMAGE_VAE_CONV, else im2col), then cudnn only where conv_cudnn.h takes the
+// conv and cuDNN is available here (else im2col; the reason in `why` when given).
+VaeConvVersion resolve_vae_conv(VaeConvVersion requested, DType dt, int64_t cin, int64_t cout, const Im2colGeom& g,
+                                std::string* why = nullptr);
 
 // NHWC activations [B, H, W, C] on the device, allocated in stream order. Each function is the twin
 // named in the header comment.
@@ -128,6 +159,19 @@ Im2colGeom geom_downsample();  // F.pad (0, 1, 0, 1) + 3x3 stride 2, padding 0
 // Host NCHW <-> device NHWC.
 DeviceTensor upload_nchw(const Tensor<float>& x, DType dt, Runtime& rt);
 Tensor<float> download_nchw(const DeviceTensor& x, Runtime& rt);
+
+// The host picture of upload_nchw's layout change, for tests and benchmarks that compare NHWC
+// device tensors: x [B, C, H, W] -> [B, H, W, C], a copy.
+template <class T>
+Tensor<T> nchw_to_nhwc(const Tensor<T>& x) {
+  ZIMAGE_CHECK(x.ndim() == 4, "nchw_to_nhwc: " + shape_str(x.shape) + " is not [B, C, H, W]");
+  const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  Tensor<T> y({B, H, W, C});
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t p = 0; p < H * W; ++p) y[(b * H * W + p) * C + c] = x[(b * C + c) * H * W + p];
+  return y;
+}
 
 class CudaVae {
  public:

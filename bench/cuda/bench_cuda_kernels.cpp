@@ -28,6 +28,7 @@
 #include "bench_cuda_support.h"
 #include "numerics/row_sample.h"
 #include "qwen3_rope_table.h"
+#include "vae_cuda.h"
 #include "weight_layout.h"
 #include "kernels/convert.h"
 #include "kernels/embedding.h"
@@ -45,6 +46,7 @@
 #include "kernels/swiglu.h"
 #include "kernels/timestep_embedding.h"
 #include "kernels/transpose.h"
+#include "kernels/upsample.h"
 #include "dit/patchify.h"
 #include "dit/rope.h"
 #include "dit/timestep_embedder.h"
@@ -802,16 +804,6 @@ BENCHMARK_TEMPLATE(BM_CudaQwen3QkNormRope, bf16)->UseManualTime()->MinTime(kKern
 
 constexpr int64_t kVaeH = 128, kVaeW = 128, kVaeC = 512, kVaeG = 32;
 
-template <class T>
-Tensor<T> nchw_to_nhwc(const Tensor<T>& x) {
-  const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
-  Tensor<T> y({B, H, W, C});
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t p = 0; p < H * W; ++p) y[(b * H * W + p) * C + c] = x[(b * C + c) * H * W + p];
-  return y;
-}
-
 // im2col_nhwc of the 3 x 3, pad 1 conv at [1, 128, 128, 512] -> [16384, 4608]. Bytes
 // es (H W C + H W 9 C). Twin: vae/layers.cpp conv2d's im2col bands (written out on the host as
 // tests/cuda/test_cuda_vae.cpp host_im2col); T0.
@@ -856,6 +848,120 @@ void BM_CudaIm2col(benchmark::State& st) {
 BENCHMARK_TEMPLATE(BM_CudaIm2col, fp32)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(BM_CudaIm2col, bf16)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
 
+// upsample_nearest_nhwc x2 of [1, 128, 128, 512] -> [1, 256, 256, 512] (the first upsampler's input,
+// materialized for the cudnn convolution version). Bytes es (H W C + 4 H W C). Twin: the nearest read
+// of vae/layers.h's ConvGeom::upsample (tests/cuda/test_cuda_vae.cpp host_upsample); T0.
+template <class Tag>
+void BM_CudaUpsampleNearest(benchmark::State& st) {
+  constexpr DType dt = Tag::dt;
+  const int up = 2;
+  gpu::Runtime& rt = runtime();
+  const std::string key = shape_key("upsample_nearest_nhwc", dt, {kVaeH, kVaeW, kVaeC, up});
+  auto xs = [&] { return round_to(dt, uniform({1, kVaeH, kVaeW, kVaeC}, 301, 2.0)); };
+  LayoutFixture* f = get_fixture<LayoutFixture>(st, key, [&] {
+    auto p = std::make_unique<LayoutFixture>();
+    p->in = upload(xs(), dt);
+    p->out = gpu::DeviceTensor(dt, {1, kVaeH * up, kVaeW * up, kVaeC});
+    return p;
+  });
+  if (!f) return;
+  auto op = [&] { gpu::upsample_nearest_nhwc(dt, f->in.data(), 1, kVaeH, kVaeW, kVaeC, up, f->out.data(), rt.stream()); };
+  validate_and_time(st, key, dt, [] {}, op, [&] {
+    poison(f->out, rt.stream());
+    op();
+    const Tensor<float> x = xs();
+    Tensor<float> want({1, kVaeH * up, kVaeW * up, kVaeC});
+    for (int64_t oy = 0; oy < kVaeH * up; ++oy)
+      for (int64_t ox = 0; ox < kVaeW * up; ++ox)
+        std::copy_n(x.ptr() + ((oy / up) * kVaeW + ox / up) * kVaeC, kVaeC,
+                    want.ptr() + (oy * kVaeW * up + ox) * kVaeC);
+    return exact(key, download(f->out), want);
+  }, es_of(dt) * 5.0 * double(kVaeH) * kVaeW * kVaeC);
+}
+BENCHMARK_TEMPLATE(BM_CudaUpsampleNearest, fp32)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaUpsampleNearest, bf16)->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+
+// conv2d_nhwc, 3 x 3, 512 -> 512 channels with bias, per VaeConvVersion (conv: 0 im2col, 1 cudnn;
+// cudnn in bf16 only): the decoder's mid-block conv at 1024 px ([1, 128, 128, 512], up 0) and its
+// first upsampler (nearest x2 then the conv: [1, 128, 128, 512] -> [1, 256, 256, 512], up 1).
+// FLOPs 2 Ho Wo C_out 9 C_in; bytes es (H W C_in + Ho Wo C_out + 9 C_in C_out). Twin: vae/layers.h
+// conv2d with ConvGeom::same3x3 / upsample 2, in fp64 on 64 sampled output pixels; chain
+// vae_module_ops("decoder.conv_in") at C_in 512 (T3 fp32 / T4 bf16).
+template <class Tag>
+void BM_CudaVaeConv(benchmark::State& st) {
+  constexpr DType dt = Tag::dt;
+  const gpu::VaeConvVersion ver = st.range(0) == 0 ? gpu::VaeConvVersion::im2col : gpu::VaeConvVersion::cudnn;
+  const int up = st.range(1) ? 2 : 1;
+  const gpu::Im2colGeom g = gpu::geom_same3x3(up);
+  const int64_t Ho = g.out_h(kVaeH), Wo = g.out_w(kVaeW), C = kVaeC;
+  gpu::Runtime& rt = runtime();
+  const std::string key = shape_key("conv2d_nhwc", dt, {kVaeH, kVaeW, C, C, up, st.range(0)});
+  std::string why;
+  if (gpu::resolve_vae_conv(ver, dt, C, C, g, &why) != ver) {
+    st.SkipWithError(("conv version " + std::string(gpu::vae_conv_version_name(ver)) + " does not run here: " + why).c_str());
+    return;
+  }
+  auto xs = [&] { return round_to(dt, uniform({1, C, kVaeH, kVaeW}, 311, 2.0)); };
+  auto ws = [&] {
+    return Conv2dW<float>{round_to(dt, uniform({C, C, 3, 3}, 312, 1.0 / std::sqrt(9.0 * C))),
+                          round_to(dt, uniform({C}, 313, 0.05))};
+  };
+  struct F : Fixture {
+    gpu::DeviceTensor x, y;
+    gpu::DeviceConv conv;
+    std::unique_ptr<gpu::VaeRun> run;
+  };
+  F* f = get_fixture<F>(st, key, [&] {
+    auto p = std::make_unique<F>();
+    p->x = upload(gpu::nchw_to_nhwc(xs()), dt);
+    p->conv = gpu::upload_conv(ws(), dt, rt);
+    gpu::VaeCudaOptions o;
+    o.dtype = dt;
+    o.conv = ver;
+    p->run = std::make_unique<gpu::VaeRun>(rt, o, int(kVaeG));
+    return p;
+  });
+  if (!f) return;
+  auto op = [&] { f->y = gpu::conv2d_nhwc(*f->run, f->conv, f->x, g); };
+  const Verdict& v = verdict(key, [&] {
+    op();
+    const Tensor<float> x = xs();
+    const Conv2dW<float> w = ws();
+    const std::vector<int64_t> rows = numerics::sample_rows(Ho * Wo);
+    Tensor<double> ref({int64_t(rows.size()), C});
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const int64_t oy = rows[i] / Wo, ox = rows[i] % Wo;
+      for (int64_t o = 0; o < C; ++o) {
+        double acc = w.bias[o];
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t dy = 0; dy < 3; ++dy)
+            for (int64_t dx = 0; dx < 3; ++dx) {
+              const int64_t iy = oy + dy - 1, ix = ox + dx - 1;
+              if (iy < 0 || iy >= kVaeH * up || ix < 0 || ix >= kVaeW * up) continue;
+              acc += double(x[(c * kVaeH + iy / up) * kVaeW + ix / up]) * double(w.weight[((o * C + c) * 3 + dy) * 3 + dx]);
+            }
+        ref[int64_t(i) * C + o] = acc;
+      }
+    }
+    const Tensor<float> got = numerics::rows_of(download(f->y), rows);
+    return within_budget(key + " (" + std::to_string(rows.size()) + " pixels)", dt, got, ref,
+                         vae_module_ops("decoder.conv_in", VaeConfig{}, Shape{1, C, kVaeH, kVaeW}));
+  });
+  if (!require(st, v)) return;
+  const double seconds = timed_loop(st, rt.stream(), [] {}, op);
+  set_counters(st, 2.0 * double(Ho) * Wo * C * 9 * C,
+               es_of(dt) * (double(kVaeH) * kVaeW * C + double(Ho) * Wo * C + 9.0 * C * C), seconds, dt);
+}
+BENCHMARK_TEMPLATE(BM_CudaVaeConv, fp32)->Args({0, 0})->Args({0, 1})->ArgNames({"conv", "up"})->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_CudaVaeConv, bf16)
+    ->Args({0, 0})
+    ->Args({1, 0})
+    ->Args({0, 1})
+    ->Args({1, 1})
+    ->ArgNames({"conv", "up"})
+    ->UseManualTime()->MinTime(kKernelMinTime)
+    ->Unit(benchmark::kMicrosecond);
+
 // group_norm_nhwc at [1, 128 x 128, 512], 32 groups, eps 1e-6, without and with the fused SiLU.
 // Bytes es (2 P C + 2 C) (one read of x: the kernel's two statistic passes read it twice more).
 // Twin: vae/layers.h group_norm (on the NCHW tensor), then silu_; chain
@@ -879,7 +985,7 @@ void BM_CudaGroupNorm(benchmark::State& st) {
   };
   F* f = get_fixture<F>(st, key, [&] {
     auto p = std::make_unique<F>();
-    p->x = upload(nchw_to_nhwc(x_nchw()), dt);
+    p->x = upload(gpu::nchw_to_nhwc(x_nchw()), dt);
     p->y = gpu::DeviceTensor(dt, {1, kVaeH, kVaeW, kVaeC});
     const GroupNormW<float> w = wb();
     p->w = upload(w.weight, dt);
@@ -905,7 +1011,7 @@ void BM_CudaGroupNorm(benchmark::State& st) {
       silu_(ref);
       ops.push_back({"silu", 1, 1, true});
     }
-    return within_budget(key, dt, download(f->y), nchw_to_nhwc(ref), ops);
+    return within_budget(key, dt, download(f->y), gpu::nchw_to_nhwc(ref), ops);
   }, es_of(dt) * (2.0 * P * kVaeC + 2.0 * kVaeC));
 }
 BENCHMARK_TEMPLATE(BM_CudaGroupNorm, fp32)->Arg(0)->Arg(1)->ArgName("silu")->UseManualTime()->MinTime(kKernelMinTime)->Unit(benchmark::kMicrosecond);

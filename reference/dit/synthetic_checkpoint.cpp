@@ -17,18 +17,18 @@ namespace zimage {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::pair<double, double> synthetic_rule(const std::string& name, const Shape& shape) {
+SyntheticRange dit_synthetic_rule(const std::string& name, const Shape& shape) {
   const std::string leaf = name.substr(name.rfind('.') + 1);
   if (name == "x_pad_token" || name == "cap_pad_token") return {0.0, 1.0};
   // RMSNorm weights: every *norm*.weight of the transformer, and cap_embedder.0.
   if (leaf == "weight" && (name.find("norm") != std::string::npos || name == "cap_embedder.0.weight")) return {1.0, 0.2};
   if (leaf == "bias") return {0.0, 0.05};
-  ZIMAGE_CHECK(leaf == "weight" && shape.size() == 2, "synthetic_rule: no rule for parameter '" + name + "' " + shape_str(shape));
+  ZIMAGE_CHECK(leaf == "weight" && shape.size() == 2, "dit_synthetic_rule: no rule for parameter '" + name + "' " + shape_str(shape));
   return {0.0, 1.0 / std::sqrt(double(shape[1]))};
 }
 
 void synthetic_bf16_values(uint64_t seed, const std::string& name, const Shape& shape, float* out) {
-  const auto [offset, scale] = synthetic_rule(name, shape);
+  const auto [offset, scale] = dit_synthetic_rule(name, shape);
   const int64_t n = shape_numel(shape);
   synthetic_fill(seed, name, offset, scale, out, n);
 #pragma omp parallel for schedule(static) if (n >= (int64_t(1) << 20))

@@ -25,7 +25,7 @@
 namespace zimage {
 
 // (offset, scale) of a parameter, as synthetic.py default_rule gives them.
-std::pair<double, double> synthetic_rule(const std::string& name, const Shape& shape);
+SyntheticRange dit_synthetic_rule(const std::string& name, const Shape& shape);
 
 // The synthetic value block of one parameter, bf16-rounded, as fp32.
 void synthetic_bf16_values(uint64_t seed, const std::string& name, const Shape& shape, float* out);

@@ -76,4 +76,15 @@ std::shared_ptr<ParamSource> open_weight_folder(const std::string& dir, const st
 // JSON a golden stores in its "synthetic_weights" metadata.
 std::shared_ptr<ParamSource> synthetic_param_source(const std::string& spec_json);
 
+// The (offset, scale) a model's synthetic rule gives one parameter.
+struct SyntheticRange {
+  double offset, scale;
+};
+using SyntheticRule = SyntheticRange (*)(const std::string& name, const Shape& shape);
+
+// That JSON, {"seed": seed, "tensors": {name: {"shape", "offset", "scale"}}},
+// for every parameter in shapes, with its range from rule: the one writer of
+// the spec the dumpers store (tools/golden/synthetic.py spec_for).
+std::string synthetic_spec_json(uint64_t seed, const std::map<std::string, Shape>& shapes, SyntheticRule rule);
+
 }  // namespace zimage

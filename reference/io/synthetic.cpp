@@ -144,4 +144,13 @@ std::shared_ptr<ParamSource> synthetic_param_source(const std::string& spec_json
   return std::make_shared<SyntheticParamSource>(seed, std::move(specs));
 }
 
+std::string synthetic_spec_json(uint64_t seed, const std::map<std::string, Shape>& shapes, SyntheticRule rule) {
+  json tensors = json::object();
+  for (const auto& [name, shape] : shapes) {
+    const SyntheticRange r = rule(name, shape);
+    tensors[name] = {{"shape", shape}, {"offset", r.offset}, {"scale", r.scale}};
+  }
+  return json{{"seed", seed}, {"tensors", tensors}}.dump();
+}
+
 }  // namespace zimage

@@ -23,6 +23,13 @@ void check_finite_input(const Tensor<float>& t, const std::string& name) {
                                           " (inputs must be finite)");
 }
 
+// The text encoder of a pipeline folder, or one line saying what the folder lacks.
+PromptEncoder open_pipeline_text_encoder(const std::string& dir) {
+  ZIMAGE_CHECK(PromptEncoder::pipeline_has_text_encoder(dir),
+               dir + ": no text_encoder/config.json and tokenizer/tokenizer.json (a pipeline folder with a text encoder)");
+  return PromptEncoder::open_pipeline(dir);
+}
+
 std::vector<Shape> shapes_of(const std::vector<Tensor<float>>& v) {
   std::vector<Shape> s;
   for (const auto& t : v) s.push_back(t.shape);
@@ -57,9 +64,7 @@ EncodedPrompts encode_prompts(const std::string& pipeline_dir, const std::vector
                               const std::function<void(const std::string&)>& warn, const TextEncoderBackend& backend) {
   ZIMAGE_CHECK(!prompts.empty(), "no prompt to encode");
   ZIMAGE_CHECK(opt.max_sequence_length > 0, "--max-sequence-length must be positive");
-  ZIMAGE_CHECK(PromptEncoder::pipeline_has_text_encoder(pipeline_dir),
-               pipeline_dir + ": no text_encoder/config.json and tokenizer/tokenizer.json (a pipeline folder with a text encoder)");
-  PromptEncoder enc = PromptEncoder::open_pipeline(pipeline_dir);
+  PromptEncoder enc = open_pipeline_text_encoder(pipeline_dir);
   return encode_prompts<T>(enc, prompts, opt, check_finite, warn, backend);
 }
 
@@ -147,11 +152,7 @@ Generated<T> generate(const PipelineFolder& pipe, const GenerateRequest& req, co
       };
     // The pipeline's encoder in memory, or opened here once for both calls (released with `opened`).
     std::optional<PromptEncoder> opened;
-    if (!pipe.prompt_encoder) {
-      ZIMAGE_CHECK(PromptEncoder::pipeline_has_text_encoder(pipe.dir),
-                   pipe.dir + ": no text_encoder/config.json and tokenizer/tokenizer.json (a pipeline folder with a text encoder)");
-      opened.emplace(PromptEncoder::open_pipeline(pipe.dir));
-    }
+    if (!pipe.prompt_encoder) opened.emplace(open_pipeline_text_encoder(pipe.dir));
     PromptEncoder& enc = pipe.prompt_encoder ? *pipe.prompt_encoder : *opened;
     EncodedPrompts p = encode_prompts<T>(enc, req.prompts, req.prompt_options, req.check_finite, hooks.warn, once);
     if (p.nonfinite) return out.nonfinite = p.nonfinite, out;

@@ -73,20 +73,14 @@ struct RunArgs {
   std::string leaf() const { return path.substr(layer().size()); }
 };
 
-using OpsFn = Ops (*)(const OpsArgs&);
+using Row = ModuleRow<OpsArgs, RunArgs>;
+using OpsFn = Row::OpsFn;
 template <class T>
-using Runner = std::optional<Tensor<T>> (*)(const RunArgs<T>&);
-
-struct Row {
-  std::regex pattern;
-  OpsFn ops;
-  Runner<float> run_float;
-  Runner<double> run_double;
-};
+using Runner = Row::Runner<T>;
 
 template <class F>
 Row row(const char* pattern, OpsFn ops, F run) {
-  return Row{std::regex(pattern), ops, run, run};
+  return module_row<Row>(pattern, ops, run);
 }
 
 #define ZIMAGE_RUN []<class T>(const RunArgs<T>& a) -> std::optional<Tensor<T>>

@@ -11,9 +11,13 @@
 #include <cstdint>
 #include <string>
 
+#include "io/param_source.h"
 #include "text_encoder/qwen3_config.h"
 
 namespace zimage {
+
+// The rule above for one parameter of Qwen3Model.
+SyntheticRange qwen3_synthetic_rule(const std::string& name, const Shape& shape);
 
 // The synthetic_weights JSON for every parameter of Qwen3Model(cfg).
 std::string qwen3_synthetic_spec(const Qwen3Config& cfg, uint64_t seed);

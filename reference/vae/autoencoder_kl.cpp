@@ -322,6 +322,13 @@ TileOptions resolved_tiles(const VaeConfig& cfg, TileOptions o) {
   return o;
 }
 
+std::optional<TileOptions> tiles_for_decode(const VaeConfig& cfg, const Shape& z, TileOptions opts) {
+  check_vae_latents(cfg, z, "vae_decode");
+  opts = resolved_tiles(cfg, opts);
+  if (z[2] > opts.tile_latent || z[3] > opts.tile_latent) return opts;
+  return std::nullopt;
+}
+
 namespace {
 
 // Ref: AutoencoderKL.blend_v / blend_h, in place on b:
@@ -425,9 +432,7 @@ Tensor<T> tiled_decode_with(const VaeConfig& cfg, const Tensor<T>& z, TileOption
 
 template <class T>
 Tensor<T> vae_decode_maybe_tiled(const VaeConfig& cfg, const VaeWeights<T>& w, const Tensor<T>& z, TileOptions opts) {
-  check_vae_latents(cfg, z.shape, "vae_decode");
-  opts = resolved_tiles(cfg, opts);
-  if (z.dim(2) > opts.tile_latent || z.dim(3) > opts.tile_latent) return vae_tiled_decode(cfg, w, z, opts);
+  if (const std::optional<TileOptions> tiles = tiles_for_decode(cfg, z.shape, opts)) return vae_tiled_decode(cfg, w, z, *tiles);
   return vae_decode(cfg, w, z);
 }
 

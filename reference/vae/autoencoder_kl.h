@@ -14,6 +14,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "io/param_source.h"
@@ -140,6 +141,12 @@ Tensor<T> vae_decode_maybe_tiled(const VaeConfig& cfg, const VaeWeights<T>& w, c
 
 // Resolves the TileOptions defaults against the config.
 TileOptions resolved_tiles(const VaeConfig& cfg, TileOptions opts);
+
+// AutoencoderKL._decode's choice with use_tiling True, for latents of shape z (checked first,
+// as vae_decode checks them): the resolved tiles when z is larger than tile_latent in h or w
+// (tiled_decode), else nothing (the plain decode). vae_decode_maybe_tiled and the CUDA VAE's
+// decode_maybe_tiled both ask it.
+std::optional<TileOptions> tiles_for_decode(const VaeConfig& cfg, const Shape& z, TileOptions opts);
 
 // Checks a latent / image input before any compute: rank 4, the channel
 // count of the config, positive sizes. Throws naming `what`.

@@ -144,20 +144,14 @@ struct RunArgs {
   int G() const { return g.config.norm_num_groups; }
 };
 
-using OpsFn = Ops (*)(const OpsArgs&);
+using Row = ModuleRow<OpsArgs, RunArgs>;
+using OpsFn = Row::OpsFn;
 template <class T>
-using Runner = std::optional<Tensor<T>> (*)(const RunArgs<T>&);
-
-struct Row {
-  std::regex pattern;
-  OpsFn ops;
-  Runner<float> run_float;
-  Runner<double> run_double;  // nullptr: no runner
-};
+using Runner = Row::Runner<T>;
 
 template <class F>
 Row row(const char* pattern, OpsFn ops, F run) {
-  return Row{std::regex(pattern), ops, run, run};
+  return module_row<Row>(pattern, ops, run);
 }
 Row ops_only(const char* pattern, OpsFn ops) { return Row{std::regex(pattern), ops, nullptr, nullptr}; }
 

@@ -10,9 +10,13 @@
 #include <cstdint>
 #include <string>
 
+#include "io/param_source.h"
 #include "vae/config.h"
 
 namespace zimage {
+
+// The rule above for one parameter of AutoencoderKL.
+SyntheticRange vae_synthetic_rule(const std::string& name, const Shape& shape);
 
 // The synthetic_weights JSON for every parameter of AutoencoderKL(cfg).
 std::string vae_synthetic_spec(const VaeConfig& cfg, uint64_t seed);

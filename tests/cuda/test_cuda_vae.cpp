@@ -12,12 +12,15 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
+#include <tuple>
 
 #include "cuda_support.h"
 #include "kernels/group_norm.h"
 #include "kernels/im2col.h"
 #include "kernels/softmax_rows.h"
 #include "kernels/transpose.h"
+#include "kernels/upsample.h"
 #include "nn/softmax.h"
 #include "numerics/row_sample.h"
 #include "support/cli_runner.h"
@@ -33,17 +36,6 @@ using testing::DType;
 
 const VaeGolden& golden(const std::string& c) {
   return testing::open_once<VaeGolden>(testing::golden_path(c), [](const std::string& p) { return open_vae_golden(p); });
-}
-
-// NCHW -> NHWC on the host.
-template <class T>
-Tensor<T> to_nhwc(const Tensor<T>& x) {
-  const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
-  Tensor<T> y({B, H, W, C});
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t p = 0; p < H * W; ++p) y[(b * H * W + p) * C + c] = x[(b * C + c) * H * W + p];
-  return y;
 }
 
 // The im2col the kernel documents, written out on the host.
@@ -66,7 +58,7 @@ Tensor<float> host_im2col(const Tensor<float>& xh, const gpu::Im2colGeom& g, int
 
 TEST(Im2colNhwc, IsExactForEveryGather) {
   ZIMAGE_REQUIRE_CUDA();
-  const Tensor<float> x = to_nhwc(testing::randn<float>({2, 5, 9, 7}, testing::test_seed()));
+  const Tensor<float> x = gpu::nchw_to_nhwc(testing::randn<float>({2, 5, 9, 7}, testing::test_seed()));
   const std::vector<std::pair<std::string, gpu::Im2colGeom>> geoms = {{"same3x3", gpu::geom_same3x3()},
                                                                       {"upsample2", gpu::geom_same3x3(2)},
                                                                       {"downsample", gpu::geom_downsample()},
@@ -120,7 +112,7 @@ TEST_P(GroupNormNhwc, MatchesReference) {
   x = testing::round_to(c.dt, x);
   GroupNormW<float> w{testing::round_to(c.dt, testing::randn<float>({c.C}, seed + 1, 0.5)),
                       testing::round_to(c.dt, testing::randn<float>({c.C}, seed + 2, 0.5))};
-  const auto xd = testing::to_device(to_nhwc(x), c.dt);
+  const auto xd = testing::to_device(gpu::nchw_to_nhwc(x), c.dt);
   const auto wd = testing::to_device(w.weight, c.dt), bd = testing::to_device(w.bias, c.dt);
   testing::Guarded out(c.dt, {c.B, c.H, c.W, c.C});
   gpu::DeviceBuffer scratch;
@@ -139,9 +131,9 @@ TEST_P(GroupNormNhwc, MatchesReference) {
     peer = testing::round_to(c.dt, peer);
     ops.push_back(testing::op_elem("silu", true));
   }
-  peer = to_nhwc(peer);
+  peer = gpu::nchw_to_nhwc(peer);
   testing::expect_t3_or_t4("group_norm " + gn_name(::testing::TestParamInfo<GnCase>(c, 0)), c.dt, got,
-                           &peer, to_nhwc(ref), ops);
+                           &peer, gpu::nchw_to_nhwc(ref), ops);
   out.expect_guards_intact("group_norm");
 }
 
@@ -187,6 +179,95 @@ TEST(TransposeBatched, IsExact) {
   }
 }
 
+// The nearest upsampling the kernel documents, written out on the host (NHWC).
+Tensor<float> host_upsample(const Tensor<float>& xh, int up) {
+  const int64_t B = xh.dim(0), H = xh.dim(1), W = xh.dim(2), C = xh.dim(3);
+  Tensor<float> y({B, H * up, W * up, C});
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t oy = 0; oy < H * up; ++oy)
+      for (int64_t ox = 0; ox < W * up; ++ox)
+        for (int64_t c = 0; c < C; ++c)
+          y[((b * H * up + oy) * W * up + ox) * C + c] = xh[((b * H + oy / up) * W + ox / up) * C + c];
+  return y;
+}
+
+// Every copy unit: bf16 C 5 (10-byte rows: 2-byte units), fp32 C 5 (20: 4-byte), bf16 C 8 and
+// fp32 C 64 (16-byte units); factors 2 (Upsample2D) and 3.
+TEST(UpsampleNearest, IsExactForEveryCopyUnit) {
+  ZIMAGE_REQUIRE_CUDA();
+  for (DType dt : {DType::F32, DType::BF16})
+    for (int64_t C : {5, 8, 64})
+      for (int up : {2, 3}) {
+        const Tensor<float> x = testing::round_to(dt, testing::randn<float>({2, 5, 3, C}, testing::test_seed()));
+        const auto xd = testing::to_device(x, dt);
+        testing::Guarded y(dt, {2, 5 * up, 3 * up, C});
+        gpu::upsample_nearest_nhwc(dt, xd.data(), 2, 5, 3, C, up, y.data(), testing::rt().stream());
+        const std::string what = "upsample_nearest " + testing::dtype_tag(dt) + " C" + std::to_string(C) + " x" +
+                                 std::to_string(up);
+        testing::expect_exact(what, numerics::compare(y.host(), host_upsample(x, up).cast<double>()));
+        y.expect_guards_intact(what);
+      }
+}
+
+// One conv of each geometry the VAE uses through cuDNN (conv_cudnn.h; with and without the fused
+// bias), into a guarded output, and through conv2d_nhwc with VaeConvVersion::cudnn (the upsampler:
+// the kernel above, then cuDNN), against the fp64 reference conv on the same bf16-rounded inputs:
+// T4 of the conv chain plus the peer rule (the fp32 reference conv rounded to bf16).
+TEST(CudnnConv, MatchesTheReferenceConvForEveryGeometry) {
+  ZIMAGE_REQUIRE_CUDA();
+  std::string why;
+  if (!gpu::cudnn_available(&why)) GTEST_SKIP() << why;
+  const DType dt = DType::BF16;
+  const uint64_t seed = testing::test_seed();
+  const int64_t B = 2, H = 17, W = 9, Ci = 64, Co = 32;
+  const Tensor<float> x = testing::round_to(dt, testing::randn<float>({B, Ci, H, W}, seed));
+  const auto xd = testing::to_device(gpu::nchw_to_nhwc(x), dt);
+  struct Geo {
+    std::string name;
+    gpu::Im2colGeom g;
+    int k;
+  };
+  const std::vector<Geo> geos = {{"same3x3", gpu::geom_same3x3(), 3},
+                                 {"upsample2", gpu::geom_same3x3(2), 3},
+                                 {"downsample", gpu::geom_downsample(), 3},
+                                 {"pointwise", gpu::geom_pointwise(), 1}};
+  const size_t plans_before = gpu::cudnn_conv_cached_plans();
+  for (const Geo& geo : geos)
+    for (bool with_bias : {true, false}) {
+      Conv2dW<float> w{testing::round_to(dt, testing::randn<float>({Co, Ci, geo.k, geo.k}, seed + 1, 0.1)), {}};
+      if (with_bias) w.bias = testing::round_to(dt, testing::randn<float>({Co}, seed + 2));
+      const Conv2dW<double> wd{w.weight.cast<double>(), w.bias.cast<double>()};
+      const Tensor<double> xdd = x.cast<double>();
+      const ConvGeom rg{geo.g.stride, geo.g.pad_top, geo.g.pad_left, geo.g.pad_bottom, geo.g.pad_right, geo.g.up};
+      const Tensor<double> truth = conv2d(xdd, wd, rg);
+      const Tensor<float> peer = testing::round_to(dt, conv2d(x, w, rg));
+      const auto ops = vae_module_ops(geo.k == 3 ? "decoder.conv_in" : "post_quant_conv", VaeConfig{}, x.shape);
+      const std::string what = "cudnn conv " + geo.name + (with_bias ? " bias" : " no bias");
+      const gpu::DeviceConv dc = gpu::upload_conv(w, dt, testing::rt());
+      gpu::Im2colGeom g = geo.g;
+      g.kh = g.kw = geo.k;
+      if (g.up == 1) {  // cudnn_conv alone, into a guarded output
+        const gpu::CudnnConvShape cs = gpu::cudnn_conv_shape(Ci, Co, B, H, W, g, with_bias);
+        testing::Guarded out(dt, {B, cs.out_h(), cs.out_w(), Co});
+        gpu::cudnn_conv(dt, xd.data(), dc.weight.data(), with_bias ? dc.bias.data() : nullptr, out.data(), cs,
+                        testing::rt().stream());
+        const Tensor<float> peer_nhwc = gpu::nchw_to_nhwc(peer);
+        testing::expect_t3_or_t4(what + " (cudnn_conv)", dt, out.host(), &peer_nhwc, gpu::nchw_to_nhwc(truth), ops);
+        out.expect_guards_intact(what);
+      }
+      gpu::VaeCudaOptions o;
+      o.dtype = dt;
+      o.conv = gpu::VaeConvVersion::cudnn;
+      ASSERT_EQ(gpu::resolve_vae_conv(o.conv, dt, Ci, Co, g), gpu::VaeConvVersion::cudnn) << what;
+      gpu::VaeRun r(testing::rt(), o, 32);
+      const gpu::DeviceTensor y = gpu::conv2d_nhwc(r, dc, xd, geo.g);
+      const Tensor<float> got = testing::to_host(y.data(), dt, y.shape);
+      const Tensor<float> peer_nhwc = gpu::nchw_to_nhwc(peer);
+      testing::expect_t3_or_t4(what + " (conv2d_nhwc)", dt, got, &peer_nhwc, gpu::nchw_to_nhwc(truth), ops);
+    }
+  EXPECT_EQ(gpu::cudnn_conv_cached_plans(), plans_before + 8) << "one plan per geometry and bias: 4 x 2";
+}
+
 // ---- Modules and the whole model against the goldens --------------------------------------------
 
 struct Row {
@@ -206,6 +287,20 @@ std::vector<Row> rows() {
 
 class VaeCudaGolden : public ::testing::TestWithParam<Row> {};
 
+// The (dtype, convolution version) pairs a GPU VAE test runs: fp32 and bf16 through im2col, and bf16
+// through cuDNN where cuDNN is available (its convs; the others stay im2col, resolve_vae_conv).
+std::vector<std::pair<DType, gpu::VaeConvVersion>> run_kinds() {
+  std::vector<std::pair<DType, gpu::VaeConvVersion>> k = {{DType::F32, gpu::VaeConvVersion::im2col},
+                                                          {DType::BF16, gpu::VaeConvVersion::im2col}};
+  std::string why;
+  if (gpu::cudnn_available(&why)) k.push_back({DType::BF16, gpu::VaeConvVersion::cudnn});
+  else std::printf("  no cuDNN convolution runs: %s\n", why.c_str());
+  return k;
+}
+std::string kind_tag(DType dt, gpu::VaeConvVersion conv) {
+  return testing::dtype_tag(dt) + " " + gpu::vae_conv_version_name(conv);
+}
+
 TEST_P(VaeCudaGolden, TeacherForcedModuleMatches) {
   ZIMAGE_REQUIRE_CUDA();
   const auto& [c, row] = GetParam();
@@ -213,16 +308,17 @@ TEST_P(VaeCudaGolden, TeacherForcedModuleMatches) {
   const auto truth = run_vae_module<double>(g, row);
   ASSERT_TRUE(truth.has_value());
   const Shape in = g.shape(*vae_input_name(g, row));
-  for (DType dt : {DType::F32, DType::BF16}) {
+  for (const auto& [dt, conv] : run_kinds()) {
     gpu::VaeCudaOptions opts;
     opts.dtype = dt;
+    opts.conv = conv;
     const auto got = gpu::run_vae_module_cuda(g, row, opts, testing::rt());
     ASSERT_TRUE(got.has_value());
     auto ops = vae_module_ops(row, g.config, in);
     // In bf16 the golden input and the weights are rounded to storage too (the fp64 truth uses
     // them unrounded): two more roundings than the policy's chain, which starts from its inputs.
     if (dt == DType::BF16) ops.insert(ops.begin(), {{"input to bf16", 1, 1, false}, {"weights to bf16", 1, 1, false}});
-    const std::string what = c + " " + row + " " + testing::dtype_tag(dt);
+    const std::string what = c + " " + row + " " + kind_tag(dt, conv);
     testing::expect_tier(what + " vs fp64", dt, *got, *truth, ops);
     if (dt == DType::F32)
       testing::expect_within(what + " vs diffusers T2", numerics::compare(*got, g.get<double>(row)), vae_row_budget(g, row));
@@ -245,14 +341,15 @@ TEST(VaeCudaFullSize, Decode1024MatchesDiffusersOnSampledRows) {
   ZIMAGE_REQUIRE_CUDA();
   const VaeGolden& g = golden("vae_flux_1024");
   const VaeSampledDecode d = vae_sampled_decode(g);
-  for (DType dt : {DType::F32, DType::BF16}) {
+  for (const auto& [dt, conv] : run_kinds()) {
     gpu::VaeCudaOptions opts;
     opts.dtype = dt;
+    opts.conv = conv;
     gpu::CudaVae vae(g.config, *g.params, VaePart::Decoder, opts);
     const Tensor<float> image = vae.decode(d.z);
     ASSERT_EQ(image.shape, d.image);
     const Tensor<float> got = numerics::rows_of(image, d.rows);  // the image as rows of its last dim
-    const std::string what = std::string("vae_flux_1024 decode 1024x1024 ") + testing::dtype_tag(dt);
+    const std::string what = "vae_flux_1024 decode 1024x1024 " + kind_tag(dt, conv);
     if (dt == DType::F32) {
       testing::expect_within(what + " vs diffusers T2", numerics::compare(got, d.sampled),
                              vae_module_budget(numerics::Tier::T2, "decode", g.config, d.z.shape));
@@ -338,7 +435,7 @@ TEST(VaeCudaConfig, Im2colTimesPermutedWeightIsTheReferenceConv) {
   Conv2dW<float> w1{testing::randn<float>({5, 6, 1, 1}, seed + 3), testing::randn<float>({5}, seed + 4)};
   auto as_gemm = [&](const Conv2dW<float>& w, const gpu::Im2colGeom& g) {
     const int64_t Ho = g.out_h(9), Wo = g.out_w(7), Q = 2 * Ho * Wo, O = w.weight.dim(0);
-    const Tensor<float> col = host_im2col(to_nhwc(x), g, 0, Q), p = gpu::permute_conv_weight(w.weight);
+    const Tensor<float> col = host_im2col(gpu::nchw_to_nhwc(x), g, 0, Q), p = gpu::permute_conv_weight(w.weight);
     const int64_t K = col.dim(1);
     Tensor<double> y({2, O, Ho, Wo});  // back to NCHW
     for (int64_t q = 0; q < Q; ++q)
@@ -365,6 +462,121 @@ TEST(VaeCudaConfig, Im2colTimesPermutedWeightIsTheReferenceConv) {
     ASSERT_EQ(yr.first.shape, yr.second.shape) << name;
     testing::expect_within("conv as im2col x permuted weight, " + name,
                            numerics::compare(yr.first.cast<float>(), yr.second), exact_order);
+  }
+}
+
+// The cuDNN version's decomposition of Upsample2D, on the host in double: the nearest x2 image
+// (host_upsample, the upsample kernel's documented map) convolved with the same 3x3 pads is the
+// reference upsample_2d, bit for bit; and the request cudnn_conv_shape makes for each gather has
+// the gather's output size.
+TEST(VaeCudaConfig, UpsampleThenConvIsTheReferenceUpsampler) {
+  const uint64_t seed = testing::test_seed();
+  const Tensor<float> x = testing::randn<float>({2, 6, 5, 4}, seed);
+  const Conv2dW<double> w{testing::randn<float>({5, 6, 3, 3}, seed + 1).cast<double>(),
+                          testing::randn<float>({5}, seed + 2).cast<double>()};
+  // host_upsample works in NHWC: NCHW -> NHWC, upsample, back.
+  const Tensor<float> up_nhwc = host_upsample(gpu::nchw_to_nhwc(x), 2);
+  Tensor<double> up({2, 6, 10, 8});
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t c = 0; c < 6; ++c)
+      for (int64_t p = 0; p < 80; ++p) up[(b * 6 + c) * 80 + p] = up_nhwc[(b * 80 + p) * 6 + c];
+  testing::expect_exact("conv(nearest x2) vs upsample_2d",
+                        numerics::compare(conv2d(up, w, ConvGeom::same3x3()), upsample_2d(x.cast<double>(), w)));
+}
+
+TEST(VaeCudaConfig, CudnnRequestHasTheGatherOutputSize) {
+  for (auto [name, geom, k] : std::vector<std::tuple<std::string, gpu::Im2colGeom, int>>{
+           {"same3x3", gpu::geom_same3x3(), 3},
+           {"upsample2", gpu::geom_same3x3(2), 3},
+           {"downsample", gpu::geom_downsample(), 3},
+           {"pointwise", gpu::geom_pointwise(), 1}})
+    for (int64_t n : {1, 2, 7, 8, 64, 127, 128}) {
+      gpu::Im2colGeom g = geom;
+      g.kh = g.kw = k;
+      if (g.out_h(n) < 1) continue;
+      const gpu::CudnnConvShape c = gpu::cudnn_conv_shape(16, 32, 2, n, n + 1, g, true);
+      EXPECT_EQ(c.out_h(), g.out_h(n)) << name << " " << n;
+      EXPECT_EQ(c.out_w(), g.out_w(n + 1)) << name << " " << n;
+      EXPECT_EQ(c.H, n * g.up) << name;
+      EXPECT_EQ(c.pad_bottom, g.pad_bottom) << name;
+      EXPECT_EQ(c.pad_right, g.pad_right) << name;
+    }
+}
+
+// The VAE convolution versions: names, parsing, ZIMAGE_VAE_CONV, and which convs cudnn takes (host:
+// without a GPU every request resolves to im2col, with the reason).
+TEST(VaeConvVersion, NamesEnvironmentAndResolution) {
+  using gpu::VaeConvVersion;
+  for (VaeConvVersion v : {VaeConvVersion::automatic, VaeConvVersion::im2col, VaeConvVersion::cudnn})
+    EXPECT_EQ(gpu::parse_vae_conv_version(gpu::vae_conv_version_name(v)), v);
+  try {
+    gpu::parse_vae_conv_version("winograd");
+    ADD_FAILURE() << "an unknown version must be refused";
+  } catch (const Error& e) {
+    std::printf("  %s\n", e.what());
+    EXPECT_NE(std::string(e.what()).find("--vae-conv"), std::string::npos) << e.what();
+  }
+  gpu::Im2colGeom g3 = gpu::geom_same3x3();
+  std::string why;
+  EXPECT_EQ(gpu::resolve_vae_conv(VaeConvVersion::im2col, DType::BF16, 512, 512, g3), VaeConvVersion::im2col);
+  EXPECT_EQ(gpu::resolve_vae_conv(VaeConvVersion::cudnn, DType::F32, 512, 512, g3, &why), VaeConvVersion::im2col);
+  EXPECT_NE(why.find("bfloat16 only"), std::string::npos) << why;
+  EXPECT_EQ(gpu::resolve_vae_conv(VaeConvVersion::cudnn, DType::BF16, 512, 3, g3, &why), VaeConvVersion::im2col);
+  EXPECT_NE(why.find("multiples of 8"), std::string::npos) << why;
+  why.clear();
+  const bool cudnn_here = gpu::cudnn_available(&why);
+  const VaeConvVersion big = gpu::resolve_vae_conv(VaeConvVersion::cudnn, DType::BF16, 512, 512, g3);
+  EXPECT_EQ(big, cudnn_here ? VaeConvVersion::cudnn : VaeConvVersion::im2col) << why;
+  std::printf("  cudnn for a 512 -> 512 bf16 conv here: %s%s\n", gpu::vae_conv_version_name(big),
+              cudnn_here ? "" : (" (" + why + ")").c_str());
+  // automatic: ZIMAGE_VAE_CONV, else im2col.
+  const char* old_env = std::getenv("ZIMAGE_VAE_CONV");
+  const std::string saved = old_env ? old_env : "";
+  ::unsetenv("ZIMAGE_VAE_CONV");
+  EXPECT_EQ(gpu::resolve_vae_conv(VaeConvVersion::automatic, DType::BF16, 512, 512, g3), VaeConvVersion::im2col);
+  ::setenv("ZIMAGE_VAE_CONV", "cudnn", 1);
+  EXPECT_EQ(gpu::resolve_vae_conv(VaeConvVersion::automatic, DType::BF16, 512, 512, g3), big);
+  ::setenv("ZIMAGE_VAE_CONV", "bogus", 1);
+  EXPECT_THROW(gpu::resolve_vae_conv(VaeConvVersion::automatic, DType::BF16, 512, 512, g3), Error);
+  if (old_env) ::setenv("ZIMAGE_VAE_CONV", saved.c_str(), 1);
+  else ::unsetenv("ZIMAGE_VAE_CONV");
+}
+
+// cuDNN convolution requests on the host: plan keys tell every field apart, the refusals are one line,
+// and without cuDNN or a GPU a call throws one line naming cuDNN before touching memory.
+TEST(CudnnConv, PlanKeysRefusalsAndUnavailability) {
+  gpu::CudnnConvShape base;
+  base.B = 1, base.H = 128, base.W = 96, base.cin = 512, base.cout = 256;
+  const std::string k0 = gpu::cudnn_conv_plan_key(DType::BF16, base);
+  std::printf("  plan key: %s\n  text: %s\n", k0.c_str(), base.text().c_str());
+  std::vector<gpu::CudnnConvShape> variants(13, base);
+  variants[0].B = 2, variants[1].H = 127, variants[2].W = 97, variants[3].cin = 256, variants[4].cout = 512;
+  variants[5].kh = variants[5].kw = 1, variants[6].stride = 2, variants[7].pad_top = 0, variants[8].pad_left = 0;
+  variants[9].pad_bottom = 0, variants[10].pad_right = 0, variants[11].bias = false, variants[12].kw = 1;
+  std::set<std::string> keys{k0, gpu::cudnn_conv_plan_key(DType::F32, base)};
+  for (const auto& v : variants) keys.insert(gpu::cudnn_conv_plan_key(DType::BF16, v));
+  EXPECT_EQ(keys.size(), variants.size() + 2) << "a plan key that does not tell two requests apart";
+  std::string why;
+  EXPECT_TRUE(gpu::cudnn_conv_supports(DType::BF16, base, &why)) << why;
+  EXPECT_FALSE(gpu::cudnn_conv_supports(DType::F32, base, &why));
+  EXPECT_NE(why.find("bfloat16 only"), std::string::npos) << why;
+  gpu::CudnnConvShape odd = base;
+  odd.cin = 12;
+  EXPECT_FALSE(gpu::cudnn_conv_supports(DType::BF16, odd, &why));
+  EXPECT_NE(why.find("multiples of 8"), std::string::npos) << why;
+  gpu::CudnnConvShape tiny = base;
+  tiny.H = 1, tiny.pad_top = tiny.pad_bottom = 0;
+  EXPECT_FALSE(gpu::cudnn_conv_supports(DType::BF16, tiny, &why));
+  EXPECT_NE(why.find("smaller than the kernel"), std::string::npos) << why;
+  if (gpu::cudnn_available(&why)) return;  // the unavailable path needs a machine without cuDNN or a GPU
+  alignas(16) static unsigned char fake[64];
+  try {
+    gpu::cudnn_conv(DType::BF16, fake, fake, fake, fake, base, nullptr);
+    ADD_FAILURE() << "cudnn_conv without cuDNN must throw";
+  } catch (const Error& e) {
+    std::printf("  %s\n", e.what());
+    EXPECT_EQ(std::string(e.what()).rfind("cuDNN conv: ", 0), 0u) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
   }
 }
 

@@ -165,6 +165,24 @@ TEST(VaeTiledDecode, OneTileIsThePlainDecode) {
   testing::expect_exact("decode_maybe_tiled, z within one tile", numerics::compare(vae_decode_maybe_tiled(c, w, z), vae_decode(c, w, z)));
 }
 
+// The choice itself (tiles_for_decode, asked by the reference's and the CUDA VAE's
+// decode_maybe_tiled): tiles exactly when h or w exceeds tile_latent, with the
+// defaults resolved from the config.
+TEST(VaeTiledDecode, TilesOnlyWhenLatentsExceedOneTileInHOrW) {
+  const VaeConfig c = flux_like(true);
+  const int t = resolved_tiles(c, {}).tile_latent;
+  ASSERT_GT(t, 1);
+  EXPECT_FALSE(tiles_for_decode(c, {1, 16, t, t}, {}).has_value()) << "h = w = tile_latent is one tile";
+  for (const Shape& z : {Shape{1, 16, t + 1, t}, Shape{1, 16, t, t + 1}, Shape{2, 16, t + 1, 1}}) {
+    const std::optional<TileOptions> tiles = tiles_for_decode(c, z, {});
+    ASSERT_TRUE(tiles.has_value()) << shape_str(z);
+    EXPECT_EQ(tiles->tile_latent, t);
+    EXPECT_EQ(tiles->tile_sample, c.tile_sample_min_size());
+  }
+  EXPECT_EQ(tiles_for_decode(c, {1, 16, 5, 5}, {4, 32, 0.25})->tile_latent, 4) << "given tiles are kept";
+  EXPECT_THROW(tiles_for_decode(c, {1, 15, t, t}, {}), Error) << "the latents are checked first";
+}
+
 TEST(VaeTiledDecode, FloatVsDoubleWithinBudget) {
   const VaeConfig c = flux_like(true);
   const Tensor<double> z = testing::randn<double>({1, 16, 12, 7}, testing::test_seed());

@@ -1,0 +1,24 @@
+// What every cuDNN path here shares (attention_cudnn.h's fused SDPA, conv_cudnn.h's convolution):
+// libcudnn loaded at run time with dlopen ("libcudnn_graph.so.9", else "libcudnn.so.9"; the build
+// needs only the headers), one handle per device, one workspace per (device, stream), grown as
+// needed. The backend-API plumbing itself (descriptors, heuristics, plans, execute) is
+// cudnn_plan.h, compiled only with cuDNN's headers.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace zimage::gpu {
+
+// True when cuDNN is compiled in (ZIMAGE_WITH_CUDNN), the library loaded (any 9.x) and a handle
+// was created on the current device. Otherwise false and `why` gets one line naming cuDNN, e.g.
+// "cuDNN not found (libcudnn_graph.so.9: ...)". The result for the current device is remembered.
+bool cudnn_available(std::string* why = nullptr);
+
+// The loaded library's version as "9.19.0", or "" when it is not loaded (or not compiled in).
+std::string cudnn_loaded_version();
+
+// How many times a cuDNN workspace has been (re)allocated in this process: a CUDA graph that
+// captured a cuDNN call points into the workspace of its time (step_graph.h keys on this).
+uint64_t cudnn_workspace_generation();
+
+}  // namespace zimage::gpu
