@@ -52,6 +52,10 @@ bool cudnn_conv_supports(DType dt, const CudnnConvShape& s, std::string* why) {
   if (s.cin % 8 != 0 || s.cout % 8 != 0)
     return refuse(why, "cuDNN conv needs C_in and C_out that are multiples of 8 (16-byte rows), not C_in " +
                            std::to_string(s.cin) + ", C_out " + std::to_string(s.cout));
+  if (s.pad_top != s.pad_bottom || s.pad_left != s.pad_right)
+    return refuse(why, "cuDNN conv takes equal pads on both sides of an axis, not top " + std::to_string(s.pad_top) +
+                           " / bottom " + std::to_string(s.pad_bottom) + ", left " + std::to_string(s.pad_left) +
+                           " / right " + std::to_string(s.pad_right));
   if (s.H + s.pad_top + s.pad_bottom < s.kh || s.W + s.pad_left + s.pad_right < s.kw)
     return refuse(why, "cuDNN conv: the input is smaller than the kernel (" + s.text() + ")");
   return true;
@@ -76,6 +80,7 @@ void cudnn_conv(DType dt, const void* x, const void* w, const void* bias, void* 
 }
 
 size_t cudnn_conv_cached_plans() { return 0; }
+uint64_t cudnn_conv_calls() { return 0; }
 
 #else  // ZIMAGE_WITH_CUDNN
 
@@ -159,7 +164,11 @@ std::unique_ptr<cudnn::Plan> build_plan(cudnnHandle_t handle, const CudnnConvSha
   DescPtr graph = cudnn::make_graph(handle, ops, where);
   for (auto* d : {&x, &w, &y, &conv_out, &conv, &op, &bias, &add, &add_op})
     if (*d) keep.push_back(std::move(*d));
-  return cudnn::build_plan(handle, std::move(graph), std::move(keep), where);
+  return cudnn::build_plan(handle, std::move(graph), std::move(keep), where,
+                           {CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC, CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION,
+                            CUDNN_NUMERICAL_NOTE_WINOGRAD, CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_4x4,
+                            CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_6x6, CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_13x13,
+                            CUDNN_NUMERICAL_NOTE_FFT, CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS});
 }
 
 #undef SET
@@ -170,6 +179,7 @@ cudnn::PlanCache& plans() {
   static auto* c = new cudnn::PlanCache;
   return *c;
 }
+uint64_t calls = 0;  // with the session's mutex held
 
 }  // namespace
 
@@ -187,12 +197,19 @@ void cudnn_conv(DType dt, const void* x, const void* w, const void* bias, void* 
   std::vector<void*> ptrs{const_cast<void*>(x), const_cast<void*>(w), y};
   if (s.bias) uids.push_back(kBias), ptrs.push_back(const_cast<void*>(bias));
   cudnn::execute(st, dev, plan, uids, ptrs, stream, {"cuDNN conv", s.text()});
+  ++calls;
 }
 
 size_t cudnn_conv_cached_plans() {
   cudnn::Session& st = cudnn::session();
   std::lock_guard<std::mutex> lock(st.mu);
   return plans().size();
+}
+
+uint64_t cudnn_conv_calls() {
+  cudnn::Session& st = cudnn::session();
+  std::lock_guard<std::mutex> lock(st.mu);
+  return calls;
 }
 
 #endif  // ZIMAGE_WITH_CUDNN

@@ -11,10 +11,14 @@
 // is cuDNN's KRSC), bias [C_out] or null, y [B, Ho, Wo, C_out] with Ho = (H + pad_top +
 // pad_bottom - kh) / stride + 1 (likewise Wo). Described to cuDNN as NCHW dims with NHWC strides.
 // Limits: bfloat16 only (fp32 convolutions would pick TF32 tensor-core engines, and the fp32 path
-// keeps TF32 off: it stays on im2col); C_in and C_out multiples of 8 (16-byte rows); x, w, y, bias
-// 16-byte aligned. Upsample2D's nearest x2 is not a convolution parameter: the caller upsamples
-// first (kernels/upsample.h). Plans are built once per shape (the engine heuristics choose the
-// algorithm once) and cached for the process; calls are serialized by cudnn_session.h's mutex.
+// keeps TF32 off: it stays on im2col); C_in and C_out multiples of 8 (16-byte rows); equal pads on
+// both sides of each axis (Downsample2D's F.pad (0, 1, 0, 1) stays on im2col: cuDNN's engines are
+// not known to take unequal pre / post paddings); x, w, y, bias 16-byte aligned. Upsample2D's
+// nearest x2 is not a convolution parameter: the caller upsamples first (kernels/upsample.h).
+// Plans are built once per shape (the engine heuristics choose the algorithm once) from engines
+// without the NONDETERMINISTIC, REDUCED_PRECISION_REDUCTION, WINOGRAD, FFT or DOWN_CONVERT_INPUTS
+// numerical notes (deterministic, fp32 accumulation, a direct or implicit-GEMM algorithm), and
+// cached for the process; calls are serialized by cudnn_session.h's mutex.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -37,7 +41,7 @@ struct CudnnConvShape {
 
 // Whether the request is one this path takes, without touching the GPU or loading cuDNN (so true
 // even in a build without cuDNN: ask cudnn_available too): dt BF16, C_in and C_out multiples of 8,
-// positive sizes, an output of at least one pixel. Otherwise false and `why` gets one line naming
+// equal pads on both sides of each axis, positive sizes, an output of at least one pixel. Otherwise false and `why` gets one line naming
 // cuDNN and the reason.
 bool cudnn_conv_supports(DType dt, const CudnnConvShape& s, std::string* why = nullptr);
 
@@ -48,8 +52,10 @@ bool cudnn_conv_supports(DType dt, const CudnnConvShape& s, std::string* why = n
 void cudnn_conv(DType dt, const void* x, const void* w, const void* bias, void* y, const CudnnConvShape& s,
                 cudaStream_t stream);
 
-// Execution plans in the process-wide cache (all devices), for tests.
+// Execution plans in the process-wide cache (all devices), and convolutions run through cuDNN in
+// this process, for tests (which assert that cuDNN, not the im2col fallback, ran).
 size_t cudnn_conv_cached_plans();
+uint64_t cudnn_conv_calls();
 // The plan-cache key of one call, e.g. "bfloat16 conv B1 H128 W128 Cin512 Cout512 k3x3 s1 p1,1,1,1 bias". Host only.
 std::string cudnn_conv_plan_key(DType dt, const CudnnConvShape& s);
 

@@ -203,12 +203,31 @@ std::vector<DescPtr> engine_configs(const Desc& graph, cudnnBackendHeurMode_t mo
   return cfgs;
 }
 
+// Whether the engine of config `cfg` carries a numerical note in `avoid`.
+bool has_note(const Desc& cfg, const std::vector<cudnnBackendNumericalNote_t>& avoid, const Where& where) {
+  if (avoid.empty()) return false;
+  Desc engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR, "ENGINE", where);
+  cudnnBackendDescriptor_t raw = engine.get();
+  int64_t got = 0;
+  check(api().GetAttribute(cfg.get(), CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &got, &raw),
+        "cudnnBackendGetAttribute(ENGINECFG, CUDNN_ATTR_ENGINECFG_ENGINE)", where);
+  cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
+  int64_t n = 0;
+  check(api().GetAttribute(raw, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
+                           CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &n, notes),
+        "cudnnBackendGetAttribute(ENGINE, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE)", where);
+  for (int64_t i = 0; i < std::min<int64_t>(n, CUDNN_NUMERICAL_NOTE_TYPE_COUNT); ++i)
+    if (std::find(avoid.begin(), avoid.end(), notes[i]) != avoid.end()) return true;
+  return false;
+}
+
 }  // namespace
 
-std::unique_ptr<Plan> build_plan(cudnnHandle_t handle, DescPtr graph, std::vector<DescPtr> keep, const Where& where) {
+std::unique_ptr<Plan> build_plan(cudnnHandle_t handle, DescPtr graph, std::vector<DescPtr> keep, const Where& where,
+                                 const std::vector<cudnnBackendNumericalNote_t>& avoid) {
   auto p = std::make_unique<Plan>();
   p->keep = std::move(keep);
-  int tried = 0;
+  int tried = 0, passed_over = 0;
   cudnnStatus_t last = CUDNN_STATUS_SUCCESS;
   std::string last_step;
   for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
@@ -219,6 +238,10 @@ std::unique_ptr<Plan> build_plan(cudnnHandle_t handle, DescPtr graph, std::vecto
       last_step = "cudnnBackendFinalize(ENGINEHEUR)";
     }
     for (DescPtr& cfg : cfgs) {
+      if (has_note(*cfg, avoid, where)) {
+        ++passed_over;
+        continue;
+      }
       ++tried;
       auto plan = std::make_unique<Desc>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, "EXECUTION_PLAN", where);
       plan->set(kPlanHandle, "CUDNN_ATTR_EXECUTION_PLAN_HANDLE", CUDNN_TYPE_HANDLE, 1, &handle);
@@ -239,12 +262,14 @@ std::unique_ptr<Plan> build_plan(cudnnHandle_t handle, DescPtr graph, std::vecto
       return p;
     }
   }
+  const std::string over =
+      passed_over ? "; " + std::to_string(passed_over) + " passed over for their numerical notes" : std::string();
   if (tried == 0 && last == CUDNN_STATUS_SUCCESS)
-    throw Error(where.what + ": engine heuristics (modes A and FALLBACK) proposed no engine config (" + where.shape +
-                ")");
+    throw Error(where.what + ": engine heuristics (modes A and FALLBACK) proposed no engine config we take (" +
+                where.shape + over + ")");
   throw Error(where.what + ": " + last_step + " failed: " + status_string(last) + " (" + where.shape + "; " +
-              std::to_string(tried) +
-              " engine configs tried; the runtime-compiled engines need libnvrtc.so.13 on the loader path)");
+              std::to_string(tried) + " engine configs tried" + over +
+              "; the runtime-compiled engines need libnvrtc.so.13 on the loader path)");
 }
 
 // ---- process-wide state ----------------------------------------------------------------------------

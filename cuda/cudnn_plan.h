@@ -114,9 +114,12 @@ struct Plan {
 };
 
 // The first engine config of heuristics mode A (else FALLBACK) that finalizes into a plan for
-// `graph`; `keep` (the graph's tensors and operations) moves into the plan. Throws one line when
-// none does, with the last failing step, its status and how many configs were tried.
-std::unique_ptr<Plan> build_plan(cudnnHandle_t handle, DescPtr graph, std::vector<DescPtr> keep, const Where& where);
+// `graph`, passing over configs whose engine carries one of the numerical notes in `avoid` (e.g.
+// NONDETERMINISTIC, WINOGRAD); `keep` (the graph's tensors and operations) moves into the plan.
+// Throws one line when none does, with the last failing step, its status and how many configs
+// were tried and passed over.
+std::unique_ptr<Plan> build_plan(cudnnHandle_t handle, DescPtr graph, std::vector<DescPtr> keep, const Where& where,
+                                 const std::vector<cudnnBackendNumericalNote_t>& avoid = {});
 
 // ---- process-wide state ----------------------------------------------------------------------------
 

@@ -147,7 +147,7 @@ const char* vae_conv_version_name(VaeConvVersion v) {
 VaeConvVersion parse_vae_conv_version(const std::string& s, const std::string& what) {
   for (VaeConvVersion v : {VaeConvVersion::automatic, VaeConvVersion::im2col, VaeConvVersion::cudnn})
     if (s == vae_conv_version_name(v)) return v;
-  throw Error(what + ": unknown VAE convolution version '" + s + "' (auto, im2col or cudnn)");
+  throw Error(what + ": unknown version '" + s + "' (auto, im2col or cudnn)");
 }
 
 CudnnConvShape cudnn_conv_shape(int64_t cin, int64_t cout, int64_t B, int64_t H, int64_t W, const Im2colGeom& g,
@@ -159,14 +159,16 @@ CudnnConvShape cudnn_conv_shape(int64_t cin, int64_t cout, int64_t B, int64_t H,
   return c;
 }
 
+VaeConvVersion requested_vae_conv(VaeConvVersion requested) {
+  if (requested != VaeConvVersion::automatic) return requested;
+  const char* env = std::getenv("ZIMAGE_VAE_CONV");
+  requested = env && *env ? parse_vae_conv_version(env, "ZIMAGE_VAE_CONV") : VaeConvVersion::im2col;
+  return requested == VaeConvVersion::automatic ? VaeConvVersion::im2col : requested;
+}
+
 VaeConvVersion resolve_vae_conv(VaeConvVersion requested, DType dt, int64_t cin, int64_t cout, const Im2colGeom& g,
                                 std::string* why) {
-  if (requested == VaeConvVersion::automatic) {
-    const char* env = std::getenv("ZIMAGE_VAE_CONV");
-    requested = env && *env ? parse_vae_conv_version(env, "ZIMAGE_VAE_CONV") : VaeConvVersion::im2col;
-    if (requested == VaeConvVersion::automatic) requested = VaeConvVersion::im2col;
-  }
-  if (requested != VaeConvVersion::cudnn) return VaeConvVersion::im2col;
+  if (requested_vae_conv(requested) != VaeConvVersion::cudnn) return VaeConvVersion::im2col;
   // The image size does not decide: one as large as the kernel.
   const CudnnConvShape c = cudnn_conv_shape(cin, cout, 1, std::max(g.kh, 1), std::max(g.kw, 1), g, true);
   if (!cudnn_conv_supports(dt, c, why) || !cudnn_available(why)) return VaeConvVersion::im2col;
@@ -334,6 +336,7 @@ CudaVae::CudaVae(const VaeConfig& cfg, const ParamSource& src, VaePart part, con
     : cfg_(cfg), opts_(opts) {
   const MemoryScope scope("the VAE (upload)");
   refuse_fp16(opts.dtype);
+  opts_.conv = requested_vae_conv(opts.conv);  // a bad ZIMAGE_VAE_CONV is refused before any upload
   const VaeWeights<float> w = load_vae_weights<float>(cfg, src, part);
   rt_ = std::make_unique<Runtime>();
   if (w.decoder) decoder_ = upload_vae_decoder(*w.decoder, opts.dtype, *rt_);

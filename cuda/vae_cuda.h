@@ -47,8 +47,11 @@ namespace zimage::gpu {
 // auto does not take it until a GPU check has shown it within budget and faster.
 enum class VaeConvVersion { automatic, im2col, cudnn };
 const char* vae_conv_version_name(VaeConvVersion v);  // "auto", "im2col", "cudnn"
-// "auto" | "im2col" | "cudnn"; anything else throws one line naming `what` (e.g. "--vae-conv").
-VaeConvVersion parse_vae_conv_version(const std::string& s, const std::string& what = "--vae-conv");
+// "auto" | "im2col" | "cudnn"; anything else throws one line naming `what` (e.g. "ZIMAGE_VAE_CONV").
+VaeConvVersion parse_vae_conv_version(const std::string& s, const std::string& what = "VAE convolution version");
+// `requested` with automatic resolved: ZIMAGE_VAE_CONV when set (a bad value throws one line), else
+// im2col. VaeRun and CudaVae resolve it once, when they are made.
+VaeConvVersion requested_vae_conv(VaeConvVersion requested);
 inline constexpr VaeConvVersion kVaeConvVersions[] = {VaeConvVersion::im2col, VaeConvVersion::cudnn};
 
 struct VaeCudaOptions {
@@ -116,8 +119,9 @@ DeviceVaeEncoder upload_vae_encoder(const VaeEncoderW<float>& w, DType dt, Runti
 // The scratch buffers are stream-ordered: growing one frees the old memory after the work queued
 // before it, without a device-wide synchronization.
 struct VaeRun {
-  VaeRun(Runtime& runtime, const VaeCudaOptions& o, int norm_groups)
-      : rt(runtime), dt(o.dtype), gemm(o.gemm), conv(o.conv), groups(norm_groups), col(0, runtime.stream()),
+  VaeRun(Runtime& runtime, const VaeCudaOptions& opts, int norm_groups)
+      : rt(runtime), dt(opts.dtype), gemm(opts.gemm), conv(requested_vae_conv(opts.conv)), groups(norm_groups),
+        col(0, runtime.stream()),
         scores(0, runtime.stream()), vt(0, runtime.stream()), q(0, runtime.stream()), k(0, runtime.stream()),
         v(0, runtime.stream()), o(0, runtime.stream()), stats(0, runtime.stream()) {}
   Runtime& rt;
@@ -133,9 +137,9 @@ struct VaeRun {
 CudnnConvShape cudnn_conv_shape(int64_t cin, int64_t cout, int64_t B, int64_t H, int64_t W, const Im2colGeom& g,
                                 bool bias);
 
-// The version conv2d_nhwc runs for one conv of this dtype, channels and geometry: `requested`
-// resolved (automatic: ZIMAGE_VAE_CONV, else im2col), then cudnn only where conv_cudnn.h takes the
-// conv and cuDNN is available here (else im2col; the reason in `why` when given).
+// The version conv2d_nhwc runs for one conv of this dtype, channels and geometry (kh, kw set):
+// `requested` resolved (requested_vae_conv), then cudnn only where conv_cudnn.h takes the conv and
+// cuDNN is available here (else im2col; the reason in `why` when given).
 VaeConvVersion resolve_vae_conv(VaeConvVersion requested, DType dt, int64_t cin, int64_t cout, const Im2colGeom& g,
                                 std::string* why = nullptr);
 

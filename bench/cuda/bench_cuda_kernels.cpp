@@ -884,7 +884,8 @@ BENCHMARK_TEMPLATE(BM_CudaUpsampleNearest, bf16)->UseManualTime()->MinTime(kKern
 // conv2d_nhwc, 3 x 3, 512 -> 512 channels with bias, per VaeConvVersion (conv: 0 im2col, 1 cudnn;
 // cudnn in bf16 only): the decoder's mid-block conv at 1024 px ([1, 128, 128, 512], up 0) and its
 // first upsampler (nearest x2 then the conv: [1, 128, 128, 512] -> [1, 256, 256, 512], up 1).
-// FLOPs 2 Ho Wo C_out 9 C_in; bytes es (H W C_in + Ho Wo C_out + 9 C_in C_out). Twin: vae/layers.h
+// FLOPs 2 Ho Wo C_out 9 C_in; bytes es (H W C_in + Ho Wo C_out + 9 C_in C_out), the conv's own
+// minimum traffic (cudnn up:1 also writes and reads the x2 image, 8 H W C_in es more). Twin: vae/layers.h
 // conv2d with ConvGeom::same3x3 / upsample 2, in fp64 on 64 sampled output pixels; chain
 // vae_module_ops("decoder.conv_in") at C_in 512 (T3 fp32 / T4 bf16).
 template <class Tag>
