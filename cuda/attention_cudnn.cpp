@@ -17,11 +17,6 @@ namespace zimage::gpu {
 
 namespace {
 
-bool refuse(std::string* why, const std::string& msg) {
-  if (why) *why = msg;
-  return false;
-}
-
 // Throws on an unsupported or inconsistent request; returns whether the batch is ragged (some
 // item shorter than L).
 bool validate(DType dt, const void* q, const void* k, const void* v, int64_t ld, const std::vector<int64_t>* seqlens,

@@ -40,6 +40,12 @@ void debug_sync(const char* what);
 // "cudaGetDeviceCount returned 0 devices").
 bool device_available(std::string* why = nullptr);
 
+// The refusal of a "supports" or "available" check: `msg` into *why when given, then false.
+inline bool refuse(std::string* why, const std::string& msg) {
+  if (why) *why = msg;
+  return false;
+}
+
 // "NVIDIA H100 80GB HBM3, compute capability 9.0, driver 12.4, runtime 12.4"
 std::string describe_device();
 

@@ -16,11 +16,6 @@ namespace zimage::gpu {
 
 namespace {
 
-bool refuse(std::string* why, const std::string& msg) {
-  if (why) *why = msg;
-  return false;
-}
-
 void validate(DType dt, const void* x, const void* w, const void* bias, const void* y, const CudnnConvShape& s) {
   std::string why;
   if (!cudnn_conv_supports(dt, s, &why)) throw Error(why);

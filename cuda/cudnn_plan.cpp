@@ -1,13 +1,14 @@
 // cudnn_session.h, and cudnn_plan.h when cuDNN's headers were found.
 #include "cudnn_session.h"
 
+#include "common.h"
+
 #ifndef ZIMAGE_WITH_CUDNN
 
 namespace zimage::gpu {
 
 bool cudnn_available(std::string* why) {
-  if (why) *why = "built without cuDNN (ZIMAGE_CUDNN=OFF or cudnn_backend.h not found)";
-  return false;
+  return refuse(why, "built without cuDNN (ZIMAGE_CUDNN=OFF or cudnn_backend.h not found)");
 }
 std::string cudnn_loaded_version() { return ""; }
 uint64_t cudnn_workspace_generation() { return 0; }  // no cuDNN: no workspace is ever made
@@ -280,18 +281,14 @@ Session& session() {
 }
 
 bool available_locked(Session& st, int* dev_out, std::string* why) {
-  auto refuse = [&](const std::string& msg) {
-    if (why) *why = msg;
-    return false;
-  };
   std::string err;
-  if (!load_api(&err)) return refuse(err);
+  if (!load_api(&err)) return refuse(why, err);
   const Api& a = api();
   const std::string lib = "cuDNN " + version_string(a.version) + " (" + a.path + ")";
   int dev = 0;
   if (const cudaError_t e = cudaGetDevice(&dev); e != cudaSuccess) {
     cudaGetLastError();
-    return refuse(lib + " loaded, but no CUDA device: " + cudaGetErrorString(e));
+    return refuse(why, lib + " loaded, but no CUDA device: " + cudaGetErrorString(e));
   }
   auto it = st.availability.find(dev);
   if (it == st.availability.end()) {
@@ -306,7 +303,7 @@ bool available_locked(Session& st, int* dev_out, std::string* why) {
     }
     it = st.availability.emplace(dev, one_line(reason)).first;
   }
-  if (!it->second.empty()) return refuse(it->second);
+  if (!it->second.empty()) return refuse(why, it->second);
   if (dev_out) *dev_out = dev;
   return true;
 }

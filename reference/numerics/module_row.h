@@ -29,11 +29,12 @@ struct ModuleRow {
   Runner<double> run_double;
 };
 
-// A row whose runner is one generic lambda, instantiated for float and double.
-template <class Row, class F>
-Row module_row(const char* pattern, typename Row::OpsFn ops, F run) {
+// A row whose runner is one generic lambda, instantiated for float and double:
+// module_row<Row>(pattern, ops, run).
+template <class Row>
+inline constexpr auto module_row = [](const char* pattern, typename Row::OpsFn ops, auto run) {
   return Row{std::regex(pattern), ops, run, run};
-}
+};
 
 // The first row of `rows` whose `pattern` matches all of `path` (its groups left in `m`), or
 // nullptr when none does.

@@ -77,11 +77,7 @@ using Row = ModuleRow<OpsArgs, RunArgs>;
 using OpsFn = Row::OpsFn;
 template <class T>
 using Runner = Row::Runner<T>;
-
-template <class F>
-Row row(const char* pattern, OpsFn ops, F run) {
-  return module_row<Row>(pattern, ops, run);
-}
+constexpr auto& row = module_row<Row>;
 
 #define ZIMAGE_RUN []<class T>(const RunArgs<T>& a) -> std::optional<Tensor<T>>
 
