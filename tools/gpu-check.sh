@@ -32,7 +32,8 @@
 #         --pipeline (< 7 min) issue 17's figures: test_cuda_generate, test_cuda_qwen3 and
 #                    test_cuda_vae, then the whole-image rows of zimage_bench_cuda (BM_CudaImage*:
 #                    prompt to PNG at 1024x1024 in 8 steps with the weights resident, and the peak
-#                    device memory of the zimage generate --device cuda flow), then
+#                    device memory of the zimage generate --device cuda flow) and the VAE's conv
+#                    rows in bf16 (BM_CudaVaeConv: im2col against cuDNN; BM_CudaUpsampleNearest), then
 #                    tools/gpu_peers/peer_pipeline.py (diffusers' ZImagePipeline at the same configs;
 #                    needs .gpu-stage/diffusers-src.tar.xz, else skipped; GPU_CHECK_PEER_COMPILE=1
 #                    adds torch.compile of its transformer).
@@ -63,7 +64,7 @@
 #   GPU_CHECK_JOBS         run: test programs at once (default 4; sanitizer runs are serial)
 #   GPU_CHECK_BUDGET_S     run: whole-run seconds (default quick 170, pipeline 420, full 470, sanitize 470)
 #   GPU_CHECK_BENCH_FILTER run: --benchmark_filter for --quick and --pipeline (default for --pipeline:
-#                          ^BM_CudaImage; for --quick QUICK_BENCH_FILTER below:
+#                          PIPELINE_BENCH_FILTER below; for --quick QUICK_BENCH_FILTER below:
 #                          BM_CudaFlashAttention<bf16> at img 4096, cap 32, no mask, batch 1 and 2,
 #                          every version; BM_CudaDitStep_bf16, every row (auto at caption 128
 #                          and 512, mma, mma_wide, the breakdown, no graph); one block;
@@ -80,7 +81,7 @@ STAGE="$ROOT/.gpu-stage"
 LIMIT=$((64 * 1024 * 1024))
 WORK=/tmp/gpu-check
 QUICK_BENCH_FILTER='^BM_CudaFlashAttention<bf16>/img:4096/cap:32/mask:0/|^BM_CudaDitStep_bf16/1024x1024/|^BM_CudaTransformerBlock<bf16>/img:4096/cap:32/'
-PIPELINE_BENCH_FILTER='^BM_CudaImage'
+PIPELINE_BENCH_FILTER='^BM_CudaImage|^BM_CudaVaeConv<bf16>|^BM_CudaUpsampleNearest<bf16>'
 
 usage() { sed -n '2,/^set -uo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 die() { echo "gpu-check: $*" >&2; exit 2; }
