@@ -443,7 +443,9 @@ void run_mma(ConstDevRows qv, ConstDevRows kv, ConstDevRows vv, const int32_t* m
   std::string why;
   ZIMAGE_CHECK(tiling_supports<M>(dt, D, ld, ldo, &why), "flash_attention: " + why);
   if (B == 0 || L == 0) return;
-  ZIMAGE_CHECK(ld >= H * D && ldo >= H * D && L < 0x7fffffff && H >= 1 && H <= 65535 && B <= 65535,
+  // L at least a block's rows (at most 128) below 2^31: the kernel's int query index (q0 + the row in
+  // the block) never overflows, even in the last block.
+  ZIMAGE_CHECK(ld >= H * D && ldo >= H * D && L <= 0x7fffffff - 1024 && H >= 1 && H <= 65535 && B <= 65535,
                kernel + ": bad shape");
   ZIMAGE_CHECK(aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out),
                kernel + ": q, k, v and out must be 16-byte aligned");
