@@ -10,7 +10,6 @@ namespace zimage::gpu {
 bool cudnn_available(std::string* why) {
   return refuse(why, "built without cuDNN (ZIMAGE_CUDNN=OFF or cudnn_backend.h not found)");
 }
-std::string cudnn_loaded_version() { return ""; }
 uint64_t cudnn_workspace_generation() { return 0; }  // no cuDNN: no workspace is ever made
 
 }  // namespace zimage::gpu
@@ -354,11 +353,6 @@ bool cudnn_available(std::string* why) {
   cudnn::Session& st = cudnn::session();
   std::lock_guard<std::mutex> lock(st.mu);
   return cudnn::available_locked(st, nullptr, why);
-}
-
-std::string cudnn_loaded_version() {
-  const cudnn::Api* a = cudnn::load_api(nullptr);
-  return a ? cudnn::version_string(a->version) : "";
 }
 
 uint64_t cudnn_workspace_generation() {

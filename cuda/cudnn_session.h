@@ -14,9 +14,6 @@ namespace zimage::gpu {
 // "cuDNN not found (libcudnn_graph.so.9: ...)". The result for the current device is remembered.
 bool cudnn_available(std::string* why = nullptr);
 
-// The loaded library's version as "9.19.0", or "" when it is not loaded (or not compiled in).
-std::string cudnn_loaded_version();
-
 // How many times a cuDNN workspace has been (re)allocated in this process: a CUDA graph that
 // captured a cuDNN call points into the workspace of its time (step_graph.h keys on this).
 uint64_t cudnn_workspace_generation();

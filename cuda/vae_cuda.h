@@ -40,9 +40,9 @@ namespace zimage::gpu {
 //   im2col  bands of output pixels gathered by kernels/im2col.h times the weight through cuBLASLt
 //           (1x1 convs: one GEMM on the activation itself): every dtype and geometry
 //   cudnn   cuDNN's convolution with the bias fused (conv_cudnn.h) for the convs it takes
-//           (bfloat16, C_in and C_out multiples of 8), Upsample2D's x2 materialized first
-//           (kernels/upsample.h); im2col for the others (the encoder's conv_in, the decoder's
-//           conv_out)
+//           (bfloat16, C_in and C_out multiples of 8, equal pads on both sides), Upsample2D's x2
+//           materialized first (kernels/upsample.h); im2col for the others (the encoder's conv_in
+//           and downsamplers, the decoder's conv_out)
 // automatic: ZIMAGE_VAE_CONV (im2col | cudnn) when set, else im2col. cudnn has not run on a GPU yet:
 // auto does not take it until a GPU check has shown it within budget and faster.
 enum class VaeConvVersion { automatic, im2col, cudnn };
@@ -52,7 +52,6 @@ VaeConvVersion parse_vae_conv_version(const std::string& s, const std::string& w
 // `requested` with automatic resolved: ZIMAGE_VAE_CONV when set (a bad value throws one line), else
 // im2col. VaeRun and CudaVae resolve it once, when they are made.
 VaeConvVersion requested_vae_conv(VaeConvVersion requested);
-inline constexpr VaeConvVersion kVaeConvVersions[] = {VaeConvVersion::im2col, VaeConvVersion::cudnn};
 
 struct VaeCudaOptions {
   DType dtype = DType::F32;
@@ -121,9 +120,8 @@ DeviceVaeEncoder upload_vae_encoder(const VaeEncoderW<float>& w, DType dt, Runti
 struct VaeRun {
   VaeRun(Runtime& runtime, const VaeCudaOptions& opts, int norm_groups)
       : rt(runtime), dt(opts.dtype), gemm(opts.gemm), conv(requested_vae_conv(opts.conv)), groups(norm_groups),
-        col(0, runtime.stream()),
-        scores(0, runtime.stream()), vt(0, runtime.stream()), q(0, runtime.stream()), k(0, runtime.stream()),
-        v(0, runtime.stream()), o(0, runtime.stream()), stats(0, runtime.stream()) {}
+        col(0, runtime.stream()), scores(0, runtime.stream()), vt(0, runtime.stream()), q(0, runtime.stream()),
+        k(0, runtime.stream()), v(0, runtime.stream()), o(0, runtime.stream()), stats(0, runtime.stream()) {}
   Runtime& rt;
   DType dt;
   GemmOptions gemm;

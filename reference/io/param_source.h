@@ -84,7 +84,7 @@ using SyntheticRule = SyntheticRange (*)(const std::string& name, const Shape& s
 
 // That JSON, {"seed": seed, "tensors": {name: {"shape", "offset", "scale"}}},
 // for every parameter in shapes, with its range from rule: the one writer of
-// the spec the dumpers store (tools/golden/synthetic.py spec_for).
+// the spec the dumpers store (the one tools/golden/synthetic.py fill_module returns).
 std::string synthetic_spec_json(uint64_t seed, const std::map<std::string, Shape>& shapes, SyntheticRule rule);
 
 }  // namespace zimage
