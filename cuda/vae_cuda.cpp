@@ -132,7 +132,6 @@ DeviceVaeEncoder upload_vae_encoder(const VaeEncoderW<float>& w, DType dt, Runti
   return d;
 }
 
-// Twin: reference/vae/layers.h conv2d.
 const char* vae_conv_version_name(VaeConvVersion v) {
   switch (v) {
     case VaeConvVersion::im2col:
@@ -175,6 +174,7 @@ VaeConvVersion resolve_vae_conv(VaeConvVersion requested, DType dt, int64_t cin,
   return VaeConvVersion::cudnn;
 }
 
+// Twin: reference/vae/layers.h conv2d.
 DeviceTensor conv2d_nhwc(VaeRun& r, const DeviceConv& w, const DeviceTensor& x, const Im2colGeom& geom) {
   check_nhwc(x, w.cin, "conv2d");
   Im2colGeom g = geom;
