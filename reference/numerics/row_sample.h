@@ -18,9 +18,10 @@ inline std::vector<int64_t> sample_rows(int64_t N) {
 }
 
 // t [..., W] viewed as rows -> [rows.size(), W].
-inline Tensor<float> rows_of(const Tensor<float>& t, const std::vector<int64_t>& rows) {
+template <class T>
+Tensor<T> rows_of(const Tensor<T>& t, const std::vector<int64_t>& rows) {
   const int64_t W = t.dim(-1);
-  Tensor<float> out({int64_t(rows.size()), W});
+  Tensor<T> out({int64_t(rows.size()), W});
   for (size_t i = 0; i < rows.size(); ++i)
     std::copy(t.ptr() + rows[i] * W, t.ptr() + (rows[i] + 1) * W, out.ptr() + int64_t(i) * W);
   return out;

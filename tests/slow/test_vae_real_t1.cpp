@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "support/goldens.h"
+#include "numerics/row_sample.h"
 #include "support/test_support.h"
 #include "vae/autoencoder_kl.h"
 #include "vae/synthetic_vae.h"
@@ -69,9 +70,7 @@ void full_size_decode_t2() {
   std::printf("  decode [1,16,128,128] -> %s in %s: %.1f s\n", shape_str(image.shape).c_str(),
               std::is_same_v<T, double> ? "double" : "float", seconds_since(t0));
   ASSERT_EQ(image.shape, d.image);
-  Tensor<double> got({int64_t(d.rows.size()), d.image[3]});
-  for (size_t i = 0; i < d.rows.size(); ++i)
-    for (int64_t x = 0; x < d.image[3]; ++x) got[int64_t(i) * d.image[3] + x] = double(image[d.rows[i] * d.image[3] + x]);
+  const Tensor<T> got = numerics::rows_of(image, d.rows);  // the image as rows of its last dim
   testing::expect_within(std::string("vae_flux_1024 decode vs diffusers T2 (") + (std::is_same_v<T, double> ? "double" : "float") + ")",
                          numerics::compare(got, d.sampled), vae_module_budget(Tier::T2, "decode", g.config, d.z.shape));
 }
