@@ -616,7 +616,8 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   const bool skip_cr = fopts.skip_context_refiner;  // --skip-context-refiner: cap_embedder's output goes straight on
   GraphKey key;
   key.add(int64_t(opts_.dtype)).add(int64_t(opts_.attention)).add(int64_t(opts_.gemm.allow_tf32));
-  key.add(int64_t(opts_.gemm.allow_reduced_precision_reduction)).add(int64_t(skip_cr)).add(B);
+  key.add(int64_t(opts_.gemm.allow_reduced_precision_reduction)).add(int64_t(requested_gemm_algo(opts_.gemm.algo)));
+  key.add(int64_t(skip_cr)).add(B);
   for (const Stream* st : {&x, &cap, &u})
     key.add(st->L).add(st->lens).add(st->feats.data()).add(st->freqs.get()).add(st->mask_ptr());
   key.add(adaln.data());

@@ -111,6 +111,9 @@ class CudaModel {
   void set_attention(AttentionVersion v);
   // Turns the CUDA graph of later forwards on or off (CudaOptions::graph).
   void set_graph(bool on) { opts_.graph = on; }
+  // Changes how later forwards choose their cuBLASLt algorithms (gemm_lt.h GemmAlgo); a captured
+  // graph of the other choice is not replayed (the graph key holds the resolved choice).
+  void set_gemm_algo(GemmAlgo a) { opts_.gemm.algo = a; }
   Runtime& runtime() { return *rt_; }
   // What the step's CUDA graphs did so far (step_graph.h): eager steps, captures, replays.
   const GraphCounts& graph_counts() const { return graphs_->counts(); }

@@ -2,6 +2,9 @@
 
 #include <cublasLt.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -45,14 +48,76 @@ struct Descs {
   }
 };
 
+// Times `run` on `s`: one warm-up, then kTimedReps runs between events; the median in ms, or +inf
+// when a run reports an error (the candidate is then passed over).
+template <class Run>
+double median_ms(cudaStream_t s, Run&& run) {
+  if (!run()) return INFINITY;
+  cudaEvent_t a = nullptr, b = nullptr;
+  ZIMAGE_CUDA_CHECK(cudaEventCreate(&a));
+  ZIMAGE_CUDA_CHECK(cudaEventCreate(&b));
+  struct Events {
+    cudaEvent_t a, b;
+    ~Events() {
+      cudaEventDestroy(a);
+      cudaEventDestroy(b);
+    }
+  } guard{a, b};
+  std::vector<double> ms;
+  for (int r = 0; r < kTimedReps; ++r) {
+    ZIMAGE_CUDA_CHECK(cudaEventRecord(a, s));
+    if (!run()) return INFINITY;
+    ZIMAGE_CUDA_CHECK(cudaEventRecord(b, s));
+    ZIMAGE_CUDA_CHECK(cudaEventSynchronize(b));
+    float t = 0;
+    ZIMAGE_CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
+    ms.push_back(double(t));
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
 }  // namespace
+
+const char* gemm_algo_name(GemmAlgo a) {
+  switch (a) {
+    case GemmAlgo::heuristic: return "heuristic";
+    case GemmAlgo::timed: return "timed";
+    default: return "auto";
+  }
+}
+
+GemmAlgo parse_gemm_algo(const std::string& s, const std::string& what) {
+  for (GemmAlgo a : {GemmAlgo::automatic, GemmAlgo::heuristic, GemmAlgo::timed})
+    if (s == gemm_algo_name(a)) return a;
+  throw Error(what + ": unknown choice '" + s + "' (auto, heuristic or timed)");
+}
+
+GemmAlgo requested_gemm_algo(GemmAlgo a) {
+  if (a != GemmAlgo::automatic) return a;
+  const char* env = std::getenv("ZIMAGE_GEMM_ALGO");
+  a = env && *env ? parse_gemm_algo(env, "ZIMAGE_GEMM_ALGO") : GemmAlgo::heuristic;
+  return a == GemmAlgo::automatic ? GemmAlgo::heuristic : a;
+}
+
+size_t pick_timed_algo(const std::vector<double>& median_ms, double margin) {
+  size_t best = median_ms.size();
+  for (size_t i = 0; i < median_ms.size(); ++i)
+    if (std::isfinite(median_ms[i]) && (best == median_ms.size() || median_ms[i] < median_ms[best])) best = i;
+  ZIMAGE_CHECK(best < median_ms.size(), "linear (cuBLASLt): none of the " + std::to_string(median_ms.size()) +
+                                            " timed algorithms ran");
+  if (best != 0 && std::isfinite(median_ms[0]) && median_ms[best] > median_ms[0] * (1.0 - margin)) return 0;
+  return best;
+}
 
 struct Runtime::Impl {
   cublasLtHandle_t lt = nullptr;
   DeviceBuffer workspace;
-  // (dtype, N, M, K, ldx, ldy, bias, tf32, rpr, alignments) -> algorithm
-  using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool, uint32_t, uint32_t, uint32_t>;
+  // (dtype, N, M, K, ldx, ldy, bias, tf32, rpr, alignments, timed) -> algorithm
+  using Key =
+      std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool, uint32_t, uint32_t, uint32_t, bool>;
   std::map<Key, cublasLtMatmulAlgo_t> algos;
+  GemmAlgoCounts counts;
 };
 
 Runtime::Runtime() : impl_(std::make_unique<Impl>()) {
@@ -85,6 +150,12 @@ Runtime::~Runtime() {
   if (stream_) cudaStreamDestroy(stream_);
 }
 
+Runtime::GemmAlgoCounts Runtime::gemm_algo_counts() const {
+  GemmAlgoCounts c = impl_->counts;
+  c.cached = impl_->algos.size();
+  return c;
+}
+
 void Runtime::sync() const { ZIMAGE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
 void Runtime::linear(DType dt, const void* x, int64_t ldx, const void* w, const void* bias, void* y, int64_t ldy,
@@ -115,8 +186,10 @@ void Runtime::linear(DType dt, const void* x, int64_t ldx, const void* w, const 
   LT_CHECK(cublasLtMatrixLayoutCreate(&d.d, t, uint64_t(M), uint64_t(N), ldy));
 
   const uint32_t al_w = alignment_of(w), al_x = alignment_of(x), al_y = alignment_of(y);
+  const bool timed = requested_gemm_algo(opts.algo) == GemmAlgo::timed;
   const Impl::Key key{int(dt), N, M, K, ldx, ldy, bias != nullptr, tf32, opts.allow_reduced_precision_reduction,
-                      al_w, al_x, al_y};
+                      al_w, al_x, al_y, timed};
+  const float alpha = 1.0f, beta = 0.0f;
   auto it = impl_->algos.find(key);
   if (it == impl_->algos.end()) {
     cublasLtMatmulPreference_t pref = nullptr;
@@ -137,14 +210,33 @@ void Runtime::linear(DType dt, const void* x, int64_t ldx, const void* w, const 
     LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_x, sizeof al_x));
     LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_y, sizeof al_y));
     LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_y, sizeof al_y));
-    cublasLtMatmulHeuristicResult_t res{};
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    ZIMAGE_CUDA_CHECK(cudaStreamIsCapturing(stream_, &capturing));
+    const bool time_them = timed && capturing == cudaStreamCaptureStatusNone;
+    cublasLtMatmulHeuristicResult_t res[kTimedCandidates]{};
     int found = 0;
-    LT_CHECK(cublasLtMatmulAlgoGetHeuristic(impl_->lt, d.op, d.a, d.b, d.d, d.d, pref, 1, &res, &found));
+    LT_CHECK(cublasLtMatmulAlgoGetHeuristic(impl_->lt, d.op, d.a, d.b, d.d, d.d, pref, time_them ? kTimedCandidates : 1,
+                                            res, &found));
     ZIMAGE_CHECK(found > 0, "linear (cuBLASLt): no algorithm for N " + std::to_string(N) + " M " + std::to_string(M) +
                                 " K " + std::to_string(K) + " " + dtype_name(dt));
-    it = impl_->algos.emplace(key, res.algo).first;
+    size_t pick = 0;
+    if (time_them && found > 1) {
+      // Each candidate on the call's own operands: y is written, and overwritten by the call below.
+      std::vector<double> ms;
+      for (int i = 0; i < found; ++i) {
+        ms.push_back(median_ms(stream_, [&] {
+          return res[i].state == CUBLAS_STATUS_SUCCESS && res[i].workspaceSize <= ws &&
+                 cublasLtMatmul(impl_->lt, d.op, &alpha, w, d.a, x, d.b, &beta, y, d.d, y, d.d, &res[i].algo,
+                                impl_->workspace.get(), ws, stream_) == CUBLAS_STATUS_SUCCESS;
+        }));
+        ++impl_->counts.candidates_run;
+      }
+      pick = pick_timed_algo(ms);
+      ++impl_->counts.timed_keys;
+      impl_->counts.not_first += pick != 0;
+    }
+    it = impl_->algos.emplace(key, res[pick].algo).first;
   }
-  const float alpha = 1.0f, beta = 0.0f;
   const ProfileScope scope(&profile_, StepProfile::kGemm, stream_);
   LT_CHECK(cublasLtMatmul(impl_->lt, d.op, &alpha, w, d.a, x, d.b, &beta, y, d.d, y, d.d, &it->second,
                           impl_->workspace.get(), impl_->workspace.bytes(), stream_));

@@ -9,14 +9,25 @@
 // Precision (GemmOptions): compute CUBLAS_COMPUTE_32F with fp32 scale; fp32 storage runs in true
 // fp32 (TF32 off) and no split-K reduction is allowed (reduction scheme NONE), unless
 // allow_tf32 (CUBLAS_COMPUTE_32F_FAST_TF32) or allow_reduced_precision_reduction (every
-// reduction scheme) is set. One algorithm per (shape, dtype, options, alignment), chosen by the
-// heuristic once and cached, so repeated calls are bitwise identical.
-// Versions: v1 (only): cublasLtMatmul with the heuristic's first algorithm.
+// reduction scheme) is set. One algorithm per (shape, dtype, options, alignment), chosen once and
+// cached, so repeated calls in a process are bitwise identical.
+// Choosing the algorithm (GemmAlgo, docs/cuda.md "GEMM algorithms"):
+//   heuristic: the heuristic's first algorithm (the default);
+//   timed: the heuristic's first kTimedCandidates algorithms are each run on the call's own operands
+//     (one warm-up, then kTimedReps event-timed runs) the first time a key comes, and the fastest
+//     by pick_timed_algo is cached. Every candidate honours the options above (no split-K without
+//     allow_reduced_precision_reduction), so each is numerically a valid fp32-accumulated GEMM, but two
+//     processes may pick different ones: bitwise equality holds within a process, not across them.
+//     The first call of a key synchronizes the stream; a call made while the stream is being
+//     captured into a CUDA graph cannot time, and takes (and caches) the heuristic's first.
+// Versions: v1 (only): cublasLtMatmul.
 #pragma once
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
 #include <tuple>
+#include <vector>
 
 #include "common.h"
 #include "device_tensor.h"
@@ -24,9 +35,29 @@
 
 namespace zimage::gpu {
 
+enum class GemmAlgo { automatic, heuristic, timed };
+const char* gemm_algo_name(GemmAlgo a);  // "auto", "heuristic", "timed"
+// Throws one line naming `what` and the accepted names for an unknown name.
+GemmAlgo parse_gemm_algo(const std::string& s, const std::string& what = "GEMM algorithm choice");
+// automatic -> ZIMAGE_GEMM_ALGO (heuristic or timed) when set, else heuristic; others unchanged.
+// An unknown ZIMAGE_GEMM_ALGO throws one line naming it.
+GemmAlgo requested_gemm_algo(GemmAlgo a);
+
+constexpr double kTimedMargin = 0.01;
+// The timed choice: the heuristic's first kTimedCandidates algorithms, kTimedReps timed runs each.
+constexpr int kTimedCandidates = 8;
+constexpr int kTimedReps = 3;
+// Which candidate `timed` keeps, from each candidate's median time in ms (in the heuristic's
+// order; +inf or NaN for a candidate that failed to run): the fastest, unless it is less than
+// `margin` (a fraction) faster than the heuristic's first, which is then kept (a near tie is not
+// worth leaving the heuristic's choice for, and timing noise would make the pick flip). Ties go to
+// the earlier candidate. Throws one line when no candidate has a finite time.
+size_t pick_timed_algo(const std::vector<double>& median_ms, double margin = kTimedMargin);
+
 struct GemmOptions {
   bool allow_tf32 = false;
   bool allow_reduced_precision_reduction = false;
+  GemmAlgo algo = GemmAlgo::automatic;  // requested_gemm_algo resolves it at each call
 };
 
 // One stream, one cuBLASLt handle and workspace, the algorithm cache and a staging buffer.
@@ -48,6 +79,14 @@ class Runtime {
   // y = x W^T (+ bias); see the header comment.
   void linear(DType dt, const void* x, int64_t ldx, const void* w, const void* bias, void* y, int64_t ldy, int64_t N,
               int64_t M, int64_t K, const GemmOptions& opts = {});
+
+  // The algorithm cache (tests, benchmarks): keys held, and for `timed`, how many candidates have
+  // been run and how many keys kept a candidate other than the heuristic's first.
+  struct GemmAlgoCounts {
+    size_t cached = 0;
+    uint64_t timed_keys = 0, candidates_run = 0, not_first = 0;
+  };
+  GemmAlgoCounts gemm_algo_counts() const;
 
  private:
   struct Impl;

@@ -67,8 +67,9 @@
 #                          PIPELINE_BENCH_FILTER below; for --quick QUICK_BENCH_FILTER below:
 #                          BM_CudaFlashAttention<bf16> at img 4096, cap 32, no mask, batch 1 and 2,
 #                          every version; BM_CudaDitStep_bf16, every row (auto at caption 128
-#                          and 512, mma, mma_wide, the breakdown, no graph); one block;
-#                          --benchmark_min_time=0.2)
+#                          and 512, mma, mma_wide, the breakdown, no graph, timed GEMM algorithms);
+#                          one block; BM_CudaLinear<bf16> and BM_CudaLinearTimed_bf16 at 4128
+#                          tokens; --benchmark_min_time=0.2)
 #   GPU_CHECK_PEERS=1      run: the peers (torch's fp32 SDPA error, diffusers' DiT step) in --quick too;
 #                          =diffusers: only diffusers' DiT step
 #   GPU_CHECK_PEER_CAPS    run: caption lengths of the diffusers peer (default "128 512")
@@ -80,7 +81,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STAGE="$ROOT/.gpu-stage"
 LIMIT=$((64 * 1024 * 1024))
 WORK=/tmp/gpu-check
-QUICK_BENCH_FILTER='^BM_CudaFlashAttention<bf16>/img:4096/cap:32/mask:0/|^BM_CudaDitStep_bf16/1024x1024/|^BM_CudaTransformerBlock<bf16>/img:4096/cap:32/'
+QUICK_BENCH_FILTER='^BM_CudaFlashAttention<bf16>/img:4096/cap:32/mask:0/|^BM_CudaDitStep_bf16/1024x1024/|^BM_CudaTransformerBlock<bf16>/img:4096/cap:32/|^BM_CudaLinear(<bf16>|Timed_bf16)/N:4128/'
 PIPELINE_BENCH_FILTER='^BM_CudaImage|^BM_CudaVaeConv<bf16>|^BM_CudaUpsampleNearest<bf16>'
 
 usage() { sed -n '2,/^set -uo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }

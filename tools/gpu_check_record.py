@@ -77,6 +77,7 @@ def main():
     rec["step_ms_cap128_mma"], _ = ms(base + "cap:128/attn:1/", "step cap 128, mma")
     rec["step_ms_cap128_no_graph"], _ = ms(base + "cap:128/attn:3/", "step cap 128, no CUDA graph")
     rec["step_ms_cap128_mma_wide"], _ = ms(base + "cap:128/attn:4/", "step cap 128, mma_wide")
+    rec["step_ms_cap128_gemm_timed"], _ = ms(base + "cap:128/attn:5/", "step cap 128, timed GEMM algorithms")
     rec["bound_ms_cap128"] = round(1e3 * r128["bound_s"], 3) if r128 else None
     rec["bound_ms_cap512"] = round(1e3 * r512["bound_s"], 3) if r512 else None
     rec["step_attention"] = (r128 or {}).get("label")

@@ -12,6 +12,7 @@
 //   BM_CudaGemmSquare<fp32|bf16>   the peak's GEMMs again, as validated and timed rows
 //   BM_CudaCopy                    the peak's copy again
 //   BM_CudaLinear<fp32|bf16>       Runtime::linear (cuBLASLt) on the CPU suite's BM_Linear shapes
+//   BM_CudaLinearTimed_bf16        the same bf16 shapes with the timed algorithm choice (gemm_lt.h)
 //   BM_CudaFlashAttention<..>      flash_attention, every version (ver), at 30 x 128 heads, batch 2
 //                                  with and without a key mask, and batch 1 at 4096 + 32 tokens
 //   BM_CudaTransformerBlock<..>    run_block: one real-size modulated block
@@ -78,9 +79,13 @@ struct LinearFixture : Fixture {
   gpu::DeviceTensor x, w, y;
 };
 
-void linear_bench(benchmark::State& st, DType dt, int64_t N, int64_t K, int64_t M) {
+void linear_bench(benchmark::State& st, DType dt, int64_t N, int64_t K, int64_t M,
+                  gpu::GemmAlgo algo = gpu::GemmAlgo::heuristic) {
   gpu::Runtime& rt = runtime();
   const std::string key = shape_key("linear", dt, {N, K, M});
+  gpu::GemmOptions opts;
+  opts.algo = algo;
+  st.SetLabel(std::string("algorithm ") + gpu::gemm_algo_name(algo));
   LinearFixture* f = nullptr;
   try {
     f = &fixture<LinearFixture>(key, [&] {
@@ -94,8 +99,8 @@ void linear_bench(benchmark::State& st, DType dt, int64_t N, int64_t K, int64_t 
     st.SkipWithError((std::string("error: ") + e.what()).c_str());
     return;
   }
-  auto op = [&] { rt.linear(dt, f->x.data(), K, f->w.data(), nullptr, f->y.data(), M, N, M, K); };
-  const Verdict& v = verdict(key, [&] {
+  auto op = [&] { rt.linear(dt, f->x.data(), K, f->w.data(), nullptr, f->y.data(), M, N, M, K, opts); };
+  const Verdict& v = verdict(key + " " + gpu::gemm_algo_name(algo), [&] {
     poison(f->y, rt.stream());
     op();
     const Tensor<float> y = gpu::download(f->y, rt.staging(), rt.stream());
@@ -120,6 +125,14 @@ void BM_CudaLinear(benchmark::State& st) {
 // Exactly the CPU suite's BM_Linear shapes (bench_shapes.h).
 BENCHMARK_TEMPLATE(BM_CudaLinear, fp32)->Apply(dit_linear_args)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_CudaLinear, bf16)->Apply(dit_linear_args)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// The same shapes with GemmAlgo::timed (gemm_lt.h): beside BM_CudaLinear<bf16>, what timing the
+// heuristic's first candidates gains per shape. The choice is made in the validation call, before
+// the timed loop.
+void BM_CudaLinearTimed_bf16(benchmark::State& st) {
+  linear_bench(st, DType::BF16, st.range(0), st.range(1), st.range(2), gpu::GemmAlgo::timed);
+}
+BENCHMARK(BM_CudaLinearTimed_bf16)->Apply(dit_linear_args)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 // The start-up peak's square GEMMs as benchmark rows (validated like every GEMM; their
 // %peak_flops is near 100 by construction, and shows the run-to-run spread of the peak).
@@ -512,6 +525,10 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
   // attn 3: the dispatcher's choice without the CUDA graph (every kernel launched each step).
   const bool graph = st.range(1) != 3;
   m.set_graph(graph);
+  // attn 5: the dispatcher's choice with the timed cuBLASLt algorithms (gemm_lt.h GemmAlgo::timed;
+  // chosen in the warm-up steps); every other row the heuristic's first.
+  const gpu::GemmAlgo gemm_algo = st.range(1) == 5 ? gpu::GemmAlgo::timed : gpu::GemmAlgo::heuristic;
+  m.set_gemm_algo(gemm_algo);
   try {
     m.set_attention(version);
   } catch (const std::exception& e) {
@@ -520,7 +537,7 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
   }
   st.SetLabel(std::string("attention ") +
               gpu::attention_version_name(gpu::resolve_attention(version, DType::BF16, cfg.head_dim(), 3 * C, C)) +
-              (graph ? "" : ", no CUDA graph"));
+              (graph ? "" : ", no CUDA graph") + (gemm_algo == gpu::GemmAlgo::timed ? ", timed GEMM algorithms" : ""));
   // attn 2: the breakdown row (step_profile.h): events around every GEMM and attention call.
   const bool breakdown = st.range(1) == 2;
   m.runtime().profile().enable(breakdown);
@@ -573,7 +590,8 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
 // per-step breakdown (gemm_ms, attention_ms, rest_ms from CUDA events; its own time includes the
 // events' cost, so the step time is row 0's; the events turn the CUDA graph off); 3: auto without
 // the CUDA graph (cuda/step_graph.h), for the graph's gain side by side with row 0; 4: mma_wide
-// forced (beside row 1: which tiling of the project's kernel makes the faster step).
+// forced (beside row 1: which tiling of the project's kernel makes the faster step); 5: auto with
+// GemmAlgo::timed (beside row 0: what timing the cuBLASLt candidates gains the step).
 BENCHMARK_CAPTURE(BM_CudaDitStep_bf16, 1024x1024, 1024)
     ->Args({128, 0})
     ->Args({512, 0})
@@ -581,6 +599,7 @@ BENCHMARK_CAPTURE(BM_CudaDitStep_bf16, 1024x1024, 1024)
     ->Args({128, 2})
     ->Args({128, 3})
     ->Args({128, 4})
+    ->Args({128, 5})
     ->ArgNames({"cap", "attn"})
     ->Iterations(6)
     ->UseManualTime()

@@ -2,7 +2,12 @@
 // products (fp32 and bf16 storage, with and without bias, ragged shapes, strided x), T3 at real
 // widths (fp32 vs the fp64 reference, rows sampled for the 4096 + 512 token shapes), the TF32
 // mutation (the T3 gate must reject it), bf16 T4 (absolute bound + peer: the fp32 product of the
-// same bf16 values, rounded once), guard bands, and bitwise-equal repeated runs.
+// same bf16 values, rounded once), guard bands, and bitwise-equal repeated runs; the timed
+// algorithm choice (GemmAlgo::timed) under the same gates, and its names, environment and pick
+// rule on the host.
+#include <cmath>
+#include <cstdlib>
+
 #include "cuda_support.h"
 #include "nn/linear.h"
 #include "numerics/row_sample.h"
@@ -118,6 +123,104 @@ INSTANTIATE_TEST_SUITE_P(
       return testing::dtype_tag(std::get<0>(i.param)) + "_N" + std::to_string(s[0]) + "_M" + std::to_string(s[1]) +
              "_K" + std::to_string(s[2]);
     });
+
+// GemmAlgo::timed: several candidates run, one is kept per key, and what it computes passes the same
+// gates as the heuristic's choice (T3 in fp32, T4 + peer in bf16) and repeats bitwise. Shapes: the
+// step's w13 (bf16) and to_out (fp32) at 4224 tokens, and a ragged one.
+class TimedGemm : public ::testing::TestWithParam<std::tuple<DType, std::array<int64_t, 3>>> {};
+
+TEST_P(TimedGemm, KeepsOneAlgorithmWithinBudgetAndRepeatsBitwise) {
+  ZIMAGE_REQUIRE_CUDA();
+  const auto [dt, nmk] = GetParam();
+  const auto [N, M, K] = nmk;
+  const Tensor<float> x = testing::round_to(dt, testing::randn<float>({N, K}, testing::test_seed()));
+  LinearW<float> w;
+  w.weight = testing::round_to(dt, testing::randn<float>({M, K}, testing::test_seed() + 1, 1.0 / std::sqrt(double(K))));
+  w.bias = testing::round_to(dt, testing::randn<float>({M}, testing::test_seed() + 2, 0.05));
+  const std::string tag = testing::dtype_tag(dt) + " N" + std::to_string(N) + " M" + std::to_string(M) + " K" +
+                          std::to_string(K) + " timed";
+  gpu::GemmOptions timed;
+  timed.algo = gpu::GemmAlgo::timed;
+  const gpu::Runtime::GemmAlgoCounts before = testing::rt().gemm_algo_counts();
+  const Tensor<float> got = run_linear(dt, x, K, w, "gemm " + tag, timed);
+  const gpu::Runtime::GemmAlgoCounts after = testing::rt().gemm_algo_counts();
+  std::printf("  %s: %llu candidates run, %s\n", tag.c_str(),
+              (unsigned long long)(after.candidates_run - before.candidates_run),
+              after.not_first > before.not_first ? "kept another than the heuristic's first" : "kept the heuristic's first");
+  EXPECT_EQ(after.cached, before.cached + 1) << "one new key";
+  EXPECT_EQ(after.timed_keys, before.timed_keys + 1) << "the key was timed";
+  EXPECT_GE(after.candidates_run - before.candidates_run, 1u);
+  const auto rows = sample_rows(N);
+  const Tensor<float> xs = rows_of(x, rows);
+  const Tensor<double> ref = linear(xs.cast<double>(), LinearW<double>{w.weight.cast<double>(), w.bias.cast<double>()});
+  Tensor<float> peer = testing::round_to(dt, linear(xs, w));
+  testing::expect_t3_or_t4("gemm " + tag + " (" + std::to_string(rows.size()) + " rows)", dt, rows_of(got, rows), &peer,
+                           ref, {testing::op_linear(double(K))});
+  // The key keeps its algorithm: no new timing, the same bits.
+  const Tensor<float> again = run_linear(dt, x, K, w, "gemm again " + tag, timed);
+  EXPECT_EQ(testing::rt().gemm_algo_counts().candidates_run, after.candidates_run) << "a cached key is not timed again";
+  testing::expect_exact("gemm run twice " + tag, numerics::compare(again, got));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cuda, TimedGemm,
+    ::testing::Values(std::tuple{DType::BF16, std::array<int64_t, 3>{4096 + 128, 2 * 10240, 3840}},  // w13
+                      std::tuple{DType::F32, std::array<int64_t, 3>{4096 + 128, 3840, 3840}},        // to_out
+                      std::tuple{DType::BF16, std::array<int64_t, 3>{97, 3 * 3840, 3840}}),          // ragged
+    [](const auto& i) {
+      const auto& s = std::get<1>(i.param);
+      return testing::dtype_tag(std::get<0>(i.param)) + "_N" + std::to_string(s[0]) + "_M" + std::to_string(s[1]) +
+             "_K" + std::to_string(s[2]);
+    });
+
+// Host only (in CI): the choice's names, its environment variable, and pick_timed_algo's rule.
+TEST(GemmAlgo, NamesEnvironmentAndPickRule) {
+  using gpu::GemmAlgo;
+  for (GemmAlgo a : {GemmAlgo::automatic, GemmAlgo::heuristic, GemmAlgo::timed})
+    EXPECT_EQ(gpu::parse_gemm_algo(gpu::gemm_algo_name(a)), a);
+  try {
+    gpu::parse_gemm_algo("fastest", "ZIMAGE_GEMM_ALGO");
+    ADD_FAILURE() << "an unknown choice must be refused";
+  } catch (const Error& e) {
+    std::printf("  %s\n", e.what());
+    EXPECT_EQ(std::string(e.what()), "ZIMAGE_GEMM_ALGO: unknown choice 'fastest' (auto, heuristic or timed)");
+  }
+  const char* old_env = std::getenv("ZIMAGE_GEMM_ALGO");
+  const std::string saved = old_env ? old_env : "";
+  ::unsetenv("ZIMAGE_GEMM_ALGO");
+  EXPECT_EQ(gpu::requested_gemm_algo(GemmAlgo::automatic), GemmAlgo::heuristic);
+  ::setenv("ZIMAGE_GEMM_ALGO", "timed", 1);
+  EXPECT_EQ(gpu::requested_gemm_algo(GemmAlgo::automatic), GemmAlgo::timed);
+  EXPECT_EQ(gpu::requested_gemm_algo(GemmAlgo::heuristic), GemmAlgo::heuristic) << "a given choice ignores it";
+  ::setenv("ZIMAGE_GEMM_ALGO", "auto", 1);
+  EXPECT_EQ(gpu::requested_gemm_algo(GemmAlgo::automatic), GemmAlgo::heuristic);
+  ::setenv("ZIMAGE_GEMM_ALGO", "bogus", 1);
+  EXPECT_THROW(gpu::requested_gemm_algo(GemmAlgo::automatic), Error);
+  if (old_env) ::setenv("ZIMAGE_GEMM_ALGO", saved.c_str(), 1);
+  else ::unsetenv("ZIMAGE_GEMM_ALGO");
+
+  // The fastest wins when it beats the heuristic's first by the margin (1 %) or more.
+  EXPECT_EQ(gpu::pick_timed_algo({1.00, 0.95, 0.97}), 1u);
+  EXPECT_EQ(gpu::pick_timed_algo({1.00, 0.99, 0.97}), 2u);
+  EXPECT_EQ(gpu::pick_timed_algo({1.00, 0.989}), 1u);
+  // Within the margin the heuristic's first stays; so does a first that is fastest.
+  EXPECT_EQ(gpu::pick_timed_algo({1.00, 0.995}), 0u);
+  EXPECT_EQ(gpu::pick_timed_algo({0.90, 1.00, 0.95}), 0u);
+  EXPECT_EQ(gpu::pick_timed_algo({1.00, 0.95}, 0.10), 0u);
+  // Ties go to the earlier candidate; failed candidates (inf, NaN) are passed over.
+  EXPECT_EQ(gpu::pick_timed_algo({1.00, 0.90, 0.90}), 1u);
+  EXPECT_EQ(gpu::pick_timed_algo({INFINITY, 1.00, 0.90}), 2u);
+  EXPECT_EQ(gpu::pick_timed_algo({NAN, 1.00}), 1u);
+  EXPECT_EQ(gpu::pick_timed_algo({1.00, NAN, INFINITY}), 0u);
+  EXPECT_EQ(gpu::pick_timed_algo({2.00}), 0u);
+  try {
+    gpu::pick_timed_algo({INFINITY, NAN});
+    ADD_FAILURE() << "no finite time must be refused";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "linear (cuBLASLt): none of the 2 timed algorithms ran");
+  }
+  EXPECT_THROW(gpu::pick_timed_algo({}), Error);
+}
 
 // Mutation: TF32 on must fail the T3 gate (docs/tolerances.md: "Must fail if TF32 is switched on").
 TEST(CudaGemmMutation, Tf32FailsT3Gate) {
