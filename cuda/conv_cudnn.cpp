@@ -74,8 +74,22 @@ void cudnn_conv(DType dt, const void* x, const void* w, const void* bias, void* 
   throw Error("cuDNN conv: " + why);
 }
 
+bool cudnn_conv_prepare(DType dt, const CudnnConvShape& s, std::string*, bool*) {
+  std::string why;
+  if (!cudnn_conv_supports(dt, s, &why)) throw Error(why);
+  cudnn_available(&why);
+  throw Error("cuDNN conv: " + why);
+}
+
 size_t cudnn_conv_cached_plans() { return 0; }
+size_t cudnn_conv_refused_shapes() {
+  cudnn::Session& st = cudnn::session();
+  std::lock_guard<std::mutex> lock(st.mu);
+  return plans().refused();
+}
+
 uint64_t cudnn_conv_calls() { return 0; }
+size_t cudnn_conv_refused_shapes() { return 0; }
 
 #else  // ZIMAGE_WITH_CUDNN
 
@@ -176,7 +190,25 @@ cudnn::PlanCache& plans() {
 }
 uint64_t calls = 0;  // with the session's mutex held
 
+// The plan of (current device, shape), or nullptr with the reason (`st.mu` held).
+const cudnn::Plan* plan_locked(cudnn::Session& st, DType dt, const CudnnConvShape& s, int* dev, std::string* why,
+                               bool* first) {
+  std::string unavailable;
+  if (!cudnn::available_locked(st, dev, &unavailable)) throw Error("cuDNN conv: " + unavailable);
+  const cudnnHandle_t handle = st.handles.at(*dev);
+  return plans().try_get(*dev, cudnn_conv_plan_key(dt, s), [&] { return build_plan(handle, s); }, why, first);
+}
+
 }  // namespace
+
+bool cudnn_conv_prepare(DType dt, const CudnnConvShape& s, std::string* why, bool* first) {
+  std::string unsupported;
+  if (!cudnn_conv_supports(dt, s, &unsupported)) throw Error(unsupported);
+  cudnn::Session& st = cudnn::session();
+  std::lock_guard<std::mutex> lock(st.mu);
+  int dev = 0;
+  return plan_locked(st, dt, s, &dev, why, first) != nullptr;
+}
 
 void cudnn_conv(DType dt, const void* x, const void* w, const void* bias, void* y, const CudnnConvShape& s,
                 cudaStream_t stream) {
@@ -185,13 +217,12 @@ void cudnn_conv(DType dt, const void* x, const void* w, const void* bias, void* 
   std::lock_guard<std::mutex> lock(st.mu);
   int dev = 0;
   std::string why;
-  if (!cudnn::available_locked(st, &dev, &why)) throw Error("cuDNN conv: " + why);
-  const cudnnHandle_t handle = st.handles.at(dev);
-  const cudnn::Plan& plan = plans().get(dev, cudnn_conv_plan_key(dt, s), [&] { return build_plan(handle, s); });
+  const cudnn::Plan* plan = plan_locked(st, dt, s, &dev, &why, nullptr);
+  if (!plan) throw Error(why);
   std::vector<int64_t> uids{kX, kW, kY};
   std::vector<void*> ptrs{const_cast<void*>(x), const_cast<void*>(w), y};
   if (s.bias) uids.push_back(kBias), ptrs.push_back(const_cast<void*>(bias));
-  cudnn::execute(st, dev, plan, uids, ptrs, stream, {"cuDNN conv", s.text()});
+  cudnn::execute(st, dev, *plan, uids, ptrs, stream, {"cuDNN conv", s.text()});
   ++calls;
 }
 
@@ -199,6 +230,12 @@ size_t cudnn_conv_cached_plans() {
   cudnn::Session& st = cudnn::session();
   std::lock_guard<std::mutex> lock(st.mu);
   return plans().size();
+}
+
+size_t cudnn_conv_refused_shapes() {
+  cudnn::Session& st = cudnn::session();
+  std::lock_guard<std::mutex> lock(st.mu);
+  return plans().refused();
 }
 
 uint64_t cudnn_conv_calls() {

@@ -45,10 +45,18 @@ struct CudnnConvShape {
 // cuDNN and the reason.
 bool cudnn_conv_supports(DType dt, const CudnnConvShape& s, std::string* why = nullptr);
 
+// Builds, once per device and shape, the plan cudnn_conv runs, or finds that none can be built (no
+// engine config finalizes, or each one carries a numerical note passed over): then false, the
+// reason in `why`, and the shape refused for the process (not tried again). `first` (when given)
+// is true when this call built or tried to build. Throws one line when the request is not one
+// this path takes (cudnn_conv_supports) or cuDNN is unavailable here. vae_cuda.cpp's conv2d_nhwc
+// calls it first and runs a refused shape on im2col instead.
+bool cudnn_conv_prepare(DType dt, const CudnnConvShape& s, std::string* why = nullptr, bool* first = nullptr);
+
 // y = conv(x, w) + bias, enqueued on `stream`. Throws zimage::Error with one line naming cuDNN and
 // the failing step, e.g. "cuDNN conv: cudnnBackendFinalize(EXECUTION_PLAN) failed:
-// CUDNN_STATUS_NOT_SUPPORTED (B 1, H 128, ...)"; an unsupported shape, a misaligned pointer or
-// cuDNN being unavailable throws too.
+// CUDNN_STATUS_NOT_SUPPORTED (B 1, H 128, ...)" (a refused shape throws its reason each time); an
+// unsupported shape, a misaligned pointer or cuDNN being unavailable throws too.
 void cudnn_conv(DType dt, const void* x, const void* w, const void* bias, void* y, const CudnnConvShape& s,
                 cudaStream_t stream);
 
@@ -56,6 +64,8 @@ void cudnn_conv(DType dt, const void* x, const void* w, const void* bias, void* 
 // this process, for tests (which assert that cuDNN, not the im2col fallback, ran).
 size_t cudnn_conv_cached_plans();
 uint64_t cudnn_conv_calls();
+// Shapes whose plan could not be built (cudnn_conv_prepare returned false), all devices.
+size_t cudnn_conv_refused_shapes();
 // The plan-cache key of one call, e.g. "bfloat16 conv B1 H128 W128 Cin512 Cout512 k3x3 s1 p1,1,1,1 bias". Host only.
 std::string cudnn_conv_plan_key(DType dt, const CudnnConvShape& s);
 

@@ -143,19 +143,46 @@ Session& session();
 bool available_locked(Session& s, int* dev, std::string* why);
 
 // One path's plans, keyed by (device, the path's plan key). Used with the session's `mu` held.
-class PlanCache {
+// Generic in the plan type so that its bookkeeping is tested on the host (a plan of int).
+template <class P>
+class BasicPlanCache {
  public:
+  // The plan of key, built by build() the first time (a build that throws leaves nothing cached).
   template <class Build>
-  const Plan& get(int dev, const std::string& key, Build build) {
+  const P& get(int dev, const std::string& key, Build build) {
     auto it = plans_.find({dev, key});
     if (it == plans_.end()) it = plans_.emplace(std::make_pair(dev, key), build()).first;
     return *it->second;
   }
+  // As get, but a build that throws zimage::Error refuses the key: nullptr, its message in `why`,
+  // and every later call for the key answers the same without building again. `first` (when given)
+  // is true when this call built or tried to build.
+  template <class Build>
+  const P* try_get(int dev, const std::string& key, Build build, std::string* why, bool* first = nullptr) {
+    const std::pair<int, std::string> k{dev, key};
+    if (first) *first = false;
+    if (auto it = plans_.find(k); it != plans_.end()) return it->second.get();
+    if (auto it = refused_.find(k); it != refused_.end()) {
+      if (why) *why = it->second;
+      return nullptr;
+    }
+    if (first) *first = true;
+    try {
+      return plans_.emplace(k, build()).first->second.get();
+    } catch (const Error& e) {
+      refused_.emplace(k, e.what());
+      if (why) *why = e.what();
+      return nullptr;
+    }
+  }
   size_t size() const { return plans_.size(); }
+  size_t refused() const { return refused_.size(); }
 
  private:
-  std::map<std::pair<int, std::string>, std::unique_ptr<Plan>> plans_;
+  std::map<std::pair<int, std::string>, std::unique_ptr<P>> plans_;
+  std::map<std::pair<int, std::string>, std::string> refused_;
 };
+using PlanCache = BasicPlanCache<Plan>;
 
 // Executes `plan` on `stream` with the tensors `uids` at `ptrs` (by-value tensors point to host
 // memory), the workspace of (dev, stream) grown to the plan's size. `mu` held.

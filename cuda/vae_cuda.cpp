@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <regex>
 
@@ -184,8 +185,17 @@ DeviceTensor conv2d_nhwc(VaeRun& r, const DeviceConv& w, const DeviceTensor& x, 
   const cudaStream_t s = r.rt.stream();
   DeviceTensor out(r.dt, {B, Ho, Wo, w.cout}, s);
   const void* bias = w.bias.empty() ? nullptr : w.bias.data();
-  if (resolve_vae_conv(r.conv, r.dt, w.cin, w.cout, g) == VaeConvVersion::cudnn) {
-    const CudnnConvShape c = cudnn_conv_shape(w.cin, w.cout, B, H, W, g, bias != nullptr);
+  // cudnn where resolve_vae_conv says so and a plan exists for this shape; a shape whose plan cannot
+  // be built runs on im2col (said once per shape on stderr).
+  const CudnnConvShape c = cudnn_conv_shape(w.cin, w.cout, B, H, W, g, bias != nullptr);
+  bool cudnn = resolve_vae_conv(r.conv, r.dt, w.cin, w.cout, g) == VaeConvVersion::cudnn;
+  if (cudnn) {
+    std::string refused;
+    bool first = false;
+    cudnn = cudnn_conv_prepare(r.dt, c, &refused, &first);
+    if (!cudnn && first) std::fprintf(stderr, "zimage: %s; this convolution runs on im2col\n", refused.c_str());
+  }
+  if (cudnn) {
     if (g.up == 1) {
       cudnn_conv(r.dt, x.data(), w.weight.data(), bias, out.data(), c, s);
     } else {  // Upsample2D: the nearest x2 image, then the conv on it

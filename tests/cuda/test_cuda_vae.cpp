@@ -27,6 +27,9 @@
 #include "support/goldens.h"
 #include "vae/synthetic_vae.h"
 #include "vae_cuda.h"
+#ifdef ZIMAGE_WITH_CUDNN
+#include "cudnn_plan.h"
+#endif
 #include "vae/module_table.h"
 
 namespace zimage {
@@ -334,9 +337,11 @@ TEST_P(VaeCudaGolden, TeacherForcedModuleMatches) {
     const uint64_t cudnn_calls = gpu::cudnn_conv_calls();
     const auto got = gpu::run_vae_module_cuda(g, row, opts, testing::rt());
     ASSERT_TRUE(got.has_value());
-    if (conv == gpu::VaeConvVersion::cudnn)
+    if (conv == gpu::VaeConvVersion::cudnn) {
       std::printf("  %s: %llu convolutions through cuDNN\n", row.c_str(),
                   (unsigned long long)(gpu::cudnn_conv_calls() - cudnn_calls));
+      EXPECT_EQ(gpu::cudnn_conv_refused_shapes(), 0u) << "a shape fell back to im2col (stderr says which)";
+    }
     auto ops = vae_module_ops(row, g.config, in);
     // In bf16 the golden input and the weights are rounded to storage too (the fp64 truth uses
     // them unrounded): two more roundings than the policy's chain, which starts from its inputs.
@@ -374,6 +379,7 @@ TEST(VaeCudaFullSize, Decode1024MatchesDiffusersOnSampledRows) {
     ASSERT_EQ(image.shape, d.image);
     if (conv == gpu::VaeConvVersion::cudnn) {
       EXPECT_GT(gpu::cudnn_conv_calls(), cudnn_calls) << "cuDNN did not run";
+      EXPECT_EQ(gpu::cudnn_conv_refused_shapes(), 0u) << "a decoder shape fell back to im2col (stderr says which)";
     }
     const Tensor<float> got = numerics::rows_of(image, d.rows);  // the image as rows of its last dim
     const std::string what = "vae_flux_1024 decode 1024x1024 " + kind_tag(dt, conv);
@@ -616,6 +622,46 @@ TEST(CudnnConv, PlanKeysRefusalsAndUnavailability) {
     EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
   }
 }
+
+#ifdef ZIMAGE_WITH_CUDNN
+// The plan cache's refusals (cudnn_plan.h BasicPlanCache, here over int plans, host only): a build
+// that throws refuses its (device, key) with the message and is never tried again; other keys and
+// devices are not affected; `first` tells the call that found the answer. conv2d_nhwc relies on it
+// to run a shape without a plan on im2col and say so once.
+TEST(CudnnConv, PlanCacheRemembersARefusalAndDoesNotBuildAgain) {
+  gpu::cudnn::BasicPlanCache<int> cache;
+  int builds = 0;
+  auto fails = [&]() -> std::unique_ptr<int> {
+    ++builds;
+    throw Error("cuDNN conv: no engine config finalized (B 1, H 8)");
+  };
+  auto works = [&] {
+    ++builds;
+    return std::make_unique<int>(7);
+  };
+  std::string why;
+  bool first = false;
+  EXPECT_EQ(cache.try_get(0, "a", fails, &why, &first), nullptr);
+  EXPECT_TRUE(first);
+  EXPECT_EQ(why, "cuDNN conv: no engine config finalized (B 1, H 8)");
+  why.clear();
+  EXPECT_EQ(cache.try_get(0, "a", works, &why, &first), nullptr) << "a refused key must stay refused";
+  EXPECT_FALSE(first);
+  EXPECT_EQ(why, "cuDNN conv: no engine config finalized (B 1, H 8)");
+  EXPECT_EQ(builds, 1) << "a refused key was built again";
+  const int* p = cache.try_get(1, "a", works, &why, &first);  // another device
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(*p, 7);
+  EXPECT_TRUE(first);
+  EXPECT_EQ(cache.try_get(1, "a", fails, &why, &first), p) << "a built key keeps its plan";
+  EXPECT_FALSE(first);
+  EXPECT_EQ(builds, 2);
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_EQ(cache.refused(), 1u);
+  EXPECT_THROW(cache.get(0, "b", fails), Error) << "get throws what the build throws";
+  EXPECT_EQ(cache.size(), 1u) << "a failed get caches nothing";
+}
+#endif
 
 // The gathers' output sizes equal the reference convolution's (reference/vae/layers.h ConvGeom).
 TEST(VaeCudaConfig, GatherSizesMatchTheReferenceGeometry) {
