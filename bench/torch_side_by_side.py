@@ -7,7 +7,7 @@ Attention with ZSingleStreamAttnProcessor, FeedForward, RMSNorm), torch's
 F.linear and F.scaled_dot_product_attention (default CPU backend) otherwise:
 what a user would run instead of the reference. float32, no grad.
 
-    DIFFUSERS_SRC=... /work/shared/golden-env/run python3 bench/torch_side_by_side.py \
+    DIFFUSERS_SRC=... ../shared/golden-env/run python3 bench/torch_side_by_side.py \
         --threads 2 --out torch.json [--filter REGEX] [--min-time 0.5]
 
 Output: {"context": {...}, "benchmarks": [{"name", "run_name", "real_time", "time_unit": "ms"}]}.

@@ -13,7 +13,7 @@ shapes and bits). What the converter produced is recorded in the metadata
 reader (reference/dit/comfy_layout.h) is checked against diffusers'
 mapping, not against itself (tests/golden/test_comfy_layout.cpp).
 
-    cd /work/main && DIFFUSERS_SRC=/work/scratch/src OMP_NUM_THREADS=1 /work/shared/golden-env/run \
+    DIFFUSERS_SRC=/path/to/diffusers/src OMP_NUM_THREADS=1 ../shared/golden-env/run \
         python3 -B tools/golden/dump_comfy.py --diffusers-commit <sha> [--out golden/comfy]
 """
 

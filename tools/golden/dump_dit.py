@@ -6,8 +6,8 @@ the diffusers modules, fills their parameters with the counter-based
 synthetic generator (synthetic.py), feeds seeded inputs, and records what the
 modules receive and return through forward (pre-)hooks.
 
-    cd /work/main && DIFFUSERS_SRC=/path/to/diffusers/src \
-        /work/shared/golden-env/run python3 tools/golden/dump_dit.py \
+    DIFFUSERS_SRC=/path/to/diffusers/src \
+        ../shared/golden-env/run python3 tools/golden/dump_dit.py \
         --diffusers-commit <sha> [--case NAME ...] [--out golden]
 
 Cases: tiny_single, tiny_batch2, tiny_wide, narrow_full_depth (kind=model)

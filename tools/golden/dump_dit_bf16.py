@@ -15,7 +15,7 @@ the bf16 outputs) plus provenance; the inputs stay in the fp32 golden, and the m
 `inputs_fnv1a64` records the fnv1a64 of each input's float32 bytes so a reader can prove it
 pairs the file with the right fp32 golden.
 
-    cd /work/main && DIFFUSERS_SRC=... OMP_NUM_THREADS=1 /work/shared/golden-env/run \
+    DIFFUSERS_SRC=... OMP_NUM_THREADS=1 ../shared/golden-env/run \
         python3 -B tools/golden/dump_dit_bf16.py --diffusers-commit <sha> [--case NAME ...] [--golden golden]
 
 Checked by tests/golden/test_bf16_goldens.cpp (CPU: the absolute T4 bound against the fp64

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Goldens for the DiT-side research knobs (issue 19, docs/experiments.md).
 
-    cd /work/main && DIFFUSERS_SRC=/path/to/diffusers/src \
-        /work/shared/golden-env/run python3 tools/golden/dump_knobs.py \
+    DIFFUSERS_SRC=/path/to/diffusers/src \
+        ../shared/golden-env/run python3 tools/golden/dump_knobs.py \
         --diffusers-commit <sha> [--case NAME ...] [--out golden]
 
 Cases:

@@ -17,8 +17,8 @@ torch.Generator("cpu"). Every value in the golden comes from that run:
     image.uint8               the PIL image's pixels [B, H, W, 3] (int32)
     prompt_embeds.{i}, negative_prompt_embeds.{i}   the inputs
 
-    cd /work/main && DIFFUSERS_SRC=/path/to/diffusers/src OMP_NUM_THREADS=1 \
-        /work/shared/golden-env/run python3 -B tools/golden/dump_pipeline.py \
+    DIFFUSERS_SRC=/path/to/diffusers/src OMP_NUM_THREADS=1 \
+        ../shared/golden-env/run python3 -B tools/golden/dump_pipeline.py \
         --diffusers-commit <sha> [--case NAME ...] [--out golden]
 """
 

@@ -22,7 +22,7 @@ math backend. It writes golden/<case>.bf16.safetensors with:
 The inputs (latents.init, prompt_embeds.{i}, negative_prompt_embeds.{i}) stay in the fp32
 golden; `inputs_fnv1a64` records each one's fnv1a64 so a reader can prove it pairs the files.
 
-    cd /work/main && DIFFUSERS_SRC=... OMP_NUM_THREADS=1 /work/shared/golden-env/run \
+    DIFFUSERS_SRC=... OMP_NUM_THREADS=1 ../shared/golden-env/run \
         python3 -B tools/golden/dump_pipeline_bf16.py --diffusers-commit <sha> [--case NAME ...]
 
 Checked by tests/golden/test_pipeline_bf16_golden.cpp (CPU: the peer's drift against our fp64

@@ -20,8 +20,8 @@ Every golden value is computed by diffusers or torch (never by this project's co
   [2,16,128,128] (the large ones as an fnv1a64 digest plus slices), consecutive calls on one
   generator, diffusers' randn_tensor (one generator and a list), and the DEFAULT capability.
 
-    cd /work/main && DIFFUSERS_SRC=/path/to/diffusers/src OMP_NUM_THREADS=1 \\
-        /work/shared/golden-env/run python3 -B tools/golden/dump_pipeline_parts.py \\
+    DIFFUSERS_SRC=/path/to/diffusers/src OMP_NUM_THREADS=1 \\
+        ../shared/golden-env/run python3 -B tools/golden/dump_pipeline_parts.py \\
         --diffusers-commit <sha> [--case scheduler|cfg|torch_randn|all ...] [--out golden]
 
 The DEFAULT-capability values come from a child process of this script started with

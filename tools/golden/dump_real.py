@@ -9,8 +9,8 @@ the same hooks as dump_dit.py. The output is a zimage-golden-v1 file of kind
 `model` without synthetic weights: the C++ side reads the weights from the
 same folder (--model DIR).
 
-    cd /work/main && DIFFUSERS_SRC=/path/to/diffusers/src OMP_NUM_THREADS=1 \
-        /work/shared/golden-env/run python3 -B tools/golden/dump_real.py \
+    DIFFUSERS_SRC=/path/to/diffusers/src OMP_NUM_THREADS=1 \
+        ../shared/golden-env/run python3 -B tools/golden/dump_real.py \
         --model PIPELINE_OR_TRANSFORMER_DIR --prompt-embeds EMBEDS.safetensors \
         --diffusers-commit <sha> --out real.safetensors [--height 512 --width 512 --t 0.5 --seed 0]
         [--hooks blocks|all]

@@ -15,8 +15,8 @@ Every golden value is computed by diffusers / torch (never by this project's cod
   fits the 1536-row table); which lengths run and which fail, and with which error;
   plus the same model with a 4096-row axis-0 table past the limit.
 
-    cd /work/main && DIFFUSERS_SRC=/path/to/diffusers/src OMP_NUM_THREADS=1 \
-        /work/shared/golden-env/run python3 -B tools/golden/dump_rope.py \
+    DIFFUSERS_SRC=/path/to/diffusers/src OMP_NUM_THREADS=1 \
+        ../shared/golden-env/run python3 -B tools/golden/dump_rope.py \
         --diffusers-commit <sha> [--case NAME ...] [--out golden]
 
 See tools/golden/README.md, section "RoPE goldens".

@@ -20,7 +20,7 @@ squares and first 4 values, so the C++ side can prove it regenerated the same in
 fp64 output's sum, sum of squares and first 4 values. Stored tensors: `qkv.head.L{L}` [3, 8],
 the first 8 values of q, k, v (float32, exact).
 
-    cd /work/main && OMP_NUM_THREADS=1 /work/shared/golden-env/run python3 -B tools/golden/dump_sdpa_peer.py --out golden
+    OMP_NUM_THREADS=1 ../shared/golden-env/run python3 -B tools/golden/dump_sdpa_peer.py --out golden
     ... dump_sdpa_peer.py --check golden/sdpa_fp32_peer.safetensors   # recompute and compare
 
 Checked by tests/golden/test_sdpa_peer_golden.cpp (inputs, CPU) and by

@@ -10,7 +10,7 @@ stored: its entry adds "fnv1a64": "0x<16 hex digits>", the FNV-1a 64 (offset bas
 0xcbf29ce484222325, prime 0x100000001b3, the generator's name hash) of its float32
 little-endian bytes in row-major order.
 
-    cd /work/main && /work/shared/golden-env/run python3 tools/golden/dump_synthetic_check.py [--out golden]
+    ../shared/golden-env/run python3 tools/golden/dump_synthetic_check.py [--out golden]
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ transformers and torch:
    a weighted mean of several hidden_states, on golden/text_encoder/tiny_te and the test tokenizer.
 
     cd <repo> && tools/text_encoder/fetch_qwen3_tokenizer.sh build-cpu/qwen3_tokenizer && \\
-      DIFFUSERS_SRC=/work/dsrc/src OMP_NUM_THREADS=1 /work/shared/golden-env/run python3 -B \\
+      DIFFUSERS_SRC=/path/to/diffusers/src OMP_NUM_THREADS=1 ../shared/golden-env/run python3 -B \\
       tools/golden/dump_te_knobs.py --qwen3-dir build-cpu/qwen3_tokenizer/package/models --diffusers-commit <sha>
 """
 

@@ -8,8 +8,8 @@ counter-based synthetic generator (synthetic.py), feeds seeded token ids with
 left or right padding, and records what the modules receive and return through
 forward (pre-)hooks, plus every entry of output_hidden_states.
 
-    cd /work/main && DIFFUSERS_SRC=/work/scratch/src OMP_NUM_THREADS=1 \\
-        /work/shared/golden-env/run python3 -B tools/golden/dump_text_encoder.py \\
+    DIFFUSERS_SRC=/path/to/diffusers/src OMP_NUM_THREADS=1 \\
+        ../shared/golden-env/run python3 -B tools/golden/dump_text_encoder.py \\
         --diffusers-commit <sha> [--case NAME ...] [--out golden/text_encoder]
 
 Cases: te_tiny_left (KV-group ratio 4, batch 3, left padding, every module

@@ -20,8 +20,8 @@ transformers and diffusers:
    rows dropped) on a tiny Qwen3 text encoder saved with save_pretrained under
    golden/text_encoder/tiny_te/ (sharded) and the test tokenizer.
 
-    cd /work/main && DIFFUSERS_SRC=/work/scratch/src OMP_NUM_THREADS=1 \\
-        /work/shared/golden-env/run python3 -B tools/golden/dump_tokenizer.py --diffusers-commit <sha>
+    DIFFUSERS_SRC=/path/to/diffusers/src OMP_NUM_THREADS=1 \\
+        ../shared/golden-env/run python3 -B tools/golden/dump_tokenizer.py --diffusers-commit <sha>
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ AutoencoderKL (or single real-size submodules of it), fills the parameters with 
 counter-based synthetic generator (synthetic.py, VAE rule below), feeds seeded inputs,
 and records what the modules receive and return through forward (pre-)hooks.
 
-    cd /work/main && DIFFUSERS_SRC=/path/to/diffusers/src OMP_NUM_THREADS=1 \\
-        /work/shared/golden-env/run python3 -B tools/golden/dump_vae.py \\
+    DIFFUSERS_SRC=/path/to/diffusers/src OMP_NUM_THREADS=1 \\
+        ../shared/golden-env/run python3 -B tools/golden/dump_vae.py \\
         --diffusers-commit <sha> [--case NAME ...] [--out golden]
 
 Cases (docs/vae.md, "Goldens"):

@@ -11,14 +11,14 @@
 #                     default: /work/.mirror/huggingface+diffusers/repo if present; required
 #                     otherwise (nothing is downloaded; the blob check needs it even when
 #                     DIFFUSERS_SRC is given)
-#   GOLDEN_ENV        the golden env tools (default /work/shared/golden-env)
+#   GOLDEN_ENV        the golden env tools (default ../shared/golden-env beside the repository)
 # Needs root (the golden env is a chroot).
 set -euo pipefail
 
 DIFFUSERS_COMMIT=${DIFFUSERS_COMMIT:-58eb52c0803ea9af3abec60841c2a093bdf1f951}
-GOLDEN_ENV=${GOLDEN_ENV:-/work/shared/golden-env}
 ZFILE=src/diffusers/models/transformers/transformer_z_image.py
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+GOLDEN_ENV=${GOLDEN_ENV:-$REPO/../shared/golden-env}
 cd "$REPO"
 
 # 1. A diffusers git directory with the commit (never downloaded).

@@ -3,7 +3,7 @@
 dtypes, NaN/Inf, constant tensors, shipped model folders, synthetic_check tensors and digest
 against synthetic.py), then prints a summary.
 
-    cd /work/main && DIFFUSERS_SRC=... /work/shared/golden-env/run python3 tools/golden/verify.py \
+    DIFFUSERS_SRC=... ../shared/golden-env/run python3 tools/golden/verify.py \
         [--golden golden] [--expect-commit SHA] [--expect-blob SHA]
 
 --expect-blob: the git blob id of src/diffusers/models/transformers/transformer_z_image.py at the

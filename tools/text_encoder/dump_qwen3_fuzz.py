@@ -3,7 +3,7 @@
 in runs of 48 (cycling separators) and 4000 seeded random mixtures, with the ids of the tokenizers
 library (golden env). Not committed (about 3 MB); regenerate and replay:
 
-    /work/shared/golden-env/run python3 -B tools/text_encoder/dump_qwen3_fuzz.py \
+    ../shared/golden-env/run python3 -B tools/text_encoder/dump_qwen3_fuzz.py \
         build-cpu/qwen3_tokenizer/package/models/tokenizer.json build-cpu/fuzz.json
     ZIMAGE_QWEN3_FUZZ=build-cpu/fuzz.json build-cpu/bin/test_qwen3_tokenizer_real --gtest_filter=*Fuzz*
 """

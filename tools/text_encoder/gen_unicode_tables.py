@@ -5,7 +5,7 @@ Qwen2 pre-tokenizer regex uses, and the NFC data (full canonical decompositions,
 nonzero canonical combining classes, primary composites) of the tokenizer's NFC
 normalizer. Hangul syllables are algorithmic in the C++ and left out here.
 
-    /work/shared/golden-env/run python3 tools/text_encoder/gen_unicode_tables.py > reference/text_encoder/unicode_tables.cpp
+    ../shared/golden-env/run python3 tools/text_encoder/gen_unicode_tables.py > reference/text_encoder/unicode_tables.cpp
 """
 import sys
 import os

@@ -8,7 +8,7 @@ combining class 0, no decomposition, no composition. This prints, one per line, 
 points that carry NFC data in Python's unicodedata but that tokenizers' NFC ignores, found
 black-box with tokenizers itself (run in the golden env):
 
-    /work/shared/golden-env/run python3 -B tools/text_encoder/probe_tokenizers_nfc.py \\
+    ../shared/golden-env/run python3 -B tools/text_encoder/probe_tokenizers_nfc.py \\
         > tools/text_encoder/nfc_unknown_to_tokenizers.txt
 
 A mark is known when tokenizers reorders it against a mark of a higher class placed before it;
