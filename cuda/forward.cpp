@@ -201,34 +201,50 @@ void run_blocks(Runtime& rt, const DeviceBlock* blocks, size_t n, DType dt, cons
   const DevRows xr{in.x, C, dt}, h{sc.h.get(), C, dt}, qkv_rows{qkv, 3 * C, dt}, o{sc.o.get(), C, dt}, a{sc.a.get(), C, dt};
   const RowShape shape{rows, L, C};
 
+  // The step profile's parts (step_profile.h) of the kernels below; nothing when it is off.
+  auto part = [&](StepProfile::Part p) { return ProfileScope(&rt.profile(), p, s); };
   const void* mod = modulation(0);
-  rms_norm_modulate(xr, blocks[0].attention_norm1.data(), chunk(mod, 0), shape, norm_eps, h, s);
+  {
+    const ProfileScope scope = part(StepProfile::kNorms);
+    rms_norm_modulate(xr, blocks[0].attention_norm1.data(), chunk(mod, 0), shape, norm_eps, h, s);
+  }
   for (size_t k = 0; k < n; ++k) {
     const DeviceBlock& w = blocks[k];
     const int64_t Fk = w.F;
     // h = attention_norm1(x) * (1 + scale_msa) is ready (the previous kernel wrote it).
     rt.linear(dt, sc.h.get(), C, w.to_qkv.weight.data(), nullptr, qkv, 3 * C, rows, 3 * C, C, opts.gemm);
-    qk_norm_rope(qkv_rows, qkv_rows.from_col(C), w.norm_q.empty() ? nullptr : w.norm_q.data(),
-                 w.norm_k.empty() ? nullptr : w.norm_k.data(), in.freqs, rows, H, D, kQkNormEps, s);
     {
-      const ProfileScope scope(&rt.profile(), StepProfile::kAttention, s);
+      const ProfileScope scope = part(StepProfile::kQkNormRope);
+      qk_norm_rope(qkv_rows, qkv_rows.from_col(C), w.norm_q.empty() ? nullptr : w.norm_q.data(),
+                   w.norm_k.empty() ? nullptr : w.norm_k.data(), in.freqs, rows, H, D, kQkNormEps, s);
+    }
+    {
+      const ProfileScope scope = part(StepProfile::kAttention);
       flash_attention(qkv_rows, qkv_rows.from_col(C), qkv_rows.from_col(2 * C), in.mask, o, {B, L, H, D}, s,
                       opts.attention, in.seqlens);
     }
     rt.linear(dt, sc.o.get(), C, w.to_out.weight.data(), w.to_out.b(), sc.a.get(), C, rows, C, C, opts.gemm);
     // x += tanh(gate_msa) attention_norm2(a); h = ffn_norm1(x) * (1 + scale_mlp)
-    gated_residual_rms_norm(xr, a, {w.attention_norm2.data(), chunk(mod, 1), norm_eps},
-                            {w.ffn_norm1.data(), chunk(mod, 2), norm_eps}, h, shape, s);
+    {
+      const ProfileScope scope = part(StepProfile::kNorms);
+      gated_residual_rms_norm(xr, a, {w.attention_norm2.data(), chunk(mod, 1), norm_eps},
+                              {w.ffn_norm1.data(), chunk(mod, 2), norm_eps}, h, shape, s);
+    }
     rt.linear(dt, sc.h.get(), C, w.w13.weight.data(), nullptr, sc.h13.get(), 2 * Fk, rows, 2 * Fk, C, opts.gemm);
-    swiglu(dt, sc.h13.get(), rows, Fk, sc.g.get(), s);
+    {
+      const ProfileScope scope = part(StepProfile::kSwiglu);
+      swiglu(dt, sc.h13.get(), rows, Fk, sc.g.get(), s);
+    }
     rt.linear(dt, sc.g.get(), Fk, w.w2.weight.data(), w.w2.b(), sc.a.get(), C, rows, C, Fk, opts.gemm);
     const RowNorm ffn_post{w.ffn_norm2.data(), chunk(mod, 3), norm_eps};
     if (k + 1 == n) {
+      const ProfileScope scope = part(StepProfile::kNorms);
       gated_residual(xr, a, ffn_post.weight, ffn_post.mod, shape, norm_eps, s);
       break;
     }
     // x += tanh(gate_mlp) ffn_norm2(a); h = next block's attention_norm1(x) * (1 + its scale_msa)
     const void* next = modulation(k + 1);
+    const ProfileScope scope = part(StepProfile::kNorms);
     gated_residual_rms_norm(xr, a, ffn_post, {blocks[k + 1].attention_norm1.data(), chunk(next, 0), norm_eps}, h, shape,
                             s);
     mod = next;

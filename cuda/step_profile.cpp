@@ -2,6 +2,17 @@
 
 namespace zimage::gpu {
 
+const char* StepProfile::part_name(Part p) {
+  switch (p) {
+    case kGemm: return "gemm";
+    case kAttention: return "attention";
+    case kNorms: return "norms";
+    case kQkNormRope: return "qk_norm_rope";
+    case kSwiglu: return "swiglu";
+    default: return "?";
+  }
+}
+
 StepProfile::~StepProfile() {
   for (auto& i : pool_) {
     if (i.start) cudaEventDestroy(i.start);
@@ -32,7 +43,7 @@ void StepProfile::end(cudaStream_t s) {
   open_ = false;
 }
 
-// Every interval is recorded on the one stream of the Runtime (linear, and run_block's attention),
+// Every interval is recorded on the one stream of the Runtime (linear, and run_blocks' kernels),
 // so the last stop event completing means all of them have.
 std::array<double, StepProfile::kParts> StepProfile::collect() {
   std::array<double, kParts> ms{};

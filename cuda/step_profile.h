@@ -2,9 +2,13 @@
 // of a forward, summed per part after the step's final synchronization. Off by default (no events,
 // no cost); the benchmark's breakdown row turns it on for its own steps only, so the timed rows
 // are never perturbed by the events.
-//   gemm:      Runtime::linear (cuBLASLt), every call
-//   attention: flash_attention as run_block calls it (any version)
-//   the rest (norms, RoPE, SwiGLU, gates, embedders, copies, gaps) is the step's time minus both.
+//   gemm:         Runtime::linear (cuBLASLt), every call
+//   attention:    flash_attention as run_blocks calls it (any version)
+//   norms:        run_blocks' row kernels: rms_norm_modulate, gated_residual_rms_norm, gated_residual
+//   qk_norm_rope: run_blocks' per-head q/k RMSNorm + RoPE
+//   swiglu:       run_blocks' silu(h1) * h3
+//   the rest (embedders, unify, the final layer, uploads, copies, launch gaps) is the step's time
+//   minus all of them.
 #pragma once
 #include <array>
 #include <vector>
@@ -15,7 +19,9 @@ namespace zimage::gpu {
 
 class StepProfile {
  public:
-  enum Part { kGemm = 0, kAttention = 1, kParts = 2 };
+  enum Part { kGemm = 0, kAttention = 1, kNorms = 2, kQkNormRope = 3, kSwiglu = 4, kParts = 5 };
+  // "gemm", "attention", "norms", "qk_norm_rope", "swiglu" (the benchmark's counters: NAME_ms).
+  static const char* part_name(Part p);
   StepProfile() = default;
   ~StepProfile();
   StepProfile(const StepProfile&) = delete;

@@ -83,7 +83,8 @@ def main():
     rec["step_attention"] = (r128 or {}).get("label")
     _, rb = ms(base + "cap:128/attn:2/", "step breakdown")
     rec["breakdown_cap128_ms"] = (
-        {"gemm": round(rb["gemm_ms"], 2), "attention": round(rb["attention_ms"], 2), "rest": round(rb["rest_ms"], 2),
+        {**{k: round(rb[k + "_ms"], 2) for k in ("gemm", "attention", "norms", "qk_norm_rope", "swiglu", "rest")
+            if k + "_ms" in rb},  # norms, qk_norm_rope, swiglu: counted from 2026-12-07 on
          "step_with_events": round(rb["real_time"], 2)} if rb else None)
 
     def peer(mode, cap):

@@ -571,9 +571,12 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
   st.counters["eager_steps"] = double(m.graph_counts().eager - before.eager);
   if (breakdown && seconds > 0) {
     const double n = double(st.iterations()), step_ms = 1e3 * seconds / n;
-    st.counters["gemm_ms"] = parts[gpu::StepProfile::kGemm] / n;
-    st.counters["attention_ms"] = parts[gpu::StepProfile::kAttention] / n;
-    st.counters["rest_ms"] = step_ms - (parts[gpu::StepProfile::kGemm] + parts[gpu::StepProfile::kAttention]) / n;
+    double named = 0;
+    for (int k = 0; k < gpu::StepProfile::kParts; ++k) {
+      st.counters[std::string(gpu::StepProfile::part_name(gpu::StepProfile::Part(k))) + "_ms"] = parts[size_t(k)] / n;
+      named += parts[size_t(k)] / n;
+    }
+    st.counters["rest_ms"] = step_ms - named;
   }
   const int64_t tokens = (lat / cfg.patch_size()) * (lat / cfg.patch_size());
   const double flops = dit_step_flops(cfg, tokens, cap);
@@ -587,7 +590,8 @@ void BM_CudaDitStep_bf16(benchmark::State& st, int64_t side) {
   }
 }
 // attn 0: the dispatcher's choice (auto); 1: the project's own mma kernel forced; 2: auto with the
-// per-step breakdown (gemm_ms, attention_ms, rest_ms from CUDA events; its own time includes the
+// per-step breakdown (gemm_ms, attention_ms, norms_ms, qk_norm_rope_ms, swiglu_ms and rest_ms from
+// CUDA events, step_profile.h; its own time includes the
 // events' cost, so the step time is row 0's; the events turn the CUDA graph off); 3: auto without
 // the CUDA graph (cuda/step_graph.h), for the graph's gain side by side with row 0; 4: mma_wide
 // forced (beside row 1: which tiling of the project's kernel makes the faster step); 5: auto with

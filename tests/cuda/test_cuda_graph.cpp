@@ -10,8 +10,12 @@
 //   a larger shape that reallocates every buffer, the first shape after it, and the larger shape
 //   transposed (the same key, other position ids);
 // - the step's state kept between forwards, host-only: ShapeMemo (what is rebuilt when shapes
-//   change) and ArenaCursor (the pinned staging's regions).
+//   change) and ArenaCursor (the pinned staging's regions);
+// - the step profile (cuda/step_profile.h), on a GPU: with it on, the step runs eagerly, every part
+//   gets time, the samples are bitwise the step without it, and collect() starts over; its part
+//   names (host).
 #include <cstring>
+#include <set>
 
 #include "cuda_support.h"
 #include "forward.h"
@@ -375,6 +379,47 @@ TEST_P(CudaStepGraph, ReplaysAreBitwiseTheEagerStep) {
   // workspace is a new key), then one capture and replays: steps 4 and "new t" at least.
   EXPECT_GE(n.captured, 1) << what;
   EXPECT_GE(n.replayed, 2) << what;
+}
+
+// The step profile's parts: its counters are named after them (bench rows, the GPU check's record).
+TEST(StepProfileParts, EveryPartHasItsCounterName) {
+  std::set<std::string> names;
+  for (int k = 0; k < gpu::StepProfile::kParts; ++k) names.insert(gpu::StepProfile::part_name(gpu::StepProfile::Part(k)));
+  EXPECT_EQ(names, (std::set<std::string>{"gemm", "attention", "norms", "qk_norm_rope", "swiglu"}));
+}
+
+// With the profile on, a forward of tiny_batch2 (masked, two items) times each of its parts, runs
+// eagerly (events would be captured into a graph), and computes bitwise what it computes without.
+TEST(CudaStepProfile, EveryPartIsTimedAndTheSamplesAreUnchanged) {
+  ZIMAGE_REQUIRE_CUDA();
+  const GoldenFile g = open_golden(testing::golden_path("tiny_batch2"));
+  const ZImageWeights<float> w = load_weights<float>(g.config, *g.params);
+  const DitInputs<float> in = golden_dit_inputs<float>(g);
+  gpu::CudaOptions o;
+  o.dtype = DType::BF16;
+  gpu::CudaModel m(w, o);
+  const auto want = m.forward(in);
+  gpu::StepProfile& p = m.runtime().profile();
+  p.enable(true);
+  const gpu::GraphCounts before = m.graph_counts();  // the first step: eager
+  const auto got = m.forward(in);
+  const size_t intervals = p.intervals();
+  const auto ms = p.collect();
+  p.enable(false);
+  // Graphs off for the profiled step (step_graph.h: launched as queued, not counted as a graph
+  // step): without the profile this second step of the key would have been captured.
+  EXPECT_EQ(m.graph_counts().captured, before.captured) << "a profiled step must not be captured";
+  EXPECT_EQ(m.graph_counts().replayed, before.replayed) << "a profiled step must not be replayed";
+  EXPECT_EQ(bitwise_differences(got, want), 0) << "the profile changed the samples";
+  const int64_t blocks = g.config.n_refiner_layers * 2 + g.config.n_layers;
+  // Per block 4 GEMMs (+1 adaLN when modulated), 1 attention, 1 qk_norm_rope, 1 swiglu, 2 norms.
+  EXPECT_GE(intervals, size_t(9 * blocks)) << "fewer intervals than the blocks' calls";
+  for (int k = 0; k < gpu::StepProfile::kParts; ++k) {
+    const auto part = gpu::StepProfile::Part(k);
+    std::printf("  %s: %.4f ms\n", gpu::StepProfile::part_name(part), ms[size_t(k)]);
+    EXPECT_GT(ms[size_t(k)], 0.0) << gpu::StepProfile::part_name(part) << " was not timed";
+  }
+  EXPECT_EQ(p.intervals(), 0u) << "collect() must start over";
 }
 
 INSTANTIATE_TEST_SUITE_P(Goldens, CudaStepGraph,
