@@ -82,12 +82,6 @@ bool cudnn_conv_prepare(DType dt, const CudnnConvShape& s, std::string*, bool*) 
 }
 
 size_t cudnn_conv_cached_plans() { return 0; }
-size_t cudnn_conv_refused_shapes() {
-  cudnn::Session& st = cudnn::session();
-  std::lock_guard<std::mutex> lock(st.mu);
-  return plans().refused();
-}
-
 uint64_t cudnn_conv_calls() { return 0; }
 size_t cudnn_conv_refused_shapes() { return 0; }
 

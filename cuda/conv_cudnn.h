@@ -47,7 +47,8 @@ bool cudnn_conv_supports(DType dt, const CudnnConvShape& s, std::string* why = n
 
 // Builds, once per device and shape, the plan cudnn_conv runs, or finds that none can be built (no
 // engine config finalizes, or each one carries a numerical note passed over): then false, the
-// reason in `why`, and the shape refused for the process (not tried again). `first` (when given)
+// reason in `why`, and the shape refused for the process (not tried again; any failure of the
+// build counts, a transient one too, which costs that shape cuDNN's speed, not correctness). `first` (when given)
 // is true when this call built or tried to build. Throws one line when the request is not one
 // this path takes (cudnn_conv_supports) or cuDNN is unavailable here. vae_cuda.cpp's conv2d_nhwc
 // calls it first and runs a refused shape on im2col instead.

@@ -49,28 +49,32 @@ struct Descs {
 };
 
 // Times `run` on `s`: one warm-up, then kTimedReps runs between events; the median in ms, or +inf
-// when a run reports an error (the candidate is then passed over).
+// when a run reports an error (the candidate is then passed over, and the launch error it may
+// have left pending is cleared so that it is not blamed on the next kernel).
 template <class Run>
 double median_ms(cudaStream_t s, Run&& run) {
-  if (!run()) return INFINITY;
-  cudaEvent_t a = nullptr, b = nullptr;
-  ZIMAGE_CUDA_CHECK(cudaEventCreate(&a));
-  ZIMAGE_CUDA_CHECK(cudaEventCreate(&b));
+  auto failed = [] {
+    cudaGetLastError();
+    return INFINITY;
+  };
+  if (!run()) return failed();
   struct Events {
-    cudaEvent_t a, b;
+    cudaEvent_t a = nullptr, b = nullptr;
     ~Events() {
-      cudaEventDestroy(a);
-      cudaEventDestroy(b);
+      if (a) cudaEventDestroy(a);
+      if (b) cudaEventDestroy(b);
     }
-  } guard{a, b};
+  } ev;
+  ZIMAGE_CUDA_CHECK(cudaEventCreate(&ev.a));
+  ZIMAGE_CUDA_CHECK(cudaEventCreate(&ev.b));
   std::vector<double> ms;
   for (int r = 0; r < kTimedReps; ++r) {
-    ZIMAGE_CUDA_CHECK(cudaEventRecord(a, s));
-    if (!run()) return INFINITY;
-    ZIMAGE_CUDA_CHECK(cudaEventRecord(b, s));
-    ZIMAGE_CUDA_CHECK(cudaEventSynchronize(b));
+    ZIMAGE_CUDA_CHECK(cudaEventRecord(ev.a, s));
+    if (!run()) return failed();
+    ZIMAGE_CUDA_CHECK(cudaEventRecord(ev.b, s));
+    ZIMAGE_CUDA_CHECK(cudaEventSynchronize(ev.b));
     float t = 0;
-    ZIMAGE_CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
+    ZIMAGE_CUDA_CHECK(cudaEventElapsedTime(&t, ev.a, ev.b));
     ms.push_back(double(t));
   }
   std::sort(ms.begin(), ms.end());
@@ -220,6 +224,7 @@ void Runtime::linear(DType dt, const void* x, int64_t ldx, const void* w, const 
     ZIMAGE_CHECK(found > 0, "linear (cuBLASLt): no algorithm for N " + std::to_string(N) + " M " + std::to_string(M) +
                                 " K " + std::to_string(K) + " " + dtype_name(dt));
     size_t pick = 0;
+    if (time_them) ++impl_->counts.timed_keys;  // one candidate: nothing to time, it is kept
     if (time_them && found > 1) {
       // Each candidate on the call's own operands: y is written, and overwritten by the call below.
       std::vector<double> ms;
@@ -232,7 +237,6 @@ void Runtime::linear(DType dt, const void* x, int64_t ldx, const void* w, const 
         ++impl_->counts.candidates_run;
       }
       pick = pick_timed_algo(ms);
-      ++impl_->counts.timed_keys;
       impl_->counts.not_first += pick != 0;
     }
     it = impl_->algos.emplace(key, res[pick].algo).first;

@@ -40,7 +40,8 @@ const char* gemm_algo_name(GemmAlgo a);  // "auto", "heuristic", "timed"
 // Throws one line naming `what` and the accepted names for an unknown name.
 GemmAlgo parse_gemm_algo(const std::string& s, const std::string& what = "GEMM algorithm choice");
 // automatic -> ZIMAGE_GEMM_ALGO (heuristic or timed) when set, else heuristic; others unchanged.
-// An unknown ZIMAGE_GEMM_ALGO throws one line naming it.
+// The variable is read at each call (linear calls this for every GEMM). An unknown
+// ZIMAGE_GEMM_ALGO throws one line naming it.
 GemmAlgo requested_gemm_algo(GemmAlgo a);
 
 constexpr double kTimedMargin = 0.01;
@@ -80,8 +81,9 @@ class Runtime {
   void linear(DType dt, const void* x, int64_t ldx, const void* w, const void* bias, void* y, int64_t ldy, int64_t N,
               int64_t M, int64_t K, const GemmOptions& opts = {});
 
-  // The algorithm cache (tests, benchmarks): keys held, and for `timed`, how many candidates have
-  // been run and how many keys kept a candidate other than the heuristic's first.
+  // The algorithm cache (tests, benchmarks): keys held; for `timed`, the keys chosen that way (timed
+  // when the heuristic offered more than one candidate), the candidates run, and the keys that kept
+  // a candidate other than the heuristic's first.
   struct GemmAlgoCounts {
     size_t cached = 0;
     uint64_t timed_keys = 0, candidates_run = 0, not_first = 0;

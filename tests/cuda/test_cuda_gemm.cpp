@@ -126,7 +126,8 @@ INSTANTIATE_TEST_SUITE_P(
 
 // GemmAlgo::timed: several candidates run, one is kept per key, and what it computes passes the same
 // gates as the heuristic's choice (T3 in fp32, T4 + peer in bf16) and repeats bitwise. Shapes: the
-// step's w13 (bf16) and to_out (fp32) at 4224 tokens, and a ragged one.
+// step's w13 (bf16) and to_out (fp32) at 4224 tokens, and a ragged one: none of them used by another
+// test here, so even under ZIMAGE_GEMM_ALGO=timed no earlier test has cached their keys.
 class TimedGemm : public ::testing::TestWithParam<std::tuple<DType, std::array<int64_t, 3>>> {};
 
 TEST_P(TimedGemm, KeepsOneAlgorithmWithinBudgetAndRepeatsBitwise) {
@@ -147,9 +148,13 @@ TEST_P(TimedGemm, KeepsOneAlgorithmWithinBudgetAndRepeatsBitwise) {
   std::printf("  %s: %llu candidates run, %s\n", tag.c_str(),
               (unsigned long long)(after.candidates_run - before.candidates_run),
               after.not_first > before.not_first ? "kept another than the heuristic's first" : "kept the heuristic's first");
-  EXPECT_EQ(after.cached, before.cached + 1) << "one new key";
-  EXPECT_EQ(after.timed_keys, before.timed_keys + 1) << "the key was timed";
-  EXPECT_GE(after.candidates_run - before.candidates_run, 1u);
+  if (after.cached == before.cached + 1) {
+    EXPECT_EQ(after.timed_keys, before.timed_keys + 1) << "the new key was not chosen by timing";
+  } else {  // a second --gtest_repeat pass: the key kept its algorithm from the first
+    std::printf("  %s: the key was cached before this test (an earlier repeat)\n", tag.c_str());
+    EXPECT_EQ(after.cached, before.cached);
+    EXPECT_EQ(after.candidates_run, before.candidates_run) << "a cached key was timed again";
+  }
   const auto rows = sample_rows(N);
   const Tensor<float> xs = rows_of(x, rows);
   const Tensor<double> ref = linear(xs.cast<double>(), LinearW<double>{w.weight.cast<double>(), w.bias.cast<double>()});
@@ -166,7 +171,7 @@ INSTANTIATE_TEST_SUITE_P(
     Cuda, TimedGemm,
     ::testing::Values(std::tuple{DType::BF16, std::array<int64_t, 3>{4096 + 128, 2 * 10240, 3840}},  // w13
                       std::tuple{DType::F32, std::array<int64_t, 3>{4096 + 128, 3840, 3840}},        // to_out
-                      std::tuple{DType::BF16, std::array<int64_t, 3>{97, 3 * 3840, 3840}}),          // ragged
+                      std::tuple{DType::BF16, std::array<int64_t, 3>{99, 3 * 3840, 3840}}),          // ragged
     [](const auto& i) {
       const auto& s = std::get<1>(i.param);
       return testing::dtype_tag(std::get<0>(i.param)) + "_N" + std::to_string(s[0]) + "_M" + std::to_string(s[1]) +
