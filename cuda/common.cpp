@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -93,6 +94,21 @@ std::string describe_device() {
   o << p.name << ", compute capability " << p.major << "." << p.minor << ", driver API " << drv / 1000 << "."
     << (drv % 1000) / 10 << ", runtime " << rt / 1000 << "." << (rt % 1000) / 10;
   return o.str();
+}
+
+int device_sm_count() {
+  int dev = 0, sms = 0;
+  ZIMAGE_CUDA_CHECK(cudaGetDevice(&dev));
+  ZIMAGE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  return sms;
+}
+
+int row_kernel_rows_per_block(int64_t rows, int threads, int sms) {
+  ZIMAGE_CHECK(threads > 0 && threads <= 1024 && sms > 0 && rows >= 0,
+               "row_kernel_rows_per_block: bad arguments (rows " + std::to_string(rows) + ", threads " +
+                   std::to_string(threads) + ", sms " + std::to_string(sms) + ")");
+  const int64_t wave = int64_t(sms) * std::max(1, 2048 / threads);
+  return int(std::clamp<int64_t>(rows / wave, 1, kMaxRowsPerBlock));
 }
 
 int compute_capability() {

@@ -6,9 +6,11 @@
 // weight [C], gate [B, gate.ld] whose first C values are the raw gate chunk g (the kernel uses
 // tanh(g)); gate.data null: gate 1. shape = {B * L, L, C}. Every view in the kernel's dtype, x.dt.
 // fp32 math: x = x + tanh(g) * (y * (1 / sqrt(mean(y^2) + eps)) * w), rounded once to storage.
-// Versions: v2 (16-byte vectors, one per thread, y's row read once; when rows, weight and mod start
-//           on 16 bytes and C is at most 1024 vectors), else v1 (one 256-thread block per row).
-//           Both: fp32 block-reduced sum of squares, the same per-element expression.
+// Versions: v2 (16-byte vectors, one per thread, y's row read once, each block over up to 8
+//           consecutive rows with the weight and tanh(g) made once per item, not per row: common.h
+//           row_kernel_rows_per_block; when rows, weight and mod start on 16 bytes and C is at most
+//           1024 vectors), else v1 (one 256-thread block per row). Both: fp32 block-reduced sum of
+//           squares, the same per-element expression.
 #pragma once
 #include "common.h"
 

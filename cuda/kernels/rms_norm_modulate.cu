@@ -30,25 +30,37 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // One 16-byte vector per thread (8 bf16 or 4 fp32), the row held in registers: one read of x,
-// 16-byte loads and stores; blockDim = C / V rounded up to a warp (at most 1024). Per element the
-// same fp32 expression as v1; only the partition of the sum of squares differs.
+// 16-byte loads and stores; blockDim = C / V rounded up to a warp (at most 1024). The block's rows
+// are [r0, r1) (rows_per_block consecutive rows, common.h row_kernel_rows_per_block): the weight
+// is loaded once and 1 + scale made once per item, not per row. Per element the same fp32
+// expression as v1; only the partition of the sum of squares differs. Every thread runs every
+// row's block sum, also those past C.
 template <class T>
 __global__ void __launch_bounds__(1024)
     rms_norm_modulate_v2(const T* __restrict__ x, int64_t ldx, const T* __restrict__ w, const T* __restrict__ mod,
-                         int64_t ld_mod, int64_t rows_per_batch, int C, float eps, T* __restrict__ y, int64_t ldy) {
+                         int64_t ld_mod, int64_t rows_per_batch, int C, float eps, T* __restrict__ y, int64_t ldy,
+                         int64_t rows, int rows_per_block) {
   using namespace row_vec;
-  const int64_t r = blockIdx.x;
   const int c0 = threadIdx.x * kLanes<T>;
   const bool on = c0 < C;
-  alignas(16) T xv[kLanes<T>];
-  if (on) load(xv, x + r * ldx + c0);
-  const float inv = inv_rms(block_sum(on ? sum_squares(xv) : 0.f), C, eps);
-  if (!on) return;
-  alignas(16) T wv[kLanes<T>], sv[kLanes<T>], yv[kLanes<T>];
-  load(wv, w + c0);
-  if (mod) load(sv, mod + (r / rows_per_batch) * ld_mod + c0);
-  norm_modulate(yv, xv, inv, wv, sv, mod != nullptr);
-  store(y + r * ldy + c0, yv);
+  alignas(16) T wv[kLanes<T>];
+  float sf[kLanes<T>];
+  if (on) load(wv, w + c0);
+  int64_t item = -1;
+  const int64_t r0 = int64_t(blockIdx.x) * rows_per_block, r1 = min(rows, r0 + rows_per_block);
+  for (int64_t r = r0; r < r1; ++r) {
+    alignas(16) T xv[kLanes<T>];
+    if (on) load(xv, x + r * ldx + c0);
+    const float inv = inv_rms(block_sum(on ? sum_squares(xv) : 0.f), C, eps);
+    if (!on) continue;
+    if (r / rows_per_batch != item) {
+      item = r / rows_per_batch;
+      scale_factors(sf, mod ? mod + item * ld_mod + c0 : nullptr);
+    }
+    alignas(16) T yv[kLanes<T>];
+    norm_modulate(yv, xv, inv, wv, sf, mod != nullptr);
+    store(y + r * ldy + c0, yv);
+  }
 }
 
 }  // namespace
@@ -67,10 +79,11 @@ void rms_norm_modulate(ConstDevRows xv, const void* weight, ConstDevRows scale, 
                "rms_norm_modulate: bad shape");
   if (row_kernel_v2_fits(dt, C, {x, weight, mod, y}, {ldx, ld_mod, ldy})) {
     const int64_t vecs = C / int64_t(16 / dtype_size(dt)), threads = (vecs + 31) / 32 * 32;
+    const int R = row_kernel_rows_per_block(rows, int(threads), device_sm_count());
     ZIMAGE_DISPATCH_STORAGE(dt, T, {
-      rms_norm_modulate_v2<T><<<unsigned(rows), unsigned(threads), 0, stream>>>(
+      rms_norm_modulate_v2<T><<<unsigned((rows + R - 1) / R), unsigned(threads), 0, stream>>>(
           static_cast<const T*>(x), ldx, static_cast<const T*>(weight), static_cast<const T*>(mod), ld_mod,
-          rows_per_batch, int(C), float(eps), static_cast<T*>(y), ldy);
+          rows_per_batch, int(C), float(eps), static_cast<T*>(y), ldy, rows, R);
     });
     ZIMAGE_CUDA_CHECK_LAUNCH("rms_norm_modulate_v2");
     return;

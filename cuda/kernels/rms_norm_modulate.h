@@ -10,7 +10,9 @@
 // fp32 math: y = x * (1 / sqrt(mean(x^2) + eps)) * w * (1 + s).
 // Versions: v2 (when rows, weight and mod start on 16 bytes and C is at most 1024 16-byte
 //           vectors: every Z-Image width): one thread per 16-byte vector, the row read once into
-//           registers; v1 otherwise: one 256-thread block per row, two reads of the row. Both: fp32
+//           registers, each block over up to 8 consecutive rows (common.h
+//           row_kernel_rows_per_block) with the weight and 1 + s made once per item, not per row;
+//           v1 otherwise: one 256-thread block per row, two reads of the row. Both: fp32
 //           block-reduced sum of squares, the same per-element expression.
 #pragma once
 #include "common.h"

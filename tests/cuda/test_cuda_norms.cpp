@@ -32,13 +32,16 @@ std::string row_case_name(const ::testing::TestParamInfo<RowCase>& i) {
 }
 // C 3840, 2560, 64 run the v2 row kernels (16-byte vectors); C 1004 runs v1 in bf16 (no whole
 // number of 8-element vectors) and v2 in fp32; C 102 runs v1 in both; C 8192 is the width limit
-// (1024 bf16 vectors: v2; 2048 fp32 vectors: v1).
+// (1024 bf16 vectors: v2; 2048 fp32 vectors: v1). v2 blocks take several rows on long sequences
+// (row_kernel_rows_per_block): at 132 SMs, B 2 x L 1025 x C 2560 gives 2 rows a block and B 2 x L
+// 2113 x C 3840 gives 8, so an item ends inside a block (its per-item factors change mid-block).
 std::vector<RowCase> row_cases() {
   std::vector<RowCase> out;
   for (DType dt : {DType::F32, DType::BF16})
     for (auto [B, L, C] : std::vector<std::array<int64_t, 3>>{{1, 97, 3840},   {1, 1025, 3840}, {1, 4096 + 32, 3840},
                                                              {1, 4096 + 512, 3840}, {2, 97, 64}, {2, 1025, 2560},
-                                                             {2, 33, 1004},   {1, 65, 102},   {1, 40, 8192}})
+                                                             {2, 33, 1004},   {1, 65, 102},   {1, 40, 8192},
+                                                             {2, 2113, 3840}})
       out.push_back({dt, B, L, C});
   return out;
 }
@@ -293,6 +296,23 @@ INSTANTIATE_TEST_SUITE_P(Cuda, SwiGlu,
 
 // Host-side, no device: rows_overlap's byte spans, and gated_residual_rms_norm refusing an h that
 // overlaps x, wholly or in part, before anything is launched (addresses are compared, never read).
+// Host only (in CI): the v2 row kernels' rows per block, one full wave of resident blocks
+// (sms x 2048 / threads) per row a block takes, from 1 to kMaxRowsPerBlock.
+TEST(RowKernelRowsPerBlock, RowsOverOneWaveBetweenOneAndTheMaximum) {
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(4224, 480, 132), 8);  // the step: 528 resident blocks
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(4224, 960, 132), 8);  // fp32: 264 resident blocks, 16 clamped
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(2050, 320, 132), 2);  // 6 blocks an SM: 792
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(1055, 480, 132), 1);  // under two waves: one row a block
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(1056, 480, 132), 2);
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(128, 480, 132), 1);   // a caption
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(0, 480, 132), 1);
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(1 << 20, 1024, 108), gpu::kMaxRowsPerBlock);
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(1500, 1024, 108), 6);  // 1500 / 216
+  EXPECT_THROW(gpu::row_kernel_rows_per_block(10, 0, 132), Error);
+  EXPECT_THROW(gpu::row_kernel_rows_per_block(10, 2048, 132), Error);
+  EXPECT_THROW(gpu::row_kernel_rows_per_block(10, 480, 0), Error);
+}
+
 TEST(RowsOverlap, SpansFromTheFirstValueToTheLastRowsLastValue) {
   alignas(16) static char pool[4096];
   const auto at = [](size_t bytes) { return static_cast<void*>(pool + bytes); };
