@@ -84,25 +84,45 @@ INSTANTIATE_TEST_SUITE_P(
 using numerics::rows_of;
 using numerics::sample_rows;
 
+// Real-width operands: x randn, W randn / sqrt(K), a small bias, all rounded to the storage dtype so
+// that the fp64 reference multiplies the same numbers.
+struct RealOperands {
+  Tensor<float> x;
+  LinearW<float> w;
+  std::string tag;
+};
+RealOperands real_operands(DType dt, int64_t N, int64_t M, int64_t K) {
+  RealOperands o;
+  o.x = testing::round_to(dt, testing::randn<float>({N, K}, testing::test_seed()));
+  o.w.weight = testing::round_to(dt, testing::randn<float>({M, K}, testing::test_seed() + 1, 1.0 / std::sqrt(double(K))));
+  o.w.bias = testing::round_to(dt, testing::randn<float>({M}, testing::test_seed() + 2, 0.05));
+  o.tag = testing::dtype_tag(dt) + " N" + std::to_string(N) + " M" + std::to_string(M) + " K" + std::to_string(K);
+  return o;
+}
+
+// The gates of a real-width GEMM on sampled rows: T3 against fp64 in fp32; in bf16 T4 with the peer
+// (the fp32 product of the same bf16 values, rounded once).
+void expect_real_gates(DType dt, const RealOperands& o, const Tensor<float>& got) {
+  const auto rows = sample_rows(o.x.dim(0));
+  const Tensor<float> xs = rows_of(o.x, rows);
+  const Tensor<double> ref = linear(xs.cast<double>(), LinearW<double>{o.w.weight.cast<double>(), o.w.bias.cast<double>()});
+  Tensor<float> peer = testing::round_to(dt, linear(xs, o.w));
+  testing::expect_t3_or_t4("gemm " + o.tag + " (" + std::to_string(rows.size()) + " rows)", dt, rows_of(got, rows),
+                           &peer, ref, {testing::op_linear(double(o.w.weight.dim(1)))});
+}
+
 class RealGemm : public ::testing::TestWithParam<std::tuple<DType, std::array<int64_t, 3>>> {};
 
 TEST_P(RealGemm, WithinBudgetAgainstFp64) {
   ZIMAGE_REQUIRE_CUDA();
   const auto [dt, nmk] = GetParam();
   const auto [N, M, K] = nmk;
-  const Tensor<float> x = testing::round_to(dt, testing::randn<float>({N, K}, testing::test_seed()));
-  LinearW<float> w;
-  w.weight = testing::round_to(dt, testing::randn<float>({M, K}, testing::test_seed() + 1, 1.0 / std::sqrt(double(K))));
-  w.bias = testing::round_to(dt, testing::randn<float>({M}, testing::test_seed() + 2, 0.05));
-  const std::string tag = testing::dtype_tag(dt) + " N" + std::to_string(N) + " M" + std::to_string(M) + " K" + std::to_string(K);
+  const RealOperands o = real_operands(dt, N, M, K);
+  const Tensor<float>& x = o.x;
+  const LinearW<float>& w = o.w;
+  const std::string& tag = o.tag;
   const Tensor<float> got = run_linear(dt, x, K, w, "gemm " + tag);
-  const auto rows = sample_rows(N);
-  const Tensor<float> xs = rows_of(x, rows);
-  LinearW<double> wd{w.weight.cast<double>(), w.bias.cast<double>()};
-  const Tensor<double> ref = linear(xs.cast<double>(), wd);
-  Tensor<float> peer = testing::round_to(dt, linear(xs, w));  // fp32 accumulation of the same values, one rounding
-  testing::expect_t3_or_t4("gemm " + tag + " (" + std::to_string(rows.size()) + " rows)", dt, rows_of(got, rows), &peer,
-                           ref, {testing::op_linear(double(K))});
+  expect_real_gates(dt, o, got);
 
   // Determinism: the same call again is bitwise equal.
   testing::expect_exact("gemm run twice " + tag, numerics::compare(run_linear(dt, x, K, w, "gemm again " + tag), got));
@@ -134,12 +154,11 @@ TEST_P(TimedGemm, KeepsOneAlgorithmWithinBudgetAndRepeatsBitwise) {
   ZIMAGE_REQUIRE_CUDA();
   const auto [dt, nmk] = GetParam();
   const auto [N, M, K] = nmk;
-  const Tensor<float> x = testing::round_to(dt, testing::randn<float>({N, K}, testing::test_seed()));
-  LinearW<float> w;
-  w.weight = testing::round_to(dt, testing::randn<float>({M, K}, testing::test_seed() + 1, 1.0 / std::sqrt(double(K))));
-  w.bias = testing::round_to(dt, testing::randn<float>({M}, testing::test_seed() + 2, 0.05));
-  const std::string tag = testing::dtype_tag(dt) + " N" + std::to_string(N) + " M" + std::to_string(M) + " K" +
-                          std::to_string(K) + " timed";
+  RealOperands o = real_operands(dt, N, M, K);
+  o.tag += " timed";
+  const Tensor<float>& x = o.x;
+  const LinearW<float>& w = o.w;
+  const std::string& tag = o.tag;
   gpu::GemmOptions timed;
   timed.algo = gpu::GemmAlgo::timed;
   const gpu::Runtime::GemmAlgoCounts before = testing::rt().gemm_algo_counts();
@@ -155,12 +174,7 @@ TEST_P(TimedGemm, KeepsOneAlgorithmWithinBudgetAndRepeatsBitwise) {
     EXPECT_EQ(after.cached, before.cached);
     EXPECT_EQ(after.candidates_run, before.candidates_run) << "a cached key was timed again";
   }
-  const auto rows = sample_rows(N);
-  const Tensor<float> xs = rows_of(x, rows);
-  const Tensor<double> ref = linear(xs.cast<double>(), LinearW<double>{w.weight.cast<double>(), w.bias.cast<double>()});
-  Tensor<float> peer = testing::round_to(dt, linear(xs, w));
-  testing::expect_t3_or_t4("gemm " + tag + " (" + std::to_string(rows.size()) + " rows)", dt, rows_of(got, rows), &peer,
-                           ref, {testing::op_linear(double(K))});
+  expect_real_gates(dt, o, got);
   // The key keeps its algorithm: no new timing, the same bits.
   const Tensor<float> again = run_linear(dt, x, K, w, "gemm again " + tag, timed);
   EXPECT_EQ(testing::rt().gemm_algo_counts().candidates_run, after.candidates_run) << "a cached key is not timed again";
