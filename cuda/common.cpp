@@ -97,17 +97,21 @@ std::string describe_device() {
 }
 
 int device_sm_count() {
-  int dev = 0, sms = 0;
+  thread_local int last_dev = -1, last_sms = 0;
+  int dev = 0;
   ZIMAGE_CUDA_CHECK(cudaGetDevice(&dev));
-  ZIMAGE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  return sms;
+  if (dev != last_dev) {
+    ZIMAGE_CUDA_CHECK(cudaDeviceGetAttribute(&last_sms, cudaDevAttrMultiProcessorCount, dev));
+    last_dev = dev;
+  }
+  return last_sms;
 }
 
-int row_kernel_rows_per_block(int64_t rows, int threads, int sms) {
-  ZIMAGE_CHECK(threads > 0 && threads <= 1024 && sms > 0 && rows >= 0,
-               "row_kernel_rows_per_block: bad arguments (rows " + std::to_string(rows) + ", threads " +
-                   std::to_string(threads) + ", sms " + std::to_string(sms) + ")");
-  const int64_t wave = int64_t(sms) * std::max(1, 2048 / threads);
+int row_kernel_rows_per_block(int64_t rows, int blocks_per_sm, int sms) {
+  ZIMAGE_CHECK(blocks_per_sm > 0 && sms > 0 && rows >= 0,
+               "row_kernel_rows_per_block: bad arguments (rows " + std::to_string(rows) + ", blocks_per_sm " +
+                   std::to_string(blocks_per_sm) + ", sms " + std::to_string(sms) + ")");
+  const int64_t wave = int64_t(sms) * blocks_per_sm;
   return int(std::clamp<int64_t>(rows / wave, 1, kMaxRowsPerBlock));
 }
 

@@ -51,17 +51,17 @@ std::string describe_device();
 
 // Compute capability of the current device as 10 * major + minor (80, 90, ...).
 int compute_capability();
-// Multiprocessors of the current device.
+// Multiprocessors of the current device (asked once per device and thread, then remembered).
 int device_sm_count();
 
 // Rows per block of the v2 row kernels (rms_norm_modulate, gated_residual, gated_residual_rms_norm):
 // each block takes R consecutive rows and makes its per-item operands (the weight, tanh(gate),
 // 1 + scale) once per item it meets, not once per row (issue 16 item 2). R is the rows over one
-// full wave of resident blocks (sms x 2048 / threads, the threads a block of the kernel has), at
-// least 1 and at most kMaxRowsPerBlock, so a short sequence keeps one row per block and every
-// multiprocessor busy. Host only.
+// full wave of resident blocks (sms x blocks_per_sm, the kernel's occupancy: row_vector.cuh
+// resident_blocks), at least 1 and at most kMaxRowsPerBlock, so a short sequence keeps one row
+// per block and every multiprocessor busy. Host only.
 constexpr int kMaxRowsPerBlock = 8;
-int row_kernel_rows_per_block(int64_t rows, int threads, int sms);
+int row_kernel_rows_per_block(int64_t rows, int blocks_per_sm, int sms);
 
 // Byte offset of `elems` elements of dtype `d` from p.
 inline void* offset(void* p, int64_t elems, DType d) { return static_cast<char*>(p) + elems * int64_t(dtype_size(d)); }

@@ -38,29 +38,26 @@ __global__ void __launch_bounds__(kThreads)
 template <class T>
 __global__ void __launch_bounds__(1024)
     gated_residual_v2(T* __restrict__ x, int64_t ldx, const T* __restrict__ y, int64_t ldy, const T* __restrict__ w,
-                      const T* __restrict__ mod, int64_t ld_mod, int64_t rows_per_batch, int C, float eps,
-                      int64_t rows, int rows_per_block) {
+                      const T* __restrict__ mod, int64_t ld_mod, int rows_per_batch, int C, float eps, int rows,
+                      int rows_per_block) {
   using namespace row_vec;
   const int c0 = threadIdx.x * kLanes<T>;
   const bool on = c0 < C;
   alignas(16) T wv[kLanes<T>];
   float gf[kLanes<T>];
   if (on) load(wv, w + c0);
-  int64_t item = -1;
-  const int64_t r0 = int64_t(blockIdx.x) * rows_per_block, r1 = min(rows, r0 + rows_per_block);
-  for (int64_t r = r0; r < r1; ++r) {
+  const int r0 = int(blockIdx.x) * rows_per_block, r1 = min(rows, r0 + rows_per_block);
+  ItemRows items(r0, rows_per_batch);
+  for (int r = r0; r < r1; ++r) {
     alignas(16) T yv[kLanes<T>];
     if (on) load(yv, y + r * ldy + c0);
     const float inv = inv_rms(block_sum(on ? sum_squares(yv) : 0.f), C, eps);
     if (!on) continue;
-    if (r / rows_per_batch != item) {
-      item = r / rows_per_batch;
-      gate_factors(gf, mod ? mod + item * ld_mod + c0 : nullptr);
-    }
+    if (items.enter(r)) gate_factors(gf, mod ? mod + items.item * ld_mod + c0 : nullptr);
     alignas(16) T xv[kLanes<T>];
     T* xr = x + r * ldx + c0;
     load(xv, xr);
-    add_gated(xv, yv, inv, wv, gf);
+    add_gated(xv, yv, inv, wv, gf, mod != nullptr);
     store(xr, xv);
   }
 }
@@ -74,8 +71,8 @@ __global__ void __launch_bounds__(1024)
     gated_residual_rms_norm_v2(T* __restrict__ x, int64_t ldx, const T* __restrict__ y, int64_t ldy,
                                const T* __restrict__ w_post, const T* __restrict__ gate, int64_t ld_gate, float eps_post,
                                const T* __restrict__ w_next, const T* __restrict__ scale, int64_t ld_scale,
-                               float eps_next, T* __restrict__ h, int64_t ldh, int64_t rows_per_batch, int C,
-                               int64_t rows, int rows_per_block) {
+                               float eps_next, T* __restrict__ h, int64_t ldh, int rows_per_batch, int C,
+                               int rows, int rows_per_block) {
   using namespace row_vec;
   const int c0 = threadIdx.x * kLanes<T>;
   const bool on = c0 < C;
@@ -85,21 +82,20 @@ __global__ void __launch_bounds__(1024)
     load(wpv, w_post + c0);
     load(wnv, w_next + c0);
   }
-  int64_t item = -1;
-  const int64_t r0 = int64_t(blockIdx.x) * rows_per_block, r1 = min(rows, r0 + rows_per_block);
-  for (int64_t r = r0; r < r1; ++r) {
+  const int r0 = int(blockIdx.x) * rows_per_block, r1 = min(rows, r0 + rows_per_block);
+  ItemRows items(r0, rows_per_batch);
+  for (int r = r0; r < r1; ++r) {
     alignas(16) T yv[kLanes<T>], xv[kLanes<T>];
     if (on) load(yv, y + r * ldy + c0);
     const float inv = inv_rms(block_sum(on ? sum_squares(yv) : 0.f), C, eps_post);
     if (on) {
-      if (r / rows_per_batch != item) {
-        item = r / rows_per_batch;
-        gate_factors(gf, gate ? gate + item * ld_gate + c0 : nullptr);
-        scale_factors(sf, scale ? scale + item * ld_scale + c0 : nullptr);
+      if (items.enter(r)) {
+        gate_factors(gf, gate ? gate + items.item * ld_gate + c0 : nullptr);
+        scale_factors(sf, scale ? scale + items.item * ld_scale + c0 : nullptr);
       }
       T* xr = x + r * ldx + c0;
       load(xv, xr);
-      add_gated(xv, yv, inv, wpv, gf);
+      add_gated(xv, yv, inv, wpv, gf, gate != nullptr);
       store(xr, xv);
     }
     const float inv_next = inv_rms(block_sum(on ? sum_squares(xv) : 0.f), C, eps_next);
@@ -126,11 +122,12 @@ void gated_residual(DevRows xv, ConstDevRows yv, const void* weight, ConstDevRow
                "gated_residual: bad shape");
   if (row_kernel_v2_fits(dt, C, {x, y, weight, mod}, {ldx, ldy, ld_mod})) {
     const int64_t vecs = C / int64_t(16 / dtype_size(dt)), threads = (vecs + 31) / 32 * 32;
-    const int R = row_kernel_rows_per_block(rows, int(threads), device_sm_count());
     ZIMAGE_DISPATCH_STORAGE(dt, T, {
+      const int R = row_kernel_rows_per_block(rows, row_vec::resident_blocks(gated_residual_v2<T>, int(threads)),
+                                              device_sm_count());
       gated_residual_v2<T><<<unsigned((rows + R - 1) / R), unsigned(threads), 0, stream>>>(
           static_cast<T*>(x), ldx, static_cast<const T*>(y), ldy, static_cast<const T*>(weight),
-          static_cast<const T*>(mod), ld_mod, rows_per_batch, int(C), float(eps), rows, R);
+          static_cast<const T*>(mod), ld_mod, int(rows_per_batch), int(C), float(eps), int(rows), R);
     });
     ZIMAGE_CUDA_CHECK_LAUNCH("gated_residual_v2");
     return;
@@ -164,13 +161,14 @@ void gated_residual_rms_norm(DevRows xv, ConstDevRows yv, RowNorm post, RowNorm 
     return;
   }
   const int64_t vecs = C / int64_t(16 / dtype_size(dt)), threads = (vecs + 31) / 32 * 32;
-  const int R = row_kernel_rows_per_block(rows, int(threads), device_sm_count());
   ZIMAGE_DISPATCH_STORAGE(dt, T, {
+    const int R = row_kernel_rows_per_block(rows, row_vec::resident_blocks(gated_residual_rms_norm_v2<T>, int(threads)),
+                                            device_sm_count());
     gated_residual_rms_norm_v2<T><<<unsigned((rows + R - 1) / R), unsigned(threads), 0, stream>>>(
         static_cast<T*>(xv.data), xv.ld, static_cast<const T*>(yv.data), yv.ld, static_cast<const T*>(post.weight),
         static_cast<const T*>(post.mod.data), ld_gate, float(post.eps), static_cast<const T*>(next.weight),
         static_cast<const T*>(next.mod.data), ld_scale, float(next.eps), static_cast<T*>(hv.data), hv.ld,
-        rows_per_batch, int(C), rows, R);
+        int(rows_per_batch), int(C), int(rows), R);
   });
   ZIMAGE_CUDA_CHECK_LAUNCH("gated_residual_rms_norm_v2");
 }

@@ -38,25 +38,22 @@ __global__ void __launch_bounds__(kThreads)
 template <class T>
 __global__ void __launch_bounds__(1024)
     rms_norm_modulate_v2(const T* __restrict__ x, int64_t ldx, const T* __restrict__ w, const T* __restrict__ mod,
-                         int64_t ld_mod, int64_t rows_per_batch, int C, float eps, T* __restrict__ y, int64_t ldy,
-                         int64_t rows, int rows_per_block) {
+                         int64_t ld_mod, int rows_per_batch, int C, float eps, T* __restrict__ y, int64_t ldy,
+                         int rows, int rows_per_block) {
   using namespace row_vec;
   const int c0 = threadIdx.x * kLanes<T>;
   const bool on = c0 < C;
   alignas(16) T wv[kLanes<T>];
   float sf[kLanes<T>];
   if (on) load(wv, w + c0);
-  int64_t item = -1;
-  const int64_t r0 = int64_t(blockIdx.x) * rows_per_block, r1 = min(rows, r0 + rows_per_block);
-  for (int64_t r = r0; r < r1; ++r) {
+  const int r0 = int(blockIdx.x) * rows_per_block, r1 = min(rows, r0 + rows_per_block);
+  ItemRows items(r0, rows_per_batch);
+  for (int r = r0; r < r1; ++r) {
     alignas(16) T xv[kLanes<T>];
     if (on) load(xv, x + r * ldx + c0);
     const float inv = inv_rms(block_sum(on ? sum_squares(xv) : 0.f), C, eps);
     if (!on) continue;
-    if (r / rows_per_batch != item) {
-      item = r / rows_per_batch;
-      scale_factors(sf, mod ? mod + item * ld_mod + c0 : nullptr);
-    }
+    if (items.enter(r)) scale_factors(sf, mod ? mod + items.item * ld_mod + c0 : nullptr);
     alignas(16) T yv[kLanes<T>];
     norm_modulate(yv, xv, inv, wv, sf, mod != nullptr);
     store(y + r * ldy + c0, yv);
@@ -79,11 +76,12 @@ void rms_norm_modulate(ConstDevRows xv, const void* weight, ConstDevRows scale, 
                "rms_norm_modulate: bad shape");
   if (row_kernel_v2_fits(dt, C, {x, weight, mod, y}, {ldx, ld_mod, ldy})) {
     const int64_t vecs = C / int64_t(16 / dtype_size(dt)), threads = (vecs + 31) / 32 * 32;
-    const int R = row_kernel_rows_per_block(rows, int(threads), device_sm_count());
     ZIMAGE_DISPATCH_STORAGE(dt, T, {
+      const int R = row_kernel_rows_per_block(rows, row_vec::resident_blocks(rms_norm_modulate_v2<T>, int(threads)),
+                                              device_sm_count());
       rms_norm_modulate_v2<T><<<unsigned((rows + R - 1) / R), unsigned(threads), 0, stream>>>(
           static_cast<const T*>(x), ldx, static_cast<const T*>(weight), static_cast<const T*>(mod), ld_mod,
-          rows_per_batch, int(C), float(eps), static_cast<T*>(y), ldy, rows, R);
+          int(rows_per_batch), int(C), float(eps), static_cast<T*>(y), ldy, int(rows), R);
     });
     ZIMAGE_CUDA_CHECK_LAUNCH("rms_norm_modulate_v2");
     return;

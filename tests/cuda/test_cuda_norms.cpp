@@ -33,8 +33,9 @@ std::string row_case_name(const ::testing::TestParamInfo<RowCase>& i) {
 // C 3840, 2560, 64 run the v2 row kernels (16-byte vectors); C 1004 runs v1 in bf16 (no whole
 // number of 8-element vectors) and v2 in fp32; C 102 runs v1 in both; C 8192 is the width limit
 // (1024 bf16 vectors: v2; 2048 fp32 vectors: v1). v2 blocks take several rows on long sequences
-// (row_kernel_rows_per_block): at 132 SMs, B 2 x L 1025 x C 2560 gives 2 rows a block and B 2 x L
-// 2113 x C 3840 gives 8, so an item ends inside a block (its per-item factors change mid-block).
+// (row_kernel_rows_per_block, from the kernel's occupancy): on an H100 or H200 (132 SMs) B 2 x
+// L 2113 x C 3840 gives 8 rows a block in both dtypes (at most 4 resident blocks an SM), so item 0
+// ends inside a block (2113 = 8 x 264 + 1) and its per-item factors change mid-block.
 std::vector<RowCase> row_cases() {
   std::vector<RowCase> out;
   for (DType dt : {DType::F32, DType::BF16})
@@ -294,25 +295,25 @@ INSTANTIATE_TEST_SUITE_P(Cuda, SwiGlu,
                                   "_F" + std::to_string(std::get<2>(i.param));
                          });
 
-// Host-side, no device: rows_overlap's byte spans, and gated_residual_rms_norm refusing an h that
-// overlaps x, wholly or in part, before anything is launched (addresses are compared, never read).
-// Host only (in CI): the v2 row kernels' rows per block, one full wave of resident blocks
-// (sms x 2048 / threads) per row a block takes, from 1 to kMaxRowsPerBlock.
+// Host only (in CI): the v2 row kernels' rows per block, the rows over one full wave of resident
+// blocks (sms x blocks per SM), from 1 to kMaxRowsPerBlock.
 TEST(RowKernelRowsPerBlock, RowsOverOneWaveBetweenOneAndTheMaximum) {
-  EXPECT_EQ(gpu::row_kernel_rows_per_block(4224, 480, 132), 8);  // the step: 528 resident blocks
-  EXPECT_EQ(gpu::row_kernel_rows_per_block(4224, 960, 132), 8);  // fp32: 264 resident blocks, 16 clamped
-  EXPECT_EQ(gpu::row_kernel_rows_per_block(2050, 320, 132), 2);  // 6 blocks an SM: 792
-  EXPECT_EQ(gpu::row_kernel_rows_per_block(1055, 480, 132), 1);  // under two waves: one row a block
-  EXPECT_EQ(gpu::row_kernel_rows_per_block(1056, 480, 132), 2);
-  EXPECT_EQ(gpu::row_kernel_rows_per_block(128, 480, 132), 1);   // a caption
-  EXPECT_EQ(gpu::row_kernel_rows_per_block(0, 480, 132), 1);
-  EXPECT_EQ(gpu::row_kernel_rows_per_block(1 << 20, 1024, 108), gpu::kMaxRowsPerBlock);
-  EXPECT_EQ(gpu::row_kernel_rows_per_block(1500, 1024, 108), 6);  // 1500 / 216
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(4224, 2, 132), 8);  // the step: 264 resident blocks, 16 clamped
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(2050, 4, 132), 3);  // 528 resident blocks
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(2050, 6, 132), 2);  // 792
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(1055, 4, 132), 1);  // under two waves: one row a block
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(1056, 4, 132), 2);
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(128, 2, 132), 1);  // a caption
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(0, 2, 132), 1);
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(1 << 20, 1, 108), gpu::kMaxRowsPerBlock);
+  EXPECT_EQ(gpu::row_kernel_rows_per_block(1500, 2, 108), 6);  // 1500 / 216
   EXPECT_THROW(gpu::row_kernel_rows_per_block(10, 0, 132), Error);
-  EXPECT_THROW(gpu::row_kernel_rows_per_block(10, 2048, 132), Error);
-  EXPECT_THROW(gpu::row_kernel_rows_per_block(10, 480, 0), Error);
+  EXPECT_THROW(gpu::row_kernel_rows_per_block(10, 2, 0), Error);
+  EXPECT_THROW(gpu::row_kernel_rows_per_block(-1, 2, 132), Error);
 }
 
+// Host-side, no device: rows_overlap's byte spans, and gated_residual_rms_norm refusing an h that
+// overlaps x, wholly or in part, before anything is launched (addresses are compared, never read).
 TEST(RowsOverlap, SpansFromTheFirstValueToTheLastRowsLastValue) {
   alignas(16) static char pool[4096];
   const auto at = [](size_t bytes) { return static_cast<void*>(pool + bytes); };
