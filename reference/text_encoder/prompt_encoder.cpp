@@ -1,5 +1,6 @@
 #include "text_encoder/prompt_encoder.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -53,6 +54,36 @@ std::vector<double> hidden_layer_mix_weights(const std::vector<int>& layers, con
 
 void check_padding_side(const std::string& side, const std::string& what) {
   ZIMAGE_CHECK(side == "left" || side == "right", what + " must be left or right, not '" + side + "'");
+}
+
+int64_t trailing_pad_columns(const Tensor<int32_t>& mask) {
+  ZIMAGE_CHECK(mask.ndim() == 2, "trailing_pad_columns: attention_mask " + shape_str(mask.shape) + " is not [B, L]");
+  const int64_t B = mask.dim(0), L = mask.dim(1);
+  int64_t used = 0;  // one past the last column any item uses
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t l = L; l > used; --l)
+      if (mask[b * L + l - 1] != 0) {
+        used = l;
+        break;
+      }
+  return L - std::max<int64_t>(used, std::min<int64_t>(L, 1));
+}
+
+TokenizedBatch drop_last_columns(const TokenizedBatch& tb, int64_t n) {
+  const int64_t B = tb.input_ids.dim(0), L = tb.input_ids.dim(1), keep = L - n;
+  ZIMAGE_CHECK(n >= 0 && keep >= 0 && tb.attention_mask.shape == tb.input_ids.shape,
+               "drop_last_columns: " + std::to_string(n) + " of " + std::to_string(L) + " columns");
+  if (n == 0) return tb;
+  TokenizedBatch out;
+  out.dropped = tb.dropped;
+  out.input_ids = Tensor<int32_t>({B, keep});
+  out.attention_mask = Tensor<int32_t>({B, keep});
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t l = 0; l < keep; ++l) {
+      out.input_ids[b * keep + l] = tb.input_ids[b * L + l];
+      out.attention_mask[b * keep + l] = tb.attention_mask[b * L + l];
+    }
+  return out;
 }
 
 bool PromptEncoder::pipeline_has_text_encoder(const std::string& dir) {
@@ -129,7 +160,8 @@ std::vector<Tensor<T>> PromptEncoder::encode(const std::vector<std::string>& pro
   for (int k : opt.hidden_layers) (void)qwen3_hidden_index(te_->config(), k);  // an unknown layer fails before any work
   std::vector<std::string> texts;
   for (const auto& p : prompts) texts.push_back(qwen3_chat_prompt(p, opt.think, opt.system_prompt));
-  const TokenizedBatch tb = tokenize(texts, opt.max_sequence_length, warn, opt.padding_side);
+  TokenizedBatch tb = tokenize(texts, opt.max_sequence_length, warn, opt.padding_side);
+  if (!acts) tb = drop_last_columns(tb, trailing_pad_columns(tb.attention_mask));
   std::vector<Tensor<T>> hs;
   if (backend_) {
     if constexpr (std::is_same_v<T, float>) {

@@ -45,6 +45,13 @@ struct TokenizedBatch {
   std::vector<int64_t> dropped;               // tokens cut by truncation, per item
 };
 
+// The columns at the end of the batch that are padding in every item (attention_mask 0): L minus
+// one past the last column any item uses; 0 with left padding (each item's last token is in the
+// last column). An all-padding batch keeps one column.
+int64_t trailing_pad_columns(const Tensor<int32_t>& attention_mask);
+// The batch without its last `n` columns.
+TokenizedBatch drop_last_columns(const TokenizedBatch& tb, int64_t n);
+
 class PromptEncoder {
  public:
   PromptEncoder(Qwen2Tokenizer tokenizer, TokenizerConfig tcfg, std::shared_ptr<Qwen3TextEncoder> te)
@@ -87,6 +94,12 @@ class PromptEncoder {
   // The same with every knob. With several hidden layers, per token
   //   embeds = sum_i hidden_states[k_i] * T(w_i / sum(w))   (in the order given, accumulated in T);
   // one layer is hidden_states[k] itself (its weight unused), bit for bit the path above.
+  // Trailing padding: the columns after the last real token of every item (right padding pads
+  // them to max_sequence_length) are not run through the text encoder (trailing_pad_columns):
+  // no real token reads them (they are masked keys of every attention, and each token's other
+  // operations are its own), so the real tokens' states are the same; diffusers runs all
+  // max_sequence_length. With `acts` (recorded activations, compared with diffusers' own) every
+  // column runs, as diffusers computes them.
   template <class T>
   std::vector<Tensor<T>> encode(const std::vector<std::string>& prompts, const EncodeOptions& opt,
                                 const std::function<void(const std::string&)>& warn = {},

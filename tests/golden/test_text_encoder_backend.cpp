@@ -3,6 +3,12 @@
 // states are what the embeddings come from; a backend that is the CPU encoder itself gives the
 // default path bit for bit; generate() makes the backend once for the prompts and the negatives;
 // float64 refuses a backend. On the tiny pipeline with the tiny text encoder (golden/text_encoder).
+// Also the trailing padding columns (PromptEncoder::encode does not run the columns that are
+// padding in every item): which columns go, and that the real tokens' embeddings are those of the
+// whole max_sequence_length run.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 
@@ -69,6 +75,78 @@ TEST(TextEncoderBackend, CpuBackendIsBitwiseTheDefaultAndItsOutputIsUsed) {
       for (int64_t j = 0; j < ref.embeds[i].numel(); ++j) off += two.embeds[i][j] != 2.f * ref.embeds[i][j];
       EXPECT_EQ(off, 0) << "prompt " << i;
     }
+  }
+}
+
+Tensor<int32_t> mask_of(int64_t B, int64_t L, const std::vector<int32_t>& v) { return Tensor<int32_t>({B, L}, v); }
+
+TEST(TrailingPadColumns, CountsTheColumnsThatArePaddingInEveryItem) {
+  EXPECT_EQ(trailing_pad_columns(mask_of(2, 6, {1, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0})), 3);  // right padding
+  EXPECT_EQ(trailing_pad_columns(mask_of(2, 4, {0, 0, 1, 1, 0, 1, 1, 1})), 0);              // left padding
+  EXPECT_EQ(trailing_pad_columns(mask_of(1, 4, {1, 1, 1, 1})), 0);                          // no padding
+  EXPECT_EQ(trailing_pad_columns(mask_of(1, 5, {1, 0, 1, 0, 0})), 2);                       // a hole is kept
+  EXPECT_EQ(trailing_pad_columns(mask_of(2, 3, {0, 0, 0, 0, 0, 0})), 2);                    // all padding: one column stays
+  EXPECT_EQ(trailing_pad_columns(mask_of(1, 0, {})), 0);
+  EXPECT_THROW(trailing_pad_columns(Tensor<int32_t>({4}, std::vector<int32_t>{1, 1, 0, 0})), Error);
+
+  TokenizedBatch tb;
+  tb.input_ids = Tensor<int32_t>({2, 4}, std::vector<int32_t>{10, 11, 12, 0, 20, 21, 0, 0});
+  tb.attention_mask = mask_of(2, 4, {1, 1, 1, 0, 1, 1, 0, 0});
+  tb.dropped = {0, 5};
+  const TokenizedBatch cut = drop_last_columns(tb, trailing_pad_columns(tb.attention_mask));
+  EXPECT_EQ(cut.input_ids.shape, (Shape{2, 3}));
+  EXPECT_EQ(cut.input_ids.data, (std::vector<int32_t>{10, 11, 12, 20, 21, 0}));
+  EXPECT_EQ(cut.attention_mask.data, (std::vector<int32_t>{1, 1, 1, 1, 1, 0}));
+  EXPECT_EQ(cut.dropped, tb.dropped);
+  EXPECT_EQ(drop_last_columns(tb, 0).input_ids.data, tb.input_ids.data);
+  EXPECT_THROW(drop_last_columns(tb, 5), Error);
+}
+
+// The embeddings with the trailing padding columns left out are those of the whole
+// max_sequence_length run (what diffusers computes; encode runs every column when it records
+// activations): in float64 within 1e-12 of the largest value (the real tokens read nothing of
+// those columns; only summation order may differ), and the text encoder is handed the real
+// columns only with right padding, every column with left padding.
+TEST(TrailingPadColumns, TheRealTokensEmbeddingsAreTheWholeRunsAndOnlyRealColumnsRun) {
+  const fs::path d = testing::tiny_text_pipeline("te_trailing");
+  const PromptEncoder enc = PromptEncoder::open_pipeline(d.string());
+  const std::vector<std::string> prompts = {"a red fox", "a cat in the snow under a tree"};
+  for (const char* side : {"right", "left"}) {
+    EncodeOptions opt;
+    opt.max_sequence_length = 96;
+    opt.padding_side = side;
+    const std::vector<Tensor<double>> cut = enc.encode<double>(prompts, opt);
+    Activations<double> acts;
+    const std::vector<Tensor<double>> whole = enc.encode<double>(prompts, opt, {}, &acts);
+    ASSERT_EQ(cut.size(), whole.size());
+    double worst = 0;
+    for (size_t i = 0; i < cut.size(); ++i) {
+      ASSERT_EQ(cut[i].shape, whole[i].shape) << side << " prompt " << i;
+      double big = 0, diff = 0;
+      for (int64_t j = 0; j < whole[i].numel(); ++j) {
+        big = std::max(big, std::abs(whole[i][j]));
+        diff = std::max(diff, std::abs(cut[i][j] - whole[i][j]));
+      }
+      worst = std::max(worst, diff / big);
+    }
+    std::printf("  %s padding: max |cut - whole| / max |whole| = %.3g (bound 1e-12: %.2g %% of it)\n", side, worst,
+                100 * worst / 1e-12);
+    EXPECT_LE(worst, 1e-12) << side;
+
+    // The columns the text encoder is handed.
+    PromptEncoder counted = enc;
+    int64_t columns = -1;
+    counted.set_hidden_states_backend([&](const Tensor<int32_t>& ids, const Tensor<int32_t>& mask,
+                                          const std::vector<int>& ks) {
+      columns = ids.dim(1);
+      (void)mask, (void)ks;
+      return std::vector<Tensor<float>>{Tensor<float>({ids.dim(0), ids.dim(1), whole[0].dim(1)})};
+    });
+    (void)counted.encode<float>(prompts, opt);
+    const int64_t longest = std::max(whole[0].dim(0), whole[1].dim(0));
+    EXPECT_EQ(columns, std::string(side) == "right" ? longest : opt.max_sequence_length) << side;
+    std::printf("  %s padding: %lld of %d columns run (longest prompt %lld tokens)\n", side, (long long)columns,
+                opt.max_sequence_length, (long long)longest);
   }
 }
 
