@@ -11,7 +11,7 @@
 #include <utility>
 
 #include "core/error.h"
-#include "core/json_brief.h"
+#include "core/json_fields.h"
 #include "core/json_file.h"
 
 namespace zimage {
@@ -20,56 +20,7 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string type_of(const json& v) { return v.type_name(); }
-
-std::string brief(const json& v) { return json_brief(v); }
-
-// Shortest round-trip text of a double, as JSON writes it (1e-05, 256.0).
-std::string num(double v) { return json(v).dump(); }
-
-const json& require(const json& j, const std::string& key, const std::string& source) {
-  auto it = j.find(key);
-  ZIMAGE_CHECK(it != j.end(), source + ": missing key '" + key + "'");
-  return *it;
-}
-
-// True when v is a JSON integer that fits an int.
-bool fits_int(const json& v) {
-  if (v.is_number_unsigned()) return v.get<uint64_t>() <= uint64_t(std::numeric_limits<int>::max());
-  return v.is_number_integer() && std::in_range<int>(v.get<int64_t>());
-}
-
-int get_int(const json& j, const std::string& key, const std::string& source) {
-  const json& v = require(j, key, source);
-  ZIMAGE_CHECK(v.is_number_integer(), source + ": key '" + key + "' must be an integer, got " + type_of(v) + " " + brief(v));
-  ZIMAGE_CHECK(fits_int(v), source + ": key '" + key + "' value " + brief(v) + " does not fit an int");
-  return v.get<int>();
-}
-
-double get_double(const json& j, const std::string& key, const std::string& source) {
-  const json& v = require(j, key, source);
-  ZIMAGE_CHECK(v.is_number(), source + ": key '" + key + "' must be a number, got " + type_of(v) + " " + brief(v));
-  return v.get<double>();
-}
-
-bool get_bool(const json& j, const std::string& key, const std::string& source) {
-  const json& v = require(j, key, source);
-  ZIMAGE_CHECK(v.is_boolean(), source + ": key '" + key + "' must be true or false, got " + type_of(v) + " " + brief(v));
-  return v.get<bool>();
-}
-
-std::vector<int> get_int_list(const json& j, const std::string& key, const std::string& source) {
-  const json& v = require(j, key, source);
-  const std::string msg = source + ": key '" + key + "' must be a list of integers, got " + brief(v);
-  ZIMAGE_CHECK(v.is_array(), msg);
-  std::vector<int> out;
-  for (const json& e : v) {
-    ZIMAGE_CHECK(fits_int(e), msg);
-    out.push_back(e.get<int>());
-  }
-  return out;
-}
-
+// "[1, 2, 3]", as the messages have always written a list.
 std::string list_str(const std::vector<int>& v) {
   std::ostringstream o;
   o << "[";
@@ -83,24 +34,24 @@ std::string list_str(const std::vector<int>& v) {
 ZImageConfig ZImageConfig::from_json(const json& j, const std::string& source) {
   ZIMAGE_CHECK(j.is_object(), source + ": config is not a JSON object");
   if (auto it = j.find("siglip_feat_dim"); it != j.end() && !it->is_null())
-    throw Error(source + ": siglip_feat_dim is " + brief(*it) +
+    throw Error(source + ": siglip_feat_dim is " + json_brief(*it) +
                 ": the omni (SigLIP) variant is out of scope; only basic mode (siglip_feat_dim null) is supported");
   ZImageConfig c;
-  c.all_patch_size = get_int_list(j, "all_patch_size", source);
-  c.all_f_patch_size = get_int_list(j, "all_f_patch_size", source);
-  c.in_channels = get_int(j, "in_channels", source);
-  c.dim = get_int(j, "dim", source);
-  c.n_layers = get_int(j, "n_layers", source);
-  c.n_refiner_layers = get_int(j, "n_refiner_layers", source);
-  c.n_heads = get_int(j, "n_heads", source);
-  c.n_kv_heads = get_int(j, "n_kv_heads", source);
-  c.norm_eps = get_double(j, "norm_eps", source);
-  c.qk_norm = get_bool(j, "qk_norm", source);
-  c.cap_feat_dim = get_int(j, "cap_feat_dim", source);
-  c.rope_theta = get_double(j, "rope_theta", source);
-  c.t_scale = get_double(j, "t_scale", source);
-  c.axes_dims = get_int_list(j, "axes_dims", source);
-  c.axes_lens = get_int_list(j, "axes_lens", source);
+  c.all_patch_size = json_get_int_list(j, "all_patch_size", source);
+  c.all_f_patch_size = json_get_int_list(j, "all_f_patch_size", source);
+  c.in_channels = json_get_int(j, "in_channels", source);
+  c.dim = json_get_int(j, "dim", source);
+  c.n_layers = json_get_int(j, "n_layers", source);
+  c.n_refiner_layers = json_get_int(j, "n_refiner_layers", source);
+  c.n_heads = json_get_int(j, "n_heads", source);
+  c.n_kv_heads = json_get_int(j, "n_kv_heads", source);
+  c.norm_eps = json_get_number(j, "norm_eps", source);
+  c.qk_norm = json_get_bool(j, "qk_norm", source);
+  c.cap_feat_dim = json_get_int(j, "cap_feat_dim", source);
+  c.rope_theta = json_get_number(j, "rope_theta", source);
+  c.t_scale = json_get_number(j, "t_scale", source);
+  c.axes_dims = json_get_int_list(j, "axes_dims", source);
+  c.axes_lens = json_get_int_list(j, "axes_lens", source);
   c.validate(source);
   return c;
 }
@@ -150,9 +101,9 @@ void ZImageConfig::validate(const std::string& source) const {
                                           "that sets it differently is refused rather than silently reinterpreted");
   ZIMAGE_CHECK(dim % n_heads == 0,
                s + "dim " + std::to_string(dim) + " is not a multiple of n_heads " + std::to_string(n_heads));
-  ZIMAGE_CHECK(std::isfinite(norm_eps) && norm_eps > 0, s + "norm_eps " + num(norm_eps) + " must be > 0");
-  ZIMAGE_CHECK(std::isfinite(rope_theta) && rope_theta > 0, s + "rope_theta " + num(rope_theta) + " must be > 0");
-  ZIMAGE_CHECK(std::isfinite(t_scale) && t_scale > 0, s + "t_scale " + num(t_scale) + " must be > 0");
+  ZIMAGE_CHECK(std::isfinite(norm_eps) && norm_eps > 0, s + "norm_eps " + json_number_text(norm_eps) + " must be > 0");
+  ZIMAGE_CHECK(std::isfinite(rope_theta) && rope_theta > 0, s + "rope_theta " + json_number_text(rope_theta) + " must be > 0");
+  ZIMAGE_CHECK(std::isfinite(t_scale) && t_scale > 0, s + "t_scale " + json_number_text(t_scale) + " must be > 0");
   ZIMAGE_CHECK(axes_dims.size() == 3 && axes_lens.size() == 3,
                s + "axes_dims " + list_str(axes_dims) + " and axes_lens " + list_str(axes_lens) +
                    " must both have exactly 3 entries (frame, height, width)");

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/json_fields.h"
 #include "numerics/mutation.h"
 
 namespace zimage {
@@ -18,32 +19,7 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string num(double v) { return json(v).dump(); }
-
-// A value for a message, one level deep (dump() of a deeply nested value recurses).
-std::string brief(const json& v) {
-  if (!v.is_structured()) return v.dump();
-  return v.is_array() ? "[...]" : "{...}";
-}
-
-int get_int(const json& v, const std::string& key, const std::string& source) {
-  const bool ok = (v.is_number_unsigned() && v.get<uint64_t>() <= uint64_t(std::numeric_limits<int>::max())) ||
-                  (v.is_number_integer() && !v.is_number_unsigned() &&
-                   std::in_range<int>(v.get<int64_t>()));
-  ZIMAGE_CHECK(ok, source + ": key '" + key + "' must be an integer that fits an int, got " + v.type_name() + " " +
-                       brief(v));
-  return v.get<int>();
-}
-
-double get_number(const json& v, const std::string& key, const std::string& source) {
-  ZIMAGE_CHECK(v.is_number(), source + ": key '" + key + "' must be a number, got " + v.type_name() + " " + brief(v));
-  return v.get<double>();
-}
-
-bool get_bool(const json& v, const std::string& key, const std::string& source) {
-  ZIMAGE_CHECK(v.is_boolean(), source + ": key '" + key + "' must be true or false, got " + v.type_name() + " " + brief(v));
-  return v.get<bool>();
-}
+std::string num(double v) { return json_number_text(v); }
 
 // float32(x) for a double, round to nearest even (numpy astype / NEP 50 weak scalars).
 inline float f32(double x) { return static_cast<float>(x); }
@@ -110,32 +86,32 @@ FlowMatchSchedulerConfig scheduler_config_from_json_text(const std::string& text
     const json& v = it.value();
     if (key == "_class_name") {
       ZIMAGE_CHECK(v.is_string() && v.get<std::string>() == "FlowMatchEulerDiscreteScheduler",
-                   source + ": key '_class_name' is " + brief(v) + ", only FlowMatchEulerDiscreteScheduler is supported");
+                   source + ": key '_class_name' is " + json_brief(v) + ", only FlowMatchEulerDiscreteScheduler is supported");
     } else if (!key.empty() && key[0] == '_') {
       continue;  // _diffusers_version and other bookkeeping keys
     } else if (key == "num_train_timesteps") {
-      c.num_train_timesteps = get_int(v, key, source);
+      c.num_train_timesteps = json_int(v, key, source);
     } else if (key == "shift") {
-      c.shift = get_number(v, key, source);
+      c.shift = json_number(v, key, source);
     } else if (key == "use_dynamic_shifting") {
-      c.use_dynamic_shifting = get_bool(v, key, source);
+      c.use_dynamic_shifting = json_bool(v, key, source);
     } else if (key == "base_shift" || key == "max_shift") {
       ZIMAGE_CHECK(!v.is_null(), source + ": key '" + key + "' is null: ZImagePipeline's calculate_shift needs a number");
-      (key == "base_shift" ? c.base_shift : c.max_shift) = get_number(v, key, source);
+      (key == "base_shift" ? c.base_shift : c.max_shift) = json_number(v, key, source);
     } else if (key == "base_image_seq_len") {
-      c.base_image_seq_len = get_int(v, key, source);
+      c.base_image_seq_len = json_int(v, key, source);
     } else if (key == "max_image_seq_len") {
-      c.max_image_seq_len = get_int(v, key, source);
+      c.max_image_seq_len = json_int(v, key, source);
     } else if (key == "time_shift_type") {
-      ZIMAGE_CHECK(v.is_string(), source + ": key 'time_shift_type' must be a string, got " + brief(v));
+      ZIMAGE_CHECK(v.is_string(), source + ": key 'time_shift_type' must be a string, got " + json_brief(v));
       c.time_shift_type = v.get<std::string>();
     } else if (key == "shift_terminal") {
       // diffusers applies it when truthy: null and 0 are no-ops.
       const bool noop = v.is_null() || (v.is_number() && v.get<double>() == 0.0);
-      ZIMAGE_CHECK(noop, source + ": key 'shift_terminal' = " + brief(v) +
+      ZIMAGE_CHECK(noop, source + ": key 'shift_terminal' = " + json_brief(v) +
                              " is not supported by this reference (only null)");
     } else if (unsupported_flags.count(key)) {
-      ZIMAGE_CHECK(v.is_boolean(), source + ": key '" + key + "' must be true or false, got " + brief(v));
+      ZIMAGE_CHECK(v.is_boolean(), source + ": key '" + key + "' must be true or false, got " + json_brief(v));
       ZIMAGE_CHECK(!v.get<bool>(), source + ": key '" + key + "' = true is not supported by this reference");
     } else {
       throw Error(source + ": unknown scheduler config key '" + key + "'");

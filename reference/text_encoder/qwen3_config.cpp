@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/json_fields.h"
 #include "core/json_file.h"
 
 namespace zimage {
@@ -12,25 +13,26 @@ using json = nlohmann::json;
 
 namespace {
 
+// A key that is absent or null.
 const json* find(const json& j, const std::string& key) {
-  auto it = j.find(key);
-  return it == j.end() || it->is_null() ? nullptr : &*it;
+  const json* v = json_find(j, key);
+  return v && !v->is_null() ? v : nullptr;
 }
 
+// A positive int; an absent key takes `fallback` where one is given.
 int get_int(const json& j, const std::string& key, const std::string& source, const int* fallback = nullptr) {
   const json* v = find(j, key);
   if (!v && fallback) return *fallback;
   ZIMAGE_CHECK(v, source + ": missing key '" + key + "'");
-  ZIMAGE_CHECK(v->is_number_integer() && v->get<int64_t>() > 0 && v->get<int64_t>() <= std::numeric_limits<int>::max(),
-               source + ": key '" + key + "' must be a positive integer, got " + std::string(v->type_name()));
-  return v->get<int>();
+  const int n = json_int(*v, key, source);
+  ZIMAGE_CHECK(n > 0, source + ": key '" + key + "' must be a positive integer, got " + json_brief(*v));
+  return n;
 }
 
 double get_double(const json& j, const std::string& key, const std::string& source) {
   const json* v = find(j, key);
   ZIMAGE_CHECK(v, source + ": missing key '" + key + "'");
-  ZIMAGE_CHECK(v->is_number(), source + ": key '" + key + "' must be a number, got " + std::string(v->type_name()));
-  return v->get<double>();
+  return json_number(*v, key, source);
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "core/error.h"
-#include "core/json_brief.h"
+#include "core/json_fields.h"
 #include "core/json_file.h"
 
 namespace zimage {
@@ -15,69 +15,9 @@ using json = nlohmann::json;
 
 namespace {
 
-// Lists cut after 200 characters.
-std::string brief(const json& v) { return json_brief(v, 200); }
-
-const json* find(const json& j, const std::string& key) {
-  auto it = j.find(key);
-  return it == j.end() ? nullptr : &*it;
-}
-
-const json& require(const json& j, const std::string& key, const std::string& source) {
-  const json* v = find(j, key);
-  ZIMAGE_CHECK(v, source + ": missing key '" + key + "'");
-  return *v;
-}
-
-bool fits_int(const json& v) {
-  if (v.is_number_unsigned()) return v.get<uint64_t>() <= uint64_t(std::numeric_limits<int>::max());
-  return v.is_number_integer() && v.get<int64_t>() >= std::numeric_limits<int>::min() &&
-         v.get<int64_t>() <= std::numeric_limits<int>::max();
-}
-
-int as_int(const json& v, const std::string& key, const std::string& source) {
-  ZIMAGE_CHECK(v.is_number_integer() && fits_int(v),
-               source + ": key '" + key + "' must be an integer, got " + std::string(v.type_name()) + " " + brief(v));
-  return v.get<int>();
-}
-
-double as_double(const json& v, const std::string& key, const std::string& source) {
-  ZIMAGE_CHECK(v.is_number() && std::isfinite(v.get<double>()),
-               source + ": key '" + key + "' must be a finite number, got " + std::string(v.type_name()) + " " + brief(v));
-  return v.get<double>();
-}
-
-bool as_bool(const json& v, const std::string& key, const std::string& source) {
-  ZIMAGE_CHECK(v.is_boolean(), source + ": key '" + key + "' must be true or false, got " + std::string(v.type_name()) +
-                                   " " + brief(v));
-  return v.get<bool>();
-}
-
-std::vector<int> as_int_list(const json& v, const std::string& key, const std::string& source) {
-  const std::string msg = source + ": key '" + key + "' must be a list of integers, got " + brief(v);
-  ZIMAGE_CHECK(v.is_array(), msg);
-  std::vector<int> out;
-  for (const json& e : v) {
-    ZIMAGE_CHECK(e.is_number_integer() && fits_int(e), msg);
-    out.push_back(e.get<int>());
-  }
-  return out;
-}
-
-std::vector<std::string> as_str_list(const json& v, const std::string& key, const std::string& source) {
-  const std::string msg = source + ": key '" + key + "' must be a list of strings, got " + brief(v);
-  ZIMAGE_CHECK(v.is_array(), msg);
-  std::vector<std::string> out;
-  for (const json& e : v) {
-    ZIMAGE_CHECK(e.is_string(), msg);
-    out.push_back(e.get<std::string>());
-  }
-  return out;
-}
-
 std::optional<std::vector<double>> as_opt_double_list(const json* v, const std::string& key, const std::string& source) {
   if (!v || v->is_null()) return std::nullopt;
-  const std::string msg = source + ": key '" + key + "' must be null or a list of finite numbers, got " + brief(*v);
+  const std::string msg = source + ": key '" + key + "' must be null or a list of finite numbers, got " + json_brief(*v);
   ZIMAGE_CHECK(v->is_array(), msg);
   std::vector<double> out;
   for (const json& e : *v) {
@@ -102,40 +42,40 @@ std::string one_line(std::string s) {
 
 VaeConfig VaeConfig::from_json(const json& j, const std::string& source) {
   ZIMAGE_CHECK(j.is_object(), source + ": config is not a JSON object");
-  if (const json* cls = find(j, "_class_name"))
+  if (const json* cls = json_find(j, "_class_name"))
     ZIMAGE_CHECK(cls->is_string() && cls->get<std::string>() == "AutoencoderKL",
-                 source + ": key '_class_name' is " + brief(*cls) + ": only AutoencoderKL is supported");
+                 source + ": key '_class_name' is " + json_brief(*cls) + ": only AutoencoderKL is supported");
   VaeConfig c;
-  c.in_channels = as_int(require(j, "in_channels", source), "in_channels", source);
-  c.out_channels = as_int(require(j, "out_channels", source), "out_channels", source);
-  c.down_block_types = as_str_list(require(j, "down_block_types", source), "down_block_types", source);
-  c.up_block_types = as_str_list(require(j, "up_block_types", source), "up_block_types", source);
-  c.block_out_channels = as_int_list(require(j, "block_out_channels", source), "block_out_channels", source);
-  c.layers_per_block = as_int(require(j, "layers_per_block", source), "layers_per_block", source);
+  c.in_channels = json_get_int(j, "in_channels", source);
+  c.out_channels = json_get_int(j, "out_channels", source);
+  c.down_block_types = json_string_list(json_require(j, "down_block_types", source), "down_block_types", source);
+  c.up_block_types = json_string_list(json_require(j, "up_block_types", source), "up_block_types", source);
+  c.block_out_channels = json_get_int_list(j, "block_out_channels", source);
+  c.layers_per_block = json_get_int(j, "layers_per_block", source);
   {
-    const json& v = require(j, "act_fn", source);
-    ZIMAGE_CHECK(v.is_string(), source + ": key 'act_fn' must be a string, got " + brief(v));
+    const json& v = json_require(j, "act_fn", source);
+    ZIMAGE_CHECK(v.is_string(), source + ": key 'act_fn' must be a string, got " + json_brief(v));
     c.act_fn = v.get<std::string>();
   }
-  c.latent_channels = as_int(require(j, "latent_channels", source), "latent_channels", source);
-  c.norm_num_groups = as_int(require(j, "norm_num_groups", source), "norm_num_groups", source);
-  c.scaling_factor = as_double(require(j, "scaling_factor", source), "scaling_factor", source);
+  c.latent_channels = json_get_int(j, "latent_channels", source);
+  c.norm_num_groups = json_get_int(j, "norm_num_groups", source);
+  c.scaling_factor = json_finite_number(json_require(j, "scaling_factor", source), "scaling_factor", source);
 
-  if (const json* v = find(j, "sample_size")) {
+  if (const json* v = json_find(j, "sample_size")) {
     if (v->is_array()) {
-      c.sample_size = as_int_list(*v, "sample_size", source);
+      c.sample_size = json_int_list(*v, "sample_size", source);
     } else {
-      c.sample_size = {as_int(*v, "sample_size", source)};
+      c.sample_size = {json_int(*v, "sample_size", source)};
     }
   }
-  if (const json* v = find(j, "shift_factor"); v && !v->is_null()) c.shift_factor = as_double(*v, "shift_factor", source);
-  c.latents_mean = as_opt_double_list(find(j, "latents_mean"), "latents_mean", source);
-  c.latents_std = as_opt_double_list(find(j, "latents_std"), "latents_std", source);
-  if (const json* v = find(j, "force_upcast")) c.force_upcast = as_bool(*v, "force_upcast", source);
-  if (const json* v = find(j, "use_quant_conv")) c.use_quant_conv = as_bool(*v, "use_quant_conv", source);
-  if (const json* v = find(j, "use_post_quant_conv")) c.use_post_quant_conv = as_bool(*v, "use_post_quant_conv", source);
-  if (const json* v = find(j, "mid_block_add_attention"))
-    c.mid_block_add_attention = as_bool(*v, "mid_block_add_attention", source);
+  if (const json* v = json_find(j, "shift_factor"); v && !v->is_null()) c.shift_factor = json_finite_number(*v, "shift_factor", source);
+  c.latents_mean = as_opt_double_list(json_find(j, "latents_mean"), "latents_mean", source);
+  c.latents_std = as_opt_double_list(json_find(j, "latents_std"), "latents_std", source);
+  if (const json* v = json_find(j, "force_upcast")) c.force_upcast = json_bool(*v, "force_upcast", source);
+  if (const json* v = json_find(j, "use_quant_conv")) c.use_quant_conv = json_bool(*v, "use_quant_conv", source);
+  if (const json* v = json_find(j, "use_post_quant_conv")) c.use_post_quant_conv = json_bool(*v, "use_post_quant_conv", source);
+  if (const json* v = json_find(j, "mid_block_add_attention"))
+    c.mid_block_add_attention = json_bool(*v, "mid_block_add_attention", source);
   c.validate(source);
   return c;
 }
