@@ -11,6 +11,7 @@ bool cudnn_available(std::string* why) {
   return refuse(why, "built without cuDNN (ZIMAGE_CUDNN=OFF or cudnn_backend.h not found)");
 }
 uint64_t cudnn_workspace_generation() { return 0; }  // no cuDNN: no workspace is ever made
+void cudnn_release_stream(cudaStream_t) {}
 
 }  // namespace zimage::gpu
 
@@ -359,6 +360,22 @@ uint64_t cudnn_workspace_generation() {
   cudnn::Session& st = cudnn::session();
   std::lock_guard<std::mutex> lock(st.mu);
   return st.workspace_generation;
+}
+
+void cudnn_release_stream(cudaStream_t stream) {
+  cudnn::Session& st = cudnn::session();
+  std::lock_guard<std::mutex> lock(st.mu);
+  for (auto it = st.workspaces.begin(); it != st.workspaces.end();) {
+    if (it->first.second != stream) {
+      ++it;
+      continue;
+    }
+    if (it->second.ptr) {
+      cudaFree(it->second.ptr);  // no throw: called from a destructor; the stream was synchronized
+      note_device_free(size_t(it->second.bytes));
+    }
+    it = st.workspaces.erase(it);
+  }
 }
 
 }  // namespace zimage::gpu

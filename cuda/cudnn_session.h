@@ -4,6 +4,8 @@
 // needed. The backend-API plumbing itself (descriptors, heuristics, plans, execute) is
 // cudnn_plan.h, compiled only with cuDNN's headers.
 #pragma once
+#include <cuda_runtime.h>
+
 #include <cstdint>
 #include <string>
 
@@ -17,5 +19,10 @@ bool cudnn_available(std::string* why = nullptr);
 // How many times a cuDNN workspace has been (re)allocated in this process: a CUDA graph that
 // captured a cuDNN call points into the workspace of its time (step_graph.h keys on this).
 uint64_t cudnn_workspace_generation();
+
+// Frees the workspaces kept for `stream` (on any device). The stream's owner calls it before it
+// destroys the stream, after synchronizing it (Runtime's destructor): a workspace is kept per
+// stream, so a process that makes a Runtime per image would otherwise keep one per image.
+void cudnn_release_stream(cudaStream_t stream);
 
 }  // namespace zimage::gpu

@@ -631,7 +631,11 @@ std::vector<Tensor<float>> CudaModel::forward(const DitInputs<float>& in, const 
   // one CUDA graph when step_graph.h's conditions hold.
   const bool skip_cr = fopts.skip_context_refiner;  // --skip-context-refiner: cap_embedder's output goes straight on
   GraphKey key;
-  key.add(int64_t(opts_.dtype)).add(int64_t(opts_.attention)).add(int64_t(opts_.gemm.allow_tf32));
+  // The attention version as the blocks' flash_attention calls will resolve it (it reads ZIMAGE_ATTENTION at
+  // every call), not the requested one: a graph captured under one version must not replay under another.
+  const AttentionVersion attention =
+      resolve_attention(opts_.attention, opts_.dtype, cfg_.head_dim(), 3 * int64_t(cfg_.dim), cfg_.dim);
+  key.add(int64_t(opts_.dtype)).add(int64_t(attention)).add(int64_t(opts_.gemm.allow_tf32));
   key.add(int64_t(opts_.gemm.allow_reduced_precision_reduction)).add(int64_t(requested_gemm_algo(opts_.gemm.algo)));
   key.add(int64_t(skip_cr)).add(B);
   for (const Stream* st : {&x, &cap, &u})

@@ -1,5 +1,7 @@
 #include "gemm_lt.h"
 
+#include "cudnn_session.h"
+
 #include <cublasLt.h>
 
 #include <algorithm>
@@ -151,7 +153,10 @@ Runtime::~Runtime() {
   if (impl_ && impl_->lt) cublasLtDestroy(impl_->lt);
   impl_.reset();  // frees the workspace before the stream goes
   staging_ = DeviceBuffer();
-  if (stream_) cudaStreamDestroy(stream_);
+  if (stream_) {
+    cudnn_release_stream(stream_);  // the cuDNN workspace kept for this stream
+    cudaStreamDestroy(stream_);
+  }
 }
 
 Runtime::GemmAlgoCounts Runtime::gemm_algo_counts() const {

@@ -206,6 +206,7 @@ Tensor<float> CudaQwen3::hidden_state(const Tensor<int32_t>& ids, const Tensor<i
 }
 
 int CudaQwen3::check_hidden_layers(const std::vector<int>& ks) const {
+  ZIMAGE_CHECK(!ks.empty(), "text encoder on CUDA: no hidden state requested");  // as the CPU's hidden_states
   const int n = cfg_.num_hidden_layers;
   int run = 0;
   for (int k : ks) {

@@ -63,6 +63,15 @@ void StepGraphs::run(const GraphKey& key, cudaStream_t s, bool use_graph, const 
   try {
     queue();
   } catch (const std::exception& e) {
+    // An error that left the capture valid (a refused shape, out of memory, a plan that does not
+    // build) is not the graph's: the capture is dropped and the error goes to the caller, and the
+    // key may be captured at a later step. Only an invalidated capture marks the key eager-only.
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    const bool queried = cudaStreamIsCapturing(s, &status) == cudaSuccess;
+    if (queried && status == cudaStreamCaptureStatusActive) {
+      abandon_capture(s);
+      throw;
+    }
     why = e.what();
   }
   if (why.empty()) {

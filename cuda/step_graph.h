@@ -13,8 +13,9 @@
 // which moves whenever cuDNN's workspace is reallocated (the one buffer outside the model's step
 // state that a graph may point into; cuBLASLt's workspace is fixed when the Runtime is made): a
 // graph never replays on freed memory. A capture
-// that fails (an operation the stream cannot capture) marks its key eager-only, says so once on
-// stderr, and the step runs eagerly. At most `capacity` graphs are kept, the least recently used
+// that fails (an operation the stream cannot capture: the capture is invalidated, or ending or
+// instantiating it fails) marks its key eager-only, says so once on stderr, and the step runs
+// eagerly; an error thrown while the capture stays valid is the step's own, and is thrown on. At most `capacity` graphs are kept, the least recently used
 // evicted.
 // Off: CudaOptions::graph = false, ZIMAGE_CUDA_GRAPH=0 in the environment, the step profile on
 // (its events would be captured), or the debug switch ZIMAGE_CUDA_SYNC=1 (it synchronizes).

@@ -1,5 +1,9 @@
 #include "step_profile.h"
 
+#include <utility>
+
+#include "core/error.h"
+
 namespace zimage::gpu {
 
 const char* StepProfile::part_name(Part p) {
@@ -38,7 +42,12 @@ void StepProfile::begin(Part part, cudaStream_t s) {
 
 void StepProfile::end(cudaStream_t s) {
   if (!open_) return;
-  cudaEventRecord(pool_[used_].stop, s);  // no throw: called from a destructor
+  // No throw: called from a destructor. A failed record is cleared (it must not be reported by the
+  // next kernel's launch check) and remembered for collect().
+  if (cudaEventRecord(pool_[used_].stop, s) != cudaSuccess) {
+    (void)cudaGetLastError();
+    stop_failed_ = true;
+  }
   ++used_;
   open_ = false;
 }
@@ -50,6 +59,8 @@ std::array<double, StepProfile::kParts> StepProfile::collect() {
   const size_t n = used_;
   used_ = 0;  // reset even if a query below throws
   open_ = false;
+  const bool stop_failed = std::exchange(stop_failed_, false);
+  ZIMAGE_CHECK(!stop_failed, "step profile: an interval's stop event could not be recorded; its times are unknown");
   if (n > 0) ZIMAGE_CUDA_CHECK(cudaEventSynchronize(pool_[n - 1].stop));
   for (size_t k = 0; k < n; ++k) {
     float t = 0;

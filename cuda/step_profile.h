@@ -46,6 +46,7 @@ class StepProfile {
   std::vector<Interval> pool_;  // events created once, reused step after step
   size_t used_ = 0;
   bool open_ = false;
+  bool stop_failed_ = false;  // an end() whose event record failed: collect() says so
 };
 
 // RAII begin/end, doing nothing when the profile is null or off.

@@ -208,11 +208,15 @@ DeviceTensor conv2d_nhwc(VaeRun& r, const DeviceConv& w, const DeviceTensor& x, 
   const bool pointwise = g.kh == 1 && g.kw == 1 && g.stride == 1 && g.up == 1 && g.pad_top == 0 && g.pad_left == 0 &&
                          g.pad_bottom == 0 && g.pad_right == 0;
   if (pointwise) {
-    r.rt.linear(r.dt, x.data(), w.cin, w.weight.data(), bias, out.data(), w.cout, Q, w.cout, w.cin, r.gemm);
+    for (int64_t q0 = 0; q0 < Q; q0 += kGemmRowsMax) {
+      const int64_t P = std::min(kGemmRowsMax, Q - q0);
+      r.rt.linear(r.dt, offset(x.data(), q0 * w.cin, r.dt), w.cin, w.weight.data(), bias,
+                  offset(out.data(), q0 * w.cout, r.dt), w.cout, P, w.cout, w.cin, r.gemm);
+    }
     return out;
   }
   const int64_t K = int64_t(g.kh) * g.kw * w.cin;
-  const int64_t band = std::max<int64_t>(1, std::min(Q, kColElements / K));
+  const int64_t band = std::max<int64_t>(1, std::min({Q, kColElements / K, kGemmRowsMax}));
   r.col.reserve(size_t(band * K) * dtype_size(r.dt));
   for (int64_t q0 = 0; q0 < Q; q0 += band) {
     const int64_t P = std::min(band, Q - q0);

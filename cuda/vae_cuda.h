@@ -60,6 +60,11 @@ struct VaeCudaOptions {
 };
 
 constexpr int64_t kColElements = int64_t(64) << 20;  // im2col band: at most 64 Mi values
+// Rows of one convolution GEMM at most (a 1 x 1 conv and the im2col bands are split past it). torch
+// sends addmm to cuBLASLt's bias epilogue only below 65535 x 32 rows, after that epilogue failed on
+// larger ones (pytorch/pytorch#73455); 2^20 rows is a 1024 x 1024 latent-to-pixel stage, so the
+// sizes the tests run are one GEMM as before.
+constexpr int64_t kGemmRowsMax = int64_t(1) << 20;
 constexpr int64_t kQueryBlock = 1024;                // attention query rows per score block
 
 struct DeviceConv {

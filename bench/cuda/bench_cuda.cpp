@@ -396,8 +396,6 @@ BENCHMARK_TEMPLATE(BM_CudaTransformerBlock, bf16)->Apply(seq_args)->UseManualTim
 
 // ---------------------------------------------------------------- the whole DiT step
 
-int64_t pad_to_seq_multiple(int64_t n) { return n + (SEQ_MULTI_OF - n % SEQ_MULTI_OF) % SEQ_MULTI_OF; }
-
 // FLOPs of one GEMM-and-attention pass of a block over L tokens (batch 1, no mask), as run_block
 // computes them:
 //   to_qkv (fused q, k, v)   2 L C (3C)
@@ -442,18 +440,6 @@ std::string golden_dir() {
   return e && *e ? e : ZIMAGE_GOLDEN_DIR;
 }
 
-// Longest [image, caption] sequence of a batch: the L of the whole-model budget
-// (tests/cuda/test_cuda_model.cpp unified_len).
-int64_t unified_len(const ZImageConfig& cfg, const DitInputs<float>& in) {
-  int64_t L = 0;
-  for (size_t i = 0; i < in.x.size(); ++i) {
-    const auto& s = in.x[i].shape;
-    const int64_t tok = (s[1] / cfg.f_patch_size()) * (s[2] / cfg.patch_size()) * (s[3] / cfg.patch_size());
-    L = std::max(L, pad_to_seq_multiple(tok) + pad_to_seq_multiple(in.cap_feats[i].dim(0)));
-  }
-  return L;
-}
-
 // Validation of the DiT step: the same code path (CudaModel built from a ParamSource block by
 // block, bf16, forward) at the tiny golden config of golden/tiny_single.safetensors, each sample
 // against the diffusers fp32 golden with the whole-model T4 budget (module_budget "sample.i"; the
@@ -466,7 +452,7 @@ Verdict check_dit_golden() {
   gpu::CudaModel m(g.config, *g.params, o);
   const DitInputs<float> in = golden_dit_inputs<float>(g);
   const std::vector<Tensor<float>> got = m.forward(in);
-  const int64_t L = unified_len(g.config, in);
+  const int64_t L = unified_seq_len(in.x, in.cap_feats, g.config.patch_size(), g.config.f_patch_size());
   Verdict all{true, "", 0};
   for (size_t i = 0; i < got.size(); ++i) {
     const std::string name = "sample." + std::to_string(i);

@@ -5,12 +5,15 @@
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
+#include <cstdint>
 #include <vector>
 
 namespace zimage {
 
 constexpr int ADALN_EMBED_DIM = 256;  // Ref: transformer_z_image.py ADALN_EMBED_DIM
 constexpr int SEQ_MULTI_OF = 32;      // Ref: transformer_z_image.py SEQ_MULTI_OF
+// n rounded up to a multiple of SEQ_MULTI_OF: the padded length of an image or caption stream.
+constexpr int64_t pad_to_seq_multiple(int64_t n) { return n + (SEQ_MULTI_OF - n % SEQ_MULTI_OF) % SEQ_MULTI_OF; }
 constexpr int T_EMBED_MID = 1024;     // TimestepEmbedder(min(dim, 256), mid_size=1024)
 constexpr int T_FREQ_DIM = 256;       // frequency_embedding_size
 

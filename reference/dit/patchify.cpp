@@ -20,7 +20,7 @@ Tensor<int32_t> create_coordinate_grid(const std::array<int64_t, 3>& size, const
 PaddedIds pad_with_ids(int64_t ori_len, const std::array<int64_t, 3>& grid, const std::array<int64_t, 3>& start) {
   PaddedIds p;
   p.ori_len = ori_len;
-  p.pad_len = (SEQ_MULTI_OF - ori_len % SEQ_MULTI_OF) % SEQ_MULTI_OF;
+  p.pad_len = pad_to_seq_multiple(ori_len) - ori_len;
   p.total_len = ori_len + p.pad_len;
   const Tensor<int32_t> g = create_coordinate_grid(grid, start);
   p.pos_ids = Tensor<int32_t>({g.dim(0) + p.pad_len, 3});  // pad rows stay (0, 0, 0)

@@ -1,4 +1,5 @@
 #pragma once
+#include <algorithm>
 #include <array>
 #include <vector>
 
@@ -94,7 +95,7 @@ Patchified<T> patchify_and_embed(const std::vector<Tensor<T>>& images, const std
   Patchified<T> out;
   const int64_t first = mutated(Mutation::PositionsFromZero) ? 0 : 1;
   for (size_t i = 0; i < images.size(); ++i) {
-    const int64_t lc = caps[i].dim(0), lc_pad = lc + (SEQ_MULTI_OF - lc % SEQ_MULTI_OF) % SEQ_MULTI_OF;
+    const int64_t lc = caps[i].dim(0), lc_pad = pad_to_seq_multiple(lc);
     PaddedIds cap = pad_with_ids(lc, {lc_pad, 1, 1}, {first, 0, 0});
     out.cap.push_back(pad_rows_with_last(caps[i], cap.total_len));
 
@@ -114,6 +115,18 @@ Patchified<T> patchify_and_embed(const std::vector<Tensor<T>>& images, const std
     out.x_pad_mask.push_back(std::move(img.pad_mask));
   }
   return out;
+}
+
+// The longest unified [image, caption] sequence of a batch, each stream padded to SEQ_MULTI_OF
+// as patchify_and_embed pads it: the L of the main layers and of the attention budgets.
+template <class T>
+int64_t unified_seq_len(const std::vector<Tensor<T>>& images, const std::vector<Tensor<T>>& caps, int p, int pf) {
+  int64_t L = 0;
+  for (size_t i = 0; i < images.size(); ++i) {
+    const int64_t tokens = (images[i].dim(1) / pf) * (images[i].dim(2) / p) * (images[i].dim(3) / p);
+    L = std::max(L, pad_to_seq_multiple(tokens) + pad_to_seq_multiple(caps[i].dim(0)));
+  }
+  return L;
 }
 
 // torch.cat(items, dim=0) for tensors that agree past dim 0.

@@ -5,7 +5,7 @@
 namespace zimage {
 
 int64_t padded_caption_len(int64_t caption_len) {
-  return caption_len + (SEQ_MULTI_OF - caption_len % SEQ_MULTI_OF) % SEQ_MULTI_OF;
+  return pad_to_seq_multiple(caption_len);
 }
 
 RopeLimits rope_limits(const ZImageConfig& cfg) {

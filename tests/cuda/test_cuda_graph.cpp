@@ -19,7 +19,9 @@
 
 #include "cuda_support.h"
 #include "forward.h"
+#include "kernels/flash_attention.h"
 #include "step_graph.h"
+#include "support/expect_errors.h"
 #include "support/goldens.h"
 #include "validation/golden_file.h"
 #include "validation/golden_inputs.h"
@@ -379,6 +381,82 @@ TEST_P(CudaStepGraph, ReplaysAreBitwiseTheEagerStep) {
   // workspace is a new key), then one capture and replays: steps 4 and "new t" at least.
   EXPECT_GE(n.captured, 1) << what;
   EXPECT_GE(n.replayed, 2) << what;
+}
+
+// StepGraphs::run on queued work of its own: an error thrown while the capture stays valid is the
+// caller's (thrown on, the key captured at a later step), an operation the stream cannot capture
+// (a synchronization) marks the key eager-only and the work runs eagerly.
+TEST(StepGraphsRun, TheStepsOwnErrorIsThrownOnAndOnlyAnInvalidCaptureStaysEager) {
+  ZIMAGE_REQUIRE_CUDA();
+  const cudaStream_t s = testing::rt().stream();
+  gpu::DeviceBuffer buf(4096);
+  auto fill = [&](int v) { ZIMAGE_CUDA_CHECK(cudaMemsetAsync(buf.get(), v, 4096, s)); };
+  auto first_byte = [&] {
+    unsigned char b = 0;
+    ZIMAGE_CUDA_CHECK(cudaMemcpyAsync(&b, buf.get(), 1, cudaMemcpyDeviceToHost, s));
+    ZIMAGE_CUDA_CHECK(cudaStreamSynchronize(s));
+    return int(b);
+  };
+  gpu::StepGraphs g;
+  const GraphKey k = key_of({11});
+  g.run(k, s, true, [&] { fill(1); });  // eager
+  EXPECT_THROW_MSG_HAS(g.run(k, s, true, [&] { fill(2); throw Error("the step's own error"); }), "the step's own error");
+  EXPECT_EQ(g.counts().failed, 0) << "an error of the step's own must not mark the key";
+  g.run(k, s, true, [&] { fill(3); });  // captured now
+  EXPECT_EQ(g.counts().captured, 1);
+  EXPECT_EQ(first_byte(), 3);
+  g.run(k, s, true, [&] { fill(4); });  // replays the captured fill(3)
+  EXPECT_EQ(g.counts().replayed, 1);
+  EXPECT_EQ(first_byte(), 3);
+
+  const GraphKey sync_key = key_of({12});
+  auto fill_and_sync = [&](int v) {
+    fill(v);
+    ZIMAGE_CUDA_CHECK(cudaStreamSynchronize(s));  // not capturable: invalidates a capture
+  };
+  g.run(sync_key, s, true, [&] { fill_and_sync(5); });  // eager
+  g.run(sync_key, s, true, [&] { fill_and_sync(6); });  // capture fails, then eager
+  EXPECT_EQ(g.counts().failed, 1);
+  EXPECT_EQ(first_byte(), 6);
+  g.run(sync_key, s, true, [&] { fill_and_sync(7); });  // eager from now on
+  EXPECT_EQ(g.counts().failed, 1);
+  EXPECT_EQ(g.counts().captured, 1);
+  EXPECT_EQ(first_byte(), 7);
+}
+
+// ZIMAGE_ATTENTION is read at every attention call, so a graph captured under automatic's choice
+// must not replay once the variable names another version: the key holds the resolved version.
+// bf16 only, where automatic (cudnn or mma) and v1_simt give other bits.
+TEST(CudaStepGraphKey, AnAttentionVersionSetBetweenStepsIsCapturedAfreshNotReplayedOver) {
+  ZIMAGE_REQUIRE_CUDA();
+  const GoldenFile g = open_golden(testing::golden_path("tiny_single"));
+  const ZImageWeights<float> w = load_weights<float>(g.config, *g.params);
+  const DitInputs<float> in = golden_dit_inputs<float>(g);
+  const char* old_env = std::getenv("ZIMAGE_ATTENTION");
+  const std::string saved = old_env ? old_env : "";
+  ::unsetenv("ZIMAGE_ATTENTION");
+  gpu::CudaOptions opts;
+  opts.dtype = DType::BF16;
+  opts.graph = true;
+  gpu::CudaModel m(w, opts);
+  const gpu::AttentionVersion automatic = gpu::resolve_attention(
+      gpu::AttentionVersion::automatic, DType::BF16, g.config.head_dim(), 3 * int64_t(g.config.dim), g.config.dim);
+  for (int i = 0; i < 3; ++i) m.forward(in);  // eager, capture, replay under automatic's version
+  ::setenv("ZIMAGE_ATTENTION", "v1_simt", 1);
+  gpu::CudaOptions eager_opts = opts;
+  eager_opts.graph = false;
+  const auto want = gpu::CudaModel(w, eager_opts).forward(in);
+  const int64_t replays_before = m.graph_counts().replayed;
+  const auto got = m.forward(in);
+  const int64_t diff = bitwise_differences(got, want);
+  if (old_env) ::setenv("ZIMAGE_ATTENTION", saved.c_str(), 1);
+  else ::unsetenv("ZIMAGE_ATTENTION");
+  std::printf("  automatic runs %s; after ZIMAGE_ATTENTION=v1_simt: %lld values differ from an eager v1_simt step\n",
+              gpu::attention_version_name(automatic), (long long)diff);
+  EXPECT_EQ(diff, 0);
+  if (automatic != gpu::AttentionVersion::v1_simt) {
+    EXPECT_EQ(m.graph_counts().replayed, replays_before) << "the graph of another attention version was replayed";
+  }
 }
 
 // The step profile's parts: its counters are named after them (bench rows, the GPU check's record).

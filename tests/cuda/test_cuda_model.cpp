@@ -18,6 +18,7 @@
 #include "dit/rope_limits.h"
 #include "support/bf16_goldens.h"
 #include "support/goldens.h"
+#include "support/unified_freqs.h"
 #include "validation/golden_file.h"
 #include "dit/module_table.h"
 
@@ -94,15 +95,7 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(CudaGoldenModel);
 // Image (33, h, w) on a 64-wide grid, then a 32-row caption (1 + i, 0, 0), as a unified sequence.
 template <class T>
 Tensor<T> real_freqs(const ZImageConfig& cfg, int64_t L) {
-  Tensor<int32_t> ids({L, 3});
-  for (int64_t r = 0; r < L; ++r) {
-    const bool image = r < L - 32;
-    ids[r * 3 + 0] = int32_t(image ? 33 : r - (L - 32) + 1);
-    ids[r * 3 + 1] = int32_t(image ? r / 64 : 0);
-    ids[r * 3 + 2] = int32_t(image ? r % 64 : 0);
-  }
-  return rope_embedder(precompute_freqs_cis<T>(cfg.axes_dims, cfg.axes_lens, cfg.rope_theta), ids)
-      .reshaped({1, L, cfg.head_dim() / 2, 2});
+  return testing::unified_freqs<T>(cfg, L, 64);
 }
 
 TEST(CudaRealBlock, ModulatedBlock_C3840_L97_T3_T4) {

@@ -18,6 +18,7 @@
 #include <map>
 
 #include "cuda_support.h"
+#include "support/expect_errors.h"
 #include "kernels/embedding.h"
 #include "kernels/flash_attention.h"
 #include "kernels/qwen3_qk_norm_rope.h"
@@ -261,6 +262,8 @@ TEST(Qwen3CudaGoldenLayers, HiddenMinus2UploadsNoLaterLayer) {
     std::printf("  refused: %s\n", e.what());
     EXPECT_NE(std::string(e.what()).find("hidden_states[-1]"), std::string::npos) << e.what();
   }
+  // No index at all is refused as the CPU refuses it (the CPU returned one line, CUDA nothing).
+  EXPECT_THROW_MSG_HAS(model.hidden_states(g.input_ids, g.attention_mask, {}), "no hidden state requested");
 }
 
 // The CUDA encoder as encode_prompts' backend (what `zimage encode|generate --device cuda` use):

@@ -182,6 +182,26 @@ TEST(TransposeBatched, IsExact) {
   }
 }
 
+// More column tiles than gridDim.y holds (65535 x 32 columns): an image's NCHW -> NHWC upload at
+// over 2.1 megapixels (3 x 1456 x 1456 and up), where the kernel strides over the column tiles.
+TEST(TransposeBatched, IsExactPastTheGridsColumnTiles) {
+  ZIMAGE_REQUIRE_CUDA();
+  const int64_t R = 3, L = 65535 * 32 + 77;
+  Tensor<float> x({R, L});
+  for (int64_t i = 0; i < x.numel(); ++i) x[i] = float(i % 251) - 125.0f;  // exact in bf16
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const auto xd = testing::to_device(x, dt);
+    testing::Guarded t(dt, {L, R});
+    gpu::transpose_batched(dt, xd.data(), t.data(), 1, R, L, testing::rt().stream());
+    Tensor<float> tref({L, R});
+    for (int64_t i = 0; i < R; ++i)
+      for (int64_t j = 0; j < L; ++j) tref[j * R + i] = x[i * L + j];
+    testing::expect_exact("transpose " + testing::dtype_tag(dt) + " 3 x " + std::to_string(L),
+                          numerics::compare(t.host(), tref.cast<double>()));
+    t.expect_guards_intact("transpose");
+  }
+}
+
 // The nearest upsampling the kernel documents, written out on the host (NHWC).
 Tensor<float> host_upsample(const Tensor<float>& xh, int up) {
   const int64_t B = xh.dim(0), H = xh.dim(1), W = xh.dim(2), C = xh.dim(3);

@@ -3,6 +3,7 @@
 // with synthetic weights, at a short length and at a ragged one (97, 1025).
 #include "dit/transformer.h"
 #include "support/test_support.h"
+#include "support/unified_freqs.h"
 #include "dit/module_table.h"
 
 namespace zimage {
@@ -24,15 +25,7 @@ class RealSizeT1 : public ::testing::TestWithParam<int64_t> {
   // Positions of a unified sequence: image (33, h, w) on a 32-wide grid, then caption (1 + i, 0, 0).
   template <class T>
   Tensor<T> freqs(int64_t L) const {
-    const auto tables = precompute_freqs_cis<T>(cfg.axes_dims, cfg.axes_lens, cfg.rope_theta);
-    Tensor<int32_t> ids({L, 3});
-    for (int64_t r = 0; r < L; ++r) {
-      const bool image = r < L - 32;
-      ids[r * 3 + 0] = int32_t(image ? 33 : r - (L - 32) + 1);
-      ids[r * 3 + 1] = int32_t(image ? r / 32 : 0);
-      ids[r * 3 + 2] = int32_t(image ? r % 32 : 0);
-    }
-    return rope_embedder(tables, ids).reshaped({1, L, cfg.head_dim() / 2, 2});
+    return testing::unified_freqs<T>(cfg, L, 32);
   }
 };
 

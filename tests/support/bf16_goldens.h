@@ -27,13 +27,7 @@ inline std::string bf16_golden_path(const std::string& case_name) {
 
 // Longest [image, caption] sequence of a batch (both padded to 32): the L of the attention budgets.
 inline int64_t unified_len(const ZImageConfig& cfg, const DitInputs<float>& in) {
-  int64_t L = 0;
-  for (size_t i = 0; i < in.x.size(); ++i) {
-    const auto& s = in.x[i].shape;
-    const int64_t tok = (s[1] / cfg.f_patch_size()) * (s[2] / cfg.patch_size()) * (s[3] / cfg.patch_size());
-    L = std::max(L, padded_caption_len(tok) + padded_caption_len(in.cap_feats[i].dim(0)));
-  }
-  return L;
+  return unified_seq_len(in.x, in.cap_feats, cfg.patch_size(), cfg.f_patch_size());
 }
 
 // The bf16 golden of `fp32` (an opened kind=model golden), or nullopt when the case has none.
