@@ -7,6 +7,7 @@
 #include "bench_shapes.h"
 #include "bench_support.h"
 #include "dit/attention.h"
+#include "dit/config.h"
 #include "dit/feed_forward.h"
 #include "dit/final_layer.h"
 #include "dit/timestep_embedder.h"
@@ -82,7 +83,7 @@ void BM_RmsNorm(benchmark::State& st) {
   const int64_t L = st.range(0) + st.range(1);
   const Tensor<T> x = filled<T>({1, L, C}, 1), w = filled<T>({C}, 2, 0.2);
   const auto t0 = Clock::now();
-  for (auto _ : st) benchmark::DoNotOptimize(rms_norm(x, w, 1e-5).data.data());
+  for (auto _ : st) benchmark::DoNotOptimize(rms_norm(x, w, kDitNormEps).data.data());
   set_counters(st, 4.0 * L * C, sizeof(T) * (2.0 * L * C + C), t0);
 }
 BENCHMARK(BM_RmsNorm<float>)->Apply(seq_args)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -135,7 +136,7 @@ void BM_TransformerBlock(benchmark::State& st) {
   const Tensor<T> x = filled<T>({1, L, C}, 14), f = freqs<T>(L), c = filled<T>({1, A}, 15, 1.0);
   const auto t0 = Clock::now();
   for (auto _ : st)
-    benchmark::DoNotOptimize(transformer_block(x, nullptr, f, &c, w, int(H), 1e-5).data.data());
+    benchmark::DoNotOptimize(transformer_block(x, nullptr, f, &c, w, int(H), kDitNormEps).data.data());
   const double flops = 8.0 * L * C * C + 4.0 * L * L * C + 6.0 * L * C * F + 2.0 * A * 4 * C;
   set_counters(st, flops, sizeof(T) * (4.0 * C * C + 3.0 * C * F + 4.0 * C * A + 10.0 * L * C), t0);
 }

@@ -189,8 +189,8 @@ void run_blocks(Runtime& rt, const DeviceBlock* blocks, size_t n, DType dt, cons
     if (!w.modulation) return nullptr;
     void* m = sc.mod[k % 2].get();
     const int64_t A = w.adaLN_modulation.in;
-    rt.linear(dt, in.adaln, A, w.adaLN_modulation.weight.data(), w.adaLN_modulation.b(), m, 4 * C, B, 4 * C, A,
-              opts.gemm);
+    rt.linear({in.adaln, A, dt}, w.adaLN_modulation.weight.data(), w.adaLN_modulation.b(), {m, 4 * C, dt},
+              {B, 4 * C, A}, opts.gemm);
     return m;
   };
   // Chunk j of a block's modulation rows (absent: none).
@@ -212,7 +212,7 @@ void run_blocks(Runtime& rt, const DeviceBlock* blocks, size_t n, DType dt, cons
     const DeviceBlock& w = blocks[k];
     const int64_t Fk = w.F;
     // h = attention_norm1(x) * (1 + scale_msa) is ready (the previous kernel wrote it).
-    rt.linear(dt, sc.h.get(), C, w.to_qkv.weight.data(), nullptr, qkv, 3 * C, rows, 3 * C, C, opts.gemm);
+    rt.linear({sc.h.get(), C, dt}, w.to_qkv.weight.data(), nullptr, {qkv, 3 * C, dt}, {rows, 3 * C, C}, opts.gemm);
     {
       const ProfileScope scope = part(StepProfile::kQkNormRope);
       qk_norm_rope(qkv_rows, qkv_rows.from_col(C), w.norm_q.empty() ? nullptr : w.norm_q.data(),
@@ -223,19 +223,20 @@ void run_blocks(Runtime& rt, const DeviceBlock* blocks, size_t n, DType dt, cons
       flash_attention(qkv_rows, qkv_rows.from_col(C), qkv_rows.from_col(2 * C), in.mask, o, {B, L, H, D}, s,
                       opts.attention, in.seqlens);
     }
-    rt.linear(dt, sc.o.get(), C, w.to_out.weight.data(), w.to_out.b(), sc.a.get(), C, rows, C, C, opts.gemm);
+    rt.linear({sc.o.get(), C, dt}, w.to_out.weight.data(), w.to_out.b(), {sc.a.get(), C, dt}, {rows, C, C}, opts.gemm);
     // x += tanh(gate_msa) attention_norm2(a); h = ffn_norm1(x) * (1 + scale_mlp)
     {
       const ProfileScope scope = part(StepProfile::kNorms);
       gated_residual_rms_norm(xr, a, {w.attention_norm2.data(), chunk(mod, 1), norm_eps},
                               {w.ffn_norm1.data(), chunk(mod, 2), norm_eps}, h, shape, s);
     }
-    rt.linear(dt, sc.h.get(), C, w.w13.weight.data(), nullptr, sc.h13.get(), 2 * Fk, rows, 2 * Fk, C, opts.gemm);
+    rt.linear({sc.h.get(), C, dt}, w.w13.weight.data(), nullptr, {sc.h13.get(), 2 * Fk, dt}, {rows, 2 * Fk, C},
+              opts.gemm);
     {
       const ProfileScope scope = part(StepProfile::kSwiglu);
       swiglu(dt, sc.h13.get(), rows, Fk, sc.g.get(), s);
     }
-    rt.linear(dt, sc.g.get(), Fk, w.w2.weight.data(), w.w2.b(), sc.a.get(), C, rows, C, Fk, opts.gemm);
+    rt.linear({sc.g.get(), Fk, dt}, w.w2.weight.data(), w.w2.b(), {sc.a.get(), C, dt}, {rows, C, Fk}, opts.gemm);
     const RowNorm ffn_post{w.ffn_norm2.data(), chunk(mod, 3), norm_eps};
     if (k + 1 == n) {
       const ProfileScope scope = part(StepProfile::kNorms);
@@ -380,11 +381,11 @@ const DeviceTensor& CudaModel::timestep_embedder(const Tensor<float>& t_in) {
   DeviceTensor emb(dt, {B, t_mlp0_.in}, s), mid(dt, {B, t_mlp0_.out}, s);
   DeviceTensor& adaln = adaln_;
   shape_into(adaln, dt, {B, A});
-  timestep_embedding(dt, t_dev.buf.as<const float>(), B, t_mlp0_.in, 10000.0, emb.data(), s);
-  rt.linear(dt, emb.data(), t_mlp0_.in, t_mlp0_.weight.data(), t_mlp0_.b(), mid.data(), t_mlp0_.out, B, t_mlp0_.out,
-            t_mlp0_.in, opts_.gemm);
+  timestep_embedding(dt, t_dev.buf.as<const float>(), B, t_mlp0_.in, kTimestepMaxPeriod, emb.data(), s);
+  rt.linear({emb.data(), t_mlp0_.in, dt}, t_mlp0_.weight.data(), t_mlp0_.b(), {mid.data(), t_mlp0_.out, dt},
+            {B, t_mlp0_.out, t_mlp0_.in}, opts_.gemm);
   silu(dt, mid.data(), mid.data(), mid.numel(), s);
-  rt.linear(dt, mid.data(), t_mlp2_.in, t_mlp2_.weight.data(), t_mlp2_.b(), adaln.data(), A, B, A, t_mlp2_.in,
+  rt.linear({mid.data(), t_mlp2_.in, dt}, t_mlp2_.weight.data(), t_mlp2_.b(), {adaln.data(), A, dt}, {B, A, t_mlp2_.in},
             opts_.gemm);
   return adaln;
 }
@@ -458,7 +459,8 @@ void CudaModel::embed_image(const DitInputs<float>& in, const std::vector<Padded
     upload_into_async(x, dt, image_dev.get(), rt.pinned(), rt.staging(), s);
     reserve(tokens_dev, n * P, dt);
     patchify_image(dt, image_dev.get(), x.dim(0), x.dim(1), x.dim(2), x.dim(3), p, pf, n, tokens_dev.get(), s);
-    rt.linear(dt, tokens_dev.get(), P, x_embedder_.weight.data(), x_embedder_.b(), dst, C, n, C, P, opts_.gemm);
+    rt.linear({tokens_dev.get(), P, dt}, x_embedder_.weight.data(), x_embedder_.b(), {dst, C, dt}, {n, C, P},
+              opts_.gemm);
   };
   embed_stream(rt, dt, C, cfg_.head_dim(), ids, x_pad_token_, rope_buf_, rope_axes_, rope_generation_, rows, out);
 }
@@ -481,7 +483,8 @@ void CudaModel::embed_caption(const DitInputs<float>& in, const std::vector<Padd
     upload_into_async(padded, dt, cap_in.get(), rt.pinned(), rt.staging(), s);
     rms_norm_modulate({cap_in.get(), capdim, dt}, cap_norm_.data(), {}, {n, n, capdim}, cfg_.norm_eps,
                       {cap_norm.get(), capdim, dt}, s);
-    rt.linear(dt, cap_norm.get(), capdim, cap_linear_.weight.data(), cap_linear_.b(), dst, C, n, C, capdim, opts_.gemm);
+    rt.linear({cap_norm.get(), capdim, dt}, cap_linear_.weight.data(), cap_linear_.b(), {dst, C, dt}, {n, C, capdim},
+              opts_.gemm);
   };
   embed_stream(rt, dt, C, cfg_.head_dim(), ids, cap_pad_token_, rope_buf_, rope_axes_, rope_generation_, rows, out);
 }
@@ -533,9 +536,11 @@ std::vector<Tensor<float>> CudaModel::final_layer(const Stream& u, const DeviceT
   const int64_t B = int64_t(u.lens.size()), C = cfg_.dim, P = cfg_.patch_dim(), A = t_mlp2_.out, Lu = u.L;
   DeviceTensor sa(dt, {B, A}, s), scale(dt, {B, C}, s), hn(dt, {B, Lu, C}, s), out(dt, {B, Lu, P}, s);
   silu(dt, adaln.data(), sa.data(), B * A, s);
-  rt.linear(dt, sa.data(), A, final_adaln_.weight.data(), final_adaln_.b(), scale.data(), C, B, C, A, opts_.gemm);
-  final_layer_norm(dt, u.feats.data(), scale.data(), B * Lu, Lu, C, kFinalNormEps, hn.data(), s);
-  rt.linear(dt, hn.data(), C, final_linear_.weight.data(), final_linear_.b(), out.data(), P, B * Lu, P, C, opts_.gemm);
+  rt.linear({sa.data(), A, dt}, final_adaln_.weight.data(), final_adaln_.b(), {scale.data(), C, dt}, {B, C, A},
+            opts_.gemm);
+  final_layer_norm({u.feats.data(), C, dt}, {scale.data(), C, dt}, {B * Lu, Lu, C}, kFinalNormEps, {hn.data(), C, dt}, s);
+  rt.linear({hn.data(), C, dt}, final_linear_.weight.data(), final_linear_.b(), {out.data(), P, dt}, {B * Lu, P, C},
+            opts_.gemm);
   // Every item's image into one fp32 buffer, one copy into pinned memory, the step's one wait.
   int64_t total = 0;
   for (const auto& x : in.x) total += x.numel();

@@ -167,8 +167,13 @@ Runtime::GemmAlgoCounts Runtime::gemm_algo_counts() const {
 
 void Runtime::sync() const { ZIMAGE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
-void Runtime::linear(DType dt, const void* x, int64_t ldx, const void* w, const void* bias, void* y, int64_t ldy,
-                     int64_t N, int64_t M, int64_t K, const GemmOptions& opts) {
+void Runtime::linear(ConstDevRows xv, const void* w, const void* bias, DevRows yv, GemmShape shape,
+                     const GemmOptions& opts) {
+  const DType dt = xv.dt;
+  check_view_dtype("linear", "y", yv.dt, dt);
+  const void* x = xv.data;
+  void* y = yv.data;
+  const int64_t ldx = xv.ld, ldy = yv.ld, N = shape.N, M = shape.M, K = shape.K;
   if (N == 0 || M == 0) return;
   ZIMAGE_CHECK(K > 0 && ldx >= K && ldy >= M, "linear (cuBLASLt): bad shape N " + std::to_string(N) + " M " +
                                                   std::to_string(M) + " K " + std::to_string(K));

@@ -35,6 +35,11 @@
 
 namespace zimage::gpu {
 
+// y [N, M] = x [N, K] . W [M, K]^T: the sizes of one Runtime::linear.
+struct GemmShape {
+  int64_t N = 0, M = 0, K = 0;
+};
+
 enum class GemmAlgo { automatic, heuristic, timed };
 const char* gemm_algo_name(GemmAlgo a);  // "auto", "heuristic", "timed"
 // Throws one line naming `what` and the accepted names for an unknown name.
@@ -77,9 +82,11 @@ class Runtime {
   // The per-step breakdown (step_profile.h): off unless enabled.
   StepProfile& profile() { return profile_; }
 
-  // y = x W^T (+ bias); see the header comment.
-  void linear(DType dt, const void* x, int64_t ldx, const void* w, const void* bias, void* y, int64_t ldy, int64_t N,
-              int64_t M, int64_t K, const GemmOptions& opts = {});
+  // y = x W^T (+ bias); see the header comment. x: N rows of K values (row stride x.ld), y: N rows
+  // of M values (row stride y.ld), both in the GEMM's dtype (x.dt); w: [M, K] contiguous and bias
+  // [M] or nullptr, in that dtype too.
+  void linear(ConstDevRows x, const void* w, const void* bias, DevRows y, GemmShape shape,
+              const GemmOptions& opts = {});
 
   // The algorithm cache (tests, benchmarks): keys held; for `timed`, the keys chosen that way (timed
   // when the heuristic offered more than one candidate), the candidates run, and the keys that kept

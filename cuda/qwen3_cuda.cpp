@@ -93,19 +93,22 @@ void run_qwen3_layer(Runtime& rt, const DeviceQwen3Layer& w, const Qwen3Config& 
   const RowShape shape{N, L, C};
   // h = x + self_attn(input_layernorm(x))
   rms_norm_modulate(xr, w.input_layernorm.data(), {}, shape, eps, n, s);
-  rt.linear(dt, sc.n.get(), C, w.qkv.weight.data(), w.qkv.b(), sc.qkv.get(), Q, N, Q, C, opts.gemm);
+  rt.linear({sc.n.get(), C, dt}, w.qkv.weight.data(), w.qkv.b(), {sc.qkv.get(), Q, dt}, {N, Q, C}, opts.gemm);
   // The fused qkv rows [N, Q = (H + 2G) D]: q at column 0, k at H D, v at (H + G) D.
   const DevRows q{sc.qkv.get(), Q, dt}, k = q.from_col(H * D), v = q.from_col((H + G) * D);
   qwen3_qk_norm_rope(q, k, w.q_norm.data(), w.k_norm.data(), cos_sin, B, L, H, G, D, eps, s);
   flash_attention(q, k, v, mask, {sc.o.get(), H * D, dt}, {B, L, H, D}, s, opts.attention, nullptr,
                   qwen3_attention_variant(cfg));
-  rt.linear(dt, sc.o.get(), H * D, w.o_proj.weight.data(), w.o_proj.b(), sc.branch.get(), C, N, C, H * D, opts.gemm);
+  rt.linear({sc.o.get(), H * D, dt}, w.o_proj.weight.data(), w.o_proj.b(), {sc.branch.get(), C, dt}, {N, C, H * D},
+            opts.gemm);
   residual_add(dt, x, sc.branch.get(), N * C, s);
   // out = h + mlp(post_attention_layernorm(h))
   rms_norm_modulate(xr, w.post_attention_layernorm.data(), {}, shape, eps, n, s);
-  rt.linear(dt, sc.n.get(), C, w.gate_up.weight.data(), w.gate_up.b(), sc.h13.get(), 2 * F, N, 2 * F, C, opts.gemm);
+  rt.linear({sc.n.get(), C, dt}, w.gate_up.weight.data(), w.gate_up.b(), {sc.h13.get(), 2 * F, dt}, {N, 2 * F, C},
+            opts.gemm);
   swiglu(dt, sc.h13.get(), N, F, sc.g.get(), s);
-  rt.linear(dt, sc.g.get(), F, w.down_proj.weight.data(), w.down_proj.b(), sc.branch.get(), C, N, C, F, opts.gemm);
+  rt.linear({sc.g.get(), F, dt}, w.down_proj.weight.data(), w.down_proj.b(), {sc.branch.get(), C, dt}, {N, C, F},
+            opts.gemm);
   residual_add(dt, x, sc.branch.get(), N * C, s);
 }
 

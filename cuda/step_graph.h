@@ -1,5 +1,5 @@
-// CUDA graphs of the DiT step's blocks (issue 16 item 2: "the blocks captured in a CUDA graph and
-// replayed"). CudaModel::forward queues the refiners, unify and the main layers (about 400 kernels
+// CUDA graphs of the DiT step's blocks (docs/cuda.md, "Verification status": the blocks captured in
+// a CUDA graph and replayed). CudaModel::forward queues the refiners, unify and the main layers (about 400 kernels
 // and GEMMs at the Turbo config) without any host synchronization; StepGraphs captures that
 // sequence once per key and replays it, so each later step costs one cudaGraphLaunch instead of
 // hundreds of launches. The work is the same kernels with the same arguments: a replay is bitwise
@@ -51,7 +51,7 @@ struct GraphKey {
 };
 
 // Device data that depends on the step's shapes only (the RoPE tables, the gathered freqs, the key
-// masks: issue 16 item 2, "built once per shape"): rebuilt when the key that made it changes.
+// masks: built once per shape, docs/cuda.md "Verification status"): rebuilt when the key that made it changes.
 class ShapeMemo {
  public:
   bool holds(const GraphKey& key) const { return valid_ && key == key_; }

@@ -1,4 +1,4 @@
-// The per-step breakdown (issue 16 item 3): CUDA events around every GEMM and every attention call
+// The per-step breakdown (docs/cuda.md, "CUDA benchmarks"): CUDA events around every GEMM and every attention call
 // of a forward, summed per part after the step's final synchronization. Off by default (no events,
 // no cost); the benchmark's breakdown row turns it on for its own steps only, so the timed rows
 // are never perturbed by the events.

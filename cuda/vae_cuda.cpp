@@ -210,8 +210,8 @@ DeviceTensor conv2d_nhwc(VaeRun& r, const DeviceConv& w, const DeviceTensor& x, 
   if (pointwise) {
     for (int64_t q0 = 0; q0 < Q; q0 += kGemmRowsMax) {
       const int64_t P = std::min(kGemmRowsMax, Q - q0);
-      r.rt.linear(r.dt, offset(x.data(), q0 * w.cin, r.dt), w.cin, w.weight.data(), bias,
-                  offset(out.data(), q0 * w.cout, r.dt), w.cout, P, w.cout, w.cin, r.gemm);
+      r.rt.linear({offset(x.data(), q0 * w.cin, r.dt), w.cin, r.dt}, w.weight.data(), bias,
+                  {offset(out.data(), q0 * w.cout, r.dt), w.cout, r.dt}, {P, w.cout, w.cin}, r.gemm);
     }
     return out;
   }
@@ -221,8 +221,8 @@ DeviceTensor conv2d_nhwc(VaeRun& r, const DeviceConv& w, const DeviceTensor& x, 
   for (int64_t q0 = 0; q0 < Q; q0 += band) {
     const int64_t P = std::min(band, Q - q0);
     im2col_nhwc(r.dt, x.data(), B, H, W, w.cin, g, q0, P, r.col.get(), s);
-    r.rt.linear(r.dt, r.col.get(), K, w.weight.data(), bias, offset(out.data(), q0 * w.cout, r.dt), w.cout, P, w.cout,
-                K, r.gemm);
+    r.rt.linear({r.col.get(), K, r.dt}, w.weight.data(), bias, {offset(out.data(), q0 * w.cout, r.dt), w.cout, r.dt},
+                {P, w.cout, K}, r.gemm);
   }
   return out;
 }
@@ -263,7 +263,7 @@ DeviceTensor vae_attention_nhwc(VaeRun& r, const DeviceVaeAttention& w, const De
   DeviceTensor proj(dt, {N, C}, s);
   for (auto [lin, buf] : {std::pair{&w.to_q, &r.q}, std::pair{&w.to_k, &r.k}, std::pair{&w.to_v, &r.v}}) {
     buf->reserve(size_t(N * C) * sizeof(float));
-    r.rt.linear(dt, h.data(), C, lin->weight.data(), lin->b(), proj.data(), C, N, C, C, r.gemm);
+    r.rt.linear({h.data(), C, dt}, lin->weight.data(), lin->b(), {proj.data(), C, dt}, {N, C, C}, r.gemm);
     convert_to_f32(dt, proj.data(), buf->as<float>(), N * C, s);
   }
   r.o.reserve(size_t(N * C) * sizeof(float));
@@ -276,16 +276,17 @@ DeviceTensor vae_attention_nhwc(VaeRun& r, const DeviceVaeAttention& w, const De
     for (int64_t i0 = 0; i0 < L; i0 += kQueryBlock) {
       const int64_t R = std::min(kQueryBlock, L - i0);
       // S = q k^T [R, L]: x = the block's q rows, W = k [L, C].
-      r.rt.linear(f32, r.q.as<float>() + (b * L + i0) * C, C, r.k.as<float>() + b * L * C, nullptr, r.scores.get(), L,
-                  R, L, C, r.gemm);
+      r.rt.linear({r.q.as<float>() + (b * L + i0) * C, C, f32}, r.k.as<float>() + b * L * C, nullptr,
+                  {r.scores.get(), L, f32}, {R, L, C}, r.gemm);
       softmax_rows({r.scores.get(), L, f32}, R, L, scale, s);
       // O = P V [R, C]: x = P, W = V^T [C, L].
-      r.rt.linear(f32, r.scores.get(), L, r.vt.get(), nullptr, r.o.as<float>() + (b * L + i0) * C, C, R, C, L, r.gemm);
+      r.rt.linear({r.scores.get(), L, f32}, r.vt.get(), nullptr, {r.o.as<float>() + (b * L + i0) * C, C, f32},
+                  {R, C, L}, r.gemm);
     }
   }
   convert_from_f32(dt, r.o.as<float>(), proj.data(), N * C, s);  // O rounded to storage once
   DeviceTensor out(dt, x.shape, s);
-  r.rt.linear(dt, proj.data(), C, w.to_out.weight.data(), w.to_out.b(), out.data(), C, N, C, C, r.gemm);
+  r.rt.linear({proj.data(), C, dt}, w.to_out.weight.data(), w.to_out.b(), {out.data(), C, dt}, {N, C, C}, r.gemm);
   residual_add(dt, out.data(), x.data(), out.numel(), s);
   return out;
 }
@@ -496,7 +497,7 @@ std::optional<Tensor<float>> run_vae_module_cuda(const VaeGolden& g, const std::
     const DeviceTensor xd = up(x, dt, rt);
     const int64_t N = x.numel() / d.in;
     DeviceTensor y(dt, {N, d.out}, rt.stream());
-    rt.linear(dt, xd.data(), d.in, d.weight.data(), d.b(), y.data(), d.out, N, d.out, d.in, opts.gemm);
+    rt.linear({xd.data(), d.in, dt}, d.weight.data(), d.b(), {y.data(), d.out, dt}, {N, d.out, d.in}, opts.gemm);
     Tensor<float> out = download(y, rt.staging(), rt.stream());
     Shape shape = x.shape;
     shape.back() = d.out;

@@ -29,7 +29,7 @@
 #                    tools/gpu_peers/peer_sdpa.py (torch's fp32 SDPA error against fp64) and
 #                    tools/gpu_peers/peer_diffusers.py (diffusers' DiT step, eager and
 #                    torch.compile; needs .gpu-stage/diffusers-src.tar.xz, else skipped).
-#         --pipeline (< 7 min) issue 17's figures: test_cuda_generate, test_cuda_qwen3 and
+#         --pipeline (< 7 min) the whole image's figures: test_cuda_generate, test_cuda_qwen3 and
 #                    test_cuda_vae, then the whole-image rows of zimage_bench_cuda (BM_CudaImage*:
 #                    prompt to PNG at 1024x1024 in 8 steps with the weights resident, and the peak
 #                    device memory of the zimage generate --device cuda flow) and the VAE's conv

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Writes docs/perf/cuda_h200.json (issue 16's record) from one tools/gpu-check.sh run's output
+"""Writes docs/perf/cuda_h200.json (the DiT step's record, docs/cuda.md) from one tools/gpu-check.sh run's output
 folder (summary.json, bench-cuda.json, peers.jsonl): commit, machine, the DiT step at caption
 128 / 512 (the dispatcher's choice and the mma kernel forced), its FLOP-count bound, the per-step
 breakdown, diffusers' step from the same run (null where the run did not measure it), each
-attention version's rate at 4096 + 32 tokens (batch 1, no mask), and (issue 17, from a --pipeline
+attention version's rate at 4096 + 32 tokens (batch 1, no mask), and (the whole image, from a --pipeline
 run) the whole image at 1024x1024 in 8 steps with its breakdown, the peak device memory of the
 zimage generate --device cuda flow, and diffusers' ZImagePipeline from the same run.
 
@@ -100,7 +100,7 @@ def main():
     rec["diffusers_compile_ms_cap128"] = peer("torch.compile", 128)
     rec["diffusers_eager_ms_cap512"] = peer("eager", 512)
 
-    # Issue 17: the whole image (tools/gpu-check.sh run --pipeline).
+    # The whole image (tools/gpu-check.sh run --pipeline).
     _, ri = ms("BM_CudaImage_bf16/1024x1024/steps:8/", "image 1024x1024, 8 steps")
     rec["image_s_1024_8steps"] = round(ri["image_s"], 4) if ri else None
     rec["image_breakdown_ms"] = (

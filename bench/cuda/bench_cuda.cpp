@@ -99,7 +99,7 @@ void linear_bench(benchmark::State& st, DType dt, int64_t N, int64_t K, int64_t 
     st.SkipWithError((std::string("error: ") + e.what()).c_str());
     return;
   }
-  auto op = [&] { rt.linear(dt, f->x.data(), K, f->w.data(), nullptr, f->y.data(), M, N, M, K, opts); };
+  auto op = [&] { rt.linear({f->x.data(), K, dt}, f->w.data(), nullptr, {f->y.data(), M, dt}, {N, M, K}, opts); };
   const Verdict& v = verdict(key + " " + gpu::gemm_algo_name(algo), [&] {
     poison(f->y, rt.stream());
     op();
@@ -618,7 +618,9 @@ double gemm_peak(DType dt, const std::vector<int64_t>& sizes) {
   for (int64_t n : sizes) {
     const gpu::DeviceTensor x = gpu::upload(uniform({n, n}, 109, 1.0), dt, rt.staging(), rt.stream());
     const gpu::DeviceTensor y(dt, {n, n});
-    const double s = best_seconds(rt.stream(), 5, [&] { rt.linear(dt, x.data(), n, x.data(), nullptr, y.data(), n, n, n, n); });
+    const double s = best_seconds(rt.stream(), 5, [&] {
+      rt.linear({x.data(), n, dt}, x.data(), nullptr, {y.data(), n, dt}, {n, n, n});
+    });
     best = std::max(best, 2.0 * double(n) * double(n) * double(n) / s);
   }
   return best;

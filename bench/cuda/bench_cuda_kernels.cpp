@@ -211,7 +211,7 @@ Tensor<double> gated_residual_twin(DType dt) {
   Tensor<double> ref = row_x(dt).cast<double>();
   Tensor<double> g = mod_chunk(row_mod(dt), 3).cast<double>();
   for (auto& v : g.data) v = std::tanh(v);
-  add_gated(ref, &g, rms_norm(row_y(dt).cast<double>(), row_w(dt).cast<double>(), 1e-5));
+  add_gated(ref, &g, rms_norm(row_y(dt).cast<double>(), row_w(dt).cast<double>(), kDitNormEps));
   return ref;
 }
 std::vector<numerics::Op> gated_residual_ops() {
@@ -238,13 +238,13 @@ void BM_CudaRmsNormModulate(benchmark::State& st) {
   auto op = [&] {
     const gpu::ConstDevRows scale =
         modulated ? gpu::ConstDevRows(f->mod.data(), 4 * kC, dt).from_col(2 * kC) : gpu::ConstDevRows();
-    gpu::rms_norm_modulate({f->x.data(), kC, dt}, f->w.data(), scale, {kL, kL, kC}, 1e-5, {f->out.data(), kC, dt},
+    gpu::rms_norm_modulate({f->x.data(), kC, dt}, f->w.data(), scale, {kL, kL, kC}, kDitNormEps, {f->out.data(), kC, dt},
                            rt.stream());
   };
   validate_and_time(st, key, dt, [] {}, op, [&] {
     poison(f->out, rt.stream());
     op();
-    Tensor<double> ref = rms_norm(row_x(dt).cast<double>(), row_w(dt).cast<double>(), 1e-5);
+    Tensor<double> ref = rms_norm(row_x(dt).cast<double>(), row_w(dt).cast<double>(), kDitNormEps);
     std::vector<numerics::Op> ops{op_rms(double(kC))};
     if (modulated) {
       mul_rows(ref, one_plus(mod_chunk(row_mod(dt), 2)));
@@ -269,7 +269,7 @@ void BM_CudaGatedResidual(benchmark::State& st) {
   auto prepare = [&] { copy_d2d(f->x, f->x0); };
   auto op = [&] {
     gpu::gated_residual({f->x.data(), kC, dt}, {f->y.data(), kC, dt}, f->w.data(),
-                        gpu::ConstDevRows(f->mod.data(), 4 * kC, dt).from_col(3 * kC), {kL, kL, kC}, 1e-5, rt.stream());
+                        gpu::ConstDevRows(f->mod.data(), 4 * kC, dt).from_col(3 * kC), {kL, kL, kC}, kDitNormEps, rt.stream());
   };
   validate_and_time(st, key, dt, prepare, op, [&] {
     prepare();
@@ -295,8 +295,8 @@ void BM_CudaGatedResidualRmsNorm(benchmark::State& st) {
   auto prepare = [&] { copy_d2d(f->x, f->x0); };
   auto op = [&] {
     const gpu::ConstDevRows mods(f->mod.data(), 4 * kC, dt);
-    gpu::gated_residual_rms_norm({f->x.data(), kC, dt}, {f->y.data(), kC, dt}, {f->w.data(), mods.from_col(3 * kC), 1e-5},
-                                 {f->w.data(), mods.from_col(0), 1e-5}, {f->out.data(), kC, dt}, {kL, kL, kC},
+    gpu::gated_residual_rms_norm({f->x.data(), kC, dt}, {f->y.data(), kC, dt}, {f->w.data(), mods.from_col(3 * kC), kDitNormEps},
+                                 {f->w.data(), mods.from_col(0), kDitNormEps}, {f->out.data(), kC, dt}, {kL, kL, kC},
                                  rt.stream());
   };
   validate_and_time(st, key, dt, prepare, op, [&] {
@@ -304,7 +304,7 @@ void BM_CudaGatedResidualRmsNorm(benchmark::State& st) {
     poison(f->out, rt.stream());
     op();
     const Tensor<double> x_ref = gated_residual_twin(dt);
-    Tensor<double> h_ref = rms_norm(x_ref, row_w(dt).cast<double>(), 1e-5);
+    Tensor<double> h_ref = rms_norm(x_ref, row_w(dt).cast<double>(), kDitNormEps);
     mul_rows(h_ref, one_plus(mod_chunk(row_mod(dt), 0)));
     const std::vector<numerics::Op> x_ops = gated_residual_ops();
     std::vector<numerics::Op> h_ops = x_ops;
@@ -333,11 +333,12 @@ void BM_CudaFinalLayerNorm(benchmark::State& st) {
     return p;
   });
   if (!f) return;
-  auto op = [&] { gpu::final_layer_norm(dt, f->x.data(), f->mod.data(), kL, kL, kC, 1e-6, f->out.data(), rt.stream()); };
+  auto op = [&] { gpu::final_layer_norm({f->x.data(), kC, dt}, {f->mod.data(), kC, dt}, {kL, kL, kC}, kFinalNormEps,
+                                          {f->out.data(), kC, dt}, rt.stream()); };
   validate_and_time(st, key, dt, [] {}, op, [&] {
     poison(f->out, rt.stream());
     op();
-    Tensor<double> ref = layer_norm(row_x(dt).cast<double>(), 1e-6);
+    Tensor<double> ref = layer_norm(row_x(dt).cast<double>(), kFinalNormEps);
     mul_rows(ref, one_plus(mod_chunk(row_mod(dt), 1)));
     return within_budget(key, dt, download(f->out), ref,
                          {{"layer_norm", 3, 2.0 * double(kC), true}, op_elem("scale")});
@@ -500,7 +501,7 @@ void BM_CudaTimestepEmbedding(benchmark::State& st) {
   });
   if (!f) return;
   auto op = [&] {
-    gpu::timestep_embedding(dt, static_cast<const float*>(f->a.data()), B, dim, 10000.0, f->out.data(), rt.stream());
+    gpu::timestep_embedding(dt, static_cast<const float*>(f->a.data()), B, dim, kTimestepMaxPeriod, f->out.data(), rt.stream());
   };
   validate_and_time(st, key, dt, [] {}, op, [&] {
     poison(f->out, rt.stream());
@@ -690,7 +691,7 @@ void BM_CudaQkNormRope(benchmark::State& st) {
   auto op = [&] {
     const gpu::DevRows q{f->qkv.data(), 3 * kC, dt};
     gpu::qk_norm_rope(q, q.from_col(kC), f->nq.data(), f->nk.data(), static_cast<const float*>(f->freqs.data()), kL, kH,
-                      kD, 1e-5, rt.stream());
+                      kD, kQkNormEps, rt.stream());
   };
   validate_and_time(st, key, dt, prepare, op, [&] {
     prepare();
@@ -704,7 +705,7 @@ void BM_CudaQkNormRope(benchmark::State& st) {
     for (int part = 0; part < 2; ++part) {
       const Shape heads{1, kL, kH, kD};
       Tensor<double> ref = rms_norm(columns(qkv, 3 * kC, part * kC, kC, heads).cast<double>(),
-                                    qk_weight(dt, part ? 233 : 232, kD).cast<double>(), 1e-5);
+                                    qk_weight(dt, part ? 233 : 232, kD).cast<double>(), kQkNormEps);
       apply_rotary_emb(ref, fd);
       const Verdict v = within_budget(key + (part ? " k" : " q"), dt, columns(got, 3 * kC, part * kC, kC, heads), ref, ops);
       if (part == 0 || !v.ok || v.used > worst.used) worst = v;

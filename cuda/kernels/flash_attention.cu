@@ -20,7 +20,7 @@ constexpr int kThreads = 128;
 //   p_j   = expf(s_j - m');  tile_l = p_0 + p_1 + ... (left to right); tile_o[d] = fma chain of p_j v_j[d]
 //   l     = fma(l, alpha, tile_l);  o[d] = fma(o[d], alpha, tile_o[d])
 // Summing a tile locally before it meets the running sums keeps every addend within 32 keys of the
-// sum it joins (the key-by-key chain lost the terms below half an ulp of l at L ~ 4k: issue 15).
+// sum it joins (the key-by-key chain lost the terms below half an ulp of l at L ~ 4k: docs/attention.md).
 // Variants (AttentionVariant): group = H / G query heads per K/V head (1: plain); causal: keys past
 // the query are invalid like masked ones, and a block stops at the tile holding its last query
 // (the tiles after it are invalid for every row, so skipping them changes no bit); zero_empty: a

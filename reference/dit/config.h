@@ -11,6 +11,8 @@
 namespace zimage {
 
 constexpr int ADALN_EMBED_DIM = 256;  // Ref: transformer_z_image.py ADALN_EMBED_DIM
+// Z-Image-Turbo's config.json norm_eps: every RMSNorm of the blocks and cap_embedder.0.
+inline constexpr double kDitNormEps = 1e-5;
 constexpr int SEQ_MULTI_OF = 32;      // Ref: transformer_z_image.py SEQ_MULTI_OF
 // n rounded up to a multiple of SEQ_MULTI_OF: the padded length of an image or caption stream.
 constexpr int64_t pad_to_seq_multiple(int64_t n) { return n + (SEQ_MULTI_OF - n % SEQ_MULTI_OF) % SEQ_MULTI_OF; }
@@ -26,7 +28,7 @@ struct ZImageConfig {
   int n_refiner_layers = 2;
   int n_heads = 30;
   int n_kv_heads = 30;
-  double norm_eps = 1e-5;
+  double norm_eps = kDitNormEps;
   bool qk_norm = true;
   int cap_feat_dim = 2560;
   double rope_theta = 256.0;

@@ -1,4 +1,4 @@
-// The DiT-side research knobs (issue 19, docs/experiments.md): what happens to
+// The DiT-side research knobs (docs/experiments.md): what happens to
 // prompt embeddings longer than the DiT accepts (long-prompt modes) and to
 // caption positions past the RoPE table (RoPE scaling). Every definition here
 // is written out in docs/experiments.md; the defaults (None) change nothing.

@@ -20,7 +20,7 @@ struct TimestepEmbedderW {
 // argument moves cos by ~6e-5: treating it as "exact" in the fp64 path would
 // compare two different functions. See docs/timestep.md.
 template <class T>
-Tensor<T> timestep_embedding(const Tensor<T>& t, int dim, double max_period = 10000.0) {
+Tensor<T> timestep_embedding(const Tensor<T>& t, int dim, double max_period = kTimestepMaxPeriod) {
   const int half = dim / 2;
   const int64_t B = t.numel();
   Tensor<T> emb({B, int64_t(dim)});

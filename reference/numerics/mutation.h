@@ -33,13 +33,13 @@ enum class Mutation {
   NoAttentionScale,         // softmax(q k^T) without 1/sqrt(D)
   RmsNormEps1e6,            // RMSNorm eps 1e-6 instead of the config's 1e-5
   TimestepSinFirst,         // sinusoidal embedding as [sin, cos]
-  // Pipeline, scheduler and VAE (issue 4).
+  // Pipeline, scheduler and VAE.
   SigmasTimestepsOutOfStep, // timestep i paired with sigma i+1 (shifted by one step)
   NoOutputNegation,         // transformer output used as v without the pipeline's minus sign
   GroupNormUnbiased,        // GroupNorm variance divided by N-1 instead of N
   NoPostQuantConv,          // post_quant_conv skipped although the config has one
   WrongLatentScale,         // decode with latents * scaling_factor - shift (inverted)
-  // Text encoder (issue 5).
+  // Text encoder.
   TextHiddenLayerLast,      // hidden_states[-1] (after the final norm) taken where -2 was asked for
   TextNoCausalMask,         // Qwen3 attention without the causal mask (padding mask only)
   TextRopeInterleaved,      // Qwen3 RoPE on interleaved pairs (x[2k], x[2k+1]) instead of rotate_half

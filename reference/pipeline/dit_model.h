@@ -1,7 +1,7 @@
 // The transformer as the denoising loop calls it: one interface for every way
 // the weights can be held. On the CPU: in memory as T, streamed block by block
 // from the checkpoint, or held as bf16 and widened per block (bitwise the same
-// forwards). The CUDA model implements the same interface (issue 17).
+// forwards). The CUDA model implements the same interface (docs/cuda.md, "The pipeline on the GPU").
 // Ref: diffusers/pipelines/z_image/pipeline_z_image.py ZImagePipeline.__call__
 //      (self.transformer(latent_model_input, timestep_model_input, prompt_embeds_model_input))
 #pragma once

@@ -174,7 +174,7 @@ TEST_P(FlashAttention, AgainstSdpa) {
 INSTANTIATE_TEST_SUITE_P(Cuda, FlashAttention, ::testing::ValuesIn(attn_cases()),
                          [](const auto& i) { return attn_name(i.param); });
 
-// ---------------------------------------------------------------- fp32 peer rule (issue 15)
+// ---------------------------------------------------------------- fp32 peer rule (docs/attention.md)
 
 // The fp32 peer (the FlashAttention rule applied to fp32): torch's own fp32 SDPA error against its
 // fp64 SDPA, recorded on the CPU at these shapes (golden/sdpa_fp32_peer.safetensors,

@@ -40,7 +40,8 @@ Tensor<float> run_linear(DType dt, const Tensor<float>& x, int64_t ldx, const Li
   gpu::DeviceTensor bd;
   if (w.has_bias()) bd = testing::to_device(w.bias, dt);
   testing::Guarded out(dt, {N, M});
-  testing::rt().linear(dt, xd.data(), ldx, wd.data(), w.has_bias() ? bd.data() : nullptr, out.data(), M, N, M, K, opts);
+  testing::rt().linear({xd.data(), ldx, dt}, wd.data(), w.has_bias() ? bd.data() : nullptr, {out.data(), M, dt},
+                       {N, M, K}, opts);
   out.expect_guards_intact(what);
   return out.host();
 }

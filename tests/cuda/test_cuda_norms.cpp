@@ -92,11 +92,11 @@ TEST_P(RmsNormModulate, AgainstReference) {
     testing::Guarded out(dt, {B, L, C});
     // scale_mlp: chunk 2 of [B, 4C], read with row stride 4C
     const gpu::ConstDevRows scale = modulated ? gpu::ConstDevRows(md.data(), 4 * C, dt).from_col(2 * C) : gpu::ConstDevRows();
-    gpu::rms_norm_modulate({xd.data(), C, dt}, wd.data(), scale, {B * L, L, C}, 1e-5, {out.data(), C, dt},
+    gpu::rms_norm_modulate({xd.data(), C, dt}, wd.data(), scale, {B * L, L, C}, kDitNormEps, {out.data(), C, dt},
                            testing::rt().stream());
     const Tensor<float> got = out.host();
-    Tensor<double> ref = rms_norm(x.cast<double>(), w.cast<double>(), 1e-5);
-    Tensor<float> peer = testing::round_to(dt, rms_norm(x, w, 1e-5));
+    Tensor<double> ref = rms_norm(x.cast<double>(), w.cast<double>(), kDitNormEps);
+    Tensor<float> peer = testing::round_to(dt, rms_norm(x, w, kDitNormEps));
     std::vector<numerics::Op> ops{testing::op_rms(double(C))};
     if (modulated) {
       Tensor<double> s = chunk(2).cast<double>();
@@ -120,16 +120,16 @@ TEST_P(GatedResidual, AgainstReference) {
     testing::upload_into_guarded(x, dt, xo);
     // gate_mlp: chunk 3 of [B, 4C], read with row stride 4C
     const gpu::ConstDevRows gate = gated ? gpu::ConstDevRows(md.data(), 4 * C, dt).from_col(3 * C) : gpu::ConstDevRows();
-    gpu::gated_residual({xo.data(), C, dt}, {yd.data(), C, dt}, wd.data(), gate, {B * L, L, C}, 1e-5,
+    gpu::gated_residual({xo.data(), C, dt}, {yd.data(), C, dt}, wd.data(), gate, {B * L, L, C}, kDitNormEps,
                         testing::rt().stream());
     const Tensor<float> got = xo.host();
     Tensor<double> ref = x.cast<double>();
     Tensor<double> g = chunk(3).cast<double>();
     for (auto& v : g.data) v = std::tanh(v);
-    add_gated(ref, gated ? &g : nullptr, rms_norm(y.cast<double>(), w.cast<double>(), 1e-5));
+    add_gated(ref, gated ? &g : nullptr, rms_norm(y.cast<double>(), w.cast<double>(), kDitNormEps));
     Tensor<float> peer = x;
     const Tensor<float> gf = map_round(dt, chunk(3), [](float v) { return std::tanh(v); });
-    Tensor<float> n = testing::round_to(dt, rms_norm(y, w, 1e-5));
+    Tensor<float> n = testing::round_to(dt, rms_norm(y, w, kDitNormEps));
     if (gated) {
       mul_rows(n, gf);
       n = testing::round_to(dt, n);
@@ -147,6 +147,9 @@ TEST_P(GatedResidual, AgainstReference) {
 // The fused kernel against the two kernels it fuses (gated_residual, then rms_norm_modulate on the
 // updated x): x and h bitwise equal in both dtypes (where v2 does not fit, the fused call is those
 // two calls); in fp32 also T3 of x and h against the fp64 chain add_gated, rms_norm, mul_rows.
+// The next norm's eps differs from the residual's, so that each norm is seen to use its own.
+constexpr double kNextNormEps = 1e-6;
+
 TEST_P(GatedResidualRmsNorm, AgainstTheTwoKernelsAndReference) {
   const auto yd = testing::to_device(y, dt), wd = testing::to_device(w, dt), md = testing::to_device(mod, dt);
   const Tensor<float> w_next =
@@ -162,10 +165,10 @@ TEST_P(GatedResidualRmsNorm, AgainstTheTwoKernelsAndReference) {
     testing::upload_into_guarded(x, dt, x_fused);
     testing::upload_into_guarded(x, dt, x_pair);
     const cudaStream_t s = testing::rt().stream();
-    gpu::gated_residual_rms_norm({x_fused.data(), C, dt}, {yd.data(), C, dt}, {wd.data(), gate, 1e-5},
-                                 {wnd.data(), scale, 1e-6}, {h_fused.data(), C, dt}, shape, s);
-    gpu::gated_residual({x_pair.data(), C, dt}, {yd.data(), C, dt}, wd.data(), gate, shape, 1e-5, s);
-    gpu::rms_norm_modulate({x_pair.data(), C, dt}, wnd.data(), scale, shape, 1e-6, {h_pair.data(), C, dt}, s);
+    gpu::gated_residual_rms_norm({x_fused.data(), C, dt}, {yd.data(), C, dt}, {wd.data(), gate, kDitNormEps},
+                                 {wnd.data(), scale, kNextNormEps}, {h_fused.data(), C, dt}, shape, s);
+    gpu::gated_residual({x_pair.data(), C, dt}, {yd.data(), C, dt}, wd.data(), gate, shape, kDitNormEps, s);
+    gpu::rms_norm_modulate({x_pair.data(), C, dt}, wnd.data(), scale, shape, kNextNormEps, {h_pair.data(), C, dt}, s);
     const std::string what = std::string(modulated ? "gated_residual_rms_norm " : "residual_rms_norm ") + name;
     const Tensor<float> xf = x_fused.host(), hf = h_fused.host(), xp = x_pair.host(), hp = h_pair.host();
     int64_t x_diff = 0, h_diff = 0;
@@ -181,8 +184,8 @@ TEST_P(GatedResidualRmsNorm, AgainstTheTwoKernelsAndReference) {
       Tensor<double> x_ref = x.cast<double>();
       Tensor<double> g = chunk(3).cast<double>();
       for (auto& v : g.data) v = std::tanh(v);
-      add_gated(x_ref, modulated ? &g : nullptr, rms_norm(y.cast<double>(), w.cast<double>(), 1e-5));
-      Tensor<double> h_ref = rms_norm(x_ref, w_next.cast<double>(), 1e-6);
+      add_gated(x_ref, modulated ? &g : nullptr, rms_norm(y.cast<double>(), w.cast<double>(), kDitNormEps));
+      Tensor<double> h_ref = rms_norm(x_ref, w_next.cast<double>(), kNextNormEps);
       if (modulated) {
         Tensor<double> s1 = chunk(0).cast<double>();
         for (auto& v : s1.data) v += 1;
@@ -206,12 +209,13 @@ TEST_P(FinalLayerNorm, AgainstReference) {
   const Tensor<float> s = chunk(1);
   const auto sd = testing::to_device(s, dt);
   testing::Guarded out(dt, {B, L, C});
-  gpu::final_layer_norm(dt, xd.data(), sd.data(), B * L, L, C, 1e-6, out.data(), testing::rt().stream());
-  Tensor<double> ref = layer_norm(x.cast<double>(), 1e-6);
+  gpu::final_layer_norm({xd.data(), C, dt}, {sd.data(), C, dt}, {B * L, L, C}, kFinalNormEps, {out.data(), C, dt},
+                        testing::rt().stream());
+  Tensor<double> ref = layer_norm(x.cast<double>(), kFinalNormEps);
   Tensor<double> s1 = s.cast<double>();
   for (auto& v : s1.data) v += 1;
   mul_rows(ref, s1);
-  Tensor<float> peer = testing::round_to(dt, layer_norm(x, 1e-6));
+  Tensor<float> peer = testing::round_to(dt, layer_norm(x, kFinalNormEps));
   mul_rows(peer, map_round(dt, s, [](float v) { return 1 + v; }));
   peer = testing::round_to(dt, peer);
   const std::string what = "final_layer_norm " + name;
@@ -357,7 +361,7 @@ TEST_P(TimestepEmbedding, CosFirstAgainstReference_dim256) {
   Tensor<float> t({6}, std::vector<float>{0.f, 1.f, 125.5f, 500.f, 874.25f, 1000.f});
   const auto td = testing::to_device(t, DType::F32);
   testing::Guarded out(dt, {6, 256});
-  gpu::timestep_embedding(dt, td.buf.as<const float>(), 6, 256, 10000.0, out.data(), testing::rt().stream());
+  gpu::timestep_embedding(dt, td.buf.as<const float>(), 6, 256, kTimestepMaxPeriod, out.data(), testing::rt().stream());
   const Tensor<double> ref = timestep_embedding(t.cast<double>(), 256);
   const Tensor<float> peer = testing::round_to(dt, timestep_embedding(t, 256));
   const std::string what = "timestep_embedding " + testing::dtype_tag(dt);

@@ -1,5 +1,5 @@
 // Qwen3 (the text encoder) on CUDA, module by module against the reference and whole against
-// transformers' goldens (issue 17 item 1; cuda/qwen3_cuda.h).
+// transformers' goldens (cuda/qwen3_cuda.h; docs/cuda.md, "The text encoder on the GPU").
 //   EmbeddingGather (exact), Qwen3QkNormRope: qwen3_qk_norm_rope (half-split RoPE), grouped-query
 //     causal attention through flash_attention (left and right padding; a left-pad query's row is
 //     exactly 0, as torch's _safe_softmax gives it), run_qwen3_layer; fp32 T3 against the fp64

@@ -1,4 +1,4 @@
-// The VAE on CUDA (issue 17 item 2; cuda/vae_cuda.h), against the reference and diffusers' goldens.
+// The VAE on CUDA (cuda/vae_cuda.h; docs/cuda.md, "The VAE on the GPU"), against the reference and diffusers' goldens.
 //   Im2colNhwc: exact, every gather the VAE uses (3x3 same, nearest x2, the downsampler's pad +
 //     stride 2, pointwise, ragged band starts). GroupNormNhwc: group_norm_nhwc (+ SiLU) at real
 //     widths (T3 fp32 / T4 + peer bf16 against the fp64 reference). SoftmaxRows, TransposeBatched

@@ -1,4 +1,4 @@
-// Memory of a 512-token encode with Qwen3-4B (issue 5, docs/text_encoder.md):
+// Memory of a 512-token encode with Qwen3-4B (docs/text_encoder.md):
 // a synthetic full-size checkpoint (Qwen3-4B's config.json, bf16 shards with
 // an index, "model." names as Qwen3ForCausalLM saves them, 8.0 GB) is written
 // once to $ZIMAGE_TE_MEMORY_DIR (default: the temp dir), then

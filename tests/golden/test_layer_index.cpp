@@ -209,6 +209,9 @@ class Tree {
 
 struct CheckOptions {
   bool every_kernel_header_listed = true;  // off for the in-memory tables
+  // Every kernel of cuda/kernels/ named in a CUDA cell has a `BM_Cuda...` row in some row of the
+  // table (a kernel used by several layers is timed once).
+  bool every_kernel_benchmarked = true;
 };
 
 std::vector<Problem> check_layer_index(const std::string& table, const fs::path& root, CheckOptions opts = {}) {
@@ -216,6 +219,7 @@ std::vector<Problem> check_layer_index(const std::string& table, const fs::path&
   Tree tree(root);
   const std::vector<Row> rows = parse_table(table, problems);
   std::set<std::string> layers, cuda_files;
+  std::map<std::string, bool> kernel_benchmarked;  // "name (cuda/kernels/file)" -> a BM_Cuda row seen
   for (const Row& r : rows) {
     auto bad = [&](Col c, const std::string& what) { problems.push_back({r.layer(), kColumns[c], what}); };
     if (r.layer().empty()) bad(kLayer, "empty (line " + std::to_string(r.line) + ")");
@@ -278,14 +282,22 @@ std::vector<Problem> check_layer_index(const std::string& table, const fs::path&
         bad(kTests, e.b + " has no test '" + test + "' (filter " + e.a + ")");
     }
 
+    bool cuda_row = false;
     for (const Entry& e : entries(r, kBenchmark, problems)) {
+      cuda_row = cuda_row || e.a.rfind("BM_Cuda", 0) == 0;
       const std::string* t = tree.text(e.b);
       if (!t)
         bad(kBenchmark, e.b + " does not exist");
       else if (!has_word(*t, e.a))
         bad(kBenchmark, e.b + " has no benchmark row '" + e.a + "'");
     }
+    std::vector<Problem> ignored;  // the CUDA cell's format problems were reported above
+    for (const Entry& e : entries(r, kCuda, ignored))
+      if (e.b.rfind("cuda/kernels/", 0) == 0) kernel_benchmarked[e.a + " (" + e.b + ")"] |= cuda_row;
   }
+  if (opts.every_kernel_benchmarked)
+    for (const auto& [kernel, timed] : kernel_benchmarked)
+      if (!timed) problems.push_back({"(table)", "benchmark", "kernel " + kernel + " has a BM_Cuda row in no row"});
 
   if (opts.every_kernel_header_listed) {
     std::error_code ec;
@@ -347,7 +359,7 @@ TEST(LayerIndex, CheckerCatchesOneWrongEntryPerColumn) {
   table += row({"bad cell", m, "rms_norm in reference/nn/norms.h", good_golden, "-", good_test, "-"});
   table += "\nafter the table\n";
 
-  const auto problems = check_layer_index(table, ZIMAGE_SOURCE_DIR, {.every_kernel_header_listed = false});
+  const auto problems = check_layer_index(table, ZIMAGE_SOURCE_DIR, {.every_kernel_header_listed = false, .every_kernel_benchmarked = false});
   std::multiset<std::pair<std::string, std::string>> got;
   for (const Problem& p : problems) {
     std::cout << "  caught: row '" << p.row << "', column " << p.column << ": " << p.what << "\n";
@@ -359,6 +371,26 @@ TEST(LayerIndex, CheckerCatchesOneWrongEntryPerColumn) {
   EXPECT_EQ(got, want);
 }
 
+// A kernel that only CPU benchmarks time is caught; one BM_Cuda row in any row that names it is
+// enough.
+TEST(LayerIndex, AKernelWithoutACudaBenchmarkRowIsCaught) {
+  const std::string ref = "`rms_norm` (`reference/nn/norms.h`)", cuda = "`rms_norm_modulate` (`cuda/kernels/rms_norm_modulate.h`)";
+  const std::string test = "`Cuda/RmsNormModulate.AgainstReference/*` (`tests/cuda/test_cuda_norms.cpp`)";
+  const std::string head = "| layer | module | reference | golden | cuda | tests | benchmark |\n"
+                           "| --- | --- | --- | --- | --- | --- | --- |\n";
+  const std::string cpu_only = "| a | `RMSNorm` | " + ref + " | - | " + cuda + " | " + test + " | `BM_RmsNorm` (`bench/bench_dit.cpp`) |\n";
+  const std::string timed = "| b | `RMSNorm` | " + ref + " | - | " + cuda + " | " + test +
+                            " | `BM_CudaRmsNormModulate` (`bench/cuda/bench_cuda_kernels.cpp`) |\n";
+  const CheckOptions opts{.every_kernel_header_listed = false, .every_kernel_benchmarked = true};
+  const auto problems = check_layer_index(head + cpu_only, ZIMAGE_SOURCE_DIR, opts);
+  ASSERT_EQ(problems.size(), 1u);
+  std::cout << "  caught: " << problems[0].what << "\n";
+  EXPECT_EQ(problems[0].column, "benchmark");
+  EXPECT_NE(problems[0].what.find("rms_norm_modulate"), std::string::npos) << problems[0].what;
+  for (const Problem& p : check_layer_index(head + cpu_only + timed, ZIMAGE_SOURCE_DIR, opts))
+    ADD_FAILURE() << "row '" << p.row << "', column " << p.column << ": " << p.what;
+}
+
 TEST(LayerIndex, ParserNamesMalformedRowsAndMissingFiles) {
   const std::string table =
       "| layer | module | reference | golden | cuda | tests | benchmark |\n"
@@ -366,7 +398,7 @@ TEST(LayerIndex, ParserNamesMalformedRowsAndMissingFiles) {
       "| short row | x | y |\n"
       "| gone | `M` | `f` (`reference/no_such_file.h`) | `golden/no_such.safetensors`: `t` | `k` (`cuda/no_such.h`) "
       "| `S.T` (`tests/no_such.cpp`) | `BM_X` (`bench/no_such.cpp`) |\n";
-  const auto problems = check_layer_index(table, ZIMAGE_SOURCE_DIR, {.every_kernel_header_listed = false});
+  const auto problems = check_layer_index(table, ZIMAGE_SOURCE_DIR, {.every_kernel_header_listed = false, .every_kernel_benchmarked = false});
   std::multiset<std::pair<std::string, std::string>> got;
   for (const Problem& p : problems) got.insert({p.row, p.column});
   const std::multiset<std::pair<std::string, std::string>> want = {

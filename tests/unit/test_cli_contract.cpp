@@ -1,4 +1,4 @@
-// The CLI contract (issue 18 item 6), table-driven: `zimage CMD --help` prints that command's usage
+// The CLI contract (README, "Using it"), table-driven: `zimage CMD --help` prints that command's usage
 // on stdout and exits 0 for every command; `zimage --help` lists every command; a number flag given
 // something that is not a number of its kind is one line on stderr naming the flag and the value,
 // exit 2 (never an uncaught std::stoi exception, exit 3); every other kind of bad input (unknown flag,

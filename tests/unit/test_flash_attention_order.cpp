@@ -1,6 +1,6 @@
 // The numerics of cuda/kernels/flash_attention.cu's v1_simt design, replayed on the host in the
 // kernel's exact order of operations (fp32, the same FMAs, the same shuffle-sum tree, the same
-// tile loop), so that every commit checks the design's accuracy without a GPU (issue 15 item 1).
+// tile loop), so that every commit checks the design's accuracy without a GPU (docs/attention.md).
 //
 // Two orders are replayed at the real shape (one head of 128 dims, L = 4608 = 4096 image + 512
 // caption tokens, q, k, v ~ randn x 2 as tests/cuda/test_cuda_attention.cpp draws them):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Goldens for the DiT-side research knobs (issue 19, docs/experiments.md).
+"""Goldens for the DiT-side research knobs (docs/experiments.md).
 
     DIFFUSERS_SRC=/path/to/diffusers/src \
         ../shared/golden-env/run python3 tools/golden/dump_knobs.py \

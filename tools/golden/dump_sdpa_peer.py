@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """torch's own fp32 SDPA error at the CUDA attention test's shapes: the fp32 peer of the
-FlashAttention rule for flash_attention v1_simt (issue 15, docs/attention.md).
+FlashAttention rule for flash_attention v1_simt (docs/attention.md).
 
 For each L in (1025, 4128, 4608), B 1, H 2, D 128:
 
