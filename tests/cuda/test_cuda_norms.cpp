@@ -10,6 +10,7 @@
 #include "cuda_support.h"
 #include "kernels/final_layer_norm.h"
 #include "kernels/gated_residual.h"
+#include "kernels/residual_add.h"
 #include "kernels/rms_norm_modulate.h"
 #include "kernels/swiglu.h"
 #include "kernels/timestep_embedding.h"
@@ -274,6 +275,28 @@ TEST_P(SwiGlu, AgainstFeedForwardGate) {
 }
 
 // More rows than the grid's y dimension holds (65535): swiglu v2's row loop runs twice.
+// residual_add: x += y, the fp32 sum rounded once to the storage dtype, which is the reference's
+// `h[i] += x[i]` in fp32 and torch's bf16 add (an fp32 sum rounded once). n not a multiple of any
+// vector width, in place, guards around x.
+TEST(ResidualAdd, IsTheFp32SumRoundedOnce_n100003) {
+  ZIMAGE_REQUIRE_CUDA();
+  const int64_t n = 100003;
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const Tensor<float> x = testing::round_to(dt, testing::randn<float>({n}, testing::test_seed() + 11, 3.0));
+    const Tensor<float> y = testing::round_to(dt, testing::randn<float>({n}, testing::test_seed() + 12, 3.0));
+    testing::Guarded xd(dt, {n});
+    testing::upload_into_guarded(x, dt, xd);
+    const auto yd = testing::to_device(y, dt);
+    gpu::residual_add(dt, xd.data(), yd.data(), n, testing::rt().stream());
+    Tensor<float> want({n});
+    for (int64_t i = 0; i < n; ++i) want[i] = x[i] + y[i];
+    want = testing::round_to(dt, want);
+    const std::string what = "residual_add " + testing::dtype_tag(dt);
+    testing::expect_exact(what, numerics::compare(xd.host(), want.cast<double>()));
+    xd.expect_guards_intact(what);
+  }
+}
+
 TEST(CudaSwiGluRows, MoreRowsThanGridY_N70001_F64_bf16) {
   ZIMAGE_REQUIRE_CUDA();
   const DType dt = DType::BF16;
