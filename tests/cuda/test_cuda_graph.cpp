@@ -432,8 +432,15 @@ TEST(CudaStepGraphKey, AnAttentionVersionSetBetweenStepsIsCapturedAfreshNotRepla
   const GoldenFile g = open_golden(testing::golden_path("tiny_single"));
   const ZImageWeights<float> w = load_weights<float>(g.config, *g.params);
   const DitInputs<float> in = golden_dit_inputs<float>(g);
-  const char* old_env = std::getenv("ZIMAGE_ATTENTION");
-  const std::string saved = old_env ? old_env : "";
+  // ZIMAGE_ATTENTION as it was, whatever happens below (later tests in this program read it).
+  struct RestoreEnv {
+    const char* old = std::getenv("ZIMAGE_ATTENTION");
+    std::string saved = old ? old : "";
+    ~RestoreEnv() {
+      if (old) ::setenv("ZIMAGE_ATTENTION", saved.c_str(), 1);
+      else ::unsetenv("ZIMAGE_ATTENTION");
+    }
+  } restore;
   ::unsetenv("ZIMAGE_ATTENTION");
   gpu::CudaOptions opts;
   opts.dtype = DType::BF16;
@@ -441,7 +448,10 @@ TEST(CudaStepGraphKey, AnAttentionVersionSetBetweenStepsIsCapturedAfreshNotRepla
   gpu::CudaModel m(w, opts);
   const gpu::AttentionVersion automatic = gpu::resolve_attention(
       gpu::AttentionVersion::automatic, DType::BF16, g.config.head_dim(), 3 * int64_t(g.config.dim), g.config.dim);
-  for (int i = 0; i < 3; ++i) m.forward(in);  // eager, capture, replay under automatic's version
+  // Eager, then (when cuDNN grew its workspace in the first step: a new key) eager again, capture,
+  // replay, all under automatic's version.
+  for (int i = 0; i < 4; ++i) m.forward(in);
+  ASSERT_GE(m.graph_counts().captured, 1) << "no graph was captured: the test would not see a stale replay";
   ::setenv("ZIMAGE_ATTENTION", "v1_simt", 1);
   gpu::CudaOptions eager_opts = opts;
   eager_opts.graph = false;
@@ -449,8 +459,6 @@ TEST(CudaStepGraphKey, AnAttentionVersionSetBetweenStepsIsCapturedAfreshNotRepla
   const int64_t replays_before = m.graph_counts().replayed;
   const auto got = m.forward(in);
   const int64_t diff = bitwise_differences(got, want);
-  if (old_env) ::setenv("ZIMAGE_ATTENTION", saved.c_str(), 1);
-  else ::unsetenv("ZIMAGE_ATTENTION");
   std::printf("  automatic runs %s; after ZIMAGE_ATTENTION=v1_simt: %lld values differ from an eager v1_simt step\n",
               gpu::attention_version_name(automatic), (long long)diff);
   EXPECT_EQ(diff, 0);

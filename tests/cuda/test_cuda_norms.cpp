@@ -274,7 +274,6 @@ TEST_P(SwiGlu, AgainstFeedForwardGate) {
   io.expect_guards_intact("silu");
 }
 
-// More rows than the grid's y dimension holds (65535): swiglu v2's row loop runs twice.
 // residual_add: x += y, the fp32 sum rounded once to the storage dtype, which is the reference's
 // `h[i] += x[i]` in fp32 and torch's bf16 add (an fp32 sum rounded once). n not a multiple of any
 // vector width, in place, guards around x.
@@ -297,6 +296,7 @@ TEST(ResidualAdd, IsTheFp32SumRoundedOnce_n100003) {
   }
 }
 
+// More rows than the grid's y dimension holds (65535): swiglu v2's row loop runs twice.
 TEST(CudaSwiGluRows, MoreRowsThanGridY_N70001_F64_bf16) {
   ZIMAGE_REQUIRE_CUDA();
   const DType dt = DType::BF16;
