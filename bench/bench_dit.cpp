@@ -135,8 +135,7 @@ void BM_TransformerBlock(benchmark::State& st) {
   const TransformerBlockW<T> w = block_weights<T>();
   const Tensor<T> x = filled<T>({1, L, C}, 14), f = freqs<T>(L), c = filled<T>({1, A}, 15, 1.0);
   const auto t0 = Clock::now();
-  for (auto _ : st)
-    benchmark::DoNotOptimize(transformer_block(x, nullptr, f, &c, w, int(H), kDitNormEps).data.data());
+  for (auto _ : st) benchmark::DoNotOptimize(transformer_block(x, nullptr, f, &c, w, int(H), kDitNormEps).data.data());
   const double flops = 8.0 * L * C * C + 4.0 * L * L * C + 6.0 * L * C * F + 2.0 * A * 4 * C;
   set_counters(st, flops, sizeof(T) * (4.0 * C * C + 3.0 * C * F + 4.0 * C * A + 10.0 * L * C), t0);
 }

@@ -56,8 +56,8 @@ int device_sm_count();
 
 // Rows per block of the v2 row kernels (rms_norm_modulate, gated_residual, gated_residual_rms_norm):
 // each block takes R consecutive rows and makes its per-item operands (the weight, tanh(gate),
-// 1 + scale) once per item it meets, not once per row (docs/cuda.md, "Verification status"). R is the rows over one
-// full wave of resident blocks (sms x blocks_per_sm, the kernel's occupancy: row_vector.cuh
+// 1 + scale) once per item it meets, not once per row (docs/cuda.md, "Verification status"). R is
+// the rows over one full wave of resident blocks (sms x blocks_per_sm, the kernel's occupancy: row_vector.cuh
 // resident_blocks), at least 1 and at most kMaxRowsPerBlock, so a short sequence keeps one row
 // per block and every multiprocessor busy. Host only.
 constexpr int kMaxRowsPerBlock = 8;

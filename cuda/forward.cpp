@@ -538,7 +538,8 @@ std::vector<Tensor<float>> CudaModel::final_layer(const Stream& u, const DeviceT
   silu(dt, adaln.data(), sa.data(), B * A, s);
   rt.linear({sa.data(), A, dt}, final_adaln_.weight.data(), final_adaln_.b(), {scale.data(), C, dt}, {B, C, A},
             opts_.gemm);
-  final_layer_norm({u.feats.data(), C, dt}, {scale.data(), C, dt}, {B * Lu, Lu, C}, kFinalNormEps, {hn.data(), C, dt}, s);
+  final_layer_norm({u.feats.data(), C, dt}, {scale.data(), C, dt}, {B * Lu, Lu, C}, kFinalNormEps, {hn.data(), C, dt},
+                   s);
   rt.linear({hn.data(), C, dt}, final_linear_.weight.data(), final_linear_.b(), {out.data(), P, dt}, {B * Lu, P, C},
             opts_.gemm);
   // Every item's image into one fp32 buffer, one copy into pinned memory, the step's one wait.

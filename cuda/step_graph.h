@@ -1,6 +1,6 @@
 // CUDA graphs of the DiT step's blocks (docs/cuda.md, "Verification status": the blocks captured in
-// a CUDA graph and replayed). CudaModel::forward queues the refiners, unify and the main layers (about 400 kernels
-// and GEMMs at the Turbo config) without any host synchronization; StepGraphs captures that
+// a CUDA graph and replayed). CudaModel::forward queues the refiners, unify and the main layers
+// (about 400 kernels and GEMMs at the Turbo config) without any host synchronization; StepGraphs captures that
 // sequence once per key and replays it, so each later step costs one cudaGraphLaunch instead of
 // hundreds of launches. The work is the same kernels with the same arguments: a replay is bitwise
 // the eager run (tests/cuda/test_cuda_graph.cpp).
@@ -15,8 +15,8 @@
 // graph never replays on freed memory. A capture
 // that fails (an operation the stream cannot capture: the capture is invalidated, or ending or
 // instantiating it fails) marks its key eager-only, says so once on stderr, and the step runs
-// eagerly; an error thrown while the capture stays valid is the step's own, and is thrown on. At most `capacity` graphs are kept, the least recently used
-// evicted.
+// eagerly; an error thrown while the capture stays valid is the step's own, and is thrown on. At
+// most `capacity` graphs are kept, the least recently used evicted.
 // Off: CudaOptions::graph = false, ZIMAGE_CUDA_GRAPH=0 in the environment, the step profile on
 // (its events would be captured), or the debug switch ZIMAGE_CUDA_SYNC=1 (it synchronizes).
 #pragma once
@@ -51,7 +51,8 @@ struct GraphKey {
 };
 
 // Device data that depends on the step's shapes only (the RoPE tables, the gathered freqs, the key
-// masks: built once per shape, docs/cuda.md "Verification status"): rebuilt when the key that made it changes.
+// masks: built once per shape, docs/cuda.md "Verification status"): rebuilt when the key that made
+// it changes.
 class ShapeMemo {
  public:
   bool holds(const GraphKey& key) const { return valid_ && key == key_; }

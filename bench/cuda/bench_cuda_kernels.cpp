@@ -238,8 +238,8 @@ void BM_CudaRmsNormModulate(benchmark::State& st) {
   auto op = [&] {
     const gpu::ConstDevRows scale =
         modulated ? gpu::ConstDevRows(f->mod.data(), 4 * kC, dt).from_col(2 * kC) : gpu::ConstDevRows();
-    gpu::rms_norm_modulate({f->x.data(), kC, dt}, f->w.data(), scale, {kL, kL, kC}, kDitNormEps, {f->out.data(), kC, dt},
-                           rt.stream());
+    gpu::rms_norm_modulate({f->x.data(), kC, dt}, f->w.data(), scale, {kL, kL, kC}, kDitNormEps,
+                           {f->out.data(), kC, dt}, rt.stream());
   };
   validate_and_time(st, key, dt, [] {}, op, [&] {
     poison(f->out, rt.stream());
@@ -269,7 +269,8 @@ void BM_CudaGatedResidual(benchmark::State& st) {
   auto prepare = [&] { copy_d2d(f->x, f->x0); };
   auto op = [&] {
     gpu::gated_residual({f->x.data(), kC, dt}, {f->y.data(), kC, dt}, f->w.data(),
-                        gpu::ConstDevRows(f->mod.data(), 4 * kC, dt).from_col(3 * kC), {kL, kL, kC}, kDitNormEps, rt.stream());
+                        gpu::ConstDevRows(f->mod.data(), 4 * kC, dt).from_col(3 * kC), {kL, kL, kC}, kDitNormEps,
+                        rt.stream());
   };
   validate_and_time(st, key, dt, prepare, op, [&] {
     prepare();
@@ -295,9 +296,9 @@ void BM_CudaGatedResidualRmsNorm(benchmark::State& st) {
   auto prepare = [&] { copy_d2d(f->x, f->x0); };
   auto op = [&] {
     const gpu::ConstDevRows mods(f->mod.data(), 4 * kC, dt);
-    gpu::gated_residual_rms_norm({f->x.data(), kC, dt}, {f->y.data(), kC, dt}, {f->w.data(), mods.from_col(3 * kC), kDitNormEps},
-                                 {f->w.data(), mods.from_col(0), kDitNormEps}, {f->out.data(), kC, dt}, {kL, kL, kC},
-                                 rt.stream());
+    gpu::gated_residual_rms_norm(
+        {f->x.data(), kC, dt}, {f->y.data(), kC, dt}, {f->w.data(), mods.from_col(3 * kC), kDitNormEps},
+        {f->w.data(), mods.from_col(0), kDitNormEps}, {f->out.data(), kC, dt}, {kL, kL, kC}, rt.stream());
   };
   validate_and_time(st, key, dt, prepare, op, [&] {
     prepare();
@@ -333,8 +334,10 @@ void BM_CudaFinalLayerNorm(benchmark::State& st) {
     return p;
   });
   if (!f) return;
-  auto op = [&] { gpu::final_layer_norm({f->x.data(), kC, dt}, {f->mod.data(), kC, dt}, {kL, kL, kC}, kFinalNormEps,
-                                          {f->out.data(), kC, dt}, rt.stream()); };
+  auto op = [&] {
+    gpu::final_layer_norm({f->x.data(), kC, dt}, {f->mod.data(), kC, dt}, {kL, kL, kC}, kFinalNormEps,
+                          {f->out.data(), kC, dt}, rt.stream());
+  };
   validate_and_time(st, key, dt, [] {}, op, [&] {
     poison(f->out, rt.stream());
     op();
@@ -501,7 +504,8 @@ void BM_CudaTimestepEmbedding(benchmark::State& st) {
   });
   if (!f) return;
   auto op = [&] {
-    gpu::timestep_embedding(dt, static_cast<const float*>(f->a.data()), B, dim, kTimestepMaxPeriod, f->out.data(), rt.stream());
+    gpu::timestep_embedding(dt, static_cast<const float*>(f->a.data()), B, dim, kTimestepMaxPeriod, f->out.data(),
+                            rt.stream());
   };
   validate_and_time(st, key, dt, [] {}, op, [&] {
     poison(f->out, rt.stream());

@@ -1,5 +1,6 @@
-// zimage_bench_cuda's whole-pipeline rows (the image's speed and memory goals, docs/cuda.md "The pipeline on the GPU"): a prompt to a PNG at
-// 1024x1024 in 8 Turbo steps, on a pipeline made in memory at the real configs
+// zimage_bench_cuda's whole-pipeline rows (the image's speed and memory goals, docs/cuda.md "The
+// pipeline on the GPU"): a prompt to a PNG at 1024x1024 in 8 Turbo steps, on a pipeline made in
+// memory at the real configs
 // (reference/pipeline/synthetic_pipeline.h: Z-Image-Turbo's transformer, Qwen3-4B, the FLUX.1 VAE,
 // synthetic weights, the test tokenizer of golden/text_encoder/tokenizer), bf16 storage.
 //

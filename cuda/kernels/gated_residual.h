@@ -27,8 +27,8 @@ struct RowNorm {
   double eps = 0;
 };
 
-// gated_residual followed by rms_norm_modulate of the updated x, in one kernel (docs/cuda.md, "One block": the
-// residual stream is read once, not twice, between two GEMMs):
+// gated_residual followed by rms_norm_modulate of the updated x, in one kernel (docs/cuda.md, "One
+// block": the residual stream is read once, not twice, between two GEMMs):
 //   x = x + tanh(post.mod) * RMSNorm(y) * post.weight        (gated_residual, post.eps)
 //   h = RMSNorm(x) * next.weight * (1 + next.mod)            (rms_norm_modulate, next.eps)
 // Twin: reference/dit/transformer_block.h add_gated, then rms_norm + mul_rows of the next norm

@@ -42,8 +42,7 @@ inline const nlohmann::json* json_find(const nlohmann::json& j, const std::strin
   return it == j.end() ? nullptr : &*it;
 }
 
-inline const nlohmann::json& json_require(const nlohmann::json& j, const std::string& key,
-                                          const std::string& source) {
+inline const nlohmann::json& json_require(const nlohmann::json& j, const std::string& key, const std::string& source) {
   const nlohmann::json* v = json_find(j, key);
   ZIMAGE_CHECK(v, source + ": missing key '" + key + "'");
   return *v;
@@ -70,7 +69,8 @@ inline int json_int(const nlohmann::json& v, const std::string& key, const std::
 }
 
 inline double json_number(const nlohmann::json& v, const std::string& key, const std::string& source) {
-  ZIMAGE_CHECK(v.is_number(), json_fields_detail::key_must(key, source) + "a number, got " + json_fields_detail::got(v));
+  ZIMAGE_CHECK(v.is_number(),
+               json_fields_detail::key_must(key, source) + "a number, got " + json_fields_detail::got(v));
   return v.get<double>();
 }
 
@@ -82,7 +82,8 @@ inline double json_finite_number(const nlohmann::json& v, const std::string& key
 }
 
 inline bool json_bool(const nlohmann::json& v, const std::string& key, const std::string& source) {
-  ZIMAGE_CHECK(v.is_boolean(), json_fields_detail::key_must(key, source) + "true or false, got " + json_fields_detail::got(v));
+  ZIMAGE_CHECK(v.is_boolean(),
+               json_fields_detail::key_must(key, source) + "true or false, got " + json_fields_detail::got(v));
   return v.get<bool>();
 }
 

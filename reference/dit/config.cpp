@@ -102,7 +102,8 @@ void ZImageConfig::validate(const std::string& source) const {
   ZIMAGE_CHECK(dim % n_heads == 0,
                s + "dim " + std::to_string(dim) + " is not a multiple of n_heads " + std::to_string(n_heads));
   ZIMAGE_CHECK(std::isfinite(norm_eps) && norm_eps > 0, s + "norm_eps " + json_number_text(norm_eps) + " must be > 0");
-  ZIMAGE_CHECK(std::isfinite(rope_theta) && rope_theta > 0, s + "rope_theta " + json_number_text(rope_theta) + " must be > 0");
+  ZIMAGE_CHECK(std::isfinite(rope_theta) && rope_theta > 0,
+               s + "rope_theta " + json_number_text(rope_theta) + " must be > 0");
   ZIMAGE_CHECK(std::isfinite(t_scale) && t_scale > 0, s + "t_scale " + json_number_text(t_scale) + " must be > 0");
   ZIMAGE_CHECK(axes_dims.size() == 3 && axes_lens.size() == 3,
                s + "axes_dims " + list_str(axes_dims) + " and axes_lens " + list_str(axes_lens) +

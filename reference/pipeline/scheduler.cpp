@@ -19,8 +19,6 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string num(double v) { return json_number_text(v); }
-
 // float32(x) for a double, round to nearest even (numpy astype / NEP 50 weak scalars).
 inline float f32(double x) { return static_cast<float>(x); }
 
@@ -58,9 +56,10 @@ float init_sigma(const FlowMatchSchedulerConfig& c, int t) {
 void FlowMatchSchedulerConfig::validate(const std::string& source) const {
   ZIMAGE_CHECK(num_train_timesteps > 0,
                source + ": num_train_timesteps must be positive, got " + std::to_string(num_train_timesteps));
-  ZIMAGE_CHECK(std::isfinite(shift) && shift > 0, source + ": shift must be a positive finite number, got " + num(shift));
-  ZIMAGE_CHECK(std::isfinite(base_shift), source + ": base_shift must be finite, got " + num(base_shift));
-  ZIMAGE_CHECK(std::isfinite(max_shift), source + ": max_shift must be finite, got " + num(max_shift));
+  ZIMAGE_CHECK(std::isfinite(shift) && shift > 0,
+               source + ": shift must be a positive finite number, got " + json_number_text(shift));
+  ZIMAGE_CHECK(std::isfinite(base_shift), source + ": base_shift must be finite, got " + json_number_text(base_shift));
+  ZIMAGE_CHECK(std::isfinite(max_shift), source + ": max_shift must be finite, got " + json_number_text(max_shift));
   ZIMAGE_CHECK(max_image_seq_len != base_image_seq_len,
                source + ": max_image_seq_len equals base_image_seq_len (" + std::to_string(base_image_seq_len) +
                    "): calculate_shift would divide by zero");
@@ -85,8 +84,9 @@ FlowMatchSchedulerConfig scheduler_config_from_json_text(const std::string& text
     const std::string& key = it.key();
     const json& v = it.value();
     if (key == "_class_name") {
-      ZIMAGE_CHECK(v.is_string() && v.get<std::string>() == "FlowMatchEulerDiscreteScheduler",
-                   source + ": key '_class_name' is " + json_brief(v) + ", only FlowMatchEulerDiscreteScheduler is supported");
+      ZIMAGE_CHECK(
+          v.is_string() && v.get<std::string>() == "FlowMatchEulerDiscreteScheduler",
+          source + ": key '_class_name' is " + json_brief(v) + ", only FlowMatchEulerDiscreteScheduler is supported");
     } else if (!key.empty() && key[0] == '_') {
       continue;  // _diffusers_version and other bookkeeping keys
     } else if (key == "num_train_timesteps") {
@@ -162,7 +162,7 @@ Schedule flow_match_set_timesteps(const FlowMatchSchedulerConfig& c, int n, std:
   c.validate("scheduler config");
   ZIMAGE_CHECK(!c.use_dynamic_shifting || mu.has_value(),
                "set_timesteps: mu must be passed when use_dynamic_shifting is true");
-  ZIMAGE_CHECK(!mu || std::isfinite(*mu), "set_timesteps: mu must be finite, got " + num(mu.value_or(0)));
+  ZIMAGE_CHECK(!mu || std::isfinite(*mu), "set_timesteps: mu must be finite, got " + json_number_text(mu.value_or(0)));
   ZIMAGE_CHECK(n >= 0, "set_timesteps: num_inference_steps must be positive, got " + std::to_string(n));
   if (sigmas && timesteps)
     ZIMAGE_CHECK(sigmas->size() == timesteps->size(),

@@ -17,7 +17,8 @@ namespace {
 
 std::optional<std::vector<double>> as_opt_double_list(const json* v, const std::string& key, const std::string& source) {
   if (!v || v->is_null()) return std::nullopt;
-  const std::string msg = source + ": key '" + key + "' must be null or a list of finite numbers, got " + json_brief(*v);
+  const std::string msg =
+      source + ": key '" + key + "' must be null or a list of finite numbers, got " + json_brief(*v);
   ZIMAGE_CHECK(v->is_array(), msg);
   std::vector<double> out;
   for (const json& e : *v) {
@@ -68,12 +69,14 @@ VaeConfig VaeConfig::from_json(const json& j, const std::string& source) {
       c.sample_size = {json_int(*v, "sample_size", source)};
     }
   }
-  if (const json* v = json_find(j, "shift_factor"); v && !v->is_null()) c.shift_factor = json_finite_number(*v, "shift_factor", source);
+  if (const json* v = json_find(j, "shift_factor"); v && !v->is_null())
+    c.shift_factor = json_finite_number(*v, "shift_factor", source);
   c.latents_mean = as_opt_double_list(json_find(j, "latents_mean"), "latents_mean", source);
   c.latents_std = as_opt_double_list(json_find(j, "latents_std"), "latents_std", source);
   if (const json* v = json_find(j, "force_upcast")) c.force_upcast = json_bool(*v, "force_upcast", source);
   if (const json* v = json_find(j, "use_quant_conv")) c.use_quant_conv = json_bool(*v, "use_quant_conv", source);
-  if (const json* v = json_find(j, "use_post_quant_conv")) c.use_post_quant_conv = json_bool(*v, "use_post_quant_conv", source);
+  if (const json* v = json_find(j, "use_post_quant_conv"))
+    c.use_post_quant_conv = json_bool(*v, "use_post_quant_conv", source);
   if (const json* v = json_find(j, "mid_block_add_attention"))
     c.mid_block_add_attention = json_bool(*v, "mid_block_add_attention", source);
   c.validate(source);

@@ -400,7 +400,12 @@ TEST(StepGraphsRun, TheStepsOwnErrorIsThrownOnAndOnlyAnInvalidCaptureStaysEager)
   gpu::StepGraphs g;
   const GraphKey k = key_of({11});
   g.run(k, s, true, [&] { fill(1); });  // eager
-  EXPECT_THROW_MSG_HAS(g.run(k, s, true, [&] { fill(2); throw Error("the step's own error"); }), "the step's own error");
+  EXPECT_THROW_MSG_HAS(g.run(k, s, true,
+                             [&] {
+                               fill(2);
+                               throw Error("the step's own error");
+                             }),
+                       "the step's own error");
   EXPECT_EQ(g.counts().failed, 0) << "an error of the step's own must not mark the key";
   g.run(k, s, true, [&] { fill(3); });  // captured now
   EXPECT_EQ(g.counts().captured, 1);
@@ -437,8 +442,10 @@ TEST(CudaStepGraphKey, AnAttentionVersionSetBetweenStepsIsCapturedAfreshNotRepla
     const char* old = std::getenv("ZIMAGE_ATTENTION");
     std::string saved = old ? old : "";
     ~RestoreEnv() {
-      if (old) ::setenv("ZIMAGE_ATTENTION", saved.c_str(), 1);
-      else ::unsetenv("ZIMAGE_ATTENTION");
+      if (old)
+        ::setenv("ZIMAGE_ATTENTION", saved.c_str(), 1);
+      else
+        ::unsetenv("ZIMAGE_ATTENTION");
     }
   } restore;
   ::unsetenv("ZIMAGE_ATTENTION");

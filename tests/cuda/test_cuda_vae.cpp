@@ -166,20 +166,23 @@ TEST(SoftmaxRows, AgainstReference) {
   }
 }
 
+// transpose_batched of x [R, L] (values exact in dt) into a guarded [L, R]: exactly x^T.
+void expect_transpose_exact(const Tensor<float>& x, DType dt, const std::string& what) {
+  const int64_t R = x.dim(0), L = x.dim(1);
+  const auto xd = testing::to_device(x, dt);
+  testing::Guarded t(dt, {L, R});
+  gpu::transpose_batched(dt, xd.data(), t.data(), 1, R, L, testing::rt().stream());
+  Tensor<float> tref({L, R});
+  for (int64_t i = 0; i < R; ++i)
+    for (int64_t j = 0; j < L; ++j) tref[j * R + i] = x[i * L + j];
+  testing::expect_exact(what, numerics::compare(t.host(), tref.cast<double>()));
+  t.expect_guards_intact(what);
+}
+
 TEST(TransposeBatched, IsExact) {
   ZIMAGE_REQUIRE_CUDA();
-  const int64_t R = 37, L = 4099;
-  for (DType dt : {DType::F32, DType::BF16}) {
-    const Tensor<float> ss = score_rows(dt);
-    const auto td = testing::to_device(ss, dt);
-    testing::Guarded t(dt, {L, R});
-    gpu::transpose_batched(dt, td.data(), t.data(), 1, R, L, testing::rt().stream());
-    Tensor<float> tref({L, R});
-    for (int64_t i = 0; i < R; ++i)
-      for (int64_t j = 0; j < L; ++j) tref[j * R + i] = ss[i * L + j];
-    testing::expect_exact("transpose " + testing::dtype_tag(dt), numerics::compare(t.host(), tref.cast<double>()));
-    t.expect_guards_intact("transpose");
-  }
+  for (DType dt : {DType::F32, DType::BF16})
+    expect_transpose_exact(score_rows(dt), dt, "transpose " + testing::dtype_tag(dt));
 }
 
 // More column tiles than gridDim.y holds (65535 x 32 columns): an image's NCHW -> NHWC upload at
@@ -189,17 +192,8 @@ TEST(TransposeBatched, IsExactPastTheGridsColumnTiles) {
   const int64_t R = 3, L = 65535 * 32 + 77;
   Tensor<float> x({R, L});
   for (int64_t i = 0; i < x.numel(); ++i) x[i] = float(i % 251) - 125.0f;  // exact in bf16
-  for (DType dt : {DType::F32, DType::BF16}) {
-    const auto xd = testing::to_device(x, dt);
-    testing::Guarded t(dt, {L, R});
-    gpu::transpose_batched(dt, xd.data(), t.data(), 1, R, L, testing::rt().stream());
-    Tensor<float> tref({L, R});
-    for (int64_t i = 0; i < R; ++i)
-      for (int64_t j = 0; j < L; ++j) tref[j * R + i] = x[i * L + j];
-    testing::expect_exact("transpose " + testing::dtype_tag(dt) + " 3 x " + std::to_string(L),
-                          numerics::compare(t.host(), tref.cast<double>()));
-    t.expect_guards_intact("transpose");
-  }
+  for (DType dt : {DType::F32, DType::BF16})
+    expect_transpose_exact(x, dt, "transpose " + testing::dtype_tag(dt) + " 3 x " + std::to_string(L));
 }
 
 // The nearest upsampling the kernel documents, written out on the host (NHWC).

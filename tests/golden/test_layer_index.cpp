@@ -359,7 +359,8 @@ TEST(LayerIndex, CheckerCatchesOneWrongEntryPerColumn) {
   table += row({"bad cell", m, "rms_norm in reference/nn/norms.h", good_golden, "-", good_test, "-"});
   table += "\nafter the table\n";
 
-  const auto problems = check_layer_index(table, ZIMAGE_SOURCE_DIR, {.every_kernel_header_listed = false, .every_kernel_benchmarked = false});
+  const auto problems = check_layer_index(table, ZIMAGE_SOURCE_DIR,
+                                          {.every_kernel_header_listed = false, .every_kernel_benchmarked = false});
   std::multiset<std::pair<std::string, std::string>> got;
   for (const Problem& p : problems) {
     std::cout << "  caught: row '" << p.row << "', column " << p.column << ": " << p.what << "\n";
@@ -374,11 +375,14 @@ TEST(LayerIndex, CheckerCatchesOneWrongEntryPerColumn) {
 // A kernel that only CPU benchmarks time is caught; one BM_Cuda row in any row that names it is
 // enough.
 TEST(LayerIndex, AKernelWithoutACudaBenchmarkRowIsCaught) {
-  const std::string ref = "`rms_norm` (`reference/nn/norms.h`)", cuda = "`rms_norm_modulate` (`cuda/kernels/rms_norm_modulate.h`)";
+  const std::string ref = "`rms_norm` (`reference/nn/norms.h`)",
+                    cuda = "`rms_norm_modulate` (`cuda/kernels/rms_norm_modulate.h`)";
   const std::string test = "`Cuda/RmsNormModulate.AgainstReference/*` (`tests/cuda/test_cuda_norms.cpp`)";
-  const std::string head = "| layer | module | reference | golden | cuda | tests | benchmark |\n"
-                           "| --- | --- | --- | --- | --- | --- | --- |\n";
-  const std::string cpu_only = "| a | `RMSNorm` | " + ref + " | - | " + cuda + " | " + test + " | `BM_RmsNorm` (`bench/bench_dit.cpp`) |\n";
+  const std::string head =
+      "| layer | module | reference | golden | cuda | tests | benchmark |\n"
+      "| --- | --- | --- | --- | --- | --- | --- |\n";
+  const std::string cpu_only =
+      "| a | `RMSNorm` | " + ref + " | - | " + cuda + " | " + test + " | `BM_RmsNorm` (`bench/bench_dit.cpp`) |\n";
   const std::string timed = "| b | `RMSNorm` | " + ref + " | - | " + cuda + " | " + test +
                             " | `BM_CudaRmsNormModulate` (`bench/cuda/bench_cuda_kernels.cpp`) |\n";
   const CheckOptions opts{.every_kernel_header_listed = false, .every_kernel_benchmarked = true};
@@ -398,7 +402,8 @@ TEST(LayerIndex, ParserNamesMalformedRowsAndMissingFiles) {
       "| short row | x | y |\n"
       "| gone | `M` | `f` (`reference/no_such_file.h`) | `golden/no_such.safetensors`: `t` | `k` (`cuda/no_such.h`) "
       "| `S.T` (`tests/no_such.cpp`) | `BM_X` (`bench/no_such.cpp`) |\n";
-  const auto problems = check_layer_index(table, ZIMAGE_SOURCE_DIR, {.every_kernel_header_listed = false, .every_kernel_benchmarked = false});
+  const auto problems = check_layer_index(table, ZIMAGE_SOURCE_DIR,
+                                          {.every_kernel_header_listed = false, .every_kernel_benchmarked = false});
   std::multiset<std::pair<std::string, std::string>> got;
   for (const Problem& p : problems) got.insert({p.row, p.column});
   const std::multiset<std::pair<std::string, std::string>> want = {
