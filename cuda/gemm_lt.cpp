@@ -1,5 +1,6 @@
 #include "gemm_lt.h"
 
+#include "core/choices.h"
 #include "cudnn_session.h"
 
 #include <cublasLt.h>
@@ -85,24 +86,18 @@ double median_ms(cudaStream_t s, Run&& run) {
 
 }  // namespace
 
-const char* gemm_algo_name(GemmAlgo a) {
-  switch (a) {
-    case GemmAlgo::heuristic: return "heuristic";
-    case GemmAlgo::timed: return "timed";
-    default: return "auto";
-  }
-}
+namespace {
+constexpr ChoiceTable<GemmAlgo, 3> kGemmAlgos{
+    {{GemmAlgo::automatic, "auto"}, {GemmAlgo::heuristic, "heuristic"}, {GemmAlgo::timed, "timed"}}};
+}  // namespace
 
-GemmAlgo parse_gemm_algo(const std::string& s, const std::string& what) {
-  for (GemmAlgo a : {GemmAlgo::automatic, GemmAlgo::heuristic, GemmAlgo::timed})
-    if (s == gemm_algo_name(a)) return a;
-  throw Error(what + ": unknown choice '" + s + "' (auto, heuristic or timed)");
-}
+const char* gemm_algo_name(GemmAlgo a) { return choice_name(kGemmAlgos, a); }
+
+GemmAlgo parse_gemm_algo(const std::string& s, const std::string& what) { return parse_choice(kGemmAlgos, s, what); }
 
 GemmAlgo requested_gemm_algo(GemmAlgo a) {
   if (a != GemmAlgo::automatic) return a;
-  const char* env = std::getenv("ZIMAGE_GEMM_ALGO");
-  a = env && *env ? parse_gemm_algo(env, "ZIMAGE_GEMM_ALGO") : GemmAlgo::heuristic;
+  a = choice_from_env(kGemmAlgos, "ZIMAGE_GEMM_ALGO", GemmAlgo::heuristic);
   return a == GemmAlgo::automatic ? GemmAlgo::heuristic : a;
 }
 

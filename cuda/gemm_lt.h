@@ -43,7 +43,7 @@ struct GemmShape {
 enum class GemmAlgo { automatic, heuristic, timed };
 const char* gemm_algo_name(GemmAlgo a);  // "auto", "heuristic", "timed"
 // Throws one line naming `what` and the accepted names for an unknown name.
-GemmAlgo parse_gemm_algo(const std::string& s, const std::string& what = "GEMM algorithm choice");
+GemmAlgo parse_gemm_algo(const std::string& s, const std::string& what = "the GEMM algorithm choice");
 // automatic -> ZIMAGE_GEMM_ALGO (heuristic or timed) when set, else heuristic; others unchanged.
 // The variable is read at each call (linear calls this for every GEMM). An unknown
 // ZIMAGE_GEMM_ALGO throws one line naming it.

@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "conv_cudnn.h"
+#include "core/choices.h"
 #include "kernels/convert.h"
 #include "kernels/group_norm.h"
 #include "kernels/residual_add.h"
@@ -133,21 +134,15 @@ DeviceVaeEncoder upload_vae_encoder(const VaeEncoderW<float>& w, DType dt, Runti
   return d;
 }
 
-const char* vae_conv_version_name(VaeConvVersion v) {
-  switch (v) {
-    case VaeConvVersion::im2col:
-      return "im2col";
-    case VaeConvVersion::cudnn:
-      return "cudnn";
-    default:
-      return "auto";
-  }
-}
+namespace {
+constexpr ChoiceTable<VaeConvVersion, 3> kVaeConvVersions{
+    {{VaeConvVersion::automatic, "auto"}, {VaeConvVersion::im2col, "im2col"}, {VaeConvVersion::cudnn, "cudnn"}}};
+}  // namespace
+
+const char* vae_conv_version_name(VaeConvVersion v) { return choice_name(kVaeConvVersions, v); }
 
 VaeConvVersion parse_vae_conv_version(const std::string& s, const std::string& what) {
-  for (VaeConvVersion v : {VaeConvVersion::automatic, VaeConvVersion::im2col, VaeConvVersion::cudnn})
-    if (s == vae_conv_version_name(v)) return v;
-  throw Error(what + ": unknown version '" + s + "' (auto, im2col or cudnn)");
+  return parse_choice(kVaeConvVersions, s, what);
 }
 
 CudnnConvShape cudnn_conv_shape(int64_t cin, int64_t cout, int64_t B, int64_t H, int64_t W, const Im2colGeom& g,
@@ -161,8 +156,7 @@ CudnnConvShape cudnn_conv_shape(int64_t cin, int64_t cout, int64_t B, int64_t H,
 
 VaeConvVersion requested_vae_conv(VaeConvVersion requested) {
   if (requested != VaeConvVersion::automatic) return requested;
-  const char* env = std::getenv("ZIMAGE_VAE_CONV");
-  requested = env && *env ? parse_vae_conv_version(env, "ZIMAGE_VAE_CONV") : VaeConvVersion::im2col;
+  requested = choice_from_env(kVaeConvVersions, "ZIMAGE_VAE_CONV", VaeConvVersion::im2col);
   return requested == VaeConvVersion::automatic ? VaeConvVersion::im2col : requested;
 }
 

@@ -1,6 +1,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "core/choices.h"
 #include "kernels/device_common.cuh"
 #include "kernels/flash_attention.h"
 #include "kernels/flash_attention_mma.h"
@@ -150,24 +151,18 @@ void run_v1(DType dt, const void* q, const void* k, const void* v, int64_t ld, c
   ZIMAGE_CUDA_CHECK_LAUNCH("flash_attention_v1");
 }
 
+// The versions' words, in the order a refusal lists them.
+constexpr ChoiceTable<AttentionVersion, 5> kAttentionVersionNames{{{AttentionVersion::automatic, "auto"},
+                                                                   {AttentionVersion::v1_simt, "v1_simt"},
+                                                                   {AttentionVersion::mma, "mma"},
+                                                                   {AttentionVersion::mma_wide, "mma_wide"},
+                                                                   {AttentionVersion::cudnn, "cudnn"}}};
 }  // namespace
 
-const char* attention_version_name(AttentionVersion v) {
-  switch (v) {
-    case AttentionVersion::automatic: return "auto";
-    case AttentionVersion::v1_simt: return "v1_simt";
-    case AttentionVersion::mma: return "mma";
-    case AttentionVersion::cudnn: return "cudnn";
-    case AttentionVersion::mma_wide: return "mma_wide";
-  }
-  return "?";
-}
+const char* attention_version_name(AttentionVersion v) { return choice_name(kAttentionVersionNames, v); }
 
-AttentionVersion parse_attention_version(const std::string& s) {
-  for (AttentionVersion v : {AttentionVersion::automatic, AttentionVersion::v1_simt, AttentionVersion::mma,
-                             AttentionVersion::cudnn, AttentionVersion::mma_wide})
-    if (s == attention_version_name(v)) return v;
-  throw Error("--attention: unknown version '" + s + "' (auto, v1_simt, mma, mma_wide or cudnn)");
+AttentionVersion parse_attention_version(const std::string& s, const std::string& what) {
+  return parse_choice(kAttentionVersionNames, s, what);
 }
 
 bool attention_supports(AttentionVersion v, DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why,
@@ -204,8 +199,7 @@ AttentionVersion resolve_attention(AttentionVersion requested, DType dt, int64_t
   // ZIMAGE_ATTENTION forces the DiT's plain attention; a variant (the text encoder's) keeps choosing
   // for itself, so that forcing mma for the DiT does not refuse the text encoder in the same process.
   if (requested == AttentionVersion::automatic && variant.plain(H)) {
-    const char* env = std::getenv("ZIMAGE_ATTENTION");
-    if (env && *env) requested = parse_attention_version(env);
+    requested = choice_from_env(kAttentionVersionNames, "ZIMAGE_ATTENTION", AttentionVersion::automatic);
   }
   auto runs = [&](AttentionVersion v, std::string* why) {
     if (v == AttentionVersion::cudnn && mask_without_lengths && variant.plain(H)) {

@@ -37,8 +37,9 @@ namespace zimage::gpu {
 
 enum class AttentionVersion { automatic, v1_simt, mma, cudnn, mma_wide };
 const char* attention_version_name(AttentionVersion v);  // "auto", "v1_simt", "mma", "cudnn", "mma_wide"
-// "auto" | "v1_simt" | "mma" | "cudnn" | "mma_wide"; anything else throws naming --attention.
-AttentionVersion parse_attention_version(const std::string& s);
+// "auto" | "v1_simt" | "mma" | "mma_wide" | "cudnn"; anything else throws one line naming `what`
+// (the option or the variable the word came from) and the accepted names.
+AttentionVersion parse_attention_version(const std::string& s, const std::string& what = "--attention");
 // Beyond plain key-masked attention (see the header comment). The default is plain attention.
 struct AttentionVariant {
   int64_t kv_heads = 0;          // G; 0 or H: every query head has its own K/V head

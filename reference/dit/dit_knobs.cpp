@@ -3,28 +3,28 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/choices.h"
 #include "core/error.h"
 #include "dit/rope_limits.h"
 
 namespace zimage {
 
+namespace {
+// The accepted words of --long-prompt-mode and --rope-scaling; None is no word's value.
+constexpr ChoiceTable<LongPromptMode, 4> kLongPromptModes{{{LongPromptMode::Truncate, "truncate"},
+                                                           {LongPromptMode::Interpolate, "interpolate"},
+                                                           {LongPromptMode::Pool, "pool"},
+                                                           {LongPromptMode::AttentionPool, "attention_pool"}}};
+constexpr ChoiceTable<RopeScaling, 3> kRopeScalings{
+    {{RopeScaling::Extrapolate, "extrapolate"}, {RopeScaling::Linear, "linear"}, {RopeScaling::Ntk, "ntk"}}};
+}  // namespace
+
 LongPromptMode parse_long_prompt_mode(const std::string& s) {
-  if (s == "truncate") return LongPromptMode::Truncate;
-  if (s == "interpolate") return LongPromptMode::Interpolate;
-  if (s == "pool") return LongPromptMode::Pool;
-  if (s == "attention_pool") return LongPromptMode::AttentionPool;
-  throw Error("--long-prompt-mode must be truncate, interpolate, pool or attention_pool, not '" + s + "'");
+  return parse_choice(kLongPromptModes, s, "--long-prompt-mode");
 }
 
 std::string long_prompt_mode_name(LongPromptMode m) {
-  switch (m) {
-    case LongPromptMode::None: return "none";
-    case LongPromptMode::Truncate: return "truncate";
-    case LongPromptMode::Interpolate: return "interpolate";
-    case LongPromptMode::Pool: return "pool";
-    case LongPromptMode::AttentionPool: return "attention_pool";
-  }
-  return "?";
+  return m == LongPromptMode::None ? "none" : choice_name(kLongPromptModes, m);
 }
 
 int64_t LongPromptOptions::target_for(const ZImageConfig& cfg) const {
@@ -109,22 +109,9 @@ Tensor<T> fit_long_prompt(const Tensor<T>& e, LongPromptMode mode, int64_t N) {
   return out;
 }
 
-RopeScaling parse_rope_scaling(const std::string& s) {
-  if (s == "extrapolate") return RopeScaling::Extrapolate;
-  if (s == "linear") return RopeScaling::Linear;
-  if (s == "ntk") return RopeScaling::Ntk;
-  throw Error("--rope-scaling must be extrapolate, linear or ntk, not '" + s + "'");
-}
+RopeScaling parse_rope_scaling(const std::string& s) { return parse_choice(kRopeScalings, s, "--rope-scaling"); }
 
-std::string rope_scaling_name(RopeScaling s) {
-  switch (s) {
-    case RopeScaling::None: return "none";
-    case RopeScaling::Extrapolate: return "extrapolate";
-    case RopeScaling::Linear: return "linear";
-    case RopeScaling::Ntk: return "ntk";
-  }
-  return "?";
-}
+std::string rope_scaling_name(RopeScaling s) { return s == RopeScaling::None ? "none" : choice_name(kRopeScalings, s); }
 
 RopeItemScaling rope_item_scaling(const ZImageConfig& cfg, RopeScaling s, int64_t lc_pad) {
   RopeItemScaling r;

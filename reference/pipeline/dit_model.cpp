@@ -1,5 +1,6 @@
 #include "pipeline/dit_model.h"
 
+#include "core/choices.h"
 #include "io/held_bf16.h"
 #include "dit/model_folder.h"
 
@@ -46,23 +47,14 @@ class StreamingDit final : public DitModel<T> {
 
 }  // namespace
 
-DitWeights parse_dit_weights(const std::string& s) {
-  if (s == "auto") return DitWeights::Auto;
-  if (s == "memory") return DitWeights::Memory;
-  if (s == "stream") return DitWeights::Stream;
-  if (s == "bf16") return DitWeights::Bf16;
-  throw Error("--weights must be auto, memory, stream or bf16, not '" + s + "'");
-}
+constexpr ChoiceTable<DitWeights, 4> kDitWeights{{{DitWeights::Auto, "auto"},
+                                                  {DitWeights::Memory, "memory"},
+                                                  {DitWeights::Stream, "stream"},
+                                                  {DitWeights::Bf16, "bf16"}}};
 
-std::string dit_weights_name(DitWeights w) {
-  switch (w) {
-    case DitWeights::Auto: return "auto";
-    case DitWeights::Memory: return "memory";
-    case DitWeights::Stream: return "stream";
-    case DitWeights::Bf16: return "bf16";
-  }
-  return "?";
-}
+DitWeights parse_dit_weights(const std::string& s) { return parse_choice(kDitWeights, s, "--weights"); }
+
+std::string dit_weights_name(DitWeights w) { return choice_name(kDitWeights, w); }
 
 template <class T>
 DitWeights resolve_dit_weights(DitWeights w, const ParamSource& params) {

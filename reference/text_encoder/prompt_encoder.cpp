@@ -6,6 +6,8 @@
 #include <fstream>
 #include <type_traits>
 
+#include "core/choices.h"
+
 namespace zimage {
 
 namespace fs = std::filesystem;
@@ -53,7 +55,7 @@ std::vector<double> hidden_layer_mix_weights(const std::vector<int>& layers, con
 }
 
 void check_padding_side(const std::string& side, const std::string& what) {
-  ZIMAGE_CHECK(side == "left" || side == "right", what + " must be left or right, not '" + side + "'");
+  require_choice(side, {"left", "right"}, what);
 }
 
 int64_t trailing_pad_columns(const Tensor<int32_t>& mask) {

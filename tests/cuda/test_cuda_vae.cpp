@@ -563,7 +563,7 @@ TEST(VaeConvVersion, NamesEnvironmentAndResolution) {
     ADD_FAILURE() << "an unknown version must be refused";
   } catch (const Error& e) {
     std::printf("  %s\n", e.what());
-    EXPECT_EQ(std::string(e.what()), "ZIMAGE_VAE_CONV: unknown version 'winograd' (auto, im2col or cudnn)");
+    EXPECT_EQ(std::string(e.what()), "ZIMAGE_VAE_CONV must be auto, im2col or cudnn, not 'winograd'");
   }
   gpu::Im2colGeom g3 = gpu::geom_same3x3();
   std::string why;

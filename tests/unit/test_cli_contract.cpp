@@ -9,7 +9,9 @@
 #include <fstream>
 #include <map>
 
+#include "core/choices.h"
 #include "support/cli_runner.h"
+#include "support/expect_errors.h"
 #include "support/test_support.h"
 
 namespace zimage {
@@ -212,6 +214,43 @@ TEST(CliContract, BadInputTableCoversEveryCommandAndKind) {
       const bool exempt = na != not_applicable.end() && std::count(na->second.begin(), na->second.end(), k);
       EXPECT_TRUE(covered != exempt) << cmd << ": " << bad_name(k) << (exempt ? " is exempt but has a case" : " has no case");
     }
+}
+
+// core/choices.h, behind every option and variable with a fixed set of words: the list reads
+// "a", "a or b", "a, b or c"; a refusal names the option or variable it came from and the value.
+enum class Fruit { apple, pear, plum, quince };
+constexpr ChoiceTable<Fruit, 3> kFruits{{{Fruit::apple, "apple"}, {Fruit::pear, "pear"}, {Fruit::plum, "plum"}}};
+
+TEST(Choices, RefusalNamesWhatTheWordsAndTheValue) {
+  EXPECT_EQ(choices_text({"a"}), "a");
+  EXPECT_EQ(choices_text({"a", "b"}), "a or b");
+  EXPECT_EQ(choices_text({"a", "b", "c"}), "a, b or c");
+  EXPECT_EQ(parse_choice(kFruits, "pear", "--fruit"), Fruit::pear);
+  EXPECT_EQ(testing::error_of([] { parse_choice(kFruits, "Pear", "--fruit"); }),
+            "--fruit must be apple, pear or plum, not 'Pear'");
+  EXPECT_EQ(testing::error_of([] { parse_choice(kFruits, "", "--fruit"); }),
+            "--fruit must be apple, pear or plum, not ''");
+  EXPECT_STREQ(choice_name(kFruits, Fruit::plum), "plum");
+  EXPECT_STREQ(choice_name(kFruits, Fruit::quince), "?");
+  require_choice("cuda", {"cpu", "cuda"}, "--device");
+  EXPECT_EQ(testing::error_of([] {
+              require_choice("tpu", {"cpu", "cuda"}, "--device");
+            }),
+            "--device must be cpu or cuda, not 'tpu'");
+}
+
+TEST(Choices, EnvironmentUnsetOrEmptyGivesTheDefaultAndABadWordNamesTheVariable) {
+  const char* var = "ZIMAGE_TEST_CHOICE_FRUIT";
+  ::unsetenv(var);
+  EXPECT_EQ(choice_from_env(kFruits, var, Fruit::quince), Fruit::quince);
+  ::setenv(var, "", 1);
+  EXPECT_EQ(choice_from_env(kFruits, var, Fruit::quince), Fruit::quince);
+  ::setenv(var, "plum", 1);
+  EXPECT_EQ(choice_from_env(kFruits, var, Fruit::quince), Fruit::plum);
+  ::setenv(var, "fig", 1);
+  EXPECT_EQ(testing::error_of([&] { choice_from_env(kFruits, var, Fruit::quince); }),
+            "ZIMAGE_TEST_CHOICE_FRUIT must be apple, pear or plum, not 'fig'");
+  ::unsetenv(var);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "core/choices.h"
 #include "pipeline/generate.h"
 #include "pipeline/pipeline_files.h"
 #ifdef ZIMAGE_WITH_CUDA
@@ -68,7 +69,7 @@ int cmd_encode(const Args& args) {
   const PromptOptions opt = parse_prompt_options(args);
   const std::string dtype = args.get("--dtype", "float32");
   const std::string device = args.get("--device", "cpu");
-  ZIMAGE_CHECK(device == "cpu" || device == "cuda", "--device must be cpu or cuda, not '" + device + "'");
+  require_choice(device, {"cpu", "cuda"}, "--device");
   TextEncoderBackend backend;
   if (device == "cpu") {
     ZIMAGE_CHECK(dtype == "float32" || dtype == "float64",

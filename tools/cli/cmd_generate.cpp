@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "generate_setup.h"
+#include "core/choices.h"
 #include "pipeline/pipeline_files.h"
 #include "dit/model_folder.h"
 #ifdef ZIMAGE_WITH_CUDA
@@ -108,7 +109,7 @@ GenerateSetup parse_generate_setup(const Args& args) {
   GenerateSetup s;
   s.device = args.get("--device", "cpu");
   const std::string& device = s.device;
-  ZIMAGE_CHECK(device == "cpu" || device == "cuda", "--device must be cpu or cuda, not '" + device + "'");
+  require_choice(device, {"cpu", "cuda"}, "--device");
   ZIMAGE_CHECK(!args.has("--attention") || device == "cuda",
                "--attention chooses the CUDA attention kernel (auto, v1_simt, mma, mma_wide, cudnn): it needs --device cuda");
   GenerateRequest& req = s.req;

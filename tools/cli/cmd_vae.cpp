@@ -25,6 +25,7 @@
 #include <sstream>
 
 #include "cli.h"
+#include "core/choices.h"
 #include "io/safetensors.h"
 #include "io/param_source.h"
 #include "vae/autoencoder_kl.h"
@@ -300,7 +301,7 @@ int encode(const Args& a, const std::string& dtype) {
 int validate(const Args& a) {
   allow_only(a, {"--golden", "--model", "--dtype", "--check-finite"}, "vae validate: ");  // accepted: every row already counts NaN/Inf
   const std::string dtype = a.get("--dtype", "float64");
-  ZIMAGE_CHECK(dtype == "float64" || dtype == "float32", "--dtype must be float64 or float32, not '" + dtype + "'");
+  require_choice(dtype, {"float64", "float32"}, "--dtype");
   size_t failed = 0, total = 0;
   for (const auto& path : a.values.count("--golden") ? a.values.at("--golden") : std::vector<std::string>{}) {
     const VaeGolden g = open_vae_golden(path, a.get("--model"));
@@ -328,7 +329,7 @@ int cmd_vae(int argc, char** argv) {
   ZIMAGE_CHECK(sub == "decode" || sub == "encode", "vae: unknown subcommand '" + sub + "' (decode, encode, validate)");
   const std::string dtype = a.get("--dtype", "float32");
   const std::string device = a.get("--device", "cpu");
-  ZIMAGE_CHECK(device == "cpu" || device == "cuda", "--device must be cpu or cuda, not '" + device + "'");
+  require_choice(device, {"cpu", "cuda"}, "--device");
   if (device == "cuda") {
 #ifdef ZIMAGE_WITH_CUDA
     ZIMAGE_CHECK(dtype == "float32" || dtype == "bfloat16",

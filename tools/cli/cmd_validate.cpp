@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "core/choices.h"
 #include "io/safetensors.h"
 #include "validation/validate.h"
 #include "vae/vae_golden.h"
@@ -61,7 +62,7 @@ void print_first_divergence(const SafetensorsFile& golden, const std::vector<Val
 int cmd_validate(const Args& args) {
   allow_only(args, {"--goldens", "--model", "--dtype", "--golden-dir", "--check-finite"});
   const std::string dtype = args.get("--dtype", "float64");
-  ZIMAGE_CHECK(dtype == "float64" || dtype == "float32", "--dtype must be float64 or float32, not '" + dtype + "'");
+  require_choice(dtype, {"float64", "float32"}, "--dtype");
   ZIMAGE_CHECK(!args.has("--model") || args.has("--goldens"), "--model needs --goldens FILE (goldens dumped from that model)");
   const std::vector<std::string> files =
       args.has("--goldens") ? args.values.at("--goldens") : shipped_goldens(args.get("--golden-dir", ZIMAGE_GOLDEN_DIR));
