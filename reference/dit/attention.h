@@ -3,8 +3,8 @@
 
 #include "nn/linear.h"
 #include "nn/norms.h"
+#include "nn/sdpa.h"
 #include "dit/rope.h"
-#include "nn/softmax.h"
 
 namespace zimage {
 
@@ -22,30 +22,13 @@ struct AttentionW {
 
 // Ref: torch.nn.functional.scaled_dot_product_attention (math backend),
 // boolean key mask broadcast as mask[:, None, None, :].
-// q, k, v [B, L, H, D] -> [B, L, H, D]; softmax(q k^T / sqrt(D)) v per (b, h),
-// the [L, L] scores of one (b, h) at a time per thread; both products are the
-// packed GEMM of core/gemm.h.
+// q, k, v [B, L, H, D] -> [B, L, H, D]; softmax(q k^T / sqrt(D)) v per (b, h) (nn/sdpa.h).
 template <class T>
 Tensor<T> scaled_dot_product_attention(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v, const KeyMask* mask) {
-  const int64_t B = q.dim(0), L = q.dim(1), H = q.dim(2), D = q.dim(3);
+  const int64_t L = q.dim(1), D = q.dim(3);
   const T scale = mutated(Mutation::NoAttentionScale) ? T(1) : T(1) / std::sqrt(T(D));
-  Tensor<T> out(q.shape);
-#pragma omp parallel
-  {
-    MatrixRM<T> S(L, L);
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t h = 0; h < H; ++h) {
-        const int64_t off = b * L * H * D + h * D;
-        gemm_serial<T>(L, L, D, {q.ptr() + off, H * D, 1}, {k.ptr() + off, 1, H * D}, S.data(), L);  // q k^T
-        S *= scale;
-        const int32_t* keep = mask ? mask->ptr() + b * L : nullptr;
-        for (int64_t i = 0; i < L; ++i)
-          masked_softmax_row(S.data() + i * L, L, [keep](int64_t j) { return !keep || keep[j] != 0; });
-        gemm_serial<T>(L, D, L, {S.data(), L, 1}, {v.ptr() + off, H * D, 1}, out.ptr() + off, H * D);  // p v
-      }
-  }
-  return out;
+  const int32_t* keep = mask ? mask->ptr() : nullptr;
+  return sdpa_math(q, k, v, scale, [keep, L](int64_t b, int64_t, int64_t j) { return !keep || keep[b * L + j] != 0; });
 }
 
 // Ref: transformer_z_image.py ZSingleStreamAttnProcessor.__call__

@@ -12,7 +12,7 @@
 
 #include "nn/linear.h"
 #include "nn/norms.h"
-#include "nn/softmax.h"
+#include "nn/sdpa.h"
 #include "text_encoder/qwen3_config.h"
 
 namespace zimage {
@@ -124,26 +124,12 @@ void qwen3_apply_rotary_pos_emb(Tensor<T>& x, const Tensor<T>& cos, const Tensor
 // q [B, L, H, D], k, v [B, L, G, D], pad_mask [B, L] (1 = real token) -> [B, L, H, D].
 template <class T>
 Tensor<T> qwen3_sdpa(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v, const Tensor<int32_t>& pad_mask) {
-  const int64_t B = q.dim(0), L = q.dim(1), H = q.dim(2), D = q.dim(3), G = k.dim(2), rep = H / G;
-  const T scale = T(1) / std::sqrt(T(D));
+  const int64_t L = q.dim(1), D = q.dim(3);
   const bool causal = !mutated(Mutation::TextNoCausalMask);
-  Tensor<T> out(q.shape);
-#pragma omp parallel
-  {
-    MatrixRM<T> S(L, L);
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t h = 0; h < H; ++h) {
-        const int64_t g = h / rep, qoff = b * L * H * D + h * D, kvoff = b * L * G * D + g * D;
-        gemm_serial<T>(L, L, D, {q.ptr() + qoff, H * D, 1}, {k.ptr() + kvoff, 1, G * D}, S.data(), L);  // q k^T
-        S *= scale;
-        const int32_t* pad = pad_mask.ptr() + b * L;
-        for (int64_t i = 0; i < L; ++i)  // a row with every key masked stays zero
-          masked_softmax_row(S.data() + i * L, L, [&](int64_t j) { return (!causal || j <= i) && pad[j] != 0; });
-        gemm_serial<T>(L, D, L, {S.data(), L, 1}, {v.ptr() + kvoff, G * D, 1}, out.ptr() + qoff, H * D);  // p v
-      }
-  }
-  return out;
+  const int32_t* pad = pad_mask.ptr();
+  return sdpa_math(q, k, v, T(1) / std::sqrt(T(D)), [pad, L, causal](int64_t b, int64_t i, int64_t j) {
+    return (!causal || j <= i) && pad[b * L + j] != 0;
+  });
 }
 
 // Ref: modeling_qwen3.py Qwen3Attention.forward
