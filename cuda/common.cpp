@@ -107,6 +107,22 @@ int device_sm_count() {
   return last_sms;
 }
 
+int64_t device_smem_per_block_optin() {
+  thread_local int last_dev = -1;
+  thread_local int64_t last_bytes = 0;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    cudaGetLastError();  // no device: clear the error so later calls start clean
+    return 0;
+  }
+  if (dev != last_dev) {
+    int bytes = 0;
+    ZIMAGE_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    last_bytes = bytes, last_dev = dev;
+  }
+  return last_bytes;
+}
+
 int row_kernel_rows_per_block(int64_t rows, int blocks_per_sm, int sms) {
   ZIMAGE_CHECK(blocks_per_sm > 0 && sms > 0 && rows >= 0,
                "row_kernel_rows_per_block: bad arguments (rows " + std::to_string(rows) + ", blocks_per_sm " +

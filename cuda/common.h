@@ -53,6 +53,11 @@ std::string describe_device();
 int compute_capability();
 // Multiprocessors of the current device (asked once per device and thread, then remembered).
 int device_sm_count();
+// The most dynamic shared memory a block of the current device may opt in to, in bytes
+// (cudaDevAttrMaxSharedMemoryPerBlockOptin: 232448 on sm_90, 166912 on sm_80, 101376 on sm_86 and
+// sm_89); 0 when there is no usable device, so that a host-only check refuses nothing. Asked once
+// per device and thread.
+int64_t device_smem_per_block_optin();
 
 // Rows per block of the v2 row kernels (rms_norm_modulate, gated_residual, gated_residual_rms_norm):
 // each block takes R consecutive rows and makes its per-item operands (the weight, tanh(gate),
@@ -98,6 +103,13 @@ struct RowShape {
 // B items of L tokens, H query heads of head_dim D (every attention version).
 struct AttentionShape {
   int64_t B = 0, L = 0, H = 0, D = 0;
+};
+// The per-head RMSNorm of q and k before RoPE (qk_norm_rope, qwen3_qk_norm_rope): the weights [D]
+// in the kernel's dtype and eps. Both weights null: no norm, RoPE alone (the DiT without qk_norm).
+struct QkNorm {
+  const void* q = nullptr;
+  const void* k = nullptr;
+  double eps = 0;
 };
 // Throws "<kernel>: <operand> is <dtype>, the kernel runs <dtype>" when an operand's storage dtype
 // differs from the kernel's (a view's dtype is checked, never silently reinterpreted).

@@ -215,8 +215,9 @@ void run_blocks(Runtime& rt, const DeviceBlock* blocks, size_t n, DType dt, cons
     rt.linear({sc.h.get(), C, dt}, w.to_qkv.weight.data(), nullptr, {qkv, 3 * C, dt}, {rows, 3 * C, C}, opts.gemm);
     {
       const ProfileScope scope = part(StepProfile::kQkNormRope);
-      qk_norm_rope(qkv_rows, qkv_rows.from_col(C), w.norm_q.empty() ? nullptr : w.norm_q.data(),
-                   w.norm_k.empty() ? nullptr : w.norm_k.data(), in.freqs, rows, H, D, kQkNormEps, s);
+      const QkNorm norm{w.norm_q.empty() ? nullptr : w.norm_q.data(), w.norm_k.empty() ? nullptr : w.norm_k.data(),
+                        kQkNormEps};
+      qk_norm_rope(qkv_rows, qkv_rows.from_col(C), norm, in.freqs, {B, L, H, D}, s);
     }
     {
       const ProfileScope scope = part(StepProfile::kAttention);

@@ -96,7 +96,7 @@ void run_qwen3_layer(Runtime& rt, const DeviceQwen3Layer& w, const Qwen3Config& 
   rt.linear({sc.n.get(), C, dt}, w.qkv.weight.data(), w.qkv.b(), {sc.qkv.get(), Q, dt}, {N, Q, C}, opts.gemm);
   // The fused qkv rows [N, Q = (H + 2G) D]: q at column 0, k at H D, v at (H + G) D.
   const DevRows q{sc.qkv.get(), Q, dt}, k = q.from_col(H * D), v = q.from_col((H + G) * D);
-  qwen3_qk_norm_rope(q, k, w.q_norm.data(), w.k_norm.data(), cos_sin, B, L, H, G, D, eps, s);
+  qwen3_qk_norm_rope(q, k, {w.q_norm.data(), w.k_norm.data(), eps}, cos_sin, {B, L, H, D}, G, s);
   flash_attention(q, k, v, mask, {sc.o.get(), H * D, dt}, {B, L, H, D}, s, opts.attention, nullptr,
                   qwen3_attention_variant(cfg));
   rt.linear({sc.o.get(), H * D, dt}, w.o_proj.weight.data(), w.o_proj.b(), {sc.branch.get(), C, dt}, {N, C, H * D},

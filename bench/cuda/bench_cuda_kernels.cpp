@@ -694,8 +694,8 @@ void BM_CudaQkNormRope(benchmark::State& st) {
   auto prepare = [&] { copy_d2d(f->qkv, f->qkv0); };
   auto op = [&] {
     const gpu::DevRows q{f->qkv.data(), 3 * kC, dt};
-    gpu::qk_norm_rope(q, q.from_col(kC), f->nq.data(), f->nk.data(), static_cast<const float*>(f->freqs.data()), kL, kH,
-                      kD, kQkNormEps, rt.stream());
+    gpu::qk_norm_rope(q, q.from_col(kC), {f->nq.data(), f->nk.data(), kQkNormEps},
+                      static_cast<const float*>(f->freqs.data()), {1, kL, kH, kD}, rt.stream());
   };
   validate_and_time(st, key, dt, prepare, op, [&] {
     prepare();
@@ -781,8 +781,8 @@ void BM_CudaQwen3QkNormRope(benchmark::State& st) {
   auto prepare = [&] { copy_d2d(f->qkv, f->qkv0); };
   auto op = [&] {
     const gpu::DevRows q{f->qkv.data(), W, dt};
-    gpu::qwen3_qk_norm_rope(q, q.from_col(H * D), f->nq.data(), f->nk.data(), static_cast<const float*>(f->freqs.data()),
-                            B, L, H, G, D, qcfg.rms_norm_eps, rt.stream());
+    gpu::qwen3_qk_norm_rope(q, q.from_col(H * D), {f->nq.data(), f->nk.data(), qcfg.rms_norm_eps},
+                            static_cast<const float*>(f->freqs.data()), {B, L, H, D}, G, rt.stream());
   };
   validate_and_time(st, key, dt, prepare, op, [&] {
     prepare();

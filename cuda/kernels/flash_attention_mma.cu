@@ -400,9 +400,22 @@ struct Tiling<2> {
   static constexpr int64_t max_D = 128;
 };
 
-// What a tiling runs: bf16, head_dim 8..max_D in steps of 8, row strides of whole 16-byte chunks.
+// The dynamic shared memory of the block run_mma launches for head_dim D: its head-dim bucket's
+// MmaConfig (the buckets of run_mma below).
 template <int M>
-bool tiling_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why) {
+size_t tiling_smem_bytes(int64_t D) {
+  if (D <= 32) return MmaConfig<32, 64, M>::kSmemBytes;
+  if (D <= 64) return MmaConfig<64, 64, M>::kSmemBytes;
+  if (D <= 128) return MmaConfig<128, 64, M>::kSmemBytes;
+  return MmaConfig<256, 32, M>::kSmemBytes;
+}
+
+// What a tiling runs: bf16, head_dim 8..max_D in steps of 8, row strides of whole 16-byte chunks,
+// and a block's shared memory within the device's opt-in limit (smem_optin bytes; 0: not known,
+// nothing refused), so that a GPU with less (sm_86 and sm_89: 99 KiB) falls through to another
+// version instead of failing at the launch.
+template <int M>
+bool tiling_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why, int64_t smem_optin) {
   const char* name = Tiling<M>::name;
   const int64_t max_D = Tiling<M>::max_D;
   if (dt != DType::BF16) {
@@ -423,7 +436,18 @@ bool tiling_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* 
              ", ldo " + std::to_string(ldo);
     return false;
   }
+  const size_t smem = tiling_smem_bytes<M>(D);
+  if (smem_optin > 0 && smem > size_t(smem_optin)) {
+    if (why)
+      *why = std::string(name) + " needs " + std::to_string(smem) + " bytes of shared memory a block at head_dim " +
+             std::to_string(D) + "; this GPU allows " + std::to_string(smem_optin);
+    return false;
+  }
   return true;
+}
+
+int64_t resolve_smem_optin(int64_t smem_per_block) {
+  return smem_per_block == kSmemOfDevice ? device_smem_per_block_optin() : smem_per_block;
 }
 
 // The checks both tilings make (the tiling's name in the messages), then the launch of the
@@ -441,7 +465,7 @@ void run_mma(ConstDevRows qv, ConstDevRows kv, ConstDevRows vv, const int32_t* m
   void* out = outv.data;
   const int64_t ld = qv.ld, ldo = outv.ld, B = shape.B, L = shape.L, H = shape.H, D = shape.D;
   std::string why;
-  ZIMAGE_CHECK(tiling_supports<M>(dt, D, ld, ldo, &why), "flash_attention: " + why);
+  ZIMAGE_CHECK(tiling_supports<M>(dt, D, ld, ldo, &why, device_smem_per_block_optin()), "flash_attention: " + why);
   if (B == 0 || L == 0) return;
   // L at least a block's rows (at most 128) below 2^31: the kernel's int query index (q0 + the row in
   // the block) never overflows, even in the last block.
@@ -471,12 +495,17 @@ void run_mma(ConstDevRows qv, ConstDevRows kv, ConstDevRows vv, const int32_t* m
 
 }  // namespace
 
-bool mma_attention_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why) {
-  return tiling_supports<1>(dt, D, ld, ldo, why);
+bool mma_attention_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why, int64_t smem_per_block) {
+  return tiling_supports<1>(dt, D, ld, ldo, why, resolve_smem_optin(smem_per_block));
 }
 
-bool mma_wide_attention_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why) {
-  return tiling_supports<2>(dt, D, ld, ldo, why);
+bool mma_wide_attention_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why,
+                                 int64_t smem_per_block) {
+  return tiling_supports<2>(dt, D, ld, ldo, why, resolve_smem_optin(smem_per_block));
+}
+
+size_t mma_attention_smem_bytes(int64_t D, bool wide) {
+  return wide ? tiling_smem_bytes<2>(D) : tiling_smem_bytes<1>(D);
 }
 
 void flash_attention_mma(ConstDevRows q, ConstDevRows k, ConstDevRows v, const int32_t* mask, DevRows out,

@@ -14,9 +14,10 @@
 // Supported: dt BF16; D % 8 == 0 and 8 <= D <= 256 (head-dim buckets 32, 64, 128, 256 with the
 // tail of the head zero-padded in shared memory; D 64 and 128 have dedicated instantiations);
 // ld and ldo multiples of 8 elements; q, k, v and out 16-byte aligned (checked at the call).
-// Shared memory per block: mma 85.5 KiB at D <= 128, 99.3 KiB above; mma_wide 102.5 KiB at D 128.
-// sm_80 and sm_90 allow that; sm_86/sm_89 cards (99 KiB a block) refuse the larger launches with a
-// CUDA error naming cudaFuncSetAttribute.
+// Shared memory per block (mma_attention_smem_bytes): mma 85.5 KiB at 64 < D <= 128, 99.25 KiB
+// above; mma_wide 102.5 KiB at 64 < D <= 128. sm_80 and sm_90 allow that; on sm_86/sm_89 cards
+// (99 KiB a block) the supports checks refuse those head_dims, naming the bytes, so that the
+// dispatcher runs another version there.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -25,9 +26,17 @@
 
 namespace zimage::gpu {
 
-// Whether the mma kernel runs this dtype, head_dim and row strides; otherwise false and one line
-// naming mma and the reason in `why`. Touches no device memory.
-bool mma_attention_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why = nullptr);
+// smem_per_block for the supports checks: the current device's opt-in limit
+// (device_smem_per_block_optin; no device, no limit).
+inline constexpr int64_t kSmemOfDevice = -1;
+
+// Whether the mma kernel runs this dtype, head_dim and row strides, and its block's shared memory
+// fits smem_per_block bytes (0: no limit); otherwise false and one line naming mma and the reason
+// in `why`. Touches no device memory.
+bool mma_attention_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why = nullptr,
+                            int64_t smem_per_block = kSmemOfDevice);
+// The dynamic shared memory of one block at head_dim D, in bytes: mma's, or mma_wide's when `wide`.
+size_t mma_attention_smem_bytes(int64_t D, bool wide);
 
 // out = softmax(q k^T / sqrt(D)) v with the key mask (nullptr: every key takes part), enqueued on
 // `stream`. q, k, v share one row stride and q's dtype, as for flash_attention. Throws one line
@@ -36,7 +45,8 @@ void flash_attention_mma(ConstDevRows q, ConstDevRows k, ConstDevRows v, const i
                          AttentionShape shape, cudaStream_t stream);
 
 // The same for mma_wide: head_dim 8..128 (136..256 is refused with a line that points to mma, which runs it).
-bool mma_wide_attention_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why = nullptr);
+bool mma_wide_attention_supports(DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why = nullptr,
+                                 int64_t smem_per_block = kSmemOfDevice);
 void flash_attention_mma_wide(ConstDevRows q, ConstDevRows k, ConstDevRows v, const int32_t* mask, DevRows out,
                               AttentionShape shape, cudaStream_t stream);
 

@@ -129,10 +129,11 @@ int qk_norm_rope_v2_lanes(DType dt, int64_t D, int64_t ld, std::initializer_list
   return int(E);
 }
 
-
-void qk_norm_rope(DevRows qv, DevRows kv, const void* norm_q, const void* norm_k, const float* freqs, int64_t n_tokens,
-                  int64_t H, int64_t D, double eps, cudaStream_t stream) {
+void qk_norm_rope(DevRows qv, DevRows kv, QkNorm norm, const float* freqs, AttentionShape shape, cudaStream_t stream) {
   const DType dt = qv.dt;
+  const void *norm_q = norm.q, *norm_k = norm.k;
+  const int64_t n_tokens = shape.B * shape.L, H = shape.H, D = shape.D;
+  const double eps = norm.eps;
   check_view_dtype("qk_norm_rope", "k", kv.dt, dt);
   ZIMAGE_CHECK(qv.ld == kv.ld, "qk_norm_rope: q and k must share one row stride (" + std::to_string(qv.ld) + " vs " +
                                    std::to_string(kv.ld) + ")");
@@ -146,19 +147,24 @@ void qk_norm_rope(DevRows qv, DevRows kv, const void* norm_q, const void* norm_k
   const int E = qk_norm_rope_v2_lanes(dt, D, ld, {q, k, norm_q, norm_k}, freqs);
   if (E != 0) {
     ZIMAGE_DISPATCH_STORAGE(dt, T, {
+      // Only the instances of at most 16 bytes a lane exist (qk_norm_rope_v2_lanes never asks for
+      // more): the discarded branch of a generic lambda's `if constexpr` is not instantiated.
       auto launch = [&](auto e) {
-        qk_norm_rope_v2<T, decltype(e)::value><<<unsigned(blocks), 32 * kWarps, 0, stream>>>(
-            static_cast<T*>(q), static_cast<T*>(k), ld, static_cast<const T*>(norm_q), static_cast<const T*>(norm_k),
-            freqs, n_tokens, int(H), float(eps));
+        constexpr int kE = decltype(e)::value;
+        if constexpr (kE * sizeof(T) <= 16) {
+          qk_norm_rope_v2<T, kE><<<unsigned(blocks), 32 * kWarps, 0, stream>>>(
+              static_cast<T*>(q), static_cast<T*>(k), ld, static_cast<const T*>(norm_q), static_cast<const T*>(norm_k),
+              freqs, n_tokens, int(H), float(eps));
+        } else {
+          throw Error("qk_norm_rope: no v2 instance for " + std::to_string(kE) + " fp32 elements per lane");
+        }
       };
       if (E == 2) {
         launch(std::integral_constant<int, 2>());
       } else if (E == 4) {
         launch(std::integral_constant<int, 4>());
-      } else if constexpr (sizeof(T) <= 2) {
-        launch(std::integral_constant<int, 8>());  // E 8 (qk_norm_rope_v2_lanes: 16 bytes at most)
       } else {
-        throw Error("qk_norm_rope: no v2 instance for " + std::to_string(E) + " fp32 elements per lane");
+        launch(std::integral_constant<int, 8>());
       }
     });
     ZIMAGE_CUDA_CHECK_LAUNCH("qk_norm_rope_v2");

@@ -5,8 +5,8 @@
 // Shapes: q, k [B, L, H, D] as rows of a wider buffer with one row stride (q.ld == k.ld): token n's
 // head h starts at n * ld + h * D (the fused to_qkv output has ld = 3C, q at column 0 and k at
 // column C: q = qkv, k = qkv.from_col(C); weight_layout.h).
-// norm_q, norm_k [D] (both nullptr when qk_norm is false: RoPE only), freqs [B, L, D/2, 2] fp32
-// (cos, sin), n_tokens = B * L. fp32 math between norm and rotation (no intermediate rounding).
+// norm.q, norm.k [D] (both nullptr when qk_norm is false: RoPE only), freqs [B, L, D/2, 2] fp32
+// (cos, sin). fp32 math between norm and rotation (no intermediate rounding).
 // Versions, chosen per call: v2 when D / 32 elements per lane are 2, 4 or 8 in at most 16 bytes
 // (bf16: D 64, 128, 256; fp32: D 64, 128) and every lane's vectors are aligned: one warp
 // per (token, head, q|k), each lane one vector load of its D / 32 contiguous values, held in
@@ -25,7 +25,7 @@ namespace zimage::gpu {
 int qk_norm_rope_v2_lanes(DType dt, int64_t D, int64_t ld, std::initializer_list<const void*> ptrs,
                           const float* freqs);
 
-void qk_norm_rope(DevRows q, DevRows k, const void* norm_q, const void* norm_k, const float* freqs, int64_t n_tokens,
-                  int64_t H, int64_t D, double eps, cudaStream_t stream);
+// shape: B, L, H, D of q (and of k: as many key heads as query heads).
+void qk_norm_rope(DevRows q, DevRows k, QkNorm norm, const float* freqs, AttentionShape shape, cudaStream_t stream);
 
 }  // namespace zimage::gpu

@@ -41,9 +41,12 @@ __global__ void __launch_bounds__(32 * kWarps)
 
 }  // namespace
 
-void qwen3_qk_norm_rope(DevRows qv, DevRows kv, const void* norm_q, const void* norm_k, const float* cos_sin, int64_t B,
-                        int64_t L, int64_t H, int64_t G, int64_t D, double eps, cudaStream_t stream) {
+void qwen3_qk_norm_rope(DevRows qv, DevRows kv, QkNorm norm, const float* cos_sin, AttentionShape shape,
+                        int64_t kv_heads, cudaStream_t stream) {
   const DType dt = qv.dt;
+  const void *norm_q = norm.q, *norm_k = norm.k;
+  const int64_t B = shape.B, L = shape.L, H = shape.H, G = kv_heads, D = shape.D;
+  const double eps = norm.eps;
   check_view_dtype("qwen3_qk_norm_rope", "k", kv.dt, dt);
   ZIMAGE_CHECK(qv.ld == kv.ld, "qwen3_qk_norm_rope: q and k must share one row stride (" + std::to_string(qv.ld) +
                                    " vs " + std::to_string(kv.ld) + ")");

@@ -98,8 +98,8 @@ inline QkRun run_qk_norm_rope(const QkCase& c) {
   const auto wqd = to_device(r.wq, c.dt), wkd = to_device(r.wk, c.dt);
   const auto csd = to_device(gpu::qwen3_cos_sin_table(r.cfg, c.L), DType::F32);
   const gpu::DevRows q{qkv.data(), W, c.dt};
-  gpu::qwen3_qk_norm_rope(q, q.from_col(c.H * c.D), wqd.data(), wkd.data(), static_cast<const float*>(csd.data()), c.B,
-                          c.L, c.H, c.G, c.D, r.cfg.rms_norm_eps, rt().stream());
+  gpu::qwen3_qk_norm_rope(q, q.from_col(c.H * c.D), {wqd.data(), wkd.data(), r.cfg.rms_norm_eps},
+                          static_cast<const float*>(csd.data()), {c.B, c.L, c.H, c.D}, c.G, rt().stream());
   r.got = qkv.host();
   qkv.expect_guards_intact("qwen3_qk_norm_rope");
   return r;

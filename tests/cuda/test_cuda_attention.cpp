@@ -13,8 +13,10 @@
 #include "cuda_support.h"
 #include "weight_layout.h"
 #include "kernels/flash_attention.h"
+#include "kernels/flash_attention_mma.h"
 #include "dit/attention.h"
 #include "dit/patchify.h"
+#include "support/expect_errors.h"
 #include "support/sdpa_peer.h"
 
 namespace zimage {
@@ -304,6 +306,39 @@ TEST(CudaFlashAttention, ViewsOfAnotherDtypeOrStrideAreAnError) {
   }
 }
 
+// The tensor-core versions' shared memory a block, by head-dim bucket (MmaConfig: (rows + 4 x 64 keys)
+// rows of Dp + 8 bf16, plus two int32 mask tiles), against the device's opt-in limit: a GPU with 99 KiB
+// a block (sm_86, sm_89) refuses mma above head_dim 128 and mma_wide above 64 with one line naming the
+// bytes, so that the dispatcher runs another version there; sm_80 (163 KiB) and sm_90 (227 KiB) run
+// them all. Host only.
+TEST(CudaFlashAttention, MmaSharedMemoryWithinTheDevicesLimitOrRefused) {
+  EXPECT_EQ(gpu::mma_attention_smem_bytes(32, false), 26112u);
+  EXPECT_EQ(gpu::mma_attention_smem_bytes(64, false), 46592u);
+  EXPECT_EQ(gpu::mma_attention_smem_bytes(128, false), 87552u);   // 85.5 KiB
+  EXPECT_EQ(gpu::mma_attention_smem_bytes(256, false), 101632u);  // 99.25 KiB: 256 bytes over sm_86's 99 KiB
+  EXPECT_EQ(gpu::mma_attention_smem_bytes(32, true), 31232u);
+  EXPECT_EQ(gpu::mma_attention_smem_bytes(64, true), 55808u);
+  EXPECT_EQ(gpu::mma_attention_smem_bytes(128, true), 104960u);  // 102.5 KiB
+  constexpr int64_t kSm86 = 101376, kSm80 = 166912, kSm90 = 232448;
+  std::string why;
+  for (const int64_t limit : {int64_t(0), kSm80, kSm90})
+    for (const int64_t D : {8, 64, 128, 256}) {
+      EXPECT_TRUE(gpu::mma_attention_supports(DType::BF16, D, 3 * D, D, &why, limit))
+          << limit << " " << D << ": " << why;
+      if (D <= 128)
+        EXPECT_TRUE(gpu::mma_wide_attention_supports(DType::BF16, D, 3 * D, D, &why, limit))
+            << limit << " " << D << ": " << why;
+    }
+  for (const int64_t D : {8, 64, 128}) EXPECT_TRUE(gpu::mma_attention_supports(DType::BF16, D, 3 * D, D, &why, kSm86));
+  EXPECT_FALSE(gpu::mma_attention_supports(DType::BF16, 256, 3 * 256, 256, &why, kSm86));
+  std::printf("  sm_86, mma, head_dim 256: %s\n", why.c_str());
+  EXPECT_EQ(why, "mma needs 101632 bytes of shared memory a block at head_dim 256; this GPU allows 101376");
+  EXPECT_TRUE(gpu::mma_wide_attention_supports(DType::BF16, 64, 3 * 64, 64, &why, kSm86)) << why;
+  EXPECT_FALSE(gpu::mma_wide_attention_supports(DType::BF16, 72, 3 * 72, 72, &why, kSm86));
+  std::printf("  sm_86, mma_wide, head_dim 72: %s\n", why.c_str());
+  EXPECT_EQ(why, "mma_wide needs 104960 bytes of shared memory a block at head_dim 72; this GPU allows 101376");
+}
+
 // The dispatcher: a forced version it cannot run is one line naming it; fp32 never goes to the
 // bf16-only versions; ZIMAGE_ATTENTION forces a version for `automatic`; bad names are refused.
 TEST(CudaFlashAttention, DispatcherRefusesAndResolves) {
@@ -322,7 +357,8 @@ TEST(CudaFlashAttention, DispatcherRefusesAndResolves) {
   }
   EXPECT_EQ(gpu::parse_attention_version("mma"), gpu::AttentionVersion::mma);
   EXPECT_EQ(gpu::parse_attention_version("mma_wide"), gpu::AttentionVersion::mma_wide);
-  EXPECT_THROW(gpu::parse_attention_version("flash3"), Error);
+  EXPECT_EQ(testing::error_of([] { gpu::parse_attention_version("flash3"); }),
+            "--attention must be auto, v1_simt, mma, mma_wide or cudnn, not 'flash3'");
   // mma_wide: bf16 head_dim 8..128; past 128 one line that names mma_wide and sends to mma, which runs it.
   std::string why;
   EXPECT_TRUE(gpu::attention_supports(gpu::AttentionVersion::mma_wide, DType::BF16, 128, 3 * 3840, 3840, &why)) << why;
@@ -345,6 +381,11 @@ TEST(CudaFlashAttention, DispatcherRefusesAndResolves) {
   ::setenv("ZIMAGE_ATTENTION", "v1_simt", 1);
   EXPECT_EQ(gpu::resolve_attention(gpu::AttentionVersion::automatic, DType::BF16, 128, 3 * 3840, 3840),
             gpu::AttentionVersion::v1_simt);
+  // A bad word in the variable is refused naming the variable, not the option.
+  ::setenv("ZIMAGE_ATTENTION", "flash3", 1);
+  EXPECT_EQ(testing::error_of(
+                [] { gpu::resolve_attention(gpu::AttentionVersion::automatic, DType::BF16, 128, 3 * 3840, 3840); }),
+            "ZIMAGE_ATTENTION must be auto, v1_simt, mma, mma_wide or cudnn, not 'flash3'");
   ::unsetenv("ZIMAGE_ATTENTION");
   // A key mask without item lengths never goes to cudnn.
   EXPECT_NE(gpu::resolve_attention(gpu::AttentionVersion::automatic, DType::BF16, 128, 3 * 3840, 3840, true),

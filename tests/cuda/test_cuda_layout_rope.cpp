@@ -195,7 +195,7 @@ TEST_P(QkNormRope, AgainstRmsNormAndApplyRotaryEmb) {
                                                fdev.buf.as<const float>());
   std::printf("  %s runs %s\n", tag.c_str(), lanes ? ("v2, " + std::to_string(lanes) + " elements a lane").c_str() : "v1");
   EXPECT_EQ(lanes, dt == DType::F32 ? width.lanes_f32 : width.lanes_bf16) << tag << ": not the version this case is for";
-  gpu::qk_norm_rope(qkv_rows, qkv_rows.from_col(C), norm_q, norm_k, fdev.buf.as<const float>(), B * L, H, D, 1e-5,
+  gpu::qk_norm_rope(qkv_rows, qkv_rows.from_col(C), {norm_q, norm_k, 1e-5}, fdev.buf.as<const float>(), {B, L, H, D},
                     testing::rt().stream());
   const Tensor<float> got = buf.host();
 
