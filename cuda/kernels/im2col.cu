@@ -1,5 +1,6 @@
 #include "kernels/device_common.cuh"
 #include "kernels/im2col.h"
+#include "kernels/im2col_map.h"
 
 namespace zimage::gpu {
 namespace {
@@ -20,7 +21,46 @@ __global__ void im2col_nhwc_v1(const T* __restrict__ x, int64_t H, int64_t W, in
   }
 }
 
+// One thread per 16-byte vector of E channels (the map: kernels/im2col_map.h). A plain copy of the
+// bits, so one kernel serves every dtype; a zero vector is +0 in each.
+__global__ void im2col_nhwc_v2(const uint4* __restrict__ x, Im2colVecMap m, uint32_t nv, uint4* __restrict__ out) {
+  for (uint32_t v = blockIdx.x * blockDim.x + threadIdx.x; v < nv; v += gridDim.x * blockDim.x) {
+    const int64_t src = m.source(v);
+    out[v] = src >= 0 ? x[src] : make_uint4(0u, 0u, 0u, 0u);
+  }
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
 }  // namespace
+
+std::optional<Im2colVecMap> im2col_vec_map(int64_t B, int64_t H, int64_t W, int64_t C, int64_t vec, const Im2colGeom& g,
+                                           int64_t q0, int64_t P) {
+  // The vector count stays below 2^31, so that the grid-stride loop's v + stride never wraps.
+  constexpr int64_t kMax = int64_t(UINT32_MAX), kMaxVectors = int64_t(INT32_MAX);
+  const int64_t Ho = g.out_h(H), Wo = g.out_w(W), Cv = vec > 0 ? C / vec : 0;
+  const int64_t taps_cv = int64_t(g.kh) * g.kw * Cv;
+  if (vec <= 0 || C % vec != 0 || Cv == 0 || Ho <= 0 || Wo <= 0 || B <= 0) return std::nullopt;
+  if (P * taps_cv > kMaxVectors || B * Ho * Wo > kMax || q0 + P > B * Ho * Wo) return std::nullopt;
+  if ((Ho - 1) * g.stride + g.kh > kMax || (Wo - 1) * g.stride + g.kw > kMax || H * g.up > kMax || W * g.up > kMax)
+    return std::nullopt;
+  Im2colVecMap m;
+  m.H = uint32_t(H), m.W = uint32_t(W), m.Cv = uint32_t(Cv);
+  m.kw = uint32_t(g.kw), m.taps_cv = uint32_t(taps_cv);
+  m.Wo = uint32_t(Wo), m.HoWo = uint32_t(Ho * Wo);
+  m.stride = uint32_t(g.stride), m.up = uint32_t(g.up);
+  m.pad_top = uint32_t(g.pad_top), m.pad_left = uint32_t(g.pad_left);
+  m.Hup = uint32_t(H * g.up), m.Wup = uint32_t(W * g.up);
+  m.q0 = uint32_t(q0);
+  return m;
+}
+
+int im2col_nhwc_v2_elems(DType dt, int64_t B, int64_t H, int64_t W, int64_t C, const Im2colGeom& g, int64_t q0,
+                         int64_t P, const void* x, const void* out) {
+  const int64_t vec = 16 / int64_t(dtype_size(dt));
+  if (dt == DType::F16 || C % vec != 0 || !aligned16(x) || !aligned16(out)) return 0;
+  return im2col_vec_map(B, H, W, C, vec, g, q0, P) ? int(vec) : 0;
+}
 
 void im2col_nhwc(DType dt, const void* x, int64_t B, int64_t H, int64_t W, int64_t C, const Im2colGeom& g, int64_t q0,
                  int64_t P, void* out, cudaStream_t stream) {
@@ -28,6 +68,14 @@ void im2col_nhwc(DType dt, const void* x, int64_t B, int64_t H, int64_t W, int64
   ZIMAGE_CHECK(Ho > 0 && Wo > 0 && q0 >= 0 && P >= 0 && q0 + P <= B * Ho * Wo && g.up >= 1 && g.stride >= 1,
                "im2col_nhwc: bad geometry");
   if (P == 0) return;
+  if (const int vec = im2col_nhwc_v2_elems(dt, B, H, W, C, g, q0, P, x, out)) {
+    const Im2colVecMap m = *im2col_vec_map(B, H, W, C, vec, g, q0, P);
+    const int64_t nv = P * g.kh * g.kw * (C / vec);
+    im2col_nhwc_v2<<<grid_for(nv, 256), 256, 0, stream>>>(static_cast<const uint4*>(x), m, uint32_t(nv),
+                                                          static_cast<uint4*>(out));
+    ZIMAGE_CUDA_CHECK_LAUNCH("im2col_nhwc_v2");
+    return;
+  }
   ZIMAGE_DISPATCH_STORAGE(dt, T, {
     im2col_nhwc_v1<T><<<grid_for(P * g.kh * g.kw * C, 256), 256, 0, stream>>>(static_cast<const T*>(x), H, W, C, g, Ho,
                                                                              Wo, q0, P, static_cast<T*>(out));

@@ -7,7 +7,11 @@
 // (iy, ix) = (oy * stride + dy - pad_top, ox * stride + dx - pad_left) of the (virtually upsampled,
 // H * up x W * up) image, read at (iy / up, ix / up); 0 outside. The conv weight is uploaded
 // permuted to [C_out, kh, kw, C] to match (vae_cuda.cpp). A copy: exact in every dtype.
-// Versions: v1 (only): one thread per output element, consecutive threads along c (coalesced).
+// Versions, chosen per call: v2 when C is a multiple of E = 16 / sizeof(T) (bf16: 8, fp32: 4), x and
+// out are 16-byte aligned and the sizes fit 32-bit indices (kernels/im2col_map.h): one thread per
+// 16-byte vector of E channels, 32-bit index arithmetic once per vector. v1 otherwise (the encoder's
+// 3-channel conv_in): one thread per output element, consecutive threads along c (coalesced), 64-bit
+// index arithmetic.
 #pragma once
 #include "common.h"
 
@@ -21,5 +25,9 @@ struct Im2colGeom {
 
 void im2col_nhwc(DType dt, const void* x, int64_t B, int64_t H, int64_t W, int64_t C, const Im2colGeom& g, int64_t q0,
                  int64_t P, void* out, cudaStream_t stream);
+
+// Host side of the choice: E, the elements of a 16-byte vector, when v2 runs this call; 0 when v1 does.
+int im2col_nhwc_v2_elems(DType dt, int64_t B, int64_t H, int64_t W, int64_t C, const Im2colGeom& g, int64_t q0,
+                         int64_t P, const void* x, const void* out);
 
 }  // namespace zimage::gpu

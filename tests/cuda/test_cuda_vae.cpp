@@ -18,6 +18,7 @@
 #include "cuda_support.h"
 #include "kernels/group_norm.h"
 #include "kernels/im2col.h"
+#include "kernels/im2col_map.h"
 #include "kernels/softmax_rows.h"
 #include "kernels/transpose.h"
 #include "kernels/upsample.h"
@@ -59,28 +60,88 @@ Tensor<float> host_im2col(const Tensor<float>& xh, const gpu::Im2colGeom& g, int
   return out;
 }
 
+// Every gather the VAE uses, and two without padding.
+const std::vector<std::pair<std::string, gpu::Im2colGeom>>& im2col_geoms() {
+  static const std::vector<std::pair<std::string, gpu::Im2colGeom>> geoms = {
+      {"same3x3", gpu::geom_same3x3()},
+      {"upsample2", gpu::geom_same3x3(2)},
+      {"downsample", gpu::geom_downsample()},
+      {"pointwise", gpu::geom_pointwise()},
+      {"stride2_nopad", {3, 3, 2, 0, 0, 0, 0, 1}}};
+  return geoms;
+}
+
+// The bands a test takes of Q output pixels: all of them, all but the first 3, and one in the middle.
+std::vector<std::array<int64_t, 2>> im2col_bands(int64_t Q) { return {{0, Q}, {3, Q - 3}, {Q / 2, 1}}; }
+
+// C 5 runs v1 in both dtypes; C 12 v2 in fp32 (4 a vector) and v1 in bf16; C 16 v2 in both (bf16: 8).
 TEST(Im2colNhwc, IsExactForEveryGather) {
   ZIMAGE_REQUIRE_CUDA();
-  const Tensor<float> x = gpu::nchw_to_nhwc(testing::randn<float>({2, 5, 9, 7}, testing::test_seed()));
-  const std::vector<std::pair<std::string, gpu::Im2colGeom>> geoms = {{"same3x3", gpu::geom_same3x3()},
-                                                                      {"upsample2", gpu::geom_same3x3(2)},
-                                                                      {"downsample", gpu::geom_downsample()},
-                                                                      {"pointwise", gpu::geom_pointwise()},
-                                                                      {"stride2_nopad", {3, 3, 2, 0, 0, 0, 0, 1}}};
-  for (DType dt : {DType::F32, DType::BF16}) {
-    const Tensor<float> xs = testing::round_to(dt, x);
-    const auto xd = testing::to_device(xs, dt);
-    for (const auto& [name, g] : geoms) {
-      const int64_t Q = 2 * g.out_h(9) * g.out_w(7), K = int64_t(g.kh) * g.kw * 5;
-      for (auto [q0, P] : std::vector<std::array<int64_t, 2>>{{0, Q}, {3, Q - 3}, {Q / 2, 1}}) {
-        testing::Guarded out(dt, {P, K});
-        gpu::im2col_nhwc(dt, xd.data(), 2, 9, 7, 5, g, q0, P, out.data(), testing::rt().stream());
-        const std::string what = "im2col " + name + " " + testing::dtype_tag(dt) + " q0 " + std::to_string(q0);
-        testing::expect_exact(what, numerics::compare(out.host(), host_im2col(xs, g, q0, P).cast<double>()));
-        out.expect_guards_intact(what);
+  for (const int64_t C : {5, 12, 16}) {
+    const Tensor<float> x = gpu::nchw_to_nhwc(testing::randn<float>({2, C, 9, 7}, testing::test_seed() + uint64_t(C)));
+    for (DType dt : {DType::F32, DType::BF16}) {
+      const Tensor<float> xs = testing::round_to(dt, x);
+      const auto xd = testing::to_device(xs, dt);
+      for (const auto& [name, g] : im2col_geoms()) {
+        const int64_t Q = 2 * g.out_h(9) * g.out_w(7), K = int64_t(g.kh) * g.kw * C;
+        for (auto [q0, P] : im2col_bands(Q)) {
+          testing::Guarded out(dt, {P, K});
+          const int vec = gpu::im2col_nhwc_v2_elems(dt, 2, 9, 7, C, g, q0, P, xd.data(), out.data());
+          EXPECT_EQ(vec, C % (16 / int64_t(gpu::dtype_size(dt))) == 0 ? 16 / int(gpu::dtype_size(dt)) : 0);
+          gpu::im2col_nhwc(dt, xd.data(), 2, 9, 7, C, g, q0, P, out.data(), testing::rt().stream());
+          const std::string what = "im2col " + name + " C " + std::to_string(C) + " " + testing::dtype_tag(dt) +
+                                   " q0 " + std::to_string(q0) + (vec ? " (v2)" : " (v1)");
+          testing::expect_exact(what, numerics::compare(out.host(), host_im2col(xs, g, q0, P).cast<double>()));
+          out.expect_guards_intact(what);
+        }
       }
     }
   }
+}
+
+// v2's index map (kernels/im2col_map.h), the function its kernel runs per 16-byte vector, replayed
+// on the host for every vector of every band and gather: the copy it describes is the definition's
+// im2col exactly. Then its 32-bit limits and the version choice. Host only (in CI).
+TEST(Im2colNhwc, VectorMapIsTheDefinition) {
+  int64_t vectors = 0;
+  for (const int64_t vec : {4, 8})
+    for (const int64_t C : {8, 16, 24}) {
+      const Tensor<float> x = gpu::nchw_to_nhwc(testing::randn<float>({2, C, 9, 7}, testing::test_seed() + 7));
+      for (const auto& [name, g] : im2col_geoms()) {
+        const int64_t Q = 2 * g.out_h(9) * g.out_w(7), K = int64_t(g.kh) * g.kw * C;
+        for (auto [q0, P] : im2col_bands(Q)) {
+          const std::optional<gpu::Im2colVecMap> m = gpu::im2col_vec_map(2, 9, 7, C, vec, g, q0, P);
+          ASSERT_TRUE(m.has_value()) << name;
+          Tensor<float> got({P, K});
+          const int64_t nv = P * K / vec;
+          for (int64_t v = 0; v < nv; ++v) {
+            const int64_t src = m->source(uint32_t(v));
+            ASSERT_GE(src, -1);
+            ASSERT_LT(src, x.numel() / vec) << name << " vector " << v;
+            for (int64_t j = 0; j < vec; ++j) got[v * vec + j] = src < 0 ? 0.f : x[src * vec + j];
+          }
+          vectors += nv;
+          const std::string what = "im2col map " + name + " C " + std::to_string(C) + " vec " + std::to_string(vec) +
+                                   " q0 " + std::to_string(q0);
+          testing::expect_exact(what, numerics::compare(got, host_im2col(x, g, q0, P).cast<double>()));
+        }
+      }
+    }
+  std::printf("  %lld vectors replayed\n", (long long)vectors);
+  const gpu::Im2colGeom same = gpu::geom_same3x3();
+  EXPECT_FALSE(gpu::im2col_vec_map(2, 9, 7, 12, 8, same, 0, 1));                    // C not whole vectors
+  EXPECT_FALSE(gpu::im2col_vec_map(1, 1 << 16, 1 << 16, 8, 8, same, 0, 1));         // 2^32 output pixels
+  EXPECT_TRUE(gpu::im2col_vec_map(1, 1 << 15, 1 << 16, 8, 8, same, 0, 1 << 20));    // 2^31 pixels, 2^20 rows
+  EXPECT_FALSE(gpu::im2col_vec_map(1, 1 << 15, 1 << 16, 64, 8, same, 0, 1 << 25));  // over 2^31 vectors
+  const void* a = reinterpret_cast<const void*>(uintptr_t(1) << 12);
+  const void* odd = reinterpret_cast<const void*>((uintptr_t(1) << 12) + 8);
+  EXPECT_EQ(gpu::im2col_nhwc_v2_elems(DType::BF16, 2, 9, 7, 16, same, 0, 10, a, a), 8);
+  EXPECT_EQ(gpu::im2col_nhwc_v2_elems(DType::F32, 2, 9, 7, 12, same, 0, 10, a, a), 4);
+  EXPECT_EQ(gpu::im2col_nhwc_v2_elems(DType::BF16, 2, 9, 7, 12, same, 0, 10, a, a), 0);
+  EXPECT_EQ(gpu::im2col_nhwc_v2_elems(DType::BF16, 2, 9, 7, 3, same, 0, 10, a, a), 0);  // the encoder's conv_in
+  EXPECT_EQ(gpu::im2col_nhwc_v2_elems(DType::BF16, 2, 9, 7, 16, same, 0, 10, odd, a), 0);
+  EXPECT_EQ(gpu::im2col_nhwc_v2_elems(DType::BF16, 2, 9, 7, 16, same, 0, 10, a, odd), 0);
+  EXPECT_EQ(gpu::im2col_nhwc_v2_elems(DType::F16, 2, 9, 7, 16, same, 0, 10, a, a), 0);  // refused by v1's dispatch
 }
 
 struct GnCase {
