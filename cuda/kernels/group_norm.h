@@ -6,7 +6,8 @@
 // sums): each pass sums fixed chunks of kPixelsPerChunk pixels in fp32 per (b, g, chunk), then the
 // chunk sums are added in double in chunk order (deterministic: no atomics). `scratch` holds
 // B * G * chunks doubles (grown as needed) plus 2 B G statistics.
-// Versions: v1 (only).
+// Versions: v1 (only), its index arithmetic 32-bit where the sizes allow (the chunk sums always,
+// the apply pass below 2^32 elements): the same values, in the same order, as with 64-bit indices.
 #pragma once
 #include "common.h"
 #include "device_tensor.h"
