@@ -320,7 +320,7 @@ void* workspace(Session& st, int dev, cudaStream_t stream, int64_t bytes) {
       note_device_free(size_t(w.bytes));
       w = {};
     }
-    ZIMAGE_CUDA_CHECK(cudaMalloc(&w.ptr, size_t(bytes)));
+    w.ptr = device_alloc(size_t(bytes));  // the memory limit and the out-of-memory line, as every buffer
     w.bytes = bytes;
     note_device_alloc(size_t(bytes));
     ++st.workspace_generation;

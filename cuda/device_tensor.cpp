@@ -79,7 +79,8 @@ std::string mib(size_t bytes) {
   return b;
 }
 
-// cudaMalloc or cudaMallocAsync, with the limit and the out-of-memory line.
+}  // namespace
+
 void* device_alloc(size_t bytes, cudaStream_t stream, bool ordered) {
   if (const size_t limit = memory_limit(); limit > 0) {
     const size_t held = device_memory().allocated;
@@ -96,8 +97,6 @@ void* device_alloc(size_t bytes, cudaStream_t stream, bool ordered) {
   check_cuda(e, ordered ? "cudaMallocAsync" : "cudaMalloc", __FILE__, __LINE__);
   return p;
 }
-
-}  // namespace
 
 MemoryScope::MemoryScope(std::string component) { memory_scopes.push_back(std::move(component)); }
 MemoryScope::~MemoryScope() { memory_scopes.pop_back(); }

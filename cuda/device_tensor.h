@@ -40,6 +40,10 @@ void watch_device_memory(bool on);
 void sample_device_memory();
 // For allocations made outside DeviceBuffer (the cuDNN workspace).
 void note_device_alloc(size_t bytes);
+// cudaMalloc (cudaMallocAsync on `stream` when `ordered`) under ZIMAGE_CUDA_MEMORY_LIMIT, with the
+// out-of-memory line below (the error cleared) instead of a CUDA error; the caller notes it
+// (note_device_alloc) and frees it. What DeviceBuffer and the cuDNN workspace allocate with.
+void* device_alloc(size_t bytes, cudaStream_t stream = nullptr, bool ordered = false);
 void note_device_free(size_t bytes);
 
 // ---- Out of device memory (docs/cuda.md, "Resident models and memory") ----------------------

@@ -125,6 +125,17 @@ Runtime::Runtime() : impl_(std::make_unique<Impl>()) {
   std::string why;
   ZIMAGE_CHECK(device_available(&why), "no CUDA device: " + why);
   ZIMAGE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  try {
+    init();
+  } catch (...) {  // the destructor does not run for a constructor that throws: release what was made
+    if (impl_->lt) cublasLtDestroy(impl_->lt);
+    impl_.reset();
+    cudaStreamDestroy(stream_);
+    throw;
+  }
+}
+
+void Runtime::init() {
   // Stream-ordered allocations (DeviceBuffer(bytes, stream): the forward's per-call buffers) come
   // from the device's default pool. Its default release threshold of 0 hands freed memory back at
   // every synchronization, so each step would map its buffers afresh; keep up to 4 GiB pooled.

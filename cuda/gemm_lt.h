@@ -98,6 +98,7 @@ class Runtime {
   GemmAlgoCounts gemm_algo_counts() const;
 
  private:
+  void init();  // the constructor's part after the stream: the pool threshold, cuBLASLt, the workspace
   struct Impl;
   std::unique_ptr<Impl> impl_;
   cudaStream_t stream_ = nullptr;

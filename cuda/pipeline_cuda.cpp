@@ -1,5 +1,8 @@
 #include "pipeline_cuda.h"
 
+#include "device_tensor.h"
+#include "gemm_lt.h"
+#include "kernels/flash_attention.h"
 #include "text_encoder/prompt_encoder.h"
 
 namespace zimage::gpu {
@@ -23,7 +26,15 @@ VaeCudaOptions CudaPipelineOptions::vae() const {
   return o;
 }
 
+void check_cuda_environment() {
+  (void)attention_from_env();
+  (void)requested_gemm_algo(GemmAlgo::automatic);
+  (void)requested_vae_conv(VaeConvVersion::automatic);
+  (void)memory_limit();
+}
+
 GenerateHooks<float> cuda_generate_hooks(const ZImageConfig& transformer, const CudaPipelineOptions& opts) {
+  check_cuda_environment();
   check_cuda_dit_options(transformer, opts.dit());  // float16, no device, the attention version
   GenerateHooks<float> h;
   const CudaOptions dit = opts.dit();
@@ -55,6 +66,7 @@ class LentDit final : public DitModel<float> {
 ResidentCudaPipeline::ResidentCudaPipeline(const PipelineFolder& pipe, const CudaPipelineOptions& opts,
                                            const std::vector<int>& hidden_layers)
     : pipe_(pipe), opts_(opts) {
+  check_cuda_environment();
   check_cuda_dit_options(pipe.transformer.config, opts.dit());
   if (!pipe_.prompt_encoder && PromptEncoder::pipeline_has_text_encoder(pipe_.dir))
     pipe_.prompt_encoder = std::make_shared<PromptEncoder>(PromptEncoder::open_pipeline(pipe_.dir));

@@ -30,8 +30,15 @@ struct CudaPipelineOptions {
   VaeCudaOptions vae() const;
 };
 
-// Refuses (one line, before anything is read or uploaded) float16, a machine without a usable
-// device, and an attention version that cannot run the transformer's head_dim; then the hooks.
+// The CUDA path's environment variables parsed now: ZIMAGE_ATTENTION, ZIMAGE_GEMM_ALGO,
+// ZIMAGE_VAE_CONV and ZIMAGE_CUDA_MEMORY_LIMIT. Each is otherwise read at its first use (the VAE's
+// after the whole denoising loop), so a bad value would be refused only after the work before it;
+// here it is one line naming the variable, before any file is read or any device is asked.
+void check_cuda_environment();
+
+// Refuses (one line, before anything is read or uploaded) a bad CUDA environment variable, float16,
+// a machine without a usable device, and an attention version that cannot run the transformer's
+// head_dim; then the hooks.
 GenerateHooks<float> cuda_generate_hooks(const ZImageConfig& transformer, const CudaPipelineOptions& opts);
 
 class ResidentCudaPipeline {

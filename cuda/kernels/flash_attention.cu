@@ -165,6 +165,10 @@ AttentionVersion parse_attention_version(const std::string& s, const std::string
   return parse_choice(kAttentionVersionNames, s, what);
 }
 
+AttentionVersion attention_from_env() {
+  return choice_from_env(kAttentionVersionNames, "ZIMAGE_ATTENTION", AttentionVersion::automatic);
+}
+
 bool attention_supports(AttentionVersion v, DType dt, int64_t D, int64_t ld, int64_t ldo, std::string* why,
                         const AttentionVariant& variant, int64_t H) {
   if (!variant.plain(H) && v != AttentionVersion::automatic && v != AttentionVersion::v1_simt) {
@@ -199,7 +203,7 @@ AttentionVersion resolve_attention(AttentionVersion requested, DType dt, int64_t
   // ZIMAGE_ATTENTION forces the DiT's plain attention; a variant (the text encoder's) keeps choosing
   // for itself, so that forcing mma for the DiT does not refuse the text encoder in the same process.
   if (requested == AttentionVersion::automatic && variant.plain(H)) {
-    requested = choice_from_env(kAttentionVersionNames, "ZIMAGE_ATTENTION", AttentionVersion::automatic);
+    requested = attention_from_env();
   }
   auto runs = [&](AttentionVersion v, std::string* why) {
     if (v == AttentionVersion::cudnn && mask_without_lengths && variant.plain(H)) {

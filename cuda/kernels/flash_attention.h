@@ -40,6 +40,8 @@ const char* attention_version_name(AttentionVersion v);  // "auto", "v1_simt", "
 // "auto" | "v1_simt" | "mma" | "mma_wide" | "cudnn"; anything else throws one line naming `what`
 // (the option or the variable the word came from) and the accepted names.
 AttentionVersion parse_attention_version(const std::string& s, const std::string& what = "--attention");
+// ZIMAGE_ATTENTION parsed: automatic when unset or empty; a bad word throws one line naming the variable.
+AttentionVersion attention_from_env();
 // Beyond plain key-masked attention (see the header comment). The default is plain attention.
 struct AttentionVariant {
   int64_t kv_heads = 0;          // G; 0 or H: every query head has its own K/V head

@@ -325,9 +325,10 @@ TEST(CudaFlashAttention, MmaSharedMemoryWithinTheDevicesLimitOrRefused) {
     for (const int64_t D : {8, 64, 128, 256}) {
       EXPECT_TRUE(gpu::mma_attention_supports(DType::BF16, D, 3 * D, D, &why, limit))
           << limit << " " << D << ": " << why;
-      if (D <= 128)
+      if (D <= 128) {
         EXPECT_TRUE(gpu::mma_wide_attention_supports(DType::BF16, D, 3 * D, D, &why, limit))
             << limit << " " << D << ": " << why;
+      }
     }
   for (const int64_t D : {8, 64, 128}) EXPECT_TRUE(gpu::mma_attention_supports(DType::BF16, D, 3 * D, D, &why, kSm86));
   EXPECT_FALSE(gpu::mma_attention_supports(DType::BF16, 256, 3 * 256, 256, &why, kSm86));

@@ -7,6 +7,7 @@
 //     the final image's PSNR against the fp64 image within 6 dB of the peer's;
 //   - the CLI: without a GPU one line, exit 2, no PNG (this part runs everywhere), and every
 //     option refused before any device work.
+#include <array>
 #include <filesystem>
 
 #include "cuda_support.h"
@@ -179,6 +180,22 @@ TEST_F(CudaGenerateCli, BadOptionsRefusedBeforeAnyDeviceWork) {  // with or with
   expect_refused("--attention mma", "--attention chooses the CUDA attention kernel");
   expect_refused("--device tpu", "--device must be cpu or cuda");
   expect_refused("--dtype bfloat16", "--dtype must be float32 or float64 with --device cpu");
+}
+
+// The CUDA path's environment variables are read before any file or device (check_cuda_environment):
+// a bad value is one line naming the variable, even on a machine without a GPU, where before the
+// VAE's was read only after the whole denoising loop.
+TEST_F(CudaGenerateCli, BadEnvironmentVariableRefusedBeforeAnyDeviceWork) {  // with or without a GPU
+  const std::vector<std::array<std::string, 3>> cases = {
+      {"ZIMAGE_ATTENTION", "flash3", "ZIMAGE_ATTENTION must be auto, v1_simt, mma, mma_wide or cudnn, not 'flash3'"},
+      {"ZIMAGE_GEMM_ALGO", "fastest", "ZIMAGE_GEMM_ALGO must be auto, heuristic or timed, not 'fastest'"},
+      {"ZIMAGE_VAE_CONV", "winograd", "ZIMAGE_VAE_CONV must be auto, im2col or cudnn, not 'winograd'"},
+      {"ZIMAGE_CUDA_MEMORY_LIMIT", "24GB", "ZIMAGE_CUDA_MEMORY_LIMIT '24GB' must be a whole number of bytes"}};
+  for (const auto& [var, value, needle] : cases) {
+    ASSERT_EQ(::setenv(var.c_str(), value.c_str(), 1), 0);
+    expect_refused("--device cuda --dtype bfloat16", needle);
+    ::unsetenv(var.c_str());
+  }
 }
 
 // Out of GPU memory (ZIMAGE_CUDA_MEMORY_LIMIT below the transformer's size): one line naming the

@@ -147,6 +147,7 @@ GenerateSetup parse_generate_setup(const Args& args) {
                  "--weights sets how the CPU holds the transformer; with --device cuda it is uploaded block by block");
     s.cuda.dtype = gpu::parse_dtype(dtype);
     s.cuda.attention = gpu::parse_attention_version(args.get("--attention", "auto"));
+    gpu::check_cuda_environment();
     std::string why;  // before any file is read: no text encoder runs for an image that cannot be made
     ZIMAGE_CHECK(gpu::device_available(&why), "--device cuda: no CUDA device: " + why);
   }
