@@ -367,11 +367,24 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// The dynamic shared memory of the block run_mma launches for head_dim D: its head-dim bucket's
+// MmaConfig (the buckets of run_mma below).
+template <int M>
+size_t tiling_smem_bytes(int64_t D) {
+  if (D <= 32) return MmaConfig<32, 64, M>::kSmemBytes;
+  if (D <= 64) return MmaConfig<64, 64, M>::kSmemBytes;
+  if (D <= 128) return MmaConfig<128, 64, M>::kSmemBytes;
+  return MmaConfig<256, 32, M>::kSmemBytes;
+}
+
 template <int Dp, int Kv, int M, bool Exact, bool QInRegs>
 void launch_mma(const void* q, const void* k, const void* v, int64_t ld, const int32_t* mask, void* out, int64_t ldo,
                 int64_t B, int64_t L, int64_t H, int64_t D, cudaStream_t stream) {
   using Cfg = MmaConfig<Dp, Kv, M>;
   constexpr size_t smem = Cfg::kSmemBytes;
+  // The supports rule measured this bucket against the device's limit: the two bucket tables agree.
+  ZIMAGE_CHECK(smem == tiling_smem_bytes<M>(D), "flash_attention_mma: head_dim " + std::to_string(D) +
+                                                    " launched a bucket tiling_smem_bytes does not name");
   auto kernel = flash_attention_mma_kernel<Dp, Kv, M, Exact, QInRegs>;
   if (smem > 48 * 1024)
     ZIMAGE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
@@ -399,16 +412,6 @@ struct Tiling<2> {
   static constexpr const char* kernel = "flash_attention_mma_wide";
   static constexpr int64_t max_D = 128;
 };
-
-// The dynamic shared memory of the block run_mma launches for head_dim D: its head-dim bucket's
-// MmaConfig (the buckets of run_mma below).
-template <int M>
-size_t tiling_smem_bytes(int64_t D) {
-  if (D <= 32) return MmaConfig<32, 64, M>::kSmemBytes;
-  if (D <= 64) return MmaConfig<64, 64, M>::kSmemBytes;
-  if (D <= 128) return MmaConfig<128, 64, M>::kSmemBytes;
-  return MmaConfig<256, 32, M>::kSmemBytes;
-}
 
 // What a tiling runs: bf16, head_dim 8..max_D in steps of 8, row strides of whole 16-byte chunks,
 // and a block's shared memory within the device's opt-in limit (smem_optin bytes; 0: not known,

@@ -55,11 +55,21 @@ std::optional<Im2colVecMap> im2col_vec_map(int64_t B, int64_t H, int64_t W, int6
   return m;
 }
 
+namespace {
+
+// v2's map for this call, or nullopt when v1 runs it: float16 (v1's dispatch refuses it), a pointer
+// not 16-byte aligned, C not whole 16-byte vectors or a size past 32-bit indices (im2col_vec_map).
+std::optional<Im2colVecMap> v2_map(DType dt, int64_t B, int64_t H, int64_t W, int64_t C, const Im2colGeom& g,
+                                   int64_t q0, int64_t P, const void* x, const void* out) {
+  if (dt == DType::F16 || !aligned16(x) || !aligned16(out)) return std::nullopt;
+  return im2col_vec_map(B, H, W, C, 16 / int64_t(dtype_size(dt)), g, q0, P);
+}
+
+}  // namespace
+
 int im2col_nhwc_v2_elems(DType dt, int64_t B, int64_t H, int64_t W, int64_t C, const Im2colGeom& g, int64_t q0,
                          int64_t P, const void* x, const void* out) {
-  const int64_t vec = 16 / int64_t(dtype_size(dt));
-  if (dt == DType::F16 || C % vec != 0 || !aligned16(x) || !aligned16(out)) return 0;
-  return im2col_vec_map(B, H, W, C, vec, g, q0, P) ? int(vec) : 0;
+  return v2_map(dt, B, H, W, C, g, q0, P, x, out) ? 16 / int(dtype_size(dt)) : 0;
 }
 
 void im2col_nhwc(DType dt, const void* x, int64_t B, int64_t H, int64_t W, int64_t C, const Im2colGeom& g, int64_t q0,
@@ -68,10 +78,9 @@ void im2col_nhwc(DType dt, const void* x, int64_t B, int64_t H, int64_t W, int64
   ZIMAGE_CHECK(Ho > 0 && Wo > 0 && q0 >= 0 && P >= 0 && q0 + P <= B * Ho * Wo && g.up >= 1 && g.stride >= 1,
                "im2col_nhwc: bad geometry");
   if (P == 0) return;
-  if (const int vec = im2col_nhwc_v2_elems(dt, B, H, W, C, g, q0, P, x, out)) {
-    const Im2colVecMap m = *im2col_vec_map(B, H, W, C, vec, g, q0, P);
-    const int64_t nv = P * g.kh * g.kw * (C / vec);
-    im2col_nhwc_v2<<<grid_for(nv, 256), 256, 0, stream>>>(static_cast<const uint4*>(x), m, uint32_t(nv),
+  if (const std::optional<Im2colVecMap> m = v2_map(dt, B, H, W, C, g, q0, P, x, out)) {
+    const int64_t nv = P * int64_t(m->taps_cv);  // below 2^31 (im2col_vec_map)
+    im2col_nhwc_v2<<<grid_for(nv, 256), 256, 0, stream>>>(static_cast<const uint4*>(x), *m, uint32_t(nv),
                                                           static_cast<uint4*>(out));
     ZIMAGE_CUDA_CHECK_LAUNCH("im2col_nhwc_v2");
     return;
