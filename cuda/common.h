@@ -54,8 +54,8 @@ int compute_capability();
 // Multiprocessors of the current device (asked once per device and thread, then remembered).
 int device_sm_count();
 // The most dynamic shared memory a block of the current device may opt in to, in bytes
-// (cudaDevAttrMaxSharedMemoryPerBlockOptin: 232448 on sm_90, 166912 on sm_80, 101376 on sm_86 and
-// sm_89); 0 when there is no usable device, so that a host-only check refuses nothing. Asked once
+// (cudaDevAttrMaxSharedMemoryPerBlockOptin; NVIDIA documents 232448 on sm_90, 166912 on sm_80,
+// 101376 on sm_86 and sm_89); 0 when there is no usable device, so that a host-only check refuses nothing. Asked once
 // per device and thread.
 int64_t device_smem_per_block_optin();
 

@@ -7,7 +7,7 @@
 // [v E, v E + E) of out [P, kh * kw * C], i.e. row p = v / (kh kw C/E), tap (dy, dx) and channel
 // group cv within it; its source is vector cv of input pixel (b, iy / up, ix / up) of x [B, H, W, C]
 // (index in vectors), or none (a zero vector) in the padding. All index arithmetic is 32-bit (v1
-// does nine 64-bit divisions or remainders per element): im2col_vec_map refuses sizes that do not
+// does twelve 64-bit divisions and remainders per element): im2col_vec_map refuses sizes that do not
 // fit, and the call falls back to v1.
 #pragma once
 #include <cstdint>

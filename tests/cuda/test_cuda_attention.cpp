@@ -307,7 +307,7 @@ TEST(CudaFlashAttention, ViewsOfAnotherDtypeOrStrideAreAnError) {
 }
 
 // The tensor-core versions' shared memory a block, by head-dim bucket (MmaConfig: (rows + 4 x 64 keys)
-// rows of Dp + 8 bf16, plus two int32 mask tiles), against the device's opt-in limit: a GPU with 99 KiB
+// rows of Dp + 8 bf16, plus two int32 mask tiles), against NVIDIA's documented opt-in limits: a GPU with 99 KiB
 // a block (sm_86, sm_89) refuses mma above head_dim 128 and mma_wide above 64 with one line naming the
 // bytes, so that the dispatcher runs another version there; sm_80 (163 KiB) and sm_90 (227 KiB) run
 // them all. Host only.
