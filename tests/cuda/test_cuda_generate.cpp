@@ -15,6 +15,7 @@
 #include "pipeline/synthetic_pipeline.h"
 #include "pipeline_cuda.h"
 #include "io/png.h"
+#include "io/safetensors.h"
 #include "support/cli_runner.h"
 #include "support/pipeline_golden.h"
 #include "support/pixels.h"
@@ -209,12 +210,18 @@ TEST_F(CudaGenerateCli, OutOfMemoryIsOneLineNamingTheComponentNoPng) {
 
 TEST_F(CudaGenerateCli, Fp32PngMatchesDiffusersPixels) {
   ZIMAGE_REQUIRE_CUDA();
-  const testing::CliResult r = testing::run_zimage(generate("--device cuda --steps 8"));
+  const fs::path latents = dir / "latents.safetensors";
+  const testing::CliResult r = testing::run_zimage(generate("--device cuda --steps 8 --save-latents " + latents.string()));
   ASSERT_EQ(r.status, 0) << r.err;
   std::printf("%s", r.err.c_str());
   ASSERT_TRUE(fs::exists(out));
   const PipelineGolden g("pipeline_turbo");
   testing::expect_pixels_match("zimage generate --device cuda", read_png(out.string()), g.get<int32_t>("image.uint8"), 0);
+  // The latents' producer names what ran on the GPU: with --prompt-embeds no text encoder did.
+  const std::string producer = SafetensorsFile::open(latents.string())->metadata().at("producer");
+  std::printf("  producer: %s\n", producer.c_str());
+  EXPECT_NE(producer.find("(transformer and VAE float32 on "), std::string::npos) << producer;
+  EXPECT_EQ(producer.find("text encoder"), std::string::npos) << producer;
 }
 
 }  // namespace

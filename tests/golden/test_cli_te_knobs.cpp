@@ -100,7 +100,7 @@ void expect_one_line_error(const testing::CliResult& r, const std::string& needl
 
 TEST(CliTeKnobs, BadKnobsAreOneLineBeforeAnyFile) {
   const std::string m = " --model " + (testing::scratch_dir("te_knobs_bad") / "no_such_model").string();
-  for (const std::string cmd : {"encode --prompt cat --out x.safetensors" + m, "generate --prompt cat --out x.png" + m}) {
+  for (const std::string& cmd : {"encode --prompt cat --out x.safetensors" + m, "generate --prompt cat --out x.png" + m}) {
     expect_one_line_error(testing::run_zimage(cmd + " --padding-side up"), "--padding-side must be left or right");
     expect_one_line_error(testing::run_zimage(cmd + " --hidden-layers -2,x"), "--hidden-layers");
     expect_one_line_error(testing::run_zimage(cmd + " --hidden-layers -2,,-3"), "empty item");

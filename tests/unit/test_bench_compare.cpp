@@ -33,7 +33,7 @@ testing::CliResult run_compare(const std::string& args) {
   std::ifstream in(errf);
   std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::printf("%s", out.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128, out};
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128, out, ""};  // both streams, as err
 }
 
 class BenchCompare : public ::testing::Test {

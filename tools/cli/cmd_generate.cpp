@@ -175,10 +175,11 @@ DeviceHooks device_hooks([[maybe_unused]] const GenerateSetup& s, [[maybe_unused
   return dev;
 }
 
-std::string producer([[maybe_unused]] const GenerateSetup& s) {
+std::string producer([[maybe_unused]] const GenerateSetup& s, [[maybe_unused]] bool encodes_prompts) {
 #ifdef ZIMAGE_WITH_CUDA
   if (s.device == "cuda")
-    return "zimage generate --device cuda (text encoder, transformer and VAE " + s.dtype + " on " +
+    return std::string("zimage generate --device cuda (") +
+           (encodes_prompts ? "text encoder, transformer and VAE " : "transformer and VAE ") + s.dtype + " on " +
            gpu::describe_device() + "; the loop on the host)";
 #endif
   return "zimage generate (CPU reference)";
@@ -209,8 +210,9 @@ int cmd_generate(const Args& args) {
   const std::vector<std::string> outs = output_paths(args.required("--out"), prompts * req.opt.num_images_per_prompt);
   const std::string save_latents = args.get("--save-latents");
   const DeviceHooks dev = device_hooks(setup, pipe);
-  return setup.dtype == "float64" ? run<double>(pipe, req, outs, save_latents, setup.dtype, producer(setup), dev)
-                                  : run<float>(pipe, req, outs, save_latents, setup.dtype, producer(setup), dev);
+  const std::string made_by = producer(setup, !req.prompts.empty());  // --prompt-embeds: no text encoder ran
+  return setup.dtype == "float64" ? run<double>(pipe, req, outs, save_latents, setup.dtype, made_by, dev)
+                                  : run<float>(pipe, req, outs, save_latents, setup.dtype, made_by, dev);
 }
 
 }  // namespace zimage::cli

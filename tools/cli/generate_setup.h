@@ -41,7 +41,8 @@ struct DeviceHooks {
 };
 // Checks the attention version against the pipeline's transformer config (one line) for cuda.
 DeviceHooks device_hooks(const GenerateSetup& s, const PipelineFolder& pipe);
-// Says where the computation ran, for the "producer" metadata of written files.
-std::string producer(const GenerateSetup& s);
+// Says where the computation ran, for the "producer" metadata of written files; encodes_prompts:
+// whether the text encoder ran (--prompt), not --prompt-embeds.
+std::string producer(const GenerateSetup& s, bool encodes_prompts);
 
 }  // namespace zimage::cli
