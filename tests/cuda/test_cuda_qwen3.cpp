@@ -9,7 +9,8 @@
 //     The gates' negative controls (interleaved-pair RoPE, no causal mask: each must fail T3) are in
 //     test_cuda_qwen3_mutations.cpp, against the mutants build of the reference.
 //   Qwen3CudaGolden: CudaQwen3::hidden_state against every hidden_states.{k} of the transformers
-//     goldens in golden/text_encoder (left and right padding), fp32 T3, bf16 T4.
+//     goldens in golden/text_encoder (left and right padding), fp32 T3, bf16 T4 plus the peer rule
+//     against transformers' own bf16 run (<case>.bf16.safetensors, dump_text_encoder_bf16.py).
 //   Qwen3CudaConfig: the refusals made before any device work (run without a GPU too).
 #include <array>
 #include <cmath>
@@ -18,7 +19,6 @@
 #include <map>
 
 #include "cuda_support.h"
-#include "support/expect_errors.h"
 #include "kernels/embedding.h"
 #include "kernels/flash_attention.h"
 #include "kernels/qwen3_qk_norm_rope.h"
@@ -26,9 +26,11 @@
 #include "qwen3_cuda.h"
 #include "qwen3_kernel_cases.h"
 #include "support/cli_runner.h"
+#include "support/expect_errors.h"
+#include "support/te_bf16_goldens.h"
 #include "support/te_goldens.h"
-#include "text_encoder/te_golden.h"
 #include "text_encoder/module_table.h"
+#include "text_encoder/te_golden.h"
 
 namespace zimage {
 namespace {
@@ -214,6 +216,11 @@ TEST_P(Qwen3CudaGolden, EveryHiddenStateMatchesTransformers) {
   ZIMAGE_REQUIRE_CUDA();
   const TextEncoderGolden& g = te_golden(GetParam());
   const int n = g.config.num_hidden_layers;
+  // transformers' bf16 run of the same model and batch (the T4 peer), checked against this golden.
+  const auto bf16_peer = testing::open_te_bf16_golden(GetParam(), g);
+  if (!bf16_peer)
+    std::printf("  %s: no transformers bf16 golden (%s): bf16 gated by the absolute T4 bound only\n",
+                GetParam().c_str(), testing::te_bf16_golden_path(GetParam()).c_str());
   for (DType dt : {DType::F32, DType::BF16}) {
     gpu::Qwen3CudaOptions opts;
     opts.dtype = dt;
@@ -234,6 +241,9 @@ TEST_P(Qwen3CudaGolden, EveryHiddenStateMatchesTransformers) {
       if (dt == DType::F32)
         testing::expect_within(what + " vs transformers T2", numerics::compare(got, g.get<double>(name)),
                                numerics::budget_for(numerics::Tier::T2, ops));
+      else if (bf16_peer)  // floor: the chain's T3 rel_rms budget
+        testing::expect_peer(what + " vs fp64, transformers bf16 peer", got, (*bf16_peer)->get<float>(name), truth,
+                             ops);
       ++compared;
     }
     EXPECT_EQ(compared, n + 1) << GetParam() << " must record every hidden state";

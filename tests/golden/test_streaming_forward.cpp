@@ -8,8 +8,9 @@
 #include <cstring>
 
 #include "dit/comfy_layout.h"
-#include "io/held_bf16.h"
 #include "dit/transformer.h"
+#include "io/held_bf16.h"
+#include "support/bf16_peer_files.h"
 #include "support/goldens.h"
 #include "validation/golden_inputs.h"
 
@@ -75,26 +76,10 @@ TEST(StreamingForward, FromComfyLayout) {
   expect_same_forward(cfg, *open_comfy_single_file(path), in, "comfy_tiny/float");
 }
 
-// Rounds every value to bf16 (a stand-in for Turbo's bf16-exact fp32 shards).
-class Bf16Rounded : public ParamSource {
- public:
-  explicit Bf16Rounded(std::shared_ptr<ParamSource> s) : s_(std::move(s)) {}
-  std::map<std::string, Shape> shapes() const override { return s_->shapes(); }
-  Tensor<float> load_float(const std::string& n) const override {
-    Tensor<float> t = s_->load_float(n);
-    for (auto& v : t.data) v = bf16_to_float(float_to_bf16(v));
-    return t;
-  }
-  Tensor<double> load(const std::string& n) const override { return load_float(n).cast<double>(); }
-  std::string describe() const override { return "bf16-rounded " + s_->describe(); }
-
- private:
-  std::shared_ptr<ParamSource> s_;
-};
-
 TEST(HeldBf16, ForwardUnchangedAndHalfTheBytes) {
   const GoldenFile g = open_golden(testing::golden_path("tiny_single"));
-  const auto rounded = std::make_shared<Bf16Rounded>(g.params);
+  // Rounded to bf16: a stand-in for Turbo's bf16-exact fp32 shards.
+  const auto rounded = std::make_shared<testing::Bf16Rounded>(g.params);
   const auto held = hold_as_bf16(rounded);
   const DitInputs<float> in = golden_dit_inputs<float>(g);
   const auto a = zimage_forward(load_weights<float>(g.config, *rounded), in);

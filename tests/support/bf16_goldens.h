@@ -3,18 +3,16 @@
 // forward (tier T4). Shared by tests/golden/test_bf16_goldens.cpp (CPU, CI) and
 // tests/cuda/test_cuda_model.cpp (the peer rule on the GPU).
 #pragma once
-#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <string_view>
 
-#include "io/safetensors.h"
 #include "dit/rope_limits.h"
-#include "io/synthetic.h"  // fnv1a64
 #include "dit/transformer.h"
+#include "io/safetensors.h"
+#include "support/bf16_peer_files.h"
 #include "support/goldens.h"
 #include "validation/golden_file.h"
 #include "validation/golden_inputs.h"
@@ -50,24 +48,16 @@ inline std::optional<std::shared_ptr<SafetensorsFile>> open_bf16_golden(const Go
   ZIMAGE_CHECK(digests.size() == size_t(2 * fp32.batch_size() + 1), path + ": inputs_fnv1a64 lists " +
                                                                         std::to_string(digests.size()) + " inputs");
   for (const auto& [name, want] : digests.items()) {
-    const Tensor<float> t = fp32.get<float>(name);
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "0x%016llx",
-                  (unsigned long long)fnv1a64(std::string_view(reinterpret_cast<const char*>(t.ptr()),
-                                                               size_t(t.numel()) * sizeof(float))));
-    ZIMAGE_CHECK(want.get<std::string>() == buf,
-                 path + ": input " + name + " digest " + want.get<std::string>() + " is not the fp32 golden's " + buf);
+    const std::string got = fnv1a64_hex(fp32.get<float>(name));
+    ZIMAGE_CHECK(want.get<std::string>() == got,
+                 path + ": input " + name + " digest " + want.get<std::string>() + " is not the fp32 golden's " + got);
   }
   for (int i = 0; i < fp32.batch_size(); ++i) {
     const std::string name = "sample." + std::to_string(i);
     ZIMAGE_CHECK(f->contains(name), path + ": lacks " + name);
     const Tensor<float> s = f->get<float>(name);
     ZIMAGE_CHECK(s.shape == fp32.file->view(name).shape, path + ": " + name + " shape differs from the fp32 golden's");
-    for (int64_t j = 0; j < s.numel(); ++j) {
-      uint32_t bits;
-      std::memcpy(&bits, &s.data[size_t(j)], 4);
-      ZIMAGE_CHECK((bits & 0xffffu) == 0, path + ": " + name + "[" + std::to_string(j) + "] is not a bfloat16 value");
-    }
+    check_bf16_valued(path, name, s);
   }
   for (const auto& name : f->names()) screen_golden_tensor(path, f->view(name));
   return f;

@@ -42,13 +42,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import golden_io as gio  # noqa: E402
-from synthetic import fnv1a64_bytes  # noqa: E402
+from synthetic import fnv1a64_hex as digest  # noqa: E402
 
 CASES = ("pipeline_turbo", "pipeline_cfg")
-
-
-def digest(t: torch.Tensor) -> str:
-    return "0x%016x" % fnv1a64_bytes(t.contiguous().numpy().astype("<f4").tobytes())
 
 
 def run_pipeline(pipe, opts, seed, pos, neg):

@@ -47,7 +47,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import golden_io as gio  # noqa: E402
-from synthetic import fnv1a64_bytes  # noqa: E402
+from synthetic import fnv1a64_hex as digest  # noqa: E402
 
 ALL_CASES = ["scheduler", "cfg", "torch_randn"]
 SEEDS = {"scheduler": 2001, "cfg": 2002, "torch_randn": 2003}
@@ -126,10 +126,6 @@ def pipeline_meta(case, seed, commit, extra):
             raise gio.GoldenError(f"metadata key {k} set twice")
         meta[k] = v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
     return meta
-
-
-def digest(t: torch.Tensor) -> str:
-    return "0x%016x" % fnv1a64_bytes(t.contiguous().numpy().astype("<f4").tobytes())
 
 
 # ------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
 import golden_io as gio  # noqa: E402
-from synthetic import fnv1a64_bytes  # noqa: E402
+from synthetic import fnv1a64_hex as digest  # noqa: E402
 
 LENGTHS = (1025, 4128, 4608)
 B, H, D = 1, 2, 128
@@ -62,10 +62,6 @@ def inputs(L: int):
     x = torch.randn(3 * L * H * D, generator=g, dtype=torch.float32) * SCALE
     q, k, v = x.view(3, B, L, H, D)
     return q, k, v
-
-
-def digest(t: torch.Tensor) -> str:
-    return "0x%016x" % fnv1a64_bytes(t.contiguous().numpy().astype("<f4").tobytes())
 
 
 def summary(t: torch.Tensor, fnv: bool) -> dict:

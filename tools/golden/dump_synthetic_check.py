@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 import golden_io as gio  # noqa: E402
-from synthetic import fnv1a64_bytes, synthetic  # noqa: E402
+from synthetic import fnv1a64_hex as digest, synthetic  # noqa: E402
 
 # (check, seed, hashed name, shape, offset, scale)
 CHECKS = [
@@ -42,12 +42,6 @@ CHECKS = [
 ]
 # Checks with more elements than this are stored as an fnv1a64 digest instead of a tensor.
 DIGEST_ABOVE = 2**20
-
-
-def digest(v: np.ndarray) -> str:
-    """fnv1a64 of the float32 little-endian bytes of v (row-major), as "0x" + 16 hex digits."""
-    b = np.ascontiguousarray(v, dtype="<f4").tobytes()
-    return f"0x{fnv1a64_bytes(b):016x}"
 
 
 def main(argv=None):

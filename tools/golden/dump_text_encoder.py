@@ -223,7 +223,7 @@ def verify(folder: str) -> None:
     recorded modeling_qwen3.py blob against the installed transformers, every tensor finite and not
     constant, input_aliases naming stored tensors, the test tokenizer's blob, and the shipped tiny_te
     weights against their synthetic regeneration."""
-    from synthetic import synthetic
+    from synthetic import fnv1a64_hex, synthetic
 
     installed = transformers_meta()["transformers_qwen3_blob"]
     for path in sorted(glob.glob(os.path.join(folder, "*.safetensors"))):
@@ -232,11 +232,23 @@ def verify(folder: str) -> None:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         kind = meta.get("kind")
         if meta.get("format") != gio.FORMAT or kind not in ("text_encoder", "tokenizer", "text_encode",
-                                                                     "tokenizer_real", "text_knobs"):
+                                                                     "tokenizer_real", "text_knobs", "text_encoder_bf16"):
             raise gio.GoldenError(f"{path}: format {meta.get('format')!r} kind {kind!r}")
         for k in TE_KEYS:
-            if k not in meta:
+            if k not in meta and not (kind == "text_encoder_bf16" and k == "synthetic_weights"):
                 raise gio.GoldenError(f"{path}: metadata lacks {k}")
+        if kind == "text_encoder_bf16":  # dump_text_encoder_bf16.py: pairs with its fp32 golden
+            with gio.open_golden(os.path.join(folder, meta["fp32_golden"])) as f32:
+                m32 = f32.metadata()
+                for k, want in json.loads(meta["inputs_fnv1a64"]).items():
+                    if fnv1a64_hex(f32.get_tensor(k), "<i4") != want:
+                        raise gio.GoldenError(f"{path}: input {k} digest {want} is not {meta['fp32_golden']}'s")
+            for k in ("seed", "config", "transformers_qwen3_blob", "diffusers_commit"):
+                if meta[k] != m32[k]:
+                    raise gio.GoldenError(f"{path}: {k} differs from {meta['fp32_golden']}'s")
+            for k, t in tensors.items():
+                if not torch.equal(t, t.to(torch.bfloat16).float()):
+                    raise gio.GoldenError(f"{path}: {k} holds values that are not bfloat16 numbers")
         if meta["transformers_qwen3_blob"] != installed:
             raise gio.GoldenError(f"{path}: made with another modeling_qwen3.py ({meta['transformers_qwen3_blob']})")
         for k, t in tensors.items():

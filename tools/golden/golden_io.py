@@ -398,12 +398,12 @@ def save_bf16(golden_dir: str, case: str, tensors: dict, metadata: dict) -> str:
     return path
 
 
-def bf16_main(doc: str, all_cases, run_case, argv=None) -> None:
+def bf16_main(doc: str, all_cases, run_case, argv=None, golden_default: str = "golden") -> None:
     """The bf16 peer dumpers' main: --case / --golden / --diffusers-commit, then
     print(summarize(run_case(case, args))) for each case."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", action="append", choices=list(all_cases) + ["all"])
-    ap.add_argument("--golden", default="golden", help="folder with the fp32 goldens; the bf16 files go there too")
+    ap.add_argument("--golden", default=golden_default, help="folder with the fp32 goldens; the bf16 files go there too")
     ap.add_argument("--diffusers-commit", default=None)
     args = ap.parse_args(argv)
     for c in select_cases(args, all_cases):

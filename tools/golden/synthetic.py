@@ -52,6 +52,15 @@ def fnv1a64_bytes(data: bytes) -> int:
     return h
 
 
+def fnv1a64_hex(values, dtype: str = "<f4") -> str:
+    """"0x" + 16 hex digits: FNV-1a 64 of the bytes of values (a torch tensor or a numpy array) as
+    `dtype` (float32 or int32, little endian), row-major. The input digests of the bf16 peer goldens
+    and the scheduler / SDPA goldens, and synthetic_check's large tensors."""
+    if hasattr(values, "detach"):
+        values = values.detach().contiguous().numpy()
+    return "0x%016x" % fnv1a64_bytes(np.ascontiguousarray(values, dtype=dtype).tobytes())
+
+
 def fnv1a64(name: str) -> int:
     """FNV-1a 64 of the UTF-8 bytes of name (the generator's name hash)."""
     return fnv1a64_bytes(name.encode("utf-8"))

@@ -117,7 +117,7 @@ def bf16_pair(path, meta, args, keys, what, same):
     (the error names `what`), the expected commit and blob, and the fnv1a64 of every input against
     the fp32 golden meta["fp32_golden"]; yields (fp32 golden handle, its metadata, its path) and,
     when the caller's checks pass, requires the `same` keys to equal the fp32 golden's."""
-    from synthetic import fnv1a64_bytes
+    from synthetic import fnv1a64_hex
     for k in keys:
         if k not in meta:
             raise gio.GoldenError(f"{path}: metadata lacks {k}")
@@ -132,7 +132,7 @@ def bf16_pair(path, meta, args, keys, what, same):
     with gio.open_golden(src) as f:
         m32 = f.metadata()
         for name, want in json.loads(meta["inputs_fnv1a64"]).items():
-            got = "0x%016x" % fnv1a64_bytes(f.get_tensor(name).contiguous().numpy().astype("<f4").tobytes())
+            got = fnv1a64_hex(f.get_tensor(name))
             if got != want:
                 raise gio.GoldenError(f"{path}: input {name} digest {want} is not {src}'s ({got})")
         yield f, m32, src
@@ -274,9 +274,7 @@ def check_rope(path, kind, meta, tensors):
 
 def check_synthetic(path, meta, tensors):
     """synthetic_check: every stored tensor, and every fnv1a64 digest, equals its regeneration."""
-    import numpy as np
-
-    from synthetic import fnv1a64_bytes, synthetic
+    from synthetic import fnv1a64_hex, synthetic
 
     spec = json.loads(meta["synthetic_check"])
     stored = sorted(k for k, s in spec.items() if "fnv1a64" not in s)
@@ -285,9 +283,9 @@ def check_synthetic(path, meta, tensors):
     for k, s in spec.items():
         v = synthetic(s["seed"], s["name"], s["shape"], s["offset"], s["scale"])
         if "fnv1a64" in s:
-            got = fnv1a64_bytes(np.ascontiguousarray(v, dtype="<f4").tobytes())
-            if got != int(s["fnv1a64"], 16):
-                raise gio.GoldenError(f"{path}: {k}: fnv1a64 {got:#018x} != stored {s['fnv1a64']}")
+            got = fnv1a64_hex(v)
+            if got != s["fnv1a64"]:
+                raise gio.GoldenError(f"{path}: {k}: fnv1a64 {got} != stored {s['fnv1a64']}")
         elif not torch.equal(torch.from_numpy(v), tensors[k]):
             raise gio.GoldenError(f"{path}: {k} differs from its synthetic regeneration")
 
