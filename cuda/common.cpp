@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <sstream>
 #include <utility>
 
@@ -31,6 +32,19 @@ bool rows_overlap(ConstDevRows a, ConstDevRows b, RowShape shape) {
   const auto [a0, a1] = span(a);
   const auto [b0, b1] = span(b);
   return a0 < b1 && b0 < a1;
+}
+
+void check_row_operands(const char* kernel, RowShape shape,
+                        std::initializer_list<std::pair<const char*, ConstDevRows>> operands) {
+  const int64_t rows = shape.rows, rpb = shape.rows_per_batch, C = shape.cols;
+  ZIMAGE_CHECK(rpb > 0 && rows >= 0 && rows % rpb == 0 && C > 0 && C <= 0x7fffffff &&
+                   rows <= int64_t(0x7fffffff) - kMaxRowsPerBlock,
+               std::string(kernel) + ": bad shape: " + std::to_string(rows) + " rows in items of " +
+                   std::to_string(rpb) + ", " + std::to_string(C) + " columns");
+  for (const auto& [name, v] : operands)
+    ZIMAGE_CHECK(!v.data || v.ld >= C, std::string(kernel) + ": " + name + "'s leading dimension " +
+                                           std::to_string(v.ld) + " is less than its " + std::to_string(C) +
+                                           " columns");
 }
 
 size_t dtype_size(DType d) { return d == DType::F32 ? 4 : 2; }
@@ -96,31 +110,32 @@ std::string describe_device() {
   return o.str();
 }
 
+namespace {
+// Attribute `attr` of device `dev`, asked once per (attribute, device) and thread, then remembered.
+int cached_device_attribute(cudaDeviceAttr attr, int dev) {
+  thread_local std::map<std::pair<int, int>, int> known;
+  const auto key = std::make_pair(int(attr), dev);
+  if (const auto it = known.find(key); it != known.end()) return it->second;
+  int value = 0;
+  ZIMAGE_CUDA_CHECK(cudaDeviceGetAttribute(&value, attr, dev));
+  known.emplace(key, value);
+  return value;
+}
+}  // namespace
+
 int device_sm_count() {
-  thread_local int last_dev = -1, last_sms = 0;
   int dev = 0;
   ZIMAGE_CUDA_CHECK(cudaGetDevice(&dev));
-  if (dev != last_dev) {
-    ZIMAGE_CUDA_CHECK(cudaDeviceGetAttribute(&last_sms, cudaDevAttrMultiProcessorCount, dev));
-    last_dev = dev;
-  }
-  return last_sms;
+  return cached_device_attribute(cudaDevAttrMultiProcessorCount, dev);
 }
 
 int64_t device_smem_per_block_optin() {
-  thread_local int last_dev = -1;
-  thread_local int64_t last_bytes = 0;
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) {
     cudaGetLastError();  // no device: clear the error so later calls start clean
     return 0;
   }
-  if (dev != last_dev) {
-    int bytes = 0;
-    ZIMAGE_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    last_bytes = bytes, last_dev = dev;
-  }
-  return last_bytes;
+  return cached_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
 }
 
 int row_kernel_rows_per_block(int64_t rows, int blocks_per_sm, int sms) {

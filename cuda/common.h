@@ -119,5 +119,11 @@ void check_view_dtype(const char* kernel, const char* operand, DType view, DType
 // that writes one while other blocks read the other would race. Conservative for interleaved
 // views (two column ranges of one buffer count as overlapping). Absent operands overlap nothing.
 bool rows_overlap(ConstDevRows a, ConstDevRows b, RowShape shape);
+// The row kernels' shape check (rms_norm_modulate, gated_residual, gated_residual_rms_norm): rows in
+// whole items, 0 < cols, rows and cols small enough for the kernels' 32-bit row and column indices
+// (rows + kMaxRowsPerBlock within int), and every present row operand at least cols wide (ld >= cols,
+// so that no two rows share values). Throws "<kernel>: ..." naming the operand or the shape.
+void check_row_operands(const char* kernel, RowShape shape,
+                        std::initializer_list<std::pair<const char*, ConstDevRows>> operands);
 
 }  // namespace zimage::gpu

@@ -10,14 +10,15 @@
 // fp32 (TF32 off) and no split-K reduction is allowed (reduction scheme NONE), unless
 // allow_tf32 (CUBLAS_COMPUTE_32F_FAST_TF32) or allow_reduced_precision_reduction (every
 // reduction scheme) is set. One algorithm per (shape, dtype, options, alignment), chosen once and
-// cached, so repeated calls in a process are bitwise identical.
+// cached per Runtime, so repeated calls through one Runtime are bitwise identical.
 // Choosing the algorithm (GemmAlgo, docs/cuda.md "GEMM algorithms"):
 //   heuristic: the heuristic's first algorithm (the default);
 //   timed: the heuristic's first kTimedCandidates algorithms are each run on the call's own operands
 //     (one warm-up, then kTimedReps event-timed runs) the first time a key comes, and the fastest
 //     by pick_timed_algo is cached. Every candidate honours the options above (no split-K without
 //     allow_reduced_precision_reduction), so each is numerically a valid fp32-accumulated GEMM, but two
-//     processes may pick different ones: bitwise equality holds within a process, not across them.
+//     Runtimes (two processes, or the transformer, text encoder and VAE of one process, each with its
+//     own Runtime) may pick different ones: bitwise equality holds within a Runtime, not across them.
 //     The first call of a key synchronizes the stream; a call made while the stream is being
 //     captured into a CUDA graph cannot time, and takes (and caches) the heuristic's first.
 // Versions: v1 (only): cublasLtMatmul.

@@ -39,6 +39,17 @@ void abandon_capture(cudaStream_t s) {
 
 }  // namespace
 
+void StepGraphs::mark_eager_only(const GraphKey& key, const std::string& why) {
+  cudaGetLastError();
+  cache_.fail(key);
+  ++counts_.failed;
+  if (!warned_) {
+    std::fprintf(stderr, "zimage: CUDA graph capture of the step failed (%s); this shape runs without a graph\n",
+                 why.c_str());
+    warned_ = true;
+  }
+}
+
 void StepGraphs::run(const GraphKey& key, cudaStream_t s, bool use_graph, const std::function<void()>& queue) {
   if (!use_graph) {
     queue();
@@ -63,14 +74,20 @@ void StepGraphs::run(const GraphKey& key, cudaStream_t s, bool use_graph, const 
   try {
     queue();
   } catch (const std::exception& e) {
-    // An error that left the capture valid (a refused shape, out of memory, a plan that does not
-    // build) is not the graph's: the capture is dropped and the error goes to the caller, and the
-    // key may be captured at a later step. Only an invalidated capture marks the key eager-only.
     cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
     const bool queried = cudaStreamIsCapturing(s, &status) == cudaSuccess;
     if (queried && status == cudaStreamCaptureStatusActive) {
+      // The capture is still valid: the error is either the step's own (a refused shape, out of
+      // memory, a plan that does not build) or a library call's that fails only while capturing.
+      // Nothing captured ran, so the step reruns eagerly: the step's own error throws again there,
+      // the key unmarked (it may be captured at a later step); an eager run that succeeds makes
+      // the key eager-only.
+      const std::string captured_error = e.what();
       abandon_capture(s);
-      throw;
+      queue();
+      mark_eager_only(key, captured_error);
+      ++counts_.eager;
+      return;
     }
     why = e.what();
   }
@@ -87,14 +104,7 @@ void StepGraphs::run(const GraphKey& key, cudaStream_t s, bool use_graph, const 
   }
   if (graph) cudaGraphDestroy(graph);
   if (!why.empty()) {
-    cudaGetLastError();
-    cache_.fail(key);
-    ++counts_.failed;
-    if (!warned_) {
-      std::fprintf(stderr, "zimage: CUDA graph capture of the step failed (%s); this shape runs without a graph\n",
-                   why.c_str());
-      warned_ = true;
-    }
+    mark_eager_only(key, why);
     queue();  // nothing captured ran: the step runs eagerly (a real error throws again here)
     ++counts_.eager;
     return;

@@ -15,8 +15,11 @@
 // graph never replays on freed memory. A capture
 // that fails (an operation the stream cannot capture: the capture is invalidated, or ending or
 // instantiating it fails) marks its key eager-only, says so once on stderr, and the step runs
-// eagerly; an error thrown while the capture stays valid is the step's own, and is thrown on. At
-// most `capacity` graphs are kept, the least recently used evicted.
+// eagerly. An error thrown while the capture stays valid is dropped with the capture and the step
+// reruns eagerly: if the eager run throws too, the error is the step's own and is thrown on, the
+// key unmarked; if it succeeds, the error came from capturing (a library call that fails only
+// inside a capture), and the key is marked eager-only as above. At most `capacity` graphs are
+// kept, the least recently used evicted.
 // Off: CudaOptions::graph = false, ZIMAGE_CUDA_GRAPH=0 in the environment, the step profile on
 // (its events would be captured), or the debug switch ZIMAGE_CUDA_SYNC=1 (it synchronizes).
 #pragma once
@@ -144,6 +147,8 @@ class StepGraphs {
 
  private:
   struct Exec;  // a cudaGraphExec_t owner
+  // Marks `key` eager-only (counts it failed; says why on stderr, once per StepGraphs).
+  void mark_eager_only(const GraphKey& key, const std::string& why);
   GraphCache<std::shared_ptr<Exec>> cache_;
   GraphCounts counts_;
   bool warned_ = false;

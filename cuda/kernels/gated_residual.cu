@@ -118,8 +118,7 @@ void gated_residual(DevRows xv, ConstDevRows yv, const void* weight, ConstDevRow
   const int64_t ldx = xv.ld, ldy = yv.ld, ld_mod = gate.data ? gate.ld : 0;
   const int64_t rows = shape.rows, rows_per_batch = shape.rows_per_batch, C = shape.cols;
   if (rows == 0) return;
-  ZIMAGE_CHECK(rows_per_batch > 0 && rows % rows_per_batch == 0 && C > 0 && rows <= 0x7fffffff,
-               "gated_residual: bad shape");
+  check_row_operands("gated_residual", shape, {{"x", xv}, {"y", yv}});
   if (row_kernel_v2_fits(dt, C, {x, y, weight, mod}, {ldx, ldy, ld_mod})) {
     const int64_t vecs = C / int64_t(16 / dtype_size(dt)), threads = (vecs + 31) / 32 * 32;
     ZIMAGE_DISPATCH_STORAGE(dt, T, {
@@ -149,10 +148,12 @@ void gated_residual_rms_norm(DevRows xv, ConstDevRows yv, RowNorm post, RowNorm 
   if (next.mod.data) check_view_dtype("gated_residual_rms_norm", "scale", next.mod.dt, dt);
   const int64_t rows = shape.rows, rows_per_batch = shape.rows_per_batch, C = shape.cols;
   if (rows == 0) return;
+  check_row_operands("gated_residual_rms_norm", shape, {{"x", xv}, {"y", yv}, {"h", hv}});
   ZIMAGE_CHECK(!rows_overlap(hv, xv, shape), "gated_residual_rms_norm: h overlaps x (one block's h row would be "
                                              "another block's x row)");
-  ZIMAGE_CHECK(rows_per_batch > 0 && rows % rows_per_batch == 0 && C > 0 && rows <= 0x7fffffff,
-               "gated_residual_rms_norm: bad shape");
+  ZIMAGE_CHECK(!rows_overlap(hv, yv, shape),
+               "gated_residual_rms_norm: h overlaps y (one block's h row would be "
+               "another block's y row)");
   const int64_t ld_gate = post.mod.data ? post.mod.ld : 0, ld_scale = next.mod.data ? next.mod.ld : 0;
   if (!row_kernel_v2_fits(dt, C, {xv.data, yv.data, post.weight, post.mod.data, next.weight, next.mod.data, hv.data},
                           {xv.ld, yv.ld, ld_gate, ld_scale, hv.ld})) {

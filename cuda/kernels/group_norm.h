@@ -1,7 +1,8 @@
 // GroupNorm over an NHWC tensor, optionally followed by SiLU.
 // Twin: reference/vae/layers.h group_norm (torch.nn.GroupNorm: biased variance over C/G channels
 //       x all pixels, y = (x - mean) / sqrt(var + eps) * weight[c] + bias[c]) and silu_.
-// Shapes: x, y [B, P, C] (P pixels, NHWC rows); weight, bias [C]; G divides C. y may equal x.
+// Shapes: x, y [B, P, C] (P pixels, NHWC rows); weight, bias [C]; G divides C. y must not overlap
+// x (the kernels take __restrict__ pointers).
 // Statistics in two passes (mean, then the mean of squared deviations, as the reference's blocked
 // sums): each pass sums fixed chunks of kPixelsPerChunk pixels in fp32 per (b, g, chunk), then the
 // chunk sums are added in double in chunk order (deterministic: no atomics). `scratch` holds

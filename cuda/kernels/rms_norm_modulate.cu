@@ -72,8 +72,7 @@ void rms_norm_modulate(ConstDevRows xv, const void* weight, ConstDevRows scale, 
   const int64_t ldx = xv.ld, ld_mod = scale.data ? scale.ld : 0, ldy = yv.ld;
   const int64_t rows = shape.rows, rows_per_batch = shape.rows_per_batch, C = shape.cols;
   if (rows == 0) return;
-  ZIMAGE_CHECK(rows_per_batch > 0 && rows % rows_per_batch == 0 && C > 0 && rows <= 0x7fffffff,
-               "rms_norm_modulate: bad shape");
+  check_row_operands("rms_norm_modulate", shape, {{"x", xv}, {"y", yv}});
   if (row_kernel_v2_fits(dt, C, {x, weight, mod, y}, {ldx, ld_mod, ldy})) {
     const int64_t vecs = C / int64_t(16 / dtype_size(dt)), threads = (vecs + 31) / 32 * 32;
     ZIMAGE_DISPATCH_STORAGE(dt, T, {

@@ -73,7 +73,8 @@ inline T silu(T v) { return v / (T(1) + std::exp(-v)); }
 // silu over p[0, n) in place (and times u[i] when u is given: SwiGLU's gate),
 // with Eigen's vectorized exp (within a few ulp of std::exp; core/vmath.h),
 // OpenMP over chunks. Each result depends on its inputs only.
-// GCC 12 at -O1 (the test programs' level, tests/CMakeLists.txt) reports Eigen's AVX-512 exp,
+//
+// The pragma: GCC 12 at -O1 (the test programs' level, tests/CMakeLists.txt) reports Eigen's AVX-512 exp,
 // inlined here, as reading an uninitialized vector: a false positive of its own intrinsics headers,
 // whose unused merge operands are self-initialized on purpose (GCC bug 105593).
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13

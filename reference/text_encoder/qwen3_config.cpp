@@ -106,6 +106,8 @@ void Qwen3Config::validate(const std::string& source) const {
   ZIMAGE_CHECK(num_attention_heads % num_key_value_heads == 0,
                source + ": num_attention_heads " + std::to_string(num_attention_heads) +
                    " is not a multiple of num_key_value_heads " + std::to_string(num_key_value_heads));
+  ZIMAGE_CHECK(head_dim > 0, source + ": head_dim " + std::to_string(head_dim) +
+                                 " must be positive (when the key is absent it is hidden_size / num_attention_heads)");
   ZIMAGE_CHECK(head_dim % 2 == 0, source + ": head_dim " + std::to_string(head_dim) + " must be even (RoPE rotates halves)");
   ZIMAGE_CHECK(rms_norm_eps > 0, source + ": rms_norm_eps must be positive");
   ZIMAGE_CHECK(rope_theta > 1, source + ": rope_theta must be > 1");

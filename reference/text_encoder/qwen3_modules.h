@@ -127,7 +127,7 @@ Tensor<T> qwen3_sdpa(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v,
   const int64_t L = q.dim(1), D = q.dim(3);
   const bool causal = !mutated(Mutation::TextNoCausalMask);
   const int32_t* pad = pad_mask.ptr();
-  return sdpa_math(q, k, v, T(1) / std::sqrt(T(D)), [pad, L, causal](int64_t b, int64_t i, int64_t j) {
+  return sdpa_math(q, k, v, T(1) / std::sqrt(T(D)), [=](int64_t b, int64_t i, int64_t j) {
     return (!causal || j <= i) && pad[b * L + j] != 0;
   });
 }

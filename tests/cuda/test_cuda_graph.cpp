@@ -383,10 +383,11 @@ TEST_P(CudaStepGraph, ReplaysAreBitwiseTheEagerStep) {
   EXPECT_GE(n.replayed, 2) << what;
 }
 
-// StepGraphs::run on queued work of its own: an error thrown while the capture stays valid is the
-// caller's (thrown on, the key captured at a later step), an operation the stream cannot capture
-// (a synchronization) marks the key eager-only and the work runs eagerly.
-TEST(StepGraphsRun, TheStepsOwnErrorIsThrownOnAndOnlyAnInvalidCaptureStaysEager) {
+// StepGraphs::run on queued work of its own: an error thrown while the capture stays valid and again
+// by the eager rerun is the caller's (thrown on, the key captured at a later step); an operation the
+// stream cannot capture (a synchronization), or an error thrown only while capturing, marks the key
+// eager-only and the work runs eagerly.
+TEST(StepGraphsRun, TheStepsOwnErrorIsThrownOnAndACaptureErrorStaysEager) {
   ZIMAGE_REQUIRE_CUDA();
   const cudaStream_t s = testing::rt().stream();
   gpu::DeviceBuffer buf(4096);
@@ -427,6 +428,24 @@ TEST(StepGraphsRun, TheStepsOwnErrorIsThrownOnAndOnlyAnInvalidCaptureStaysEager)
   EXPECT_EQ(g.counts().failed, 1);
   EXPECT_EQ(g.counts().captured, 1);
   EXPECT_EQ(first_byte(), 7);
+
+  // A library call that throws only inside a capture (the capture stays valid): the step reruns
+  // eagerly, does not fail, and its key stays eager from then on.
+  const GraphKey picky_key = key_of({13});
+  auto fill_unless_capturing = [&](int v) {
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    ZIMAGE_CUDA_CHECK(cudaStreamIsCapturing(s, &status));
+    fill(v);
+    if (status == cudaStreamCaptureStatusActive) throw Error("a call that fails only while capturing");
+  };
+  g.run(picky_key, s, true, [&] { fill_unless_capturing(8); });  // eager
+  g.run(picky_key, s, true, [&] { fill_unless_capturing(9); });  // capture throws, the eager rerun runs
+  EXPECT_EQ(g.counts().failed, 2);
+  EXPECT_EQ(first_byte(), 9);
+  g.run(picky_key, s, true, [&] { fill_unless_capturing(10); });  // eager from now on
+  EXPECT_EQ(g.counts().failed, 2);
+  EXPECT_EQ(g.counts().captured, 1);
+  EXPECT_EQ(first_byte(), 10);
 }
 
 // ZIMAGE_ATTENTION is read at every attention call, so a graph captured under automatic's choice

@@ -6,17 +6,18 @@
 // sequence). Every output has guard bands. Real shapes (C 3840 with 4096 + 32 / 512 tokens, F 10240)
 // and ragged ones (97, 1025 tokens; B 2 with a small width).
 #include <cstring>
+#include <functional>
 
 #include "cuda_support.h"
+#include "dit/final_layer.h"
+#include "dit/timestep_embedder.h"
+#include "dit/transformer_block.h"
 #include "kernels/final_layer_norm.h"
 #include "kernels/gated_residual.h"
 #include "kernels/residual_add.h"
 #include "kernels/rms_norm_modulate.h"
 #include "kernels/swiglu.h"
 #include "kernels/timestep_embedding.h"
-#include "dit/final_layer.h"
-#include "dit/timestep_embedder.h"
-#include "dit/transformer_block.h"
 
 namespace zimage {
 namespace {
@@ -355,6 +356,47 @@ TEST(RowsOverlap, SpansFromTheFirstValueToTheLastRowsLastValue) {
   EXPECT_FALSE(gpu::rows_overlap({at(0), 16, DType::BF16}, {at(80), 8, DType::BF16}, three_rows));
   EXPECT_FALSE(gpu::rows_overlap(x, {nullptr, 16, DType::F32}, three_rows));  // absent operand
   EXPECT_FALSE(gpu::rows_overlap(x, x, {0, 1, 8}));                           // no rows
+}
+
+// The row kernels' shape check runs on the host before anything is queued (in CI without a GPU):
+// a row operand narrower than its columns, rows not in whole items, rows past the 32-bit row
+// index, and the fused kernel's h overlapping y are each one line naming the kernel.
+TEST(RowKernelShapes, NarrowRowsBadItemsAndOverlapsAreRefusedOnTheHost) {
+  alignas(16) static char pool[4096];
+  const gpu::RowShape shape{3, 3, 8};
+  const gpu::ConstDevRows x{pool, 8, DType::F32};
+  const auto expect_refused = [](const std::function<void()>& call, const std::string& want) {
+    try {
+      call();
+      ADD_FAILURE() << "accepted; expected: " << want;
+    } catch (const Error& e) {
+      std::printf("  refused: %s\n", e.what());
+      EXPECT_EQ(std::string(e.what()).rfind(want, 0), 0u) << e.what();
+    }
+  };
+  expect_refused(
+      [&] {
+        gpu::rms_norm_modulate(x, pool + 3072, {}, shape, 1e-6, {pool + 1024, 4, DType::F32}, nullptr);
+      },
+      "rms_norm_modulate: y's leading dimension 4 is less than its 8 columns");
+  expect_refused(
+      [&] {
+        gpu::gated_residual({pool, 8, DType::F32}, {pool + 1024, 8, DType::F32}, pool + 3072, {}, {5, 3, 8}, 1e-6,
+                            nullptr);
+      },
+      "gated_residual: bad shape: 5 rows in items of 3, 8 columns");
+  expect_refused(
+      [&] {
+        gpu::gated_residual({pool, 8, DType::F32}, {pool + 1024, 8, DType::F32}, pool + 3072, {},
+                            {int64_t(0x7fffffff), 1, 8}, 1e-6, nullptr);
+      },
+      "gated_residual: bad shape");
+  expect_refused(
+      [&] {
+        gpu::gated_residual_rms_norm({pool, 8, DType::F32}, {pool + 1024, 8, DType::F32}, {pool + 3072, {}, 1e-6},
+                                     {pool + 3200, {}, 1e-6}, {pool + 1056, 8, DType::F32}, shape, nullptr);
+      },
+      "gated_residual_rms_norm: h overlaps y");
 }
 
 TEST(RowsOverlap, GatedResidualRmsNormRefusesAnHThatOverlapsX) {

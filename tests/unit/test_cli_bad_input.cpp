@@ -55,7 +55,7 @@ class CliBadInput : public ::testing::Test {
     Tensor<double> c = testing::randn<double>(cap, 2);
     if (cap_value_7 != 0) c[7] = cap_value_7;
     w.add("cap_feats.0", c);
-    w.add("t", Tensor<double>({1}, {t}));
+    w.add("t", Tensor<double>({1}, t));
     w.write(inputs.string());
   }
   std::string dit_args() const {

@@ -267,7 +267,7 @@ struct TinyModel {
     DitInputs<float> in;
     in.x.push_back(testing::randn<float>({cfg.in_channels, 1, 8, 8}, 3));
     in.cap_feats.push_back(testing::randn<float>({caption, cfg.cap_feat_dim}, 4));
-    in.t = Tensor<float>({1}, {0.4f});
+    in.t = Tensor<float>({1}, 0.4f);
     return in;
   }
 };

@@ -85,7 +85,7 @@ TEST(RopeExtension, ForwardRefuses1505WithoutAndRunsWith) {
     DitInputs<float> in;
     in.x.push_back(testing::randn<float>({16, 1, 4, 4}, 1));
     in.cap_feats.push_back(testing::randn<float>({L, 32}, 2));
-    in.t = Tensor<float>({1}, {0.5f});
+    in.t = Tensor<float>({1}, 0.5f);
     return in;
   };
   EXPECT_THROW(zimage_forward(w, inputs(1505)), Error);

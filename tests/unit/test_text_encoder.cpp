@@ -161,6 +161,11 @@ TEST(TextEncoder, ConfigForms) {
   b = j; b["rope_parameters"]["rope_type"] = "yarn"; refuses(b, "rope_type");
   b = j; b["num_key_value_heads"] = 3; refuses(b, "not a multiple");
   b = j; b.erase("hidden_size"); refuses(b, "hidden_size");
+  // No head_dim and hidden_size / num_attention_heads = 2 / 4 = 0: refused, not a model of empty heads.
+  b = j;
+  b.erase("head_dim");
+  b["hidden_size"] = 2;
+  refuses(b, "head_dim 0 must be positive");
 }
 
 std::vector<std::string> split(const std::string& s) {
