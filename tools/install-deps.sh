@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build needs, only those missing.
 set -euo pipefail
-PKGS=(cmake g++ make libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libpng-dev python3)
+PKGS=(cmake g++ make libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libpng-dev zlib1g-dev python3)
 # tools/fuzz.sh (preset "fuzz"): clang with libFuzzer + sanitizer runtimes, and
 # LLVM's OpenMP (the top-level find_package(OpenMP) with clang needs it).
 PKGS+=(clang libclang-rt-14-dev libomp-dev)
