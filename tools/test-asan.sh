@@ -8,8 +8,9 @@
 # double cases up to 513 tokens run the same code here, and all of them run
 # unsanitized in the main job) and of the eight real-width teacher-forced goldens (real_modules
 # context_refiner.0 / layers.0 / its attention and feed_forward, te_real_layer layers.0 / its mlp
-# and self_attn / hidden_states.1: 223 of 1124 process-seconds under ASan; the tiny goldens run the
-# same code sanitized, and all eight run unsanitized in the main job), and without the mutation tests and the
+# and self_attn / hidden_states.1: 223 of 1124 process-seconds under ASan; also te_real_layer's
+# transformers bf16 golden check; the tiny goldens run the same code sanitized, and all of them run
+# unsanitized in the main job), and without the mutation tests and the
 # mutants build of the reference they link (ZIMAGE_BUILD_MUTATION_TESTS=OFF:
 # they prove gates fail on injected bugs, not memory safety; the main job runs
 # them; leaving them out here pays for the main job's second compile of the
