@@ -216,7 +216,7 @@ TEST_P(FlashAttentionFp32Peer, TorchFp32SdpaIsThePeer) {
   const testing::SdpaPeerInputs in = testing::sdpa_peer_inputs(rec);
   // The comparison with torch's figures holds only on torch's own inputs.
   for (const auto& [name, t] : {std::pair<const char*, const Tensor<float>*>{"q", &in.q}, {"k", &in.k}, {"v", &in.v}})
-    ASSERT_EQ(testing::fnv_hex(*t), rec.at("inputs").at(name).at("fnv1a64").get<std::string>())
+    ASSERT_EQ(testing::fnv1a64_hex(*t), rec.at("inputs").at(name).at("fnv1a64").get<std::string>())
         << name << ": regenerated inputs differ from the golden's";
   // The fused [B*L, 3C] layout flash_attention reads: row n = q[n] | k[n] | v[n].
   Tensor<float> qkv({B * L, 3 * C});

@@ -5,14 +5,15 @@
 // came out (name, shape, fnv1a64 of the float32 bytes). Our reader must
 // present exactly those tensors, bit for bit.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "dit/comfy_layout.h"
-#include "io/synthetic.h"
-#include "dit/transformer.h"
 #include "dit/model_folder.h"
+#include "dit/transformer.h"
+#include "io/synthetic.h"
+#include "support/golden_values.h"
 
 namespace zimage {
 namespace {
@@ -23,13 +24,6 @@ nlohmann::json converted_record() {
   const auto f = SafetensorsFile::open(kComfy);
   EXPECT_EQ(f->metadata().at("kind"), "comfy_single_file");
   return nlohmann::json::parse(f->metadata().at("converted"));
-}
-
-std::string digest(const Tensor<float>& t) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%016llx",
-                static_cast<unsigned long long>(fnv1a64(std::string_view(reinterpret_cast<const char*>(t.ptr()), t.numel() * 4))));
-  return buf;
 }
 
 // The gate: every name diffusers' converter produced, with its shape and
@@ -44,7 +38,8 @@ std::vector<std::string> mismatches(const ParamSource& src, const nlohmann::json
       continue;
     }
     if (it->second != r["shape"].get<Shape>()) bad.push_back("shape of " + name);
-    else if (digest(src.load_float(name)) != r["fnv1a64"].get<std::string>()) bad.push_back("bits of " + name);
+    else if (testing::fnv1a64_hex(src.load_float(name)) != r["fnv1a64"].get<std::string>())
+      bad.push_back("bits of " + name);
   }
   for (const auto& [name, s] : shapes)
     if (!record.contains(name)) bad.push_back("unexpected " + name);

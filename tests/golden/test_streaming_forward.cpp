@@ -10,7 +10,7 @@
 #include "dit/comfy_layout.h"
 #include "dit/transformer.h"
 #include "io/held_bf16.h"
-#include "support/bf16_peer_files.h"
+#include "support/golden_values.h"
 #include "support/goldens.h"
 #include "validation/golden_inputs.h"
 

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
-#include "support/bf16_peer_files.h"
+#include "support/golden_values.h"
 #include "support/te_bf16_goldens.h"
 #include "support/te_goldens.h"
 #include "support/test_support.h"

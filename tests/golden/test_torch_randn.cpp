@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
-#include "io/synthetic.h"  // fnv1a64
 #include "numerics/tolerance.h"
 #include "pipeline/torch_generator.h"
+#include "support/golden_values.h"
 #include "support/goldens.h"
 #include "support/test_support.h"
 #include "validation/golden_file.h"
@@ -32,16 +32,6 @@ std::string shape_name(const Shape& s) {
     r.append(std::to_string(s[i]));
   }
   return r;
-}
-
-std::string hex64(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%016llx", (unsigned long long)v);
-  return buf;
-}
-
-uint64_t digest(const Tensor<float>& t) {
-  return fnv1a64(std::string_view(reinterpret_cast<const char*>(t.ptr()), size_t(t.numel()) * sizeof(float)));
 }
 
 // Equality of `got` with a stored tensor: prints mismatches and max ulp, returns whether equal.
@@ -71,7 +61,7 @@ void check_stored(const std::string& name, const Tensor<float>& got) {
     Tensor<float> part({b - a}, std::vector<float>(got.data.begin() + a, got.data.begin() + b));
     expect_bitwise(name + "." + s, part, golden()->get<float>(name + "." + s));
   }
-  const std::string ours = hex64(digest(got));
+  const std::string ours = testing::fnv1a64_hex(got);
   std::printf("  %s: fnv1a64 %s (golden %s)\n", name.c_str(), ours.c_str(), d["fnv1a64"].get<std::string>().c_str());
   EXPECT_EQ(ours, d["fnv1a64"].get<std::string>()) << name << ": digest of all " << got.numel() << " values";
 }
@@ -162,7 +152,7 @@ TEST(TorchRandn, GateCatchesWrongKernelAndWrongSeed) {
   // And the AVX2 kernel against the DEFAULT golden over 65536 values.
   const Tensor<float> big = randn_latents(0, {1, 16, 64, 64}, TorchCpuCapability::Avx2);
   const auto d = meta_json("digests")["default_cap.randn.s0.1x16x64x64"];
-  EXPECT_NE(hex64(digest(big)), d["fnv1a64"].get<std::string>());
+  EXPECT_NE(testing::fnv1a64_hex(big), d["fnv1a64"].get<std::string>());
 }
 
 // The seed's low 32 bits seed mt19937 (at::mt19937 keeps the 64-bit seed only as a label).

@@ -12,7 +12,7 @@
 #include "dit/rope_limits.h"
 #include "dit/transformer.h"
 #include "io/safetensors.h"
-#include "support/bf16_peer_files.h"
+#include "support/golden_values.h"
 #include "support/goldens.h"
 #include "validation/golden_file.h"
 #include "validation/golden_inputs.h"

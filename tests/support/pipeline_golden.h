@@ -15,7 +15,7 @@
 #include "io/safetensors.h"
 #include "numerics/tolerance.h"
 #include "pipeline/generate.h"
-#include "support/bf16_peer_files.h"
+#include "support/golden_values.h"
 #include "support/goldens.h"
 #include "support/test_support.h"
 

@@ -12,9 +12,9 @@
 
 #include "core/tensor.h"
 #include "io/safetensors.h"
-#include "io/synthetic.h"  // fnv1a64
 #include "numerics/tolerance.h"
 #include "pipeline/torch_generator.h"
+#include "support/golden_values.h"
 #include "support/goldens.h"
 #include "validation/golden_file.h"
 
@@ -48,16 +48,6 @@ inline nlohmann::json sdpa_peer_record(int64_t L) {
 inline TorchCpuCapability sdpa_peer_capability() {
   const std::string c = sdpa_peer_golden()->metadata().at("torch_cpu_capability");
   return (c == "AVX2" || c == "AVX512") ? TorchCpuCapability::Avx2 : TorchCpuCapability::Default;
-}
-
-inline std::string hex64(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%016llx", (unsigned long long)v);
-  return buf;
-}
-
-inline std::string fnv_hex(const Tensor<float>& t) {
-  return hex64(fnv1a64(std::string_view(reinterpret_cast<const char*>(t.ptr()), size_t(t.numel()) * sizeof(float))));
 }
 
 struct SdpaPeerInputs {

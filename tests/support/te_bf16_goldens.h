@@ -11,7 +11,7 @@
 #include <string>
 
 #include "io/safetensors.h"
-#include "support/bf16_peer_files.h"
+#include "support/golden_values.h"
 #include "support/te_goldens.h"
 #include "text_encoder/te_golden.h"
 #include "validation/golden_file.h"

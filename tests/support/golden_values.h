@@ -1,7 +1,8 @@
-// What every bf16 peer golden reader checks (tests/support/bf16_goldens.h, pipeline_golden.h,
-// te_bf16_goldens.h): input digests in the dumpers' format, and stored values that are bf16
-// numbers. Plus a ParamSource whose values are another's rounded to bf16, as torch's
-// .to(torch.bfloat16) rounds a model's weights.
+// Golden values as the dumpers write them: fnv1a64 digests of a tensor's bytes in their "0x..."
+// form (tools/golden/synthetic.py fnv1a64_hex; the bf16 peer readers' input digests, the SDPA peer,
+// torch_randn and the ComfyUI layout), the check that stored values are bf16 numbers, and a
+// ParamSource whose values are another's rounded to bf16, as torch's .to(torch.bfloat16) rounds a
+// model's weights.
 #pragma once
 #include <cstdint>
 #include <cstdio>
